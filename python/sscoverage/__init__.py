@@ -1,0 +1,36 @@
+"""sscoverage: design-based survey estimation for social-insurance coverage and lapse.
+
+>>> import sscoverage as ssc
+>>> design = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
+>>> design.mean("covered", by="population_type").to_pandas()
+"""
+
+from ._core import __version__
+from .datasets import demo_sample
+from .design import Design
+from .exceptions import (
+    ColumnError,
+    DesignError,
+    EmptyDomainError,
+    EstimationError,
+    LonelyPsuError,
+    MissingValueError,
+    ShapeError,
+    SurveyError,
+)
+from .results import Estimates
+
+__all__ = [
+    "__version__",
+    "Design",
+    "Estimates",
+    "demo_sample",
+    "SurveyError",
+    "DesignError",
+    "LonelyPsuError",
+    "ShapeError",
+    "EstimationError",
+    "ColumnError",
+    "MissingValueError",
+    "EmptyDomainError",
+]

@@ -1,0 +1,36 @@
+"""The exception classes of sscoverage, all under :class:`SurveyError`.
+
+The classes raised by the Rust core are created there (``sscoverage._core``); the
+ones only Python can detect (a missing column, a missing value) are defined here.
+"""
+
+from __future__ import annotations
+
+from ._core import DesignError, EstimationError, LonelyPsuError, ShapeError, SurveyError
+
+
+class ColumnError(SurveyError, KeyError):
+    """A column named in the call is not in the data, or has the wrong type."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingValueError(SurveyError):
+    """A variable has missing values in rows the estimate would use."""
+
+
+class EmptyDomainError(EstimationError):
+    """A domain (subset, by-level) holds no rows."""
+
+
+__all__ = [
+    "SurveyError",
+    "DesignError",
+    "LonelyPsuError",
+    "ShapeError",
+    "EstimationError",
+    "ColumnError",
+    "MissingValueError",
+    "EmptyDomainError",
+]

@@ -1,0 +1,58 @@
+//! CoreError -> Python exceptions under `sscoverage.SurveyError`.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::error::CoreError;
+
+create_exception!(
+    sscoverage.exceptions,
+    SurveyError,
+    PyValueError,
+    "Base class of every sscoverage error."
+);
+create_exception!(
+    sscoverage.exceptions,
+    DesignError,
+    SurveyError,
+    "The design is inconsistent."
+);
+create_exception!(
+    sscoverage.exceptions,
+    LonelyPsuError,
+    DesignError,
+    "A stratum has a single PSU."
+);
+create_exception!(
+    sscoverage.exceptions,
+    ShapeError,
+    SurveyError,
+    "Lengths or shapes disagree."
+);
+create_exception!(
+    sscoverage.exceptions,
+    EstimationError,
+    SurveyError,
+    "An estimate cannot be formed."
+);
+
+pub fn to_py(err: CoreError) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        CoreError::Design(_) => DesignError::new_err(msg),
+        CoreError::LonelyPsu { stratum, stage } => LonelyPsuError::new_err((msg, stratum, stage)),
+        CoreError::Shape(_) => ShapeError::new_err(msg),
+        CoreError::Value(_) => EstimationError::new_err(msg),
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("SurveyError", py.get_type::<SurveyError>())?;
+    m.add("DesignError", py.get_type::<DesignError>())?;
+    m.add("LonelyPsuError", py.get_type::<LonelyPsuError>())?;
+    m.add("ShapeError", py.get_type::<ShapeError>())?;
+    m.add("EstimationError", py.get_type::<EstimationError>())?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! CoreError: every way the core can refuse its input, without any pyo3.
+
+use std::fmt;
+
+/// One error enum for the whole core; the bindings map each variant to a Python
+/// exception class under `sscoverage.SurveyError`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreError {
+    /// The design itself is inconsistent (clusters not nested, bad fpc, bad weights).
+    Design(String),
+    /// A stratum has one PSU and `lonely_psu = "fail"`.  `stratum` is the stratum code at
+    /// `stage` (1-based); Python turns it into the stratum's label.
+    LonelyPsu { stratum: u32, stage: usize },
+    /// Arrays whose lengths or shapes do not agree.
+    Shape(String),
+    /// A value the estimator cannot use (NaN in a used row, empty domain, ...).
+    Value(String),
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::Design(m) | CoreError::Shape(m) | CoreError::Value(m) => f.write_str(m),
+            CoreError::LonelyPsu { stratum, stage } => write!(
+                f,
+                "stratum {stratum} has only one PSU at stage {stage}; set lonely_psu to \
+                 'adjust', 'average', 'remove' or 'certainty'"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+pub type Result<T> = std::result::Result<T, CoreError>;

@@ -1,0 +1,15 @@
+//! sscoverage: a pure-Rust core for design-based survey estimation, with Python bindings
+//! behind the `python` feature.
+
+pub mod codes;
+pub mod design;
+pub mod error;
+pub mod estimate;
+pub mod variance;
+
+#[cfg(feature = "python")]
+mod bindings;
+
+pub use design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
+pub use error::CoreError;
+pub use estimate::{Estimator, Outcome};
