@@ -262,7 +262,7 @@ impl Design {
             Some(w) => {
                 check_len("weights", w.len(), n)?;
                 if let Some(i) = w.iter().position(|x| !x.is_finite() || *x < 0.0) {
-                    return Err(CoreError::Value(format!(
+                    return Err(CoreError::Design(format!(
                         "weights must be finite and non-negative: row {i} has {}",
                         w[i]
                     )));
@@ -276,8 +276,10 @@ impl Design {
                 None => vec![1.0; n],
             },
         };
-        if !(weights.iter().sum::<f64>() > 0.0) {
-            return Err(CoreError::Value("weights sum to zero".into()));
+        if weights.iter().sum::<f64>() <= 0.0 {
+            return Err(CoreError::Design(
+                "weights sum to zero: at least one row needs a positive weight".into(),
+            ));
         }
 
         // With an fpc every stage adds its own term; without, the first stage stands for all.
@@ -496,11 +498,12 @@ impl Design {
         let stage = &self.stages[0];
         let n_psu = stage.n_clusters;
         // Inclusion probability of each PSU: sampled count / population size.
-        let mut prob = vec![0.0; n_psu];
-        for c in 0..n_psu {
-            let g = stage.group_of_cluster[c] as usize;
-            prob[c] = stage.group_npsu(g) as f64 / stage.cluster_popsize[c];
-        }
+        let prob: Vec<f64> = (0..n_psu)
+            .map(|c| {
+                let g = stage.group_of_cluster[c] as usize;
+                stage.group_npsu(g) as f64 / stage.cluster_popsize[c]
+            })
+            .collect();
         let stratum: Vec<u32> = stage.group_of_cluster.clone();
         let n_h: Vec<f64> = (0..stage.n_groups())
             .map(|g| stage.group_npsu(g) as f64)
@@ -518,8 +521,8 @@ impl Design {
                     Some(v) => vec![*v; n_h.len()],
                     None => {
                         let mut sum = vec![0.0; n_h.len()];
-                        for c in 0..n_psu {
-                            sum[stratum[c] as usize] += prob[c];
+                        for (&h, &pc) in stratum.iter().zip(&prob) {
+                            sum[h as usize] += pc;
                         }
                         sum.iter().zip(&n_h).map(|(s, m)| s / m).collect()
                     }

@@ -317,8 +317,8 @@ fn pps_quadratic(kernel: &PpsKernel, variance: PpsVariance, x: &[f64], p: usize)
                     let h = stratum[i] as usize;
                     colsum[j] -= a[h] * (prob[i] + prob[j]) + b[h];
                 }
-                for j in 0..n {
-                    add_outer(&mut v, -colsum[j], row(j), row(j));
+                for (j, &cs) in colsum.iter().enumerate() {
+                    add_outer(&mut v, -cs, row(j), row(j));
                 }
             }
         }

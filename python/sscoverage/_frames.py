@@ -6,8 +6,9 @@ is already a contiguous float64 or integer column.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ class Frame:
 
     def _column(self, name: str) -> pd.Series | pl.Series:
         if name not in self.columns:
-            close = [c for c in self.columns if c.lower() == str(name).lower()]
+            close = difflib.get_close_matches(str(name), [str(c) for c in self.columns], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ColumnError(f"column {name!r} is not in the data.{hint}")
         return self.data[name]
@@ -64,7 +65,13 @@ class Frame:
 
     def is_factor(self, name: str) -> bool:
         """A column R would treat as a factor: strings, categoricals and logicals."""
-        return not self.is_numeric(name)
+        col = self._column(name)
+        if isinstance(col, pl.Series):
+            return col.dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
+        dtype = col.dtype
+        if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            return dtype != object or col.dropna().map(lambda v: isinstance(v, (str, bool))).all()
+        return False
 
     def numeric(self, name: str, role: str) -> np.ndarray:
         """Float64 values (NaN where missing); a ColumnError names the role if not numeric."""
@@ -72,7 +79,7 @@ class Frame:
         if not self.is_numeric(name):
             raise ColumnError(
                 f"column {name!r} ({role}) must be numeric, but holds {col.dtype}; "
-                "convert it, or use it as a factor outcome"
+                "convert it to numbers, or to strings or a categorical to estimate proportions"
             )
         if isinstance(col, pl.Series):
             values = col.cast(pl.Float64).to_numpy()
@@ -80,58 +87,69 @@ class Frame:
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.ascontiguousarray(values, dtype=np.float64)
 
-    def codes(self, name: str, role: str, levels: Sequence[Any] | None = None) -> Coded:
-        """Dense u32 codes of a column; levels sorted (R's factor order) unless given."""
-        col = self._column(name)
-        missing = self.isna(name)
-        if missing is not None and not missing.any():
-            missing = None
-        if levels is None and self.is_numeric(name) and missing is None:
-            values = col.to_numpy() if isinstance(col, pl.Series) else col.to_numpy()
-            if np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0):
-                as_int = np.ascontiguousarray(values, dtype=np.int64)
-                codes, distinct = _core.dense_codes(as_int)
-                return Coded(codes, distinct.tolist(), None)
-        if isinstance(col, pl.Series):
-            col = col.to_pandas()
-        if levels is None:
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                levels = list(col.cat.categories)
-            else:
-                levels = sorted(col.dropna().unique().tolist())
-        cat = pd.Categorical(col, categories=list(levels))
-        raw = cat.codes.astype(np.int64)
-        unknown = (raw < 0) & ~(missing if missing is not None else np.zeros(len(raw), bool))
-        if unknown.any():
-            bad = col[unknown].iloc[0]
-            raise ColumnError(f"column {name!r} ({role}) has value {bad!r}, which is not among its levels")
-        codes = np.where(raw < 0, np.iinfo(np.uint32).max, raw).astype(np.uint32)
-        return Coded(np.ascontiguousarray(codes), list(levels), missing)
+    def codes(self, name: str, role: str) -> Coded:
+        """Dense u32 codes of a column; levels sorted (R's factor order) or a categorical's own."""
+        return codes_of(self._column(name), name, role)
+
+    def values(self, values: Any, role: str) -> pd.Series | pl.Series:
+        """A user's array-like of one value per row, checked for length."""
+        if not isinstance(values, (pd.Series, pl.Series)):
+            values = pd.Series(np.asarray(values))
+        if len(values) != self.n_rows:
+            raise ShapeError(f"{role} has {len(values)} values, the data {self.n_rows} rows")
+        return values
 
     def isna(self, name: str) -> np.ndarray | None:
-        col = self._column(name)
-        if isinstance(col, pl.Series):
-            mask = col.is_null().to_numpy()
-            if col.dtype.is_float():
-                mask = mask | col.is_nan().fill_null(False).to_numpy()
-            return mask
-        return col.isna().to_numpy()
+        return isna(self._column(name))
 
     def mask(self, values: Any, role: str) -> np.ndarray:
         """A boolean row mask from a user's array-like; missing counts as False."""
+        values = self.values(values, role)
         if isinstance(values, pl.Series):
-            values = values.fill_null(False).to_numpy()
-        elif isinstance(values, pd.Series):
-            values = values.fillna(False).to_numpy()
-        arr = np.asarray(values)
-        if arr.shape != (self.n_rows,):
-            raise ShapeError(f"{role} has {arr.shape[0] if arr.ndim else 1} values, the data {self.n_rows} rows")
-        if arr.dtype != bool:
-            if arr.dtype == object:
-                arr = np.array([bool(v) if v is not None and v == v else False for v in arr])
-            else:
-                raise ShapeError(f"{role} must be boolean, not {arr.dtype}")
-        return arr
+            values = values.to_pandas()
+        if not (pd.api.types.is_bool_dtype(values.dtype) or values.dtype == object):
+            raise ShapeError(f"{role} must be boolean, not {values.dtype}")
+        return values.fillna(False).to_numpy(dtype=bool)
+
+
+def isna(col: pd.Series | pl.Series) -> np.ndarray:
+    if isinstance(col, pl.Series):
+        mask = col.is_null().to_numpy()
+        if col.dtype.is_float():
+            mask = mask | col.is_nan().fill_null(False).to_numpy()
+        return mask
+    return col.isna().to_numpy()
+
+
+def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
+    """Dense u32 codes of a column (OUTSIDE where missing) and its level labels."""
+    missing = isna(col)
+    if not missing.any():
+        missing = None
+    numeric = col.dtype.is_numeric() if isinstance(col, pl.Series) else (
+        pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+    )
+    if numeric and missing is None:
+        values = col.to_numpy()
+        if np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0):
+            # Integer labels: one pass in Rust, no sort of the rows.
+            codes, distinct = _core.dense_codes(np.ascontiguousarray(values, dtype=np.int64))
+            labels = distinct.tolist()
+            if not np.issubdtype(values.dtype, np.integer):
+                labels = [float(v) for v in labels]
+            return Coded(codes, labels, None)
+    if isinstance(col, pl.Series):
+        col = col.to_pandas()
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        levels = list(col.cat.categories)
+    else:
+        try:
+            levels = sorted(col.dropna().unique().tolist())
+        except TypeError:
+            raise ColumnError(f"column {name!r} ({role}) mixes types that cannot be ordered as factor levels") from None
+    raw = pd.Categorical(col, categories=levels).codes.astype(np.int64)
+    codes = np.where(raw < 0, np.iinfo(np.uint32).max, raw).astype(np.uint32)
+    return Coded(np.ascontiguousarray(codes), levels, missing)
 
 
 def require_no_missing(frame: Frame, name: str, role: str) -> None:

@@ -11,9 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from . import _core
-from ._frames import Coded, Frame, require_no_missing
+from ._frames import Coded, Frame, codes_of, require_no_missing
 from .exceptions import (
     ColumnError,
     DesignError,
@@ -284,19 +285,16 @@ class Design:
         frame = self._frame
         if not outcomes:
             raise ValueError("name at least one outcome column")
-        by_names = _names(by, "by")
+        by_names, by_coded = self._by(by)
         in_scope = np.ones(frame.n_rows, bool) if self._mask is None else self._mask.copy()
         notes: list[str] = []
         # Domain codes: the by columns combined, first column slowest.
         codes = np.zeros(frame.n_rows, dtype=np.int64)
-        by_coded: list[Coded] = []
-        for name in by_names:
-            c = frame.codes(name, "by")
+        for name, c in zip(by_names, by_coded):
             if c.missing is not None:
                 notes.append(f"{int((c.missing & in_scope).sum())} rows with a missing {name!r} are in no domain")
                 in_scope &= ~c.missing
             codes = codes * len(c.labels) + np.where(c.codes == OUTSIDE, 0, c.codes)
-            by_coded.append(c)
         numeric: list[tuple[int, np.ndarray]] = []
         categorical: list[tuple[int, np.ndarray, int]] = []
         spec: list[tuple[str, list[Any] | None]] = []
@@ -343,6 +341,23 @@ class Design:
                 "'adjust', 'average', 'remove' or 'certainty'"
             ) from None
         return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed, notes, deff)
+
+    def _by(self, by: Any) -> tuple[list[str], list[Coded]]:
+        """Names and codes of the domain variables: column names or arrays (one value per row)."""
+        if by is None:
+            return [], []
+        items = [by] if isinstance(by, (str, pd.Series, pl.Series, np.ndarray)) else list(by)
+        names, coded = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                names.append(item)
+                coded.append(self._frame.codes(item, "by"))
+            else:
+                values = self._frame.values(item, f"by[{i}]")
+                name = str(values.name) if getattr(values, "name", None) not in (None, "") else f"by{i}"
+                names.append(name)
+                coded.append(codes_of(values, name, "by"))
+        return names, coded
 
     def _result(
         self,

@@ -76,17 +76,20 @@ class Estimates:
         lines.extend(self.notes)
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
+    def _shown(self) -> pd.DataFrame:
         shown = self.to_pandas()
         if shown["level"].isna().all():
-            shown = shown.drop(columns=["level"])
+            return shown.drop(columns=["level"])
+        shown["level"] = shown["level"].astype(object).where(shown["level"].notna(), "")
+        return shown
+
+    def __repr__(self) -> str:
+        shown = self._shown()
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             return f"{self._header()}\n{shown.to_string(index=False)}"
 
     def _repr_html_(self) -> str:
-        shown = self.to_pandas()
-        if shown["level"].isna().all():
-            shown = shown.drop(columns=["level"])
+        shown = self._shown()
         head = self._header().replace("\n", "<br>")
         return f"<div><p><b>{head}</b></p>{shown.to_html(index=False, float_format=lambda x: f'{x:.6g}')}</div>"
 

@@ -174,15 +174,17 @@ impl PyDesign {
     }
 }
 
+type CodesAndLabels<'py> = (
+    Bound<'py, numpy::PyArray1<u32>>,
+    Bound<'py, numpy::PyArray1<i64>>,
+);
+
 /// Dense codes 0..k of integer labels, in sorted label order, and the k labels.
 #[pyfunction]
 fn dense_codes<'py>(
     py: Python<'py>,
     labels: PyReadonlyArray1<'py, i64>,
-) -> PyResult<(
-    Bound<'py, numpy::PyArray1<u32>>,
-    Bound<'py, numpy::PyArray1<i64>>,
-)> {
+) -> PyResult<CodesAndLabels<'py>> {
     let labels = labels.as_slice()?;
     let (codes, distinct) = py.detach(|| dense_codes_i64(labels));
     Ok((codes.into_pyarray(py), distinct.into_pyarray(py)))

@@ -1,0 +1,127 @@
+"""Bad input raises a clear SurveyError naming the column or stratum and the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sscoverage as ssc
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {
+            "region": np.repeat(["north", "south", "west"], 8),
+            "psu": np.repeat(np.arange(12), 2),
+            "w": rng.uniform(1, 3, 24),
+            "y": rng.normal(size=24),
+            "g": np.tile(["a", "b"], 12),
+            "when": pd.date_range("2024-01-01", periods=24),
+        }
+    )
+
+
+def design(df, **kw):
+    return ssc.Design(df, ids="psu", strata="region", weights="w", **kw)
+
+
+def test_every_error_is_a_survey_error():
+    for cls in (ssc.DesignError, ssc.LonelyPsuError, ssc.ShapeError, ssc.EstimationError,
+                ssc.ColumnError, ssc.MissingValueError, ssc.EmptyDomainError):
+        assert issubclass(cls, ssc.SurveyError)
+
+
+def test_missing_and_misspelt_columns(df):
+    with pytest.raises(ssc.ColumnError, match=r"'wt' is not in the data.*Did you mean 'w'"):
+        ssc.Design(df, ids="psu", weights="wt")
+    with pytest.raises(ssc.ColumnError, match=r"'yy' is not in the data.*'y'"):
+        design(df).mean("yy")
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.nan, "'w'.*missing values"),
+    (-1.0, "'w'.*negative"),
+])
+def test_bad_weights(df, bad, match):
+    df.loc[3, "w"] = bad
+    with pytest.raises(ssc.SurveyError, match=match):
+        design(df)
+
+
+def test_zero_sum_weights(df):
+    with pytest.raises(ssc.DesignError, match="weights sum to zero"):
+        design(df.assign(w=0.0))
+
+
+def test_non_numeric_outcome(df):
+    with pytest.raises(ssc.ColumnError, match="'when'.*must be numeric"):
+        design(df).mean("when")
+    with pytest.raises(ssc.ColumnError, match="'g'.*must be numeric"):
+        design(df).ratio("g", "y")
+
+
+def test_mismatched_by_length(df):
+    with pytest.raises(ssc.ShapeError, match="by\\[0\\] has 5 values, the data 24 rows"):
+        design(df).mean("y", by=np.arange(5))
+
+
+def test_lonely_psu_names_the_stratum(df):
+    lonely = df[~df.psu.isin([9, 10, 11])].copy()  # west keeps PSU 8 only
+    with pytest.raises(ssc.LonelyPsuError, match="stratum 'west' has only one PSU.*lonely_psu"):
+        design(lonely).mean("y")
+    # Each other rule gives a number (R's values are checked by the reference cases).
+    for rule in ("remove", "adjust", "average", "certainty"):
+        assert np.isfinite(design(lonely, lonely_psu=rule).mean("y").se[0])
+    with pytest.raises(ssc.DesignError, match="lonely_psu"):
+        design(df, lonely_psu="skip")
+
+
+def test_empty_domain(df):
+    with pytest.raises(ssc.EmptyDomainError, match="no rows"):
+        design(df).subset(df.y > 100)
+    with pytest.raises(ssc.EmptyDomainError):
+        design(df, subset={"column": "g", "op": "==", "value": "zzz"})
+
+
+def test_fpc_smaller_than_sample(df):
+    with pytest.raises(ssc.DesignError, match="fpc.*smaller than the number of sampled PSUs"):
+        design(df.assign(N=3.0), fpc="N")
+    with pytest.raises(ssc.DesignError, match="all population sizes.*or all sampling fractions"):
+        design(df.assign(N=np.where(df.region == "north", 0.5, 10.0)), fpc="N")
+
+
+def test_missing_outcome_without_na_rm(df):
+    df.loc[[2, 3], "y"] = np.nan
+    with pytest.raises(ssc.MissingValueError, match="'y' has 2 missing values.*na_rm=True"):
+        design(df).mean("y")
+    assert design(df).mean("y", na_rm=True).n_removed == 2
+
+
+def test_missing_design_variable(df):
+    df.loc[0, "psu"] = np.nan
+    with pytest.raises(ssc.MissingValueError, match="'psu' \\(ids\\) has 1 missing"):
+        design(df)
+
+
+def test_clusters_not_nested_in_strata(df):
+    df["psu"] = np.tile(np.arange(4), 6)
+    with pytest.raises(ssc.DesignError, match="nest=True"):
+        design(df)
+    assert np.isfinite(design(df, nest=True).mean("y").se[0])
+
+
+def test_bad_data_type():
+    with pytest.raises(TypeError, match="pandas or polars DataFrame"):
+        ssc.Design([[1, 2]], weights="w")
+
+
+def test_no_panic_on_odd_shapes(df):
+    with pytest.raises(ssc.SurveyError):
+        ssc.Design(df, ids="psu", fpc=["w", "w"])
+    with pytest.raises(ssc.SurveyError):
+        ssc.Design(df.iloc[:0], weights="w")
+    with pytest.raises(ssc.ShapeError):
+        ssc.Design(df, weights="w", pps={"method": "ppsmat", "joint_probs": np.ones(3)})
