@@ -321,16 +321,16 @@ def main(argv: list[str] | None = None) -> None:
           f"sscoverage {ssc.__version__}, svy {svy_version}")
 
     # Warm up every code path once (imports, lazy initialisation) on a small sample.
-    bench_quiet = make_data(20_000)
-    ssc.Design(bench_quiet, ids="psu", strata="stratum", weights="w").mean("y", by="domain")
-    NumpyBaseline(bench_quiet).run()
+    small = make_data(20_000)
+    ssc.Design(small, ids="psu", strata="stratum", weights="w").mean("y", by="domain")
+    NumpyBaseline(small).run()
     if args.svy_repeats != 0:
         try:
-            _, cold, _ = svy_runner(bench_quiet)
+            _, cold, _ = svy_runner(small)
             cold()
         except ImportError:
             pass
-    del bench_quiet
+    del small
 
     rows = [bench_size(n, args.repeats, args.svy_repeats, args.svy_budget) for n in args.sizes]
     report(rows)

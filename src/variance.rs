@@ -39,6 +39,52 @@ pub fn covariance(
     }
 }
 
+/// Covariance of estimators given per-row influence values (n_rows x p, row-major; zero
+/// outside the domain).  `in_domain` marks the rows of the domain (`None`: all rows).
+/// For estimators whose influence values are not sums the fused pass can form (GLM
+/// scores, quantile indicators): they are summed to units here and go the same way.
+pub fn covariance_of_rows(
+    design: &Design,
+    rows: &[f64],
+    p: usize,
+    in_domain: Option<&[bool]>,
+) -> Result<Vec<f64>> {
+    if rows.len() != design.n_rows * p {
+        return Err(CoreError::Shape(format!(
+            "influence values have {} entries, expected {} rows x {p}",
+            rows.len(),
+            design.n_rows
+        )));
+    }
+    if let Some(m) = in_domain {
+        if m.len() != design.n_rows {
+            return Err(CoreError::Shape(format!(
+                "domain mask has {} rows, the design {}",
+                m.len(),
+                design.n_rows
+            )));
+        }
+    }
+    let mut totals = vec![0.0; design.n_units * p];
+    let mut present = vec![in_domain.is_none(); design.n_units];
+    for (r, &u) in design.unit_of_row.iter().enumerate() {
+        let u = u as usize;
+        let row = &rows[r * p..(r + 1) * p];
+        if row.iter().any(|v| v.is_nan()) {
+            return Err(CoreError::Value(format!(
+                "influence value is NaN at row {r}"
+            )));
+        }
+        for (t, v) in totals[u * p..(u + 1) * p].iter_mut().zip(row) {
+            *t += v;
+        }
+        if let Some(m) = in_domain {
+            present[u] |= m[r];
+        }
+    }
+    covariance(design, &totals, p, Some(&present))
+}
+
 /// Add stage s's term: for each group (stratum within parent cluster), the scaled
 /// centred cross-products of its cluster totals (R's `onestrat`), averaged over ok
 /// strata within each parent (`onestage`) and times the earlier stages' fractions.

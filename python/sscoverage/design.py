@@ -182,6 +182,27 @@ class Design:
         sub = "" if self._mask is None else f", subset of {int(self._mask.sum())} rows"
         return f"<sscoverage.Design n={self.n_rows}{sub}: {', '.join(parts)}>"
 
+    @property
+    def is_replicate(self) -> bool:
+        """True for a replicate-weight design (variance from replicate estimates)."""
+        return False
+
+    def _scope(self) -> np.ndarray:
+        """Rows of the domain this design stands for (all rows unless subset)."""
+        return np.ones(self.n_rows, bool) if self._mask is None else self._mask.copy()
+
+    def _influence_vcov(self, influence: np.ndarray, in_domain: np.ndarray | None = None) -> np.ndarray:
+        """Covariance from per-row influence values (n x p), through the one variance engine.
+
+        For estimators the fused pass cannot form (quantiles, GLM scores, contrasts
+        across domains).  Influence values must be zero outside the domain;
+        `in_domain` marks the domain's rows (R drops the others from the design, which
+        matters only for the lonely-PSU rules); None = every row of the design.
+        """
+        z = np.ascontiguousarray(np.asarray(influence, dtype=np.float64).reshape(self.n_rows, -1))
+        mask = None if in_domain is None else np.ascontiguousarray(in_domain, dtype=bool)
+        return self._core.influence_vcov(z, mask)
+
     # ------------------------------------------------------------------ domains
     def subset(self, mask: Any) -> "Design":
         """The domain where `mask` holds, keeping the whole design for the variance.

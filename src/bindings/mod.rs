@@ -3,13 +3,14 @@
 
 mod errors;
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::codes::dense_codes_i64;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome};
+use crate::variance::covariance_of_rows;
 
 /// A built design, held on the Rust side.
 #[pyclass(name = "CoreDesign", module = "sscoverage._core", frozen)]
@@ -112,6 +113,25 @@ impl PyDesign {
     #[getter]
     fn n_units(&self) -> usize {
         self.inner.n_units
+    }
+
+    /// Covariance (p x p) from per-row influence values (n x p, C order), zero outside
+    /// the domain whose rows `in_domain` marks.
+    #[pyo3(signature = (influence, in_domain=None))]
+    fn influence_vcov<'py>(
+        &self,
+        py: Python<'py>,
+        influence: numpy::PyReadonlyArray2<'py, f64>,
+        in_domain: Option<PyReadonlyArray1<'py, bool>>,
+    ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+        let p = influence.shape()[1];
+        let rows = influence.as_slice()?;
+        let mask = in_domain.as_ref().map(|m| m.as_slice()).transpose()?;
+        let design = &self.inner;
+        let v = py
+            .detach(|| covariance_of_rows(design, rows, p, mask))
+            .map_err(errors::to_py)?;
+        numpy::PyArray1::from_vec(py, v).reshape([p, p])
     }
 
     /// Estimate by domain; `kind` is "total", "mean" or "ratio".  Returns a dict of arrays.
