@@ -3,6 +3,7 @@
 
 use crate::codes::{densify, interaction};
 use crate::error::{CoreError, Result};
+use crate::replicate::{build, gram_rank, PsuLayout, Replicates, Scheme};
 
 /// What a stratum with a single PSU contributes (R's `options(survey.lonely.psu)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +139,13 @@ pub struct Design {
     /// Domains keep their rows with zero weight instead of leaving the design (R does
     /// this for PPS designs), so every stratum and PSU takes part in every domain.
     pub domains_keep_rows: bool,
-    /// Design degrees of freedom: first-stage PSUs minus strata (R's `degf`).
+    /// Design degrees of freedom: first-stage PSUs minus strata (R's `degf`); for a
+    /// replicate design, the rank of the replicate weights minus one.
     pub degf: usize,
+    /// The user gave strata (JK1 needs none, JKn and BRR need them).
+    pub has_strata: bool,
+    /// Replicate weights: when present they, not the linearisation, give the variance.
+    pub replicates: Option<Replicates>,
 }
 
 fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
@@ -332,11 +338,127 @@ impl Design {
             pps: None,
             domains_keep_rows: false,
             degf,
+            has_strata,
+            replicates: None,
         };
         if let Some((method, variance)) = &spec.pps {
             design.set_pps(method, *variance, n_stages, popsizes.is_some())?;
         }
         Ok(design)
+    }
+
+    /// A design given by replicate weights (R's `svrepdesign`): `analysis` holds each
+    /// replicate's final weights, row-major n_rows x n_replicates.
+    pub fn from_replicate_weights(
+        weights: &[f64],
+        analysis: Vec<f64>,
+        n_replicates: usize,
+        scale: f64,
+        rscales: Vec<f64>,
+        mse: bool,
+    ) -> Result<Design> {
+        let n = weights.len();
+        if n == 0 {
+            return Err(CoreError::Value("the data have no rows".into()));
+        }
+        if let Some(i) = weights.iter().position(|x| !x.is_finite() || *x < 0.0) {
+            return Err(CoreError::Design(format!(
+                "weights must be finite and non-negative: row {i} has {}",
+                weights[i]
+            )));
+        }
+        let rep = Replicates {
+            factors: analysis,
+            per_unit: false,
+            n_replicates,
+            scale,
+            rscales,
+            mse,
+        };
+        rep.validate(n)?;
+        let mut gram = vec![0.0; n_replicates * n_replicates];
+        for row in rep.factors.chunks_exact(n_replicates) {
+            for i in 0..n_replicates {
+                for j in 0..n_replicates {
+                    gram[i * n_replicates + j] += row[i] * row[j];
+                }
+            }
+        }
+        Ok(Design {
+            n_rows: n,
+            weights: weights.to_vec(),
+            // One variance unit: the full-sample sums; replicates carry the variance.
+            unit_of_row: vec![0; n],
+            n_units: 1,
+            stages: Vec::new(),
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+            domains_keep_rows: false,
+            degf: gram_rank(&gram, n_replicates).saturating_sub(1),
+            has_strata: false,
+            replicates: Some(rep),
+        })
+    }
+
+    /// This design with replicate weights built from its first stage (R's
+    /// `as.svrepdesign`): the variance then comes from the replicates.
+    pub fn to_replicates(&self, scheme: Scheme, mse: bool) -> Result<Design> {
+        if self.replicates.is_some() {
+            return Err(CoreError::Design(
+                "the design already has replicate weights".into(),
+            ));
+        }
+        let stage = self
+            .stages
+            .first()
+            .ok_or_else(|| CoreError::Design("the design has no stages".into()))?;
+        let psu_of_row: Vec<u32> = self
+            .unit_of_row
+            .iter()
+            .map(|&u| stage.cluster_of_unit[u as usize])
+            .collect();
+        // BRR and Fay drop the fpc, as R does.
+        let keep_fpc = matches!(scheme, Scheme::Jk1 | Scheme::Jkn | Scheme::Bootstrap { .. });
+        let popsize: Vec<f64> = if keep_fpc {
+            stage.cluster_popsize.clone()
+        } else {
+            vec![f64::INFINITY; stage.n_clusters]
+        };
+        let layout = PsuLayout {
+            stratum: &stage.group_of_cluster,
+            popsize: &popsize,
+            n_strata: stage.n_groups(),
+        };
+        let rep = build(scheme, &layout, self.lonely_psu, self.has_strata, mse)?;
+        // Rank of the analysis weights from their Gram matrix, summed per PSU.
+        let r_count = rep.n_replicates;
+        let mut w2 = vec![0.0; stage.n_clusters];
+        for (&c, &w) in psu_of_row.iter().zip(&self.weights) {
+            w2[c as usize] += w * w;
+        }
+        let mut gram = vec![0.0; r_count * r_count];
+        for (c, row) in rep.factors.chunks_exact(r_count).enumerate() {
+            for i in 0..r_count {
+                for j in 0..r_count {
+                    gram[i * r_count + j] += w2[c] * row[i] * row[j];
+                }
+            }
+        }
+        Ok(Design {
+            n_rows: self.n_rows,
+            weights: self.weights.clone(),
+            unit_of_row: psu_of_row,
+            n_units: stage.n_clusters,
+            stages: Vec::new(),
+            lonely_psu: self.lonely_psu,
+            adjust_domain_lonely: false,
+            pps: None,
+            domains_keep_rows: false,
+            degf: gram_rank(&gram, r_count).saturating_sub(1),
+            has_strata: self.has_strata,
+            replicates: Some(rep),
+        })
     }
 
     /// Population sizes per stage and row, from counts or sampling fractions (R's `as.fpc`).

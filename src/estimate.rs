@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::design::Design;
 use crate::error::{CoreError, Result};
+use crate::replicate::{replicate_covariance, Replicates};
 use crate::variance::covariance;
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
@@ -68,14 +69,73 @@ pub struct DomainEstimates {
     pub n_rows: Vec<f64>,
     /// Sum of the weights in each domain.
     pub weight_sum: Vec<f64>,
+    /// Replicates whose estimate was undefined (a zero denominator) and were left out,
+    /// per domain, as R does with a warning.
+    pub dropped_replicates: Vec<usize>,
 }
 
-/// Per-(domain, unit) sums: [rows, sum w, sum w y_1, ...], plus per-domain
-/// [sum w y_1^2, ..., rows with nonzero weight] for design effects.
+/// Unit totals of the linearisation influence values (n_units x p) of the estimates
+/// `est` from per-unit sums: total y_u; mean (y_u - est w_u) / W; ratio
+/// (n_u - est d_u) / D (Woodruff 1971; R's svymean / svyratio influence functions).
+#[allow(clippy::too_many_arguments)]
+fn linearization_influence(
+    estimator: Estimator,
+    n_num: usize,
+    width: usize,
+    est: &[f64],
+    cells: &[f64],
+    stride: usize,
+    col_tot: &[f64],
+    infl: &mut [f64],
+) {
+    let p = est.len();
+    for (u, cell) in cells.chunks_exact(stride).enumerate() {
+        let z = &mut infl[u * p..(u + 1) * p];
+        match estimator {
+            Estimator::Total => z.copy_from_slice(&cell[2..2 + width]),
+            Estimator::Mean => {
+                for j in 0..p {
+                    z[j] = (cell[2 + j] - est[j] * cell[1]) / col_tot[1];
+                }
+            }
+            Estimator::Ratio { .. } => {
+                let n_den = width - n_num;
+                for i in 0..n_num {
+                    for j in 0..n_den {
+                        let k = i * n_den + j;
+                        let den = col_tot[2 + n_num + j];
+                        z[k] = (cell[2 + i] - est[k] * cell[2 + n_num + j]) / den;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per-(domain, key) sums: [rows, sum w, sum w y_1, ...], keys being variance units or
+/// replicates; plus per-domain [sum w y_1^2, ..., rows with nonzero weight] for design
+/// effects.
 struct Sums {
     stride: usize,
     table: Vec<f64>,
     squares: Vec<f64>,
+}
+
+/// Where a row's weighted values go: its variance unit (with the sampling weight), or
+/// every replicate (with that replicate's analysis weight).
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    Units,
+    Replicates(&'a Replicates),
+}
+
+impl Keys<'_> {
+    fn count(&self, design: &Design) -> usize {
+        match self {
+            Keys::Units => design.n_units,
+            Keys::Replicates(rep) => rep.n_replicates,
+        }
+    }
 }
 
 fn accumulate_rows(
@@ -83,13 +143,14 @@ fn accumulate_rows(
     outcomes: &[Outcome],
     domain: &[u32],
     n_domains: usize,
+    keys: Keys,
     rows: std::ops::Range<usize>,
     with_squares: bool,
 ) -> Result<Sums> {
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let stride = 2 + width;
-    let n_units = design.n_units;
-    let mut table = vec![0.0; n_domains * n_units * stride];
+    let n_keys = keys.count(design);
+    let mut table = vec![0.0; n_domains * n_keys * stride];
     let mut squares = vec![
         0.0;
         if with_squares {
@@ -98,6 +159,8 @@ fn accumulate_rows(
             0
         }
     ];
+    // The row's values at their offsets: (offset, value) with value 1 for a factor level.
+    let mut values: Vec<(usize, f64)> = Vec::with_capacity(outcomes.len());
     for r in rows {
         let d = domain[r];
         if d == OUTSIDE {
@@ -108,45 +171,57 @@ fn accumulate_rows(
                 "domain code {d} at row {r} is out of range"
             )));
         }
-        let w = design.weights[r];
-        let base = (d as usize * n_units + design.unit_of_row[r] as usize) * stride;
-        let cell = &mut table[base..base + stride];
-        cell[0] += 1.0;
-        cell[1] += w;
-        let sq_base = d as usize * (width + 1);
+        values.clear();
         let mut off = 2;
         for (k, o) in outcomes.iter().enumerate() {
+            let missing = || {
+                CoreError::Value(format!(
+                    "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
+                ))
+            };
             match o {
                 Outcome::Numeric(y) => {
-                    let v = y[r];
-                    if v.is_nan() {
-                        return Err(CoreError::Value(format!(
-                            "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
-                        )));
+                    if y[r].is_nan() {
+                        return Err(missing());
                     }
-                    cell[off] += w * v;
-                    if with_squares {
-                        squares[sq_base + off - 2] += w * v * v;
-                    }
-                    off += 1;
+                    values.push((off, y[r]));
                 }
                 Outcome::Categorical { codes, n_levels } => {
-                    let c = codes[r];
-                    if c >= *n_levels {
-                        return Err(CoreError::Value(format!(
-                            "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
-                        )));
+                    if codes[r] >= *n_levels {
+                        return Err(missing());
                     }
-                    cell[off + c as usize] += w;
-                    if with_squares {
-                        squares[sq_base + off - 2 + c as usize] += w;
-                    }
-                    off += *n_levels as usize;
+                    values.push((off + codes[r] as usize, 1.0));
+                }
+            }
+            off += o.width();
+        }
+        let mut add = |key: usize, w: f64| {
+            let base = (d as usize * n_keys + key) * stride;
+            let cell = &mut table[base..base + stride];
+            cell[0] += 1.0;
+            cell[1] += w;
+            for &(o, v) in &values {
+                cell[o] += w * v;
+            }
+        };
+        let w = design.weights[r];
+        match keys {
+            Keys::Units => add(design.unit_of_row[r] as usize, w),
+            Keys::Replicates(rep) => {
+                let row = &rep.factors[r * n_keys..(r + 1) * n_keys];
+                for (key, &rw) in row.iter().enumerate() {
+                    add(key, rw);
                 }
             }
         }
-        if with_squares && w != 0.0 {
-            squares[sq_base + width] += 1.0;
+        if with_squares {
+            let sq = &mut squares[d as usize * (width + 1)..(d as usize + 1) * (width + 1)];
+            for &(o, v) in &values {
+                sq[o - 2] += w * v * v;
+            }
+            if w != 0.0 {
+                sq[width] += 1.0;
+            }
         }
     }
     Ok(Sums {
@@ -162,20 +237,37 @@ fn accumulate(
     outcomes: &[Outcome],
     domain: &[u32],
     n_domains: usize,
+    keys: Keys,
     with_squares: bool,
 ) -> Result<Sums> {
     let n = design.n_rows;
     let width: usize = outcomes.iter().map(Outcome::width).sum();
-    let table_len = n_domains * design.n_units * (2 + width);
+    let table_len = n_domains * keys.count(design) * (2 + width);
     if table_len > PARALLEL_TABLE_LIMIT || n <= CHUNK_ROWS {
-        return accumulate_rows(design, outcomes, domain, n_domains, 0..n, with_squares);
+        return accumulate_rows(
+            design,
+            outcomes,
+            domain,
+            n_domains,
+            keys,
+            0..n,
+            with_squares,
+        );
     }
     let n_chunks = n.div_ceil(CHUNK_ROWS);
     let parts: Vec<Sums> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
             let rows = k * CHUNK_ROWS..((k + 1) * CHUNK_ROWS).min(n);
-            accumulate_rows(design, outcomes, domain, n_domains, rows, with_squares)
+            accumulate_rows(
+                design,
+                outcomes,
+                domain,
+                n_domains,
+                keys,
+                rows,
+                with_squares,
+            )
         })
         .collect::<Result<_>>()?;
     let mut iter = parts.into_iter();
@@ -195,6 +287,42 @@ fn accumulate(
             .for_each(|(a, b)| *a += b);
     }
     Ok(total)
+}
+
+/// Estimates from one set of sums [rows, sum w, sum w y...]; NaN where a denominator
+/// is zero (the caller decides whether that is an error).
+fn point_estimates(
+    estimator: Estimator,
+    n_num: usize,
+    width: usize,
+    sums: &[f64],
+    out: &mut [f64],
+) {
+    match estimator {
+        Estimator::Total => out.copy_from_slice(&sums[2..2 + width]),
+        Estimator::Mean => {
+            for (o, s) in out.iter_mut().zip(&sums[2..]) {
+                *o = if sums[1] != 0.0 {
+                    s / sums[1]
+                } else {
+                    f64::NAN
+                };
+            }
+        }
+        Estimator::Ratio { .. } => {
+            let n_den = width - n_num;
+            for i in 0..n_num {
+                for j in 0..n_den {
+                    let den = sums[2 + n_num + j];
+                    out[i * n_den + j] = if den != 0.0 {
+                        sums[2 + i] / den
+                    } else {
+                        f64::NAN
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// Estimate `estimator` for every domain (codes 0..n_domains; `OUTSIDE` for rows in
@@ -247,7 +375,19 @@ pub fn estimate_by_domain(
             "deff is available for means and totals".into(),
         ));
     }
-    let sums = accumulate(design, outcomes, domain, n_domains, want_deff)?;
+    let sums = accumulate(design, outcomes, domain, n_domains, Keys::Units, want_deff)?;
+    // Replicate weights per row: one more pass, summing per (domain, replicate).
+    let rep_sums = match &design.replicates {
+        Some(rep) if !rep.per_unit => Some(accumulate(
+            design,
+            outcomes,
+            domain,
+            n_domains,
+            Keys::Replicates(rep),
+            false,
+        )?),
+        _ => None,
+    };
     let p = match estimator {
         Estimator::Ratio { .. } => n_num * (width - n_num),
         _ => width,
@@ -262,6 +402,7 @@ pub fn estimate_by_domain(
         deff: want_deff.then(|| vec![0.0; n_domains * p]),
         n_rows: vec![0.0; n_domains],
         weight_sum: vec![0.0; n_domains],
+        dropped_replicates: vec![0; n_domains],
     };
     let mut infl = vec![0.0; n_units * p];
     let mut present = vec![false; n_units];
@@ -279,48 +420,50 @@ pub fn estimate_by_domain(
         out.n_rows[d] = rows;
         out.weight_sum[d] = wsum;
         let est = &mut out.estimate[d * p..(d + 1) * p];
-        match estimator {
-            Estimator::Total => {
-                est.copy_from_slice(&col_tot[2..]);
-                for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                    infl[u * p..(u + 1) * p].copy_from_slice(&cell[2..]);
-                }
-            }
-            Estimator::Mean => {
-                if wsum <= 0.0 {
-                    return Err(CoreError::Value(format!(
-                        "domain {d} has zero total weight"
-                    )));
-                }
-                for j in 0..p {
-                    est[j] = col_tot[2 + j] / wsum;
-                }
-                for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                    for j in 0..p {
-                        infl[u * p + j] = (cell[2 + j] - est[j] * cell[1]) / wsum;
-                    }
-                }
-            }
-            Estimator::Ratio { .. } => {
-                let n_den = width - n_num;
-                for i in 0..n_num {
-                    for j in 0..n_den {
-                        let den = col_tot[2 + n_num + j];
-                        if den == 0.0 {
-                            return Err(CoreError::Value(format!(
-                                "the denominator total is zero in domain {d}"
-                            )));
-                        }
-                        let k = i * n_den + j;
-                        est[k] = col_tot[2 + i] / den;
-                        for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                            infl[u * p + k] = (cell[2 + i] - est[k] * cell[2 + n_num + j]) / den;
-                        }
-                    }
-                }
-            }
+        point_estimates(estimator, n_num, width, &col_tot, est);
+        if let Some(j) = est.iter().position(|v| v.is_nan()) {
+            let what = if matches!(estimator, Estimator::Mean) {
+                "total weight"
+            } else {
+                "denominator total"
+            };
+            return Err(CoreError::Value(format!(
+                "the {what} is zero in domain {d} (estimate {j})"
+            )));
         }
-        let v = covariance(design, &infl, p, Some(&present))?;
+        let v = match &design.replicates {
+            Some(rep) => {
+                let mut thetas = vec![0.0; rep.n_replicates * p];
+                let mut rsum = vec![0.0; stride];
+                for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
+                    let replicate_sums: &[f64] = match &rep_sums {
+                        Some(rs) => {
+                            &rs.table[(d * rep.n_replicates + r) * stride
+                                ..(d * rep.n_replicates + r + 1) * stride]
+                        }
+                        None => {
+                            // Compressed weights: the PSU sums times each PSU's multiplier.
+                            rsum.iter_mut().for_each(|x| *x = 0.0);
+                            for (u, cell) in cells.chunks_exact(stride).enumerate() {
+                                let f = rep.factors[u * rep.n_replicates + r];
+                                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
+                            }
+                            &rsum
+                        }
+                    };
+                    point_estimates(estimator, n_num, width, replicate_sums, theta);
+                }
+                let (v, dropped) = replicate_covariance(rep, &thetas, est);
+                out.dropped_replicates[d] = dropped;
+                v
+            }
+            None => {
+                linearization_influence(
+                    estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
+                );
+                covariance(design, &infl, p, Some(&present))?
+            }
+        };
         out.vcov[d * p * p..(d + 1) * p * p].copy_from_slice(&v);
         if let Some(deff) = out.deff.as_mut() {
             let sq = &sums.squares[d * (width + 1)..(d + 1) * (width + 1)];

@@ -18,11 +18,13 @@ from .exceptions import (
     ShapeError,
     SurveyError,
 )
+from .replicates import ReplicateDesign
 from .results import Estimates
 
 __all__ = [
     "__version__",
     "Design",
+    "ReplicateDesign",
     "Estimates",
     "demo_sample",
     "SurveyError",

@@ -187,6 +187,21 @@ class Design:
         """True for a replicate-weight design (variance from replicate estimates)."""
         return False
 
+    def as_replicates(
+        self, type: str = "auto", rho: float = 0.0, mse: bool = False, replicates: int = 50, seed: int | None = None
+    ) -> "Design":
+        """This design with replicate weights built from its first stage.
+
+        `type`: ``"JK1"`` (unstratified jackknife), ``"JKn"`` (stratified jackknife),
+        ``"BRR"`` (two PSUs per stratum, R's Hadamard matrices), ``"Fay"`` (BRR with
+        Fay's `rho`), ``"bootstrap"`` / ``"subbootstrap"`` (`replicates` draws; `seed`
+        makes them reproducible on any machine), or ``"auto"`` (JK1 without strata,
+        JKn with).  R's ``as.svrepdesign``; Stata's ``svy jackknife / brr / bootstrap``.
+        """
+        from .replicates import as_replicates
+
+        return as_replicates(self, type, rho, mse, replicates, seed)
+
     def _scope(self) -> np.ndarray:
         """Rows of the domain this design stands for (all rows unless subset)."""
         return np.ones(self.n_rows, bool) if self._mask is None else self._mask.copy()

@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 use crate::codes::dense_codes_i64;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome};
+use crate::replicate::{replicate_covariance, Scheme};
 use crate::variance::covariance_of_rows;
 
 /// A built design, held on the Rust side.
@@ -100,6 +101,123 @@ impl PyDesign {
         Ok(PyDesign { inner })
     }
 
+    /// A design given by replicate weights (R's `svrepdesign`); `analysis` is n x R.
+    #[staticmethod]
+    #[pyo3(signature = (weights, analysis, scale, rscales, mse))]
+    fn from_replicate_weights(
+        py: Python<'_>,
+        weights: PyReadonlyArray1<'_, f64>,
+        analysis: numpy::PyReadonlyArray2<'_, f64>,
+        scale: f64,
+        rscales: Vec<f64>,
+        mse: bool,
+    ) -> PyResult<Self> {
+        let n_rep = analysis.shape()[1];
+        let analysis = analysis.as_slice()?.to_vec();
+        let weights = weights.as_slice()?;
+        let inner = py
+            .detach(|| {
+                Design::from_replicate_weights(weights, analysis, n_rep, scale, rscales, mse)
+            })
+            .map_err(errors::to_py)?;
+        Ok(PyDesign { inner })
+    }
+
+    /// This design with replicate weights of `kind` built from its first stage.
+    #[pyo3(signature = (kind, rho=0.0, mse=false, replicates=50, seed=0))]
+    fn as_replicates(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        rho: f64,
+        mse: bool,
+        replicates: usize,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let scheme = match kind {
+            "JK1" => Scheme::Jk1,
+            "JKn" => Scheme::Jkn,
+            "BRR" => Scheme::Brr { rho: 0.0 },
+            "Fay" => Scheme::Brr { rho },
+            "bootstrap" => Scheme::Bootstrap { replicates, seed },
+            "subbootstrap" => Scheme::Subbootstrap { replicates, seed },
+            other => {
+                return Err(errors::to_py(crate::CoreError::Design(format!(
+                    "replicate type {other:?} is not 'JK1', 'JKn', 'BRR', 'Fay', 'bootstrap' or 'subbootstrap'"
+                ))))
+            }
+        };
+        let design = &self.inner;
+        let inner = py
+            .detach(|| design.to_replicates(scheme, mse))
+            .map_err(errors::to_py)?;
+        Ok(PyDesign { inner })
+    }
+
+    #[getter]
+    fn is_replicate(&self) -> bool {
+        self.inner.replicates.is_some()
+    }
+
+    /// (scale, rscales, mse, number of replicates) of a replicate design.
+    #[getter]
+    fn replicate_scheme(&self) -> Option<(f64, Vec<f64>, bool, usize)> {
+        self.inner
+            .replicates
+            .as_ref()
+            .map(|r| (r.scale, r.rscales.clone(), r.mse, r.n_replicates))
+    }
+
+    /// Each replicate's analysis weights, n x R (zero-copy is not possible for the
+    /// compressed form: this expands it).
+    fn replicate_weights<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+        let d = &self.inner;
+        let rep = d.replicates.as_ref().ok_or_else(|| {
+            errors::to_py(crate::CoreError::Design("not a replicate design".into()))
+        })?;
+        let r = rep.n_replicates;
+        let out: Vec<f64> = if rep.per_unit {
+            d.unit_of_row
+                .iter()
+                .zip(&d.weights)
+                .flat_map(|(&u, &w)| {
+                    rep.factors[u as usize * r..(u as usize + 1) * r]
+                        .iter()
+                        .map(move |f| f * w)
+                })
+                .collect()
+        } else {
+            rep.factors.clone()
+        };
+        numpy::PyArray1::from_vec(py, out).reshape([d.n_rows, r])
+    }
+
+    /// Replicate covariance (p x p) of estimates whose replicate values are `thetas`
+    /// (R x p) and full-sample values `full`; and how many replicates were left out.
+    fn replicate_vcov<'py>(
+        &self,
+        py: Python<'py>,
+        thetas: numpy::PyReadonlyArray2<'py, f64>,
+        full: PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<(Bound<'py, numpy::PyArray2<f64>>, usize)> {
+        let rep = self.inner.replicates.as_ref().ok_or_else(|| {
+            errors::to_py(crate::CoreError::Design("not a replicate design".into()))
+        })?;
+        let full = full.as_slice()?;
+        let p = full.len();
+        if thetas.shape() != [rep.n_replicates, p] {
+            return Err(errors::to_py(crate::CoreError::Shape(format!(
+                "thetas must be {} replicates x {p} estimates",
+                rep.n_replicates
+            ))));
+        }
+        let (v, dropped) = replicate_covariance(rep, thetas.as_slice()?, full);
+        Ok((numpy::PyArray1::from_vec(py, v).reshape([p, p])?, dropped))
+    }
+
     #[getter]
     fn degf(&self) -> usize {
         self.inner.degf
@@ -187,6 +305,7 @@ impl PyDesign {
         out.set_item("vcov", res.vcov.into_pyarray(py))?;
         out.set_item("n_rows", res.n_rows.into_pyarray(py))?;
         out.set_item("weight_sum", res.weight_sum.into_pyarray(py))?;
+        out.set_item("dropped_replicates", res.dropped_replicates)?;
         if let Some(d) = res.deff {
             out.set_item("deff", d.into_pyarray(py))?;
         }

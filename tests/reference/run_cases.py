@@ -36,7 +36,7 @@ PENDING_OPS = {
     "km": "issue 5",
     "coxph": "issue 5",
 }
-PENDING_DESIGNS = {"replicates": "issue 3", "as_replicates": "issue 3"}
+PENDING_DESIGNS: dict[str, str] = {}
 
 
 class NotImplementedCase(Exception):
@@ -111,11 +111,22 @@ def load_data(case: dict[str, Any], data_dir: Path) -> pd.DataFrame:
 
 def build_design(case: dict[str, Any], data_dir: Path, df: pd.DataFrame) -> ssc.Design:
     spec = dict(case["design"])
+    sub = spec.get("subset")
+    if sub is not None and isinstance(sub.get("value"), bool):
+        # load_data read logical columns as R's factor labels.
+        spec["subset"] = {**sub, "value": _r_label(sub["value"])}
+    if "replicates" in spec:
+        rep = {k: v for k, v in spec["replicates"].items() if v is not None}
+        return ssc.ReplicateDesign(df, subset=spec.get("subset"), **rep)
+    conversion = spec.pop("as_replicates", None)
     pps = spec.get("pps")
     if isinstance(pps, dict) and pps.get("method") == "ppsmat":
         joint = pd.read_csv(data_dir / pps["joint_probs"]).to_numpy(dtype=float)
         spec["pps"] = {"method": "ppsmat", "joint_probs": joint}
-    return ssc.Design(df, **spec)
+    design = ssc.Design(df, **spec)
+    if conversion is None:
+        return design
+    return design.as_replicates(conversion["type"], rho=conversion.get("rho") or 0.0, mse=conversion.get("mse", False))
 
 
 def run_op(design: ssc.Design, op: str, args: dict[str, Any], by: list[str] | None = None) -> ssc.Estimates:

@@ -1,0 +1,213 @@
+"""Replicate-weight designs: weights that come with a data set (R's ``svrepdesign``),
+or built from a linearisation design (R's ``as.svrepdesign``).
+
+The estimators are the design's own; only the variance differs: each estimate is
+recomputed with every replicate's weights and the spread of those replicates,
+``scale * sum_r rscales_r (theta_r - theta_bar)^2``, is its variance.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from ._frames import Frame, require_no_missing
+from .design import Design
+from .exceptions import ColumnError, DesignError, MissingValueError
+
+TYPES = ("BRR", "Fay", "JK1", "JKn", "bootstrap", "successive-difference", "ACS", "JK2", "other")
+
+
+class ReplicateDesign(Design):
+    """A survey design whose variance comes from replicate weights.
+
+    Parameters
+    ----------
+    data : pandas / polars DataFrame, LazyFrame or pyarrow Table.
+    repweights : list of replicate-weight columns, or a regular expression matched
+        against the column names (R's ``grep``).
+    weights : the full-sample weight column; ``None`` = all 1.
+    type : ``"BRR"``, ``"Fay"``, ``"JK1"``, ``"JKn"``, ``"bootstrap"``,
+        ``"successive-difference"``, ``"ACS"``, ``"JK2"`` or ``"other"``; sets the
+        default ``scale`` and ``rscales`` as R does (BRR 1/R, Fay 1/(R(1-rho)^2),
+        bootstrap 1/(R-1), JK1 (R-1)/R, successive difference 4/R).
+    scale, rscales : the overall and per-replicate multipliers of the variance.
+    rho : Fay's coefficient (required with ``type="Fay"``).
+    mse : centre the replicates at the full-sample estimate instead of their mean.
+    combined_weights : the replicate columns are final analysis weights (R's
+        default) rather than multipliers of ``weights``.
+
+    Notes
+    -----
+    R: ``svrepdesign``; Stata: ``svyset [pw=w], vce(brr | jackknife | bootstrap | sdr)
+    brrweight() / jkrweight() / bsrweight()``.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        repweights: str | Sequence[str],
+        weights: str | None = None,
+        type: str = "BRR",
+        scale: float | None = None,
+        rscales: Sequence[float] | float | None = None,
+        rho: float | None = None,
+        mse: bool = False,
+        combined_weights: bool = True,
+        subset: Any = None,
+    ) -> None:
+        if type not in TYPES:
+            raise DesignError(f"replicate type {type!r}; use one of {', '.join(TYPES)}")
+        frame = Frame(data)
+        columns = _replicate_columns(frame, repweights)
+        reps = np.column_stack([frame.numeric(c, "repweights") for c in columns])
+        bad = np.isnan(reps).any(axis=0)
+        if bad.any():
+            name = columns[int(np.argmax(bad))]
+            raise MissingValueError(
+                f"replicate-weight column {name!r} has {int(np.isnan(reps[:, bad.argmax()]).sum())} missing values; "
+                "replicate weights must be complete"
+            )
+        if weights is None:
+            pweights = np.ones(frame.n_rows)
+        else:
+            require_no_missing(frame, weights, "weights")
+            pweights = frame.numeric(weights, "weights")
+        n_rep = reps.shape[1]
+        scale, rscales = _scale_and_rscales(type, n_rep, reps, scale, rscales, rho, combined_weights)
+        analysis = reps if combined_weights else reps * pweights[:, None]
+        self._core = _core.CoreDesign.from_replicate_weights(
+            np.ascontiguousarray(pweights), np.ascontiguousarray(analysis), float(scale), list(rscales), mse
+        )
+        self._frame = frame
+        self._strata_labels = []
+        self._mask = None
+        self.spec = {"repweights": columns if len(columns) <= 4 else f"{len(columns)} columns", "weights": weights,
+                     "type": type, "scale": scale, "mse": mse}
+        if subset is not None:
+            self._mask = self._subset_mask(subset)
+
+    @classmethod
+    def _from_core(cls, design: Design, core: Any, spec: dict[str, Any]) -> "ReplicateDesign":
+        new = object.__new__(cls)
+        new.__dict__.update(design.__dict__)
+        new._core = core
+        new.spec = spec
+        return new
+
+    @property
+    def is_replicate(self) -> bool:
+        return True
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self._core.replicate_scheme[3])
+
+    @property
+    def scale(self) -> float:
+        return float(self._core.replicate_scheme[0])
+
+    @property
+    def rscales(self) -> np.ndarray:
+        return np.asarray(self._core.replicate_scheme[1])
+
+    @property
+    def mse(self) -> bool:
+        return bool(self._core.replicate_scheme[2])
+
+    def replicate_weights(self) -> np.ndarray:
+        """Each replicate's analysis weights (rows x replicates), zero outside a subset."""
+        w = self._core.replicate_weights()
+        return w if self._mask is None else w * self._mask[:, None]
+
+    def _replicate_vcov(self, thetas: np.ndarray, full: np.ndarray) -> np.ndarray:
+        """The replicate variance of estimates whose value under replicate r is thetas[r]
+        (R x p) — the one replicate engine, for estimators computed outside the fused
+        pass (quantiles, models).  Replicates giving NaN are left out, as R does."""
+        full = np.ascontiguousarray(np.atleast_1d(np.asarray(full, dtype=np.float64)))
+        thetas = np.ascontiguousarray(np.asarray(thetas, dtype=np.float64).reshape(self.n_replicates, full.size))
+        v, dropped = self._core.replicate_vcov(thetas, full)
+        if dropped:
+            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out", stacklevel=3)
+        return v
+
+    def _influence_vcov(self, influence: np.ndarray, in_domain: np.ndarray | None = None) -> np.ndarray:
+        raise DesignError(
+            "a replicate design has no linearisation variance: re-estimate with each replicate's "
+            "weights (replicate_weights()) and use _replicate_vcov"
+        )
+
+    def __repr__(self) -> str:
+        sub = "" if self._mask is None else f", subset of {int(self._mask.sum())} rows"
+        kind = self.spec.get("type", "replicate")
+        return f"<sscoverage.ReplicateDesign n={self.n_rows}{sub}: {kind} with {self.n_replicates} replicates" + (
+            ", MSE" if self.mse else "") + ">"
+
+
+def _replicate_columns(frame: Frame, repweights: str | Sequence[str]) -> list[str]:
+    if isinstance(repweights, str):
+        pattern = re.compile(repweights)
+        columns = [c for c in frame.columns if pattern.search(str(c))]
+        if not columns:
+            raise ColumnError(f"no column name matches the replicate-weight pattern {repweights!r}")
+        return columns
+    columns = list(repweights)
+    for c in columns:
+        frame._column(c)
+    if not columns:
+        raise DesignError("repweights names no column")
+    return columns
+
+
+def _scale_and_rscales(
+    kind: str, n_rep: int, reps: np.ndarray, scale: float | None, rscales: Any, rho: float | None, combined: bool
+) -> tuple[float, np.ndarray]:
+    """R's svrepdesign defaults for scale and rscales."""
+    if kind == "Fay" and rho is None:
+        raise DesignError("type='Fay' needs rho, Fay's coefficient")
+    if kind == "BRR":
+        scale = 1.0 / n_rep
+    elif kind == "Fay":
+        scale = 1.0 / (n_rep * (1 - rho) ** 2)
+    elif kind == "bootstrap" and scale is None:
+        scale = 1.0 / (n_rep - 1)
+    elif kind == "JK1" and scale is None:
+        scale = (n_rep - 1) / n_rep if combined else 1.0 / reps[:, 0].max()
+    elif kind in ("successive-difference", "ACS"):
+        scale, rscales = 4.0 / n_rep, None
+    elif kind == "JK2":
+        scale, rscales = 1.0, None
+    elif kind == "JKn" and rscales is None:
+        if combined:
+            raise DesignError("type='JKn' with combined weights needs rscales, (n_h - 1)/n_h per replicate")
+        rscales = 1.0 / reps.max(axis=0)
+    if scale is None:
+        scale = 1.0
+    if rscales is None:
+        rscales = np.ones(n_rep)
+    rscales = np.broadcast_to(np.asarray(rscales, dtype=np.float64), (n_rep,)).copy()
+    return float(scale), rscales
+
+
+def as_replicates(design: Design, type: str = "auto", rho: float = 0.0, mse: bool = False,
+                  replicates: int = 50, seed: int | None = None) -> ReplicateDesign:
+    """Replicate weights built from the first stage of a linearisation design."""
+    if design.is_replicate:
+        raise DesignError("the design already has replicate weights")
+    if type == "auto":
+        type = "JKn" if design.spec.get("strata") else "JK1"
+    if type in ("BRR", "Fay") and design.spec.get("fpc"):
+        warnings.warn("the finite population correction is dropped for BRR and Fay replicates (as R)", stacklevel=3)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    core = design._core.as_replicates(type, rho=rho, mse=mse, replicates=replicates, seed=seed)
+    spec = {**design.spec, "type": type, "mse": mse}
+    if type == "Fay":
+        spec["rho"] = rho
+    if type in ("bootstrap", "subbootstrap"):
+        spec["seed"] = seed
+    return ReplicateDesign._from_core(design, core, spec)

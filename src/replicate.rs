@@ -1,0 +1,720 @@
+//! Replicate weights: jackknife (JK1, JKn), BRR and Fay's BRR on Hadamard matrices built
+//! as R builds them, and the bootstrap (mirrors `survey::as.svrepdesign`); and the
+//! replicate variance (mirrors `survey:::svrVar`).
+
+use crate::error::{CoreError, Result};
+
+/// Replicate weights of a design.
+#[derive(Clone, Debug)]
+pub struct Replicates {
+    /// Row-major factors: per variance unit (`per_unit`, R's compressed replicate
+    /// weights: multipliers of the sampling weight for each PSU), or per row (the final
+    /// analysis weights of each replicate).
+    pub factors: Vec<f64>,
+    pub per_unit: bool,
+    pub n_replicates: usize,
+    pub scale: f64,
+    pub rscales: Vec<f64>,
+    /// Centre at the full-sample estimate instead of the replicates' mean.
+    pub mse: bool,
+}
+
+impl Replicates {
+    /// Checks shared by every way of building replicates.
+    pub fn validate(&self, n_keys: usize) -> Result<()> {
+        if self.n_replicates == 0 {
+            return Err(CoreError::Design(
+                "a replicate design needs at least one replicate".into(),
+            ));
+        }
+        if self.factors.len() != n_keys * self.n_replicates {
+            return Err(CoreError::Shape(format!(
+                "replicate weights have {} values, expected {n_keys} x {}",
+                self.factors.len(),
+                self.n_replicates
+            )));
+        }
+        if self.rscales.len() != self.n_replicates {
+            return Err(CoreError::Shape(format!(
+                "rscales has {} values for {} replicates",
+                self.rscales.len(),
+                self.n_replicates
+            )));
+        }
+        if let Some(i) = self.factors.iter().position(|v| !v.is_finite()) {
+            return Err(CoreError::Value(format!(
+                "replicate weight {} of row {} is missing or infinite; replicate weights must be complete",
+                i % self.n_replicates + 1,
+                i / self.n_replicates
+            )));
+        }
+        if !self.scale.is_finite() || self.scale < 0.0 {
+            return Err(CoreError::Design(format!(
+                "replicate scale must be a non-negative number, not {}",
+                self.scale
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// scale * sum_r rscales_r (theta_r - centre)(theta_r - centre)', over the replicates
+/// whose estimates are all finite (R drops the others with a warning); `thetas` is
+/// n_replicates x p.  Returns the covariance and the number of replicates dropped.
+pub fn replicate_covariance(rep: &Replicates, thetas: &[f64], full: &[f64]) -> (Vec<f64>, usize) {
+    let p = full.len();
+    let r_count = rep.n_replicates;
+    let ok: Vec<bool> = (0..r_count)
+        .map(|r| thetas[r * p..(r + 1) * p].iter().all(|v| v.is_finite()))
+        .collect();
+    let centre: Vec<f64> = if rep.mse {
+        full.to_vec()
+    } else {
+        let used: Vec<usize> = (0..r_count)
+            .filter(|&r| ok[r] && rep.rscales[r] > 0.0)
+            .collect();
+        (0..p)
+            .map(|j| used.iter().map(|&r| thetas[r * p + j]).sum::<f64>() / used.len() as f64)
+            .collect()
+    };
+    let mut v = vec![0.0; p * p];
+    for r in (0..r_count).filter(|&r| ok[r]) {
+        let dev: Vec<f64> = (0..p).map(|j| thetas[r * p + j] - centre[j]).collect();
+        for i in 0..p {
+            for j in 0..p {
+                v[i * p + j] += rep.scale * rep.rscales[r] * dev[i] * dev[j];
+            }
+        }
+    }
+    (v, ok.iter().filter(|&&b| !b).count())
+}
+
+/// Rank of the analysis-weight matrix from its Gram matrix (R's `qr(..., tol=1e-5)$rank`,
+/// which moves a column aside when its remaining norm falls below tol times its own).
+pub fn gram_rank(gram: &[f64], k: usize) -> usize {
+    let tol = 1e-5;
+    let mut basis: Vec<Vec<f64>> = Vec::new(); // rows of L for accepted columns
+    let mut accepted: Vec<usize> = Vec::new();
+    for j in 0..k {
+        let norm2 = gram[j * k + j];
+        if norm2 <= 0.0 {
+            continue;
+        }
+        // Coefficients of column j on the accepted orthonormal directions.
+        let mut coef = Vec::with_capacity(accepted.len());
+        for (a, &c) in accepted.iter().enumerate() {
+            let dot = gram[c * k + j] - (0..a).map(|b| basis[a][b] * coef[b]).sum::<f64>();
+            coef.push(dot / basis[a][a]);
+        }
+        let rest = norm2 - coef.iter().map(|c| c * c).sum::<f64>();
+        if rest > tol * tol * norm2 {
+            let mut row = coef;
+            row.push(rest.sqrt());
+            basis.push(row);
+            accepted.push(j);
+        }
+    }
+    accepted.len()
+}
+
+/// The first-stage layout a replicate scheme is built on: each PSU's stratum and
+/// population size (infinite when no fpc), PSUs in first-appearance order.
+pub struct PsuLayout<'a> {
+    pub stratum: &'a [u32],
+    pub popsize: &'a [f64],
+    pub n_strata: usize,
+}
+
+/// The replicate scheme a linearisation design is turned into.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scheme {
+    Jk1,
+    Jkn,
+    /// Fay's BRR with `rho` (0 = plain BRR).
+    Brr {
+        rho: f64,
+    },
+    /// R's `bootweights`: n_h PSUs drawn with replacement in each stratum.
+    Bootstrap {
+        replicates: usize,
+        seed: u64,
+    },
+    /// R's `subbootweights`: n_h - 1 PSUs drawn, counts times n_h / (n_h - 1).
+    Subbootstrap {
+        replicates: usize,
+        seed: u64,
+    },
+}
+
+/// What the scheme does with a stratum that has a single PSU (JKn only, as R).
+pub use crate::design::LonelyPsu;
+
+/// Per-PSU multipliers (n_psu x R, row-major), scale and rscales of a scheme.
+pub fn build(
+    scheme: Scheme,
+    psus: &PsuLayout,
+    lonely: LonelyPsu,
+    has_strata: bool,
+    mse: bool,
+) -> Result<Replicates> {
+    let n = psus.stratum.len();
+    let members: Vec<Vec<usize>> = {
+        let mut m = vec![Vec::new(); psus.n_strata];
+        for (i, &h) in psus.stratum.iter().enumerate() {
+            m[h as usize].push(i);
+        }
+        m
+    };
+    let (factors, n_rep, scale, rscales) = match scheme {
+        Scheme::Jk1 => {
+            if has_strata {
+                return Err(CoreError::Design(
+                    "JK1 is for unstratified designs; use type='JKn'".into(),
+                ));
+            }
+            let pop = psus.popsize[0];
+            let f = if pop.is_infinite() {
+                1.0
+            } else {
+                (pop - n as f64) / pop
+            };
+            let mut fac = vec![n as f64 / (n as f64 - 1.0); n * n];
+            for i in 0..n {
+                fac[i * n + i] = 0.0;
+            }
+            (fac, n, f * (n as f64 - 1.0) / n as f64, vec![1.0; n])
+        }
+        Scheme::Jkn => jkn(psus, &members, lonely)?,
+        Scheme::Brr { rho } => brr(psus, &members, rho)?,
+        Scheme::Bootstrap { replicates, seed } | Scheme::Subbootstrap { replicates, seed } => {
+            let sub = matches!(scheme, Scheme::Subbootstrap { .. });
+            bootstrap(psus, &members, replicates, seed, sub)?
+        }
+    };
+    let rep = Replicates {
+        factors,
+        per_unit: true,
+        n_replicates: n_rep,
+        scale,
+        rscales,
+        mse,
+    };
+    rep.validate(n)?;
+    Ok(rep)
+}
+
+type Built = (Vec<f64>, usize, f64, Vec<f64>);
+
+/// R's `jknweights`: one replicate per PSU, dropping it and reweighting its stratum.
+fn jkn(psus: &PsuLayout, members: &[Vec<usize>], lonely: LonelyPsu) -> Result<Built> {
+    let n = psus.stratum.len();
+    let n_strata = members.iter().filter(|m| !m.is_empty()).count();
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    let mut rscales = Vec::new();
+    for (h, m) in members.iter().enumerate() {
+        let nh = m.len();
+        if nh == 0 {
+            continue;
+        }
+        let pop = psus.popsize[m[0]];
+        let f = if pop.is_infinite() {
+            1.0
+        } else {
+            (pop - nh as f64) / pop
+        };
+        if f == 0.0 {
+            continue; // a stratum sampled completely has no replicates (survey.drop.replicates)
+        }
+        if nh == 1 {
+            match lonely {
+                LonelyPsu::Fail => {
+                    return Err(CoreError::LonelyPsu {
+                        stratum: h as u32,
+                        stage: 1,
+                    })
+                }
+                LonelyPsu::Adjust => {
+                    let other = n_strata as f64 / (n_strata as f64 - 1.0);
+                    columns.push(
+                        (0..n)
+                            .map(|i| {
+                                if psus.stratum[i] as usize == h {
+                                    0.0
+                                } else {
+                                    other
+                                }
+                            })
+                            .collect(),
+                    );
+                    rscales.push((n_strata as f64 - 1.0) / n_strata as f64);
+                }
+                _ => {}
+            }
+            continue;
+        }
+        for &drop in m {
+            let mut col = vec![1.0; n];
+            for &i in m {
+                col[i] = if i == drop {
+                    0.0
+                } else {
+                    nh as f64 / (nh as f64 - 1.0)
+                };
+            }
+            columns.push(col);
+            rscales.push(f * (nh as f64 - 1.0) / nh as f64);
+        }
+    }
+    if columns.is_empty() {
+        return Err(CoreError::Design(
+            "every stratum was sampled completely: there is no sampling variance".into(),
+        ));
+    }
+    let mut scale = 1.0;
+    if lonely == LonelyPsu::Average && columns.len() < n {
+        scale = n as f64 / columns.len() as f64;
+    }
+    let r = columns.len();
+    let mut fac = vec![0.0; n * r];
+    for (j, col) in columns.iter().enumerate() {
+        for i in 0..n {
+            fac[i * r + j] = col[i];
+        }
+    }
+    Ok((fac, r, scale, rscales))
+}
+
+/// R's `brrweights` with `fay.rho`: strata of exactly two PSUs, half-samples from the
+/// rows 2..H+1 of R's Hadamard matrix.
+fn brr(psus: &PsuLayout, members: &[Vec<usize>], rho: f64) -> Result<Built> {
+    if !(0.0..1.0).contains(&rho) {
+        return Err(CoreError::Design(format!(
+            "Fay's rho must be in [0, 1), not {rho}"
+        )));
+    }
+    if let Some((h, m)) = members
+        .iter()
+        .enumerate()
+        .find(|(_, m)| !m.is_empty() && m.len() != 2)
+    {
+        return Err(CoreError::Design(format!(
+            "BRR needs exactly two PSUs in every stratum; stratum {h} has {}: use type='JKn' or 'bootstrap'",
+            m.len()
+        )));
+    }
+    let pairs: Vec<&Vec<usize>> = members.iter().filter(|m| !m.is_empty()).collect();
+    let n = psus.stratum.len();
+    let hmat = hadamard(pairs.len());
+    let r = hmat.len();
+    let mut fac = vec![0.0; n * r];
+    for (k, pair) in pairs.iter().enumerate() {
+        for rep in 0..r {
+            // H = 0: the first PSU of the pair is the one left (mostly) out.
+            let first_out = !hmat[k + 1][rep];
+            let (out, inn) = if first_out {
+                (pair[0], pair[1])
+            } else {
+                (pair[1], pair[0])
+            };
+            fac[out * r + rep] = rho;
+            fac[inn * r + rep] = 2.0 - rho;
+        }
+    }
+    Ok((fac, r, 1.0 / (r as f64 * (1.0 - rho).powi(2)), vec![1.0; r]))
+}
+
+/// R's `bootweights` / `subbootweights`, with a counter-based generator so that the
+/// same seed gives the same weights on any machine and thread count.
+fn bootstrap(
+    psus: &PsuLayout,
+    members: &[Vec<usize>],
+    replicates: usize,
+    seed: u64,
+    sub: bool,
+) -> Result<Built> {
+    if replicates < 2 {
+        return Err(CoreError::Design(
+            "the bootstrap needs at least 2 replicates".into(),
+        ));
+    }
+    let n = psus.stratum.len();
+    let mut fac = vec![0.0; n * replicates];
+    for (h, m) in members.iter().enumerate() {
+        let nh = m.len();
+        if nh == 0 {
+            continue;
+        }
+        if nh == 1 {
+            return Err(CoreError::LonelyPsu {
+                stratum: h as u32,
+                stage: 1,
+            });
+        }
+        let pop = psus.popsize[m[0]];
+        for rep in 0..replicates {
+            let mut rng = SplitMix64::new(
+                seed ^ (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((rep as u64) << 32),
+            );
+            let draws = if sub { nh - 1 } else { nh };
+            for _ in 0..draws {
+                // Without fpc: PSUs with replacement.  With fpc (R): draw from the PSUs
+                // repeated up to the population size, without replacement.
+                let pick = if pop.is_infinite() || sub {
+                    m[rng.below(nh as u64) as usize]
+                } else {
+                    m[rng.below(pop as u64) as usize % nh]
+                };
+                fac[pick * replicates + rep] += if sub {
+                    nh as f64 / (nh as f64 - 1.0)
+                } else {
+                    1.0
+                };
+            }
+        }
+    }
+    let scale = if sub {
+        1.0 / (replicates as f64 - 1.0)
+    } else {
+        let sizes: Vec<f64> = members
+            .iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.len() as f64)
+            .collect();
+        let harmonic = sizes.len() as f64 / sizes.iter().map(|s| 1.0 / s).sum::<f64>();
+        harmonic / ((harmonic - 1.0) * (replicates as f64 - 1.0))
+    };
+    Ok((fac, replicates, scale, vec![1.0; replicates]))
+}
+
+/// A small, well-mixed 64-bit generator (SplitMix64).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in 0..n (rejection sampling: no modulo bias).
+    fn below(&mut self, n: u64) -> u64 {
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let v = self.next();
+            if v < zone {
+                return v % n;
+            }
+        }
+    }
+}
+
+/// R's precooked Hadamard matrices (`survey:::hadamard.list`), 0/1 entries, row by row.
+const PRECOOKED: [&[&str]; 4] = [
+    &["1111", "1010", "1100", "1001"],
+    &[
+        "1111111111111111",
+        "1010101010101010",
+        "1100110011001100",
+        "1001100110011001",
+        "1111000011110000",
+        "1010010110100101",
+        "1100001111000011",
+        "1001011010010110",
+        "1111111100000000",
+        "1010101001010101",
+        "1100110000110011",
+        "1001100101100110",
+        "1111000000001111",
+        "1010010101011010",
+        "1100001100111100",
+        "1001011001101001",
+    ],
+    &[
+        "1111111111111111111111111111",
+        "1001110001110001110001111000",
+        "1000001111001101001101111000",
+        "1000001110110010111001100110",
+        "1001101000001111100011010110",
+        "1001010100101100010110101110",
+        "1000110011010010001110011110",
+        "0101100010101010011111110000",
+        "0100010110110101100111010100",
+        "0100011011001011110010101100",
+        "0101011000010111011101001010",
+        "0100101101100100111010011010",
+        "0101100101011001101100100110",
+        "0010110100011110101011101000",
+        "0011011001100110101100110100",
+        "0010101100111011010100011100",
+        "0011000111010111010010110010",
+        "0011001011111000100111001010",
+        "0010110011101101011001000110",
+        "1110101001010100010111100100",
+        "1111000101100011001011001100",
+        "1111000010011100111000011100",
+        "1110010101001010110101010010",
+        "1110011000111001001010110010",
+        "1110100010100111100100101010",
+        "1101111111111110000000000000",
+        "1011111110000001111110000000",
+        "0111111110000000000001111110",
+    ],
+    &[
+        "111111111111111111111111111111111111",
+        "010111000111110111001000010101100100",
+        "101110001111101110010000101011001000",
+        "011100011111011100100001010110010010",
+        "111000111110111001000010101100100100",
+        "110001111101110010000101011001001010",
+        "100011111011100100001010110010010110",
+        "000111110111001000010101100100101110",
+        "001111101110010000101011001001011100",
+        "011111011100100001010110010010111000",
+        "111110111001000010101100100101110000",
+        "111101110010000101011001001011100010",
+        "111011100100001010110010010111000110",
+        "110111001000010101100100101110001110",
+        "101110010000101011001001011100011110",
+        "011100100001010110010010111000111110",
+        "111001000010101100100101110001111100",
+        "110010000101011001001011100011111010",
+        "100100001010110010010111000111110110",
+        "001000010101100100101110001111101110",
+        "010000101011001001011100011111011100",
+        "100001010110010010111000111110111000",
+        "000010101100100101110001111101110010",
+        "000101011001001011100011111011100100",
+        "001010110010010111000111110111001000",
+        "010101100100101110001111101110010000",
+        "101011001001011100011111011100100000",
+        "010110010010111000111110111001000010",
+        "101100100101110001111101110010000100",
+        "011001001011100011111011100100001010",
+        "110010010111000111110111001000010100",
+        "100100101110001111101110010000101010",
+        "001001011100011111011100100001010110",
+        "010010111000111110111001000010101100",
+        "100101110001111101110010000101011000",
+        "001011100011111011100100001010110010",
+    ],
+];
+
+const PRECOOKED_SIZES: [usize; 4] = [4, 16, 28, 36];
+
+fn precooked(i: usize) -> Vec<Vec<bool>> {
+    PRECOOKED[i]
+        .iter()
+        .map(|row| row.bytes().map(|b| b == b'1').collect())
+        .collect()
+}
+
+fn doubled(h: &[Vec<bool>]) -> Vec<Vec<bool>> {
+    let mut out: Vec<Vec<bool>> = h
+        .iter()
+        .map(|row| row.iter().chain(row.iter()).copied().collect())
+        .collect();
+    out.extend(
+        h.iter()
+            .map(|row| row.iter().copied().chain(row.iter().map(|&b| !b)).collect()),
+    );
+    out
+}
+
+/// R's `hadamard(n)`: a 0/1 Hadamard matrix with more than n rows, chosen exactly as
+/// R chooses it (precooked sizes, Paley's construction, or doubling).
+pub fn hadamard(n: usize) -> Vec<Vec<bool>> {
+    let m = n - n % 4;
+    if let Some(i) = (0..4).find(|&i| m < PRECOOKED_SIZES[i] && m + 4 >= PRECOOKED_SIZES[i]) {
+        return precooked(i);
+    }
+    if PRECOOKED_SIZES.iter().all(|&s| m < s) {
+        return precooked(0);
+    }
+    let sizes: Vec<usize> = PRECOOKED_SIZES
+        .iter()
+        .map(|&s| {
+            let k = ((n as f64 + 1.0) / s as f64).log2().ceil().max(0.0) as u32;
+            s << k
+        })
+        .collect();
+    let best = (0..4)
+        .min_by_key(|&i| sizes[i] as i64 - n as i64)
+        .unwrap_or(0);
+    if sizes[best] - n > 4 {
+        if let Some(h) = paley(n, sizes[best]) {
+            return h;
+        }
+    }
+    let doublings = (sizes[best] / PRECOOKED_SIZES[best]).trailing_zeros();
+    let mut h = precooked(best);
+    for _ in 0..doublings {
+        h = doubled(&h);
+    }
+    h
+}
+
+fn is_prime(p: usize) -> bool {
+    p >= 2 && (2..).take_while(|d| d * d <= p).all(|d| p % d != 0)
+}
+
+/// R's `paley(n, nmax)` for primes p with p + 1 divisible by 4 (up to 7919, as R's list).
+fn paley(n: usize, nmax: usize) -> Option<Vec<Vec<bool>>> {
+    let good_prime = |p: usize| p <= 7919 && p % 4 == 3 && is_prime(p);
+    let nceil = n + 4 - n % 4;
+    if n % 4 + 4 == n % 8 {
+        let mut nn = nceil;
+        while nn % 8 == 0 {
+            nn /= 2;
+        }
+        if good_prime(nn - 1) {
+            let mut m = paley_prime(nn - 1);
+            while nn < nceil {
+                m = doubled(&m);
+                nn *= 2;
+            }
+            return Some(m);
+        }
+    }
+    if n > 7919 {
+        return None;
+    }
+    let p = (n..).find(|&p| good_prime(p))?;
+    if p + 1 > nceil + 4 && nceil + 4 < nmax {
+        return paley(nceil + 3, 2 * (nceil + 3));
+    }
+    if p > nmax {
+        return None;
+    }
+    Some(paley_prime(p))
+}
+
+/// Paley's construction on GF(p): quadratic residues give the 0 entries.
+fn paley_prime(p: usize) -> Vec<Vec<bool>> {
+    let mut residues = vec![false; p];
+    residues[0] = true;
+    residues[1] = true;
+    for i in 2..=(p - 1) / 2 {
+        residues[(i * i) % p] = true;
+    }
+    let mut h = vec![vec![true; p + 1]];
+    for i in 0..p {
+        let mut row = vec![true];
+        row.extend((0..p).map(|j| !residues[(i + j) % p]));
+        h.push(row);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_hadamard(h: &[Vec<bool>]) -> bool {
+        let n = h.len();
+        (0..n).all(|i| {
+            (0..n).all(|j| {
+                let dot: i64 = (0..n)
+                    .map(|k| if h[i][k] == h[j][k] { 1 } else { -1 })
+                    .sum();
+                dot == if i == j { n as i64 } else { 0 }
+            })
+        })
+    }
+
+    #[test]
+    fn hadamard_sizes_follow_r() {
+        // R: nrow(survey:::hadamard(n)) for these n.
+        for (n, size) in [
+            (1, 4),
+            (3, 4),
+            (4, 8),
+            (7, 8),
+            (12, 16),
+            (15, 16),
+            (20, 24),
+            (27, 28),
+            (35, 36),
+            (40, 44),
+            (60, 64),
+        ] {
+            let h = hadamard(n);
+            assert_eq!(h.len(), size, "n = {n}");
+            assert!(is_hadamard(&h), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn hadamard_matrices_are_r_s() {
+        // survey:::hadamard(n) printed by R 4.2 / survey 4.1.1 (Paley, Paley doubled, precooked doubled).
+        for (n, rows) in [(20, "111111111111111111111111,100100011101100100011101,101000111010101000111010,110001110100110001110100,100011101001100011101001,100111010010100111010010,101110100100101110100100,111101001000111101001000,111010010001111010010001,110100100011110100100011,101001000111101001000111,110010001110110010001110,111111111111000000000000,100100011101011011100010,101000111010010111000101,110001110100001110001011,100011101001011100010110,100111010010011000101101,101110100100010001011011,111101001000000010110111,111010010001000101101110,110100100011001011011100,101001000111010110111000,110010001110001101110001"), (40, "11111111111111111111111111111111111111111111,10011010110001000001110100011111011100101001,10110101100010000011101000111110111001010010,11101011000100000111010001111101110010100100,11010110001000001110100011111011100101001001,10101100010000011101000111110111001010010011,11011000100000111010001111101110010100100110,10110001000001110100011111011100101001001101,11100010000011101000111110111001010010011010,11000100000111010001111101110010100100110101,10001000001110100011111011100101001001101011,10010000011101000111110111001010010011010110,10100000111010001111101110010100100110101100,11000001110100011111011100101001001101011000,10000011101000111110111001010010011010110001,10000111010001111101110010100100110101100010,10001110100011111011100101001001101011000100,10011101000111110111001010010011010110001000,10111010001111101110010100100110101100010000,11110100011111011100101001001101011000100000,11101000111110111001010010011010110001000001,11010001111101110010100100110101100010000011,10100011111011100101001001101011000100000111,11000111110111001010010011010110001000001110,10001111101110010100100110101100010000011101,10011111011100101001001101011000100000111010,10111110111001010010011010110001000001110100,11111101110010100100110101100010000011101000,11111011100101001001101011000100000111010001,11110111001010010011010110001000001110100011,11101110010100100110101100010000011101000111,11011100101001001101011000100000111010001111,10111001010010011010110001000001110100011111,11110010100100110101100010000011101000111110,11100101001001101011000100000111010001111101,11001010010011010110001000001110100011111011,10010100100110101100010000011101000111110111,10101001001101011000100000111010001111101110,11010010011010110001000001110100011111011100,10100100110101100010000011101000111110111001,11001001101011000100000111010001111101110010,10010011010110001000001110100011111011100101,10100110101100010000011101000111110111001010,11001101011000100000111010001111101110010100"), (4, "11111111,10101010,11001100,10011001,11110000,10100101,11000011,10010110")] {
+            let want: Vec<&str> = rows.split(',').collect();
+            let got: Vec<String> = hadamard(n).iter().map(|r| r.iter().map(|&b| if b { '1' } else { '0' }).collect()).collect();
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn jackknife_drops_one_psu() {
+        let stratum = [0u32, 0, 0];
+        let popsize = [f64::INFINITY; 3];
+        let psus = PsuLayout {
+            stratum: &stratum,
+            popsize: &popsize,
+            n_strata: 1,
+        };
+        let rep = build(Scheme::Jk1, &psus, LonelyPsu::Fail, false, false).unwrap();
+        assert_eq!(rep.n_replicates, 3);
+        assert_eq!(&rep.factors[0..3], &[0.0, 1.5, 1.5]);
+        assert!((rep.scale - 2.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_and_draws_n_psus() {
+        let stratum = [0u32, 0, 0, 1, 1];
+        let popsize = [f64::INFINITY; 5];
+        let psus = PsuLayout {
+            stratum: &stratum,
+            popsize: &popsize,
+            n_strata: 2,
+        };
+        let a = build(
+            Scheme::Bootstrap {
+                replicates: 20,
+                seed: 7,
+            },
+            &psus,
+            LonelyPsu::Fail,
+            true,
+            false,
+        )
+        .unwrap();
+        let b = build(
+            Scheme::Bootstrap {
+                replicates: 20,
+                seed: 7,
+            },
+            &psus,
+            LonelyPsu::Fail,
+            true,
+            false,
+        )
+        .unwrap();
+        assert_eq!(a.factors, b.factors);
+        for r in 0..20 {
+            let s0: f64 = (0..3).map(|i| a.factors[i * 20 + r]).sum();
+            let s1: f64 = (3..5).map(|i| a.factors[i * 20 + r]).sum();
+            assert_eq!((s0, s1), (3.0, 2.0));
+        }
+    }
+
+    #[test]
+    fn rank_of_gram() {
+        // Columns (1,0), (2,0), (0,1): rank 2.
+        let g = [1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0];
+        assert_eq!(gram_rank(&g, 3), 2);
+    }
+}
