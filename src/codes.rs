@@ -9,17 +9,22 @@ const DENSE_TABLE_LIMIT: u64 = 1 << 26;
 /// and the k distinct labels.  A small label range goes through a lookup table (one
 /// pass, no hashing).
 pub fn dense_codes_i64(labels: &[i64]) -> (Vec<u32>, Vec<i64>) {
+    dense_codes(labels)
+}
+
+/// `dense_codes_i64` for any integer type, so that narrow columns are not widened first.
+pub fn dense_codes<T: Copy + Into<i64>>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
     if labels.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let (lo, hi) = labels
-        .iter()
-        .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = labels.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
+        (lo.min(v.into()), hi.max(v.into()))
+    });
     let range = (hi as i128 - lo as i128 + 1) as u64;
     if range <= DENSE_TABLE_LIMIT {
         let mut seen = vec![false; range as usize];
         for &v in labels {
-            seen[(v - lo) as usize] = true;
+            seen[(v.into() - lo) as usize] = true;
         }
         let mut table = vec![0u32; range as usize];
         let mut distinct = Vec::new();
@@ -30,11 +35,14 @@ pub fn dense_codes_i64(labels: &[i64]) -> (Vec<u32>, Vec<i64>) {
             }
         }
         (
-            labels.iter().map(|&v| table[(v - lo) as usize]).collect(),
+            labels
+                .iter()
+                .map(|&v| table[(v.into() - lo) as usize])
+                .collect(),
             distinct,
         )
     } else {
-        let mut sorted: Vec<i64> = labels.to_vec();
+        let mut sorted: Vec<i64> = labels.iter().map(|&v| v.into()).collect();
         sorted.sort_unstable();
         sorted.dedup();
         let map: HashMap<i64, u32> = sorted
@@ -42,7 +50,7 @@ pub fn dense_codes_i64(labels: &[i64]) -> (Vec<u32>, Vec<i64>) {
             .enumerate()
             .map(|(i, &v)| (v, i as u32))
             .collect();
-        (labels.iter().map(|v| map[v]).collect(), sorted)
+        (labels.iter().map(|&v| map[&v.into()]).collect(), sorted)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The sampling design: strata and clusters at each stage, fpc, weights and the
 //! lonely-PSU rule, laid out once for the variance engine (mirrors `survey::svydesign`).
 
+use std::borrow::Cow;
+
 use crate::codes::{densify, interaction};
 use crate::error::{CoreError, Result};
 use crate::replicate::{build, gram_rank, PsuLayout, Replicates, Scheme};
@@ -157,19 +159,68 @@ fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Number of distinct clusters in each stratum, per row (R's `as.fpc` sampsize).
-fn sampsize(strata: &[u32], clusters: &[u32]) -> Vec<f64> {
-    let (pairs, _) = interaction(strata, clusters);
-    let n_strata = strata.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut first_seen = vec![false; pairs.iter().copied().max().map_or(0, |m| m as usize + 1)];
-    let mut count = vec![0u32; n_strata];
-    for (&p, &s) in pairs.iter().zip(strata) {
-        if !first_seen[p as usize] {
-            first_seen[p as usize] = true;
-            count[s as usize] += 1;
-        }
+/// Codes that are already dense (0..k, every value used) are borrowed, others recoded.
+fn dense(codes: &[u32]) -> (Cow<'_, [u32]>, usize) {
+    let k = codes.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut seen = vec![false; k];
+    for &c in codes {
+        seen[c as usize] = true;
     }
-    strata.iter().map(|&s| count[s as usize] as f64).collect()
+    if seen.iter().all(|&s| s) {
+        (Cow::Borrowed(codes), k)
+    } else {
+        let (c, k) = densify(codes);
+        (Cow::Owned(c), k as usize)
+    }
+}
+
+/// One stage's clusters summarised once: the first row of each cluster, its stratum
+/// (dense, in parent-then-stratum order) and the number of clusters per stratum (R's
+/// `nPSU`, the design's count whatever the domain).
+struct StageFacts {
+    first_row: Vec<u32>,
+    stratum_of_cluster: Vec<u32>,
+    npsu: Vec<u32>,
+    popsize: Vec<f64>,
+}
+
+impl StageFacts {
+    fn new(
+        clusters: &[u32],
+        n_clusters: usize,
+        strata: &[u32],
+        check_nested: bool,
+    ) -> Result<StageFacts> {
+        let mut first_row = vec![u32::MAX; n_clusters];
+        for (r, &c) in clusters.iter().enumerate() {
+            let slot = &mut first_row[c as usize];
+            if *slot == u32::MAX {
+                *slot = r as u32;
+            } else if check_nested && strata[*slot as usize] != strata[r] {
+                return Err(CoreError::Design(
+                    "clusters are not nested in strata at the first stage: PSU labels repeat \
+                     across strata; set nest=True"
+                        .into(),
+                ));
+            }
+        }
+        let raw: Vec<u32> = first_row.iter().map(|&r| strata[r as usize]).collect();
+        let (stratum_of_cluster, k) = densify(&raw);
+        let mut npsu = vec![0u32; k as usize];
+        for &h in &stratum_of_cluster {
+            npsu[h as usize] += 1;
+        }
+        Ok(StageFacts {
+            first_row,
+            stratum_of_cluster,
+            npsu,
+            popsize: vec![f64::INFINITY; n_clusters],
+        })
+    }
+
+    fn sampled(&self, c: usize) -> f64 {
+        self.npsu[self.stratum_of_cluster[c] as usize] as f64
+    }
 }
 
 impl Design {
@@ -185,85 +236,70 @@ impl Design {
         }
         let n_stages = spec.clusters.len();
         // Stage clusters, forced to nest in the clusters of the stage above (R does the same).
-        let mut clusters: Vec<Vec<u32>> = Vec::with_capacity(n_stages);
+        let mut clusters: Vec<(Cow<[u32]>, usize)> = Vec::with_capacity(n_stages);
         for (s, c) in spec.clusters.iter().enumerate() {
             let codes = match c {
                 Some(c) => {
                     check_len(&format!("ids (stage {})", s + 1), c.len(), n)?;
-                    densify(c).0
+                    dense(c)
                 }
-                None => (0..n as u32).collect(),
+                None => (Cow::Owned((0..n as u32).collect()), n),
             };
             let codes = if s == 0 {
                 codes
             } else {
-                interaction(&clusters[s - 1], &codes).0
+                let (c, k) = interaction(&clusters[s - 1].0, &codes.0);
+                (Cow::Owned(c), k as usize)
             };
             clusters.push(codes);
         }
-        let strata: Vec<Vec<u32>> = spec
-            .strata
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                check_len(&format!("strata (stage {})", i + 1), st.len(), n)?;
-                Ok(densify(st).0)
-            })
-            .collect::<Result<_>>()?;
+        let mut strata: Vec<(Cow<[u32]>, usize)> = Vec::with_capacity(spec.strata.len());
+        for (i, st) in spec.strata.iter().enumerate() {
+            check_len(&format!("strata (stage {})", i + 1), st.len(), n)?;
+            strata.push(dense(st));
+        }
         let has_strata = !strata.is_empty();
         if has_strata && spec.nest {
             for (s, c) in clusters.iter_mut().enumerate() {
                 let k = (s + 1).min(strata.len());
-                let mut combined = strata[0].clone();
+                let mut combined = strata[0].0.to_vec();
                 for st in &strata[1..k] {
-                    combined = interaction(&combined, st).0;
+                    combined = interaction(&combined, &st.0).0;
                 }
-                *c = interaction(&combined, c).0;
+                let (codes, kk) = interaction(&combined, &c.0);
+                *c = (Cow::Owned(codes), kk as usize);
             }
         }
-        let n_psu = clusters[0].iter().copied().max().unwrap_or(0) as usize + 1;
-        if n_psu == 1 && !(spec.nest && has_strata) {
+        if clusters[0].1 == 1 && !(spec.nest && has_strata) {
             return Err(CoreError::Design(
                 "the design has only one primary sampling unit: check ids".into(),
             ));
         }
-        if has_strata && !spec.nest {
-            let mut stratum_of_psu = vec![u32::MAX; n_psu];
-            for (&c, &s) in clusters[0].iter().zip(&strata[0]) {
-                let slot = &mut stratum_of_psu[c as usize];
-                if *slot == u32::MAX {
-                    *slot = s;
-                } else if *slot != s {
-                    return Err(CoreError::Design(
-                        "clusters are not nested in strata at the first stage: PSU labels repeat \
-                         across strata; set nest=True"
-                            .into(),
-                    ));
-                }
-            }
-        }
-        // Strata of each stage: the given strata column nested in the parent cluster.
+        // Strata of each stage: the given strata column nested in the parent cluster
+        // (parent first, so that the groups of one parent are contiguous).
         let zeros = vec![0u32; n];
-        let stage_strata: Vec<Vec<u32>> = (0..n_stages)
-            .map(|s| {
-                let st = if has_strata {
-                    &strata[s.min(strata.len() - 1)]
-                } else {
-                    &zeros
-                };
-                if s == 0 {
-                    st.clone()
-                } else {
-                    // Parent first, so that the groups of one parent are contiguous.
-                    interaction(&clusters[s - 1], st).0
-                }
-            })
-            .collect();
-        let sampsizes: Vec<Vec<f64>> = (0..n_stages)
-            .map(|s| sampsize(&stage_strata[s], &clusters[s]))
-            .collect();
-
-        let popsizes = Self::popsizes(spec, &sampsizes)?;
+        let user_strata = |s: usize| -> &[u32] {
+            if has_strata {
+                &strata[s.min(strata.len() - 1)].0
+            } else {
+                &zeros
+            }
+        };
+        let mut facts = Vec::with_capacity(n_stages);
+        for s in 0..n_stages {
+            let stage_strata: Cow<[u32]> = if s == 0 {
+                Cow::Borrowed(user_strata(0))
+            } else {
+                Cow::Owned(interaction(&clusters[s - 1].0, user_strata(s)).0)
+            };
+            facts.push(StageFacts::new(
+                &clusters[s].0,
+                clusters[s].1,
+                &stage_strata,
+                s == 0 && has_strata && !spec.nest,
+            )?);
+        }
+        let has_fpc = Self::set_popsizes(spec, &mut facts)?;
         let weights = match spec.weights {
             Some(w) => {
                 check_len("weights", w.len(), n)?;
@@ -275,12 +311,19 @@ impl Design {
                 }
                 w.to_vec()
             }
-            None => match &popsizes {
-                Some(pop) => (0..n)
-                    .map(|r| (0..n_stages).map(|s| pop[s][r] / sampsizes[s][r]).product())
-                    .collect(),
-                None => vec![1.0; n],
-            },
+            None if has_fpc => (0..n)
+                .map(|r| {
+                    facts
+                        .iter()
+                        .zip(&clusters)
+                        .map(|(f, (c, _))| {
+                            let c = c[r] as usize;
+                            f.popsize[c] / f.sampled(c)
+                        })
+                        .product()
+                })
+                .collect(),
+            None => vec![1.0; n],
         };
         if weights.iter().sum::<f64>() <= 0.0 {
             return Err(CoreError::Design(
@@ -289,37 +332,70 @@ impl Design {
         }
 
         // With an fpc every stage adds its own term; without, the first stage stands for all.
-        let used = if popsizes.is_some() { n_stages } else { 1 };
-        let (unit_of_row, n_units) = densify(&clusters[used - 1]);
-        let n_units = n_units as usize;
+        let used = if has_fpc { n_stages } else { 1 };
+        let n_units = clusters[used - 1].1;
+        let unit_first_row = &facts[used - 1].first_row;
         let mut stages: Vec<Stage> = Vec::with_capacity(used);
         for s in 0..used {
-            let stage = Self::stage(
-                s,
-                &unit_of_row,
-                n_units,
-                &clusters,
-                &stage_strata[s],
-                if has_strata {
-                    Some(&strata[s.min(strata.len() - 1)])
-                } else {
-                    None
-                },
-                &sampsizes,
-                popsizes.as_deref(),
-                stages.last(),
-            );
-            stages.push(stage);
+            let f = &facts[s];
+            let cluster_of_unit: Vec<u32> = unit_first_row
+                .iter()
+                .map(|&r| clusters[s].0[r as usize])
+                .collect();
+            let n_groups = f.npsu.len();
+            let mut group_start = vec![0usize; n_groups + 1];
+            for (g, &m) in f.npsu.iter().enumerate() {
+                group_start[g + 1] = group_start[g] + m as usize;
+            }
+            let mut fill = group_start.clone();
+            let mut group_clusters = vec![0u32; clusters[s].1];
+            let mut group_first_row = vec![0u32; n_groups];
+            for (c, &g) in f.stratum_of_cluster.iter().enumerate() {
+                let g = g as usize;
+                if fill[g] == group_start[g] {
+                    group_first_row[g] = f.first_row[c];
+                }
+                group_clusters[fill[g]] = c as u32;
+                fill[g] += 1;
+            }
+            let mut group_parent = vec![0u32; n_groups];
+            let mut group_multiplier = vec![1.0; n_groups];
+            if s > 0 {
+                let parent: &Stage = &stages[s - 1];
+                for g in 0..n_groups {
+                    let r = group_first_row[g] as usize;
+                    let pc = clusters[s - 1].0[r] as usize;
+                    group_parent[g] = pc as u32;
+                    let pg = parent.group_of_cluster[pc] as usize;
+                    // R's multistage(): later stages are scaled by the sampling fraction above.
+                    group_multiplier[g] = parent.group_multiplier[pg] * facts[s - 1].sampled(pc)
+                        / facts[s - 1].popsize[pc];
+                }
+            }
+            stages.push(Stage {
+                cluster_of_unit,
+                n_clusters: clusters[s].1,
+                group_of_cluster: f.stratum_of_cluster.clone(),
+                group_start,
+                group_clusters,
+                group_parent,
+                group_stratum: group_first_row
+                    .iter()
+                    .map(|&r| user_strata(s)[r as usize])
+                    .collect(),
+                cluster_popsize: f.popsize.clone(),
+                group_multiplier,
+            });
         }
 
         let degf = {
-            let mut psu_seen = vec![false; n_psu];
-            let mut strat_seen =
-                vec![false; stage_strata[0].iter().copied().max().unwrap_or(0) as usize + 1];
-            for r in 0..n {
-                if weights[r] != 0.0 {
-                    psu_seen[clusters[0][r] as usize] = true;
-                    strat_seen[stage_strata[0][r] as usize] = true;
+            let mut psu_seen = vec![false; clusters[0].1];
+            let mut strat_seen = vec![false; facts[0].npsu.len()];
+            for (r, &w) in weights.iter().enumerate() {
+                if w != 0.0 {
+                    let c = clusters[0].0[r] as usize;
+                    psu_seen[c] = true;
+                    strat_seen[facts[0].stratum_of_cluster[c] as usize] = true;
                 }
             }
             let a = psu_seen.iter().filter(|&&b| b).count();
@@ -330,7 +406,7 @@ impl Design {
         let mut design = Design {
             n_rows: n,
             weights,
-            unit_of_row,
+            unit_of_row: clusters[used - 1].0.to_vec(),
             n_units,
             stages,
             lonely_psu: spec.lonely_psu,
@@ -342,7 +418,7 @@ impl Design {
             replicates: None,
         };
         if let Some((method, variance)) = &spec.pps {
-            design.set_pps(method, *variance, n_stages, popsizes.is_some())?;
+            design.set_pps(method, *variance, n_stages, has_fpc)?;
         }
         Ok(design)
     }
@@ -461,10 +537,11 @@ impl Design {
         })
     }
 
-    /// Population sizes per stage and row, from counts or sampling fractions (R's `as.fpc`).
-    fn popsizes(spec: &DesignSpec, sampsizes: &[Vec<f64>]) -> Result<Option<Vec<Vec<f64>>>> {
+    /// Population sizes per stage and cluster, from counts or sampling fractions (R's
+    /// `as.fpc`; R reads the fpc of each cluster's first row).  Returns whether an fpc was given.
+    fn set_popsizes(spec: &DesignSpec, facts: &mut [StageFacts]) -> Result<bool> {
         if spec.fpc.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         let n_stages = spec.clusters.len();
         if spec.fpc.len() != n_stages {
@@ -497,98 +574,22 @@ impl Design {
                     .into(),
             ));
         }
-        let mut out = Vec::with_capacity(n_stages);
-        for (s, f) in spec.fpc.iter().enumerate() {
-            let pop: Vec<f64> = if any_big {
-                f.to_vec()
-            } else {
-                f.iter()
-                    .zip(&sampsizes[s])
-                    .map(|(&fr, &m)| m / fr)
-                    .collect()
-            };
-            if let Some(r) = (0..spec.n_rows).find(|&r| pop[r] < sampsizes[s][r]) {
-                return Err(CoreError::Design(format!(
-                    "fpc (stage {}) is smaller than the number of sampled PSUs: row {r} has \
-                     population {} but {} sampled units in its stratum",
-                    s + 1,
-                    pop[r],
-                    sampsizes[s][r]
-                )));
-            }
-            out.push(pop);
-        }
-        Ok(Some(out))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn stage(
-        s: usize,
-        unit_of_row: &[u32],
-        n_units: usize,
-        clusters: &[Vec<u32>],
-        stage_strata: &[u32],
-        user_strata: Option<&Vec<u32>>,
-        sampsizes: &[Vec<f64>],
-        popsizes: Option<&[Vec<f64>]>,
-        parent: Option<&Stage>,
-    ) -> Stage {
-        let n = unit_of_row.len();
-        let (group_codes, n_groups) = densify(stage_strata);
-        let n_groups = n_groups as usize;
-        let n_clusters = clusters[s].iter().copied().max().unwrap_or(0) as usize + 1;
-        let mut cluster_of_unit = vec![0u32; n_units];
-        let mut group_of_cluster = vec![0u32; n_clusters];
-        let mut cluster_popsize = vec![f64::INFINITY; n_clusters];
-        let mut cluster_seen = vec![false; n_clusters];
-        let mut group_parent = vec![0u32; n_groups];
-        let mut group_stratum = vec![0u32; n_groups];
-        let mut group_multiplier = vec![1.0; n_groups];
-        for r in 0..n {
-            let c = clusters[s][r] as usize;
-            cluster_of_unit[unit_of_row[r] as usize] = c as u32;
-            if !cluster_seen[c] {
-                // R takes the fpc of the first row of each cluster.
-                cluster_seen[c] = true;
-                let g = group_codes[r] as usize;
-                group_of_cluster[c] = g as u32;
-                if let Some(pop) = popsizes {
-                    cluster_popsize[c] = pop[s][r];
+        for (s, (f, fpc)) in facts.iter_mut().zip(&spec.fpc).enumerate() {
+            for c in 0..f.first_row.len() {
+                let r = f.first_row[c] as usize;
+                let sampled = f.sampled(c);
+                let pop = if any_big { fpc[r] } else { sampled / fpc[r] };
+                if pop < sampled {
+                    return Err(CoreError::Design(format!(
+                        "fpc (stage {}) is smaller than the number of sampled PSUs: row {r} has population {pop} \
+                         but {sampled} sampled units in its stratum",
+                        s + 1
+                    )));
                 }
-                group_stratum[g] = user_strata.map_or(0, |st| st[r]);
-                if let (Some(p), Some(pop)) = (parent, popsizes) {
-                    let pc = clusters[s - 1][r] as usize;
-                    group_parent[g] = pc as u32;
-                    let pg = p.group_of_cluster[pc] as usize;
-                    group_multiplier[g] =
-                        p.group_multiplier[pg] * sampsizes[s - 1][r] / pop[s - 1][r];
-                }
+                f.popsize[c] = pop;
             }
         }
-        let mut group_start = vec![0usize; n_groups + 1];
-        for &g in &group_of_cluster {
-            group_start[g as usize + 1] += 1;
-        }
-        for g in 0..n_groups {
-            group_start[g + 1] += group_start[g];
-        }
-        let mut fill = group_start.clone();
-        let mut group_clusters = vec![0u32; n_clusters];
-        for (c, &g) in group_of_cluster.iter().enumerate() {
-            group_clusters[fill[g as usize]] = c as u32;
-            fill[g as usize] += 1;
-        }
-        Stage {
-            cluster_of_unit,
-            n_clusters,
-            group_of_cluster,
-            group_start,
-            group_clusters,
-            group_parent,
-            group_stratum,
-            cluster_popsize,
-            group_multiplier,
-        }
+        Ok(true)
     }
 
     fn set_pps(

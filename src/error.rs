@@ -15,6 +15,9 @@ pub enum CoreError {
     Shape(String),
     /// A value the estimator cannot use (NaN in a used row, empty domain, ...).
     Value(String),
+    /// Model-matrix columns (0-based) that are linear combinations of the columns before
+    /// them; Python turns the positions into the model's term names.
+    Aliased { columns: Vec<usize> },
 }
 
 impl fmt::Display for CoreError {
@@ -25,6 +28,11 @@ impl fmt::Display for CoreError {
                 f,
                 "stratum {stratum} has only one PSU at stage {stage}; set lonely_psu to \
                  'adjust', 'average', 'remove' or 'certainty'"
+            ),
+            CoreError::Aliased { columns } => write!(
+                f,
+                "model-matrix columns {columns:?} are linear combinations of the columns \
+                 before them (aliased)"
             ),
         }
     }

@@ -414,10 +414,13 @@ pub fn estimate_by_domain(
             col_tot.iter_mut().zip(cell).for_each(|(t, c)| *t += c);
         }
         let (rows, wsum) = (col_tot[0], col_tot[1]);
-        if rows == 0.0 {
-            return Err(CoreError::Value(format!("domain {d} has no rows")));
-        }
         out.n_rows[d] = rows;
+        if rows == 0.0 {
+            // A domain code no row carries (a combination of by-levels absent from the
+            // data): nothing to estimate; the caller drops it by its n_rows of 0.
+            out.estimate[d * p..(d + 1) * p].fill(f64::NAN);
+            continue;
+        }
         out.weight_sum[d] = wsum;
         let est = &mut out.estimate[d * p..(d + 1) * p];
         point_estimates(estimator, n_num, width, &col_tot, est);

@@ -5,6 +5,7 @@ pub mod codes;
 pub mod design;
 pub mod error;
 pub mod estimate;
+pub mod models;
 pub mod replicate;
 pub mod variance;
 

@@ -10,6 +10,8 @@ from .datasets import demo_sample
 from .design import Design
 from .exceptions import (
     ColumnError,
+    ConvergenceError,
+    ConvergenceWarning,
     DesignError,
     EmptyDomainError,
     EstimationError,
@@ -19,6 +21,7 @@ from .exceptions import (
     SurveyError,
 )
 from .replicates import ReplicateDesign
+from .models import GLMResult
 from .results import Estimates
 
 __all__ = [
@@ -35,4 +38,7 @@ __all__ = [
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "GLMResult",
 ]

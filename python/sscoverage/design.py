@@ -7,7 +7,9 @@ Mirrors R's ``survey::svydesign`` with ``svymean``, ``svytotal``, ``svyratio`` a
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,11 +21,16 @@ from .exceptions import (
     ColumnError,
     DesignError,
     EmptyDomainError,
+    EstimationError,
     LonelyPsuError,
     MissingValueError,
     ShapeError,
 )
 from .results import Estimates, critical_value
+
+if TYPE_CHECKING:
+    from .association import ChisqTest
+    from .models import GLMResult
 
 OUTSIDE = np.iinfo(np.uint32).max
 LONELY_PSU = ("fail", "remove", "adjust", "average", "certainty")
@@ -174,8 +181,21 @@ class Design:
 
     @property
     def degf(self) -> int:
-        """Design degrees of freedom: first-stage PSUs minus strata (R's ``degf``)."""
-        return int(self._core.degf)
+        """Design degrees of freedom: first-stage PSUs minus strata (R's ``degf``).
+
+        For a subset only the PSUs and strata with rows of non-zero weight in it count,
+        as R's ``degf(subset(design, ...))``.
+        """
+        if self._mask is None or self.is_replicate:
+            # A replicate design's degf comes from its replicate weights, in the core.
+            return int(self._core.degf)
+        rows = self._mask & (self._core.weights != 0)
+        ids, strata = self.spec["ids"], self.spec["strata"]
+        psu = self._frame.codes(ids[0], "ids").codes[rows] if ids else np.flatnonzero(rows)
+        stratum = self._frame.codes(strata[0], "strata").codes[rows] if strata else np.zeros(len(psu), np.uint32)
+        # PSUs counted within stratum: with nest=True their labels repeat across strata.
+        n_psu = np.unique(np.stack([stratum.astype(np.int64), psu.astype(np.int64)]), axis=1).shape[1]
+        return n_psu - len(np.unique(stratum))
 
     def __repr__(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.spec.items() if v not in (None, [], False)]
@@ -322,19 +342,19 @@ class Design:
         if not outcomes:
             raise ValueError("name at least one outcome column")
         by_names, by_coded = self._by(by)
-        in_scope = np.ones(frame.n_rows, bool) if self._mask is None else self._mask.copy()
+        # Rows that take part in no domain; None while there are none, so the common
+        # case (no subset, nothing missing) makes no pass over the rows here.
+        excluded: np.ndarray | None = None if self._mask is None else ~self._mask
         notes: list[str] = []
-        # Domain codes: the by columns combined, first column slowest.
-        codes = np.zeros(frame.n_rows, dtype=np.int64)
         for name, c in zip(by_names, by_coded):
             if c.missing is not None:
-                notes.append(f"{int((c.missing & in_scope).sum())} rows with a missing {name!r} are in no domain")
-                in_scope &= ~c.missing
-            codes = codes * len(c.labels) + np.where(c.codes == OUTSIDE, 0, c.codes)
+                hit = c.missing if excluded is None else c.missing & ~excluded
+                notes.append(f"{int(hit.sum())} rows with a missing {name!r} are in no domain")
+                excluded = c.missing if excluded is None else excluded | c.missing
         numeric: list[tuple[int, np.ndarray]] = []
         categorical: list[tuple[int, np.ndarray, int]] = []
         spec: list[tuple[str, list[Any] | None]] = []
-        missing_any = np.zeros(frame.n_rows, bool)
+        n_removed = 0
         for pos, name in enumerate(outcomes):
             if kind != "ratio" and frame.is_factor(name):
                 c = frame.codes(name, "outcome")
@@ -345,28 +365,20 @@ class Design:
                 values = frame.numeric(name, "ratio term" if kind == "ratio" else f"outcome of {kind}")
                 numeric.append((pos, values))
                 spec.append((name, None))
-                miss = np.isnan(values)
-            if miss is not None:
-                hit = miss & in_scope
-                if hit.any() and not na_rm:
-                    raise MissingValueError(
-                        f"column {name!r} has {int(hit.sum())} missing values in the rows used; "
-                        "pass na_rm=True to leave those rows out (they stay in the design)"
-                    )
-                missing_any |= miss
-        n_removed = int((missing_any & in_scope).sum())
-        in_scope &= ~missing_any
-        present = np.unique(codes[in_scope]) if by_names else np.array([0])
-        if not in_scope.any():
-            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
-        if by_names:
-            domain = np.searchsorted(present, codes).astype(np.uint32)
-        else:
-            domain = np.zeros(frame.n_rows, dtype=np.uint32)
-        domain[~in_scope] = OUTSIDE
+                # Without na_rm the core itself stops at a missing value in a used row.
+                miss = np.isnan(values) if na_rm else None
+            if na_rm and miss is not None and miss.any():
+                new = miss if excluded is None else miss & ~excluded
+                n_removed += int(new.sum())
+                excluded = miss if excluded is None else excluded | miss
+        domain, n_domains = _domain_codes(by_coded, frame.n_rows)
+        if excluded is not None:
+            if excluded.all():
+                raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
+            domain = np.where(excluded, OUTSIDE, domain).astype(np.uint32)
         try:
             res = self._core.estimate(
-                kind, domain, len(present), numeric, categorical, n_numerators=n_numerators, deff=deff
+                kind, domain, n_domains, numeric, categorical, n_numerators=n_numerators, deff=deff
             )
         except LonelyPsuError as err:
             _, code, stage = err.args
@@ -376,7 +388,28 @@ class Design:
                 f"stratum {label!r} has only one PSU at stage {stage}; set lonely_psu to "
                 "'adjust', 'average', 'remove' or 'certainty'"
             ) from None
+        except EstimationError as err:
+            raise self._missing_value_error(str(err), outcomes, excluded) from None
+        present = np.flatnonzero(res["n_rows"] > 0)
+        dropped = max(res["dropped_replicates"], default=0)
+        if dropped:
+            notes.append(f"{dropped} replicates gave undefined estimates and were left out (as R)")
+        if len(present) == 0:
+            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
         return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed, notes, deff)
+
+    def _missing_value_error(self, message: str, outcomes: list[str], excluded: np.ndarray | None) -> Exception:
+        """The core's 'outcome #k is missing' as an error naming the column and the count."""
+        match = re.search(r"outcome #(\d+) is missing", message)
+        if not match:
+            return EstimationError(message)
+        name = outcomes[int(match.group(1))]
+        miss = self._frame.isna(name)
+        count = int((miss if excluded is None else miss & ~excluded).sum())
+        return MissingValueError(
+            f"column {name!r} has {count} missing values in the rows used; "
+            "pass na_rm=True to leave those rows out (they stay in the design)"
+        )
 
     def _by(self, by: Any) -> tuple[list[str], list[Coded]]:
         """Names and codes of the domain variables: column names or arrays (one value per row)."""
@@ -421,9 +454,13 @@ class Design:
                 else:
                     rows.extend((name, lv, f"{name}{lv}") for lv in levels)
         p = int(res["p"])
+        n_all = len(res["n_rows"])
+        est = res["estimate"].reshape(n_all, p)[present]
+        vcov = res["vcov"].reshape(n_all, p, p)[present]
+        n_rows = res["n_rows"][present]
+        weight_sum = res["weight_sum"][present]
+        deffs = res["deff"].reshape(n_all, p)[present] if deff else None
         n_dom = len(present)
-        est = res["estimate"].reshape(n_dom, p)
-        vcov = res["vcov"].reshape(n_dom, p, p)
         se = np.sqrt(np.clip(np.diagonal(vcov, axis1=1, axis2=2), 0.0, None))
         df_value = float(self.degf) if df == "design" else df
         q = critical_value(level, df_value)
@@ -449,10 +486,10 @@ class Design:
                     ci_high=e + q * s,
                     cv=s / abs(e) if e != 0 else np.nan,
                 )
-                if deff:
-                    rec["deff"] = res["deff"].reshape(n_dom, p)[d, j]
-                rec["n"] = int(res["n_rows"][d])
-                rec["weight_sum"] = res["weight_sum"][d]
+                if deffs is not None:
+                    rec["deff"] = deffs[d, j]
+                rec["n"] = int(n_rows[d])
+                rec["weight_sum"] = weight_sum[d]
                 records.append(rec)
         table = pd.DataFrame.from_records(records)
         return Estimates(
@@ -465,6 +502,175 @@ class Design:
             n_removed=n_removed,
             notes=notes,
         )
+
+    # ------------------------------------------------------------------ more estimators
+    def quantile(self, y: str | Sequence[str], quantiles: float | Sequence[float] = (0.5,), **kw: Any) -> Estimates:
+        """Weighted quantiles with confidence intervals.
+
+        Mirrors R's ``svyquantile`` (survey >= 4.1) and Stata's ``epctile`` for ``svy``.
+
+        Parameters
+        ----------
+        y : column or list of numeric columns.
+        quantiles : probabilities, each strictly between 0 and 1.
+        by : domain column(s), as for :meth:`mean`; each domain is a subset of the design.
+        alpha : the interval level is ``1 - alpha``.
+        qrule : R's rule for the quantile of a weighted step function: ``"math"``
+            (``"hf1"``, the default), ``"school"`` (``"hf2"``), ``"hf3"`` ... ``"hf9"``,
+            ``"shahvaish"``, or a function ``(x, w, p) -> value``.
+        interval_type : ``"mean"`` (Woodruff: the interval for the proportion below the
+            estimate, mapped back through `qrule`), ``"beta"``, ``"xlogit"``, ``"asin"``
+            (Woodruff with that interval for the proportion) or ``"score"``
+            (Francisco-Fuller score interval, R's ``ffullerCI``).
+        na_rm : rows with a missing value leave the design (PSU counts kept).
+        df : degrees of freedom of the t quantiles; default the design's (for a domain,
+            its own ``degf``, as R).
+
+        Returns
+        -------
+        Estimates
+            One row per domain, variable and quantile: ``estimate``, ``ci_low``,
+            ``ci_high`` and ``se`` = interval width / (2 t), as R reports it.
+        """
+        from .quantile import quantile
+
+        return quantile(self, y, quantiles, **kw)
+
+    def ciprop(self, y: str, method: str = "logit", **kw: Any) -> Estimates:
+        """A proportion with a confidence interval that stays inside [0, 1].
+
+        Mirrors R's ``svyciprop`` and Stata's ``svy: proportion, citype()``.
+
+        Parameters
+        ----------
+        y : a 0/1 numeric, boolean or FALSE/TRUE column.
+        method : ``"logit"`` (R's default), ``"likelihood"``, ``"asin"``, ``"beta"``
+            (Korn-Graubard), ``"mean"`` (Wald), ``"xlogit"``, or ``"wilson"`` (Wilson's
+            score interval on the design's effective sample size, Stata's
+            ``citype(wilson)``).
+        level : confidence level, default 0.95.
+        by : domain column(s), as for :meth:`mean`.
+        df : degrees of freedom; default the design's ``degf``.
+        na_rm : leave rows with a missing value out of the proportion.
+
+        Returns
+        -------
+        Estimates
+            ``estimate``, ``se`` (as :meth:`mean`), ``ci_low``, ``ci_high``.
+        """
+        from .proportions import ciprop
+
+        return ciprop(self, y, method, **kw)
+
+    def chisq(self, row: str, col: str, statistic: str = "F", **kw: Any) -> "ChisqTest":
+        """Design-based test of independence in the two-way table of `row` by `col`.
+
+        Mirrors R's ``svychisq`` and Stata's ``svy: tabulate twoway`` tests.
+
+        Parameters
+        ----------
+        row, col : the two categorical columns.
+        statistic : ``"F"`` (Rao-Scott second-order, R's default; Stata's default
+            design-based F), ``"Chisq"`` (Rao-Scott first-order), ``"Wald"``,
+            ``"adjWald"`` (Stata's ``wald`` / ``wald adjust``), or ``"saddlepoint"``.
+        na_rm : leave out rows with a missing value in either column (default True).
+
+        Returns
+        -------
+        ChisqTest
+            ``statistic``, ``ndf``, ``ddf``, ``p_value`` and the weighted table.
+        """
+        from .association import chisq
+
+        return chisq(self, row, col, statistic, **kw)
+
+    def contrast(self, y: str | Sequence[str], contrasts: Any, statistic: str = "mean", **kw: Any) -> Estimates:
+        """Linear combinations of means or totals, across variables or domains.
+
+        Mirrors R's ``svycontrast`` of ``svymean`` / ``svytotal`` or of ``svyby(...,
+        covmat=TRUE)``, and Stata's ``lincom`` after ``svy: mean, over()``.
+
+        Parameters
+        ----------
+        y : column(s) whose means or totals are combined.
+        contrasts : weights on the estimates, in the row order of ``design.mean(y,
+            by=by)``; a list of such lists, or a dict name -> weights, for several.
+        statistic : ``"mean"`` or ``"total"``.
+        by : domain column(s); the covariance between domains is kept.
+        na_rm : leave rows with a missing value out of every domain.
+        level, df : for the intervals, as in :meth:`mean`.
+
+        Returns
+        -------
+        Estimates
+            One row per contrast: ``estimate``, ``se``, ``ci_low``, ``ci_high``.
+        """
+        from .contrast import contrast
+
+        return contrast(self, y, contrasts, statistic, **kw)
+
+    def glm(self, formula: str, family: str = "gaussian", link: str | None = None, **kw: Any) -> "GLMResult":
+        """Design-based generalised linear model.
+
+        Mirrors R's ``svyglm`` (with ``summary``) and Stata's ``svy: glm``.
+
+        Parameters
+        ----------
+        formula : an R-style formula, ``"y ~ x1 + x2"``: ``*`` and ``:`` for
+            interactions, ``- 1`` for no intercept, ``I(...)`` and ``log(...)`` for
+            transformations; text, logical and categorical columns are factors with
+            treatment contrasts, the first level (R's order) the reference.
+        family : ``"gaussian"``, ``"binomial"``, ``"quasibinomial"``, ``"poisson"``,
+            ``"quasipoisson"`` or ``"Gamma"``.
+        link : ``"identity"``, ``"log"``, ``"inverse"``, ``"logit"``, ``"probit"`` or
+            ``"cloglog"``; default the family's canonical link.
+        levels : dict column -> level order for factors (the first is the reference).
+        level : confidence level of the intervals, default 0.95.
+        epsilon, maxit : R's ``glm.control``: stop when the deviance changes by less
+            than ``epsilon`` relative; at most ``maxit`` iterations.
+
+        Returns
+        -------
+        GLMResult
+            ``coef``, ``se``, ``vcov``, ``dispersion``, ``df_residual``; ``summary()``
+            with t statistics, p-values and intervals on ``df_residual`` degrees of
+            freedom.  Rows with a missing model variable are left out (they stay in
+            the design, as a domain).
+
+        Raises
+        ------
+        ColumnError : a variable of the formula is not in the data.
+        EstimationError : an outcome outside the family's range, or aliased terms.
+        ConvergenceError : no convergence, or separation.
+        """
+        from .models import glm
+
+        return glm(self, formula, family, link, **kw)
+
+
+#: Largest number of level combinations of several by columns used directly as domain
+#: codes; beyond it the combinations present are numbered first.
+MAX_DIRECT_DOMAINS = 1 << 16
+
+
+def _domain_codes(by_coded: list[Coded], n_rows: int) -> tuple[np.ndarray, int]:
+    """u32 domain code per row from the by columns (first column slowest), and how many
+    codes there are.  One by column is used as it is, without a copy."""
+    if not by_coded:
+        return np.zeros(n_rows, dtype=np.uint32), 1
+    if len(by_coded) == 1:
+        c = by_coded[0]
+        return c.codes, len(c.labels)
+    sizes = [len(c.labels) for c in by_coded]
+    total = int(np.prod(sizes, dtype=np.float64))
+    codes = np.zeros(n_rows, dtype=np.int64)
+    for c, k in zip(by_coded, sizes):
+        codes = codes * k + np.where(c.codes == OUTSIDE, 0, c.codes)
+    if total <= MAX_DIRECT_DOMAINS:
+        return codes.astype(np.uint32), total
+    raise DesignError(
+        f"the by columns have {total} level combinations; combine them into one column first"
+    )
 
 
 def _pps_arguments(pps: Any, n_rows: int) -> tuple[str | None, float | None, np.ndarray | None]:

@@ -24,6 +24,14 @@ class EmptyDomainError(EstimationError):
     """A domain (subset, by-level) holds no rows."""
 
 
+class ConvergenceError(EstimationError):
+    """An iterative fit did not reach a solution (no convergence, or separation)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative fit converged, but only after stepping back from the edge of its range."""
+
+
 __all__ = [
     "SurveyError",
     "DesignError",
@@ -33,4 +41,6 @@ __all__ = [
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",
+    "ConvergenceError",
+    "ConvergenceWarning",
 ]

@@ -44,6 +44,7 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::LonelyPsu { stratum, stage } => LonelyPsuError::new_err((msg, stratum, stage)),
         CoreError::Shape(_) => ShapeError::new_err(msg),
         CoreError::Value(_) => EstimationError::new_err(msg),
+        CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
     }
 }
 

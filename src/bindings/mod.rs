@@ -2,12 +2,13 @@
 //! the GIL, call the core and map its errors to exception classes.
 
 mod errors;
+mod models;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::codes::dense_codes_i64;
+use crate::codes::dense_codes;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome};
 use crate::replicate::{replicate_covariance, Scheme};
@@ -318,22 +319,53 @@ type CodesAndLabels<'py> = (
     Bound<'py, numpy::PyArray1<i64>>,
 );
 
-/// Dense codes 0..k of integer labels, in sorted label order, and the k labels.
-#[pyfunction]
-fn dense_codes<'py>(
+fn dense_codes_of<'py, T>(
     py: Python<'py>,
-    labels: PyReadonlyArray1<'py, i64>,
+    labels: &Bound<'py, PyAny>,
+) -> PyResult<Option<CodesAndLabels<'py>>>
+where
+    T: numpy::Element + Copy + Into<i64> + Send + Sync,
+{
+    let Ok(array) = labels.extract::<PyReadonlyArray1<'py, T>>() else {
+        return Ok(None);
+    };
+    let slice = array.as_slice()?;
+    let (codes, distinct) = py.detach(|| dense_codes(slice));
+    Ok(Some((codes.into_pyarray(py), distinct.into_pyarray(py))))
+}
+
+/// Dense codes 0..k of integer labels (int8 to int64, uint8 to uint32, read in place),
+/// in sorted label order, and the k labels.
+#[pyfunction(name = "dense_codes")]
+fn dense_codes_py<'py>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyAny>,
 ) -> PyResult<CodesAndLabels<'py>> {
-    let labels = labels.as_slice()?;
-    let (codes, distinct) = py.detach(|| dense_codes_i64(labels));
-    Ok((codes.into_pyarray(py), distinct.into_pyarray(py)))
+    let attempts = [
+        dense_codes_of::<i64>,
+        dense_codes_of::<i32>,
+        dense_codes_of::<i16>,
+        dense_codes_of::<i8>,
+        dense_codes_of::<u32>,
+        dense_codes_of::<u16>,
+        dense_codes_of::<u8>,
+    ];
+    for attempt in attempts {
+        if let Some(r) = attempt(py, labels)? {
+            return Ok(r);
+        }
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "dense_codes needs a contiguous integer array (int8 to int64, uint8 to uint32)",
+    ))
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyDesign>()?;
-    m.add_function(wrap_pyfunction!(dense_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -137,6 +137,18 @@ def run_op(design: ssc.Design, op: str, args: dict[str, Any], by: list[str] | No
     if op == "by":
         inner = args["inner"]
         return run_op(design, inner["op"], inner["args"], by=args["by"])
+    if op == "quantile":
+        return design.quantile(
+            args["y"],
+            args["quantiles"],
+            by=by,
+            alpha=args.get("alpha", 0.05),
+            qrule=args.get("qrule", "math"),
+            interval_type=args.get("interval_type", "mean"),
+            na_rm=args.get("na_rm", False),
+        )
+    if op == "glm":
+        return design.glm(args["formula"], args.get("family", "gaussian"), args.get("link"), levels=args.get("levels"))
     raise NotImplementedCase(f"op {op!r} is not implemented")
 
 
@@ -150,6 +162,8 @@ def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
     """What differs between R's expected numbers and the result (empty = pass)."""
     exp = case["expected"]
     tol = case["tolerance"]
+    if "terms" in exp:
+        return _compare_terms(exp, tol, result)
     table = result.table
     problems = []
     if case["op"] == "by":
@@ -189,6 +203,23 @@ def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
         for i, (g, w) in enumerate(zip(got, want)):
             if not _close(g, w, tol):
                 problems.append(f"{key}[{i}] = {g!r}, R {w!r}")
+    return problems
+
+
+def _compare_terms(exp: dict[str, Any], tol: dict[str, float], result: Any) -> list[str]:
+    """A regression model: coefficients matched by R's term names, then its scalars."""
+    got_terms = list(result.terms)
+    missing = [t for t in exp["terms"] if t not in got_terms]
+    if missing or len(got_terms) != len(exp["terms"]):
+        return [f"terms {got_terms} != R {exp['terms']}"]
+    order = [got_terms.index(t) for t in exp["terms"]]
+    problems = []
+    for key in ("estimate", "se"):
+        got = np.asarray(getattr(result, key))[order]
+        problems += [f"{key}[{t}] = {g!r}, R {w!r}" for t, g, w in zip(exp["terms"], got, exp[key]) if not _close(float(g), w, tol)]
+    for key in ("dispersion", "df_residual"):
+        if key in exp and not _close(float(getattr(result, key)), exp[key][0], tol):
+            problems.append(f"{key} = {getattr(result, key)!r}, R {exp[key][0]!r}")
     return problems
 
 

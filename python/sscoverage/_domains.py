@@ -1,0 +1,91 @@
+"""Domains as subset designs, and weighted means and totals with their influence values.
+
+The estimators that the fused Rust pass cannot form (quantiles, interval methods for
+proportions, contingency-table tests, contrasts across domains) are built here from
+per-row influence values; their covariance always comes from the one variance engine,
+``Design._influence_vcov``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._rmath import r_sum
+from .design import _domain_codes
+from .exceptions import EmptyDomainError
+
+if TYPE_CHECKING:
+    from .design import Design
+
+
+def domains(design: "Design", by: Any) -> tuple[list[str], list[tuple[dict[str, Any], "Design"]], list[str]]:
+    """(by names, [(labels of the domain, the domain as a subset design)], notes).
+
+    Domains are the combinations of the `by` columns present in the design's rows, in
+    the order of :meth:`Design.mean` with `by` (first column slowest).  Without `by`
+    the one domain is the design itself.  Rows with a missing `by` value are in no
+    domain (a note says how many).
+    """
+    names, coded = design._by(by)
+    if not names:
+        return [], [({}, design)], []
+    scope = design._scope()
+    notes = []
+    for name, c in zip(names, coded):
+        if c.missing is not None:
+            notes.append(f"{int((c.missing & scope).sum())} rows with a missing {name!r} are in no domain")
+            scope &= ~c.missing
+    codes, _ = _domain_codes(coded, design.n_rows)
+    if not scope.any():
+        raise EmptyDomainError("no rows are in any domain of the by columns")
+    out = []
+    for code in np.unique(codes[scope]):
+        labels, rest = {}, int(code)
+        for name, c in reversed(list(zip(names, coded))):
+            labels[name] = c.labels[rest % len(c.labels)]
+            rest //= len(c.labels)
+        out.append(({name: labels[name] for name in names}, design.subset(scope & (codes == code))))
+    return names, out, notes
+
+
+def weighted_mean(design: "Design", x: np.ndarray) -> np.ndarray:
+    """Weighted means of the columns of x (rows x p) over the design's rows.
+
+    As R's ``svymean``: sum of x * w / sum(w), accumulated in long double.
+    """
+    rows = design._scope()
+    w = design.weights[rows]
+    psum = r_sum(w)
+    if psum == 0:
+        raise EmptyDomainError("the weights of the rows used sum to zero")
+    xw = x[rows] * w[:, None] / psum
+    return np.array([r_sum(col) for col in xw.T])
+
+
+def mean_influence(design: "Design", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted means of the columns of x and their influence values w (x - mean) / sum(w)
+    (zero outside the design's rows)."""
+    x = np.asarray(x, dtype=np.float64).reshape(design.n_rows, -1)
+    rows = design._scope()
+    est = weighted_mean(design, x)
+    w = design.weights
+    z = np.zeros_like(x)
+    z[rows] = w[rows, None] * (x[rows] - est) / r_sum(w[rows])
+    return est, z
+
+
+def total_influence(design: "Design", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted totals of the columns of x and their influence values w x (zero outside
+    the design's rows)."""
+    x = np.asarray(x, dtype=np.float64).reshape(design.n_rows, -1)
+    rows = design._scope()
+    z = np.zeros_like(x)
+    z[rows] = x[rows] * design.weights[rows, None]
+    return np.array([r_sum(col) for col in z.T]), z
+
+
+def vcov(design: "Design", influence: np.ndarray) -> np.ndarray:
+    """Covariance of estimates from their influence values, over the design's rows."""
+    return design._influence_vcov(influence, design._scope())

@@ -1,0 +1,185 @@
+//! Small dense least squares for model fitting: a Householder QR of a tall n x p matrix
+//! (p small), as R's `lm.fit`/`glm.fit` use through LINPACK's `dqrdc2`.
+
+/// Householder QR of an n x p matrix, columns in their given order.
+#[derive(Clone, Debug)]
+pub struct Qr {
+    n: usize,
+    p: usize,
+    /// Column-major n x p: R on and above the diagonal, the Householder vectors below it
+    /// (their leading 1 implicit).
+    a: Vec<f64>,
+    tau: Vec<f64>,
+}
+
+/// Factor `a` (column-major n x p).  A column whose norm left after projecting out the
+/// columns before it is at most `tol` times its own norm is aliased (R's `dqrdc2` moves
+/// such columns to the end and gives them NA coefficients): then the positions of all
+/// aliased columns are returned instead.
+pub fn qr(mut a: Vec<f64>, n: usize, p: usize, tol: f64) -> Result<Qr, Vec<usize>> {
+    debug_assert_eq!(a.len(), n * p);
+    let mut tau = Vec::with_capacity(p);
+    let mut aliased = Vec::new();
+    // `r` counts the columns kept so far: the next reflection acts on rows r..n.
+    let mut r = 0;
+    for j in 0..p {
+        let col = j * n;
+        let norm = norm2(&a[col..col + n]);
+        // Reflections 0..r have been applied to column j already (below).
+        let left = if r < n {
+            norm2(&a[col + r..col + n])
+        } else {
+            0.0
+        };
+        if norm == 0.0 || left <= tol * norm {
+            aliased.push(j);
+            continue;
+        }
+        // The reflection that maps a[r.., j] onto beta e_1 (LAPACK's dlarfg).
+        let alpha = a[col + r];
+        let beta = -alpha.signum() * left;
+        let t = (beta - alpha) / beta;
+        let scale = 1.0 / (alpha - beta);
+        for v in &mut a[col + r + 1..col + n] {
+            *v *= scale;
+        }
+        a[col + r] = beta;
+        for k in j + 1..p {
+            let (head, tail) = a.split_at_mut(k * n);
+            reflect(&head[col + r..col + n], t, &mut tail[r..n]);
+        }
+        tau.push(t);
+        r += 1;
+    }
+    if aliased.is_empty() {
+        Ok(Qr { n, p, a, tau })
+    } else {
+        Err(aliased)
+    }
+}
+
+/// Apply I - t v v' (v = (1, h[1..])) to x in place.
+fn reflect(h: &[f64], t: f64, x: &mut [f64]) {
+    let s = t * (x[0] + h[1..].iter().zip(&x[1..]).map(|(a, b)| a * b).sum::<f64>());
+    x[0] -= s;
+    for (xi, hi) in x[1..].iter_mut().zip(&h[1..]) {
+        *xi -= s * hi;
+    }
+}
+
+fn norm2(x: &[f64]) -> f64 {
+    // Scaled, so that very large or small columns neither overflow nor underflow.
+    let big = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if big == 0.0 || !big.is_finite() {
+        return big;
+    }
+    big * x.iter().map(|v| (v / big) * (v / big)).sum::<f64>().sqrt()
+}
+
+impl Qr {
+    /// Least-squares coefficients for the right-hand side `b` (length n).
+    pub fn solve(&self, b: &[f64]) -> Vec<f64> {
+        let (n, p) = (self.n, self.p);
+        let mut qtb = b.to_vec();
+        for (k, &t) in self.tau.iter().enumerate() {
+            reflect(&self.a[k * n + k..(k + 1) * n], t, &mut qtb[k..]);
+        }
+        let mut x = qtb[..p].to_vec();
+        for i in (0..p).rev() {
+            let s: f64 = (i + 1..p).map(|j| self.r(i, j) * x[j]).sum();
+            x[i] = (x[i] - s) / self.r(i, i);
+        }
+        x
+    }
+
+    /// (R'R)^-1 = (A'A)^-1, row-major p x p: the unscaled covariance of the coefficients
+    /// (R's `chol2inv(qr$qr)`).
+    pub fn inverse_gram(&self) -> Vec<f64> {
+        let p = self.p;
+        // R^-1 is upper triangular; column by column from R R^-1 = I.
+        let mut rinv = vec![0.0; p * p];
+        for c in 0..p {
+            for i in (0..=c).rev() {
+                let e = if i == c { 1.0 } else { 0.0 };
+                let s: f64 = (i + 1..=c).map(|j| self.r(i, j) * rinv[j * p + c]).sum();
+                rinv[i * p + c] = (e - s) / self.r(i, i);
+            }
+        }
+        let mut out = vec![0.0; p * p];
+        for i in 0..p {
+            for j in i..p {
+                let s: f64 = (j..p).map(|k| rinv[i * p + k] * rinv[j * p + k]).sum();
+                out[i * p + j] = s;
+                out[j * p + i] = s;
+            }
+        }
+        out
+    }
+
+    fn r(&self, i: usize, j: usize) -> f64 {
+        self.a[j * self.n + i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Column-major from rows.
+    fn colmajor(rows: &[&[f64]]) -> (Vec<f64>, usize, usize) {
+        let (n, p) = (rows.len(), rows[0].len());
+        let mut a = vec![0.0; n * p];
+        for (i, row) in rows.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                a[j * n + i] = *v;
+            }
+        }
+        (a, n, p)
+    }
+
+    #[test]
+    fn least_squares_line() {
+        // y = 1 + 2x exactly, plus a point off the line: the normal equations by hand.
+        let (a, n, p) = colmajor(&[&[1.0, 0.0], &[1.0, 1.0], &[1.0, 2.0], &[1.0, 3.0]]);
+        let y = [1.0, 3.0, 5.0, 8.0];
+        let f = qr(a, n, p, 1e-11).unwrap();
+        let b = f.solve(&y);
+        // X'X = [[4, 6], [6, 14]], X'y = [17, 37]: b = (X'X)^-1 X'y.
+        assert!(
+            (b[0] - 0.8).abs() < 1e-14 && (b[1] - 2.3).abs() < 1e-14,
+            "{b:?}"
+        );
+        let v = f.inverse_gram();
+        let det = 4.0 * 14.0 - 36.0;
+        let want = [14.0 / det, -6.0 / det, -6.0 / det, 4.0 / det];
+        for (g, w) in v.iter().zip(want) {
+            assert!((g - w).abs() < 1e-14, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn aliased_columns_are_named() {
+        // Column 2 = column 0 + column 1; column 3 is all zero.
+        let (a, n, p) = colmajor(&[
+            &[1.0, 0.0, 1.0, 0.0, 5.0],
+            &[1.0, 1.0, 2.0, 0.0, 1.0],
+            &[1.0, 2.0, 3.0, 0.0, 2.0],
+            &[1.0, 5.0, 6.0, 0.0, 0.0],
+            &[1.0, 3.0, 4.0, 0.0, 7.0],
+        ]);
+        assert_eq!(qr(a, n, p, 1e-11).unwrap_err(), vec![2, 3]);
+        // More columns than rows: the last ones cannot be estimated.
+        let (a, n, p) = colmajor(&[&[1.0, 2.0, 3.0], &[1.0, 5.0, 4.0]]);
+        assert_eq!(qr(a, n, p, 1e-11).unwrap_err(), vec![2]);
+    }
+
+    #[test]
+    fn solves_a_square_system_exactly() {
+        let (a, n, p) = colmajor(&[&[2.0, -1.0, 0.0], &[-1.0, 2.0, -1.0], &[0.0, -1.0, 2.0]]);
+        let f = qr(a, n, p, 1e-11).unwrap();
+        let x = f.solve(&[1.0, 0.0, 1.0]);
+        for v in x {
+            assert!((v - 1.0).abs() < 1e-14);
+        }
+    }
+}

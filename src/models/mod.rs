@@ -1,0 +1,10 @@
+//! Regression models fitted to survey data: the model numerics (families, IRLS, small
+//! dense least squares), kept free of any design so the variance of the coefficients
+//! goes through the one variance engine from their influence values.
+
+pub mod family;
+pub mod glm;
+pub mod linalg;
+
+pub use family::{Family, Link};
+pub use glm::{fit as glm_fit, Control, GlmFit, GlmInput};
