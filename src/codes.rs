@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 /// The largest lookup table (entries) used instead of a hash map when re-coding.
 const DENSE_TABLE_LIMIT: u64 = 1 << 26;
 
@@ -12,21 +14,44 @@ pub fn dense_codes_i64(labels: &[i64]) -> (Vec<u32>, Vec<i64>) {
     dense_codes(labels)
 }
 
+/// Rows per parallel chunk; fixed so results never depend on the thread count.
+const CHUNK: usize = 1 << 16;
+
 /// `dense_codes_i64` for any integer type, so that narrow columns are not widened first.
-pub fn dense_codes<T: Copy + Into<i64>>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
+/// Both passes run in parallel over fixed chunks (codes are exact integers: the
+/// result is the same for any number of threads).
+pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
     if labels.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let (lo, hi) = labels.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
-        (lo.min(v.into()), hi.max(v.into()))
-    });
+    let (lo, hi) = labels
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
+                (lo.min(v.into()), hi.max(v.into()))
+            })
+        })
+        .reduce(|| (i64::MAX, i64::MIN), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     let range = (hi as i128 - lo as i128 + 1) as u64;
     if range <= DENSE_TABLE_LIMIT {
-        let mut seen = vec![false; range as usize];
-        for &v in labels {
-            seen[(v.into() - lo) as usize] = true;
-        }
-        let mut table = vec![0u32; range as usize];
+        let range = range as usize;
+        let seen = labels
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let mut seen = vec![false; range];
+                for &v in chunk {
+                    seen[(v.into() - lo) as usize] = true;
+                }
+                seen
+            })
+            .reduce(
+                || vec![false; range],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x |= *y);
+                    a
+                },
+            );
+        let mut table = vec![0u32; range];
         let mut distinct = Vec::new();
         for (i, (slot, s)) in table.iter_mut().zip(&seen).enumerate() {
             if *s {
@@ -34,13 +59,11 @@ pub fn dense_codes<T: Copy + Into<i64>>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
                 distinct.push(lo + i as i64);
             }
         }
-        (
-            labels
-                .iter()
-                .map(|&v| table[(v.into() - lo) as usize])
-                .collect(),
-            distinct,
-        )
+        let codes = labels
+            .par_iter()
+            .map(|&v| table[(v.into() - lo) as usize])
+            .collect();
+        (codes, distinct)
     } else {
         let mut sorted: Vec<i64> = labels.iter().map(|&v| v.into()).collect();
         sorted.sort_unstable();

@@ -194,3 +194,15 @@ def test_result_object_display():
     assert "<table" in res._repr_html_()
     assert res.to_polars().shape == table.shape
     assert_allclose(res.conf_int(level=0.5).ci_low, res.estimate - stats.norm.ppf(0.75) * res.se, rtol=1e-14)
+
+
+def test_design_is_a_snapshot_of_the_data():
+    """As R's svydesign copies its variables, later edits to the user's frame do not
+    change a built design's estimates."""
+    df = stratified_sample(9)
+    design = ssc.Design(df, ids="psu", strata="stratum", weights="w")
+    before = design.mean("y", by="dom").to_pandas()
+    df.loc[:10, "y"] = 1e6
+    df.loc[:10, "dom"] = 0
+    after = design.mean("y", by="dom").to_pandas()
+    assert_allclose(after[["estimate", "se"]].to_numpy(), before[["estimate", "se"]].to_numpy(), rtol=0)

@@ -46,9 +46,13 @@ class Frame:
                 "data must be a pandas or polars DataFrame, a polars LazyFrame or a pyarrow Table, "
                 f"not {type(data).__name__}"
             )
-        self.data = data
+        # A snapshot, as R's design copies its variables: with pandas' copy-on-write a
+        # shallow copy costs nothing and later changes to the user's frame do not reach
+        # it (polars frames are immutable).  That is what makes caching codes safe.
+        self.data = data.copy(deep=False) if isinstance(data, pd.DataFrame) else data
         self.n_rows = data.shape[0]
         self.columns = list(data.columns)
+        self._codes: dict[str, Coded] = {}
 
     def _column(self, name: str) -> pd.Series | pl.Series:
         if name not in self.columns:
@@ -88,8 +92,12 @@ class Frame:
         return np.ascontiguousarray(values, dtype=np.float64)
 
     def codes(self, name: str, role: str) -> Coded:
-        """Dense u32 codes of a column; levels sorted (R's factor order) or a categorical's own."""
-        return codes_of(self._column(name), name, role)
+        """Dense u32 codes of a column; levels sorted (R's factor order) or a categorical's own.
+
+        Computed once per column: a by-variable used in many calls is encoded once."""
+        if name not in self._codes:
+            self._codes[name] = codes_of(self._column(name), name, role)
+        return self._codes[name]
 
     def values(self, values: Any, role: str) -> pd.Series | pl.Series:
         """A user's array-like of one value per row, checked for length."""
