@@ -7,7 +7,8 @@ use rayon::prelude::*;
 
 use crate::codes::{densify, interaction};
 use crate::error::{CoreError, Result};
-use crate::replicate::{build, gram_rank, PsuLayout, Replicates, Scheme};
+use crate::replicate::{analysis_rank, build, gram_rank, PsuLayout, Replicates, Scheme};
+use crate::weighting::Calibration;
 
 /// What a stratum with a single PSU contributes (R's `options(survey.lonely.psu)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +151,9 @@ pub struct Design {
     pub has_strata: bool,
     /// Replicate weights: when present they, not the linearisation, give the variance.
     pub replicates: Option<Replicates>,
+    /// Weighting adjustments whose residuals replace the influence values (R's
+    /// `postStrata`); empty for a design as sampled and for replicate designs.
+    pub calibration: Calibration,
 }
 
 fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
@@ -438,6 +442,7 @@ impl Design {
             degf,
             has_strata,
             replicates: None,
+            calibration: Calibration::default(),
         };
         if let Some((method, variance)) = &spec.pps {
             design.set_pps(method, *variance, n_stages, has_fpc)?;
@@ -474,14 +479,7 @@ impl Design {
             mse,
         };
         rep.validate(n)?;
-        let mut gram = vec![0.0; n_replicates * n_replicates];
-        for row in rep.factors.chunks_exact(n_replicates) {
-            for i in 0..n_replicates {
-                for j in 0..n_replicates {
-                    gram[i * n_replicates + j] += row[i] * row[j];
-                }
-            }
-        }
+        let degf = analysis_rank(&rep.factors, n_replicates).saturating_sub(1);
         Ok(Design {
             n_rows: n,
             weights: weights.to_vec(),
@@ -493,9 +491,10 @@ impl Design {
             adjust_domain_lonely: false,
             pps: None,
             domains_keep_rows: false,
-            degf: gram_rank(&gram, n_replicates).saturating_sub(1),
+            degf,
             has_strata: false,
             replicates: Some(rep),
+            calibration: Calibration::default(),
         })
     }
 
@@ -556,6 +555,7 @@ impl Design {
             degf: gram_rank(&gram, r_count).saturating_sub(1),
             has_strata: self.has_strata,
             replicates: Some(rep),
+            calibration: Calibration::default(),
         })
     }
 

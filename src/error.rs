@@ -18,12 +18,18 @@ pub enum CoreError {
     /// Model-matrix columns (0-based) that are linear combinations of the columns before
     /// them; Python turns the positions into the model's term names.
     Aliased { columns: Vec<usize> },
+    /// Weighting targets that cannot be met: categories without sample weight or without
+    /// a target, margins whose totals disagree, infeasible bounds.
+    Calibration(String),
 }
 
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CoreError::Design(m) | CoreError::Shape(m) | CoreError::Value(m) => f.write_str(m),
+            CoreError::Design(m)
+            | CoreError::Shape(m)
+            | CoreError::Value(m)
+            | CoreError::Calibration(m) => f.write_str(m),
             CoreError::LonelyPsu { stratum, stage } => write!(
                 f,
                 "stratum {stratum} has only one PSU at stage {stage}; set lonely_psu to \

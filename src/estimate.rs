@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::replicate::{replicate_covariance, Replicates};
-use crate::variance::covariance;
+use crate::variance::{covariance, covariance_of_rows};
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
 /// a missing value): it keeps its place in the design but adds nothing.
@@ -138,6 +138,71 @@ impl Keys<'_> {
     }
 }
 
+/// Row r's outcome values at their offsets in a cell [rows, sum w, sum w y_1, ...]:
+/// (offset, value), value 1 at a factor's level.
+fn row_values(outcomes: &[Outcome], r: usize, values: &mut Vec<(usize, f64)>) -> Result<()> {
+    values.clear();
+    let mut off = 2;
+    for (k, o) in outcomes.iter().enumerate() {
+        let missing = || {
+            CoreError::Value(format!(
+                "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
+            ))
+        };
+        match o {
+            Outcome::Numeric(y) => {
+                if y[r].is_nan() {
+                    return Err(missing());
+                }
+                values.push((off, y[r]));
+            }
+            Outcome::Categorical { codes, n_levels } => {
+                if codes[r] >= *n_levels {
+                    return Err(missing());
+                }
+                values.push((off + codes[r] as usize, 1.0));
+            }
+        }
+        off += o.width();
+    }
+    Ok(())
+}
+
+/// Per-row influence values of domain d (n_rows x p, zero outside it): each row's
+/// cell [1, w, w y...] put through `linearization_influence`, whose unit sums the fused
+/// pass forms.  For a calibrated design, whose variance needs them row by row.
+#[allow(clippy::too_many_arguments)]
+fn row_influence(
+    design: &Design,
+    estimator: Estimator,
+    outcomes: &[Outcome],
+    domain: &[u32],
+    d: u32,
+    (n_num, width): (usize, usize),
+    est: &[f64],
+    col_tot: &[f64],
+) -> Result<Vec<f64>> {
+    let p = est.len();
+    let mut rows = vec![0.0; design.n_rows * p];
+    let mut cell = vec![0.0; 2 + width];
+    let mut values = Vec::with_capacity(outcomes.len());
+    for (r, z) in rows.chunks_exact_mut(p).enumerate() {
+        if domain[r] != d {
+            continue;
+        }
+        row_values(outcomes, r, &mut values)?;
+        let w = design.weights[r];
+        cell.iter_mut().for_each(|c| *c = 0.0);
+        cell[0] = 1.0;
+        cell[1] = w;
+        for &(o, v) in &values {
+            cell[o] += w * v;
+        }
+        linearization_influence(estimator, n_num, width, est, &cell, 2 + width, col_tot, z);
+    }
+    Ok(rows)
+}
+
 fn accumulate_rows(
     design: &Design,
     outcomes: &[Outcome],
@@ -171,30 +236,7 @@ fn accumulate_rows(
                 "domain code {d} at row {r} is out of range"
             )));
         }
-        values.clear();
-        let mut off = 2;
-        for (k, o) in outcomes.iter().enumerate() {
-            let missing = || {
-                CoreError::Value(format!(
-                    "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
-                ))
-            };
-            match o {
-                Outcome::Numeric(y) => {
-                    if y[r].is_nan() {
-                        return Err(missing());
-                    }
-                    values.push((off, y[r]));
-                }
-                Outcome::Categorical { codes, n_levels } => {
-                    if codes[r] >= *n_levels {
-                        return Err(missing());
-                    }
-                    values.push((off + codes[r] as usize, 1.0));
-                }
-            }
-            off += o.width();
-        }
+        row_values(outcomes, r, &mut values)?;
         let mut add = |key: usize, w: f64| {
             let base = (d as usize * n_keys + key) * stride;
             let cell = &mut table[base..base + stride];
@@ -459,6 +501,19 @@ pub fn estimate_by_domain(
                 let (v, dropped) = replicate_covariance(rep, &thetas, est);
                 out.dropped_replicates[d] = dropped;
                 v
+            }
+            None if !design.calibration.is_empty() => {
+                let rows = row_influence(
+                    design,
+                    estimator,
+                    outcomes,
+                    domain,
+                    d as u32,
+                    (n_num, width),
+                    est,
+                    &col_tot,
+                )?;
+                covariance_of_rows(design, &rows, p, None)?
             }
             None => {
                 linearization_influence(

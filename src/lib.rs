@@ -8,6 +8,7 @@ pub mod estimate;
 pub mod models;
 pub mod replicate;
 pub mod variance;
+pub mod weighting;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -58,6 +58,40 @@ impl Replicates {
     }
 }
 
+impl Replicates {
+    /// Each replicate's analysis weights, n x R row-major: the per-unit multipliers
+    /// times the sampling weights, or the per-row weights as they are.
+    pub fn analysis_weights(&self, unit_of_row: &[u32], weights: &[f64]) -> Vec<f64> {
+        let r = self.n_replicates;
+        if !self.per_unit {
+            return self.factors.clone();
+        }
+        unit_of_row
+            .iter()
+            .zip(weights)
+            .flat_map(|(&u, &w)| {
+                self.factors[u as usize * r..(u as usize + 1) * r]
+                    .iter()
+                    .map(move |f| f * w)
+            })
+            .collect()
+    }
+}
+
+/// Rank of analysis weights (n x k, row-major), from their Gram matrix (R's `degf`
+/// of a replicate design is this rank minus one).
+pub fn analysis_rank(rows: &[f64], k: usize) -> usize {
+    let mut gram = vec![0.0; k * k];
+    for row in rows.chunks_exact(k) {
+        for i in 0..k {
+            for j in 0..k {
+                gram[i * k + j] += row[i] * row[j];
+            }
+        }
+    }
+    gram_rank(&gram, k)
+}
+
 /// scale * sum_r rscales_r (theta_r - centre)(theta_r - centre)', over the replicates
 /// whose estimates are all finite (R drops the others with a warning); `thetas` is
 /// n_replicates x p.  Returns the covariance and the number of replicates dropped.

@@ -42,7 +42,9 @@ pub fn covariance(
 /// Covariance of estimators given per-row influence values (n_rows x p, row-major; zero
 /// outside the domain).  `in_domain` marks the rows of the domain (`None`: all rows).
 /// For estimators whose influence values are not sums the fused pass can form (GLM
-/// scores, quantile indicators): they are summed to units here and go the same way.
+/// scores, quantile indicators, anything on a calibrated design): they are summed to
+/// units here and go the same way.  A calibrated design first replaces them by their
+/// residuals from its calibration (R's `svyrecvar` with `postStrata`).
 pub fn covariance_of_rows(
     design: &Design,
     rows: &[f64],
@@ -65,16 +67,26 @@ pub fn covariance_of_rows(
             )));
         }
     }
+    if let Some(r) = rows.iter().position(|v| v.is_nan()) {
+        return Err(CoreError::Value(format!(
+            "influence value is NaN at row {}",
+            r / p
+        )));
+    }
+    let residuals;
+    let rows = if design.calibration.is_empty() {
+        rows
+    } else {
+        let mut r = rows.to_vec();
+        design.calibration.residualise(&mut r, p);
+        residuals = r;
+        &residuals[..]
+    };
     let mut totals = vec![0.0; design.n_units * p];
     let mut present = vec![in_domain.is_none(); design.n_units];
     for (r, &u) in design.unit_of_row.iter().enumerate() {
         let u = u as usize;
         let row = &rows[r * p..(r + 1) * p];
-        if row.iter().any(|v| v.is_nan()) {
-            return Err(CoreError::Value(format!(
-                "influence value is NaN at row {r}"
-            )));
-        }
         for (t, v) in totals[u * p..(u + 1) * p].iter_mut().zip(row) {
             *t += v;
         }

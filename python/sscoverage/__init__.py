@@ -9,6 +9,7 @@ from ._core import __version__
 from .datasets import demo_sample
 from .design import Design
 from .exceptions import (
+    CalibrationError,
     ColumnError,
     ConvergenceError,
     ConvergenceWarning,
@@ -35,6 +36,7 @@ __all__ = [
     "LonelyPsuError",
     "ShapeError",
     "EstimationError",
+    "CalibrationError",
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",

@@ -1,9 +1,8 @@
 """Domains as subset designs, and weighted means and totals with their influence values.
 
-The estimators that the fused Rust pass cannot form (quantiles, interval methods for
-proportions, contingency-table tests, contrasts across domains) are built here from
-per-row influence values; their covariance always comes from the one variance engine,
-``Design._influence_vcov``.
+The estimators built on means and totals of derived columns (quantiles, interval
+methods for proportions, contingency-table tests, contrasts across domains) get those
+means, totals and covariances from the core's fused pass (:func:`linear`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._rmath import r_sum
-from .design import _domain_codes
+from .design import OUTSIDE, _domain_codes
 from .exceptions import EmptyDomainError
 
 if TYPE_CHECKING:
@@ -64,28 +63,17 @@ def weighted_mean(design: "Design", x: np.ndarray) -> np.ndarray:
     return np.array([r_sum(col) for col in xw.T])
 
 
-def mean_influence(design: "Design", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted means of the columns of x and their influence values w (x - mean) / sum(w)
-    (zero outside the design's rows)."""
+def linear(design: "Design", x: np.ndarray, kind: str = "mean", n_numerators: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Means, totals or ratios (the first `n_numerators` columns over each of the others)
+    of the columns of x over the design's rows, and their covariance.
+
+    Through the core's fused pass, so a linearisation, calibrated, PPS or replicate
+    design each gets its own variance from the one engine.  x must be complete in the
+    design's rows (rows outside are never read).
+    """
     x = np.asarray(x, dtype=np.float64).reshape(design.n_rows, -1)
-    rows = design._scope()
-    est = weighted_mean(design, x)
-    w = design.weights
-    z = np.zeros_like(x)
-    z[rows] = w[rows, None] * (x[rows] - est) / r_sum(w[rows])
-    return est, z
-
-
-def total_influence(design: "Design", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted totals of the columns of x and their influence values w x (zero outside
-    the design's rows)."""
-    x = np.asarray(x, dtype=np.float64).reshape(design.n_rows, -1)
-    rows = design._scope()
-    z = np.zeros_like(x)
-    z[rows] = x[rows] * design.weights[rows, None]
-    return np.array([r_sum(col) for col in z.T]), z
-
-
-def vcov(design: "Design", influence: np.ndarray) -> np.ndarray:
-    """Covariance of estimates from their influence values, over the design's rows."""
-    return design._influence_vcov(influence, design._scope())
+    domain = np.where(design._scope(), 0, OUTSIDE).astype(np.uint32)
+    numeric = [(j, np.ascontiguousarray(x[:, j])) for j in range(x.shape[1])]
+    res = design._core.estimate(kind, domain, 1, numeric, [], n_numerators, False)
+    p = int(res["p"])
+    return np.asarray(res["estimate"]), np.asarray(res["vcov"]).reshape(p, p)

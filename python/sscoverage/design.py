@@ -134,6 +134,12 @@ class Design:
                     f"weights column {weights!r} has {int((w < 0).sum())} negative values; "
                     "sampling weights must be non-negative"
                 )
+            else:
+                # R keeps probabilities and weighs by 1/(1/w), which can differ from w in
+                # the last bit; where a cumulative weight meets p * total exactly
+                # (quantiles) that bit decides the data value.
+                with np.errstate(divide="ignore"):
+                    w = 1.0 / (1.0 / w)
         pps_method, psum, joint = _pps_arguments(pps, frame.n_rows)
         try:
             self._core = _core.CoreDesign(
@@ -507,7 +513,8 @@ class Design:
     def quantile(self, y: str | Sequence[str], quantiles: float | Sequence[float] = (0.5,), **kw: Any) -> Estimates:
         """Weighted quantiles with confidence intervals.
 
-        Mirrors R's ``svyquantile`` (survey >= 4.1) and Stata's ``epctile`` for ``svy``.
+        Mirrors R's ``svyquantile`` (survey >= 4.1); Stata has no built-in survey
+        quantile (the user-written ``epctile`` is the nearest).
 
         Parameters
         ----------
@@ -572,7 +579,7 @@ class Design:
         row, col : the two categorical columns.
         statistic : ``"F"`` (Rao-Scott second-order, R's default; Stata's default
             design-based F), ``"Chisq"`` (Rao-Scott first-order), ``"Wald"``,
-            ``"adjWald"`` (Stata's ``wald`` / ``wald adjust``), or ``"saddlepoint"``.
+            ``"adjWald"`` (Stata's ``wald noadjust`` / ``wald``), or ``"saddlepoint"``.
         na_rm : leave out rows with a missing value in either column (default True).
 
         Returns
@@ -594,7 +601,9 @@ class Design:
         ----------
         y : column(s) whose means or totals are combined.
         contrasts : weights on the estimates, in the row order of ``design.mean(y,
-            by=by)``; a list of such lists, or a dict name -> weights, for several.
+            by=by)`` (with several `by` columns the first varies slowest, where R's
+            ``svyby`` varies it fastest); a list of such lists, or a dict name ->
+            weights, for several.
         statistic : ``"mean"`` or ``"total"``.
         by : domain column(s); the covariance between domains is kept.
         na_rm : leave rows with a missing value out of every domain.
@@ -646,6 +655,120 @@ class Design:
         from .models import glm
 
         return glm(self, formula, family, link, **kw)
+
+    # ------------------------------------------------------------------ weighting
+    def poststratify(self, strata: str | Sequence[str], population: Any, partial: bool = False) -> "Design":
+        """A new design post-stratified to population counts.
+
+        Mirrors R's ``postStratify`` and Stata's ``svyset ..., poststrata()
+        postweight()``.  The weights of each post-stratum (a cell of the complete
+        cross-classification of `strata`) are scaled to its count; the variance uses
+        the residuals from the post-stratum means, as R's.
+
+        Parameters
+        ----------
+        strata : ``"~a+b"``, a column name, or a list of columns.
+        population : the count of every cell: a DataFrame with the strata columns and
+            ``Freq`` (or one other column), a list of rows ``{"a": level, "Freq": n}``,
+            a dict level -> count (one variable) or tuple of levels -> count.
+        partial : leave out cells that have a count but no sample weight (R's
+            ``partial=TRUE``) instead of raising.
+
+        Raises
+        ------
+        CalibrationError : a cell in the sample but not the targets, or one with a
+            positive count but no sample rows; a negative count.
+        """
+        from .weighting import poststratify
+
+        return poststratify(self, strata, population, partial)
+
+    def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "Design":
+        """A new design raked (iterative proportional fitting) to several margins.
+
+        Mirrors R's ``rake`` and Stata's ``ipfraking`` / ``svycal rake``: post-stratify
+        to each margin in turn until a sweep changes no cell of the margins'
+        cross-classification by ``epsilon`` or more.  The variance uses R's raking
+        residuals (ten backfitting sweeps over the margins).
+
+        Parameters
+        ----------
+        margins : a list of ``(strata, population)`` pairs or of ``{"formula",
+            "population"}`` dicts, or a dict column -> population; each population as
+            for :meth:`poststratify`.
+        control : ``{"maxit": 10, "epsilon": 1}`` (R's defaults); an ``epsilon`` below
+            1 is a fraction of the sum of the weights.
+        force : keep weights that did not converge (with a ``ConvergenceWarning``).
+
+        Raises
+        ------
+        CalibrationError : margins whose totals disagree, or categories as for
+            :meth:`poststratify`.
+        ConvergenceError : no convergence in ``maxit`` sweeps; names the margin
+            furthest from its targets.
+        """
+        from .weighting import rake
+
+        return rake(self, margins, control, force)
+
+    def calibrate(
+        self,
+        formula: str,
+        population: Any,
+        calfun: str = "linear",
+        bounds: Sequence[float] | None = None,
+        epsilon: float = 1e-7,
+        maxit: int = 50,
+        force: bool = False,
+    ) -> "Design":
+        """A new design calibrated to population totals of the model matrix of `formula`.
+
+        Mirrors R's ``calibrate`` and Stata's ``svycal``.  The variance uses the
+        residuals of the weighted regression on the calibration variables (R's
+        ``greg_calibration``); a replicate design has every replicate calibrated.
+
+        Parameters
+        ----------
+        formula : ``"~stype + api99"``: factors give treatment-coded columns.
+        population : totals by R's model-matrix column names (``"(Intercept)"``,
+            ``"stypeH"``, ``"api99"``): a dict, Series, a one-row DataFrame, or a
+            DataFrame of names and totals.
+        calfun : ``"linear"`` (GREG), ``"raking"`` or ``"logit"``.
+        bounds : ``(lower, upper)`` on g = new weight / old weight; ``"logit"`` needs them.
+        epsilon, maxit : stop when every |misfit| / (1 + |total|) < epsilon, or after
+            maxit Newton steps.
+        force : keep weights that did not converge (with a ``ConvergenceWarning``).
+
+        Raises
+        ------
+        CalibrationError : a total named that is not a column, a column without a total,
+            a total for a category absent from the sample, negative totals of a
+            non-negative variable, infeasible bounds.
+        ConvergenceError : no convergence; says how close it got.
+        """
+        from .weighting import calibrate
+
+        return calibrate(self, formula, population, calfun, bounds, epsilon, maxit, force)
+
+    def trim_weights(self, lower: float = -np.inf, upper: float = np.inf, strict: bool = False) -> "Design":
+        """A new design with the weights trimmed to [lower, upper].
+
+        Mirrors R's ``trimWeights`` (Stata: ``svycal ..., trim``-like capping): weights
+        outside are set to the bound and the trimmed amount is spread equally over the
+        others; with `strict`, repeated until none is outside.  Earlier calibration
+        still shapes the variance, as R's.
+        """
+        from .weighting import trim_weights
+
+        return trim_weights(self, lower, upper, strict)
+
+    def weighting_report(self) -> Any:
+        """Diagnostics of the weights: Kish's design effect due to weighting and the
+        effective sample size, a weight summary, and each adjustment's achieved against
+        target totals and iterations (a :class:`sscoverage.weighting.WeightingReport`)."""
+        from .weighting import report
+
+        return report(self)
 
 
 #: Largest number of level combinations of several by columns used directly as domain

@@ -6,7 +6,7 @@ ones only Python can detect (a missing column, a missing value) are defined here
 
 from __future__ import annotations
 
-from ._core import DesignError, EstimationError, LonelyPsuError, ShapeError, SurveyError
+from ._core import CalibrationError, DesignError, EstimationError, LonelyPsuError, ShapeError, SurveyError
 
 
 class ColumnError(SurveyError, KeyError):
@@ -29,7 +29,8 @@ class ConvergenceError(EstimationError):
 
 
 class ConvergenceWarning(UserWarning):
-    """An iterative fit converged, but only after stepping back from the edge of its range."""
+    """An iterative fit converged, but only after stepping back from the edge of its range;
+    or a result that did not converge was kept on request (``force=True``)."""
 
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "LonelyPsuError",
     "ShapeError",
     "EstimationError",
+    "CalibrationError",
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import polars as pl
+from formulaic import Formula, model_matrix
 from scipy import stats
 
 from . import _core
@@ -30,15 +31,8 @@ if TYPE_CHECKING:
     from .design import Design
 
 #: R's family names (``quasi*`` fit as their namesakes; the dispersion is estimated from
-#: the design for every family) and their default links.
-FAMILIES = {
-    "gaussian": "identity",
-    "binomial": "logit",
-    "quasibinomial": "logit",
-    "poisson": "log",
-    "quasipoisson": "log",
-    "Gamma": "inverse",
-}
+#: the design for every family).
+FAMILIES = ("gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson", "Gamma")
 BINOMIAL = ("binomial", "quasibinomial")
 
 # A formula token: a quoted name or string (left alone unless a backquoted column), or a
@@ -60,31 +54,19 @@ def glm(
     """Design-based generalised linear model; see :meth:`sscoverage.Design.glm`."""
     if family not in FAMILIES:
         raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
-    if design.is_replicate:
-        raise DesignError("glm on a replicate-weight design is not available yet; use a linearisation design")
     model = _ModelFrame(design, formula, family, levels or {})
+    if design.is_replicate:
+        return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit)
     w = design.weights
     rows = model.rows
     # R's svyglm fits with the weights rescaled to mean 1 over the rows of the design's
     # model frame (all rows of a PPS design, whose domains keep their rows with weight 0;
     # the domain's rows otherwise).  The scale cancels in the coefficients and their
-    # covariance, but binomial starting values and the Pearson residuals depend on it.
+    # covariance, but not in the binomial starting values.
     keeps_rows = bool(design.spec.get("pps"))
     scope = design._scope()
     mean_w = w[scope].sum() / (design.n_rows if keeps_rows else scope.sum())
-    try:
-        fit = _core.glm_fit(
-            model.x, model.y, w[rows] / mean_w, family, link, epsilon=epsilon, maxit=maxit
-        )
-    except EstimationError as err:
-        if len(err.args) > 1:  # the core's positions of aliased columns
-            names = [model.terms[j] for j in err.args[1]]
-            raise EstimationError(
-                f"{formula}: term(s) {', '.join(names)} are aliased (a constant predictor, a level "
-                "with no rows, or a linear combination of the terms before them); drop them from the formula"
-            ) from None
-        raise type(err)(f"{formula}: {err}") from None
-    _check_convergence(fit, family, formula, maxit)
+    fit = _fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit)
 
     p = len(model.terms)
     in_fit = np.zeros(design.n_rows, bool)
@@ -95,6 +77,8 @@ def glm(
     # Rows left out for missing values leave the design as a domain (R refits on
     # design[-na.action, ]): degrees of freedom and dispersion are that domain's.
     fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
+    # R's Pearson residuals carry sqrt(prior weight / design weight rescaled to mean 1
+    # over the fitted rows): 1, unless rows were dropped for missing values.
     mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
     dispersion = _dispersion(fit["pearson_residuals"] * np.sqrt(mean_fit / mean_w), w[rows])
     return GLMResult(
@@ -114,31 +98,81 @@ def glm(
     )
 
 
-def _check_convergence(fit: dict[str, Any], family: str, formula: str, maxit: int) -> None:
-    """R warns and returns these fits; their coefficients are not estimates, so refuse."""
+def _fit(model: "_ModelFrame", weights: np.ndarray, formula: str, family: str, link: str | None,
+         epsilon: float, maxit: int) -> dict[str, Any]:
+    """One IRLS fit in the core, with aliased columns named by their terms."""
+    try:
+        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit)
+    except EstimationError as err:
+        if len(err.args) > 1:  # the core's positions of aliased columns
+            names = [model.terms[j] for j in err.args[1]]
+            raise EstimationError(
+                f"{formula}: term(s) {', '.join(names)} are aliased (a constant predictor, or a "
+                "linear combination of the terms before them); drop them from the formula"
+            ) from None
+        raise type(err)(f"{formula}: {err}") from None
+    _check_convergence(fit, formula, maxit)
+    return fit
+
+
+def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family: str, link: str | None,
+                   level: float, epsilon: float, maxit: int) -> "GLMResult":
+    """R's ``svyglm.svyrep.design``: the model refitted with each replicate's weights
+    (normalised to sum 1, which leaves the coefficients alone), and the spread of the
+    replicate coefficients through the one replicate engine."""
+    rows = model.rows
+    scope = design._scope()
+    w = design.weights
+    prior = w[rows] / w[scope].mean()  # R rescales the sampling weights to mean 1
+    fit = _fit(model, prior, formula, family, link, epsilon, maxit)
+    coef = np.asarray(fit["coefficients"])
+    reps = design.replicate_weights()[rows]
+    thetas = np.empty((reps.shape[1], len(coef)))
+    for r in range(reps.shape[1]):
+        wr = reps[:, r]
+        thetas[r] = _fit(model, wr / wr.sum(), formula, family, link, epsilon, maxit)["coefficients"]
+    vcov = design._replicate_vcov(thetas, coef)
+    # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
+    # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).
+    e = np.asarray(fit["pearson_residuals"])
+    dispersion = float((prior * e**2).sum())
+    p = len(model.terms)
+    return GLMResult(
+        formula=formula,
+        family=family,
+        link=str(fit["link"]),
+        terms=model.terms,
+        coef=coef,
+        vcov=vcov,
+        dispersion=dispersion,
+        df_residual=design.degf + 1 - p,
+        deviance=float(fit["deviance"]),
+        iterations=int(fit["iterations"]),
+        n=len(rows),
+        n_removed=model.n_removed,
+        level=level,
+    )
+
+
+def _check_convergence(fit: dict[str, Any], formula: str, maxit: int) -> None:
+    """R warns (or not) and returns these fits; their coefficients are not estimates, so refuse."""
+    if fit["separated"]:
+        raise ConvergenceError(
+            f"{formula}: the predictors separate the outcome (perfectly or quasi-perfectly: some "
+            "group or range of a predictor has only 0s or only 1s, or no events), so the likelihood "
+            "has no finite maximum and some coefficients are infinite; drop or merge the separating terms"
+        )
     if not fit["converged"]:
         raise ConvergenceError(
-            f"{formula}: the IRLS did not converge in {maxit} iterations; raise maxit, or look "
-            "for separation (a predictor that nearly determines the outcome)"
-        )
-    k = int(fit["n_at_boundary"])
-    if k and family in BINOMIAL:
-        raise ConvergenceError(
-            f"{formula}: {k} fitted probabilities are numerically 0 or 1: the predictors separate "
-            "the outcome (perfectly or quasi-perfectly), so some coefficients are infinite; "
-            "drop or merge the separating terms"
-        )
-    if k:
-        raise ConvergenceError(
-            f"{formula}: {k} fitted rates are numerically 0: a group with no events drives a "
-            "coefficient to minus infinity; drop or merge that term"
+            f"{formula}: the IRLS did not converge in {maxit} iterations; raise maxit (if it then "
+            "converges, separation of the outcome by the predictors is checked)"
         )
     if fit["boundary"]:
         warnings.warn(
-            f"{formula}: the IRLS halved a step to stay in the family's range (R: algorithm "
-            "stopped at boundary value); check the fit",
+            f"{formula}: the IRLS halved a step to keep the fitted means in the family's range "
+            "(R: step size truncated); check the fit",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -161,8 +195,6 @@ class _ModelFrame:
     """
 
     def __init__(self, design: "Design", formula: str, family: str, levels: Mapping[str, Sequence[Any]]) -> None:
-        from formulaic import Formula, model_matrix
-
         frame = design._frame
         text, aliases = _alias_names(formula, frame.columns)
         try:
@@ -182,7 +214,7 @@ class _ModelFrame:
                 raise ColumnError(f"levels given for {name!r}, which is not a column of the data")
         scope = np.flatnonzero(design._scope())
         data = pd.DataFrame(index=scope)
-        factors: dict[str, str] = {}  # formula name -> data column, for factors
+        factors: list[str] = []  # the formula names of factor variables
         for name in used:
             column = aliases.get(name, name)
             values = frame._column(column)
@@ -191,10 +223,12 @@ class _ModelFrame:
             values = values.iloc[scope].set_axis(scope)
             data[name] = _as_model_variable(values, column, levels.get(column))
             if isinstance(data[name].dtype, pd.CategoricalDtype):
-                factors[name] = column
+                factors.append(name)
         # Pass 1 finds the complete rows; pass 2 builds the matrix without unused levels.
         first = model_matrix(text, data, na_action="drop")
         kept = first.rhs.index.to_numpy()
+        if len(kept) == 0:
+            raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
         data = data.loc[kept]
         for name in factors:
             data[name] = data[name].cat.remove_unused_categories()
@@ -214,8 +248,6 @@ class _ModelFrame:
                 f"the outcome of {formula!r} must be one numeric column"
                 + (" or a factor" if family in BINOMIAL else "")
             )
-        if len(kept) == 0:
-            raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
 
 
 def _alias_names(formula: str, columns: Sequence[Any]) -> tuple[str, dict[str, str]]:
@@ -257,7 +289,7 @@ def _as_model_variable(values: pd.Series, name: str, levels: Sequence[Any] | Non
     return pd.Series(pd.Categorical(values, categories=labels), index=values.index)
 
 
-def _r_names(columns: list[str], data: pd.DataFrame, factors: Mapping[str, str], aliases: Mapping[str, str]) -> list[str]:
+def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
     """formulaic's column names in R's spelling: ``(Intercept)``, ``stypeH``,
     ``stypeH:meals`` (factor name and level run together)."""
     spelled: dict[str, str] = {}

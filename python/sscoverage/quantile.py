@@ -11,14 +11,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ._domains import domains, mean_influence, vcov
+from ._domains import domains, linear
 from ._rmath import approx, iqr, qt, r_cumsum, r_mean, r_sum, uniroot
 from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError
+from .proportions import proportion_interval
 from .results import Estimates
 
-INTERVAL_TYPES = ("mean", "beta", "xlogit", "asin", "score")
+INTERVAL_TYPES = ("mean", "beta", "xlogit", "asin", "score", "quantile")
 
 QRule = Callable[[np.ndarray, np.ndarray, float], float]
 
@@ -122,58 +122,56 @@ def _rule(qrule: str | QRule) -> QRule:
 
 
 # ---------------------------------------------------------------- intervals
-def _proportion_interval(est: float, se: float, method: str, alpha: float, df: float, n_rows: int, degf: int):
-    """R's ``woodruffCI`` interval for the proportion below the quantile estimate."""
-    level = 1 - alpha
-    a = (1 - level) / 2
-    fac = np.array([qt(a, df), qt(1 - a, df)])
-    if method == "mean":
-        return est + se * fac
-    if method == "xlogit":
-        eta = np.log(est / (1 - est))
-        limits = eta + se / (est * (1 - est)) * fac
-        return np.exp(limits) / (1 + np.exp(limits))
-    if method == "asin":
-        centre = np.arcsin(np.sqrt(est))
-        return np.sin(centre + se * 0.5 / np.sqrt(est) / np.sqrt(1 - est) * fac) ** 2
-    # beta: Korn-Graubard with the effective sample size, R's degrees-of-freedom factor.
-    n_eff = est * (1 - est) / se**2 * (qt(alpha / 2, n_rows - 1) / qt(alpha / 2, degf)) ** 2
-    return np.array(
-        [
-            stats.beta.ppf(alpha / 2, n_eff * est, n_eff * (1 - est) + 1),
-            stats.beta.ppf(1 - alpha / 2, n_eff * est + 1, n_eff * (1 - est)),
-        ]
-    )
-
-
-def _woodruff(dom, x, w, rows, qhat, p, rule, alpha, df, method):
-    est, z = mean_influence(dom, (x <= qhat).astype(np.float64))
-    se = float(np.sqrt(vcov(dom, z)[0, 0]))
+def _woodruff(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
+    """R's ``survey:::woodruffCI``: an interval for the proportion of the domain at or
+    below the estimate, read back through the quantile rule."""
+    rows = dom._scope()
+    est, v = linear(dom, (x <= qhat).astype(np.float64))
+    var = float(v[0, 0])
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = _proportion_interval(float(est[0]), se, method, alpha, df, int(rows.sum()), dom.degf)
-    xs, ws = x[rows], w[rows]
+        lo, hi = proportion_interval(method, float(est[0]), var, 1 - alpha, df, int(rows.sum()), dom.degf, alpha)
+    xs, ws = x[rows], dom.weights[rows]
     # Outside [0, 1] the proportion has no quantile: R reports NaN there.
     lower = np.nan if np.isnan(lo) or lo < 0 else rule(xs, ws, lo)
     upper = np.nan if np.isnan(hi) or hi > 1 else rule(xs, ws, hi)
     return lower, upper
 
 
-def _score(dom, x, w, rows, qhat, p, rule, alpha, df, method):
+def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
     """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p."""
-    xs = x[rows]
+    rows = dom._scope()
+    xs, ws = x[rows], dom.weights[rows]
 
     def scoretest(theta: float, qlimit: float) -> float:
-        est, z = mean_influence(dom, (x > theta) - (1 - p))
-        return float(est[0] / np.sqrt(vcov(dom, z)[0, 0]) - qlimit)
+        est, v = linear(dom, ((x > theta) - (1 - p)).astype(np.float64))
+        return float(est[0] / np.sqrt(v[0, 0]) - qlimit)
 
     spread = iqr(xs)
     lower_t, upper_t = xs.min() + spread / 100, xs.max() - spread / 100
     tol = 1 / (100 * np.sqrt(len(xs)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        qlow = uniroot(lambda t: scoretest(t, qt(alpha / 2, df, lower_tail=False)), lower_t, upper_t, tol)
-        qup = uniroot(lambda t: scoretest(t, qt(alpha / 2, df)), lower_t, upper_t, tol)
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            qlow = uniroot(lambda t: scoretest(t, qt(alpha / 2, df, lower_tail=False)), lower_t, upper_t, tol)
+            qup = uniroot(lambda t: scoretest(t, qt(alpha / 2, df)), lower_t, upper_t, tol)
+    except EstimationError as err:
+        raise EstimationError(
+            f"score interval for the {p:g} quantile: {err} (as R's ffullerCI fails here; too few "
+            "rows or PSUs for this interval): use interval_type='mean' or 'beta'"
+        ) from None
     # R maps the roots back through the rule at the unweighted fraction below them.
-    return rule(xs, w[rows], float(np.mean(xs <= qlow))), rule(xs, w[rows], float(np.mean(xs <= qup)))
+    return rule(xs, ws, float(np.mean(xs <= qlow))), rule(xs, ws, float(np.mean(xs <= qup)))
+
+
+def _replicate(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
+    """R's ``survey:::repCI``: the quantile re-estimated with each replicate's weights,
+    their replicate variance, and a symmetric interval."""
+    rows = dom._scope()
+    reps = dom.replicate_weights()[rows]
+    xs = x[rows]
+    thetas = np.array([rule(xs, reps[:, r], p) for r in range(reps.shape[1])])
+    se = float(np.sqrt(dom._replicate_vcov(thetas[:, None], np.array([qhat]))[0, 0]))
+    half = se * qt(1 - alpha / 2, df)
+    return qhat - half, qhat + half
 
 
 # ---------------------------------------------------------------- estimator
@@ -189,11 +187,13 @@ def quantile(
     df: float | None = None,
 ) -> Estimates:
     """Weighted quantiles with confidence intervals; see :meth:`Design.quantile`."""
-    if design.is_replicate:
-        raise DesignError("quantile() is for linearisation designs; replicate designs are not supported yet")
+    if interval_type == "quantile" and not design.is_replicate:
+        raise DesignError("interval_type='quantile' re-estimates with replicate weights: it needs a replicate design")
+    if interval_type == "score" and design.is_replicate:
+        raise DesignError("interval_type='score' is for linearisation designs (as R)")
     names = [y] if isinstance(y, str) else list(y)
     if not names:
-        raise ValueError("name at least one variable")
+        raise EstimationError("name at least one variable")
     probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
     if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
         raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
@@ -202,7 +202,7 @@ def quantile(
     if interval_type not in INTERVAL_TYPES:
         raise DesignError(f"interval_type={interval_type!r}; use one of {', '.join(INTERVAL_TYPES)}")
     rule = _rule(qrule)
-    ci = _score if interval_type == "score" else _woodruff
+    ci = {"score": _score, "quantile": _replicate}.get(interval_type, _woodruff)
     frame = design._frame
     values = {}
     for name in names:
@@ -227,13 +227,13 @@ def quantile(
             rows = dom._scope()
         dom_df = float(dom.degf) if df is None else float(df)
         w = dom.weights
-        q = stats.norm.ppf(1 - alpha / 2) if np.isinf(dom_df) else stats.t.ppf(1 - alpha / 2, dom_df)
+        q = qt(1 - alpha / 2, dom_df)
         ses = []
         for name in names:
             x = np.where(rows, values[name], 0.0)
             for p in probs:
                 qhat = rule(x[rows], w[rows], p)
-                lower, upper = ci(dom, x, w, rows, qhat, p, rule, alpha, dom_df, interval_type)
+                lower, upper = ci(dom, x, qhat, p, rule, alpha, dom_df, interval_type)
                 se = (upper - lower) / (2 * q)
                 ses.append(se)
                 records.append(

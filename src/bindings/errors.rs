@@ -37,6 +37,13 @@ create_exception!(
     "An estimate cannot be formed."
 );
 
+create_exception!(
+    sscoverage.exceptions,
+    CalibrationError,
+    SurveyError,
+    "Weighting targets cannot be met (categories, margins, bounds)."
+);
+
 pub fn to_py(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
@@ -45,6 +52,7 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::Shape(_) => ShapeError::new_err(msg),
         CoreError::Value(_) => EstimationError::new_err(msg),
         CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
+        CoreError::Calibration(_) => CalibrationError::new_err(msg),
     }
 }
 
@@ -55,5 +63,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LonelyPsuError", py.get_type::<LonelyPsuError>())?;
     m.add("ShapeError", py.get_type::<ShapeError>())?;
     m.add("EstimationError", py.get_type::<EstimationError>())?;
+    m.add("CalibrationError", py.get_type::<CalibrationError>())?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod models;
+mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -179,21 +180,8 @@ impl PyDesign {
         let rep = d.replicates.as_ref().ok_or_else(|| {
             errors::to_py(crate::CoreError::Design("not a replicate design".into()))
         })?;
-        let r = rep.n_replicates;
-        let out: Vec<f64> = if rep.per_unit {
-            d.unit_of_row
-                .iter()
-                .zip(&d.weights)
-                .flat_map(|(&u, &w)| {
-                    rep.factors[u as usize * r..(u as usize + 1) * r]
-                        .iter()
-                        .map(move |f| f * w)
-                })
-                .collect()
-        } else {
-            rep.factors.clone()
-        };
-        numpy::PyArray1::from_vec(py, out).reshape([d.n_rows, r])
+        let out = rep.analysis_weights(&d.unit_of_row, &d.weights);
+        numpy::PyArray1::from_vec(py, out).reshape([d.n_rows, rep.n_replicates])
     }
 
     /// Replicate covariance (p x p) of estimates whose replicate values are `thetas`
@@ -366,6 +354,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDesign>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
+    weighting::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -61,6 +61,6 @@ pub fn glm_fit<'py>(
     out.set_item("iterations", res.iterations)?;
     out.set_item("converged", res.converged)?;
     out.set_item("boundary", res.boundary)?;
-    out.set_item("n_at_boundary", res.n_at_boundary)?;
+    out.set_item("separated", res.separated)?;
     Ok(out)
 }

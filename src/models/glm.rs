@@ -59,11 +59,13 @@ pub struct GlmFit {
     pub deviance: f64,
     pub iterations: usize,
     pub converged: bool,
-    /// A step was halved because the deviance diverged or the means left their range.
+    /// A step was halved because the deviance diverged or the means left their range
+    /// (R warns "step size truncated").
     pub boundary: bool,
-    /// Fitted values at the family's boundary: probabilities numerically 0 or 1
-    /// (separation), or rates numerically 0.
-    pub n_at_boundary: usize,
+    /// The likelihood has no finite maximum: further IRLS steps keep moving a converged fit
+    /// (complete or quasi-complete separation, or a group of rates all 0).  R returns
+    /// such fits, often without a warning; their coefficients are arbitrary.
+    pub separated: bool,
 }
 
 /// R's `Cdqrls` tolerance in `glm.fit`: min(1e-7, epsilon / 1000).
@@ -71,63 +73,62 @@ fn qr_tolerance(control: &Control) -> f64 {
     (control.epsilon / 1000.0).min(1e-7)
 }
 
-/// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
-/// range, aliased columns (`CoreError::Aliased`), or no valid step.
-pub fn fit(input: &GlmInput) -> Result<GlmFit> {
-    let GlmInput {
-        x,
-        n,
-        p,
-        family,
-        link,
-        control,
-        ..
-    } = *input;
-    check(input)?;
-    family.check_link(link)?;
-    let w = input.weights;
-    let zeros;
-    let offset = match input.offset {
-        Some(o) => o,
-        None => {
-            zeros = vec![0.0; n];
-            &zeros
-        }
-    };
-    let mut y = input.y.to_vec();
-    let mustart = family.initialize(link, &mut y, w)?;
-    let mut eta: Vec<f64> = mustart.iter().map(|&m| link.link(m)).collect();
-    let mut mu: Vec<f64> = eta.iter().map(|&e| link.inverse(e)).collect();
-    if !(family.valid_mu(&mu) && link.valid_eta(&eta)) {
-        return Err(CoreError::Value(
-            "cannot find valid starting values for the model".into(),
-        ));
-    }
-    let deviance = |mu: &[f64]| -> f64 {
-        (0..n)
-            .map(|i| family.deviance_residual(y[i], mu[i], w[i]))
+/// Extra IRLS steps taken from the solution of a binomial or poisson model, and how far
+/// (in the linear predictor) they may move it before the solution counts as separated.
+/// At a finite maximum a step moves the linear predictor by rounding (R's rule stops
+/// within about 1e-5 of it); when the maximum is at infinity each step moves the
+/// separated rows on by about 1, however small their fitted values already are.
+const PROBE_STEPS: usize = 3;
+const PROBE_DRIFT: f64 = 0.1;
+
+/// The IRLS of one model: its data, with the outcome as the family's `initialize` left it.
+struct Irls<'a> {
+    input: &'a GlmInput<'a>,
+    y: Vec<f64>,
+    offset: Vec<f64>,
+}
+
+/// One weighted least-squares step: new coefficients, the factorisation of the weighted
+/// model matrix, and the working weights it used.
+struct Step {
+    coef: Vec<f64>,
+    qr: linalg::Qr,
+    working_weights: Vec<f64>,
+}
+
+impl Irls<'_> {
+    fn deviance(&self, mu: &[f64]) -> f64 {
+        let (family, w) = (self.input.family, self.input.weights);
+        (0..self.input.n)
+            .map(|i| family.deviance_residual(self.y[i], mu[i], w[i]))
             .sum()
-    };
-    let predict = |beta: &[f64], eta: &mut [f64], mu: &mut [f64]| {
-        for i in 0..n {
+    }
+
+    fn predict(&self, beta: &[f64], eta: &mut [f64], mu: &mut [f64]) {
+        let (x, p, link) = (self.input.x, self.input.p, self.input.link);
+        for i in 0..self.input.n {
             let xi = &x[i * p..(i + 1) * p];
-            eta[i] = xi.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>() + offset[i];
+            eta[i] = xi.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>() + self.offset[i];
             mu[i] = link.inverse(eta[i]);
         }
-    };
-    let mut devold = deviance(&mu);
-    let mut dev = devold;
-    let mut coef = vec![0.0; p];
-    let mut coefold: Option<Vec<f64>> = None;
-    let mut working_weights = vec![0.0; n];
-    let mut last_qr = None;
-    let (mut converged, mut boundary) = (false, false);
-    let mut iterations = 0;
-    let mut a = Vec::with_capacity(n * p);
-    let mut z = Vec::with_capacity(n);
-    let mut roots = Vec::with_capacity(n);
-    for iter in 1..=control.maxit {
-        iterations = iter;
+    }
+
+    fn valid(&self, eta: &[f64], mu: &[f64]) -> bool {
+        self.input.link.valid_eta(eta) && self.input.family.valid_mu(mu)
+    }
+
+    /// The weighted least-squares step from the means `mu` (R's loop body up to `Cdqrls`).
+    fn step(&self, eta: &[f64], mu: &[f64], iter: usize) -> Result<Step> {
+        let GlmInput {
+            x,
+            n,
+            p,
+            weights: w,
+            family,
+            link,
+            control,
+            ..
+        } = *self.input;
         let mut mu_eta = vec![0.0; n];
         for i in 0..n {
             if w[i] > 0.0 {
@@ -146,46 +147,102 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
                 return Err(CoreError::Value("NAs in d(mu)/d(eta)".into()));
             }
         }
-        // The weighted least-squares step on the rows that carry information.
+        // Only rows that carry information enter the least squares.
         let good: Vec<usize> = (0..n).filter(|&i| w[i] > 0.0 && mu_eta[i] != 0.0).collect();
         if good.is_empty() {
             return Err(CoreError::Value(format!(
                 "no observations informative at iteration {iter}"
             )));
         }
-        working_weights.iter_mut().for_each(|v| *v = 0.0);
-        z.clear();
-        roots.clear();
+        let mut working_weights = vec![0.0; n];
+        let mut roots = Vec::with_capacity(good.len());
+        let mut z = Vec::with_capacity(good.len());
         for &i in &good {
             let root = (w[i] * mu_eta[i] * mu_eta[i] / family.variance(mu[i])).sqrt();
             working_weights[i] = root * root;
             roots.push(root);
-            z.push(((eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta[i]) * root);
+            z.push(((eta[i] - self.offset[i]) + (self.y[i] - mu[i]) / mu_eta[i]) * root);
         }
-        a.clear();
+        let mut a = Vec::with_capacity(good.len() * p);
         for j in 0..p {
             a.extend(good.iter().zip(&roots).map(|(&i, r)| x[i * p + j] * r));
         }
-        let qr = linalg::qr(
-            std::mem::take(&mut a),
-            good.len(),
-            p,
-            qr_tolerance(&control),
-        )
-        .map_err(|columns| CoreError::Aliased { columns })?;
-        let start = qr.solve(&z);
-        if start.iter().any(|v| !v.is_finite()) {
+        let qr = linalg::qr(a, good.len(), p, qr_tolerance(&control))
+            .map_err(|columns| CoreError::Aliased { columns })?;
+        let coef = qr.solve(&z);
+        if coef.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::Value(format!(
                 "non-finite coefficients at iteration {iter}"
             )));
         }
-        last_qr = Some(qr);
-        coef = start;
-        predict(&coef, &mut eta, &mut mu);
-        dev = deviance(&mu);
+        Ok(Step {
+            coef,
+            qr,
+            working_weights,
+        })
+    }
+
+    /// Whether further IRLS steps from the solution (eta) keep moving it: separation.
+    fn drifts(&self, eta: &[f64]) -> bool {
+        let n = self.input.n;
+        let mut probe_eta = eta.to_vec();
+        let mut probe_mu: Vec<f64> = eta.iter().map(|&e| self.input.link.inverse(e)).collect();
+        for k in 0..PROBE_STEPS {
+            let Ok(step) = self.step(&probe_eta, &probe_mu, k) else {
+                return true;
+            };
+            self.predict(&step.coef, &mut probe_eta, &mut probe_mu);
+            if !self.valid(&probe_eta, &probe_mu) || !self.deviance(&probe_mu).is_finite() {
+                return true;
+            }
+        }
+        (0..n).any(|i| (probe_eta[i] - eta[i]).abs() > PROBE_DRIFT)
+    }
+}
+
+/// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
+/// range, aliased columns (`CoreError::Aliased`), or no valid step.
+pub fn fit(input: &GlmInput) -> Result<GlmFit> {
+    let GlmInput {
+        x,
+        n,
+        p,
+        family,
+        link,
+        control,
+        ..
+    } = *input;
+    check(input)?;
+    family.check_link(link)?;
+    let mut y = input.y.to_vec();
+    let mustart = family.initialize(link, &mut y, input.weights)?;
+    let irls = Irls {
+        input,
+        y,
+        offset: input.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec),
+    };
+    let mut eta: Vec<f64> = mustart.iter().map(|&m| link.link(m)).collect();
+    let mut mu: Vec<f64> = eta.iter().map(|&e| link.inverse(e)).collect();
+    if !irls.valid(&eta, &mu) {
+        return Err(CoreError::Value(
+            "cannot find valid starting values for the model".into(),
+        ));
+    }
+    let mut devold = irls.deviance(&mu);
+    let mut dev = devold;
+    let mut coefold: Option<Vec<f64>> = None;
+    let mut last: Option<Step> = None;
+    let (mut converged, mut boundary) = (false, false);
+    let mut iterations = 0;
+    for iter in 1..=control.maxit {
+        iterations = iter;
+        let step = irls.step(&eta, &mu, iter)?;
+        irls.predict(&step.coef, &mut eta, &mut mu);
+        dev = irls.deviance(&mu);
+        let mut coef = step.coef.clone();
         // R halves the step towards the previous coefficients while the deviance is not
         // finite or the means leave their range.
-        if !dev.is_finite() || !(link.valid_eta(&eta) && family.valid_mu(&mu)) {
+        if !dev.is_finite() || !irls.valid(&eta, &mu) {
             let Some(old) = coefold.as_ref() else {
                 return Err(CoreError::Value(
                     "no valid set of coefficients has been found: the first step left the \
@@ -194,7 +251,7 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
                 ));
             };
             let mut tries = 0;
-            while !dev.is_finite() || !(link.valid_eta(&eta) && family.valid_mu(&mu)) {
+            while !dev.is_finite() || !irls.valid(&eta, &mu) {
                 tries += 1;
                 if tries > control.maxit {
                     return Err(CoreError::Value(
@@ -206,21 +263,30 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
                 for (c, o) in coef.iter_mut().zip(old) {
                     *c = (*c + o) / 2.0;
                 }
-                predict(&coef, &mut eta, &mut mu);
-                dev = deviance(&mu);
+                irls.predict(&coef, &mut eta, &mut mu);
+                dev = irls.deviance(&mu);
             }
             boundary = true;
         }
+        last = Some(Step { coef, ..step });
         if (dev - devold).abs() / (dev.abs() + 0.1) < control.epsilon {
             converged = true;
             break;
         }
         devold = dev;
-        coefold = Some(coef.clone());
+        coefold = last.as_ref().map(|s| s.coef.clone());
     }
-    let Some(qr) = last_qr else {
+    let Some(Step {
+        coef,
+        qr,
+        working_weights,
+    }) = last
+    else {
         return Err(CoreError::Value("maxit must be at least 1".into()));
     };
+    // Only a converged fit can be probed: before that every step moves it anyway.
+    let separated = converged && family.has_bounded_mean() && irls.drifts(&eta);
+    let y = &irls.y;
     let cov_unscaled = qr.inverse_gram();
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
@@ -238,7 +304,6 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
             *out = (0..p).map(|k| score[k] * cov_unscaled[k * p + j]).sum();
         }
     }
-    let n_at_boundary = mu.iter().filter(|&&m| family.at_boundary(m)).count();
     Ok(GlmFit {
         coefficients: coef,
         fitted: mu,
@@ -251,7 +316,7 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         iterations,
         converged,
         boundary,
-        n_at_boundary,
+        separated,
     })
 }
 
@@ -355,7 +420,7 @@ mod tests {
         let logit = |p: f64| (p / (1.0 - p)).ln();
         close(f.coefficients[0], logit(p0), 1e-8);
         close(f.coefficients[1], logit(p1) - logit(p0), 1e-8);
-        assert!(f.converged && !f.boundary && f.n_at_boundary == 0);
+        assert!(f.converged && !f.boundary && !f.separated);
         // The estimating functions sum to zero at the solution (score equations).
         let mut score = [0.0; 2];
         for i in 0..6 {
@@ -379,14 +444,39 @@ mod tests {
         assert!(g.converged && g.coefficients[1] > 0.0);
     }
 
+    /// Rows (1, x) of a one-covariate model.
+    fn line(xs: &[f64]) -> Vec<f64> {
+        xs.iter().flat_map(|&v| [1.0, v]).collect()
+    }
+
     #[test]
     fn separation_is_flagged() {
-        // y = 1 exactly when x > 0: the coefficient runs off to infinity.
-        let x = [1.0, -2.0, 1.0, -1.0, 1.0, 1.0, 1.0, 2.0];
+        // Complete: y = 1 exactly when x > 0.
+        let x = line(&[-2.0, -1.0, 1.0, 2.0]);
         let y = [0.0, 0.0, 1.0, 1.0];
         let w = [1.0; 4];
         let f = fit(&input(&x, 2, &y, &w, Family::Binomial, Link::Logit)).unwrap();
-        assert!(f.n_at_boundary > 0 || !f.converged);
+        assert!(f.separated || !f.converged);
+        // Quasi-complete: every row with x = 1 has y = 0; the rest overlap.
+        let x = line(&[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        let y = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        let w = [1.0; 7];
+        let f = fit(&input(&x, 2, &y, &w, Family::Binomial, Link::Logit)).unwrap();
+        assert!(f.separated, "{f:?}");
+        // Poisson: a group with no events.
+        let f = fit(&input(&x, 2, &y, &w, Family::Poisson, Link::Log)).unwrap();
+        assert!(f.separated || !f.converged);
+    }
+
+    #[test]
+    fn an_extreme_but_finite_fit_is_not_separation() {
+        // The outcomes overlap in x, so the maximum is finite; the far row at x = -400
+        // is fitted numerically 0 (R warns "fitted probabilities numerically 0 or 1").
+        let x = line(&[-400.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        let y = [0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+        let w = [1.0; 9];
+        let f = fit(&input(&x, 2, &y, &w, Family::Binomial, Link::Logit)).unwrap();
+        assert!(f.converged && f.fitted[0] < 1e-15 && !f.separated, "{f:?}");
     }
 
     #[test]

@@ -92,6 +92,19 @@ impl Qr {
         x
     }
 
+    /// Replace `b` (length n) by its least-squares residuals on the columns (R's
+    /// `qr.resid`): Q'b with its first p entries zeroed, multiplied back by Q.
+    pub fn residuals(&self, b: &mut [f64]) {
+        let n = self.n;
+        for (k, &t) in self.tau.iter().enumerate() {
+            reflect(&self.a[k * n + k..(k + 1) * n], t, &mut b[k..]);
+        }
+        b[..self.tau.len()].fill(0.0);
+        for (k, &t) in self.tau.iter().enumerate().rev() {
+            reflect(&self.a[k * n + k..(k + 1) * n], t, &mut b[k..]);
+        }
+    }
+
     /// (R'R)^-1 = (A'A)^-1, row-major p x p: the unscaled covariance of the coefficients
     /// (R's `chol2inv(qr$qr)`).
     pub fn inverse_gram(&self) -> Vec<f64> {

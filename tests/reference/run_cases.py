@@ -14,7 +14,7 @@ import math
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,19 +24,18 @@ import sscoverage as ssc
 # Operations and design kinds that later issues bring; the pytest module skips these
 # by name, visibly, and this runner counts them as failures.
 PENDING_OPS = {
-    "quantile": "issue 3",
-    "ciprop": "issue 3",
-    "chisq": "issue 3",
-    "contrast": "issue 3",
-    "calibrate": "issue 4",
-    "rake": "issue 4",
-    "poststratify": "issue 4",
-    "trim_weights": "issue 4",
-    "glm": "issue 5",
     "km": "issue 5",
     "coxph": "issue 5",
 }
 PENDING_DESIGNS: dict[str, str] = {}
+# Operations that work on linearisation designs but not yet on replicate-weight ones.
+PENDING_ON_REPLICATES: dict[str, str] = {}
+
+
+# Expected keys that are labels or checked elsewhere, not numbers of the table; `df` is
+# the generator's degf(design) of the design as built, informational (with na_rm R's
+# interval uses the df of the rows left, which the se and limits already check).
+NOT_COMPARED = ("labels", "domains", "terms", "groups", "weight_sum", "df")
 
 
 class NotImplementedCase(Exception):
@@ -53,6 +52,8 @@ def pending_reason(case: dict[str, Any]) -> str | None:
             return f"{key} designs arrive with {issue}"
     if op in PENDING_OPS:
         return f"op {op!r} arrives with {PENDING_OPS[op]}"
+    if op in PENDING_ON_REPLICATES and ("replicates" in case["design"] or "as_replicates" in case["design"]):
+        return f"op {op!r} on replicate designs arrives with {PENDING_ON_REPLICATES[op]}"
     return None
 
 
@@ -147,9 +148,53 @@ def run_op(design: ssc.Design, op: str, args: dict[str, Any], by: list[str] | No
             interval_type=args.get("interval_type", "mean"),
             na_rm=args.get("na_rm", False),
         )
+    if op == "chisq":
+        row, col = (term.strip() for term in args["formula"].lstrip("~").split("+"))
+        return design.chisq(row, col, args.get("statistic", "F"))
+    if op == "contrast":
+        inner = args["inner"]
+        by_inner = inner["args"]["by"] if inner["op"] == "by" else None
+        if by_inner is not None:
+            inner = inner["args"]["inner"]
+        return design.contrast(
+            inner["args"]["y"], args["contrast"], inner["op"], by=by_inner, na_rm=inner["args"].get("na_rm", False)
+        )
+    if op == "ciprop":
+        return design.ciprop(
+            args["y"][0], args["method"], level=args.get("level", 0.95), by=by, na_rm=args.get("na_rm", False)
+        )
     if op == "glm":
         return design.glm(args["formula"], args.get("family", "gaussian"), args.get("link"), levels=args.get("levels"))
+    if op in WEIGHTING_OPS:
+        adjusted = _adjust(design, op, args)
+        then = args["then"]
+        inner = run_op(adjusted, then["op"], then["args"], by)
+        return inner if isinstance(inner, Weighted) else Weighted(inner, float(adjusted.weights.sum()))
     raise NotImplementedCase(f"op {op!r} is not implemented")
+
+
+WEIGHTING_OPS = ("calibrate", "rake", "poststratify", "trim_weights")
+
+
+class Weighted(NamedTuple):
+    """What the `then` op gave on an adjusted design, and the sum of the final weights."""
+
+    result: Any
+    weight_sum: float
+
+
+def _adjust(design: ssc.Design, op: str, args: dict[str, Any]) -> ssc.Design:
+    """The design after one weighting op (R's calibrate / rake / postStratify / trimWeights)."""
+    if op == "calibrate":
+        return design.calibrate(
+            args["formula"], args["population"], args.get("calfun", "linear"), args.get("bounds"),
+            args.get("epsilon", 1e-7), args.get("maxit", 50),
+        )
+    if op == "rake":
+        return design.rake(args["margins"], args.get("control"))
+    if op == "poststratify":
+        return design.poststratify(args["strata"], args["population"])
+    return design.trim_weights(args.get("lower", -math.inf), args.get("upper", math.inf), args.get("strict", False))
 
 
 def _close(got: float, want: float | None, tol: dict[str, float]) -> bool:
@@ -160,6 +205,12 @@ def _close(got: float, want: float | None, tol: dict[str, float]) -> bool:
 
 def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
     """What differs between R's expected numbers and the result (empty = pass)."""
+    if isinstance(result, Weighted):
+        want = case["expected"].get("weight_sum")
+        problems = [] if want is None or _close(result.weight_sum, want[0], case["tolerance"]) else [
+            f"weight_sum = {result.weight_sum!r}, R {want[0]!r}"
+        ]
+        return problems + compare(case, result.result)
     exp = case["expected"]
     tol = case["tolerance"]
     if "terms" in exp:
@@ -189,14 +240,21 @@ def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
         per = len(exp["labels"])
         if labels[:per] != exp["labels"]:
             problems.append(f"labels {labels[:per]} != R {exp['labels']}")
-    for key in ("estimate", "se", "deff"):
-        if key not in exp:
+    # Every number R printed: table columns (estimate, se, deff, interval limits, df)
+    # or, for a test, the result's own fields (statistic, ndf, ddf, p_value).
+    for key in exp:
+        if key in NOT_COMPARED:
             continue
-        if key not in table.columns:
+        if key in table.columns:
+            got = [float(table[key].iloc[i]) for i in order]
+        elif hasattr(result, key):
+            value = getattr(result, key)
+            got = [float("nan") if value is None else float(value)]
+        else:
             problems.append(f"no {key} in the result")
             continue
-        want = flatten(exp[key])
-        got = [float(table[key].iloc[i]) for i in order]
+        raw = exp[key] if isinstance(exp[key], list) else [exp[key]]
+        want = flatten(raw) if exp[key] is not None else [None] * len(got)
         if len(want) != len(got):
             problems.append(f"{key}: {len(got)} values, R has {len(want)}")
             continue

@@ -1,0 +1,516 @@
+"""Weighting a design to population figures: post-stratification, raking, calibration
+and trimming, each returning a new design whose variance carries the adjustment.
+
+Mirrors R's ``survey::postStratify``, ``rake``, ``calibrate`` and ``trimWeights``
+(Stata: ``svycal`` / ``ipfraking``, and ``svyset ..., poststrata() postweight()``).  The
+numerics run in the Rust core; here the user's names, levels and totals are matched to
+the data, and the core's diagnostics become a :class:`WeightingReport`.
+
+On a linearisation design the variance uses the adjustment as R's ``svyrecvar`` does:
+the influence values are replaced by their residuals from the calibration (a weighted
+regression on the calibration variables, or post-stratum means).  On a replicate design
+every replicate's weights are adjusted the way the full-sample weights are.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from . import _core
+from ._frames import require_no_missing
+from .exceptions import (
+    CalibrationError,
+    ColumnError,
+    ConvergenceError,
+    ConvergenceWarning,
+    DesignError,
+    MissingValueError,
+)
+
+if TYPE_CHECKING:
+    from .design import Design
+
+CALFUNS = ("linear", "raking", "logit")
+#: Largest number of level combinations looked up through a dense table.
+_DENSE_COMBINATIONS = 1 << 24
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One weighting step: what was targeted and what the weights reached.
+
+    ``table`` has one row per target: ``term`` (the margin's variables or the model
+    column), ``level``, ``target``, ``before`` and ``after`` (weighted totals with the
+    weights before and after the step).
+    """
+
+    method: str
+    table: pd.DataFrame
+    iterations: int
+    converged: bool
+    misfit: float
+    replicates_not_converged: int = 0
+
+
+@dataclass(frozen=True)
+class WeightingReport:
+    """Diagnostics of a weighted design (:meth:`Design.weighting_report`).
+
+    ``kish_deff`` is Kish's design effect due to unequal weighting, ``n * sum(w^2) /
+    sum(w)^2`` over the rows of non-zero weight, and ``effective_n`` = n / kish_deff;
+    ``weights`` summarises their distribution; ``adjustments`` lists each step with its
+    achieved against target totals and the iterations used.
+    """
+
+    adjustments: list[Adjustment]
+    n: int
+    weight_sum: float
+    kish_deff: float
+    effective_n: float
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Every step's targets in one table, with a ``step`` and ``method`` column."""
+        parts = [a.table.assign(step=i + 1, method=a.method) for i, a in enumerate(self.adjustments)]
+        if not parts:
+            return pd.DataFrame(columns=["step", "method", "term", "level", "target", "before", "after"])
+        table = pd.concat(parts, ignore_index=True)
+        return table[["step", "method", "term", "level", "target", "before", "after"]]
+
+    def __repr__(self) -> str:
+        w = self.weights
+        lines = [
+            f"<WeightingReport: n={self.n}, sum of weights={self.weight_sum:.6g}, "
+            f"Kish deff={self.kish_deff:.4f}, effective n={self.effective_n:.1f}>",
+            "  weights: " + ", ".join(f"{k}={v:.6g}" for k, v in w.items()),
+        ]
+        for i, a in enumerate(self.adjustments):
+            state = "converged" if a.converged else "NOT converged"
+            lines.append(f"  {i + 1}. {a.method}: {a.iterations} iterations, {state}, misfit {a.misfit:.3g}")
+        return "\n".join(lines)
+
+
+def report(design: "Design") -> WeightingReport:
+    """The weighting diagnostics of `design` (see :class:`WeightingReport`)."""
+    w = design.weights
+    used = w[w != 0]
+    n = len(used)
+    total = float(used.sum())
+    kish = float(n * np.square(used).sum() / total**2) if n else float("nan")
+    summary = {}
+    if n:
+        q = np.quantile(used, [0.0, 0.25, 0.5, 0.75, 1.0])
+        summary = {
+            "min": q[0], "q25": q[1], "median": q[2], "q75": q[3], "max": q[4],
+            "mean": float(used.mean()),
+            "cv": float(used.std() / used.mean()),
+            "max/min": float(q[4] / q[0]) if q[0] > 0 else float("inf"),
+            "negative": float((used < 0).sum()),
+        }
+    return WeightingReport(
+        adjustments=list(getattr(design, "_adjustments", ())),
+        n=n,
+        weight_sum=total,
+        kish_deff=kish,
+        effective_n=n / kish if n else 0.0,
+        weights=summary,
+    )
+
+
+# ---------------------------------------------------------------------- the four steps
+def poststratify(design: "Design", strata: Any, population: Any, partial: bool = False) -> "Design":
+    """Post-stratify `design`; see :meth:`sscoverage.Design.poststratify`."""
+    variables = _variables(strata, "strata")
+    pop = _population_frame(population, variables, "population")
+    cells, targets, labels = _cells(design, variables, pop)
+    if partial:
+        # R's partial=TRUE: post-strata with no sample weight are left out of the targets.
+        sample = np.bincount(cells, weights=design.weights, minlength=len(targets))
+        targets = np.where(sample == 0, 0.0, targets)
+    name = ":".join(variables)
+    try:
+        core, info = _core.poststratify(design._core, cells, targets)
+    except CalibrationError as err:
+        raise CalibrationError(_rename(str(err), [name], [labels])) from None
+    table = pd.DataFrame({"term": name, "level": labels, "target": targets, "before": info["before"], "after": info["after"]})
+    return _adjusted(design, core, Adjustment("poststratify", table, info["iterations"], info["converged"], info["misfit"]))
+
+
+def rake(design: "Design", margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "Design":
+    """Rake `design` to `margins`; see :meth:`sscoverage.Design.rake`."""
+    control = {"maxit": 10, "epsilon": 1.0, **(control or {})}
+    coded = []
+    names: list[str] = []
+    all_labels: list[list[str]] = []
+    for strata, population in _margins(margins):
+        variables = _variables(strata, "margin")
+        pop = _population_frame(population, variables, "margin population")
+        cells, targets, labels = _cells(design, variables, pop)
+        coded.append((cells, targets))
+        names.append(":".join(variables))
+        all_labels.append(labels)
+    try:
+        core, info = _core.rake(design._core, coded, maxit=int(control["maxit"]), epsilon=float(control["epsilon"]))
+    except CalibrationError as err:
+        raise CalibrationError(_rename(str(err), names, all_labels)) from None
+    table = pd.DataFrame({
+        "term": [names[m] for m, (_, t) in enumerate(coded) for _ in t],
+        "level": [lv for labels in all_labels for lv in labels],
+        "target": np.concatenate([t for _, t in coded]),
+        "before": info["before"],
+        "after": info["after"],
+    })
+    if not info["converged"]:
+        gap = (table["after"] - table["target"]).abs() / (1 + table["target"].abs())
+        worst = table.loc[gap.idxmax()]
+        message = (
+            f"raking did not converge in {info['iterations']} sweeps (a cell still changed by "
+            f"{info['misfit']:.4g}); margin {worst['term']} is furthest from its targets: level "
+            f"{worst['level']!r} reached {worst['after']:.6g} for a target of {worst['target']:.6g}. "
+            "Raise control['maxit'], or check that the margins can be met together"
+        )
+        _not_converged(message, info, force)
+    return _adjusted(design, core, Adjustment("rake", table, info["iterations"], info["converged"], info["misfit"]))
+
+
+def calibrate(
+    design: "Design",
+    formula: str,
+    population: Any,
+    calfun: str = "linear",
+    bounds: Sequence[float] | None = None,
+    epsilon: float = 1e-7,
+    maxit: int = 50,
+    force: bool = False,
+) -> "Design":
+    """Calibrate `design`; see :meth:`sscoverage.Design.calibrate`."""
+    if calfun not in CALFUNS:
+        raise ValueError(f"calfun={calfun!r}; use one of {', '.join(CALFUNS)}")
+    lower, upper = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    x, terms = _model_matrix(design, formula)
+    targets = _totals(population, terms, formula)
+    w = design.weights
+    sample = w @ x
+    for j, term in enumerate(terms):
+        if sample[j] == 0 and targets[j] != 0:
+            raise CalibrationError(
+                f"{term!r} has a population total of {targets[j]:.6g} but no sample weight: "
+                "a category in the targets is absent from the sample"
+            )
+        if targets[j] < 0 and (x[:, j] >= 0).all():
+            raise CalibrationError(
+                f"{term!r} has a negative population total ({targets[j]:.6g}), but its values "
+                "are never negative"
+            )
+    try:
+        core, info = _core.calibrate(
+            design._core, x, targets, calfun, lower=lower, upper=upper, epsilon=float(epsilon), maxit=int(maxit)
+        )
+    except CalibrationError as err:
+        message = re.sub(r"model-matrix columns \[([\d, ]*)\]",
+                         lambda m: "terms " + ", ".join(repr(terms[int(i)]) for i in m.group(1).split(",") if i.strip()),
+                         str(err))
+        message = re.sub(r"model-matrix column #(\d+)", lambda m: f"term {terms[int(m.group(1))]!r}", message)
+        raise CalibrationError(message) from None
+    table = pd.DataFrame({"term": terms, "level": None, "target": targets, "before": info["before"], "after": info["after"]})
+    if not info["converged"]:
+        gap = (table["after"] - table["target"]).abs() / (1 + table["target"].abs())
+        worst = table.loc[gap.idxmax()]
+        hint = " or the bounds may be infeasible" if bounds is not None else ""
+        _not_converged(
+            f"calibration ({calfun}) did not converge in {info['iterations']} iterations: the largest "
+            f"|misfit|/(1+|target|) is {info['misfit']:.4g} (epsilon {epsilon}), for {worst['term']!r} "
+            f"({worst['after']:.6g} against {worst['target']:.6g}); raise maxit{hint}",
+            info,
+            force,
+        )
+    if info["replicates_not_converged"]:
+        warnings.warn(
+            f"{info['replicates_not_converged']} replicates did not converge in their own calibration; "
+            "they are kept as they ended (as R)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    step = Adjustment("calibrate", table, info["iterations"], info["converged"], info["misfit"],
+                      int(info["replicates_not_converged"]))
+    return _adjusted(design, core, step)
+
+
+def trim_weights(design: "Design", lower: float = -np.inf, upper: float = np.inf, strict: bool = False) -> "Design":
+    """Trim the weights of `design`; see :meth:`sscoverage.Design.trim_weights`."""
+    _whole(design)
+    core, info = _core.trim_weights(design._core, lower=float(lower), upper=float(upper), strict=bool(strict))
+    table = pd.DataFrame({"term": "sum of weights", "level": None, "target": info["before"],
+                          "before": info["before"], "after": info["after"]})
+    return _adjusted(design, core, Adjustment("trim_weights", table, info["iterations"], True, 0.0))
+
+
+# ---------------------------------------------------------------------- helpers
+def _whole(design: "Design") -> None:
+    if design._mask is not None:
+        raise DesignError(
+            "weight the whole design, then take the subset: weighting a subset (a domain) is not supported"
+        )
+
+
+def _adjusted(design: "Design", core: Any, step: Adjustment) -> "Design":
+    """A copy of `design` (same class) on the adjusted core design, with `step` recorded."""
+    new = object.__new__(type(design))
+    new.__dict__.update(design.__dict__)
+    new._core = core
+    new._adjustments = (*getattr(design, "_adjustments", ()), step)
+    new.spec = {**design.spec, "weighting": [a.method for a in new._adjustments]}
+    return new
+
+
+def _not_converged(message: str, info: Mapping[str, Any], force: bool) -> None:
+    if not force:
+        err = ConvergenceError(message + "; or pass force=True to keep these weights")
+        err.misfit = float(info["misfit"])
+        err.iterations = int(info["iterations"])
+        raise err
+    warnings.warn(message, ConvergenceWarning, stacklevel=4)
+
+
+def _rename(message: str, names: list[str], labels: list[list[str]]) -> str:
+    """The core's 'post-stratum #k' / 'margin #m level #k' / 'margin #m' in the user's
+    names and level labels."""
+    message = re.sub(r"post-stratum #(\d+)", lambda m: f"post-stratum {names[0]} = {labels[0][int(m.group(1))]!r}", message)
+    message = re.sub(
+        r"margin #(\d+) level #(\d+)",
+        lambda m: f"margin {names[int(m.group(1))]} level {labels[int(m.group(1))][int(m.group(2))]!r}",
+        message,
+    )
+    return re.sub(r"margin #(\d+)", lambda m: f"margin {names[int(m.group(1))]}", message)
+
+
+def _variables(strata: Any, role: str) -> list[str]:
+    """Column names of a strata / margin specification: ``"~a+b"``, ``"a"`` or ``["a", "b"]``."""
+    if isinstance(strata, str):
+        text = strata.strip()
+        if text.startswith("~"):
+            names = [t.strip().strip("`") for t in re.split(r"[+*:]", text[1:])]
+            if not all(names):
+                raise ValueError(f"cannot read the {role} formula {strata!r}: write '~a' or '~a+b'")
+            return list(dict.fromkeys(names))
+        return [text]
+    names = list(strata)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{role} must be a formula, a column name or a list of column names")
+    return names
+
+
+def _population_frame(population: Any, variables: list[str], role: str) -> pd.DataFrame:
+    """Population counts as a DataFrame with the variables and a ``Freq`` column.
+
+    Accepts a pandas / polars DataFrame (the count column: ``Freq``, or the one column
+    that is not a variable, as R), a list of rows ``{"<var>": level, ..., "Freq": n}``, a
+    dict level -> count (one variable) or tuple of levels -> count, or a Series indexed
+    by the levels.
+    """
+    if isinstance(population, pl.DataFrame):
+        population = population.to_pandas()
+    if isinstance(population, pd.Series):
+        frame = population.rename("Freq").reset_index()
+        frame.columns = [*variables, "Freq"] if frame.shape[1] == len(variables) + 1 else frame.columns
+    elif isinstance(population, Mapping):
+        keys = list(population)
+        rows = [(k if isinstance(k, tuple) else (k,)) + (population[k],) for k in keys]
+        if any(len(r) != len(variables) + 1 for r in rows):
+            raise CalibrationError(
+                f"{role}: a dict of counts needs keys with one level per variable of {variables}"
+            )
+        frame = pd.DataFrame(rows, columns=[*variables, "Freq"])
+    elif isinstance(population, pd.DataFrame):
+        frame = population
+    else:
+        frame = pd.DataFrame(list(population))
+    missing = [v for v in variables if v not in frame.columns]
+    if missing:
+        raise ColumnError(f"{role} has no column {missing[0]!r}: it needs one column per variable of {variables}")
+    others = [c for c in frame.columns if c not in variables]
+    count = "Freq" if "Freq" in others else (others[0] if len(others) == 1 else None)
+    if count is None:
+        raise ColumnError(f"{role} needs a count column 'Freq' besides the variables {variables}")
+    out = frame[variables].copy()
+    out["Freq"] = pd.to_numeric(frame[count], errors="coerce").to_numpy(dtype=np.float64)
+    bad = out["Freq"].isna() | (out["Freq"] < 0) | ~np.isfinite(out["Freq"])
+    if bad.any():
+        row = out[bad].iloc[0]
+        raise CalibrationError(
+            f"{role}: the count for {_describe(variables, row[variables].tolist())} is {row['Freq']}; "
+            "population counts must be non-negative numbers"
+        )
+    return out
+
+
+def _key(value: Any) -> str:
+    """A level as R's as.character writes it, so that 1, 1.0 and "1" match."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _describe(variables: list[str], levels: list[Any]) -> str:
+    return ", ".join(f"{v} = {lv}" for v, lv in zip(variables, levels))
+
+
+def _cells(design: "Design", variables: list[str], pop: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each row's cell (a row of `pop`), the cells' counts and labels.
+
+    A category in the sample but not among the targets is an error, and so is one in
+    the targets (with a positive count) that no row of the sample has.
+    """
+    _whole(design)
+    frame = design._frame
+    coded = []
+    for v in variables:
+        require_no_missing(frame, v, "weighting variable")
+        coded.append(frame.codes(v, "weighting variable"))
+    keys = pop[variables].map(_key)
+    duplicated = keys.duplicated()
+    if duplicated.any():
+        row = pop[variables][duplicated].iloc[0].tolist()
+        raise CalibrationError(f"the targets list {_describe(variables, row)} twice")
+    sizes = [len(c.labels) for c in coded]
+    strides = np.cumprod([1, *sizes[::-1]])[::-1][1:]
+    index = [{_key(lv): i for i, lv in enumerate(c.labels)} for c in coded]
+    targets = pop["Freq"].to_numpy(dtype=np.float64)
+    labels = [":".join(k) for k in keys.itertuples(index=False)]
+    combos = np.full(len(pop), -1, dtype=np.int64)
+    for r, k in enumerate(keys.itertuples(index=False)):
+        pos = [ix.get(lv) for ix, lv in zip(index, k)]
+        if None in pos:
+            if targets[r] > 0:
+                raise CalibrationError(
+                    f"the targets give {_describe(variables, list(k))} a count of {targets[r]:.6g}, "
+                    "but no row of the sample is in that category"
+                )
+            continue
+        combos[r] = int(np.dot(pos, strides))
+    code = np.zeros(frame.n_rows, dtype=np.int64)
+    for c, s in zip(coded, strides):
+        code += c.codes.astype(np.int64) * int(s)
+    total = int(np.prod(sizes, dtype=np.float64))
+    if total <= _DENSE_COMBINATIONS:
+        lookup = np.full(total, -1, dtype=np.int64)
+        lookup[combos[combos >= 0]] = np.flatnonzero(combos >= 0)
+        cells = lookup[code]
+    else:
+        order = np.argsort(combos)
+        pos = np.searchsorted(combos[order], code).clip(0, len(combos) - 1)
+        cells = np.where(combos[order][pos] == code, order[pos], -1)
+    if (cells < 0).any():
+        r = int(np.argmax(cells < 0))
+        levels = [c.labels[int(c.codes[r])] for c in coded]
+        n_rows = int((cells < 0).sum())
+        raise CalibrationError(
+            f"{n_rows} sample rows are in a category the targets do not list, e.g. "
+            f"{_describe(variables, levels)} (row {r}): give its population count"
+        )
+    absent = (np.bincount(cells, minlength=len(pop)) == 0) & (targets > 0)
+    if absent.any():
+        r = int(np.argmax(absent))
+        raise CalibrationError(
+            f"the targets give {labels[r]!r} ({':'.join(variables)}) a count of {targets[r]:.6g}, but no row "
+            "of the sample is in that category"
+        )
+    return np.ascontiguousarray(cells, dtype=np.uint32), np.ascontiguousarray(targets), labels
+
+
+def _margins(margins: Any) -> list[tuple[Any, Any]]:
+    """(strata, population) pairs from a list of pairs, a list of
+    ``{"formula", "population"}`` dicts, or a dict variable -> population."""
+    if isinstance(margins, Mapping):
+        return list(margins.items())
+    out = []
+    for m in margins:
+        if isinstance(m, Mapping):
+            out.append((m["formula"], m["population"]))
+        else:
+            strata, population = m
+            out.append((strata, population))
+    if not out:
+        raise CalibrationError("rake needs at least one margin")
+    return out
+
+
+def _model_matrix(design: "Design", formula: str) -> tuple[np.ndarray, list[str]]:
+    """R's ``model.matrix(formula)`` on every row of the design, with R's column names."""
+    from formulaic import model_matrix
+
+    from .models import _alias_names, _as_model_variable, _r_names
+
+    _whole(design)
+    frame = design._frame
+    text = formula if formula.strip().startswith("~") else f"~{formula}"
+    text, aliases = _alias_names(text, frame.columns)
+    names = sorted(set(re.findall(r"__ssc\d+__", text)) | {
+        t for t in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text) if t in frame.columns
+    })
+    data = pd.DataFrame(index=range(frame.n_rows))
+    factors = []
+    for name in names:
+        column = aliases.get(name, name)
+        values = frame._column(column)
+        if isinstance(values, pl.Series):
+            values = values.to_pandas()
+        values = values.reset_index(drop=True)
+        if values.isna().any():
+            raise MissingValueError(
+                f"calibration variable {column!r} has {int(values.isna().sum())} missing values; "
+                "every row of the design needs a value"
+            )
+        data[name] = _as_model_variable(values, column, None)
+        if isinstance(data[name].dtype, pd.CategoricalDtype):
+            factors.append(name)
+    try:
+        mm = model_matrix(text, data, na_action="raise")
+    except Exception as err:  # formulaic's errors have many classes
+        raise ValueError(f"cannot build the model matrix of {formula!r}: {err}") from None
+    terms = _r_names(list(mm.columns), data, factors, aliases)
+    return np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), terms
+
+
+def _totals(population: Any, terms: list[str], formula: str) -> np.ndarray:
+    """Population totals in model-matrix column order, from a dict / Series name ->
+    total or a DataFrame (one row with a column per name, or name and total columns)."""
+    if isinstance(population, pl.DataFrame):
+        population = population.to_pandas()
+    if isinstance(population, pd.DataFrame):
+        if len(population) == 1:
+            population = population.iloc[0].to_dict()
+        elif population.shape[1] == 2:
+            population = dict(zip(population.iloc[:, 0], population.iloc[:, 1]))
+        else:
+            raise CalibrationError("population totals: give one row of totals, or a name and a total column")
+    totals = dict(population.items()) if isinstance(population, (Mapping, pd.Series)) else None
+    if totals is None:
+        values = np.asarray(population, dtype=np.float64)
+        if values.shape != (len(terms),):
+            raise CalibrationError(
+                f"{len(values)} population totals for the {len(terms)} columns {terms} of {formula!r}"
+            )
+        return values
+    unknown = [k for k in totals if k not in terms]
+    if unknown:
+        raise CalibrationError(
+            f"population totals name {unknown}, which are not columns of the model matrix of "
+            f"{formula!r} ({terms}): a category in the targets is absent from the sample, or misnamed"
+        )
+    lacking = [t for t in terms if t not in totals]
+    if lacking:
+        raise CalibrationError(
+            f"no population total for {lacking} (model matrix of {formula!r}): a category in the "
+            "sample is absent from the targets"
+        )
+    return np.array([float(totals[t]) for t in terms])

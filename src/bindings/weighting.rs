@@ -1,0 +1,124 @@
+//! Weighting for `sscoverage.weighting`: a design and codes or a model matrix in, the
+//! adjusted design and a report (dict) out.
+
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{errors, PyDesign};
+use crate::weighting::{self, Bounds, CalFun, CalibrationSpec, Margin, RakeControl, Report};
+
+type Adjusted<'py> = (PyDesign, Bound<'py, PyDict>);
+
+fn finish<'py>(py: Python<'py>, result: (crate::Design, Report)) -> PyResult<Adjusted<'py>> {
+    let (inner, report) = result;
+    let out = PyDict::new(py);
+    out.set_item("iterations", report.iterations)?;
+    out.set_item("converged", report.converged)?;
+    out.set_item("misfit", report.misfit)?;
+    out.set_item("before", report.before.into_pyarray(py))?;
+    out.set_item("after", report.after.into_pyarray(py))?;
+    out.set_item("replicates_not_converged", report.replicates_not_converged)?;
+    Ok((PyDesign { inner }, out))
+}
+
+/// Post-stratify (R's `postStratify`): `cells` each row's post-stratum, `targets` the
+/// population count of each.
+#[pyfunction]
+pub fn poststratify<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    cells: PyReadonlyArray1<'py, u32>,
+    targets: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Adjusted<'py>> {
+    let (cells, targets) = (cells.as_slice()?, targets.as_slice()?);
+    let d = &design.inner;
+    let res = py
+        .detach(|| weighting::poststratify(d, cells, targets))
+        .map_err(errors::to_py)?;
+    finish(py, res)
+}
+
+/// Rake (R's `rake`) to margins given as (level codes, population counts) pairs.
+#[pyfunction]
+#[pyo3(signature = (design, margins, maxit=10, epsilon=1.0))]
+pub fn rake<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    margins: Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, f64>)>,
+    maxit: usize,
+    epsilon: f64,
+) -> PyResult<Adjusted<'py>> {
+    let margins: Vec<Margin> = margins
+        .iter()
+        .map(|(c, t)| {
+            Ok(Margin {
+                cells: c.as_slice()?,
+                targets: t.as_slice()?,
+            })
+        })
+        .collect::<PyResult<_>>()?;
+    let d = &design.inner;
+    let res = py
+        .detach(|| weighting::rake(d, &margins, RakeControl { maxit, epsilon }))
+        .map_err(errors::to_py)?;
+    finish(py, res)
+}
+
+/// Calibrate (R's `calibrate`) the model matrix `x` (n x q, C order) to `population`.
+#[pyfunction]
+#[pyo3(signature = (design, x, population, calfun="linear", lower=f64::NEG_INFINITY,
+                    upper=f64::INFINITY, epsilon=1e-7, maxit=50))]
+#[allow(clippy::too_many_arguments)]
+pub fn calibrate<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    x: PyReadonlyArray2<'py, f64>,
+    population: PyReadonlyArray1<'py, f64>,
+    calfun: &str,
+    lower: f64,
+    upper: f64,
+    epsilon: f64,
+    maxit: usize,
+) -> PyResult<Adjusted<'py>> {
+    let calfun = CalFun::parse(calfun).map_err(errors::to_py)?;
+    let spec = CalibrationSpec {
+        x: x.as_slice()?,
+        q: x.shape()[1],
+        population: population.as_slice()?,
+        calfun,
+        bounds: Bounds { lower, upper },
+        epsilon,
+        maxit,
+    };
+    let d = &design.inner;
+    let res = py
+        .detach(|| weighting::calibrate(d, &spec))
+        .map_err(errors::to_py)?;
+    finish(py, res)
+}
+
+/// Trim the weights to [lower, upper] (R's `trimWeights`).
+#[pyfunction]
+#[pyo3(signature = (design, lower=f64::NEG_INFINITY, upper=f64::INFINITY, strict=false))]
+pub fn trim_weights<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    lower: f64,
+    upper: f64,
+    strict: bool,
+) -> PyResult<Adjusted<'py>> {
+    let d = &design.inner;
+    let res = py
+        .detach(|| weighting::trim_weights(d, lower, upper, strict))
+        .map_err(errors::to_py)?;
+    finish(py, res)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(poststratify, m)?)?;
+    m.add_function(wrap_pyfunction!(rake, m)?)?;
+    m.add_function(wrap_pyfunction!(calibrate, m)?)?;
+    m.add_function(wrap_pyfunction!(trim_weights, m)?)?;
+    Ok(())
+}

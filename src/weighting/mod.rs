@@ -1,0 +1,413 @@
+//! Weighting a design: post-stratification, raking, calibration and trimming (R's
+//! `postStratify`, `rake`, `calibrate` and `trimWeights`).  Each returns a new design.
+//!
+//! A linearisation design carries the adjustment into its variance as R does with
+//! `design$postStrata` in `svyrecvar`: influence values are replaced by their residuals
+//! from the adjustment (from a weighted regression on the calibration variables, or from
+//! cell means) before they are summed to PSU totals.  A replicate design instead has every
+//! replicate's weights adjusted the way the full-sample weights are.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::design::Design;
+use crate::error::{CoreError, Result};
+use crate::models::linalg::Qr;
+use crate::replicate::{analysis_rank, Replicates};
+
+pub mod calibrate;
+pub mod poststratify;
+pub mod rake;
+pub mod trim;
+
+pub use calibrate::{calibrate, Bounds, CalFun, CalibrationSpec};
+pub use poststratify::poststratify;
+pub use rake::{rake, Margin, RakeControl};
+pub use trim::trim_weights;
+
+/// Rows per chunk of a parallel sum; fixed, so that partial sums are added in the same
+/// order (and give the same digits) whatever the number of threads.
+const CHUNK_ROWS: usize = 1 << 16;
+
+/// The number of backfitting sweeps R's `svyrecvar` makes over raking margins.
+const RAKING_VARIANCE_SWEEPS: usize = 10;
+
+/// What one adjustment did, for diagnostics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Newton steps (calibration), sweeps over the margins (raking), trimming passes.
+    pub iterations: usize,
+    pub converged: bool,
+    /// Where the stopping rule stood at the end: calibration's largest
+    /// |misfit| / (1 + |target|), raking's largest change of a cell in the last sweep.
+    pub misfit: f64,
+    /// Totals of what was adjusted (calibration columns, post-strata, the levels of each
+    /// margin in turn; for trimming the sum of the weights) before and after.
+    pub before: Vec<f64>,
+    pub after: Vec<f64>,
+    /// Replicates whose own calibration did not converge (kept as they ended, as R).
+    pub replicates_not_converged: usize,
+}
+
+/// The adjustments a linearisation design has been through, in order, as its variance
+/// needs them (R's `design$postStrata`).
+#[derive(Clone, Debug, Default)]
+pub struct Calibration {
+    steps: Vec<Arc<Step>>,
+}
+
+/// How the variance sees one adjustment.
+#[derive(Debug)]
+enum Step {
+    /// R's `greg_calibration` at population level: x -> qr.resid(qr, x / scale) * scale,
+    /// `qr` of the model matrix times sqrt(w) and scale = g sqrt(w), w the weights before.
+    Regression { qr: Qr, scale: Vec<f64> },
+    /// R's ordinary post-strata: x -> x - psw * sum_cell(x old / psw) / sum_cell(old),
+    /// psw = old * ratio[cell] the weights after.
+    PostStrata {
+        cell: Vec<u32>,
+        old: Vec<f64>,
+        ratio: Vec<f64>,
+    },
+    /// R's `raking` post-strata: sweeps of x -> x - psw * mean_level(x / psw) over the
+    /// margins, psw = base * factor[cell] the weights right after that margin's
+    /// post-stratification in the last raking sweep (`cell`: the margins' cross-classification).
+    Raking {
+        cell: Vec<u32>,
+        base: Vec<f64>,
+        margins: Vec<RakedMargin>,
+    },
+}
+
+#[derive(Debug)]
+struct RakedMargin {
+    level_of_cell: Vec<u32>,
+    n_levels: usize,
+    factor: Vec<f64>,
+}
+
+impl Calibration {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn then(&self, step: Step) -> Calibration {
+        let mut steps = self.steps.clone();
+        steps.push(Arc::new(step));
+        Calibration { steps }
+    }
+
+    /// Replace influence values (n x p, row-major) by their residuals from every
+    /// adjustment, in the order they were made (R's `svyrecvar` before `multistage`).
+    pub fn residualise(&self, rows: &mut [f64], p: usize) {
+        for step in &self.steps {
+            step.residualise(rows, p);
+        }
+    }
+}
+
+impl Step {
+    fn residualise(&self, rows: &mut [f64], p: usize) {
+        match self {
+            Step::Regression { qr, scale } => {
+                let mut column = vec![0.0; scale.len()];
+                for j in 0..p {
+                    // A row of zero weight is a zero row of the regression: it neither
+                    // moves the fit nor has a residual (R would divide 0 by 0).
+                    for (r, c) in column.iter_mut().enumerate() {
+                        *c = if scale[r] == 0.0 {
+                            0.0
+                        } else {
+                            rows[r * p + j] / scale[r]
+                        };
+                    }
+                    qr.residuals(&mut column);
+                    for (r, c) in column.iter().enumerate() {
+                        rows[r * p + j] = c * scale[r];
+                    }
+                }
+            }
+            Step::PostStrata { cell, old, ratio } => {
+                let psw = |r: usize| {
+                    let after = old[r] * ratio[cell[r] as usize];
+                    // R: post-strata weights that were and are zero count as 1.
+                    if after == 0.0 && old[r] == 0.0 {
+                        1.0
+                    } else {
+                        after
+                    }
+                };
+                let k = ratio.len();
+                let mut num = vec![0.0; k * p];
+                let mut den = vec![0.0; k];
+                for (r, &c) in cell.iter().enumerate() {
+                    let c = c as usize;
+                    let s = old[r] / psw(r);
+                    for j in 0..p {
+                        num[c * p + j] += rows[r * p + j] * s;
+                    }
+                    den[c] += old[r];
+                }
+                for (r, &c) in cell.iter().enumerate() {
+                    let c = c as usize;
+                    if den[c] == 0.0 {
+                        continue;
+                    }
+                    let s = psw(r) / den[c];
+                    for j in 0..p {
+                        rows[r * p + j] -= num[c * p + j] * s;
+                    }
+                }
+            }
+            Step::Raking {
+                cell,
+                base,
+                margins,
+            } => {
+                for _ in 0..RAKING_VARIANCE_SWEEPS {
+                    for m in margins {
+                        let psw = |r: usize| {
+                            let w = base[r] * m.factor[cell[r] as usize];
+                            if w == 0.0 {
+                                1.0
+                            } else {
+                                w
+                            }
+                        };
+                        let mut sum = vec![0.0; m.n_levels * p];
+                        let mut count = vec![0.0; m.n_levels];
+                        for (r, &c) in cell.iter().enumerate() {
+                            let l = m.level_of_cell[c as usize] as usize;
+                            let s = psw(r);
+                            for j in 0..p {
+                                sum[l * p + j] += rows[r * p + j] / s;
+                            }
+                            count[l] += 1.0;
+                        }
+                        for (r, &c) in cell.iter().enumerate() {
+                            let l = m.level_of_cell[c as usize] as usize;
+                            let s = psw(r) / count[l];
+                            for j in 0..p {
+                                rows[r * p + j] -= sum[l * p + j] * s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sums over row chunks, in parallel when there are many rows: `add(rows, acc)` adds
+/// the rows' contributions to a zeroed accumulator of length `len`, and the chunks'
+/// accumulators are added in chunk order.
+fn chunked_sum<F>(n: usize, len: usize, add: F) -> Vec<f64>
+where
+    F: Fn(Range<usize>, &mut [f64]) + Sync,
+{
+    let n_chunks = n.div_ceil(CHUNK_ROWS).max(1);
+    let parts: Vec<Vec<f64>> = (0..n_chunks)
+        .into_par_iter()
+        .map(|k| {
+            let mut acc = vec![0.0; len];
+            add(k * CHUNK_ROWS..((k + 1) * CHUNK_ROWS).min(n), &mut acc);
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0; len];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// Per-cell sums of `values` (n x width, row-major): n_cells x width.
+fn cell_sums(cell: &[u32], n_cells: usize, values: &[f64], width: usize) -> Vec<f64> {
+    chunked_sum(cell.len(), n_cells * width, |rows, acc| {
+        for r in rows {
+            let c = cell[r] as usize;
+            let (to, from) = (
+                &mut acc[c * width..(c + 1) * width],
+                &values[r * width..(r + 1) * width],
+            );
+            to.iter_mut().zip(from).for_each(|(t, v)| *t += v);
+        }
+    })
+}
+
+/// Check that cell codes (a row's post-stratum or margin level) are below `n_cells`.
+fn check_cells(cell: &[u32], n_rows: usize, n_cells: usize, what: &str) -> Result<()> {
+    if cell.len() != n_rows {
+        return Err(CoreError::Shape(format!(
+            "{what} codes have {} rows, the design {n_rows}",
+            cell.len()
+        )));
+    }
+    if let Some(r) = cell.iter().position(|&c| c as usize >= n_cells) {
+        return Err(CoreError::Value(format!(
+            "{what} code {} at row {r} has no population count ({n_cells} given)",
+            cell[r]
+        )));
+    }
+    Ok(())
+}
+
+/// Population counts must be finite and non-negative.
+fn check_counts(targets: &[f64], what: &dyn Fn(usize) -> String) -> Result<()> {
+    if let Some(k) = targets.iter().position(|t| !t.is_finite() || *t < 0.0) {
+        return Err(CoreError::Calibration(format!(
+            "{} has population count {}; counts must be finite and non-negative",
+            what(k),
+            targets[k]
+        )));
+    }
+    Ok(())
+}
+
+/// Post-stratification ratios target / sample total, refusing a cell that is in the
+/// sample but not the population or the other way round (R's `postStratify`); a cell
+/// empty in both keeps its weights.
+fn cell_ratios(
+    sample: &[f64],
+    targets: &[f64],
+    what: &dyn Fn(usize) -> String,
+) -> Result<Vec<f64>> {
+    sample
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(k, (&s, &t))| match (s == 0.0, t == 0.0) {
+            (true, true) => Ok(1.0),
+            (false, true) => Err(CoreError::Calibration(format!(
+                "{} is in the sample (weight {s}) but has a population count of 0",
+                what(k)
+            ))),
+            (true, false) => Err(CoreError::Calibration(format!(
+                "{} has a population count of {t} but no sample weight",
+                what(k)
+            ))),
+            (false, false) => Ok(t / s),
+        })
+        .collect()
+}
+
+/// Ratios for a replicate: target / replicate total; a cell the replicate leaves empty
+/// keeps its (zero) weights, where R would give them NaN.
+fn replicate_ratios(sample: &[f64], targets: &[f64]) -> Vec<f64> {
+    sample
+        .iter()
+        .zip(targets)
+        .map(|(&s, &t)| if s == 0.0 { 1.0 } else { t / s })
+        .collect()
+}
+
+/// Each replicate's analysis weights, n x R row-major.
+fn analysis_weights(design: &Design, rep: &Replicates) -> Vec<f64> {
+    rep.analysis_weights(&design.unit_of_row, &design.weights)
+}
+
+/// The design with adjusted weights.  A linearisation design also gets `step` for its
+/// variance and, as R's calibrated designs, keeps the rows outside a domain (with zero
+/// weight); a replicate design gets the adjusted replicate weights `analysis` (n x R).
+fn adjusted(
+    design: &Design,
+    weights: Vec<f64>,
+    analysis: Option<Vec<f64>>,
+    step: Option<Step>,
+) -> Result<Design> {
+    let mut out = design.clone();
+    out.weights = weights;
+    match (&design.replicates, analysis) {
+        (Some(rep), Some(factors)) => {
+            out.degf = analysis_rank(&factors, rep.n_replicates).saturating_sub(1);
+            out.replicates = Some(Replicates {
+                factors,
+                per_unit: false,
+                n_replicates: rep.n_replicates,
+                scale: rep.scale,
+                rscales: rep.rscales.clone(),
+                mse: rep.mse,
+            });
+        }
+        (None, None) => {
+            if let Some(step) = step {
+                out.calibration = design.calibration.then(step);
+                out.domains_keep_rows = true;
+            }
+        }
+        _ => {
+            return Err(CoreError::Design(
+                "replicate weights must be adjusted with the full-sample weights".into(),
+            ))
+        }
+    }
+    Ok(out)
+}
+
+/// Apply `f` to each replicate's column of analysis weights (n x R, row-major) in
+/// parallel and write the results back; returns what `f` returned for each replicate.
+fn per_replicate<T, F>(analysis: &mut [f64], n_rep: usize, f: F) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(&[f64]) -> Result<(Vec<f64>, T)> + Sync,
+{
+    let n = analysis.len() / n_rep.max(1);
+    let columns: Vec<(Vec<f64>, T)> = {
+        let a: &[f64] = analysis;
+        (0..n_rep)
+            .into_par_iter()
+            .map(|k| {
+                let column: Vec<f64> = (0..n).map(|r| a[r * n_rep + k]).collect();
+                f(&column)
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(n_rep);
+    for (k, (column, extra)) in columns.into_iter().enumerate() {
+        for (r, v) in column.into_iter().enumerate() {
+            analysis[r * n_rep + k] = v;
+        }
+        out.push(extra);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
+
+    pub(super) fn srs(weights: &[f64]) -> Design {
+        Design::new(&DesignSpec {
+            n_rows: weights.len(),
+            clusters: vec![None],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(weights),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn cell_sums_add_in_place() {
+        let s = cell_sums(&[0, 1, 0, 2], 3, &[1.0, 2.0, 3.0, 4.0], 1);
+        assert_eq!(s, vec![4.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn ratios_refuse_one_sided_cells() {
+        let what = |k: usize| format!("cell #{k}");
+        assert!(cell_ratios(&[1.0, 0.0], &[2.0, 1.0], &what).is_err());
+        assert!(cell_ratios(&[1.0, 1.0], &[2.0, 0.0], &what).is_err());
+        assert_eq!(
+            cell_ratios(&[2.0, 0.0], &[1.0, 0.0], &what).unwrap(),
+            vec![0.5, 1.0]
+        );
+    }
+}

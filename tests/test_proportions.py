@@ -1,0 +1,138 @@
+"""Confidence intervals for proportions: each method by hand, invariants, errors, and
+every number of the shared reference cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+
+import sscoverage as ssc
+
+METHODS = ("logit", "likelihood", "asin", "beta", "mean", "xlogit", "wilson")
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 120
+    return pd.DataFrame(
+        {
+            "covered": (rng.uniform(size=n) < 0.3).astype(float),
+            "psu": np.repeat(np.arange(24), 5),
+            "stratum": np.repeat(["a", "b", "c"], 40),
+            "w": rng.uniform(1, 5, n),
+            "g": np.tile(["x", "y"], 60),
+        }
+    )
+
+
+@pytest.fixture
+def design(df) -> ssc.Design:
+    return ssc.Design(df, ids="psu", strata="stratum", weights="w")
+
+
+def test_mean_interval_is_mean_plus_minus_t_se(design):
+    r = design.ciprop("covered", "mean").table.iloc[0]
+    m = design.mean("covered").table.iloc[0]
+    assert r.estimate == pytest.approx(m.estimate, rel=1e-14)
+    assert r.se == pytest.approx(m.se, rel=1e-12)
+    t = stats.t.ppf(0.975, design.degf)
+    assert [r.ci_low, r.ci_high] == pytest.approx([r.estimate - t * r.se, r.estimate + t * r.se], rel=1e-14)
+
+
+def test_transformed_intervals_by_hand(design):
+    p, se = design.mean("covered").estimate[0], design.mean("covered").se[0]
+    t = stats.t.ppf(0.95, design.degf)
+    eta = np.log(p / (1 - p)) + np.array([-t, t]) * se / (p * (1 - p))
+    xlogit = design.ciprop("covered", "xlogit", level=0.9).table.iloc[0]
+    assert_allclose([xlogit.ci_low, xlogit.ci_high], 1 / (1 + np.exp(-eta)), rtol=1e-12)
+    angle = np.arcsin(np.sqrt(p)) + np.array([-t, t]) * se / (2 * np.sqrt(p * (1 - p)))
+    asin = design.ciprop("covered", "asin", level=0.9).table.iloc[0]
+    assert_allclose([asin.ci_low, asin.ci_high], np.sin(angle) ** 2, rtol=1e-12)
+
+
+def test_logit_is_the_glm_fit_of_xlogit(design):
+    """R's "logit" fits a logistic regression: the same interval as "xlogit" up to the
+    glm's convergence."""
+    a = design.ciprop("covered", "logit").table.iloc[0]
+    b = design.ciprop("covered", "xlogit").table.iloc[0]
+    assert_allclose([a.estimate, a.ci_low, a.ci_high], [b.estimate, b.ci_low, b.ci_high], rtol=1e-6)
+
+
+def test_beta_by_hand(design, df):
+    """Korn-Graubard: Clopper-Pearson on the effective sample size, times R's ratio of
+    t quantiles on n - 1 and on the design df."""
+    p, se = design.mean("covered").estimate[0], design.mean("covered").se[0]
+    n_eff = p * (1 - p) / se**2 * (stats.t.ppf(0.025, len(df) - 1) / stats.t.ppf(0.025, design.degf)) ** 2
+    want = [stats.beta.ppf(0.025, n_eff * p, n_eff * (1 - p) + 1), stats.beta.ppf(0.975, n_eff * p + 1, n_eff * (1 - p))]
+    r = design.ciprop("covered", "beta").table.iloc[0]
+    assert_allclose([r.ci_low, r.ci_high], want, rtol=1e-12)
+
+
+def test_wilson_is_the_classical_one_for_a_simple_random_sample():
+    """No clusters, strata or weights: the variance is p(1-p)/(n-1), so the effective
+    sample size is n - 1 and the interval is Wilson's with t on n - 1 df."""
+    y = np.r_[np.ones(13), np.zeros(37)]
+    r = ssc.Design(pd.DataFrame({"y": y})).ciprop("y", "wilson").table.iloc[0]
+    n, p, z = len(y) - 1, y.mean(), stats.t.ppf(0.975, len(y) - 1)
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    assert_allclose([r.ci_low, r.ci_high], [centre - half, centre + half], rtol=1e-13)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_intervals_contain_the_estimate(design, method):
+    r = design.ciprop("covered", method).table.iloc[0]
+    assert r.ci_low < r.estimate < r.ci_high
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "mean"])
+def test_intervals_stay_inside_zero_one_for_a_rare_event(method):
+    y = np.r_[1.0, np.zeros(39)]
+    r = ssc.Design(pd.DataFrame({"y": y})).ciprop("y", method).table.iloc[0]
+    assert 0 <= r.ci_low < r.estimate < r.ci_high <= 1
+
+
+def test_boolean_column_is_a_proportion(df):
+    a = ssc.Design(df, weights="w").ciprop("covered", "beta").table
+    b = ssc.Design(df.assign(covered=df["covered"] == 1), weights="w").ciprop("covered", "beta").table
+    assert_allclose(a[["estimate", "ci_low", "ci_high"]], b[["estimate", "ci_low", "ci_high"]])
+
+
+@pytest.mark.parametrize("method", ["likelihood", "beta", "logit"])
+def test_domains_are_subsets(design, df, method):
+    by = design.ciprop("covered", method, by="g").to_pandas()
+    for g, row in by.groupby("g"):
+        alone = design.subset(df["g"].to_numpy() == g).ciprop("covered", method).to_pandas()
+        assert_allclose(row[["estimate", "ci_low", "ci_high"]], alone[["estimate", "ci_low", "ci_high"]])
+
+
+def test_missing_values(df):
+    df.loc[[0, 5], "covered"] = np.nan
+    design = ssc.Design(df, weights="w")
+    with pytest.raises(ssc.MissingValueError, match="na_rm=True"):
+        design.ciprop("covered")
+    res = design.ciprop("covered", na_rm=True)
+    assert res.n_removed == 2
+
+
+def test_bad_input(design, df):
+    with pytest.raises(ssc.SurveyError, match="method"):
+        design.ciprop("covered", "clopper")
+    with pytest.raises(ssc.ColumnError, match="0/1"):
+        design.ciprop("g")
+    with pytest.raises(ssc.ColumnError, match=r"outside \[0, 1\]"):
+        ssc.Design(df.assign(n=df["covered"] * 2)).ciprop("n")
+    with pytest.raises(ssc.SurveyError, match="level"):
+        design.ciprop("covered", level=95)
+
+
+def test_result_object(design):
+    res = design.ciprop("covered", "likelihood")
+    assert {"estimate", "se", "ci_low", "ci_high"} <= set(res.to_pandas().columns)
+    assert isinstance(res.to_polars(), pl.DataFrame)
+    assert "likelihood" in repr(res) and "<table" in res._repr_html_()

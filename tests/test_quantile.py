@@ -1,0 +1,142 @@
+"""Quantiles: R's rules by hand and against numpy's, Woodruff intervals by hand,
+domains, errors, and every number of the shared reference cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+
+import sscoverage as ssc
+
+@pytest.fixture
+def srs() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.DataFrame(
+        {
+            "x": rng.permutation(np.arange(1.0, 41.0)),
+            "g": np.tile(["a", "b"], 20),
+            "w": rng.uniform(1, 4, 40),
+            "psu": np.repeat(np.arange(10), 4),
+            "stratum": np.repeat(["s1", "s2"], 20),
+        }
+    )
+
+
+def test_rules_by_hand():
+    """x = 1..10, equal weights: the median is where the cumulative weight reaches 5."""
+    design = ssc.Design(pd.DataFrame({"x": np.arange(1.0, 11.0)}))
+    est = lambda rule, p: design.quantile("x", [p], qrule=rule).estimate[0]  # noqa: E731
+    assert est("math", 0.5) == 5  # the weight up to 5 is exactly half: the lower value
+    assert est("school", 0.5) == 5.5  # the average of the two values either side
+    assert est("math", 0.55) == 6
+    assert est("hf7", 0.5) == 5.5
+
+
+@pytest.mark.parametrize(
+    "rule,method",
+    [("math", "inverted_cdf"), ("school", "averaged_inverted_cdf"), ("hf4", "interpolated_inverted_cdf"),
+     ("hf5", "hazen"), ("hf6", "weibull"), ("hf7", "linear"), ("hf8", "median_unbiased"),
+     ("hf9", "normal_unbiased")],
+)
+def test_equal_weights_give_the_hyndman_fan_types(srs, rule, method):
+    """With equal weights each R rule is the classical sample quantile of its type."""
+    design = ssc.Design(srs)
+    probs = [0.1, 0.33, 0.5, 0.77]
+    got = design.quantile("x", probs, qrule=rule).estimate
+    assert_allclose(got, np.quantile(srs["x"], probs, method=method), rtol=1e-12)
+
+
+def test_quantiles_do_not_depend_on_the_scale_of_the_weights(srs):
+    a = ssc.Design(srs, weights="w").quantile("x", [0.2, 0.5, 0.9], qrule="hf7")
+    srs = srs.assign(w=srs["w"] * 1000)
+    b = ssc.Design(srs, weights="w").quantile("x", [0.2, 0.5, 0.9], qrule="hf7")
+    assert_allclose(a.estimate, b.estimate, rtol=1e-12)
+
+
+def test_woodruff_interval_by_hand(srs):
+    """Simple random sample, no fpc: the proportion below the median has variance
+    p(1-p)/(n-1); its t interval, read back through the rule, is the interval."""
+    design = ssc.Design(srs)
+    res = design.quantile("x", [0.5], alpha=0.1).table.iloc[0]
+    x = srs["x"].to_numpy()
+    n = len(x)
+    p = np.mean(x <= res.estimate)
+    t = stats.t.ppf(0.95, n - 1)
+    half = t * np.sqrt(p * (1 - p) / (n - 1))
+    by_hand = [np.quantile(x, q, method="inverted_cdf") for q in (p - half, p + half)]
+    assert [res.ci_low, res.ci_high] == by_hand
+    assert res.se == pytest.approx((res.ci_high - res.ci_low) / (2 * t), rel=1e-14)
+    assert res.df == n - 1
+
+
+def test_domains_are_subsets(srs):
+    design = ssc.Design(srs, ids="psu", strata="stratum", weights="w")
+    by = design.quantile("x", [0.25, 0.75], by="g", interval_type="beta").to_pandas()
+    for g, rows in by.groupby("g"):
+        alone = design.subset(srs["g"].to_numpy() == g).quantile("x", [0.25, 0.75], interval_type="beta")
+        assert_allclose(rows[["estimate", "se", "ci_low", "ci_high"]].to_numpy(),
+                        alone.to_pandas()[["estimate", "se", "ci_low", "ci_high"]].to_numpy())
+        # A domain's degrees of freedom count its own PSUs, as R's degf of a subset.
+        assert rows["df"].iloc[0] == alone.df
+
+
+def test_interval_types_bracket_the_estimate(srs):
+    design = ssc.Design(srs, ids="psu", strata="stratum", weights="w")
+    for kind in ("mean", "beta", "xlogit", "asin", "score"):
+        t = design.quantile("x", [0.3, 0.6], interval_type=kind).table
+        assert (t.ci_low <= t.estimate).all() and (t.estimate <= t.ci_high).all(), kind
+
+
+def test_undefined_limit_is_reported_not_silent():
+    """A proportion interval reaching below 0 has no quantile: NaN, as R, with a note."""
+    design = ssc.Design(pd.DataFrame({"x": np.arange(1.0, 11.0)}))
+    res = design.quantile("x", [0.05])
+    assert np.isnan(res.table.ci_low.iloc[0])
+    assert any("undefined" in note for note in res.notes)
+    assert "undefined" in repr(res)
+
+
+def test_missing_values(srs):
+    srs.loc[[3, 8], "x"] = np.nan
+    design = ssc.Design(srs)
+    with pytest.raises(ssc.MissingValueError, match="na_rm=True"):
+        design.quantile("x", [0.5])
+    res = design.quantile("x", [0.5], na_rm=True)
+    assert res.n_removed == 2 and res.table.n.iloc[0] == 38
+
+
+def test_bad_input(srs):
+    design = ssc.Design(srs)
+    for bad in ([0.0], [1.0], [1.5], [-0.1], []):
+        with pytest.raises(ssc.SurveyError, match="between 0 and 1"):
+            design.quantile("x", bad)
+    with pytest.raises(ssc.SurveyError, match="qrule"):
+        design.quantile("x", [0.5], qrule="hf10")
+    with pytest.raises(ssc.SurveyError, match="interval_type"):
+        design.quantile("x", [0.5], interval_type="wald")
+    with pytest.raises(ssc.ColumnError):
+        design.quantile("g", [0.5])
+
+
+def test_score_interval_that_cannot_be_solved_says_so(srs):
+    """R's uniroot stops when the score test never crosses the critical value (R fails
+    on this very domain and quantile too)."""
+    design = ssc.Design(srs, ids="psu", strata="stratum", weights="w").subset(srs["g"].to_numpy() == "b")
+    with pytest.raises(ssc.EstimationError, match="score interval.*interval_type='mean'"):
+        design.quantile("x", [0.25], interval_type="score")
+
+
+def test_result_object(srs):
+    res = ssc.Design(srs, weights="w").quantile(["x"], [0.25, 0.5])
+    df = res.to_pandas()
+    assert list(df[["quantile", "estimate", "se", "ci_low", "ci_high"]].columns) == [
+        "quantile", "estimate", "se", "ci_low", "ci_high"]
+    assert isinstance(res.to_polars(), pl.DataFrame)
+    assert "quantile" in repr(res) and "<table" in res._repr_html_()
+    assert res.labels == ["x.0.25", "x.0.5"]
+    # R reports no covariance between quantiles: NaN off the diagonal.
+    assert np.isnan(res.vcov[0][0, 1]) and res.vcov[0][0, 0] == pytest.approx(res.se[0] ** 2)
