@@ -2,6 +2,7 @@
 //! lonely-PSU rule, laid out once for the variance engine (mirrors `survey::svydesign`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -132,11 +133,12 @@ pub struct Pps {
 #[derive(Clone, Debug)]
 pub struct Design {
     pub n_rows: usize,
-    pub weights: Vec<f64>,
+    /// Shared (as are the unit codes and stages) by the designs derived from this one.
+    pub weights: Arc<Vec<f64>>,
     /// Variance unit of each row: the clusters of the deepest stage the variance uses.
-    pub unit_of_row: Vec<u32>,
+    pub unit_of_row: Arc<Vec<u32>>,
     pub n_units: usize,
-    pub stages: Vec<Stage>,
+    pub stages: Arc<Vec<Stage>>,
     pub lonely_psu: LonelyPsu,
     pub adjust_domain_lonely: bool,
     /// PPS quadratic-form variance (Overton, Hartley-Rao, joint probabilities).
@@ -428,13 +430,13 @@ impl Design {
 
         let mut design = Design {
             n_rows: n,
-            weights,
-            unit_of_row: match std::mem::take(&mut clusters[used - 1].0) {
+            weights: Arc::new(weights),
+            unit_of_row: Arc::new(match std::mem::take(&mut clusters[used - 1].0) {
                 Cow::Owned(v) => v,
                 Cow::Borrowed(b) => b.par_iter().copied().collect(),
-            },
+            }),
             n_units,
-            stages,
+            stages: Arc::new(stages),
             lonely_psu: spec.lonely_psu,
             adjust_domain_lonely: spec.adjust_domain_lonely,
             pps: None,
@@ -482,11 +484,11 @@ impl Design {
         let degf = analysis_rank(&rep.factors, n_replicates).saturating_sub(1);
         Ok(Design {
             n_rows: n,
-            weights: weights.to_vec(),
+            weights: Arc::new(weights.to_vec()),
             // One variance unit: the full-sample sums; replicates carry the variance.
-            unit_of_row: vec![0; n],
+            unit_of_row: Arc::new(vec![0; n]),
             n_units: 1,
-            stages: Vec::new(),
+            stages: Arc::default(),
             lonely_psu: LonelyPsu::Fail,
             adjust_domain_lonely: false,
             pps: None,
@@ -531,7 +533,7 @@ impl Design {
         // Rank of the analysis weights from their Gram matrix, summed per PSU.
         let r_count = rep.n_replicates;
         let mut w2 = vec![0.0; stage.n_clusters];
-        for (&c, &w) in psu_of_row.iter().zip(&self.weights) {
+        for (&c, &w) in psu_of_row.iter().zip(self.weights.iter()) {
             w2[c as usize] += w * w;
         }
         let mut gram = vec![0.0; r_count * r_count];
@@ -544,10 +546,10 @@ impl Design {
         }
         Ok(Design {
             n_rows: self.n_rows,
-            weights: self.weights.clone(),
-            unit_of_row: psu_of_row,
+            weights: Arc::clone(&self.weights),
+            unit_of_row: Arc::new(psu_of_row),
             n_units: stage.n_clusters,
-            stages: Vec::new(),
+            stages: Arc::default(),
             lonely_psu: self.lonely_psu,
             adjust_domain_lonely: false,
             pps: None,

@@ -21,6 +21,13 @@ pub enum CoreError {
     /// Weighting targets that cannot be met: categories without sample weight or without
     /// a target, margins whose totals disagree, infeasible bounds.
     Calibration(String),
+    /// A selection that cannot be made: bad sizes or probabilities, more units asked for
+    /// than a stratum has, a rejective method that does not finish.
+    Sampling(String),
+    /// Contribution records of a person that cannot form a history (no first-job year,
+    /// a year twice or out of order, a year outside first job ..= survey year); `person`
+    /// is the person's code, which Python turns into the person's id.
+    History { person: u32, reason: String },
 }
 
 impl fmt::Display for CoreError {
@@ -29,7 +36,8 @@ impl fmt::Display for CoreError {
             CoreError::Design(m)
             | CoreError::Shape(m)
             | CoreError::Value(m)
-            | CoreError::Calibration(m) => f.write_str(m),
+            | CoreError::Calibration(m)
+            | CoreError::Sampling(m) => f.write_str(m),
             CoreError::LonelyPsu { stratum, stage } => write!(
                 f,
                 "stratum {stratum} has only one PSU at stage {stage}; set lonely_psu to \
@@ -40,6 +48,7 @@ impl fmt::Display for CoreError {
                 "model-matrix columns {columns:?} are linear combinations of the columns \
                  before them (aliased)"
             ),
+            CoreError::History { person, reason } => write!(f, "person #{person} {reason}"),
         }
     }
 }

@@ -115,10 +115,28 @@ fn linearization_influence(
 /// Per-(domain, key) sums: [rows, sum w, sum w y_1, ...], keys being variance units or
 /// replicates; plus per-domain [sum w y_1^2, ..., rows with nonzero weight] for design
 /// effects.
-struct Sums {
-    stride: usize,
-    table: Vec<f64>,
-    squares: Vec<f64>,
+pub struct Sums {
+    pub stride: usize,
+    pub table: Vec<f64>,
+    pub squares: Vec<f64>,
+}
+
+/// The per-row inputs of the pass: sampling weights and variance units.  A design's
+/// own, or one batch of a data set streamed through the pass (units coded globally).
+pub struct RowData<'a> {
+    pub weights: &'a [f64],
+    pub unit_of_row: &'a [u32],
+    pub n_units: usize,
+}
+
+impl<'a> RowData<'a> {
+    pub fn of(design: &'a Design) -> Self {
+        RowData {
+            weights: &design.weights,
+            unit_of_row: &design.unit_of_row,
+            n_units: design.n_units,
+        }
+    }
 }
 
 /// Where a row's weighted values go: its variance unit (with the sampling weight), or
@@ -130,9 +148,9 @@ enum Keys<'a> {
 }
 
 impl Keys<'_> {
-    fn count(&self, design: &Design) -> usize {
+    fn count(&self, n_units: usize) -> usize {
         match self {
-            Keys::Units => design.n_units,
+            Keys::Units => n_units,
             Keys::Replicates(rep) => rep.n_replicates,
         }
     }
@@ -204,7 +222,7 @@ fn row_influence(
 }
 
 fn accumulate_rows(
-    design: &Design,
+    data: &RowData,
     outcomes: &[Outcome],
     domain: &[u32],
     n_domains: usize,
@@ -214,7 +232,7 @@ fn accumulate_rows(
 ) -> Result<Sums> {
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let stride = 2 + width;
-    let n_keys = keys.count(design);
+    let n_keys = keys.count(data.n_units);
     let mut table = vec![0.0; n_domains * n_keys * stride];
     let mut squares = vec![
         0.0;
@@ -246,9 +264,9 @@ fn accumulate_rows(
                 cell[o] += w * v;
             }
         };
-        let w = design.weights[r];
+        let w = data.weights[r];
         match keys {
-            Keys::Units => add(design.unit_of_row[r] as usize, w),
+            Keys::Units => add(data.unit_of_row[r] as usize, w),
             Keys::Replicates(rep) => {
                 let row = &rep.factors[r * n_keys..(r + 1) * n_keys];
                 for (key, &rw) in row.iter().enumerate() {
@@ -275,41 +293,25 @@ fn accumulate_rows(
 
 /// The single pass: chunks of rows summed in parallel, then added in chunk order.
 fn accumulate(
-    design: &Design,
+    data: &RowData,
     outcomes: &[Outcome],
     domain: &[u32],
     n_domains: usize,
     keys: Keys,
     with_squares: bool,
 ) -> Result<Sums> {
-    let n = design.n_rows;
+    let n = data.weights.len();
     let width: usize = outcomes.iter().map(Outcome::width).sum();
-    let table_len = n_domains * keys.count(design) * (2 + width);
+    let table_len = n_domains * keys.count(data.n_units) * (2 + width);
     if table_len > PARALLEL_TABLE_LIMIT || n <= CHUNK_ROWS {
-        return accumulate_rows(
-            design,
-            outcomes,
-            domain,
-            n_domains,
-            keys,
-            0..n,
-            with_squares,
-        );
+        return accumulate_rows(data, outcomes, domain, n_domains, keys, 0..n, with_squares);
     }
     let n_chunks = n.div_ceil(CHUNK_ROWS);
     let parts: Vec<Sums> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
             let rows = k * CHUNK_ROWS..((k + 1) * CHUNK_ROWS).min(n);
-            accumulate_rows(
-                design,
-                outcomes,
-                domain,
-                n_domains,
-                keys,
-                rows,
-                with_squares,
-            )
+            accumulate_rows(data, outcomes, domain, n_domains, keys, rows, with_squares)
         })
         .collect::<Result<_>>()?;
     let mut iter = parts.into_iter();
@@ -329,6 +331,34 @@ fn accumulate(
             .for_each(|(a, b)| *a += b);
     }
     Ok(total)
+}
+
+/// Per-(domain, unit) sums of one batch of rows whose units are coded for the whole
+/// data set: the same pass as `estimate_by_domain`, for data streamed in batches (or
+/// partitions) and added in a fixed order.
+pub fn batch_sums(
+    data: &RowData,
+    outcomes: &[Outcome],
+    domain: &[u32],
+    n_domains: usize,
+    with_squares: bool,
+) -> Result<Sums> {
+    let n = data.weights.len();
+    if data.unit_of_row.len() != n || domain.len() != n || outcomes.iter().any(|o| o.len() != n) {
+        return Err(CoreError::Shape(
+            "a batch's columns have different lengths".into(),
+        ));
+    }
+    if let Some(r) = data
+        .unit_of_row
+        .iter()
+        .position(|&u| u as usize >= data.n_units)
+    {
+        return Err(CoreError::Value(format!(
+            "unit code at row {r} of the batch is out of range"
+        )));
+    }
+    accumulate(data, outcomes, domain, n_domains, Keys::Units, with_squares)
 }
 
 /// Estimates from one set of sums [rows, sum w, sum w y...]; NaN where a denominator
@@ -417,11 +447,12 @@ pub fn estimate_by_domain(
             "deff is available for means and totals".into(),
         ));
     }
-    let sums = accumulate(design, outcomes, domain, n_domains, Keys::Units, want_deff)?;
+    let data = RowData::of(design);
+    let sums = accumulate(&data, outcomes, domain, n_domains, Keys::Units, want_deff)?;
     // Replicate weights per row: one more pass, summing per (domain, replicate).
     let rep_sums = match &design.replicates {
         Some(rep) if !rep.per_unit => Some(accumulate(
-            design,
+            &data,
             outcomes,
             domain,
             n_domains,
@@ -430,6 +461,52 @@ pub fn estimate_by_domain(
         )?),
         _ => None,
     };
+    let context = RowContext { outcomes, domain };
+    estimates_from_sums(
+        design,
+        estimator,
+        (n_num, width),
+        &sums,
+        rep_sums.as_ref(),
+        Some(context),
+        n_domains,
+    )
+}
+
+/// The rows behind a set of sums, for what needs them again: a calibrated design's
+/// per-row influence values.
+pub struct RowContext<'a> {
+    pub outcomes: &'a [Outcome<'a>],
+    pub domain: &'a [u32],
+}
+
+/// Estimates, covariances and design effects of every domain from the pass's sums
+/// (`sums`, per (domain, unit); `rep_sums`, per (domain, replicate) for replicate weights
+/// given per row).  `(n_num, width)`: numerators of a ratio and the summed columns.
+/// Sums from batches of a streamed data set, added in batch order, come here too.
+pub fn estimates_from_sums(
+    design: &Design,
+    estimator: Estimator,
+    (n_num, width): (usize, usize),
+    sums: &Sums,
+    rep_sums: Option<&Sums>,
+    context: Option<RowContext>,
+    n_domains: usize,
+) -> Result<DomainEstimates> {
+    let want_deff = !sums.squares.is_empty();
+    if sums.stride != 2 + width || sums.table.len() != n_domains * design.n_units * sums.stride {
+        return Err(CoreError::Shape(format!(
+            "sums have {} values; the design has {} units and {n_domains} domains of {} columns",
+            sums.table.len(),
+            design.n_units,
+            2 + width
+        )));
+    }
+    if matches!(&design.replicates, Some(rep) if !rep.per_unit) && rep_sums.is_none() {
+        return Err(CoreError::Design(
+            "replicate weights given per row need the rows: they cannot be streamed".into(),
+        ));
+    }
     let p = match estimator {
         Estimator::Ratio { .. } => n_num * (width - n_num),
         _ => width,
@@ -455,9 +532,9 @@ pub fn estimate_by_domain(
             present[u] = cell[0] > 0.0;
             col_tot.iter_mut().zip(cell).for_each(|(t, c)| *t += c);
         }
-        let (rows, wsum) = (col_tot[0], col_tot[1]);
-        out.n_rows[d] = rows;
-        if rows == 0.0 {
+        let (n_used, wsum) = (col_tot[0], col_tot[1]);
+        out.n_rows[d] = n_used;
+        if n_used == 0.0 {
             // A domain code no row carries (a combination of by-levels absent from the
             // data): nothing to estimate; the caller drops it by its n_rows of 0.
             out.estimate[d * p..(d + 1) * p].fill(f64::NAN);
@@ -481,7 +558,7 @@ pub fn estimate_by_domain(
                 let mut thetas = vec![0.0; rep.n_replicates * p];
                 let mut rsum = vec![0.0; stride];
                 for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
-                    let replicate_sums: &[f64] = match &rep_sums {
+                    let replicate_sums: &[f64] = match rep_sums {
                         Some(rs) => {
                             &rs.table[(d * rep.n_replicates + r) * stride
                                 ..(d * rep.n_replicates + r + 1) * stride]
@@ -503,11 +580,14 @@ pub fn estimate_by_domain(
                 v
             }
             None if !design.calibration.is_empty() => {
+                let ctx = context.as_ref().ok_or_else(|| {
+                    CoreError::Design("a calibrated design needs its rows for the variance: it cannot be streamed".into())
+                })?;
                 let rows = row_influence(
                     design,
                     estimator,
-                    outcomes,
-                    domain,
+                    ctx.outcomes,
+                    ctx.domain,
                     d as u32,
                     (n_num, width),
                     est,

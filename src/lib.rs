@@ -2,11 +2,14 @@
 //! behind the `python` feature.
 
 pub mod codes;
+pub mod coverage;
 pub mod design;
 pub mod error;
 pub mod estimate;
 pub mod models;
 pub mod replicate;
+mod rng;
+pub mod sampling;
 pub mod variance;
 pub mod weighting;
 

@@ -3,6 +3,7 @@
 //! replicate variance (mirrors `survey:::svrVar`).
 
 use crate::error::{CoreError, Result};
+use crate::rng::SplitMix64;
 
 /// Replicate weights of a design.
 #[derive(Clone, Debug)]
@@ -418,32 +419,6 @@ fn bootstrap(
         harmonic / ((harmonic - 1.0) * (replicates as f64 - 1.0))
     };
     Ok((fac, replicates, scale, vec![1.0; replicates]))
-}
-
-/// A small, well-mixed 64-bit generator (SplitMix64).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in 0..n (rejection sampling: no modulo bias).
-    fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let v = self.next();
-            if v < zone {
-                return v % n;
-            }
-        }
-    }
 }
 
 /// R's precooked Hadamard matrices (`survey:::hadamard.list`), 0/1 entries, row by row.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
+
+from run_cases import SHARED_REFERENCE as REFERENCE  # noqa: E402
 
 
 @pytest.fixture(scope="session")

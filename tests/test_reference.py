@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REFERENCE
+from run_cases import SHARED_REFERENCE as REFERENCE
 from run_cases import compare, load_cases, pending_reason, run_case
 
 CASES = load_cases([str(REFERENCE)]) if REFERENCE.is_dir() else []

@@ -13,7 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
-from conftest import REFERENCE
+from run_cases import SHARED_REFERENCE as REFERENCE
 from run_cases import build_design, load_cases, load_data
 
 AS_REPLICATES = [

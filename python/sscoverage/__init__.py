@@ -6,6 +6,21 @@
 """
 
 from ._core import __version__
+from .coverage import (
+    SchemeTree,
+    band_shares,
+    contribution_histories,
+    coverage_table,
+    employment_presumption,
+    interruption_summary,
+    lapse_indicators,
+    lapse_rates,
+    population_type,
+    presumed_coverage,
+    profile,
+    reasons,
+    transition_table,
+)
 from .datasets import demo_sample
 from .design import Design
 from .exceptions import (
@@ -16,19 +31,33 @@ from .exceptions import (
     DesignError,
     EmptyDomainError,
     EstimationError,
+    HistoryError,
     LonelyPsuError,
+    MappingError,
     MissingValueError,
+    SamplingError,
+    SchemeTreeError,
     ShapeError,
     SurveyError,
+    ThresholdError,
 )
 from .replicates import ReplicateDesign
-from .models import GLMResult
+from .streamed import StreamedDesign
+from .models import GLMResult, WaldTest
+from .threshold import ThresholdResult
+from .survival import CoxResult, SurvivalCurves, person_period
 from .results import Estimates
+from .io import read_survey
+from .publication import ReliabilityRules, SuppressedTable, suppress
+from .serialize import load
+from . import plots
+from . import coverage, datasets, margins, sampling, simulate, weighting
 
 __all__ = [
     "__version__",
     "Design",
     "ReplicateDesign",
+    "StreamedDesign",
     "Estimates",
     "demo_sample",
     "SurveyError",
@@ -37,10 +66,40 @@ __all__ = [
     "ShapeError",
     "EstimationError",
     "CalibrationError",
+    "SamplingError",
+    "HistoryError",
+    "SchemeTreeError",
+    "MappingError",
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",
     "ConvergenceError",
     "ConvergenceWarning",
     "GLMResult",
+    "WaldTest",
+    "ThresholdResult",
+    "ThresholdError",
+    "simulate",
+    "CoxResult",
+    "SurvivalCurves",
+    "person_period",
+    "SchemeTree",
+    "coverage_table",
+    "population_type",
+    "lapse_indicators",
+    "lapse_rates",
+    "profile",
+    "reasons",
+    "employment_presumption",
+    "presumed_coverage",
+    "contribution_histories",
+    "interruption_summary",
+    "band_shares",
+    "transition_table",
+    "read_survey",
+    "load",
+    "suppress",
+    "ReliabilityRules",
+    "SuppressedTable",
+    "plots",
 ]

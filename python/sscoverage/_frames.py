@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,23 @@ class Frame:
         self.columns = list(data.columns)
         self._codes: dict[str, Coded] = {}
 
+    def with_columns(self, columns: Mapping[str, Any]) -> "Frame":
+        """A new frame with `columns` (name -> one value per row) added or replaced."""
+        arrays = {}
+        for name, values in columns.items():
+            # Index-free values: a pandas Series would otherwise align on its index.
+            values = values.array if isinstance(values, pd.Series) else values
+            if len(values) != self.n_rows:
+                raise ShapeError(f"column {name!r} has {len(values)} values, the data {self.n_rows} rows")
+            arrays[name] = values
+        if isinstance(self.data, pd.DataFrame):
+            data = self.data.assign(**arrays)
+        else:
+            data = self.data.with_columns([pl.Series(name, np.asarray(v)) for name, v in arrays.items()])
+        new = Frame(data)
+        new._codes = {k: v for k, v in self._codes.items() if k not in arrays}
+        return new
+
     def _column(self, name: str) -> pd.Series | pl.Series:
         if name not in self.columns:
             close = difflib.get_close_matches(str(name), [str(c) for c in self.columns], n=1)
@@ -78,7 +95,8 @@ class Frame:
         return False
 
     def numeric(self, name: str, role: str) -> np.ndarray:
-        """Float64 values (NaN where missing); a ColumnError names the role if not numeric."""
+        """Float64 values (NaN where missing); a ColumnError names the role if not numeric
+        or infinite somewhere."""
         col = self._column(name)
         if not self.is_numeric(name):
             raise ColumnError(
@@ -89,6 +107,13 @@ class Frame:
             values = col.cast(pl.Float64).to_numpy()
         else:
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            # Sums would silently give inf or NaN estimates and standard errors.
+            raise ColumnError(
+                f"column {name!r} ({role}) has {int(infinite.sum())} infinite values; "
+                "recode them as missing (NaN) or as finite numbers"
+            )
         return np.ascontiguousarray(values, dtype=np.float64)
 
     def codes(self, name: str, role: str) -> Coded:

@@ -16,15 +16,18 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
+from . import _display
 from ._domains import linear
+from ._provenance import Provenance
 from ._rmath import r_sum, uniroot
 from .exceptions import DesignError, EstimationError, MissingValueError
+from .serialize import Serializable
 
 STATISTICS = ("F", "Chisq", "Wald", "adjWald", "saddlepoint")
 
 
 @dataclass(frozen=True)
-class ChisqTest:
+class ChisqTest(Serializable):
     """The result of :func:`chisq`: a test statistic, its degrees of freedom and p-value.
 
     ``ndf`` / ``ddf`` are None where R reports none (``Chisq`` has no ``ddf``;
@@ -41,6 +44,8 @@ class ChisqTest:
     col: str
     table: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: The call that made the test (set by :meth:`Design.chisq`).
+    provenance: Provenance | None = field(default=None, repr=False, compare=False)
 
     def to_pandas(self) -> pd.DataFrame:
         keys = ("statistic", "ndf", "ddf", "p_value", "method")
@@ -58,11 +63,10 @@ class ChisqTest:
         ]
 
     def __repr__(self) -> str:
-        return "\n".join(self._lines())
+        return _display.text(self._lines())
 
     def _repr_html_(self) -> str:
-        head = "<br>".join(self._lines())
-        return f"<div><p><b>{head}</b></p>{self.table.to_html(float_format=lambda x: f'{x:.6g}')}</div>"
+        return _display.to_html(self._lines(), self.table, index=True)
 
 
 def _coded(design: Any, name: str, na_rm: bool) -> tuple[np.ndarray, list[Any]]:

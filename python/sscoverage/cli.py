@@ -1,34 +1,55 @@
-"""The ``sscoverage`` command line."""
+"""The ``sscoverage`` command line: ``sscoverage report``, the package's main job."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from .datasets import demo_sample
-from .design import Design
+from .exceptions import SurveyError
 
 
 def report(args: argparse.Namespace) -> int:
-    """Coverage by population type on the package's own synthetic sample (until the
-    coverage report lands, this demonstrates the estimation core end to end)."""
-    df = demo_sample(seed=args.seed)
-    design = Design(df, ids="psu", strata="stratum", weights="weight")
-    print(f"Synthetic coverage survey: {len(df)} persons, {design.degf} design df\n")
-    print(design.mean("covered", deff=True))
-    print()
-    print(design.mean("covered", by="population_type", df="design"))
+    """Write the coverage report (HTML, and JSON with ``--json``)."""
+    from .report import build_report, bundled_study, study_from_files
+
+    if (args.data is None) != (args.mapping is None):
+        raise SystemExit("sscoverage report: give --data and --mapping together (or neither, for the bundled survey)")
+    study = bundled_study(args.seed) if args.data is None else study_from_files(args.data, args.mapping)
+    result = build_report(study, progress=not args.no_progress)
+    Path(args.out).write_text(result.html(), encoding="utf-8")
+    written = [args.out]
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        written.append(args.json)
+    print(f"wrote {' and '.join(written)}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sscoverage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="coverage estimates on the built-in synthetic sample")
-    rep.add_argument("--seed", type=int, default=2024)
+    rep = sub.add_parser(
+        "report",
+        help="coverage report (HTML and JSON) on the bundled synthetic survey or on your data",
+        description="Coverage report: Table 1 with intervals, lapse, lapser profile, interruptions, reasons, "
+        "employment presumption, contribution levels, lapse model.  Without --data: the bundled synthetic "
+        "survey, with the study's published figures beside the estimates.",
+    )
+    rep.add_argument("--data", help="your survey: a .csv, .parquet or .dta file")
+    rep.add_argument("--mapping", help="JSON column mapping for --data (see sscoverage.report.study_from_files)")
+    rep.add_argument("--out", default="sscoverage-report.html", help="HTML file to write (default %(default)s)")
+    rep.add_argument("--json", help="also write the report's numbers to this JSON file")
+    rep.add_argument("--seed", type=int, default=2024, help="seed of the bundled survey (default %(default)s)")
+    rep.add_argument("--no-progress", action="store_true", help="do not show progress")
     rep.set_defaults(func=report)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SurveyError as err:
+        print(f"sscoverage {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

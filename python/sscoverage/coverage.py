@@ -1,24 +1,47 @@
 """The study's vocabulary on top of the generic estimators: scheme trees, population
 types, lapse, profiles, contribution histories, reasons and the employment presumption.
 
-Every number here is a composition of :meth:`Design.mean` / :meth:`Design.total`
-(with ``by``), :meth:`Design.subset` and, for quantities the fused pass does not form,
-:meth:`Design._influence_vcov`: there is no variance formula of its own.
+Every number here is a composition of :meth:`Design.mean` (with ``by``),
+:meth:`Design.subset` and :meth:`Design.with_columns` for derived variables: the
+analyses have no variance formula of their own.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import polars as pl
+from scipy import stats
+
+from . import _core
+from ._frames import Frame
+from .exceptions import ColumnError, HistoryError, MissingValueError, SchemeTreeError, ShapeError
+from .results import Estimates
+from .serialize import Serializable
+
+if TYPE_CHECKING:
+    from .design import Design
 
 #: The four population types of the study, from hukou location and hukou type.
 POPULATION_TYPES = ["local_urban", "local_rural", "urban_to_urban_migrant", "rural_to_urban_migrant"]
+#: The EU platform-work directive's five indicators of control, in its order.
+PLATFORM_CONTROLS = [
+    "control_pay_set_by_platform",
+    "control_conduct_rules",
+    "control_electronic_supervision",
+    "control_restricted_schedule",
+    "control_restricted_clients",
+]
+LAPSE_COLUMNS = ["lapse_pension", "lapse_medical", "lapse_both"]
+#: Per-person results of the spell kernel, as it names them.
+PER_PERSON = ["paid_years", "n_interruptions", "years_interrupted", "years_since_first_job", "density", "n_reentries"]
+_SHOWN = ["estimate", "se", "ci_low", "ci_high", "n"]
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +51,7 @@ def _figures_text() -> str:
 
 def published_figures() -> dict[str, Any]:
     """The study's published figures (WP No.212-20251117, SSL/CISS, CASS), as shipped
-    with the package: Table 1, lapse, interruption, reasons and model facts.
+    with the package: Table 1, lapse, interruptions, reasons and model facts.
 
     Returns
     -------
@@ -38,6 +61,7 @@ def published_figures() -> dict[str, Any]:
     return json.loads(_figures_text())
 
 
+# ---------------------------------------------------------------------------- bands
 @dataclass(frozen=True)
 class Bands:
     """Named bands of a numeric variable, as the study tabulates them.
@@ -68,3 +92,842 @@ INCOME_BANDS = Bands(
     ("<=3000", "3001-5000", "5001-8000", "8001-12000", ">12000"),
     right=True,
 )
+#: Monthly employee-scheme contributions (whole yuan), with the study's 400-700 band.
+EMPLOYEE_CONTRIBUTION_BANDS = Bands((0, 400, 701, np.inf), ("<400", "400-700", ">700"))
+#: Yearly resident-scheme contributions (yuan), split at the study's 700.
+RESIDENT_CONTRIBUTION_BANDS = Bands((0, 700, np.inf), ("<700", ">=700"))
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Summary(Serializable):
+    """A tidy table of design-based estimates from one of the coverage analyses.
+
+    Columns of :meth:`to_pandas` depend on the analysis; estimates always come with
+    ``se``, ``ci_low``, ``ci_high`` (at ``level``) and ``n``, the rows used.
+    """
+
+    title: str
+    table: pd.DataFrame
+    level: float = 0.95
+    notes: tuple[str, ...] = ()
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_polars(self) -> pl.DataFrame:
+        return pl.from_pandas(self.table)
+
+    def _header(self) -> str:
+        return "\n".join([f"{self.title} ({self.level:.0%} CI)", *self.notes])
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 140, "display.max_columns", 20):
+            return f"{self._header()}\n{self.table.to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        head = self._header().replace("\n", "<br>")
+        body = self.table.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"<div><p><b>{head}</b></p>{body}</div>"
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _tidy(est: Estimates, **labels: Any) -> pd.DataFrame:
+    """An estimator's table with the columns the summaries keep, labelled."""
+    table = est.to_pandas()
+    keep = [c for c in table.columns if c in est.by] + ["variable", "level", *_SHOWN]
+    return table[keep].assign(**labels)
+
+
+# ---------------------------------------------------------------------------- scheme trees
+class SchemeTree:
+    """Insurance schemes where a parent is covered when any of its children is.
+
+    A parent line is "covered by any child", not the sum of its children: a person in
+    two supplementary schemes counts once.  Leaves are 0/1 (or true/false) columns of
+    the data; parents are computed.  A parent with a missing child is covered if
+    another child is, and missing otherwise.
+
+    Parameters
+    ----------
+    children : scheme -> its child schemes, in table order.  A scheme with no children
+        (an empty list), or named only as a child, is a leaf.  Schemes that are nobody's
+        child are the top lines of the table, in the mapping's order.
+    columns : leaf scheme -> its column in the data, where the names differ.
+
+    Raises
+    ------
+    SchemeTreeError : a cycle, a scheme with two parents, or `columns` naming a scheme
+        that is not a leaf.
+
+    Examples
+    --------
+    >>> import sscoverage as ssc
+    >>> tree = ssc.SchemeTree({"basic_pension": ["employee_pension", "resident_pension"],
+    ...                        "work_injury": []})
+    >>> [name for name, depth in tree.rows]
+    ['basic_pension', 'employee_pension', 'resident_pension', 'work_injury']
+    """
+
+    def __init__(self, children: Mapping[str, Sequence[str]], columns: Mapping[str, str] | None = None) -> None:
+        self.children = {str(k): tuple(str(c) for c in v) for k, v in children.items()}
+        parent_of: dict[str, str] = {}
+        for parent, kids in self.children.items():
+            for kid in kids:
+                if kid in parent_of:
+                    raise SchemeTreeError(f"scheme {kid!r} has two parents, {parent_of[kid]!r} and {parent!r}")
+                parent_of[kid] = parent
+        rows: list[tuple[str, int]] = []
+
+        def visit(name: str, depth: int) -> None:
+            rows.append((name, depth))
+            for kid in self.children.get(name, ()):
+                visit(kid, depth + 1)
+
+        for root in (k for k in self.children if k not in parent_of):
+            visit(root, 0)
+        # With one parent each, a scheme not reached from a top line sits on or below a
+        # cycle: walk up its parents to name the cycle.
+        seen = {name for name, _ in rows}
+        for name in self.children:
+            if name not in seen:
+                walk = [name]
+                while (up := parent_of[walk[-1]]) not in walk:
+                    walk.append(up)
+                cycle = walk[walk.index(up) :] + [up]
+                raise SchemeTreeError(f"the scheme tree has a cycle: {' <- '.join(cycle)}")
+        self.rows = rows
+        self.leaves = [name for name, _ in rows if not self.children.get(name)]
+        self.columns = dict(columns or {})
+        stray = [k for k in self.columns if k not in self.leaves]
+        if stray:
+            raise SchemeTreeError(f"columns names {stray[0]!r}, which is not a leaf scheme of the tree")
+
+    @classmethod
+    def study(cls) -> "SchemeTree":
+        """The study's tree: Table 1's lines, parents from ``figures.json``."""
+        table1 = published_figures()["table1"]
+        tree = table1["tree"]
+        nested = {kid for kids in tree.values() for kid in kids}
+        return cls({row: tree.get(row, []) for row in table1["rows"] if row not in nested})
+
+    def __repr__(self) -> str:
+        lines = [("  " * depth) + name for name, depth in self.rows]
+        return "SchemeTree(\n  " + "\n  ".join(lines) + "\n)"
+
+    def indicators(self, data: Any) -> dict[str, np.ndarray]:
+        """0/1 coverage of every scheme (NaN where unknown), in table order.
+
+        Parameters
+        ----------
+        data : a pandas / polars DataFrame (or the design's data) with the leaf columns.
+
+        Raises
+        ------
+        ColumnError : a leaf's column is missing or holds values other than 0/1.
+        """
+        frame = data if isinstance(data, Frame) else Frame(data)
+        values: dict[str, np.ndarray] = {}
+        for leaf in self.leaves:
+            values[leaf] = _indicator(frame, self.columns.get(leaf, leaf), f"scheme {leaf!r}")
+        for name, _ in reversed(self.rows):
+            kids = self.children.get(name)
+            if kids:
+                stacked = np.vstack([values[k] for k in kids])
+                covered = (stacked == 1).any(axis=0)
+                unknown = np.isnan(stacked).any(axis=0) & ~covered
+                values[name] = np.where(unknown, np.nan, covered.astype(np.float64))
+        return {name: values[name] for name, _ in self.rows}
+
+
+def _indicator(frame: Frame, column: str, role: str) -> np.ndarray:
+    """A 0/1 (or boolean) column as floats, NaN where missing."""
+    if column not in frame.columns:
+        raise ColumnError(f"{role}: column {column!r} is not in the data")
+    col = frame._column(column)
+    try:
+        if isinstance(col, pl.Series):
+            values = col.cast(pl.Float64).to_numpy()
+        else:
+            values = col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        raise ColumnError(f"{role}: column {column!r} must hold 0/1 or true/false, not {col.dtype}") from None
+    bad = ~np.isnan(values) & (values != 0) & (values != 1)
+    if bad.any():
+        raise ColumnError(f"{role}: column {column!r} must hold 0/1 or true/false; found {values[bad][0]:g}")
+    return np.ascontiguousarray(values)
+
+
+def _tree(schemes: SchemeTree | Mapping[str, Sequence[str]] | None) -> SchemeTree:
+    if schemes is None:
+        return SchemeTree.study()
+    return schemes if isinstance(schemes, SchemeTree) else SchemeTree(schemes)
+
+
+# ---------------------------------------------------------------------------- Table 1
+@dataclass(frozen=True, repr=False)
+class CoverageTable(Summary):
+    """Coverage rates by scheme (tree order) for everyone and each group: Table 1.
+
+    ``to_pandas()`` is long (one row per scheme and group: ``group``, ``scheme``,
+    ``depth``, ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``n``); :meth:`wide` is
+    the paper's layout.
+    """
+
+    groups: tuple[str, ...] = ()
+
+    def wide(self, value: str = "estimate") -> pd.DataFrame:
+        """One row per scheme (tree order), one column per group ("all" first).
+
+        Parameters
+        ----------
+        value : the cell: ``"estimate"``, ``"se"``, ``"ci_low"``, ``"ci_high"`` or ``"n"``.
+        """
+        if value not in _SHOWN:
+            raise ValueError(f"value={value!r}; use one of {', '.join(_SHOWN)}")
+        wide = self.table.pivot(index="scheme", columns="group", values=value)
+        return wide.loc[self.table["scheme"].unique(), list(self.groups)].rename_axis(columns=None)
+
+    def compare(self, published: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Estimates beside published rates: the long table with ``published`` and
+        ``difference`` (estimate - published); NaN where nothing was published.
+
+        Parameters
+        ----------
+        published : ``{"groups": [...], "rows": {scheme: [rate per group]}}``; default
+            the study's Table 1.
+        """
+        published = published or published_figures()["table1"]
+        known = {
+            (scheme, group): rate
+            for scheme, rates in published["rows"].items()
+            for group, rate in zip(published["groups"], rates)
+        }
+        out = self.table.copy()
+        out["published"] = [known.get(key, np.nan) for key in zip(out["scheme"], out["group"])]
+        out["difference"] = out["estimate"] - out["published"]
+        return out
+
+    def formatted(self) -> pd.DataFrame:
+        """The paper's layout as text: percent rate and interval per cell, schemes
+        indented by depth, and a last row of counts."""
+        t = self.table
+        text = [
+            f"{100 * e:.1f} ({100 * lo:.1f}-{100 * hi:.1f})" for e, lo, hi in zip(t["estimate"], t["ci_low"], t["ci_high"])
+        ]
+        cells = t.assign(cell=text).pivot(index="scheme", columns="group", values="cell")
+        order = t.drop_duplicates("scheme")
+        cells = cells.loc[order["scheme"], list(self.groups)]
+        cells.index = ["  " * d + s for s, d in zip(order["scheme"], order["depth"])]
+        counts = t.drop_duplicates("group").set_index("group")["n"]
+        cells.loc["n"] = [f"{counts[g]:,}" for g in self.groups]
+        return cells.rename_axis(index=None, columns=None)
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            return f"{self._header()}\nrate % ({self.level:.0%} CI)\n{self.formatted().to_string()}"
+
+    def _repr_html_(self) -> str:
+        head = self._header().replace("\n", "<br>")
+        return f"<div><p><b>{head}</b></p>{self.formatted().to_html()}</div>"
+
+    def plot(self, ax: Any = None) -> Any:
+        """Grouped bars: one group per scheme, one bar per population group, with
+        intervals; see :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
+        from .plots import coverage_table
+
+        return coverage_table(self, ax)
+
+
+def coverage_table(
+    design: "Design",
+    schemes: SchemeTree | Mapping[str, Sequence[str]] | None = None,
+    by: str | None = "population_type",
+    level: float = 0.95,
+    df: float | str | None = None,
+    na_rm: bool = False,
+) -> CoverageTable:
+    """Coverage rate of every scheme, for everyone and by group: the study's Table 1.
+
+    Parameters
+    ----------
+    design : the survey design.
+    schemes : a :class:`SchemeTree` (or the mapping it takes); default the study's.
+    by : the group column (default ``"population_type"``); None for everyone only.
+    level, df : interval level and degrees of freedom, as :meth:`Design.mean`.
+    na_rm : leave out rows with a missing scheme (from every rate, so the rates share
+        their rows); otherwise a missing value is an error naming the scheme.
+
+    Returns
+    -------
+    CoverageTable
+        Rates with SE, CI and n; a group column's missing values are in "all" only,
+        and a note says how many there are.
+
+    Examples
+    --------
+    >>> import sscoverage as ssc
+    >>> survey = ssc.datasets.coverage_survey()
+    >>> table = ssc.coverage_table(survey.design())
+    >>> round(table.wide().loc["basic_pension", "all"], 2)
+    0.92
+    """
+    tree = _tree(schemes)
+    indicators = tree.indicators(design._frame)
+    derived = design.with_columns(indicators)
+    names = list(indicators)
+    depth = dict(tree.rows)
+    parts = [_tidy(derived.mean(names, na_rm=na_rm, level=level, df=df), group="all")]
+    notes: list[str] = []
+    groups = ["all"]
+    if by is not None:
+        est = derived.mean(names, by=by, na_rm=na_rm, level=level, df=df)
+        notes.extend(est.notes)
+        part = _tidy(est)
+        part["group"] = part.pop(by).astype(str)
+        groups.extend(part["group"].unique())
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True).rename(columns={"variable": "scheme"}).drop(columns="level")
+    table["depth"] = table["scheme"].map(depth)
+    table = table[["group", "scheme", "depth", *_SHOWN]]
+    title = "Coverage by scheme" + (f" and {by}" if by else "")
+    return CoverageTable(title=title, table=table, level=level, notes=tuple(notes), groups=tuple(groups))
+
+
+# ---------------------------------------------------------------------------- population types
+@dataclass(frozen=True)
+class PopulationTypes:
+    """Population type of each person and what could not be classified.
+
+    Attributes
+    ----------
+    values : categorical Series (levels :data:`POPULATION_TYPES`), missing where unknown.
+    unknown : one row per reason a person is unclassified, with the count.
+    """
+
+    values: pd.Series
+    unknown: pd.DataFrame
+
+    def __repr__(self) -> str:
+        counts = self.values.value_counts(sort=False).to_string()
+        lines = [f"Population types of {len(self.values)} persons", counts]
+        lines += [f"unknown: {r.count} ({r.reason})" for r in self.unknown.itertuples()]
+        return "\n".join(lines)
+
+
+def population_type(
+    data: Any,
+    hukou_county: str = "hukou_county",
+    residence_county: str = "residence_county",
+    hukou_type: str = "hukou_type",
+    urban: Sequence[Any] = ("non_agricultural", "urban"),
+    rural: Sequence[Any] = ("agricultural", "rural"),
+) -> PopulationTypes:
+    """The study's four population types from hukou location and hukou type.
+
+    Local when the hukou county is the county of residence, migrant otherwise; urban or
+    rural (agricultural) by hukou type: local urban, local rural, urban-to-urban
+    migrant, rural-to-urban migrant.  Nothing is guessed: a person with a missing county
+    or an unrecognised hukou type is left unclassified and counted in ``unknown``.
+
+    Parameters
+    ----------
+    data : pandas or polars DataFrame.
+    hukou_county, residence_county, hukou_type : column names.
+    urban, rural : the hukou-type values meaning urban (non-agricultural) and rural.
+
+    Returns
+    -------
+    PopulationTypes
+        ``values`` (add it to the data as the ``by`` column) and ``unknown``.
+    """
+    frame = Frame(data)
+    cols = {}
+    roles = {"hukou_county": hukou_county, "residence_county": residence_county, "hukou_type": hukou_type}
+    for role, name in roles.items():
+        if name not in frame.columns:
+            raise ColumnError(f"{role}: column {name!r} is not in the data")
+        col = frame._column(name)
+        cols[role] = col.to_pandas() if isinstance(col, pl.Series) else col.reset_index(drop=True)
+    home, here, kind = cols["hukou_county"], cols["residence_county"], cols["hukou_type"]
+    located = (home.notna() & here.notna()).to_numpy()
+    local = located & (home.to_numpy() == here.to_numpy())
+    is_urban, is_rural = kind.isin(list(urban)).to_numpy(), kind.isin(list(rural)).to_numpy()
+    code = np.where(local, 0, 2) + is_rural
+    known = located & (is_urban | is_rural)
+    values = pd.Series(pd.Categorical.from_codes(np.where(known, code, -1), POPULATION_TYPES), name="population_type")
+    if isinstance(data, pd.DataFrame):
+        values.index = data.index
+    unknown = [("hukou or residence county missing", int((~located).sum()))]
+    odd = kind[~(is_urban | is_rural)]
+    for value, count in odd.value_counts(dropna=False).items():
+        what = "missing" if pd.isna(value) else f"{value!r}, neither urban nor rural"
+        unknown.append((f"hukou type {what}", int(count)))
+    table = pd.DataFrame(unknown, columns=["reason", "count"])
+    return PopulationTypes(values=values, unknown=table[table["count"] > 0].reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------------- lapse
+def lapse_indicators(
+    data: Any,
+    schemes: SchemeTree | Mapping[str, Sequence[str]] | None = None,
+    pension: str = "basic_pension",
+    medical: str = "basic_medical",
+    target: Any = None,
+) -> pd.DataFrame:
+    """Lapse ("should be insured, is not") indicators: pension, medical and both.
+
+    Parameters
+    ----------
+    data : pandas / polars DataFrame with the scheme tree's leaf columns.
+    schemes : the scheme tree; default the study's.
+    pension, medical : the schemes whose absence is a lapse (default the basic ones).
+    target : boolean mask of the target population (who should be insured); outside it
+        the indicators are missing.  Default everyone.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lapse_pension``, ``lapse_medical``, ``lapse_both`` (0/1, NaN where unknown).
+    """
+    frame = data if isinstance(data, Frame) else Frame(data)
+    coverage = _tree(schemes).indicators(frame)
+    for role, name in (("pension", pension), ("medical", medical)):
+        if name not in coverage:
+            raise SchemeTreeError(f"{role} scheme {name!r} is not in the scheme tree")
+    lapse_p, lapse_m = 1 - coverage[pension], 1 - coverage[medical]
+    both = np.where((lapse_p == 0) | (lapse_m == 0), 0.0, lapse_p * lapse_m)
+    out = pd.DataFrame(dict(zip(LAPSE_COLUMNS, (lapse_p, lapse_m, both))))
+    if target is not None:
+        out[~frame.mask(target, "target")] = np.nan
+    return out
+
+
+def lapse_rates(
+    design: "Design",
+    subgroups: Mapping[str, Any] | None = None,
+    by: str | None = None,
+    schemes: SchemeTree | Mapping[str, Sequence[str]] | None = None,
+    level: float = 0.95,
+    df: float | str | None = None,
+) -> Summary:
+    """Lapse rates (pension, medical, both) in named subgroups, optionally by a column.
+
+    Parameters
+    ----------
+    design : the survey design.
+    subgroups : name -> subset (a boolean mask or a ``{"column", "op", "value"}``
+        condition, as :meth:`Design.subset`); default everyone.
+    by : a column to split each subgroup by.
+    schemes : the scheme tree; default the study's.
+    level, df : as :meth:`Design.mean`.
+
+    Returns
+    -------
+    Summary
+        One row per subgroup (x by-level) and indicator.
+
+    Raises
+    ------
+    EmptyDomainError : a subgroup holds no rows.
+    """
+    derived = design.with_columns(lapse_indicators(design._frame, schemes))
+    parts = []
+    for name, rows in (subgroups or {"all": None}).items():
+        sub = derived if rows is None else derived.subset(rows)
+        parts.append(_tidy(sub.mean(LAPSE_COLUMNS, by=by, level=level, df=df), subgroup=name))
+    table = pd.concat(parts, ignore_index=True).drop(columns="level")
+    first = ["subgroup", *([by] if by else [])]
+    return Summary("Lapse rates", table[first + [c for c in table.columns if c not in first]], level)
+
+
+def profile(
+    design: "Design",
+    subgroup: Any = None,
+    categorical: Sequence[str] = (),
+    continuous: Sequence[str] = (),
+    level: float = 0.95,
+    df: float | str | None = None,
+) -> Summary:
+    """Profile of a subgroup: shares of categorical traits and means of continuous ones.
+
+    Each variable uses the rows of the subgroup where it is known (a note counts the
+    others); the subgroup stays a domain of the whole design, so the SEs are
+    design-based.
+
+    Parameters
+    ----------
+    design : the survey design.
+    subgroup : boolean mask or ``{"column", "op", "value"}`` condition; None = everyone.
+    categorical : columns whose level shares are wanted (numeric ones are treated as
+        categories).
+    continuous : numeric columns whose means are wanted.
+    level, df : as :meth:`Design.mean`.
+
+    Returns
+    -------
+    Summary
+        ``variable``, ``kind`` (share / mean), ``level``, ``estimate``, ``se``,
+        ``ci_low``, ``ci_high``, ``n``.
+
+    Examples
+    --------
+    >>> import sscoverage as ssc
+    >>> survey = ssc.datasets.coverage_survey()
+    >>> lapsers = survey.persons.employee_pension + survey.persons.resident_pension == 0
+    >>> prof = ssc.profile(survey.design(), lapsers, ["sex"], ["age"])
+    >>> prof.to_pandas()["variable"].tolist()
+    ['sex', 'sex', 'age']
+    """
+    if not categorical and not continuous:
+        raise ValueError("name at least one categorical or continuous column")
+    frame = design._frame
+    as_factors = {name: pd.Categorical(frame._column(name)) for name in categorical if not frame.is_factor(name)}
+    sub = design.with_columns(as_factors) if as_factors else design
+    sub = sub if subgroup is None else sub.subset(subgroup)
+    parts, notes = [], []
+    for kind, names in (("share", categorical), ("mean", continuous)):
+        for name in names:
+            est = sub.mean(name, na_rm=True, level=level, df=df)
+            if est.n_removed:
+                notes.append(f"{name}: {est.n_removed} rows with a missing value left out")
+            parts.append(_tidy(est, kind=kind))
+    table = pd.concat(parts, ignore_index=True)
+    table = table[["variable", "kind", "level", *_SHOWN]]
+    return Summary("Profile", table, level, tuple(notes))
+
+
+# ---------------------------------------------------------------------------- reasons
+@dataclass(frozen=True, repr=False)
+class ReasonRanking(Summary):
+    """Shares choosing each reason, ranked, and the test that the top two differ.
+
+    ``top_two``: ``first``, ``second``, ``difference``, ``se``, ``t``, ``df``,
+    ``p_value`` (two-sided, t on the design degrees of freedom).
+    """
+
+    top_two: dict[str, Any] = field(default_factory=dict)
+
+    def _header(self) -> str:
+        t = self.top_two
+        test = (
+            f"top two differ by {t['difference']:.4f} (se {t['se']:.4f}, t = {t['t']:.2f} on "
+            f"{t['df']:g} df, p = {t['p_value']:.3g})"
+        )
+        return "\n".join([super()._header(), test])
+
+
+def reasons(
+    design: "Design",
+    columns: Sequence[str],
+    subgroup: Any = None,
+    level: float = 0.95,
+) -> ReasonRanking:
+    """Ranked shares of a multiple-response question, with a test that the top two differ.
+
+    The people asked are the rows where any of the reason columns is known (and, with
+    `subgroup`, in it); each reason is a 0/1 column.  The difference of the top two
+    shares is tested with their joint design-based covariance (they come from the same
+    people, so they are correlated).
+
+    Parameters
+    ----------
+    design : the survey design.
+    columns : one 0/1 column per reason.
+    subgroup : boolean mask or ``{"column", "op", "value"}`` condition.
+    level : interval level.
+
+    Returns
+    -------
+    ReasonRanking
+        ``rank``, ``reason``, ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``n``;
+        ``top_two`` holds the test.
+
+    Raises
+    ------
+    MissingValueError : a person asked has a missing answer to one reason.
+    """
+    if len(columns) < 2:
+        raise ValueError("a ranking needs at least two reason columns")
+    answers = {name: _indicator(design._frame, name, "reason") for name in columns}
+    asked = ~np.all(np.isnan(np.column_stack(list(answers.values()))), axis=1)
+    sub = design.with_columns(answers).subset(asked)
+    if subgroup is not None:
+        sub = sub.subset(subgroup)
+    est = sub.mean(list(columns), level=level)
+    table = _tidy(est).drop(columns="level").rename(columns={"variable": "reason"})
+    order = np.argsort(-table["estimate"].to_numpy(), kind="stable")
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    i, j = order[:2]
+    vcov = est.vcov[0]
+    diff = est.estimate[i] - est.estimate[j]
+    se = float(np.sqrt(vcov[i, i] + vcov[j, j] - 2 * vcov[i, j]))
+    df = float(sub.degf)
+    t = diff / se
+    top_two = {
+        "first": columns[i],
+        "second": columns[j],
+        "difference": float(diff),
+        "se": se,
+        "t": float(t),
+        "df": df,
+        "p_value": float(2 * stats.t.sf(abs(t), df)),
+    }
+    return ReasonRanking("Reasons, ranked", table, level, (), top_two)
+
+
+# ---------------------------------------------------------------------------- presumption
+def employment_presumption(
+    data: Any, indicators: Sequence[str] = PLATFORM_CONTROLS, threshold: int = 2
+) -> pd.DataFrame:
+    """The EU platform-work directive's presumption of employment: `threshold` (two) of
+    the five indicators of control.
+
+    A person meeting `threshold` indicators is presumed an employee even if others are
+    unknown; one whose met and unknown indicators together fall short is not; anyone
+    in between is undetermined (missing).  People not asked (every indicator missing)
+    have missing values.
+
+    Parameters
+    ----------
+    data : pandas / polars DataFrame with one 0/1 column per indicator.
+    indicators : the indicator columns (default :data:`PLATFORM_CONTROLS`).
+    threshold : how many indicators presume employment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_indicators`` (indicators met) and ``presumed`` (0/1).
+    """
+    frame = data if isinstance(data, Frame) else Frame(data)
+    x = np.column_stack([_indicator(frame, c, "indicator") for c in indicators])
+    met = (x == 1).sum(axis=1).astype(np.float64)
+    unknown = np.isnan(x).sum(axis=1)
+    presumed = np.where(met >= threshold, 1.0, np.where(met + unknown < threshold, 0.0, np.nan))
+    asked = unknown < len(indicators)
+    return pd.DataFrame({"n_indicators": np.where(asked, met, np.nan), "presumed": np.where(asked, presumed, np.nan)})
+
+
+def presumed_coverage(
+    design: "Design",
+    scheme: str = "basic_pension",
+    indicators: Sequence[str] = PLATFORM_CONTROLS,
+    threshold: int = 2,
+    schemes: SchemeTree | Mapping[str, Sequence[str]] | None = None,
+    level: float = 0.95,
+) -> Estimates:
+    """Coverage of people who would, or would not, be presumed employees.
+
+    Among the people asked the indicators (with a determined presumption), the rate of
+    `scheme` by ``employment_presumed`` ("presumed" / "not presumed").
+
+    Returns
+    -------
+    Estimates
+        As :meth:`Design.mean` with ``by="employment_presumed"``.
+    """
+    frame = design._frame
+    presumed = employment_presumption(frame, indicators, threshold)["presumed"].to_numpy()
+    coverage = _tree(schemes).indicators(frame)
+    if scheme not in coverage:
+        raise SchemeTreeError(f"scheme {scheme!r} is not in the scheme tree")
+    codes = np.where(np.isnan(presumed), -1, presumed).astype(int)
+    label = pd.Categorical.from_codes(codes, ["not presumed", "presumed"])
+    derived = design.with_columns({scheme: coverage[scheme], "employment_presumed": label})
+    return derived.subset(~np.isnan(presumed)).mean(scheme, by="employment_presumed", level=level)
+
+
+# ---------------------------------------------------------------------------- histories
+@dataclass(frozen=True)
+class Histories:
+    """Interruption spells of contribution histories.
+
+    Attributes
+    ----------
+    persons : one row per person of the person table, in its order: the person id,
+        ``first_contribution_year``, ``paid_years``, ``n_interruptions``,
+        ``years_interrupted``, ``years_since_first_job``, ``density`` (years interrupted
+        / years since first job), ``n_reentries``, ``ever_interrupted`` and ``reentered``
+        (0/1).
+    spells : one row per interruption: person id, ``start_year``, ``years``,
+        ``end_year`` (last year without a contribution), ``reentered``.
+    survey_year : the last year of every history.
+    """
+
+    persons: pd.DataFrame
+    spells: pd.DataFrame
+    survey_year: int
+
+
+def contribution_histories(
+    records: Any,
+    persons: Any,
+    person: str = "person_id",
+    year: str = "year",
+    contributed: str = "contributed",
+    first_job: str = "first_job_year",
+    survey_year: int | None = None,
+) -> Histories:
+    """Interruption spells from person-year contribution records (computed in Rust).
+
+    A history runs from a person's first-job year to the survey year; a year without a
+    record counts as a year without a contribution.  An interruption is a maximal run
+    of years without a contribution after the first paid year; it ends in re-entry when
+    the person pays again, otherwise it lasts to the survey year.
+
+    Parameters
+    ----------
+    records : person-year table (pandas / polars) with `person`, `year`, `contributed`;
+        a person's records in time order.
+    persons : person table with `person` and `first_job`; results follow its rows.
+    person, year, contributed, first_job : column names.
+    survey_year : last year of the histories; default the latest year recorded.
+
+    Returns
+    -------
+    Histories
+
+    Raises
+    ------
+    HistoryError : naming the person: no first-job year, a year recorded twice or out of
+        order, a record before the first job or after the survey year, a record of a
+        person not in the person table.
+    """
+    recs, people = Frame(records), Frame(persons)
+    ids = pd.Index(_plain(people, person))
+    if not ids.is_unique:
+        raise ShapeError(f"person ids in column {person!r} of the person table repeat: {ids[ids.duplicated()][0]!r}")
+    record_ids = _plain(recs, person)
+    code = ids.get_indexer(record_ids)
+    if (code < 0).any():
+        stranger = record_ids[np.argmax(code < 0)]
+        raise HistoryError(f"person {stranger!r} has contribution records but is not in the person table")
+    years = _whole(recs, year)
+    paid = _indicator(recs, contributed, "contributed")
+    if np.isnan(paid).any():
+        raise MissingValueError(f"column {contributed!r} has {int(np.isnan(paid).sum())} missing values")
+    survey_year = int(years.max()) if survey_year is None else int(survey_year)
+    try:
+        out = _core.interruption_spells(
+            code.astype(np.uint32), years, paid == 1, people.numeric(first_job, "first-job year"), survey_year
+        )
+    except HistoryError as err:
+        _, who, reason = err.args
+        raise HistoryError(f"person {ids[who]!r} {reason}") from None
+    first = out["first_contribution"]
+    table = pd.DataFrame(
+        {
+            person: ids.to_numpy(),
+            "first_contribution_year": pd.array(first, dtype="Int64"),
+            **{k: out[k] for k in PER_PERSON},
+        }
+    )
+    table["ever_interrupted"] = (table["n_interruptions"] > 0).astype(np.float64)
+    table["reentered"] = (table["n_reentries"] > 0).astype(np.float64)
+    spells = pd.DataFrame(
+        {
+            person: ids.to_numpy()[out["spell_person"]],
+            "start_year": out["spell_start"],
+            "years": out["spell_years"],
+            "end_year": out["spell_start"] + out["spell_years"] - 1,
+            "reentered": out["spell_reentered"],
+        }
+    )
+    return Histories(persons=table, spells=spells, survey_year=survey_year)
+
+
+def _plain(frame: Frame, name: str) -> np.ndarray:
+    """A column's values as a numpy array (ids, labels)."""
+    if name not in frame.columns:
+        raise ColumnError(f"column {name!r} is not in the data")
+    col = frame._column(name)
+    return col.to_numpy() if isinstance(col, pl.Series) else col.to_numpy()
+
+
+def _whole(frame: Frame, name: str) -> np.ndarray:
+    """A column of calendar years as int32; missing or fractional years are errors."""
+    values = frame.numeric(name, "year")
+    if np.isnan(values).any():
+        raise MissingValueError(f"column {name!r} has {int(np.isnan(values).sum())} missing years")
+    if (values != np.round(values)).any():
+        raise ColumnError(f"column {name!r} must hold whole years")
+    return values.astype(np.int32)
+
+
+def interruption_summary(design: "Design", histories: Histories, level: float = 0.95) -> Summary:
+    """Design-based interruption figures: the share ever interrupted, and among them the
+    mean years interrupted, mean density, mean number of interruptions and the share
+    who came back.
+
+    Parameters
+    ----------
+    design : the survey design over the person table the histories were built from.
+    histories : from :func:`contribution_histories`, rows in the design's row order.
+    level : interval level.
+
+    Returns
+    -------
+    Summary
+        ``population`` (everyone / ever interrupted), ``variable``, estimates.
+    """
+    table = histories.persons
+    if len(table) != design.n_rows:
+        raise ShapeError(f"histories have {len(table)} persons, the design {design.n_rows} rows")
+    measures = ["ever_interrupted", "years_interrupted", "density", "n_interruptions", "reentered"]
+    derived = design.with_columns({m: table[m].to_numpy(dtype=np.float64) for m in measures})
+    everyone = _tidy(derived.mean("ever_interrupted", level=level), population="everyone")
+    interrupted = derived.subset(table["ever_interrupted"].to_numpy() == 1)
+    among = _tidy(interrupted.mean(measures[1:], level=level), population="ever interrupted")
+    out = pd.concat([everyone, among], ignore_index=True).drop(columns="level")
+    return Summary("Interruptions of contribution", out[["population", "variable", *_SHOWN]], level)
+
+
+# ---------------------------------------------------------------------------- levels, switching
+def band_shares(design: "Design", column: str, bands: Bands, subgroup: Any = None, level: float = 0.95) -> Estimates:
+    """Shares of `bands` of a numeric column among the rows where it is known.
+
+    For contribution levels: the share of employee-scheme contributors paying 400-700
+    yuan a month is ``band_shares(design, "employee_contribution_monthly",
+    EMPLOYEE_CONTRIBUTION_BANDS)``.  A known value outside every band is an error.
+    """
+    values = design._frame.numeric(column, "banded values")
+    band = bands.cut(values)
+    outside = ~np.isnan(values) & pd.isna(band)
+    if outside.any():
+        example = values[outside][0]
+        raise ColumnError(f"column {column!r} has {int(outside.sum())} values outside the bands, e.g. {example:g}")
+    name = f"{column}_band"
+    sub = design.with_columns({name: band}).subset(~np.isnan(values))
+    return (sub if subgroup is None else sub.subset(subgroup)).mean(name, level=level)
+
+
+def transition_table(
+    design: "Design", origin: str, destination: str, shares: str = "origin", subgroup: Any = None, level: float = 0.95
+) -> Estimates:
+    """A transition table such as scheme switching (previous -> current scheme).
+
+    Parameters
+    ----------
+    design : the survey design.
+    origin, destination : the two categorical columns.
+    shares : ``"origin"``: shares of each destination within each origin (each origin
+        sums to one); ``"all"``: shares of each ``origin -> destination`` move among
+        everyone (all sum to one).
+    subgroup : boolean mask or ``{"column", "op", "value"}`` condition.
+    level : interval level.
+
+    Rows where either column is missing are left out.
+    """
+    if shares not in ("origin", "all"):
+        raise ValueError(f"shares={shares!r}; use 'origin' or 'all'")
+    frame = design._frame
+    known = ~(frame.isna(origin) | frame.isna(destination))
+    sub = design.subset(known)
+    sub = sub if subgroup is None else sub.subset(subgroup)
+    if shares == "origin":
+        return sub.mean(destination, by=origin, level=level)
+    move = pd.Series(_plain(frame, origin)).astype(str) + " -> " + pd.Series(_plain(frame, destination)).astype(str)
+    return sub.with_columns({"transition": move.where(known)}).mean("transition", level=level)

@@ -17,6 +17,8 @@ import polars as pl
 
 from . import _core
 from ._frames import Coded, Frame, codes_of, require_no_missing
+from ._provenance import recorded
+from ._stages import first_stage_counts
 from .exceptions import (
     ColumnError,
     DesignError,
@@ -27,10 +29,13 @@ from .exceptions import (
     ShapeError,
 )
 from .results import Estimates, critical_value
+from .serialize import Serializable
 
 if TYPE_CHECKING:
     from .association import ChisqTest
     from .models import GLMResult
+    from .survival import CoxResult, SurvivalCurves
+    from .threshold import ThresholdResult
 
 OUTSIDE = np.iinfo(np.uint32).max
 LONELY_PSU = ("fail", "remove", "adjust", "average", "certainty")
@@ -48,7 +53,7 @@ def _names(value: str | Sequence[str] | None, role: str) -> list[str]:
     return names
 
 
-class Design:
+class Design(Serializable):
     """A survey design over a data set.
 
     Parameters
@@ -91,6 +96,15 @@ class Design:
     (1, 2)
     """
 
+    def __new__(cls, data: Any = None, *args: Any, **kwargs: Any) -> "Design":
+        # Data larger than memory (a polars LazyFrame, a Dask DataFrame) is streamed.
+        if cls is Design and (isinstance(data, pl.LazyFrame) or type(data).__module__.split(".")[0] == "dask"):
+            from .streamed import StreamedDesign
+
+            return object.__new__(StreamedDesign)
+        return object.__new__(cls)
+
+    @recorded
     def __init__(
         self,
         data: Any,
@@ -195,13 +209,28 @@ class Design:
         if self._mask is None or self.is_replicate:
             # A replicate design's degf comes from its replicate weights, in the core.
             return int(self._core.degf)
-        rows = self._mask & (self._core.weights != 0)
-        ids, strata = self.spec["ids"], self.spec["strata"]
-        psu = self._frame.codes(ids[0], "ids").codes[rows] if ids else np.flatnonzero(rows)
-        stratum = self._frame.codes(strata[0], "strata").codes[rows] if strata else np.zeros(len(psu), np.uint32)
-        # PSUs counted within stratum: with nest=True their labels repeat across strata.
-        n_psu = np.unique(np.stack([stratum.astype(np.int64), psu.astype(np.int64)]), axis=1).shape[1]
-        return n_psu - len(np.unique(stratum))
+        n_psu, n_strata = first_stage_counts(self, self._counted_rows())
+        return int(n_psu[0] - n_strata[0])
+
+    def _counted_rows(self) -> np.ndarray | None:
+        """Rows whose PSUs and strata count (R's ``degf``): all, or in a subset those of
+        non-zero weight in it."""
+        return None if self._mask is None else self._mask & (self._core.weights != 0)
+
+    @property
+    def n_psu(self) -> int | None:
+        """Number of first-stage sampling units (in a subset: those with rows of non-zero
+        weight in it); None for a design given only by its replicate weights."""
+        if "ids" not in self.spec:
+            return None
+        return int(first_stage_counts(self, self._counted_rows())[0][0])
+
+    @property
+    def n_strata(self) -> int | None:
+        """Number of first-stage strata (1 without strata), counted as :attr:`n_psu`."""
+        if "ids" not in self.spec:
+            return None
+        return int(first_stage_counts(self, self._counted_rows())[1][0])
 
     def __repr__(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.spec.items() if v not in (None, [], False)]
@@ -213,6 +242,7 @@ class Design:
         """True for a replicate-weight design (variance from replicate estimates)."""
         return False
 
+    @recorded
     def as_replicates(
         self, type: str = "auto", rho: float = 0.0, mse: bool = False, replicates: int = 50, seed: int | None = None
     ) -> "Design":
@@ -245,6 +275,7 @@ class Design:
         return self._core.influence_vcov(z, mask)
 
     # ------------------------------------------------------------------ domains
+    @recorded
     def subset(self, mask: Any) -> "Design":
         """The domain where `mask` holds, keeping the whole design for the variance.
 
@@ -253,9 +284,28 @@ class Design:
         array-like with one value per row (missing = outside), or a dict
         ``{"column", "op", "value"}`` with op one of ``== != < <= > >= in not_na``.
         """
-        new = object.__new__(Design)
+        # type(self): a domain of a replicate design keeps its replicate weights.
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new._mask = self._subset_mask(mask)
+        return new
+
+    @recorded
+    def with_columns(self, columns: Mapping[str, Any]) -> "Design":
+        """This design with variables added to its data (or replacing same-named ones).
+
+        For variables derived from the data (indicators built from other columns,
+        bands), so that they are estimated like any column; the design (weights,
+        strata, clusters, subset) is kept.  R's ``update(design, ...)``; Stata's
+        ``generate`` after ``svyset``.
+
+        Parameters
+        ----------
+        columns : name -> array-like with one value per row.
+        """
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._frame = self._frame.with_columns(columns)
         return new
 
     def _subset_mask(self, mask: Any) -> np.ndarray:
@@ -288,6 +338,7 @@ class Design:
         return hit & ~missing
 
     # ------------------------------------------------------------------ estimators
+    @recorded
     def mean(
         self,
         y: str | Sequence[str],
@@ -305,6 +356,7 @@ class Design:
         """
         return self._estimate("mean", _names(y, "y"), by, na_rm, deff, level, df)
 
+    @recorded
     def total(
         self,
         y: str | Sequence[str],
@@ -317,6 +369,7 @@ class Design:
         """Estimated population totals (counts for a factor).  R's ``svytotal``; Stata's ``svy: total``."""
         return self._estimate("total", _names(y, "y"), by, na_rm, deff, level, df)
 
+    @recorded
     def ratio(
         self,
         numerator: str | Sequence[str],
@@ -355,7 +408,8 @@ class Design:
         for name, c in zip(by_names, by_coded):
             if c.missing is not None:
                 hit = c.missing if excluded is None else c.missing & ~excluded
-                notes.append(f"{int(hit.sum())} rows with a missing {name!r} are in no domain")
+                if hit.any():  # missing only outside a subset: nothing to tell
+                    notes.append(f"{int(hit.sum())} rows with a missing {name!r} are in no domain")
                 excluded = c.missing if excluded is None else excluded | c.missing
         numeric: list[tuple[int, np.ndarray]] = []
         categorical: list[tuple[int, np.ndarray, int]] = []
@@ -448,6 +502,7 @@ class Design:
         n_removed: int,
         notes: list[str],
         deff: bool,
+        domain_labels: "pl.DataFrame | None" = None,
     ) -> Estimates:
         if kind == "ratio":
             nums, dens = spec[:n_numerators], spec[n_numerators:]
@@ -470,10 +525,13 @@ class Design:
         se = np.sqrt(np.clip(np.diagonal(vcov, axis1=1, axis2=2), 0.0, None))
         df_value = float(self.degf) if df == "design" else df
         q = critical_value(level, df_value)
-        # Decode domain codes back to the by columns' labels.
+        # Decode domain codes back to the by columns' labels: a table of the level
+        # combinations (a streamed design's), or the codes' mixed radix (first column slowest).
         by_values: dict[str, list[Any]] = {}
+        if domain_labels is not None:
+            by_values = {name: [domain_labels.get_column(name)[int(i)] for i in present] for name in by_names}
         rest = present.copy()
-        for name, c in reversed(list(zip(by_names, by_coded))):
+        for name, c in reversed(list(zip(by_names, by_coded)) if domain_labels is None else []):
             k = len(c.labels)
             by_values[name] = [c.labels[i] for i in (rest % k)]
             rest //= k
@@ -510,6 +568,7 @@ class Design:
         )
 
     # ------------------------------------------------------------------ more estimators
+    @recorded
     def quantile(self, y: str | Sequence[str], quantiles: float | Sequence[float] = (0.5,), **kw: Any) -> Estimates:
         """Weighted quantiles with confidence intervals.
 
@@ -532,6 +591,8 @@ class Design:
         na_rm : rows with a missing value leave the design (PSU counts kept).
         df : degrees of freedom of the t quantiles; default the design's (for a domain,
             its own ``degf``, as R).
+        progress : show a progress bar while replicate intervals (``"quantile"``) are
+            worked out.
 
         Returns
         -------
@@ -543,6 +604,7 @@ class Design:
 
         return quantile(self, y, quantiles, **kw)
 
+    @recorded
     def ciprop(self, y: str, method: str = "logit", **kw: Any) -> Estimates:
         """A proportion with a confidence interval that stays inside [0, 1].
 
@@ -569,6 +631,7 @@ class Design:
 
         return ciprop(self, y, method, **kw)
 
+    @recorded
     def chisq(self, row: str, col: str, statistic: str = "F", **kw: Any) -> "ChisqTest":
         """Design-based test of independence in the two-way table of `row` by `col`.
 
@@ -591,6 +654,7 @@ class Design:
 
         return chisq(self, row, col, statistic, **kw)
 
+    @recorded
     def contrast(self, y: str | Sequence[str], contrasts: Any, statistic: str = "mean", **kw: Any) -> Estimates:
         """Linear combinations of means or totals, across variables or domains.
 
@@ -618,6 +682,7 @@ class Design:
 
         return contrast(self, y, contrasts, statistic, **kw)
 
+    @recorded
     def glm(self, formula: str, family: str = "gaussian", link: str | None = None, **kw: Any) -> "GLMResult":
         """Design-based generalised linear model.
 
@@ -637,6 +702,8 @@ class Design:
         level : confidence level of the intervals, default 0.95.
         epsilon, maxit : R's ``glm.control``: stop when the deviance changes by less
             than ``epsilon`` relative; at most ``maxit`` iterations.
+        progress : show a progress bar while a replicate design refits the model with
+            each replicate's weights.
 
         Returns
         -------
@@ -656,7 +723,59 @@ class Design:
 
         return glm(self, formula, family, link, **kw)
 
+    @recorded
+    def threshold_glm(self, formula: str, threshold_var: str, grid: Any = None, kind: str = "slope",
+                      **kw: Any) -> "ThresholdResult":
+        """A GLM whose slope (or level) in `threshold_var` changes at an unknown threshold.
+
+        The threshold is the candidate of a grid at which the weighted deviance (minus
+        twice the pseudo-log-likelihood) is least; each candidate is one IRLS fit.  R has
+        no survey version (``chngpt::chngptm`` and ``segmented`` fit the unweighted model);
+        Stata's ``threshold`` is for linear time-series models.
+
+        Parameters
+        ----------
+        formula : the model without the threshold term, ``"lapse ~ income + hukou"``.
+        threshold_var : a numeric column; with ``kind="slope"`` also a term of `formula`.
+        grid : candidate thresholds inside the data's range; None: the sample quantiles
+            from `trim` to 1 - `trim` by 2.5 % (10 %, 12.5 %, ..., 90 %); an int: that
+            many quantiles over that range.
+        trim : the share of the sample left out at each end by the default grid (0.10;
+            at 0.05 the test of no threshold was liberal in simulations).
+        kind : ``"slope"`` adds ``np.maximum(x - c, 0)`` (the slope changes at c, a
+            kink); ``"level"`` adds ``I(x < c)`` (a step below c).
+        family, link, levels, epsilon, maxit : as :meth:`glm`; family default
+            ``"quasibinomial"``.
+        ci : ``"lr"`` (likelihood-ratio inversion with a Rao-Scott design correction),
+            ``"replicate"`` (replicate variance of the re-estimated threshold), or
+            ``"auto"``: replicate on a non-jackknife replicate design, lr otherwise.
+        level : confidence level, default 0.95.
+        min_side : fewest rows strictly below and above a candidate (default
+            max(10, 1 % of the rows)).
+        n_draws, seed : draws and seed of the p-value of the test of no threshold (wild
+            score bootstrap over PSUs; on replicate designs, simulation of the sup-Wald
+            statistic's limit).
+
+        Returns
+        -------
+        ThresholdResult
+            ``threshold``, ``ci_low``, ``ci_high``, ``confidence_set``, ``profile`` (a
+            table to plot), ``model`` (the GLM at the threshold), ``statistic`` and
+            ``p_value`` (test of no threshold).  See :mod:`sscoverage.threshold` for the
+            methods.
+
+        Raises
+        ------
+        ColumnError : `threshold_var` is not a (numeric) column of the data.
+        ThresholdError : a grid candidate outside the data's range or with fewer than
+            `min_side` rows on one side; kind="slope" without the variable in the formula.
+        """
+        from .threshold import threshold_glm
+
+        return threshold_glm(self, formula, threshold_var, grid, kind, **kw)
+
     # ------------------------------------------------------------------ weighting
+    @recorded
     def poststratify(self, strata: str | Sequence[str], population: Any, partial: bool = False) -> "Design":
         """A new design post-stratified to population counts.
 
@@ -683,6 +802,7 @@ class Design:
 
         return poststratify(self, strata, population, partial)
 
+    @recorded
     def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "Design":
         """A new design raked (iterative proportional fitting) to several margins.
 
@@ -711,6 +831,7 @@ class Design:
 
         return rake(self, margins, control, force)
 
+    @recorded
     def calibrate(
         self,
         formula: str,
@@ -750,17 +871,33 @@ class Design:
 
         return calibrate(self, formula, population, calfun, bounds, epsilon, maxit, force)
 
+    @recorded
     def trim_weights(self, lower: float = -np.inf, upper: float = np.inf, strict: bool = False) -> "Design":
         """A new design with the weights trimmed to [lower, upper].
 
-        Mirrors R's ``trimWeights`` (Stata: ``svycal ..., trim``-like capping): weights
-        outside are set to the bound and the trimmed amount is spread equally over the
-        others; with `strict`, repeated until none is outside.  Earlier calibration
-        still shapes the variance, as R's.
+        Mirrors R's ``trimWeights`` (Stata: the ``trimloabs()`` / ``trimhiabs()``
+        options of ``ipfraking``): weights outside are set to the bound and the trimmed
+        amount is spread equally over the others; with `strict`, repeated until none is
+        outside.  Earlier calibration still shapes the variance, as R's.  On a replicate
+        design each replicate's weights are trimmed too (R's method for replicate
+        designs means to, but leaves the full-sample weights as they were).
+
+        Raises
+        ------
+        CalibrationError : empty bounds, or with `strict` bounds that cannot keep the
+            sum of the weights.
         """
         from .weighting import trim_weights
 
         return trim_weights(self, lower, upper, strict)
+
+    def plot_weights(self, before: "Design | Sequence[float] | None" = None, ax: Any = None, bins: int = 30) -> Any:
+        """Histogram of the weights, beside those of `before` (the design before an
+        adjustment, or its weights); see :func:`sscoverage.plots.weights`.  Returns the
+        matplotlib Axes."""
+        from .plots import weights
+
+        return weights(self, before, ax, bins)
 
     def weighting_report(self) -> Any:
         """Diagnostics of the weights: Kish's design effect due to weighting and the
@@ -769,6 +906,97 @@ class Design:
         from .weighting import report
 
         return report(self)
+
+    # ------------------------------------------------------------------ survival
+    def km(
+        self, time: str, event: str, by: str | None = None, times: Any = None, se: bool = False, **kw: Any
+    ) -> "SurvivalCurves":
+        """Design-weighted survival curves.
+
+        Mirrors R's ``svykm`` (with ``confint.svykm`` for the intervals); Stata's ``sts
+        list`` with ``[pweight=]`` gives the point estimates (it has no ``svy`` variance).
+
+        Parameters
+        ----------
+        time : survival or censoring time, a number >= 0.
+        event : 1 (or True) for an event, 0 for a censored time.
+        by : a column: one curve per level.  With ``se=True`` each level is a domain of
+            the design, as R's ``subset``.
+        times : times at which to report S(t): the value at the last tabulated time <= t.
+            None: every tabulated time.
+        se : False: the weighted product-limit (Kaplan-Meier) estimate.  True: as R,
+            exp(-weighted Nelson-Aalen cumulative hazard) instead, with ``se_log`` (the
+            design-based standard error of log S(t)) and the interval exp(log S -+ z
+            se_log), upper end capped at 1.  On a replicate design the standard errors
+            come from the replicate weights (R has none there).
+        na_rm : leave out rows with a missing time, event or by value (they stay in the
+            design); without it they are an error that counts them.
+        level : level of the intervals, default 0.95.
+
+        Returns
+        -------
+        SurvivalCurves
+            ``to_pandas()`` at `times`; ``curve()``, ``confint()``, ``quantile()`` and
+            ``median_survival()``.
+
+        Raises
+        ------
+        ColumnError : a column is not in the data, a negative time, an event not 0/1.
+        MissingValueError : missing values in the rows used, without ``na_rm``.
+        """
+        from .survival import km
+
+        return km(self, time, event, by, times, se, **kw)
+
+    def median_survival(
+        self, time: str, event: str, by: str | None = None, level: float = 0.95, **kw: Any
+    ) -> pd.DataFrame:
+        """Median survival time with a confidence interval, per `by` group.
+
+        R's ``quantile(svykm(..., se=TRUE), 0.5, ci=TRUE)``: the first time at which
+        exp(-cumulative hazard) is <= 0.5, the interval from where its pointwise limits
+        cross 0.5 (Inf where a curve never gets there).  Stata: ``stci, median`` (no
+        ``svy`` interval).  Arguments as :meth:`km`; returns ``estimate``, ``ci_low``,
+        ``ci_high``.
+        """
+        return self.km(time, event, by, se=True, level=level, **kw).median_survival()
+
+    @recorded
+    def coxph(self, formula: str, ties: str = "efron", **kw: Any) -> "CoxResult":
+        """Design-based Cox proportional-hazards regression.
+
+        Mirrors R's ``svycoxph`` and Stata's ``svy: stcox``.
+
+        Parameters
+        ----------
+        formula : ``"Surv(time, event) ~ x1 + x2"``; the right-hand side as for
+            :meth:`glm` (factors with treatment contrasts, no intercept).
+        ties : ``"efron"`` (R's default) or ``"breslow"`` (Stata's default).
+        levels : dict column -> level order for factors (the first is the reference).
+        na_rm : leave out rows with a missing model variable (they stay in the design);
+            without it they are an error that counts them.
+        level : level of the intervals, default 0.95.
+        eps, maxit : R's ``coxph.control``: stop when the log partial likelihood changes
+            by at most ``eps`` relative; at most ``maxit`` iterations.
+
+        Returns
+        -------
+        CoxResult
+            ``coef`` (log hazard ratios), ``se`` / ``vcov`` design-based (linearisation of
+            the weighted score residuals times the inverse information, or refits with
+            each replicate's weights), ``se_model``, ``hazard_ratio``; ``summary()`` as R's.
+
+        Raises
+        ------
+        ColumnError : a variable of the formula is not in the data, a negative time, an
+            event not 0/1.
+        MissingValueError : missing values in the rows used, without ``na_rm``.
+        EstimationError : aliased terms, no events.
+        ConvergenceError : no convergence, or a coefficient that may be infinite.
+        """
+        from .survival import coxph
+
+        return coxph(self, formula, ties, **kw)
 
 
 #: Largest number of level combinations of several by columns used directly as domain

@@ -6,7 +6,16 @@ ones only Python can detect (a missing column, a missing value) are defined here
 
 from __future__ import annotations
 
-from ._core import CalibrationError, DesignError, EstimationError, LonelyPsuError, ShapeError, SurveyError
+from ._core import (
+    CalibrationError,
+    DesignError,
+    EstimationError,
+    HistoryError,
+    LonelyPsuError,
+    SamplingError,
+    ShapeError,
+    SurveyError,
+)
 
 
 class ColumnError(SurveyError, KeyError):
@@ -24,8 +33,21 @@ class EmptyDomainError(EstimationError):
     """A domain (subset, by-level) holds no rows."""
 
 
+class MappingError(SurveyError):
+    """A column-mapping file of the report that cannot be used (not JSON, unknown keys)."""
+
+
+class SchemeTreeError(SurveyError):
+    """A scheme tree that is not a tree: a cycle, or a scheme with two parents."""
+
+
 class ConvergenceError(EstimationError):
     """An iterative fit did not reach a solution (no convergence, or separation)."""
+
+
+class ThresholdError(EstimationError):
+    """A threshold model cannot be fitted as asked: a grid candidate outside the range of
+    the threshold variable, too few rows on one side of a candidate, no usable grid."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -40,9 +62,14 @@ __all__ = [
     "ShapeError",
     "EstimationError",
     "CalibrationError",
+    "SamplingError",
+    "HistoryError",
+    "SchemeTreeError",
+    "MappingError",
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "ThresholdError",
 ]

@@ -13,7 +13,7 @@ import difflib
 import keyword
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -22,10 +22,13 @@ import polars as pl
 from formulaic import Formula, model_matrix
 from scipy import stats
 
-from . import _core
+from . import _core, _display
 from ._frames import codes_of
+from ._progress import track
+from ._provenance import Provenance, design_facts
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError
-from .results import critical_value
+from .results import Estimates, critical_value
+from .serialize import Serializable
 
 if TYPE_CHECKING:
     from .design import Design
@@ -50,13 +53,21 @@ def glm(
     level: float = 0.95,
     epsilon: float = 1e-8,
     maxit: int = 25,
+    progress: bool = True,
 ) -> "GLMResult":
     """Design-based generalised linear model; see :meth:`sscoverage.Design.glm`."""
     if family not in FAMILIES:
         raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
     model = _ModelFrame(design, formula, family, levels or {})
+    return _fit_model(design, model, formula, family, link, level, epsilon, maxit, progress)
+
+
+def _fit_model(design: "Design", model: "_ModelFrame", formula: str, family: str, link: str | None,
+               level: float, epsilon: float, maxit: int, progress: bool = True) -> "GLMResult":
+    """The fit of a built model frame on a design, with its design-based covariance (also
+    used by the threshold model, which builds one frame per candidate)."""
     if design.is_replicate:
-        return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit)
+        return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit, progress)
     w = design.weights
     rows = model.rows
     # R's svyglm fits with the weights rescaled to mean 1 over the rows of the design's
@@ -95,6 +106,10 @@ def glm(
         n=len(rows),
         n_removed=model.n_removed,
         level=level,
+        naive_cov=np.asarray(fit["cov_unscaled"]),
+        _design=design,
+        _model=model,
+        _influence=np.asarray(fit["influence"]),
     )
 
 
@@ -116,7 +131,7 @@ def _fit(model: "_ModelFrame", weights: np.ndarray, formula: str, family: str, l
 
 
 def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family: str, link: str | None,
-                   level: float, epsilon: float, maxit: int) -> "GLMResult":
+                   level: float, epsilon: float, maxit: int, progress: bool) -> "GLMResult":
     """R's ``svyglm.svyrep.design``: the model refitted with each replicate's weights
     (normalised to sum 1, which leaves the coefficients alone), and the spread of the
     replicate coefficients through the one replicate engine."""
@@ -128,7 +143,7 @@ def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family:
     coef = np.asarray(fit["coefficients"])
     reps = design.replicate_weights()[rows]
     thetas = np.empty((reps.shape[1], len(coef)))
-    for r in range(reps.shape[1]):
+    for r in track(range(reps.shape[1]), reps.shape[1], "GLM replicate refits", progress):
         wr = reps[:, r]
         thetas[r] = _fit(model, wr / wr.sum(), formula, family, link, epsilon, maxit)["coefficients"]
     vcov = design._replicate_vcov(thetas, coef)
@@ -151,6 +166,10 @@ def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family:
         n=len(rows),
         n_removed=model.n_removed,
         level=level,
+        naive_cov=np.asarray(fit["cov_unscaled"]),
+        _design=design,
+        _model=model,
+        _replicate_coef=thetas,
     )
 
 
@@ -237,6 +256,18 @@ class _ModelFrame:
         self.n_removed = len(scope) - len(kept)
         self.terms = _r_names(list(mm.rhs.columns), data, factors, aliases)
         self.x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64))
+        # Kept for predictions and margins: the right-hand side's spec re-encodes new or
+        # counterfactual data with the fitted levels and transform states (R's xlevels).
+        self.spec = mm.rhs.model_spec
+        self.data = data
+        self.aliases = aliases
+        self.factors = factors
+        self.rhs_variables = sorted(parsed.rhs.required_variables)
+        self.term_columns = {
+            "(Intercept)" if str(term) == "1" else _ALIAS.sub(lambda m: str(aliases[m.group(0)]), str(term)):
+            list(range(sl.start, sl.stop))
+            for term, sl in mm.rhs.model_spec.term_slices.items()
+        }
         outcome = text.split("~", 1)[0].strip()
         if outcome in factors and family in BINOMIAL:
             # A factor outcome: success = any level but the first, as R's binomial.
@@ -248,6 +279,65 @@ class _ModelFrame:
                 f"the outcome of {formula!r} must be one numeric column"
                 + (" or a factor" if family in BINOMIAL else "")
             )
+
+
+    def name_of(self, column: str) -> str:
+        """The formula's name of a data column (its alias, if it is not a Python name)."""
+        for alias, col in self.aliases.items():
+            if col == column:
+                return alias
+        return column
+
+    def matrix(self, data: pd.DataFrame) -> np.ndarray:
+        """The model matrix of (new or counterfactual) model variables, as fitted."""
+        mm = self.spec.get_model_matrix(data, na_action="ignore")
+        return np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
+
+    def new_data(self, newdata: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """The right-hand-side variables of `newdata` converted as the fitted ones (factor
+        levels of the fit), and the rows with a missing value (their predictions are NaN).
+
+        R's ``model.frame(delete.response(terms), newdata, xlev=object$xlevels)``.
+        """
+        frame = _as_pandas(newdata)
+        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        missing = np.zeros(len(frame), bool)
+        for name in self.rhs_variables:
+            column = self.aliases.get(name, name)
+            if column not in frame.columns:
+                raise ColumnError(f"newdata has no column {column!r}, a variable of the model")
+            values = frame[column].reset_index(drop=True)
+            missing |= values.isna().to_numpy()
+            if name in self.factors:
+                fitted = self.data[name].cat.categories
+                if pd.api.types.is_bool_dtype(values.dtype):
+                    values = values.map(lambda v: None if pd.isna(v) else ("TRUE" if v else "FALSE"))
+                elif isinstance(values.dtype, pd.CategoricalDtype):
+                    values = values.astype(object)
+                unknown = (~values.isin(fitted) & values.notna()).to_numpy()
+                if unknown.any():
+                    bad = values[unknown].iloc[0]
+                    raise EstimationError(
+                        f"newdata: {column!r} = {bad!r} is not a level the model was fitted with "
+                        f"({', '.join(map(str, fitted))})"
+                    )
+                out[name] = pd.Categorical(values, categories=fitted)
+            else:
+                if not pd.api.types.is_numeric_dtype(values.dtype) and not values.isna().all():
+                    raise ColumnError(f"newdata: {column!r} must be numeric, as in the fitted data")
+                out[name] = values.astype(np.float64)
+        return out, missing
+
+
+def _as_pandas(data: Any) -> pd.DataFrame:
+    """A user's pandas / polars (eager or lazy) / pyarrow frame as pandas."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()
+    if isinstance(data, pl.DataFrame) or hasattr(data, "to_pandas"):
+        return data.to_pandas()
+    raise TypeError(f"newdata must be a pandas or polars DataFrame or a pyarrow Table, not {type(data).__name__}")
 
 
 def _alias_names(formula: str, columns: Sequence[Any]) -> tuple[str, dict[str, str]]:
@@ -315,7 +405,7 @@ def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], ali
 
 
 @dataclass(frozen=True)
-class GLMResult:
+class GLMResult(Serializable):
     """A fitted design-based GLM (R's ``svyglm`` with ``summary``).
 
     ``coef`` (also ``estimate``), ``se``, ``vcov`` (design-based), ``dispersion`` (R's
@@ -338,6 +428,18 @@ class GLMResult:
     n: int
     n_removed: int
     level: float = 0.95
+    #: R's ``naive.cov``: the model-based (unscaled) covariance, (X'WX)^-1 with the weights
+    #: rescaled to mean 1; design-based over model-based variance is a design effect.
+    naive_cov: np.ndarray | None = None
+    # What predictions and margins need: the design, the model frame (data, levels,
+    # spec), the coefficients' influence values on the fitted rows (linearisation) or the
+    # replicate coefficients (replicate designs).
+    _design: Any = field(default=None, repr=False, compare=False)
+    _model: Any = field(default=None, repr=False, compare=False)
+    _influence: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _replicate_coef: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: The call that made the fit (set by :meth:`Design.glm`).
+    provenance: Provenance | None = field(default=None, repr=False, compare=False)
 
     @property
     def estimate(self) -> np.ndarray:
@@ -367,8 +469,7 @@ class GLMResult:
             q = critical_value(level, float(self.df_residual))
         return pd.DataFrame({"term": self.terms, "ci_low": self.coef - q * self.se, "ci_high": self.coef + q * self.se})
 
-    def summary(self, level: float | None = None) -> pd.DataFrame:
-        """One row per coefficient: estimate, se, t, p_value, ci_low, ci_high."""
+    def _coefficients(self, level: float | None = None) -> pd.DataFrame:
         ci = self.conf_int(level)
         return pd.DataFrame(
             {
@@ -382,25 +483,250 @@ class GLMResult:
             }
         )
 
+    def summary(self, level: float | None = None) -> pd.DataFrame:
+        """One row per coefficient: estimate, se, t, p_value, ci_low, ci_high.
+
+        A DataFrame that prints as R's ``summary.svyglm``: the model, the design (rows,
+        PSUs, strata, design degrees of freedom), the coefficients with significance
+        codes, the dispersion and the iterations.
+        """
+        level = self.level if level is None else level
+        removed = f"; {self.n_removed} left out for missing values" if self.n_removed else ""
+        if self.provenance is not None:
+            facts = self.provenance.facts()
+        else:
+            facts = None if self._design is None else design_facts(self._design)
+        header = [
+            f"Survey GLM: {self.formula}",
+            f"Family: {self.family} ({self.link} link); {self.n} rows fitted{removed}",
+            *_display.design_line(facts),
+            f"Coefficients (t on {self.df_residual} residual df, {level:.0%} CI):",
+        ]
+        footer = [
+            f"Dispersion parameter for {self.family} family taken to be {self.dispersion:.6g} (design-based)",
+            f"Deviance {self.deviance:.6g}; {self.iterations} IRLS iterations",
+        ]
+        return _display.summary_frame(self._coefficients(level), header, footer)
+
     def to_pandas(self) -> pd.DataFrame:
-        return self.summary()
+        return self._coefficients()
 
     def to_polars(self) -> pl.DataFrame:
-        return pl.from_pandas(self.summary())
+        return pl.from_pandas(self._coefficients())
 
-    def _header(self) -> str:
+    def _header(self) -> list[str]:
         removed = f", {self.n_removed} rows with missing values left out" if self.n_removed else ""
-        return (
-            f"Survey GLM {self.formula}, {self.family} ({self.link} link)\n"
+        return [
+            f"Survey GLM {self.formula}, {self.family} ({self.link} link)",
             f"n = {self.n}{removed}; dispersion {self.dispersion:.6g}; "
-            f"t on {self.df_residual} residual df; {self.level:.0%} CI"
-        )
+            f"t on {self.df_residual} residual df; {self.level:.0%} CI",
+        ]
 
     def __repr__(self) -> str:
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return f"{self._header()}\n{self.summary().to_string(index=False)}"
+        return _display.text(self._header(), self._coefficients())
 
     def _repr_html_(self) -> str:
-        head = self._header().replace("\n", "<br>")
-        table = self.summary().to_html(index=False, float_format=lambda x: f"{x:.6g}")
-        return f"<div><p><b>{head}</b></p>{table}</div>"
+        return _display.to_html(self._header(), self._coefficients())
+
+    # ------------------------------------------------------------------ inference on the fit
+    def wald_test(self, terms: str | Sequence[str], null: Sequence[float] | None = None,
+                  df: float | None = None) -> "WaldTest":
+        """Design-based Wald test that a group of coefficients is zero.
+
+        Mirrors R's ``regTermTest(model, test.terms)`` (its default ``method="Wald"``) and
+        Stata's ``test`` after ``svy: glm``: X^2 = b' V^-1 b over the tested coefficients
+        b with their design-based covariance V; F = X^2 / k on (k, `df`) degrees of
+        freedom.
+
+        Parameters
+        ----------
+        terms : coefficient names (``["stypeH", "stypeM"]``), term labels of the formula
+            (``"stype"`` tests all its coefficients, ``"ell:stype"`` an interaction, in
+            any order of its parts), or an R one-sided formula ``"~stype + meals"``.
+        null : values of the coefficients under the null hypothesis (default 0).
+        df : denominator degrees of freedom; default ``df_residual`` (R's); ``np.inf``
+            gives the chi-squared test on k degrees of freedom.
+
+        Returns
+        -------
+        WaldTest
+            ``statistic`` (F, or X^2 with ``df=np.inf``), ``ndf``, ``ddf``, ``p_value``,
+            ``chisq`` and the ``coefficients`` tested.
+        """
+        index = self._term_index(terms)
+        beta = self.coef[index] - (0.0 if null is None else np.asarray(null, dtype=np.float64))
+        v = self.vcov[np.ix_(index, index)]
+        try:
+            chisq = float(beta @ np.linalg.solve(v, beta))
+        except np.linalg.LinAlgError:
+            raise EstimationError(
+                f"the covariance of {', '.join(self.terms[j] for j in index)} is singular: "
+                "too few PSUs for this many coefficients"
+            ) from None
+        k = len(index)
+        ddf = float(self.df_residual) if df is None else float(df)
+        if np.isinf(ddf):
+            stat, p = chisq, float(stats.chi2.sf(chisq, k))
+        else:
+            stat = chisq / k
+            p = float(stats.f.sf(stat, k, ddf)) if ddf > 0 else float("nan")
+        return WaldTest(
+            statistic=stat,
+            ndf=k,
+            ddf=None if np.isinf(ddf) else ddf,
+            p_value=p,
+            chisq=chisq,
+            coefficients=[self.terms[j] for j in index],
+            formula=self.formula,
+        )
+
+    def _term_index(self, terms: str | Sequence[str]) -> list[int]:
+        """Coefficient positions of coefficient names or R term labels."""
+        if isinstance(terms, str):
+            text = terms.strip()
+            terms = [t.strip() for t in text.lstrip("~").split("+")] if text.startswith("~") else [text]
+        labels = self._model.term_columns if self._model is not None else {}
+        canonical = {":".join(sorted(label.split(":"))): cols for label, cols in labels.items()}
+        index: list[int] = []
+        for name in terms:
+            if name in self.terms:
+                cols = [self.terms.index(name)]
+            elif ":".join(sorted(str(name).split(":"))) in canonical:
+                cols = canonical[":".join(sorted(str(name).split(":")))]
+            else:
+                raise EstimationError(
+                    f"{name!r} is neither a coefficient ({', '.join(self.terms)}) nor a term "
+                    f"({', '.join(labels)}) of {self.formula}"
+                )
+            index.extend(c for c in cols if c not in index)
+        if not index:
+            raise EstimationError(f"no coefficient to test in {terms!r}")
+        return index
+
+    def odds_ratios(self, level: float | None = None) -> pd.DataFrame:
+        """Odds ratios exp(coef) with intervals exp(conf_int) (t on ``df_residual``).
+
+        R's ``exp(cbind(coef(fit), confint(fit)))``; Stata's ``svy: logit, or``.
+        Needs the logit link.
+        """
+        if self.link != "logit":
+            raise EstimationError(
+                f"odds ratios need a logit link; {self.formula} has the {self.link} link "
+                "(exponentiate the coefficients yourself if they mean something on that scale)"
+            )
+        ci = self.conf_int(level)
+        return pd.DataFrame({
+            "term": self.terms,
+            "odds_ratio": np.exp(self.coef),
+            "ci_low": np.exp(ci["ci_low"].to_numpy()),
+            "ci_high": np.exp(ci["ci_high"].to_numpy()),
+            "p_value": self.p_value,
+        })
+
+    def predict(self, newdata: Any = None, type: str = "link", se: bool = True, vcov: bool = False,
+                level: float | None = None) -> Estimates:
+        """Predictions with design-based standard errors (delta method on ``vcov``).
+
+        Mirrors R's ``predict.svyglm(object, newdata, type, se.fit)`` and Stata's
+        ``predict, xb stdp`` / ``margins, predict() at()`` after ``svy: glm``.
+
+        Parameters
+        ----------
+        newdata : pandas / polars frame with the formula's right-hand-side columns;
+            None predicts the fitted rows.  Factor values must be levels the model was
+            fitted with; rows with a missing value get NaN.
+        type : ``"link"`` (the linear predictor) or ``"response"`` (the mean).
+        se : compute standard errors and intervals (t on ``df_residual``).
+        vcov : also keep the full covariance of the predictions (``.vcov[0]``), n x n.
+
+        Returns
+        -------
+        Estimates
+            One row per row of `newdata` (``row`` is its index): ``estimate``, ``se``,
+            ``ci_low``, ``ci_high``.
+        """
+        from .margins import link_functions
+
+        if type not in ("link", "response"):
+            raise ValueError(f"type={type!r}; use 'link' or 'response'")
+        model = self._model
+        if newdata is None:
+            data, missing, rows = model.data, np.zeros(len(model.data), bool), list(model.data.index)
+        else:
+            data, missing = model.new_data(newdata)
+            rows = list(_as_pandas(newdata).index)
+        x = model.matrix(data)
+        x[missing] = np.nan
+        eta = x @ self.coef
+        inverse, mu_eta, _ = link_functions(self.link)
+        fit, jac = (eta, x) if type == "link" else (inverse(eta), mu_eta(eta)[:, None] * x)
+        var = np.einsum("ij,jk,ik->i", jac, self.vcov, jac) if se else np.full(len(eta), np.nan)
+        sd = np.sqrt(np.clip(var, 0.0, None))
+        level = self.level if level is None else level
+        q = critical_value(level, float(self.df_residual)) if self.df_residual > 0 else np.nan
+        table = pd.DataFrame({
+            "row": rows,
+            "variable": type,
+            "level": None,
+            "label": [str(r) for r in rows],
+            "estimate": fit,
+            "se": sd,
+            "ci_low": fit - q * sd,
+            "ci_high": fit + q * sd,
+        })
+        return Estimates(
+            statistic=f"prediction ({type} scale) from {self.formula}",
+            table=table,
+            vcov=[jac @ self.vcov @ jac.T] if (vcov and se) else [],
+            by=["row"],
+            level=level,
+            df=float(self.df_residual),
+        )
+
+    def predictive_margins(self, var: str, levels: Sequence[Any] | None = None, method: str = "joint",
+                           level: float | None = None) -> Estimates:
+        """Predictive margins: the mean predicted response with `var` set to each level for
+        every fitted row, the other variables as observed (Stata's ``margins var``, R's
+        ``svypredmeans``); design-based SEs by the delta method through the variance
+        engine (replicate designs: recomputed with each replicate's coefficients and
+        weights).  See :func:`sscoverage.margins.predictive_margins`."""
+        from .margins import predictive_margins
+
+        return predictive_margins(self, var, levels, method, level)
+
+    def marginal_effects(self, var: str, level: float | None = None) -> Estimates:
+        """Average marginal effect of `var` on the response scale: the mean derivative
+        (numeric `var`) or the change from the reference level (factor); Stata's
+        ``margins, dydx(var)``.  See :func:`sscoverage.margins.marginal_effects`."""
+        from .margins import marginal_effects
+
+        return marginal_effects(self, var, level)
+
+
+@dataclass(frozen=True)
+class WaldTest(Serializable):
+    """A design-based Wald test of a group of coefficients (R's ``regTermTest``)."""
+
+    statistic: float
+    ndf: int
+    ddf: float | None
+    p_value: float
+    chisq: float
+    coefficients: list[str]
+    formula: str
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame([{"statistic": self.statistic, "ndf": self.ndf, "ddf": self.ddf,
+                              "p_value": self.p_value, "chisq": self.chisq}])
+
+    def _lines(self) -> list[str]:
+        name = "F" if self.ddf is not None else "Chisq"
+        dfs = f"{self.ndf} and {self.ddf:g} df" if self.ddf is not None else f"{self.ndf} df"
+        return [f"Wald test for {' '.join(self.coefficients)}", f" in {self.formula}",
+                f"{name} = {self.statistic:.6g} on {dfs}: p = {self.p_value:.4g}"]
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        return _display.to_html(self._lines())

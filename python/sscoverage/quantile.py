@@ -7,12 +7,14 @@ step, so estimates and interval limits are the same data values R reports.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ._domains import domains, linear
+from ._progress import track
 from ._rmath import approx, iqr, qt, r_cumsum, r_mean, r_sum, uniroot
 from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError
 from .proportions import proportion_interval
@@ -162,13 +164,16 @@ def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: f
     return rule(xs, ws, float(np.mean(xs <= qlow))), rule(xs, ws, float(np.mean(xs <= qup)))
 
 
-def _replicate(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
+def _replicate(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str,
+               progress: bool = True):
     """R's ``survey:::repCI``: the quantile re-estimated with each replicate's weights,
     their replicate variance, and a symmetric interval."""
     rows = dom._scope()
     reps = dom.replicate_weights()[rows]
     xs = x[rows]
-    thetas = np.array([rule(xs, reps[:, r], p) for r in range(reps.shape[1])])
+    n_rep = reps.shape[1]
+    steps = track(range(n_rep), n_rep, f"quantile {p:g} replicates", progress)
+    thetas = np.array([rule(xs, reps[:, r], p) for r in steps])
     se = float(np.sqrt(dom._replicate_vcov(thetas[:, None], np.array([qhat]))[0, 0]))
     half = se * qt(1 - alpha / 2, df)
     return qhat - half, qhat + half
@@ -185,6 +190,7 @@ def quantile(
     interval_type: str = "mean",
     na_rm: bool = False,
     df: float | None = None,
+    progress: bool = True,
 ) -> Estimates:
     """Weighted quantiles with confidence intervals; see :meth:`Design.quantile`."""
     if interval_type == "quantile" and not design.is_replicate:
@@ -202,7 +208,7 @@ def quantile(
     if interval_type not in INTERVAL_TYPES:
         raise DesignError(f"interval_type={interval_type!r}; use one of {', '.join(INTERVAL_TYPES)}")
     rule = _rule(qrule)
-    ci = {"score": _score, "quantile": _replicate}.get(interval_type, _woodruff)
+    ci = {"score": _score, "quantile": partial(_replicate, progress=progress)}.get(interval_type, _woodruff)
     frame = design._frame
     values = {}
     for name in names:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _core
 from ._frames import Frame, require_no_missing
+from ._provenance import recorded
 from .design import Design
 from .exceptions import ColumnError, DesignError, MissingValueError
 
@@ -47,6 +48,7 @@ class ReplicateDesign(Design):
     brrweight() / jkrweight() / bsrweight()``.
     """
 
+    @recorded
     def __init__(
         self,
         data: Any,

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 from scipy import stats
+
+from . import _display
+from ._provenance import Provenance
+from .serialize import Serializable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .publication import ReliabilityRules, SuppressedTable
 
 
 def critical_value(level: float, df: float | None) -> float:
@@ -22,13 +32,15 @@ def critical_value(level: float, df: float | None) -> float:
 
 
 @dataclass(frozen=True)
-class Estimates:
+class Estimates(Serializable):
     """Estimates from a design: one row per domain x variable (x level).
 
     Columns of :meth:`to_pandas`: the ``by`` columns (if any), ``variable``, ``level``
     (factor outcomes), ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``cv``, ``deff``
     (when asked for), ``n`` (rows used) and ``weight_sum`` (the estimated population
-    size of the domain).
+    size of the domain).  Printing shows the estimates with their reliability
+    :meth:`flags`; :meth:`plot` draws them, :meth:`suppress` prepares a table for
+    publication and :meth:`to_json` stores them.
     """
 
     statistic: str
@@ -39,6 +51,8 @@ class Estimates:
     df: float | None
     n_removed: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The call that made these estimates (set by the Design methods).
+    provenance: Provenance | None = field(default=None, repr=False, compare=False)
 
     @property
     def estimate(self) -> np.ndarray:
@@ -67,31 +81,98 @@ class Estimates:
     def to_polars(self) -> pl.DataFrame:
         return pl.from_pandas(self.to_pandas())
 
-    def _header(self) -> str:
+    def _header(self) -> list[str]:
         what = f"{self.statistic}" + (f" by {', '.join(self.by)}" if self.by else "")
         ci = f"{self.level:.0%} CI" + ("" if self.df is None else f", t on {self.df:g} df")
         lines = [f"Survey {what} ({ci})"]
         if self.n_removed:
             lines.append(f"{self.n_removed} rows with missing values left out (na_rm=True)")
         lines.extend(self.notes)
-        return "\n".join(lines)
+        return lines
+
+    @cached_property
+    def _flag_codes(self) -> pd.Series:
+        """The flags under the default rules, worked out once for printing."""
+        from .publication import flags
+
+        return flags(self)["flags"]
 
     def _shown(self) -> pd.DataFrame:
-        shown = self.to_pandas()
+        """The compact table: labels, estimate, SE, interval, CV / deff, n and flags."""
+        shown = self.to_pandas().drop(columns=["weight_sum", "df"], errors="ignore")
         if shown["level"].isna().all():
-            return shown.drop(columns=["level"])
-        shown["level"] = shown["level"].astype(object).where(shown["level"].notna(), "")
+            shown = shown.drop(columns=["level"])
+        else:
+            shown["level"] = shown["level"].astype(object).where(shown["level"].notna(), "")
+        if "n" in shown and self._flag_codes.str.len().any():
+            shown["flags"] = self._flag_codes.to_numpy()
         return shown
 
+    def _footer(self) -> list[str]:
+        """The meaning of the flags shown, and the variable labels of the data file."""
+        from .io import label_lines
+        from .publication import legend
+
+        lines = legend(self._flag_codes) if "n" in self.table else []
+        if self.provenance is not None:
+            lines += label_lines(self.provenance.design, [*self.by, *self.table["variable"]])
+        return lines
+
     def __repr__(self) -> str:
-        shown = self._shown()
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return f"{self._header()}\n{shown.to_string(index=False)}"
+        return _display.text(self._header(), self._shown(), self._footer())
 
     def _repr_html_(self) -> str:
-        shown = self._shown()
-        head = self._header().replace("\n", "<br>")
-        return f"<div><p><b>{head}</b></p>{shown.to_html(index=False, float_format=lambda x: f'{x:.6g}')}</div>"
+        return _display.to_html(self._header(), self._shown(), self._footer())
+
+    def plot(self, ax: "Axes | None" = None, sort: bool = True, group: str | None = None) -> "Axes":
+        """Point estimates with confidence-interval bars, sorted, coloured by `group`;
+        see :func:`sscoverage.plots.estimates`.  Returns the matplotlib Axes."""
+        from .plots import estimates
+
+        return estimates(self, ax, sort, group)
+
+    def flags(self, rules: "ReliabilityRules | None" = None, proportion: bool | None = None) -> pd.DataFrame:
+        """NCHS-style reliability of each estimate.
+
+        Parameters
+        ----------
+        rules : thresholds (:class:`sscoverage.ReliabilityRules`); default NCHS's.
+        proportion : treat the estimates as proportions (Korn-Graubard interval rules)
+            or not (coefficient-of-variation rule); default: a mean or proportion
+            between 0 and 1 is one.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The labels, ``n``, ``df`` (design degrees of freedom of the domain),
+            ``effective_n``, ``kg_low`` / ``kg_high`` (Korn-Graubard interval), ``cv``,
+            ``flags`` (codes of the rules broken, see
+            :data:`sscoverage.publication.FLAG_MEANINGS`) and ``suppress`` (a rule other
+            than ``df`` is broken).
+        """
+        from .publication import flags
+
+        return flags(self, rules, proportion)
+
+    def suppress(self, min_count: int = 30, rows: str | None = None, columns: str | None = None,
+                 margins: bool | None = None) -> "SuppressedTable":
+        """The estimates as a one- or two-way table with small cells suppressed.
+
+        Cells with fewer than `min_count` rows are hidden (primary suppression), and so
+        are other cells until no hidden cell can be worked out from the published
+        cells and the row and column totals (complementary suppression); see
+        :func:`sscoverage.suppress`.
+
+        Parameters
+        ----------
+        min_count : smallest number of rows of a published cell.
+        rows, columns : the columns of the table that label its rows and columns;
+            default the ``by`` columns (then ``level``).
+        margins : add row, column and grand totals; default for totals.
+        """
+        from .publication import suppress_estimates
+
+        return suppress_estimates(self, min_count, rows, columns, margins)
 
     def __len__(self) -> int:
         return len(self.table)

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from . import _core
-from ._frames import require_no_missing
+from . import _core, _display
 from .exceptions import (
     CalibrationError,
     ColumnError,
@@ -33,6 +32,7 @@ from .exceptions import (
     DesignError,
     MissingValueError,
 )
+from .serialize import Serializable
 
 if TYPE_CHECKING:
     from .design import Design
@@ -60,7 +60,7 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
-class WeightingReport:
+class WeightingReport(Serializable):
     """Diagnostics of a weighted design (:meth:`Design.weighting_report`).
 
     ``kish_deff`` is Kish's design effect due to unequal weighting, ``n * sum(w^2) /
@@ -84,7 +84,7 @@ class WeightingReport:
         table = pd.concat(parts, ignore_index=True)
         return table[["step", "method", "term", "level", "target", "before", "after"]]
 
-    def __repr__(self) -> str:
+    def _lines(self) -> list[str]:
         w = self.weights
         lines = [
             f"<WeightingReport: n={self.n}, sum of weights={self.weight_sum:.6g}, "
@@ -94,7 +94,13 @@ class WeightingReport:
         for i, a in enumerate(self.adjustments):
             state = "converged" if a.converged else "NOT converged"
             lines.append(f"  {i + 1}. {a.method}: {a.iterations} iterations, {state}, misfit {a.misfit:.3g}")
-        return "\n".join(lines)
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        return _display.to_html(self._lines(), self.to_pandas())
 
 
 def report(design: "Design") -> WeightingReport:
@@ -128,7 +134,7 @@ def report(design: "Design") -> WeightingReport:
 def poststratify(design: "Design", strata: Any, population: Any, partial: bool = False) -> "Design":
     """Post-stratify `design`; see :meth:`sscoverage.Design.poststratify`."""
     variables = _variables(strata, "strata")
-    pop = _population_frame(population, variables, "population")
+    pop = _population(population, variables, "population")
     cells, targets, labels = _cells(design, variables, pop)
     if partial:
         # R's partial=TRUE: post-strata with no sample weight are left out of the targets.
@@ -151,7 +157,7 @@ def rake(design: "Design", margins: Any, control: Mapping[str, Any] | None = Non
     all_labels: list[list[str]] = []
     for strata, population in _margins(margins):
         variables = _variables(strata, "margin")
-        pop = _population_frame(population, variables, "margin population")
+        pop = _population(population, variables, "margin population")
         cells, targets, labels = _cells(design, variables, pop)
         coded.append((cells, targets))
         names.append(":".join(variables))
@@ -168,8 +174,7 @@ def rake(design: "Design", margins: Any, control: Mapping[str, Any] | None = Non
         "after": info["after"],
     })
     if not info["converged"]:
-        gap = (table["after"] - table["target"]).abs() / (1 + table["target"].abs())
-        worst = table.loc[gap.idxmax()]
+        worst = _furthest(table)
         message = (
             f"raking did not converge in {info['iterations']} sweeps (a cell still changed by "
             f"{info['misfit']:.4g}); margin {worst['term']} is furthest from its targets: level "
@@ -221,8 +226,7 @@ def calibrate(
         raise CalibrationError(message) from None
     table = pd.DataFrame({"term": terms, "level": None, "target": targets, "before": info["before"], "after": info["after"]})
     if not info["converged"]:
-        gap = (table["after"] - table["target"]).abs() / (1 + table["target"].abs())
-        worst = table.loc[gap.idxmax()]
+        worst = _furthest(table)
         hint = " or the bounds may be infeasible" if bounds is not None else ""
         _not_converged(
             f"calibration ({calfun}) did not converge in {info['iterations']} iterations: the largest "
@@ -270,6 +274,12 @@ def _adjusted(design: "Design", core: Any, step: Adjustment) -> "Design":
     return new
 
 
+def _furthest(table: pd.DataFrame) -> pd.Series:
+    """The target that the adjusted weights miss by the most (relative)."""
+    gap = (table["after"] - table["target"]).abs() / (1 + table["target"].abs())
+    return table.loc[gap.idxmax()]
+
+
 def _not_converged(message: str, info: Mapping[str, Any], force: bool) -> None:
     if not force:
         err = ConvergenceError(message + "; or pass force=True to keep these weights")
@@ -307,8 +317,8 @@ def _variables(strata: Any, role: str) -> list[str]:
     return names
 
 
-def _population_frame(population: Any, variables: list[str], role: str) -> pd.DataFrame:
-    """Population counts as a DataFrame with the variables and a ``Freq`` column.
+def _population(population: Any, variables: list[str], role: str) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """Population counts: the levels of each cell (one tuple per cell) and the counts.
 
     Accepts a pandas / polars DataFrame (the count column: ``Freq``, or the one column
     that is not a variable, as R), a list of rows ``{"<var>": level, ..., "Freq": n}``, a
@@ -318,37 +328,32 @@ def _population_frame(population: Any, variables: list[str], role: str) -> pd.Da
     if isinstance(population, pl.DataFrame):
         population = population.to_pandas()
     if isinstance(population, pd.Series):
-        frame = population.rename("Freq").reset_index()
-        frame.columns = [*variables, "Freq"] if frame.shape[1] == len(variables) + 1 else frame.columns
-    elif isinstance(population, Mapping):
-        keys = list(population)
-        rows = [(k if isinstance(k, tuple) else (k,)) + (population[k],) for k in keys]
-        if any(len(r) != len(variables) + 1 for r in rows):
-            raise CalibrationError(
-                f"{role}: a dict of counts needs keys with one level per variable of {variables}"
-            )
-        frame = pd.DataFrame(rows, columns=[*variables, "Freq"])
-    elif isinstance(population, pd.DataFrame):
-        frame = population
+        population = dict(population.items())
+    if isinstance(population, Mapping):
+        levels = [k if isinstance(k, tuple) else (k,) for k in population]
+        counts = list(population.values())
+        if any(len(k) != len(variables) for k in levels):
+            raise CalibrationError(f"{role}: a dict of counts needs keys with one level per variable of {variables}")
     else:
-        frame = pd.DataFrame(list(population))
-    missing = [v for v in variables if v not in frame.columns]
-    if missing:
-        raise ColumnError(f"{role} has no column {missing[0]!r}: it needs one column per variable of {variables}")
-    others = [c for c in frame.columns if c not in variables]
-    count = "Freq" if "Freq" in others else (others[0] if len(others) == 1 else None)
-    if count is None:
-        raise ColumnError(f"{role} needs a count column 'Freq' besides the variables {variables}")
-    out = frame[variables].copy()
-    out["Freq"] = pd.to_numeric(frame[count], errors="coerce").to_numpy(dtype=np.float64)
-    bad = out["Freq"].isna() | (out["Freq"] < 0) | ~np.isfinite(out["Freq"])
+        frame = population if isinstance(population, pd.DataFrame) else pd.DataFrame(list(population))
+        missing = [v for v in variables if v not in frame.columns]
+        if missing:
+            raise ColumnError(f"{role} has no column {missing[0]!r}: it needs one column per variable of {variables}")
+        others = [c for c in frame.columns if c not in variables]
+        count = "Freq" if "Freq" in others else (others[0] if len(others) == 1 else None)
+        if count is None:
+            raise ColumnError(f"{role} needs a count column 'Freq' besides the variables {variables}")
+        levels = list(zip(*(frame[v].tolist() for v in variables)))
+        counts = frame[count].tolist()
+    values = np.array([float(c) if isinstance(c, (int, float, np.number)) else np.nan for c in counts])
+    bad = ~(values >= 0) | ~np.isfinite(values)
     if bad.any():
-        row = out[bad].iloc[0]
+        r = int(np.argmax(bad))
         raise CalibrationError(
-            f"{role}: the count for {_describe(variables, row[variables].tolist())} is {row['Freq']}; "
+            f"{role}: the count for {_describe(variables, list(levels[r]))} is {counts[r]}; "
             "population counts must be non-negative numbers"
         )
-    return out
+    return levels, values
 
 
 def _key(value: Any) -> str:
@@ -364,30 +369,41 @@ def _describe(variables: list[str], levels: list[Any]) -> str:
     return ", ".join(f"{v} = {lv}" for v, lv in zip(variables, levels))
 
 
-def _cells(design: "Design", variables: list[str], pop: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Each row's cell (a row of `pop`), the cells' counts and labels.
+def _cells(
+    design: "Design", variables: list[str], pop: tuple[list[tuple[Any, ...]], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each row's cell (a cell of the population `pop`, as :func:`_population` gives
+    it), the cells' counts and labels.
 
-    A category in the sample but not among the targets is an error, and so is one in
-    the targets (with a positive count) that no row of the sample has.
+    A category in the sample but not among the targets is an error here, and so is a
+    target with a positive count for a level the data never take; a category with rows
+    but no sample weight is found by the core.
     """
     _whole(design)
     frame = design._frame
     coded = []
     for v in variables:
-        require_no_missing(frame, v, "weighting variable")
-        coded.append(frame.codes(v, "weighting variable"))
-    keys = pop[variables].map(_key)
-    duplicated = keys.duplicated()
-    if duplicated.any():
-        row = pop[variables][duplicated].iloc[0].tolist()
-        raise CalibrationError(f"the targets list {_describe(variables, row)} twice")
+        c = frame.codes(v, "weighting variable")
+        if c.missing is not None:
+            raise MissingValueError(
+                f"weighting variable {v!r} has {int(c.missing.sum())} missing values; every row "
+                "needs a category (R's na.fail): drop or impute them first"
+            )
+        coded.append(c)
+    levels, targets = pop
+    keys = [tuple(_key(v) for v in row) for row in levels]
+    seen: set[tuple[str, ...]] = set()
+    for k in keys:
+        if k in seen:
+            raise CalibrationError(f"the targets list {_describe(variables, list(k))} twice")
+        seen.add(k)
     sizes = [len(c.labels) for c in coded]
     strides = np.cumprod([1, *sizes[::-1]])[::-1][1:]
     index = [{_key(lv): i for i, lv in enumerate(c.labels)} for c in coded]
-    targets = pop["Freq"].to_numpy(dtype=np.float64)
-    labels = [":".join(k) for k in keys.itertuples(index=False)]
-    combos = np.full(len(pop), -1, dtype=np.int64)
-    for r, k in enumerate(keys.itertuples(index=False)):
+    labels = [":".join(k) for k in keys]
+    # The mixed-radix number of each population row's levels among the data's levels.
+    combos = np.full(len(keys), -1, dtype=np.int64)
+    for r, k in enumerate(keys):
         pos = [ix.get(lv) for ix, lv in zip(index, k)]
         if None in pos:
             if targets[r] > 0:
@@ -397,34 +413,39 @@ def _cells(design: "Design", variables: list[str], pop: pd.DataFrame) -> tuple[n
                 )
             continue
         combos[r] = int(np.dot(pos, strides))
-    code = np.zeros(frame.n_rows, dtype=np.int64)
-    for c, s in zip(coded, strides):
-        code += c.codes.astype(np.int64) * int(s)
+    if len(coded) == 1:
+        code = coded[0].codes
+    else:
+        code = np.zeros(frame.n_rows, dtype=np.int64)
+        for c, s in zip(coded, strides):
+            code += c.codes.astype(np.int64) * int(s)
     total = int(np.prod(sizes, dtype=np.float64))
+    absent = np.iinfo(np.uint32).max
+    listed = combos >= 0
+    if total <= _DENSE_COMBINATIONS and listed.sum() == total:
+        # Every combination of the data's levels has a target: the cells are the
+        # combinations themselves, the targets put in their order (no pass over rows).
+        row_of = np.empty(total, dtype=np.int64)
+        row_of[combos[listed]] = np.flatnonzero(listed)
+        cells = code.astype(np.uint32, copy=False)
+        return np.ascontiguousarray(cells), np.ascontiguousarray(targets[row_of]), [labels[i] for i in row_of]
     if total <= _DENSE_COMBINATIONS:
-        lookup = np.full(total, -1, dtype=np.int64)
+        lookup = np.full(total, absent, dtype=np.uint32)
         lookup[combos[combos >= 0]] = np.flatnonzero(combos >= 0)
         cells = lookup[code]
     else:
         order = np.argsort(combos)
         pos = np.searchsorted(combos[order], code).clip(0, len(combos) - 1)
-        cells = np.where(combos[order][pos] == code, order[pos], -1)
-    if (cells < 0).any():
-        r = int(np.argmax(cells < 0))
+        cells = np.where(combos[order][pos] == code, order[pos], absent).astype(np.uint32)
+    unlisted = cells == absent
+    if unlisted.any():
+        r = int(np.argmax(unlisted))
         levels = [c.labels[int(c.codes[r])] for c in coded]
-        n_rows = int((cells < 0).sum())
         raise CalibrationError(
-            f"{n_rows} sample rows are in a category the targets do not list, e.g. "
+            f"{int(unlisted.sum())} sample rows are in a category the targets do not list, e.g. "
             f"{_describe(variables, levels)} (row {r}): give its population count"
         )
-    absent = (np.bincount(cells, minlength=len(pop)) == 0) & (targets > 0)
-    if absent.any():
-        r = int(np.argmax(absent))
-        raise CalibrationError(
-            f"the targets give {labels[r]!r} ({':'.join(variables)}) a count of {targets[r]:.6g}, but no row "
-            "of the sample is in that category"
-        )
-    return np.ascontiguousarray(cells, dtype=np.uint32), np.ascontiguousarray(targets), labels
+    return cells, np.ascontiguousarray(targets), labels
 
 
 def _margins(margins: Any) -> list[tuple[Any, Any]]:

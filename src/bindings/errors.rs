@@ -44,6 +44,20 @@ create_exception!(
     "Weighting targets cannot be met (categories, margins, bounds)."
 );
 
+create_exception!(
+    sscoverage.exceptions,
+    SamplingError,
+    SurveyError,
+    "A sample cannot be selected as asked (sizes, probabilities, sample sizes)."
+);
+
+create_exception!(
+    sscoverage.exceptions,
+    HistoryError,
+    SurveyError,
+    "Contribution records cannot form a history (first-job year, repeated or out-of-order years)."
+);
+
 pub fn to_py(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
@@ -53,6 +67,8 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::Value(_) => EstimationError::new_err(msg),
         CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
         CoreError::Calibration(_) => CalibrationError::new_err(msg),
+        CoreError::Sampling(_) => SamplingError::new_err(msg),
+        CoreError::History { person, reason } => HistoryError::new_err((msg, person, reason)),
     }
 }
 
@@ -64,5 +80,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ShapeError", py.get_type::<ShapeError>())?;
     m.add("EstimationError", py.get_type::<EstimationError>())?;
     m.add("CalibrationError", py.get_type::<CalibrationError>())?;
+    m.add("SamplingError", py.get_type::<SamplingError>())?;
+    m.add("HistoryError", py.get_type::<HistoryError>())?;
     Ok(())
 }

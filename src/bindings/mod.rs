@@ -1,8 +1,12 @@
 //! The Python module `sscoverage._core`: thin wrappers that borrow numpy arrays, release
 //! the GIL, call the core and map its errors to exception classes.
 
+mod coverage;
 mod errors;
 mod models;
+mod sampling;
+mod stream;
+mod survival;
 mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -11,7 +15,9 @@ use pyo3::types::PyDict;
 
 use crate::codes::dense_codes;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
-use crate::estimate::{estimate_by_domain, Estimator, Outcome};
+use crate::estimate::{
+    estimate_by_domain, estimates_from_sums, DomainEstimates, Estimator, Outcome, Sums,
+};
 use crate::replicate::{replicate_covariance, Scheme};
 use crate::variance::covariance_of_rows;
 
@@ -255,51 +261,112 @@ impl PyDesign {
         n_numerators: usize,
         deff: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let estimator = match kind {
-            "total" => Estimator::Total,
-            "mean" => Estimator::Mean,
-            "ratio" => Estimator::Ratio { n_numerators },
-            other => {
-                return Err(errors::to_py(crate::CoreError::Value(format!(
-                    "unknown estimator {other:?}"
-                ))))
-            }
-        };
-        // Outcomes arrive tagged with their position, so numeric and factor columns keep
-        // the caller's order.
-        let mut outcomes: Vec<(usize, Outcome)> =
-            Vec::with_capacity(numeric.len() + categorical.len());
-        for (pos, y) in &numeric {
-            outcomes.push((*pos, Outcome::Numeric(y.as_slice()?)));
-        }
-        for (pos, codes, n_levels) in &categorical {
-            outcomes.push((
-                *pos,
-                Outcome::Categorical {
-                    codes: codes.as_slice()?,
-                    n_levels: *n_levels,
-                },
-            ));
-        }
-        outcomes.sort_by_key(|(pos, _)| *pos);
-        let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+        let estimator = estimator(kind, n_numerators)?;
+        let outcomes = outcomes(&numeric, &categorical)?;
         let domain = domain.as_slice()?;
         let design = &self.inner;
         let res = py
             .detach(|| estimate_by_domain(design, estimator, &outcomes, domain, n_domains, deff))
             .map_err(errors::to_py)?;
-        let out = PyDict::new(py);
-        out.set_item("p", res.p)?;
-        out.set_item("estimate", res.estimate.into_pyarray(py))?;
-        out.set_item("vcov", res.vcov.into_pyarray(py))?;
-        out.set_item("n_rows", res.n_rows.into_pyarray(py))?;
-        out.set_item("weight_sum", res.weight_sum.into_pyarray(py))?;
-        out.set_item("dropped_replicates", res.dropped_replicates)?;
-        if let Some(d) = res.deff {
-            out.set_item("deff", d.into_pyarray(py))?;
-        }
-        Ok(out)
+        estimates_dict(py, res)
     }
+
+    /// Estimates from sums of a streamed data set (`accumulate_batch`, added over the
+    /// batches): `table` n_domains x n_units x (2 + width), `squares` empty or the design
+    /// effects' sums.
+    #[pyo3(signature = (kind, table, squares, n_domains, width, n_numerators=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn estimate_from_sums<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        table: PyReadonlyArray1<'py, f64>,
+        squares: PyReadonlyArray1<'py, f64>,
+        n_domains: usize,
+        width: usize,
+        n_numerators: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let estimator = estimator(kind, n_numerators)?;
+        let sums = Sums {
+            stride: 2 + width,
+            table: table.as_slice()?.to_vec(),
+            squares: squares.as_slice()?.to_vec(),
+        };
+        let n_num = if matches!(estimator, Estimator::Ratio { .. }) {
+            n_numerators
+        } else {
+            0
+        };
+        let design = &self.inner;
+        let res = py
+            .detach(|| {
+                estimates_from_sums(
+                    design,
+                    estimator,
+                    (n_num, width),
+                    &sums,
+                    None,
+                    None,
+                    n_domains,
+                )
+            })
+            .map_err(errors::to_py)?;
+        estimates_dict(py, res)
+    }
+
+    /// The variance unit of each row (for a design over PSUs: each PSU's code).
+    #[getter]
+    fn unit_of_row<'py>(&self, py: Python<'py>) -> Bound<'py, numpy::PyArray1<u32>> {
+        numpy::PyArray1::from_slice(py, &self.inner.unit_of_row)
+    }
+}
+
+fn estimator(kind: &str, n_numerators: usize) -> PyResult<Estimator> {
+    match kind {
+        "total" => Ok(Estimator::Total),
+        "mean" => Ok(Estimator::Mean),
+        "ratio" => Ok(Estimator::Ratio { n_numerators }),
+        other => Err(errors::to_py(crate::CoreError::Value(format!(
+            "unknown estimator {other:?}"
+        )))),
+    }
+}
+
+/// Outcomes arrive tagged with their position, so numeric and factor columns keep the
+/// caller's order.
+fn outcomes<'a>(
+    numeric: &'a [(usize, PyReadonlyArray1<'_, f64>)],
+    categorical: &'a [(usize, PyReadonlyArray1<'_, u32>, u32)],
+) -> PyResult<Vec<Outcome<'a>>> {
+    let mut tagged: Vec<(usize, Outcome)> = Vec::with_capacity(numeric.len() + categorical.len());
+    for (pos, y) in numeric {
+        tagged.push((*pos, Outcome::Numeric(y.as_slice()?)));
+    }
+    for (pos, codes, n_levels) in categorical {
+        tagged.push((
+            *pos,
+            Outcome::Categorical {
+                codes: codes.as_slice()?,
+                n_levels: *n_levels,
+            },
+        ));
+    }
+    tagged.sort_by_key(|(pos, _)| *pos);
+    Ok(tagged.into_iter().map(|(_, o)| o).collect())
+}
+
+fn estimates_dict(py: Python<'_>, res: DomainEstimates) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("p", res.p)?;
+    out.set_item("estimate", res.estimate.into_pyarray(py))?;
+    out.set_item("vcov", res.vcov.into_pyarray(py))?;
+    out.set_item("n_rows", res.n_rows.into_pyarray(py))?;
+    out.set_item("weight_sum", res.weight_sum.into_pyarray(py))?;
+    out.set_item("dropped_replicates", res.dropped_replicates)?;
+    if let Some(d) = res.deff {
+        out.set_item("deff", d.into_pyarray(py))?;
+    }
+    Ok(out)
 }
 
 type CodesAndLabels<'py> = (
@@ -355,6 +422,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     weighting::register(m)?;
+    coverage::register(m)?;
+    sampling::register(m)?;
+    stream::register(m)?;
+    survival::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -134,6 +134,97 @@ impl Qr {
     }
 }
 
+/// A = L D L' of a symmetric p x p matrix, as the `survival` package's `cholesky2`,
+/// `chsolve2` and `chinv2` (which `coxph` uses): a pivot below `toler` times the largest
+/// diagonal counts as zero, and its column takes no part (zero in solutions and inverse).
+#[derive(Clone, Debug)]
+pub struct Ldl {
+    p: usize,
+    /// Row-major: L below the diagonal (unit diagonal implicit), D on it.
+    a: Vec<f64>,
+    singular: Vec<usize>,
+}
+
+impl Ldl {
+    /// Factor `a` (row-major p x p; only the lower triangle is read).
+    pub fn new(a: &[f64], p: usize, toler: f64) -> Ldl {
+        debug_assert_eq!(a.len(), p * p);
+        let mut m = a.to_vec();
+        let largest = (0..p).map(|i| m[i * p + i]).fold(0.0f64, f64::max);
+        let eps = if largest > 0.0 {
+            largest * toler
+        } else {
+            toler
+        };
+        let mut singular = Vec::new();
+        for i in 0..p {
+            let pivot = m[i * p + i];
+            if !pivot.is_finite() || pivot < eps {
+                singular.push(i);
+                m[i * p + i] = 0.0;
+                for j in i + 1..p {
+                    m[j * p + i] = 0.0;
+                }
+                continue;
+            }
+            for j in i + 1..p {
+                let t = m[j * p + i] / pivot;
+                m[j * p + i] = t;
+                m[j * p + j] -= t * t * pivot;
+                for k in j + 1..p {
+                    m[k * p + j] -= t * m[k * p + i];
+                }
+            }
+        }
+        Ldl { p, a: m, singular }
+    }
+
+    /// Columns whose pivot was taken as zero (linear combinations of those before them).
+    pub fn singular(&self) -> &[usize] {
+        &self.singular
+    }
+
+    /// x with A x = b, zero in the singular columns.
+    pub fn solve(&self, b: &[f64]) -> Vec<f64> {
+        let (p, a) = (self.p, &self.a);
+        let mut x = b.to_vec();
+        for i in 0..p {
+            let s: f64 = (0..i).map(|j| a[i * p + j] * x[j]).sum();
+            x[i] -= s;
+        }
+        for i in (0..p).rev() {
+            let d = a[i * p + i];
+            x[i] = if d == 0.0 {
+                0.0
+            } else {
+                x[i] / d - (i + 1..p).map(|j| a[j * p + i] * x[j]).sum::<f64>()
+            };
+        }
+        x
+    }
+
+    /// A^-1 (row-major), with zero rows and columns for the singular columns.
+    pub fn inverse(&self) -> Vec<f64> {
+        let p = self.p;
+        let mut out = vec![0.0; p * p];
+        let mut e = vec![0.0; p];
+        for k in 0..p {
+            e.fill(0.0);
+            e[k] = 1.0;
+            for (i, v) in self.solve(&e).into_iter().enumerate() {
+                out[i * p + k] = v;
+            }
+        }
+        for &k in &self.singular {
+            for i in 0..p {
+                out[i * p + k] = 0.0;
+                out[k * p + i] = 0.0;
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +285,38 @@ mod tests {
         for v in x {
             assert!((v - 1.0).abs() < 1e-14);
         }
+    }
+
+    #[test]
+    fn ldl_solves_and_inverts() {
+        // A symmetric positive definite matrix and its inverse by hand.
+        let a = [4.0, 2.0, 0.0, 2.0, 3.0, 1.0, 0.0, 1.0, 2.0];
+        let f = Ldl::new(&a, 3, 1e-12);
+        assert!(f.singular().is_empty());
+        let x = f.solve(&[6.0, 6.0, 3.0]);
+        for v in &x {
+            assert!((v - 1.0).abs() < 1e-14, "{x:?}");
+        }
+        let inv = f.inverse();
+        for i in 0..3 {
+            for j in 0..3 {
+                let s: f64 = (0..3).map(|k| a[i * 3 + k] * inv[k * 3 + j]).sum();
+                assert!((s - if i == j { 1.0 } else { 0.0 }).abs() < 1e-14);
+            }
+        }
+    }
+
+    #[test]
+    fn ldl_drops_a_dependent_column() {
+        // Column 2 = column 0 + column 1 of a Gram matrix.
+        let a = [2.0, 1.0, 3.0, 1.0, 2.0, 3.0, 3.0, 3.0, 6.0];
+        let f = Ldl::new(&a, 3, 1e-10);
+        assert_eq!(f.singular(), &[2]);
+        let x = f.solve(&[3.0, 3.0, 6.0]);
+        assert!((x[0] - 1.0).abs() < 1e-14 && (x[1] - 1.0).abs() < 1e-14 && x[2] == 0.0);
+        let inv = f.inverse();
+        assert!(
+            inv[2..].iter().step_by(3).all(|v| *v == 0.0) && inv[6..].iter().all(|v| *v == 0.0)
+        );
     }
 }

@@ -68,7 +68,7 @@ enum Step {
     /// psw = old * ratio[cell] the weights after.
     PostStrata {
         cell: Vec<u32>,
-        old: Vec<f64>,
+        old: Arc<Vec<f64>>,
         ratio: Vec<f64>,
     },
     /// R's `raking` post-strata: sweeps of x -> x - psw * mean_level(x / psw) over the
@@ -76,7 +76,7 @@ enum Step {
     /// post-stratification in the last raking sweep (`cell`: the margins' cross-classification).
     Raking {
         cell: Vec<u32>,
-        base: Vec<f64>,
+        base: Arc<Vec<f64>>,
         margins: Vec<RakedMargin>,
     },
 }
@@ -102,6 +102,9 @@ impl Calibration {
     /// Replace influence values (n x p, row-major) by their residuals from every
     /// adjustment, in the order they were made (R's `svyrecvar` before `multistage`).
     pub fn residualise(&self, rows: &mut [f64], p: usize) {
+        if p == 0 {
+            return;
+        }
         for step in &self.steps {
             step.residualise(rows, p);
         }
@@ -165,39 +168,100 @@ impl Step {
                 cell,
                 base,
                 margins,
-            } => {
-                for _ in 0..RAKING_VARIANCE_SWEEPS {
-                    for m in margins {
-                        let psw = |r: usize| {
-                            let w = base[r] * m.factor[cell[r] as usize];
-                            if w == 0.0 {
-                                1.0
-                            } else {
-                                w
-                            }
-                        };
-                        let mut sum = vec![0.0; m.n_levels * p];
-                        let mut count = vec![0.0; m.n_levels];
-                        for (r, &c) in cell.iter().enumerate() {
-                            let l = m.level_of_cell[c as usize] as usize;
-                            let s = psw(r);
-                            for j in 0..p {
-                                sum[l * p + j] += rows[r * p + j] / s;
-                            }
-                            count[l] += 1.0;
-                        }
-                        for (r, &c) in cell.iter().enumerate() {
-                            let l = m.level_of_cell[c as usize] as usize;
-                            let s = psw(r) / count[l];
-                            for j in 0..p {
-                                rows[r * p + j] -= sum[l * p + j] * s;
-                            }
-                        }
-                    }
+            } => raking_residuals(cell, base, margins, rows, p),
+        }
+    }
+}
+
+/// R's raking residuals: `RAKING_VARIANCE_SWEEPS` sweeps of
+/// x -> x - psw * mean_level(x / psw) over the margins, psw = base * factor[cell]
+/// (psw taken as 1 where it is 0, where R would divide by zero).
+///
+/// Every update subtracts base_r times an amount that depends only on the row's cell,
+/// so x_r = x0_r - base_r a[cell] (x0_r - b[cell] for a row of zero base weight) and the
+/// level sums follow from per-cell sums of x0 / base: the sweeps run on the cells, and
+/// the rows are read once and written once.
+fn raking_residuals(
+    cell: &[u32],
+    base: &[f64],
+    margins: &[RakedMargin],
+    rows: &mut [f64],
+    p: usize,
+) {
+    let n_cells = margins.first().map_or(0, |m| m.level_of_cell.len());
+    // Per cell: sum of x0 / base over rows of positive base, sum of x0 over rows of zero
+    // base, and the number of each.
+    let width = 2 * p + 2;
+    let sums = {
+        let x: &[f64] = rows;
+        chunked_sum(cell.len(), n_cells * width, |range, acc| {
+            for r in range {
+                let at = cell[r] as usize * width;
+                let b = base[r];
+                let (off, scale) = if b != 0.0 { (0, 1.0 / b) } else { (p, 1.0) };
+                for j in 0..p {
+                    acc[at + off + j] += x[r * p + j] * scale;
+                }
+                acc[at + 2 * p + usize::from(b == 0.0)] += 1.0;
+            }
+        })
+    };
+    let mut a = vec![0.0; n_cells * p];
+    let mut b = vec![0.0; n_cells * p];
+    for _ in 0..RAKING_VARIANCE_SWEEPS {
+        for m in margins {
+            let mut level_sum = vec![0.0; m.n_levels * p];
+            let mut count = vec![0.0; m.n_levels];
+            for c in 0..n_cells {
+                let l = m.level_of_cell[c] as usize;
+                let s = &sums[c * width..(c + 1) * width];
+                let (positive, zero) = (s[2 * p], s[2 * p + 1]);
+                count[l] += positive + zero;
+                for j in 0..p {
+                    let from_positive = if positive > 0.0 {
+                        (s[j] - positive * a[c * p + j]) / m.factor[c]
+                    } else {
+                        0.0
+                    };
+                    level_sum[l * p + j] += from_positive + s[p + j] - zero * b[c * p + j];
+                }
+            }
+            for c in 0..n_cells {
+                let l = m.level_of_cell[c] as usize;
+                if count[l] == 0.0 {
+                    continue;
+                }
+                for j in 0..p {
+                    let mean = level_sum[l * p + j] / count[l];
+                    a[c * p + j] += m.factor[c] * mean;
+                    b[c * p + j] += mean;
                 }
             }
         }
     }
+    rows.par_chunks_mut(CHUNK_ROWS * p.max(1))
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            for (i, x) in chunk.chunks_exact_mut(p).enumerate() {
+                let r = k * CHUNK_ROWS + i;
+                let c = cell[r] as usize;
+                let br = base[r];
+                for (j, v) in x.iter_mut().enumerate() {
+                    *v -= if br != 0.0 {
+                        br * a[c * p + j]
+                    } else {
+                        b[c * p + j]
+                    };
+                }
+            }
+        });
+}
+
+/// Rows per chunk of a parallel sum into `len` accumulators: at least `CHUNK_ROWS`, and
+/// more when the accumulators are large, so that they stay small beside the rows.
+/// (It depends on the sizes only, never on the number of threads.)
+fn chunk_rows(len: usize) -> usize {
+    CHUNK_ROWS.max(len.saturating_mul(4))
 }
 
 /// Sums over row chunks, in parallel when there are many rows: `add(rows, acc)` adds
@@ -207,12 +271,13 @@ fn chunked_sum<F>(n: usize, len: usize, add: F) -> Vec<f64>
 where
     F: Fn(Range<usize>, &mut [f64]) + Sync,
 {
-    let n_chunks = n.div_ceil(CHUNK_ROWS).max(1);
+    let rows = chunk_rows(len);
+    let n_chunks = n.div_ceil(rows).max(1);
     let parts: Vec<Vec<f64>> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
             let mut acc = vec![0.0; len];
-            add(k * CHUNK_ROWS..((k + 1) * CHUNK_ROWS).min(n), &mut acc);
+            add(k * rows..((k + 1) * rows).min(n), &mut acc);
             acc
         })
         .collect();
@@ -245,7 +310,11 @@ fn check_cells(cell: &[u32], n_rows: usize, n_cells: usize, what: &str) -> Resul
             cell.len()
         )));
     }
-    if let Some(r) = cell.iter().position(|&c| c as usize >= n_cells) {
+    let out_of_range = |&c: &u32| c as usize >= n_cells;
+    if !cell.par_iter().any(out_of_range) {
+        return Ok(());
+    }
+    if let Some(r) = cell.iter().position(out_of_range) {
         return Err(CoreError::Value(format!(
             "{what} code {} at row {r} has no population count ({n_cells} given)",
             cell[r]
@@ -318,7 +387,7 @@ fn adjusted(
     step: Option<Step>,
 ) -> Result<Design> {
     let mut out = design.clone();
-    out.weights = weights;
+    out.weights = Arc::new(weights);
     match (&design.replicates, analysis) {
         (Some(rep), Some(factors)) => {
             out.degf = analysis_rank(&factors, rep.n_replicates).saturating_sub(1);
@@ -398,6 +467,62 @@ mod tests {
     fn cell_sums_add_in_place() {
         let s = cell_sums(&[0, 1, 0, 2], 3, &[1.0, 2.0, 3.0, 4.0], 1);
         assert_eq!(s, vec![4.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn raking_residuals_follow_r_row_by_row() {
+        // Two margins of 2 and 3 levels over 6 cells, one row of zero base weight.
+        let level_a = vec![0, 0, 0, 1, 1, 1];
+        let level_b = vec![0, 1, 2, 0, 1, 2];
+        let cell = [0u32, 1, 2, 3, 4, 5, 0, 4, 2, 5, 1];
+        let base = [2.0, 1.5, 3.0, 0.0, 2.5, 1.0, 4.0, 2.0, 1.0, 3.5, 2.0];
+        let margins = vec![
+            RakedMargin {
+                level_of_cell: level_a.clone(),
+                n_levels: 2,
+                factor: vec![1.1, 0.9, 1.3, 0.8, 1.2, 1.05],
+            },
+            RakedMargin {
+                level_of_cell: level_b.clone(),
+                n_levels: 3,
+                factor: vec![1.0, 0.95, 1.4, 0.7, 1.15, 1.1],
+            },
+        ];
+        let x0: Vec<f64> = (0..22).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3).collect();
+        let mut fast = x0.clone();
+        raking_residuals(&cell, &base, &margins, &mut fast, 2);
+        // R's svyrecvar: x <- x - psw * apply(x / psw, 2, ave, margin), ten times.
+        let mut slow = x0;
+        for _ in 0..RAKING_VARIANCE_SWEEPS {
+            for m in &margins {
+                let psw: Vec<f64> = (0..11)
+                    .map(|r| {
+                        let w = base[r] * m.factor[cell[r] as usize];
+                        if w == 0.0 {
+                            1.0
+                        } else {
+                            w
+                        }
+                    })
+                    .collect();
+                for j in 0..2 {
+                    let mut sum = vec![0.0; m.n_levels];
+                    let mut count = vec![0.0; m.n_levels];
+                    for r in 0..11 {
+                        let l = m.level_of_cell[cell[r] as usize] as usize;
+                        sum[l] += slow[r * 2 + j] / psw[r];
+                        count[l] += 1.0;
+                    }
+                    for r in 0..11 {
+                        let l = m.level_of_cell[cell[r] as usize] as usize;
+                        slow[r * 2 + j] -= psw[r] * sum[l] / count[l];
+                    }
+                }
+            }
+        }
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-13, "{fast:?}\n{slow:?}");
+        }
     }
 
     #[test]

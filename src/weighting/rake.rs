@@ -8,15 +8,19 @@
 //! only to sum their weights into it and to scale them at the end.
 
 use super::{
-    adjusted, analysis_weights, cell_ratios, cell_sums, check_cells, check_counts,
+    adjusted, analysis_weights, cell_ratios, cell_sums, check_cells, check_counts, chunk_rows,
     replicate_ratios, RakedMargin, Report, Step,
 };
-use crate::codes::{dense_codes_i64, interaction};
+use rayon::prelude::*;
+
+use crate::codes::{densify, interaction};
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 
 /// Margin totals may differ by this much (relative) before they are said to disagree.
 const MARGIN_AGREEMENT: f64 = 1e-6;
+/// Most cells of the cross-classification numbered by their levels directly.
+const MAX_DIRECT_CELLS: usize = 1 << 20;
 
 /// One margin: each row's level (0..k) and the k population counts.
 #[derive(Clone, Copy, Debug)]
@@ -48,22 +52,14 @@ impl Default for RakeControl {
 pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result<(Design, Report)> {
     validate(design, margins, control)?;
     let w = &design.weights;
-    let (cell, n_cells) = cross_classification(margins);
-    let level_of_cell: Vec<Vec<u32>> = {
-        let mut first = vec![usize::MAX; n_cells];
-        for (r, &c) in cell.iter().enumerate() {
-            if first[c as usize] == usize::MAX {
-                first[c as usize] = r;
-            }
-        }
-        margins
-            .iter()
-            .map(|m| first.iter().map(|&r| m.cells[r]).collect())
-            .collect()
-    };
-    let base = cell_sums(&cell, n_cells, w, 1);
+    let Cells {
+        cell,
+        levels: level_of_cell,
+        weight: base,
+    } = classify(margins, w)?;
+    let n_cells = base.len();
     let epsilon = if control.epsilon < 1.0 {
-        control.epsilon * w.iter().sum::<f64>()
+        control.epsilon * base.iter().sum::<f64>()
     } else {
         control.epsilon
     };
@@ -120,8 +116,8 @@ pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result
         old = new;
     }
     let weights: Vec<f64> = w
-        .iter()
-        .zip(&cell)
+        .par_iter()
+        .zip(cell.par_iter())
         .map(|(w, &c)| w * factor[c as usize])
         .collect();
     let analysis = replicates.map(|(mut a, _, k)| {
@@ -178,12 +174,15 @@ fn validate(design: &Design, margins: &[Margin], control: RakeControl) -> Result
     }
     let mut totals = Vec::with_capacity(margins.len());
     for (m, margin) in margins.iter().enumerate() {
-        check_cells(
-            margin.cells,
-            design.n_rows,
-            margin.targets.len(),
-            &format!("margin #{m}"),
-        )?;
+        if margin.cells.len() != design.n_rows || margin.targets.is_empty() {
+            return Err(CoreError::Shape(format!(
+                "margin #{m} has {} codes for {} rows and {} levels; it needs one code per row \
+                 and at least one level",
+                margin.cells.len(),
+                design.n_rows,
+                margin.targets.len()
+            )));
+        }
         check_counts(margin.targets, &|k| format!("margin #{m} level #{k}"))?;
         totals.push(margin.targets.iter().sum::<f64>());
     }
@@ -211,37 +210,103 @@ fn level_totals(levels: &[u32], k: usize, base: &[f64], factor: &[f64], width: u
     out
 }
 
-/// Dense codes of the cells of the margins' cross-classification (R's `svytable` of all
-/// margin variables) and their number: one mixed-radix code per row, recoded densely;
-/// pairwise interactions when there are too many level combinations for one code.
-fn cross_classification(margins: &[Margin]) -> (Vec<u32>, usize) {
-    let radix: Option<i64> = margins.iter().try_fold(1i64, |acc, m| {
-        acc.checked_mul(m.targets.len().max(1) as i64)
-    });
-    match radix {
-        Some(_) => {
-            let n = margins[0].cells.len();
-            let mut code = vec![0i64; n];
-            for m in margins {
-                let k = m.targets.len() as i64;
-                code.iter_mut()
-                    .zip(m.cells)
-                    .for_each(|(c, &l)| *c = *c * k + l as i64);
-            }
-            let (cells, distinct) = dense_codes_i64(&code);
-            (cells, distinct.len())
+/// The margins' cross-classification (R's `svytable` of all margin variables).
+struct Cells {
+    /// Each row's cell.
+    cell: Vec<u32>,
+    /// Each margin's level of every cell.
+    levels: Vec<Vec<u32>>,
+    /// The sum of the weights in each cell.
+    weight: Vec<f64>,
+}
+
+/// Classify the rows.  With few level combinations a cell is the mixed-radix number of
+/// its levels, found in one parallel pass that also checks the codes and sums the
+/// weights (unobserved cells stay empty); otherwise the observed combinations are
+/// numbered densely.
+fn classify(margins: &[Margin], w: &[f64]) -> Result<Cells> {
+    let n = w.len();
+    let product = margins
+        .iter()
+        .try_fold(1usize, |acc, m| acc.checked_mul(m.targets.len()));
+    let check_all = || -> Result<()> {
+        for (m, margin) in margins.iter().enumerate() {
+            check_cells(
+                margin.cells,
+                n,
+                margin.targets.len(),
+                &format!("margin #{m}"),
+            )?;
         }
-        None => {
-            let mut cells = margins[0].cells.to_vec();
-            let mut k = 0;
-            for m in &margins[1..] {
-                let (c, kk) = interaction(&cells, m.cells);
-                cells = c;
-                k = kk as usize;
-            }
-            (cells, k)
+        Ok(())
+    };
+    if let Some(k) = product.filter(|&k| k <= MAX_DIRECT_CELLS) {
+        let rows = chunk_rows(k);
+        let mut cell = vec![0u32; n];
+        let parts: Vec<(Vec<f64>, bool)> = cell
+            .par_chunks_mut(rows)
+            .enumerate()
+            .map(|(chunk, out)| {
+                let mut weight = vec![0.0; k];
+                let mut in_range = true;
+                for (i, o) in out.iter_mut().enumerate() {
+                    let r = chunk * rows + i;
+                    let mut code = 0;
+                    for m in margins {
+                        let (level, km) = (m.cells[r] as usize, m.targets.len());
+                        in_range &= level < km;
+                        code = code * km + level.min(km - 1);
+                    }
+                    *o = code as u32;
+                    weight[code] += w[r];
+                }
+                (weight, in_range)
+            })
+            .collect();
+        if parts.iter().any(|(_, ok)| !ok) {
+            check_all()?;
         }
+        let mut weight = vec![0.0; k];
+        for (part, _) in parts {
+            weight.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        // The first margin's level varies slowest in the cell number.
+        let mut stride = k;
+        let levels = margins
+            .iter()
+            .map(|m| {
+                let km = m.targets.len();
+                stride /= km;
+                (0..k).map(|c| ((c / stride) % km) as u32).collect()
+            })
+            .collect();
+        return Ok(Cells {
+            cell,
+            levels,
+            weight,
+        });
     }
+    check_all()?;
+    let mut cell = margins[0].cells.to_vec();
+    for m in &margins[1..] {
+        cell = interaction(&cell, m.cells).0;
+    }
+    let (cell, k) = densify(&cell);
+    let k = k as usize;
+    let mut first = vec![usize::MAX; k];
+    for (r, &c) in cell.iter().enumerate().rev() {
+        first[c as usize] = r;
+    }
+    let levels = margins
+        .iter()
+        .map(|m| first.iter().map(|&r| m.cells[r]).collect())
+        .collect();
+    let weight = cell_sums(&cell, k, w, 1);
+    Ok(Cells {
+        cell,
+        levels,
+        weight,
+    })
 }
 
 #[cfg(test)]

@@ -23,10 +23,7 @@ import sscoverage as ssc
 
 # Operations and design kinds that later issues bring; the pytest module skips these
 # by name, visibly, and this runner counts them as failures.
-PENDING_OPS = {
-    "km": "issue 5",
-    "coxph": "issue 5",
-}
+PENDING_OPS: dict[str, str] = {}
 PENDING_DESIGNS: dict[str, str] = {}
 # Operations that work on linearisation designs but not yet on replicate-weight ones.
 PENDING_ON_REPLICATES: dict[str, str] = {}
@@ -36,6 +33,10 @@ PENDING_ON_REPLICATES: dict[str, str] = {}
 # the generator's degf(design) of the design as built, informational (with na_rm R's
 # interval uses the df of the rows left, which the se and limits already check).
 NOT_COMPARED = ("labels", "domains", "terms", "groups", "weight_sum", "df")
+
+
+# The shared battery beside the checkout (../shared/reference), as CI lays it out.
+SHARED_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 
 
 class NotImplementedCase(Exception):
@@ -165,6 +166,13 @@ def run_op(design: ssc.Design, op: str, args: dict[str, Any], by: list[str] | No
         )
     if op == "glm":
         return design.glm(args["formula"], args.get("family", "gaussian"), args.get("link"), levels=args.get("levels"))
+    if op == "km":
+        return design.km(
+            args["time"], args["event"], by=args.get("by"), times=args["times"], se=args.get("se", False),
+            na_rm=args.get("na_rm", False),
+        )
+    if op == "coxph":
+        return design.coxph(args["formula"], ties=args.get("ties", "efron"), levels=args.get("levels"))
     if op in WEIGHTING_OPS:
         adjusted = _adjust(design, op, args)
         then = args["then"]
@@ -215,6 +223,8 @@ def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
     tol = case["tolerance"]
     if "terms" in exp:
         return _compare_terms(exp, tol, result)
+    if case["op"] == "km":
+        return _compare_km(exp, tol, result)
     table = result.table
     problems = []
     if case["op"] == "by":
@@ -261,6 +271,38 @@ def compare(case: dict[str, Any], result: ssc.Estimates) -> list[str]:
         for i, (g, w) in enumerate(zip(got, want)):
             if not _close(g, w, tol):
                 problems.append(f"{key}[{i}] = {g!r}, R {w!r}")
+    return problems
+
+
+def _compare_km(exp: dict[str, Any], tol: dict[str, float], result: Any) -> list[str]:
+    """Survival curves: each expected key holds the values at the case's times, one list
+    per group (matched by label) when there are groups."""
+    table = result.to_pandas()
+    if "groups" in exp:
+        labels = [_r_label(v) for v in table[result.by]]
+        parts = {g: table[[lab == g for lab in labels]] for g in exp["groups"]}
+        missing = [g for g, part in parts.items() if part.empty]
+        if missing or len(set(labels)) != len(exp["groups"]):
+            return [f"groups {sorted(set(labels))} != R {exp['groups']}"]
+    else:
+        parts = {None: table}
+    problems = []
+    for key in exp:
+        if key in NOT_COMPARED:
+            continue
+        if key not in table.columns:
+            problems.append(f"no {key} in the result")
+            continue
+        per_group = exp[key] if "groups" in exp else [exp[key]]
+        for (group, part), want in zip(parts.items(), per_group):
+            got = part[key].tolist()
+            if len(got) != len(want):
+                problems.append(f"{key}: {len(got)} values, R has {len(want)}")
+                continue
+            where = "" if group is None else f"[{group}]"
+            problems += [
+                f"{key}{where}[{i}] = {g!r}, R {w!r}" for i, (g, w) in enumerate(zip(got, want)) if not _close(g, w, tol)
+            ]
     return problems
 
 

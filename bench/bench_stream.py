@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Benchmark: domain proportions with Taylor SEs on data read from parquet, in memory
+versus streamed (a polars LazyFrame in batches) versus Dask partitions — time and peak
+resident memory of each, every run in its own process measured by ``/usr/bin/time -v``.
+
+    python bench/bench_stream.py --rows 1e7            # writes the parquet files once
+    python bench/bench_stream.py --rows 1e6 --files 4   # smoke test
+
+The streamed path's memory is bounded by one batch (``--batch-rows``) plus the table
+of n_domains x n_PSUs sums; the in-memory path holds every column it reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_mean import make_data  # noqa: E402  (the same synthetic design)
+
+RUN = {
+    "memory": "d = ssc.Design(pl.scan_parquet(src).collect().to_pandas(), ids='psu', strata='stratum', weights='w')",
+    "streamed": "d = ssc.Design(pl.scan_parquet(src), ids='psu', strata='stratum', weights='w', batch_rows={batch})",
+    "dask": "import dask.dataframe as dd; d = ssc.Design(dd.read_parquet(src), ids='psu', strata='stratum', weights='w')",
+}
+
+
+def write_files(folder: Path, rows: int, files: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(list(folder.glob("*.parquet"))) == files:
+        return
+    per = rows // files
+    for i in range(files):
+        pl.from_pandas(make_data(per, seed=1000 + i)).write_parquet(folder / f"part{i:03d}.parquet")
+
+
+def measure(kind: str, src: str, batch: int) -> tuple[float, float, str]:
+    code = (
+        "import time, polars as pl, sscoverage as ssc\n"
+        f"src = {src!r}\n"
+        + RUN[kind].format(batch=batch) + "\n"
+        "t = time.perf_counter(); r = d.mean('y', by='domain'); t = time.perf_counter() - t\n"
+        "print('RESULT', t, r.estimate[0], r.se[0])\n"
+    )
+    out = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    seconds, est, se = out.stdout.split("RESULT")[1].split()
+    return float(seconds), rss_kib / 2**20, f"{float(est):.12g} ± {float(se):.6g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=float, default=1e7)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--folder", default="/tmp/ssc-bench-parquet")
+    args = parser.parse_args()
+    rows = int(args.rows)
+    folder = Path(args.folder) / f"{rows}"
+    write_files(folder, rows, args.files)
+    src = str(folder / "*.parquet")
+    columns_gib = rows * (4 + 8 + 8 + 8 + 8) / 2**30  # stratum, psu, w, y, domain
+    print(f"{rows:,} rows in {args.files} parquet files; columns read: {columns_gib:.2f} GiB uncompressed")
+    print(f"{'path':>10} {'estimate time':>14} {'peak RSS':>10}   first domain (estimate ± se)")
+    for kind in RUN:
+        seconds, rss, first = measure(kind, src, args.batch_rows)
+        print(f"{kind:>10} {seconds:>13.2f}s {rss:>8.2f}Gi   {first}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,178 @@
+# Stubs for the compiled module sscoverage._core (src/bindings/*.rs), checked by
+# `python -m mypy.stubtest sscoverage._core` in tests/test_typing.py.  Arrays are
+# contiguous numpy arrays of the dtypes named; dicts hold arrays and numbers by name.
+
+from typing import Any, final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__version__: str
+__all__ = [
+    "__version__",
+    "CoreDesign",
+    "glm_fit",
+    "dense_codes",
+    "poststratify",
+    "rake",
+    "calibrate",
+    "trim_weights",
+    "interruption_spells",
+    "select",
+    "pps_probabilities",
+    "joint_probabilities",
+    "accumulate_batch",
+    "km_product_limit",
+    "km_nelson_aalen",
+    "km_log_influence",
+    "km_replicate_cumhaz",
+    "cox_fit",
+    "cox_replicates",
+    "SurveyError",
+    "DesignError",
+    "LonelyPsuError",
+    "ShapeError",
+    "EstimationError",
+    "CalibrationError",
+    "SamplingError",
+    "HistoryError",
+]
+
+_F64 = NDArray[np.float64]
+_U32 = NDArray[np.uint32]
+_Bool = NDArray[np.bool_]
+
+class SurveyError(ValueError): ...
+class DesignError(SurveyError): ...
+class LonelyPsuError(DesignError): ...
+class ShapeError(SurveyError): ...
+class EstimationError(SurveyError): ...
+class CalibrationError(SurveyError): ...
+class SamplingError(SurveyError): ...
+class HistoryError(SurveyError): ...
+
+@final
+class CoreDesign:
+    def __new__(
+        cls,
+        n_rows: int,
+        clusters: list[_U32 | None],
+        strata: list[_U32],
+        fpc: list[_F64],
+        weights: _F64 | None,
+        nest: bool,
+        lonely_psu: str,
+        adjust_domain_lonely: bool,
+        pps_method: str | None = None,
+        pps_psum: float | None = None,
+        pps_joint: _F64 | None = None,
+        pps_variance: str = "HT",
+    ) -> CoreDesign: ...
+    @staticmethod
+    def from_replicate_weights(
+        weights: _F64, analysis: NDArray[np.float64], scale: float, rscales: list[float], mse: bool
+    ) -> CoreDesign: ...
+    def as_replicates(
+        self, kind: str, rho: float = 0.0, mse: bool = False, replicates: int = 50, seed: int = 0
+    ) -> CoreDesign: ...
+    @property
+    def is_replicate(self) -> bool: ...
+    @property
+    def replicate_scheme(self) -> tuple[float, list[float], bool, int] | None: ...
+    def replicate_weights(self) -> _F64: ...
+    def replicate_vcov(self, thetas: _F64, full: _F64) -> tuple[_F64, int]: ...
+    @property
+    def degf(self) -> int: ...
+    @property
+    def weights(self) -> _F64: ...
+    @property
+    def n_units(self) -> int: ...
+    @property
+    def unit_of_row(self) -> _U32: ...
+    def influence_vcov(self, influence: _F64, in_domain: _Bool | None = None) -> _F64: ...
+    def estimate(
+        self,
+        kind: str,
+        domain: _U32,
+        n_domains: int,
+        numeric: list[tuple[int, _F64]],
+        categorical: list[tuple[int, _U32, int]],
+        n_numerators: int = 0,
+        deff: bool = False,
+    ) -> dict[str, Any]: ...
+    def estimate_from_sums(
+        self, kind: str, table: _F64, squares: _F64, n_domains: int, width: int, n_numerators: int = 0
+    ) -> dict[str, Any]: ...
+
+def dense_codes(labels: NDArray[np.integer[Any]]) -> tuple[_U32, NDArray[np.int64]]: ...
+def glm_fit(
+    x: _F64,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None = None,
+    offset: _F64 | None = None,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+) -> dict[str, Any]: ...
+
+# weighting.rs: the adjusted design and a report of iterations, misfit, totals before / after.
+def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDesign, dict[str, Any]]: ...
+def rake(
+    design: CoreDesign, margins: list[tuple[_U32, _F64]], maxit: int = 10, epsilon: float = 1.0
+) -> tuple[CoreDesign, dict[str, Any]]: ...
+def calibrate(
+    design: CoreDesign,
+    x: _F64,
+    population: _F64,
+    calfun: str = "linear",
+    lower: float = ...,
+    upper: float = ...,
+    epsilon: float = 1e-7,
+    maxit: int = 50,
+) -> tuple[CoreDesign, dict[str, Any]]: ...
+def trim_weights(
+    design: CoreDesign, lower: float = ..., upper: float = ..., strict: bool = False
+) -> tuple[CoreDesign, dict[str, Any]]: ...
+
+# survival.rs
+def km_product_limit(time: _F64, event: _Bool, weights: _F64) -> tuple[_F64, _F64]: ...
+def km_nelson_aalen(time: _F64, event: _Bool, weights: _F64) -> tuple[NDArray[np.uintp], _F64, _F64]: ...
+def km_log_influence(time: _F64, event: _Bool, weights: _F64, at: list[int]) -> _F64: ...
+def km_replicate_cumhaz(time: _F64, event: _Bool, weights: _F64, replicate_weights: _F64, at: list[int]) -> _F64: ...
+def cox_fit(
+    x: _F64, time: _F64, event: _Bool, weights: _F64, ties: str = "efron", eps: float = 1e-9, maxit: int = 20
+) -> dict[str, Any]: ...
+def cox_replicates(
+    x: _F64,
+    time: _F64,
+    event: _Bool,
+    weights: _F64,
+    replicate_weights: _F64,
+    init: list[float],
+    ties: str = "efron",
+    eps: float = 1e-9,
+    maxit: int = 20,
+) -> _F64: ...
+
+# sampling.rs
+def select(size: _F64 | None, strata: _U32, n: list[int], method: str, seed: int) -> tuple[_U32, _F64]: ...
+def pps_probabilities(size: _F64, n: int) -> _F64: ...
+def joint_probabilities(prob: _F64, design: str) -> _F64: ...
+
+# stream.rs
+def accumulate_batch(
+    weights: _F64,
+    units: _U32,
+    n_units: int,
+    domain: _U32,
+    n_domains: int,
+    numeric: list[tuple[int, _F64]],
+    categorical: list[tuple[int, _U32, int]],
+    with_squares: bool = False,
+) -> tuple[_F64, _F64]: ...
+
+# coverage.rs
+def interruption_spells(
+    person: _U32, year: NDArray[np.int32], contributed: _Bool, first_job: _F64, survey_year: int
+) -> dict[str, Any]: ...

@@ -1,0 +1,208 @@
+"""Plots of survey results, drawn with matplotlib (imported only when a plot is asked
+for).  Each function draws on the Axes given, or on a new figure's, and returns it.
+
+The result objects call these from their ``plot()`` methods: estimates by domain
+(:meth:`Estimates.plot`), coverage tables, survival curves and threshold profiles;
+:func:`weights` shows a design's weights, before and after an adjustment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .design import Design
+    from .results import Estimates
+
+
+def _axes(ax: "Axes | None") -> "Axes":
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots()[1]
+
+
+def estimates(est: "Estimates", ax: "Axes | None" = None, sort: bool = True, group: str | None = None) -> "Axes":
+    """Point estimates with their confidence intervals, one row per estimate.
+
+    Parameters
+    ----------
+    est : the estimates (``ci_low`` and ``ci_high`` give the bars).
+    ax : Axes to draw on; default a new figure's.
+    sort : order the rows of each group by their estimate.
+    group : a label column (a ``by`` column, ``variable`` or ``level``) whose values
+        get one colour each, in a legend; default the first ``by`` column when the rows
+        have more than one label column.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One errorbar container per group (points and interval lines).
+    """
+    ax = _axes(ax)
+    t = est.table.reset_index(drop=True)
+    labels = [c for c in est.by if c in t]
+    for inner in ("level", "variable", "quantile"):
+        if inner in t and t[inner].notna().any() and t[inner].nunique() > 1:
+            labels.append(inner)
+    if group is None and len(labels) > 1:
+        group = labels[0]
+    if group is not None and group not in t:
+        raise ValueError(f"group={group!r} is not a column of the estimates ({', '.join(labels)})")
+    shown = [c for c in labels if c != group]
+    groups = list(pd.unique(t[group])) if group is not None else [None]
+    ticks: list[float] = []
+    names: list[str] = []
+    y = 0.0
+    for g in groups:
+        part = t if g is None else t[t[group] == g]
+        if sort:
+            part = part.sort_values("estimate", kind="stable")
+        pos = y + np.arange(len(part))
+        e = part["estimate"].to_numpy(dtype=np.float64)
+        err = np.vstack([e - part["ci_low"].to_numpy(dtype=np.float64), part["ci_high"].to_numpy(dtype=np.float64) - e])
+        ax.errorbar(e, pos, xerr=err, fmt="o", capsize=3, label=None if g is None else str(g))
+        ticks.extend(pos)
+        names.extend(part[shown].astype(str).agg(", ".join, axis=1) if shown else part["label"].astype(str))
+        y = pos[-1] + 2 if len(pos) else y  # a blank row between groups
+    ax.set_yticks(ticks, names)
+    ax.invert_yaxis()  # the first row at the top, as in the table
+    ax.set_xlabel(f"{est.statistic} ({est.level:.0%} CI)")
+    if group is not None:
+        ax.legend(title=group)
+    return ax
+
+
+def coverage_table(table: Any, ax: "Axes | None" = None) -> "Axes":
+    """Coverage rates as grouped bars: one group of bars per scheme, one bar per
+    population group, with confidence intervals.
+
+    Parameters
+    ----------
+    table : a :class:`sscoverage.coverage.CoverageTable`.
+    ax : Axes to draw on; default a new figure's.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One bar container per group.
+    """
+    ax = _axes(ax)
+    t = table.table
+    schemes = list(pd.unique(t["scheme"]))
+    groups = list(table.groups)
+    width = 0.8 / len(groups)
+    x = np.arange(len(schemes))
+    for k, g in enumerate(groups):
+        part = t[t["group"] == g].set_index("scheme").reindex(schemes)
+        e = part["estimate"].to_numpy(dtype=np.float64)
+        err = np.vstack([e - part["ci_low"].to_numpy(dtype=np.float64), part["ci_high"].to_numpy(dtype=np.float64) - e])
+        ax.bar(x + (k - (len(groups) - 1) / 2) * width, e, width, yerr=err, capsize=2, label=str(g))
+    ax.set_xticks(x, schemes, rotation=30, ha="right")
+    ax.set_ylabel(f"coverage rate ({table.level:.0%} CI)")
+    ax.legend()
+    return ax
+
+
+def survival_curves(curves: Any, ax: "Axes | None" = None, ci: bool = True) -> "Axes":
+    """Survival curves as step functions, with pointwise confidence bands.
+
+    Parameters
+    ----------
+    curves : a :class:`sscoverage.SurvivalCurves`.
+    ax : Axes to draw on; default a new figure's.
+    ci : draw the bands (curves estimated with ``se=True``; each band costs the
+        variance at every tabulated time).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per curve, and one band per curve with `ci`.
+    """
+    ax = _axes(ax)
+    groups = curves.groups if curves.by is not None else [None]
+    for g in groups:
+        tab = curves.curve(g)
+        (line,) = ax.step(np.r_[0.0, tab["time"]], np.r_[1.0, tab["survival"]], where="post",
+                          label=None if g is None else str(g))
+        if ci and curves.se:
+            band = curves.confint(times=np.unique(tab["time"]))
+            if g is not None:
+                band = band[band[curves.by] == g]
+            ax.fill_between(band["time"], band["ci_low"], band["ci_high"], step="post", alpha=0.2,
+                            color=line.get_color())
+    ax.set_xlabel(curves.time_column)
+    ax.set_ylabel("survival")
+    ax.set_ylim(0, 1.02)
+    if curves.by is not None:
+        ax.legend(title=curves.by)
+    return ax
+
+
+def threshold_profile(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """The threshold model's profile: the design-corrected likelihood-ratio statistic at
+    each candidate threshold, the critical value of the interval, and the estimate.
+
+    Parameters
+    ----------
+    result : a :class:`sscoverage.ThresholdResult`.
+    ax : Axes to draw on; default a new figure's.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The profile line, a horizontal line at the critical value and a vertical one at
+        the threshold.
+    """
+    ax = _axes(ax)
+    p = result.profile
+    ax.plot(p["threshold"], p["lr"], marker=".")
+    ax.axhline(result.critical_value, linestyle="--", color="grey")
+    ax.axvline(result.threshold, linestyle=":", color="black")
+    ax.set_xlabel(f"threshold in {result.variable}")
+    ax.set_ylabel("likelihood ratio (design-corrected)")
+    return ax
+
+
+def weights(design: "Design", before: "Design | Sequence[float] | None" = None, ax: "Axes | None" = None,
+            bins: int = 30) -> "Axes":
+    """The distribution of a design's weights, and of the weights before an adjustment.
+
+    Parameters
+    ----------
+    design : the design (after calibration, raking, trimming...).
+    before : the design before the adjustment, or its weights.
+    ax : Axes to draw on; default a new figure's.
+    bins : number of histogram bins (shared by both distributions).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One histogram (`bins` bars) per distribution, labelled with Kish's design
+        effect due to weighting, n sum(w^2) / sum(w)^2.
+    """
+    ax = _axes(ax)
+    series = [("after" if before is not None else "weights", _used_weights(design))]
+    if before is not None:
+        series.insert(0, ("before", _used_weights(before)))
+    edges = np.histogram_bin_edges(np.concatenate([w for _, w in series]), bins=bins)
+    for name, w in series:
+        kish = len(w) * np.square(w).sum() / w.sum() ** 2
+        ax.hist(w, bins=list(edges), alpha=0.5, label=f"{name} (Kish deff {kish:.3f})")
+    ax.set_xlabel("weight")
+    ax.set_ylabel("rows")
+    ax.legend()
+    return ax
+
+
+def _used_weights(source: Any) -> np.ndarray:
+    """Non-zero weights of a design's rows (zero marks rows outside a subset), or the
+    weights given."""
+    w = source.weights if hasattr(source, "weights") else np.asarray(source, dtype=np.float64)
+    return w[w != 0]

@@ -1,0 +1,309 @@
+"""Designs over data larger than memory: a polars LazyFrame (``pl.scan_parquet`` over
+many files) streamed in batches, or a Dask DataFrame reduced partition by partition.
+
+Each batch (partition) is reduced by the core's one pass to per-(domain, PSU) sums,
+with PSUs and domains coded for the whole data set; the sums are added in batch order
+(so the digits do not depend on threads or chunking) and the design's variance engine
+takes it from there — the numbers of the in-memory path.  Memory is bounded by one
+batch plus a table of n_domains x n_PSUs sums.
+
+Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
+ultimate-cluster approximation, as without fpc), means, totals and ratios with
+``by=``, ``subset`` conditions, ``na_rm`` and ``deff``.  Whatever needs every row again
+(calibration, per-row replicate weights, GLMs) needs the data in memory: ``collect()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from . import _core
+from ._frames import Coded
+from .design import OUTSIDE, SUBSET_OPS, Design, _names
+from .exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError
+from .results import Estimates
+
+UNIT = "__ssc_unit"
+DOMAIN = "__ssc_domain"
+IN_SCOPE = "__ssc_in"
+
+
+def is_dask(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "dask"
+
+
+class StreamedDesign(Design):
+    """A survey design over a polars LazyFrame or a Dask DataFrame; see the module notes.
+
+    Built by :class:`Design` when `data` is one of those; `batch_rows` sets the rows
+    per streamed batch (LazyFrame).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        ids: str | Sequence[str] | None = None,
+        strata: str | Sequence[str] | None = None,
+        weights: str | None = None,
+        probs: str | None = None,
+        fpc: str | Sequence[str] | None = None,
+        nest: bool = False,
+        lonely_psu: str = "fail",
+        adjust_domain_lonely: bool = False,
+        pps: Any = None,
+        variance: str = "HT",
+        subset: Any = None,
+        batch_rows: int = 1_000_000,
+    ) -> None:
+        id_names, strata_names, fpc_names = _names(ids, "ids"), _names(strata, "strata"), _names(fpc, "fpc")
+        if not id_names:
+            raise DesignError("a streamed design needs PSU ids (ids=...): with one row per PSU, collect() the data")
+        if pps is not None or adjust_domain_lonely or variance != "HT":
+            raise DesignError("PPS and domain lonely-PSU options need the rows in memory: collect() the data")
+        if len(strata_names) > 1 or len(fpc_names) > 1:
+            raise DesignError(
+                "a streamed design uses the first-stage variance: give one strata and at most one fpc "
+                "column (later stages need the rows: collect() the data)"
+            )
+        if weights is not None and probs is not None:
+            raise DesignError("give weights or probs, not both")
+        self._source = data
+        self._dask = is_dask(data)
+        self._batch_rows = int(batch_rows)
+        columns = list(data.columns) if self._dask else list(data.collect_schema().names())
+        self._columns = columns
+        keys = strata_names + id_names[:1]
+        for name in keys + fpc_names + [c for c in (weights, probs) if c]:
+            self._require(name)
+        # The PSU table: one row per first-stage PSU, with its stratum and fpc.
+        psus = self._unique(keys + fpc_names).sort(keys)
+        if psus.select(pl.any_horizontal(pl.all().is_null()).any()).item():
+            raise MissingValueError(f"columns {keys + fpc_names} have missing values; design variables must be complete")
+        structure = Design(psus.to_pandas(), ids=id_names[0], strata=strata_names or None,
+                           fpc=fpc_names or None, nest=nest, lonely_psu=lonely_psu)
+        self._core = structure._core
+        self._psus = psus.select(keys).with_columns(pl.Series(UNIT, structure._core.unit_of_row))
+        self._keys = keys
+        self._weight_expr = (
+            pl.col(weights).cast(pl.Float64) if weights else
+            1.0 / pl.col(probs).cast(pl.Float64) if probs else pl.lit(1.0)
+        )
+        self._weight_name = weights or probs
+        self._strata_labels = structure._strata_labels
+        self._frame = None
+        self._mask = None
+        self._condition_expr: pl.Expr | None = None
+        self._n_rows = int(self._count())
+        self.spec = {"ids": id_names, "strata": strata_names, "weights": weights, "probs": probs,
+                     "fpc": fpc_names, "nest": nest, "lonely_psu": lonely_psu, "streamed": True}
+        if subset is not None:
+            self._condition_expr = self._expression(subset)
+
+    # ------------------------------------------------------------ data access
+    def _require(self, name: str) -> None:
+        if name not in self._columns:
+            raise ColumnError(f"column {name!r} is not in the data")
+
+    def _lazy(self, columns: list[str]) -> pl.LazyFrame:
+        return self._source.select(columns)
+
+    def _unique(self, columns: list[str]) -> pl.DataFrame:
+        if self._dask:
+            return pl.from_pandas(self._source[columns].drop_duplicates().compute().reset_index(drop=True))
+        return self._source.select(columns).unique().collect(engine="streaming")
+
+    def _count(self) -> int:
+        if self._dask:
+            return int(self._source.shape[0].compute())
+        return int(self._source.select(pl.len()).collect(engine="streaming").item())
+
+    # ------------------------------------------------------------ design facts
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows
+
+    @property
+    def weights(self) -> np.ndarray:
+        raise DesignError("a streamed design does not hold its rows' weights")
+
+    def _scope(self) -> np.ndarray:
+        raise DesignError("a streamed design does not hold its rows: collect() the data for this estimator")
+
+    def subset(self, mask: Any) -> "StreamedDesign":
+        """The domain where `mask` holds: a polars expression or ``{"column", "op", "value"}``."""
+        new = object.__new__(StreamedDesign)
+        new.__dict__.update(self.__dict__)
+        expr = self._expression(mask)
+        new._condition_expr = expr if self._condition_expr is None else self._condition_expr & expr
+        return new
+
+    def _expression(self, cond: Any) -> pl.Expr:
+        if isinstance(cond, pl.Expr):
+            return cond.fill_null(False)
+        if not isinstance(cond, Mapping):
+            raise DesignError("a streamed design takes a subset as a polars expression or a condition dict")
+        column, op, value = cond.get("column"), cond.get("op"), cond.get("value")
+        if op not in SUBSET_OPS:
+            raise ValueError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
+        self._require(column)
+        c = pl.col(column)
+        expr = {
+            "==": lambda: c == value, "!=": lambda: c != value, "<": lambda: c < value, "<=": lambda: c <= value,
+            ">": lambda: c > value, ">=": lambda: c >= value, "in": lambda: c.is_in(list(value)),
+            "not_na": lambda: c.is_not_null(),
+        }[op]()
+        return expr.fill_null(False)
+
+    def __repr__(self) -> str:
+        kind = "Dask DataFrame" if self._dask else "LazyFrame"
+        return f"<sscoverage.StreamedDesign over a {kind}: {self._n_rows} rows, {self.degf} design df>"
+
+    # ------------------------------------------------------------ estimation
+    def _estimate(
+        self,
+        kind: str,
+        outcomes: list[str],
+        by: Any,
+        na_rm: bool,
+        deff: bool,
+        level: float,
+        df: float | str | None,
+        n_numerators: int = 0,
+    ) -> Estimates:
+        if not outcomes:
+            raise ValueError("name at least one outcome column")
+        by_names = _names(by, "by")
+        for name in outcomes + by_names:
+            self._require(name)
+        schema = self._source.dtypes.to_dict() if self._dask else dict(self._source.collect_schema())
+        factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
+        # Levels for the whole data set, sorted as R sorts factor levels.
+        by_levels = self._unique(by_names).drop_nulls().sort(by_names) if by_names else None
+        factor_levels = {n: sorted(self._unique([n]).get_column(n).drop_nulls().to_list()) for n in factors}
+        n_domains = len(by_levels) if by_levels is not None else 1
+        if n_domains == 0:
+            raise EmptyDomainError(f"the by columns {by_names} hold no values")
+        domains = by_levels.with_columns(pl.Series(DOMAIN, np.arange(n_domains, dtype=np.uint32))) if by_names else None
+        columns = list(dict.fromkeys(self._keys + outcomes + by_names + [c for c in [self._weight_name] if c]
+                                     + _expression_columns(self._condition_expr)))
+        width = sum(len(factor_levels[n]) if n in factor_levels else 1 for n in outcomes)
+        plan = _Plan(self._keys, self._psus, domains, by_names, outcomes, factor_levels, self._condition_expr,
+                     self._weight_expr, kind, len(self._psus), n_domains, na_rm, deff)
+        if self._dask:
+            import dask
+
+            # Each partition is reduced where it lives; only its sums travel, in order.
+            parts = self._source[columns].to_delayed()
+            reduced = dask.compute(*[dask.delayed(_batch_sums)(plan, part) for part in parts])
+        else:
+            reduced = (_batch_sums(plan, batch) for batch in
+                       self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True))
+        table = np.zeros(n_domains * len(self._psus) * (2 + width))
+        squares = np.zeros(n_domains * (width + 1) if deff else 0)
+        n_removed = n_missing_by = 0
+        for t, sq, removed, missing_by in reduced:  # batch order: the same digits every run
+            table += t
+            squares += sq
+            n_removed += removed
+            n_missing_by += missing_by
+        res = self._core.estimate_from_sums(kind, table, squares, n_domains, width, n_numerators=n_numerators)
+        present = np.flatnonzero(np.asarray(res["n_rows"]) > 0)
+        if len(present) == 0:
+            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
+        notes = [f"{n_missing_by} rows with a missing by value are in no domain"] if n_missing_by else []
+        spec = [(n, factor_levels.get(n)) for n in outcomes]
+        by_coded = [Coded(np.zeros(0, np.uint32), by_levels.get_column(n).to_list(), None) for n in by_names]
+        return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed,
+                            notes, deff, domain_labels=by_levels)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every batch needs to be reduced: the PSU and domain tables, the outcomes and
+    their levels, the subset condition and the weight; small, so it travels to workers."""
+
+    keys: list[str]
+    psus: pl.DataFrame
+    domains: pl.DataFrame | None
+    by_names: list[str]
+    outcomes: list[str]
+    factor_levels: dict[str, list[Any]]
+    condition: pl.Expr | None
+    weight: pl.Expr
+    kind: str
+    n_units: int
+    n_domains: int
+    na_rm: bool
+    deff: bool
+
+
+def _batch_sums(plan: _Plan, batch: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """One batch (a polars frame, or a pandas partition) reduced by the core's pass to
+    per-(domain, PSU) sums; with the rows left out for missing values and for a
+    missing by value."""
+    if isinstance(batch, pd.DataFrame):
+        batch = pl.from_pandas(batch)
+    batch = batch.join(plan.psus, on=plan.keys, how="left", nulls_equal=True)
+    if batch.get_column(UNIT).null_count():
+        raise DesignError("a batch holds a PSU that was not in the design's first pass: the data changed")
+    if plan.domains is not None:
+        batch = batch.join(plan.domains, on=plan.by_names, how="left")
+    if plan.condition is None:
+        in_scope = np.ones(len(batch), bool)
+    else:
+        in_scope = batch.select(plan.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().copy()
+    missing_by = 0
+    if plan.domains is not None:
+        no_domain = batch.get_column(DOMAIN).is_null().to_numpy()
+        missing_by = int((no_domain & in_scope).sum())
+        in_scope = in_scope & ~no_domain
+    numeric, categorical, missing = [], [], np.zeros(len(batch), bool)
+    for pos, name in enumerate(plan.outcomes):
+        col = batch.get_column(name)
+        levels = plan.factor_levels.get(name)
+        if levels is not None:
+            codes = col.cast(pl.String).replace_strict(
+                [str(v) for v in levels], list(range(len(levels))), default=None, return_dtype=pl.UInt32
+            )
+            missing |= codes.is_null().to_numpy()
+            categorical.append((pos, np.ascontiguousarray(codes.fill_null(0).to_numpy()), len(levels)))
+        else:
+            if not col.dtype.is_numeric():
+                raise ColumnError(f"column {name!r} must be numeric for a {plan.kind}, not {col.dtype}")
+            values = col.cast(pl.Float64).to_numpy()
+            missing |= np.isnan(values)
+            numeric.append((pos, np.ascontiguousarray(np.nan_to_num(values))))
+    hit = missing & in_scope
+    removed = int(hit.sum())
+    if removed and not plan.na_rm:
+        raise MissingValueError(
+            f"outcomes {plan.outcomes} have missing values in the rows used; pass na_rm=True to "
+            "leave those rows out (they stay in the design)"
+        )
+    in_scope &= ~missing
+    if plan.domains is not None:
+        domain = batch.get_column(DOMAIN).fill_null(0).to_numpy()
+    else:
+        domain = np.zeros(len(batch), np.uint32)
+    domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
+    w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
+    units = np.ascontiguousarray(batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
+    table, squares = _core.accumulate_batch(
+        w, units, plan.n_units, domain, plan.n_domains, numeric, categorical, with_squares=plan.deff
+    )
+    return table, squares, removed, missing_by
+
+
+def _is_factor(dtype: Any) -> bool:
+    if isinstance(dtype, pl.DataType) or (isinstance(dtype, type) and issubclass(dtype, pl.DataType)):
+        return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
+    return not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+
+
+def _expression_columns(expr: pl.Expr | None) -> list[str]:
+    return [] if expr is None else expr.meta.root_names()

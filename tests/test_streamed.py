@@ -1,0 +1,113 @@
+"""Larger-than-memory designs: a LazyFrame over parquet files streamed in batches, and
+a Dask DataFrame on a dask.distributed cluster, give the in-memory numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+
+import sscoverage as ssc
+
+
+@pytest.fixture(scope="module")
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 30_000
+    data = pd.DataFrame({
+        "h": rng.integers(0, 6, n),
+        "w": rng.uniform(1, 4, n),
+        "y": rng.normal(10, 2, n),
+        "x": rng.uniform(1, 3, n),
+        "job": rng.choice(["platform", "contract", "self"], n),
+        "d": rng.integers(0, 4, n),
+    })
+    data["psu"] = data.h * 100 + rng.integers(0, 25, n)
+    data.loc[::53, "y"] = np.nan
+    return data
+
+
+@pytest.fixture(scope="module")
+def lazy(df, tmp_path_factory) -> pl.LazyFrame:
+    folder = tmp_path_factory.mktemp("parquet")
+    n = len(df)
+    for i in range(4):
+        pl.from_pandas(df.iloc[i * n // 4:(i + 1) * n // 4]).write_parquet(folder / f"part{i}.parquet")
+    return pl.scan_parquet(folder / "*.parquet")
+
+
+CALLS = [
+    ("mean", dict(y="y", by="d", na_rm=True, deff=True)),
+    ("total", dict(y=["x", "job"], by=["d", "h"])),
+    ("mean", dict(y="job")),
+]
+
+
+def _same(a: ssc.Estimates, b: ssc.Estimates) -> None:
+    cols = [c for c in ("estimate", "se", "deff", "n", "weight_sum") if c in a.table]
+    assert_allclose(b.to_pandas()[cols].to_numpy(float), a.to_pandas()[cols].to_numpy(float), rtol=1e-12)
+    assert b.n_removed == a.n_removed
+
+
+@pytest.mark.parametrize("op,kw", CALLS)
+def test_lazyframe_matches_memory(df, lazy, op, kw):
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", batch_rows=4_000)
+    assert isinstance(streamed, ssc.StreamedDesign) and streamed.degf == memory.degf
+    _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+
+
+def test_lazyframe_ratio_and_subset(df, lazy):
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", batch_rows=7_000)
+    _same(memory.subset(df.job == "platform").ratio("y", "x", na_rm=True),
+          streamed.subset(pl.col("job") == "platform").ratio("y", "x", na_rm=True))
+    _same(memory.subset({"column": "d", "op": "in", "value": [1, 2]}).mean("x"),
+          streamed.subset({"column": "d", "op": "in", "value": [1, 2]}).mean("x"))
+
+
+def test_dask_on_a_local_cluster_matches_memory(df):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("dask.distributed")
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w")
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        streamed = ssc.Design(dd.from_pandas(df, npartitions=5), ids="psu", strata="h", weights="w")
+        for op, kw in CALLS:
+            _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+
+
+def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
+    code = (
+        "import polars as pl, sscoverage as ssc, sys\n"
+        "lf = pl.scan_parquet(sys.argv[1])\n"
+        "d = ssc.Design(lf, ids='psu', strata='h', weights='w', batch_rows=5000)\n"
+        "r = d.mean('y', by='d', na_rm=True)\n"
+        "print(r.estimate.tolist(), r.se.tolist())\n"
+    )
+    folder = str(tmp_path / "p.parquet")
+    lazy.sink_parquet(folder)
+    outs = {
+        subprocess.run([sys.executable, "-c", code, folder], env={**os.environ, "RAYON_NUM_THREADS": t},
+                       capture_output=True, text=True, check=True).stdout
+        for t in ("1", "2", "8")
+    }
+    assert len(outs) == 1
+
+
+def test_streamed_design_refuses_what_needs_rows(df, lazy):
+    with pytest.raises(ssc.DesignError, match="needs PSU ids"):
+        ssc.Design(lazy, weights="w")
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w")
+    with pytest.raises(ssc.DesignError, match="polars expression or a condition dict"):
+        streamed.subset(df.d == 1)
+    with pytest.raises(ssc.MissingValueError, match="na_rm=True"):
+        streamed.mean("y")
+    with pytest.raises(ssc.ColumnError, match="'nope'"):
+        streamed.mean("nope")

@@ -1,0 +1,304 @@
+"""Survival analysis (design.km, design.coxph, person_period) against what an outsider
+can check by hand or with a few lines of numpy: the product-limit and Nelson-Aalen
+estimates, an unweighted Efron Cox fit and its robust variance, replicate variances,
+the discrete hazard; R's figures for the median; and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+
+import sscoverage as ssc
+
+
+@pytest.fixture
+def tiny() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "t": [2.0, 3.0, 3.0, 5.0, 6.0, 6.0, 8.0, 9.0],
+            "dead": [1, 1, 0, 1, 0, 1, 1, 0],
+            "w": 2.0,
+        }
+    )
+
+
+@pytest.fixture
+def cohort() -> pd.DataFrame:
+    """Persons with many tied event times, a numeric and a binary covariate."""
+    rng = np.random.default_rng(11)
+    n = 60
+    x = rng.normal(size=n)
+    g = rng.integers(0, 2, n)
+    return pd.DataFrame(
+        {
+            "time": rng.integers(1, 15, n).astype(float),
+            "status": (rng.uniform(size=n) < 0.7).astype(int),
+            "x": x,
+            "g": g.astype(float),
+            "w": 3.0,
+            "stratum": np.repeat([0, 1, 2], n // 3),
+            "psu": np.arange(n) // 4,
+            "wv": rng.uniform(1, 4, n),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- km
+def test_unweighted_km_is_the_hand_product_limit(tiny):
+    design = ssc.Design(tiny, weights="w")
+    got = design.km("t", "dead", times=[0, 1, 2, 2.5, 3, 5, 6, 8, 9, 20]).to_pandas()
+    s2 = 7 / 8
+    s3 = s2 * 6 / 7
+    s5 = s3 * 4 / 5
+    s6 = s5 * 3 / 4
+    s8 = s6 * 1 / 2
+    assert_allclose(got["survival"], [1, 1, s2, s2, s3, s5, s6, s8, s8, s8], rtol=1e-15)
+    # Without times: every tabulated time, 0 included (R's svykm.fit).
+    assert design.km("t", "dead").to_pandas()["time"].tolist() == [0, 2, 3, 5, 6, 8, 9]
+
+
+def test_se_curve_is_exp_minus_nelson_aalen(tiny):
+    design = ssc.Design(tiny, weights="w")
+    res = design.km("t", "dead", times=[1, 2, 3, 6, 9], se=True).to_pandas()
+    h2 = 1 / 8
+    h3 = h2 + 1 / 7
+    h6 = h3 + 1 / 5 + 1 / 4
+    h9 = h6 + 1 / 2
+    assert_allclose(res["survival"], np.exp(-np.array([0, h2, h3, h6, h9])), rtol=1e-14)
+    # Before the first event S = 1 with no variance; elsewhere the interval is around log S.
+    assert res["se_log"].iloc[0] == 0 and (res["se_log"].iloc[1:] > 0).all()
+    z = 1.959963984540054
+    assert_allclose(res["ci_low"], np.exp(np.log(res["survival"]) - z * res["se_log"]), rtol=1e-12)
+    assert (res["ci_high"] <= 1).all()
+
+
+def test_replicate_standard_errors_are_the_spread_of_the_replicate_hazards(tiny):
+    design = ssc.Design(tiny, weights="w").as_replicates("JK1")
+    res = design.km("t", "dead", se=True)
+    curve = res.curve()
+    t, d = tiny["t"].to_numpy(), tiny["dead"].to_numpy() == 1
+    reps = design.replicate_weights()
+    event_rows = np.flatnonzero(d)  # already in time order
+    thetas = []
+    for r in range(reps.shape[1]):
+        w = reps[:, r]
+        thetas.append(-np.cumsum([w[j] / w[t >= t[j]].sum() for j in event_rows]))
+    thetas = np.array(thetas)
+    var = design.scale * (design.rscales[:, None] * (thetas - thetas.mean(axis=0)) ** 2).sum(axis=0)
+    assert_allclose(curve["se_log"], np.sqrt(var), rtol=1e-12)
+
+
+def test_km_by_group_uses_each_groups_rows(cohort):
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv")
+    both = design.km("time", "status", by="g", times=[3, 7]).to_pandas()
+    for g in (0.0, 1.0):
+        alone = ssc.Design(cohort[cohort.g == g], weights="wv").km("time", "status", times=[3, 7]).to_pandas()
+        assert_allclose(both.loc[both.g == g, "survival"], alone["survival"], rtol=1e-15)
+
+
+def test_median_survival_matches_r(reference_dir):
+    vet = pd.read_csv(reference_dir / "data" / "veteran_x.csv")
+    design = ssc.Design(vet, ids="sv_psu", strata="celltype", weights="sv_wt", nest=True)
+    # R: quantile(svykm(Surv(time, status) ~ trt, des, se = TRUE)[[g]], 0.5, ci = TRUE)
+    got = design.median_survival("time", "status", by="trt")
+    assert got.to_numpy().tolist() == [[1, 105, 92, 143], [2, 53, 48, 111]]
+    q = design.km("time", "status", by="trt", se=True).quantile([0.75, 0.25])
+    assert q[q.trt == 2][["estimate", "ci_low", "ci_high"]].to_numpy().tolist() == [[25, 19, 45], [186, 95, 357]]
+
+
+def test_quantile_without_standard_errors_warns(tiny):
+    res = ssc.Design(tiny, weights="w").km("t", "dead")
+    with pytest.warns(UserWarning, match="no confidence interval"):
+        q = res.quantile([0.5])
+    assert q["estimate"].tolist() == [6.0] and np.isnan(q["ci_low"]).all()
+
+
+def test_km_results_render_and_convert(tiny):
+    res = ssc.Design(pl.from_pandas(tiny), weights="w").km("t", "dead", times=[3, 6], se=True)
+    assert "exp(-cumulative hazard)" in repr(res) and "<table" in res._repr_html_()
+    assert res.to_polars().columns == ["time", "survival", "se_log", "ci_low", "ci_high"]
+
+
+# ---------------------------------------------------------------------------- coxph
+def _efron(x: np.ndarray, time: np.ndarray, status: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unweighted Efron fit by Newton's method: coefficients, information, score residuals."""
+    n, p = x.shape
+    beta = np.zeros(p)
+    event_times = np.unique(time[status == 1])
+
+    def terms(beta):
+        r = np.exp(x @ beta)
+        grad, info = np.zeros(p), np.zeros((p, p))
+        for t in event_times:
+            risk, dead = time >= t, (time == t) & (status == 1)
+            d = dead.sum()
+            grad += x[dead].sum(axis=0)
+            for k in range(d):
+                c = risk - (k / d) * dead
+                s0 = (c * r).sum()
+                s1 = (c * r) @ x
+                s2 = (x * (c * r)[:, None]).T @ x
+                grad -= s1 / s0
+                info += s2 / s0 - np.outer(s1, s1) / s0**2
+        return r, grad, info
+
+    for _ in range(50):
+        _, grad, info = terms(beta)
+        step = np.linalg.solve(info, grad)
+        beta += step
+        if np.abs(step).max() < 1e-13:
+            break
+    r, _, info = terms(beta)
+    resid = np.zeros((n, p))
+    for t in event_times:
+        risk, dead = time >= t, (time == t) & (status == 1)
+        d = dead.sum()
+        for k in range(d):
+            c = risk - (k / d) * dead
+            s0 = (c * r).sum()
+            mean = (c * r) @ x / s0
+            resid[dead] += (x[dead] - mean) / d
+            resid -= (c * r)[:, None] * (x - mean) / s0
+    return beta, info, resid
+
+
+def test_equal_weights_one_row_per_psu_is_the_unweighted_efron_fit(cohort):
+    design = ssc.Design(cohort, weights="w")
+    fit = design.coxph("Surv(time, status) ~ x + g")
+    x = cohort[["x", "g"]].to_numpy()
+    beta, info, resid = _efron(x, cohort["time"].to_numpy(), cohort["status"].to_numpy())
+    assert_allclose(fit.coef, beta, rtol=1e-7)
+    assert_allclose(fit.vcov_model, np.linalg.inv(info), rtol=1e-6)
+    # With replacement, one row per PSU: n/(n-1) times the sum of squares of the
+    # centred dfbeta values, the robust (sandwich) variance.
+    z = resid @ np.linalg.inv(info)
+    n = len(z)
+    z -= z.mean(axis=0)
+    assert_allclose(fit.vcov, n / (n - 1) * z.T @ z, rtol=1e-6)
+
+
+def test_weights_scale_does_not_matter_and_breslow_differs(cohort):
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv")
+    scaled = ssc.Design(cohort.assign(wv=cohort.wv * 7), ids="psu", strata="stratum", weights="wv")
+    a = design.coxph("Surv(time, status) ~ x + g")
+    b = scaled.coxph("Surv(time, status) ~ x + g")
+    assert_allclose(a.coef, b.coef, rtol=1e-10)
+    assert_allclose(a.se, b.se, rtol=1e-10)
+    breslow = design.coxph("Surv(time, status) ~ x + g", ties="breslow")
+    assert np.abs(breslow.coef - a.coef).max() > 1e-3
+
+
+def test_coxph_on_replicates_refits_each_replicate(cohort):
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv").as_replicates("JKn")
+    fit = design.coxph("Surv(time, status) ~ x + g")
+    reps = design.replicate_weights()
+    thetas = []
+    for r in range(reps.shape[1]):
+        w = reps[:, r]
+        # R's svycoxph.svyrep.design: the replicate weights over the mean sampling
+        # weight, plus 1e-10 so that no row leaves Efron's tied sets.
+        one = ssc.Design(cohort.assign(wr=w / cohort.wv.mean() + 1e-10), weights="wr")
+        thetas.append(one.coxph("Surv(time, status) ~ x + g").coef)
+    thetas = np.array(thetas)
+    var = design.scale * ((design.rscales[:, None] * (thetas - thetas.mean(axis=0)) ** 2)).sum(axis=0)
+    assert_allclose(fit.se, np.sqrt(var), rtol=1e-6)
+
+
+def test_cox_summary_is_rs_table(cohort):
+    fit = ssc.Design(cohort, weights="wv").coxph("Surv(time, status) ~ x + g")
+    s = fit.summary()
+    assert s.columns.tolist() == [
+        "term", "coef", "exp_coef", "se_model", "se", "z", "p_value", "exp_ci_low", "exp_ci_high"
+    ]
+    assert s["term"].tolist() == ["x", "g"]
+    assert_allclose(s["exp_coef"], np.exp(fit.coef))
+    assert "Wald test" in repr(fit) and "<table" in fit._repr_html_()
+    assert fit.to_polars().shape == (2, 9)
+
+
+def test_factor_terms_follow_r_names(cohort):
+    df = cohort.assign(arm=np.where(cohort.g == 1, "treated", "control"))
+    fit = ssc.Design(df, weights="wv").coxph("Surv(time, status) ~ x + arm")
+    assert fit.terms == ["x", "armtreated"]
+
+
+# ---------------------------------------------------------------------------- errors
+def test_bad_survival_data_is_refused(tiny):
+    design = ssc.Design(tiny.assign(t=tiny.t - 3), weights="w")
+    with pytest.raises(ssc.ColumnError, match="1 negative survival time"):
+        design.km("t", "dead")
+    with pytest.raises(ssc.ColumnError, match="values other than 0 and 1"):
+        ssc.Design(tiny.assign(dead=tiny.dead + 1), weights="w").km("t", "dead")
+    with pytest.raises(ssc.ColumnError, match="0/1"):
+        ssc.Design(tiny.assign(dead="yes"), weights="w").km("t", "dead")
+    with pytest.raises(ssc.ColumnError, match="'tt'"):
+        ssc.Design(tiny, weights="w").coxph("Surv(tt, dead) ~ w")
+
+
+def test_missing_values_are_counted_then_left_out(cohort):
+    df = cohort.copy()
+    df.loc[[1, 5], "time"] = np.nan
+    df.loc[[8], "x"] = np.nan
+    design = ssc.Design(df, weights="wv")
+    with pytest.raises(ssc.MissingValueError, match="2 rows"):
+        design.km("time", "status")
+    with pytest.raises(ssc.MissingValueError, match="3 rows"):
+        design.coxph("Surv(time, status) ~ x + g")
+    fit = design.coxph("Surv(time, status) ~ x + g", na_rm=True)
+    complete = ssc.Design(df.dropna(), weights="wv").coxph("Surv(time, status) ~ x + g")
+    assert fit.n_removed == 3
+    assert_allclose(fit.coef, complete.coef, rtol=1e-12)
+    assert design.km("time", "status", na_rm=True).n_removed == 2
+
+
+def test_model_errors(cohort):
+    design = ssc.Design(cohort, weights="wv")
+    with pytest.raises(ssc.ColumnError, match="'xx'"):
+        design.coxph("Surv(time, status) ~ xx")
+    with pytest.raises(ValueError, match="Surv"):
+        design.coxph("time ~ x")
+    with pytest.raises(ssc.EstimationError, match="aliased"):
+        design.coxph("Surv(time, status) ~ x + I(2 * x)")
+    # Every event in the group g = 1 before any in g = 0: the coefficient is infinite.
+    separated = cohort.assign(time=np.where(cohort.g == 1, 1.0, 5.0) + cohort.index * 1e-3, status=1)
+    with pytest.raises(ssc.ConvergenceError):
+        ssc.Design(separated, weights="wv").coxph("Surv(time, status) ~ g")
+    with pytest.raises(ssc.ConvergenceError, match="did not converge"):
+        design.coxph("Surv(time, status) ~ x + g", maxit=1)
+
+
+# ---------------------------------------------------------------------------- discrete time
+def test_person_period_expands_and_the_cloglog_hazard_is_the_discrete_hazard():
+    people = pd.DataFrame(
+        {
+            "pid": [1, 2, 3, 4, 5, 6],
+            "years": [1, 3, 2, 3, 2, 1],
+            "lapsed": [1, 0, 1, 1, 0, 0],
+            "w": [1.0, 2.0, 1.5, 3.0, 1.0, 2.5],
+        }
+    )
+    pp = ssc.person_period(people, "pid", "years", "lapsed")
+    assert len(pp) == people.years.sum()
+    assert pp["period"].tolist() == [1, 1, 2, 3, 1, 2, 1, 2, 3, 1, 2, 1]
+    assert pp["lapsed"].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
+    pp["period"] = pp["period"].astype("category")
+    fit = ssc.Design(pp, ids="pid", weights="w").glm("lapsed ~ period", family="binomial", link="cloglog")
+    eta = fit.coef[0] + np.r_[0.0, fit.coef[1:]]
+    for k, h in enumerate(1 - np.exp(-np.exp(eta)), start=1):
+        at_risk = pp[pp.period == k]
+        assert h == pytest.approx((at_risk.w * at_risk.lapsed).sum() / at_risk.w.sum(), rel=1e-7)
+    # polars in, polars out
+    assert ssc.person_period(pl.from_pandas(people), "pid", "years", "lapsed").height == len(pp)
+
+
+def test_person_period_refuses_bad_input():
+    people = pd.DataFrame({"pid": [1, 1], "years": [1, 2], "lapsed": [0, 1]})
+    with pytest.raises(ssc.ColumnError, match="repeats"):
+        ssc.person_period(people, "pid", "years", "lapsed")
+    with pytest.raises(ssc.ColumnError, match="whole numbers"):
+        ssc.person_period(people.assign(pid=[1, 2], years=[0.5, 2]), "pid", "years", "lapsed")
+    with pytest.raises(ssc.MissingValueError):
+        ssc.person_period(people.assign(pid=[1, 2], lapsed=[np.nan, 1]), "pid", "years", "lapsed")
