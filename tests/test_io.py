@@ -64,17 +64,20 @@ def test_columns_and_unknown_columns(tmp_path, frame):
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_csv_and_parquet(tmp_path, frame, suffix):
     path = tmp_path / f"survey.{suffix}"
-    data = pl.from_pandas(frame).with_columns(pl.col("sex").cast(pl.String).cast(pl.Categorical))
-    data.write_csv(path) if suffix == "csv" else data.write_parquet(path)
+    levels = ["male", "female"]  # not sorted: the file's order must survive
+    labelled = frame.assign(sex=pd.Categorical(frame["sex"].map({1: "male", 2: "female"}), categories=levels))
+    pl.from_pandas(frame).write_csv(path) if suffix == "csv" else labelled.to_parquet(path)
     df = ssc.read_survey(path)
     assert df.shape == frame.shape
     assert_allclose(df["w"], frame["w"])
-    if suffix == "parquet":  # parquet keeps the categorical
-        assert isinstance(df["sex"].dtype, pd.CategoricalDtype)
+    if suffix == "parquet":  # parquet keeps the categorical and its level order
+        assert df["sex"].cat.categories.tolist() == levels
     a = ssc.Design(df, ids="psu", strata="stratum", weights="w", nest=True).mean("covered")
     b = ssc.Design(frame, ids="psu", strata="stratum", weights="w", nest=True).mean("covered")
     assert_allclose(a.estimate, b.estimate, rtol=1e-15)
     assert ssc.read_survey(path, columns=["w"]).columns.tolist() == ["w"]
+    with pytest.raises(ssc.ColumnError, match="'nope'"):
+        ssc.read_survey(path, columns=["w", "nope"])
 
 
 def test_unknown_format(tmp_path):

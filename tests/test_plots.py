@@ -6,15 +6,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
-from numpy.testing import assert_allclose  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from numpy.testing import assert_allclose
 
-import sscoverage as ssc  # noqa: E402
-from sscoverage.coverage import CoverageTable  # noqa: E402
+import sscoverage as ssc
+from sscoverage.coverage import CoverageTable
 
 
 @pytest.fixture(autouse=True)

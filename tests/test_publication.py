@@ -10,7 +10,7 @@ from scipy import optimize
 
 import sscoverage as ssc
 from sscoverage.proportions import proportion_interval
-from sscoverage.publication import korn_graubard
+from sscoverage.publication import cell_counts, korn_graubard
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,24 @@ def test_a_cell_that_cannot_be_protected():
         ssc.suppress(pd.Series([5.0, 0.0]), pd.Series([5, 0]), min_count=10)
 
 
+def test_cells_of_factor_levels_count_their_own_rows(design):
+    est = design.total("population_type", by="group")
+    df = design._frame.data
+    sizes = df.groupby(["group", "population_type"], observed=True).size()
+    expected = [sizes.get((g, lv), 0) for g, lv in zip(est.table["group"], est.table["level"])]
+    assert cell_counts(est).tolist() == expected
+    assert cell_counts(design.mean("covered", by="group")).tolist() == est.table.drop_duplicates("group")["n"].tolist()
+    with pytest.raises(ssc.EstimationError, match="suppress them where they were estimated"):
+        ssc.load(est.to_json()).suppress()
+
+
 def test_suppress_estimates_table(design):
     est = design.total("population_type", by="group")
     out = est.suppress(min_count=30)
+    counts = pd.Series(cell_counts(est), index=pd.MultiIndex.from_frame(est.table[["group", "level"]]))
+    primary = out.status.stack()
+    primary = primary[primary == "primary"]
+    assert sorted(primary.index) == sorted(k for k, n in counts.items() if 0 < n < 30)
     assert list(out.table.index[:-1]) == list(pd.unique(est.table["group"]))
     assert "Total" in out.table.columns  # totals add: margins by default
     assert (out.status.loc["rare"] != "").any()

@@ -49,6 +49,7 @@ def test_estimates_load_back_with_the_same_numbers(design, call):
     text = est.to_json()
     back = ssc.load(text)
     same_estimates(est, back)
+    assert back.to_json() == text
     assert_frame_equal(back.flags(), est.flags(), check_exact=True)
     assert repr(back) == repr(est)
     record = json.loads(text)
@@ -165,6 +166,20 @@ def test_every_result_prints_and_loads_back(design, df):
     for kind, result in results_of_every_kind(design, df).items():
         text, html = repr(result), result._repr_html_()
         assert text and "<div>" in html, kind
-        back = ssc.load(result.to_json())
+        stored = result.to_json()
+        back = ssc.load(stored)
         assert type(back) is type(result), kind
         assert repr(back) == text, kind
+        assert back.to_json() == stored, kind
+
+
+def test_streamed_results_load_back_but_streamed_designs_are_not_rebuilt(df):
+    import polars as pl
+
+    streamed = ssc.Design(pl.from_pandas(df).lazy(), ids="psu", strata="stratum", weights="weight")
+    est = streamed.mean("covered", by="population_type")
+    back = ssc.load(est.to_json())
+    same_estimates(back, est)
+    assert json.loads(est.to_json())["design"]["n_psu"] == 20
+    with pytest.raises(ssc.DesignError, match="no recipe"):
+        ssc.load(streamed.to_json(), data=df)

@@ -143,3 +143,11 @@ def test_slope_kind_needs_the_variable_in_the_formula():
     res = design(simulate(14, kind="level")).threshold_glm("covered ~ age", "income", kind="level",
                                                            n_draws=19, grid=5)
     assert len(res.profile) == 5
+
+
+def test_missing_threshold_values_leave_the_design_as_a_domain():
+    df = simulate(14, kind="level")
+    df.loc[:9, "income"] = np.nan
+    res = design(df).threshold_glm("covered ~ age", "income", kind="level", grid=5, n_draws=19)
+    assert res.model.n == len(df) - 10
+    assert "10 rows with a missing income left out" in res.notes

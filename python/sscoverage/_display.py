@@ -9,7 +9,7 @@ header and notes escaped in HTML.
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

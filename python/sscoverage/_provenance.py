@@ -15,14 +15,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: One step of a design's recipe: (constructor class name or method name, arguments).
-Step = tuple[str, dict[str, Any]]
-
 
 @dataclass(frozen=True)
 class Provenance:
@@ -33,7 +30,7 @@ class Provenance:
     estimator : the :class:`~sscoverage.Design` method (``"mean"``, ``"glm"``, ...).
     options : its arguments, by name.
     design : the design it was asked of; after :func:`sscoverage.load`, the stored
-        description of that design (a dict, see :func:`describe`).
+        description of that design (a dict, see :func:`sscoverage.serialize.describe`).
     """
 
     estimator: str

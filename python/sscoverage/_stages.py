@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def first_stage_counts(
-    design: "Design", rows: np.ndarray | None = None, groups: np.ndarray | None = None, n_groups: int = 1
+    design: Design, rows: np.ndarray | None = None, groups: np.ndarray | None = None, n_groups: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numbers of first-stage PSUs and of strata with rows in each group.
 

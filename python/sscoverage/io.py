@@ -1,5 +1,5 @@
 """Reading survey files: Stata ``.dta`` and SPSS ``.sav`` / ``.zsav`` (with pyreadstat,
-the ``files`` extra), CSV and parquet (with polars).
+the ``files`` extra), CSV (with polars) and parquet.
 
 Stata and SPSS files carry labels.  A column whose every value has a value label
 becomes a pandas categorical with the labels as its levels, in the order of their
@@ -12,8 +12,9 @@ results.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ def read_survey(
     columns : read only these columns.
     value_labels : turn fully labelled columns into categoricals (Stata, SPSS).
     **options : passed to the reader (pyreadstat's ``read_dta`` / ``read_sav``, polars'
-        ``read_csv`` / ``read_parquet``), e.g. ``encoding`` or ``separator``.
+        ``read_csv``, pandas' ``read_parquet``), e.g. ``encoding`` or ``separator``.
 
     Returns
     -------
@@ -63,27 +64,19 @@ def read_survey(
     kind = (format or path.suffix.lstrip(".")).lower()
     if kind not in FORMATS:
         raise SurveyError(f"cannot tell the format of {path.name!r}; pass format= one of {', '.join(FORMATS)}")
-    if kind in ("csv", "parquet"):
-        reader = pl.read_csv if kind == "csv" else pl.read_parquet
-        try:
-            frame = reader(path, columns=list(columns) if columns is not None else None, **options)
-        except pl.exceptions.ColumnNotFoundError as err:
-            raise ColumnError(f"{path.name}: {err}") from None
-        return frame.to_pandas()
-    try:
-        import pyreadstat
-    except ImportError:
-        raise SurveyError(
-            "reading Stata and SPSS files needs pyreadstat: pip install 'sscoverage[files]'"
-        ) from None
-    read = pyreadstat.read_dta if kind == "dta" else pyreadstat.read_sav
     wanted = list(columns) if columns is not None else None
     if wanted is not None:
-        known = read(str(path), metadataonly=True)[1].column_names
+        known = _column_names(path, kind, options)
         unknown = [c for c in wanted if c not in known]
         if unknown:
             raise ColumnError(f"{path.name} has no column {unknown[0]!r}")
-    frame, meta = read(str(path), usecols=wanted, **options)
+    if kind == "csv":
+        return pl.read_csv(path, columns=wanted, **options).to_pandas()
+    if kind == "parquet":
+        # pandas reads the level order of categoricals that pandas wrote (polars would
+        # put the levels in order of appearance, and so change the reference level).
+        return pd.read_parquet(path, columns=wanted, **options)
+    frame, meta = _readstat(kind)(str(path), usecols=wanted, **options)
     labels = meta.variable_value_labels
     if value_labels:
         for name, codes in labels.items():
@@ -91,6 +84,26 @@ def read_survey(
     frame.attrs["variable_labels"] = {k: v for k, v in meta.column_names_to_labels.items() if v}
     frame.attrs["value_labels"] = {k: dict(v) for k, v in labels.items()}
     return frame
+
+
+def _readstat(kind: str) -> Any:
+    """pyreadstat's reader of Stata (dta) or SPSS (sav, zsav) files."""
+    try:
+        import pyreadstat
+    except ImportError:
+        raise SurveyError("reading Stata and SPSS files needs pyreadstat: pip install 'sscoverage[files]'") from None
+    return pyreadstat.read_dta if kind == "dta" else pyreadstat.read_sav
+
+
+def _column_names(path: Path, kind: str, options: Mapping[str, Any]) -> list[str]:
+    """The columns of a file, read from its header (schema, metadata) only."""
+    if kind == "csv":
+        return pl.scan_csv(path, **options).collect_schema().names()
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return list(_readstat(kind)(str(path), metadataonly=True)[1].column_names)
 
 
 def _as_factor(values: pd.Series, codes: Mapping[Any, str]) -> pd.Series:

@@ -139,37 +139,32 @@ def _combine(result: "GLMResult", pieces: list[_Piece], contrast: np.ndarray | N
     values = [piece.value(beta) for piece in pieces]
     theta = np.array([wk @ m / wk.sum() for wk, m in zip(weights, values)])
     est = L @ theta
-    # d theta_k / d beta, one row per piece: the coefficients' share of the variance.
+    # d theta_k / d beta, one row per piece: how the coefficients' uncertainty enters.
     grads = np.array([piece.grad(beta, wk / wk.sum()) for piece, wk in zip(pieces, weights)])
+    coef_part = L @ grads @ result.vcov @ grads.T @ L.T  # used by method="svypredmeans"
     if not design.is_replicate:
         in_fit = np.zeros(design.n_rows, bool)
         in_fit[rows] = True
         z = np.zeros((design.n_rows, k))
         for j, (wk, m) in enumerate(zip(weights, values)):
             z[rows, j] = wk * (m - theta[j]) / wk.sum()
-        beta_part = result._influence @ grads.T
-        if method == "joint":
-            z[rows] += beta_part
-            return est, design._influence_vcov(z @ L.T, in_fit)
-        sample = design._influence_vcov(z @ L.T, in_fit)
-        return est, sample + L @ grads @ result.vcov @ grads.T @ L.T
+        if method == "svypredmeans":
+            return est, design._influence_vcov(z @ L.T, in_fit) + coef_part
+        z[rows] += result._influence @ grads.T
+        return est, design._influence_vcov(z @ L.T, in_fit)
     reps = design.replicate_weights()[rows]
     n_rep = reps.shape[1]
-    if method == "joint":
-        thetas = np.empty((n_rep, k))
-        for r in range(n_rep):
-            beta_r = result._replicate_coef[r]
-            for j, (piece, wk) in enumerate(zip(pieces, weights)):
-                wr = reps[:, r] if piece.group is None else reps[:, r] * piece.group
-                thetas[r, j] = wr @ piece.value(beta_r) / wr.sum()
-        return est, design._replicate_vcov(thetas @ L.T, est)
-    # svypredmeans on a replicate design: svymean of the fitted values (coefficients
-    # held at the full-sample fit) plus the coefficients' part.
-    thetas = np.array([[(reps[:, r] * (1 if p.group is None else p.group)) @ m
-                        / (reps[:, r] * (1 if p.group is None else p.group)).sum()
-                        for p, m in zip(pieces, values)] for r in range(n_rep)])
-    sample = design._replicate_vcov(thetas @ L.T, est)
-    return est, sample + L @ grads @ result.vcov @ grads.T @ L.T
+    thetas = np.empty((n_rep, k))
+    for r in range(n_rep):
+        # "joint": each replicate's coefficients and weights; "svypredmeans": svymean of
+        # the fitted values, the coefficients held at the full-sample fit.
+        beta_r = result._replicate_coef[r] if method == "joint" else beta
+        for j, piece in enumerate(pieces):
+            wr = reps[:, r] if piece.group is None else reps[:, r] * piece.group
+            m = piece.value(beta_r) if method == "joint" else values[j]
+            thetas[r, j] = wr @ m / wr.sum()
+    v = design._replicate_vcov(thetas @ L.T, est)
+    return est, v if method == "joint" else v + coef_part
 
 
 def _table(result: "GLMResult", statistic: str, variable: str, levels: list[Any], labels: list[str],

@@ -8,7 +8,8 @@ The result objects call these from their ``plot()`` methods: estimates by domain
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from .results import Estimates
 
 
-def _axes(ax: "Axes | None") -> "Axes":
+def _axes(ax: Axes | None) -> Axes:
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
@@ -28,7 +29,7 @@ def _axes(ax: "Axes | None") -> "Axes":
     return plt.subplots()[1]
 
 
-def estimates(est: "Estimates", ax: "Axes | None" = None, sort: bool = True, group: str | None = None) -> "Axes":
+def estimates(est: Estimates, ax: Axes | None = None, sort: bool = True, group: str | None = None) -> Axes:
     """Point estimates with their confidence intervals, one row per estimate.
 
     Parameters
@@ -67,19 +68,21 @@ def estimates(est: "Estimates", ax: "Axes | None" = None, sort: bool = True, gro
         pos = y + np.arange(len(part))
         e = part["estimate"].to_numpy(dtype=np.float64)
         err = np.vstack([e - part["ci_low"].to_numpy(dtype=np.float64), part["ci_high"].to_numpy(dtype=np.float64) - e])
-        ax.errorbar(e, pos, xerr=err, fmt="o", capsize=3, label=None if g is None else str(g))
+        # An interval read from a step function (a quantile's) may end at the estimate or
+        # just short of it; matplotlib refuses negative bar lengths.
+        ax.errorbar(e, pos, xerr=np.clip(err, 0, None), fmt="o", capsize=3, label=None if g is None else str(g))
         ticks.extend(pos)
         names.extend(part[shown].astype(str).agg(", ".join, axis=1) if shown else part["label"].astype(str))
         y = pos[-1] + 2 if len(pos) else y  # a blank row between groups
     ax.set_yticks(ticks, names)
-    ax.invert_yaxis()  # the first row at the top, as in the table
+    ax.invert_yaxis()  # read top down: the first row (the smallest, sorted) at the top
     ax.set_xlabel(f"{est.statistic} ({est.level:.0%} CI)")
     if group is not None:
         ax.legend(title=group)
     return ax
 
 
-def coverage_table(table: Any, ax: "Axes | None" = None) -> "Axes":
+def coverage_table(table: Any, ax: Axes | None = None) -> Axes:
     """Coverage rates as grouped bars: one group of bars per scheme, one bar per
     population group, with confidence intervals.
 
@@ -110,7 +113,7 @@ def coverage_table(table: Any, ax: "Axes | None" = None) -> "Axes":
     return ax
 
 
-def survival_curves(curves: Any, ax: "Axes | None" = None, ci: bool = True) -> "Axes":
+def survival_curves(curves: Any, ax: Axes | None = None, ci: bool = True) -> Axes:
     """Survival curves as step functions, with pointwise confidence bands.
 
     Parameters
@@ -145,7 +148,7 @@ def survival_curves(curves: Any, ax: "Axes | None" = None, ci: bool = True) -> "
     return ax
 
 
-def threshold_profile(result: Any, ax: "Axes | None" = None) -> "Axes":
+def threshold_profile(result: Any, ax: Axes | None = None) -> Axes:
     """The threshold model's profile: the design-corrected likelihood-ratio statistic at
     each candidate threshold, the critical value of the interval, and the estimate.
 
@@ -170,8 +173,8 @@ def threshold_profile(result: Any, ax: "Axes | None" = None) -> "Axes":
     return ax
 
 
-def weights(design: "Design", before: "Design | Sequence[float] | None" = None, ax: "Axes | None" = None,
-            bins: int = 30) -> "Axes":
+def weights(design: Design, before: Design | Sequence[float] | None = None, ax: Axes | None = None,
+            bins: int = 30) -> Axes:
     """The distribution of a design's weights, and of the weights before an adjustment.
 
     Parameters

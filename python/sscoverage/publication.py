@@ -16,8 +16,9 @@ and grand totals.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -75,25 +76,30 @@ class ReliabilityRules:
     level: float = 0.95
 
 
-def korn_graubard(p: float, var: float, n: int, df: float, level: float = 0.95) -> tuple[float, float, float]:
-    """Effective sample size and Korn-Graubard interval of a proportion, as NCHS computes them.
+def korn_graubard(p: Any, var: Any, n: Any, df: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effective sample size and Korn-Graubard interval of proportions, as NCHS computes
+    them (element by element over arrays).
 
     Unlike R's ``svyciprop(method="beta")`` the effective sample size is capped at the
-    number of rows (NCHS), and a proportion of 0 or 1 gets the exact one-sided limit.
-    `df` NaN (unknown) leaves out the degrees-of-freedom factor.
+    number of rows `n` (NCHS), and a proportion of 0 or 1 gets the exact one-sided
+    limit.  A `df` of NaN (unknown) leaves out the degrees-of-freedom factor.
     """
+    p, var, n, df = (np.asarray(a, dtype=np.float64) for a in (p, var, n, df))
     alpha = 1 - level
-    factor = 1.0
-    if n > 1 and np.isfinite(df) and df > 0:
-        factor = float(stats.t.ppf(alpha / 2, n - 1) / stats.t.ppf(alpha / 2, df)) ** 2
-    n_eff = float(n) if var <= 0 else min(float(n), p * (1 - p) / var * factor)
-    x = p * n_eff
-    low = 0.0 if x <= 0 else float(stats.beta.ppf(alpha / 2, x, n_eff - x + 1))
-    high = 1.0 if x >= n_eff else float(stats.beta.ppf(1 - alpha / 2, x + 1, n_eff - x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(
+            (n > 1) & np.isfinite(df) & (df > 0),
+            (stats.t.ppf(alpha / 2, n - 1) / stats.t.ppf(alpha / 2, df)) ** 2,
+            1.0,
+        )
+        n_eff = np.where(var > 0, np.minimum(n, p * (1 - p) / var * factor), n)
+        x = p * n_eff
+        low = np.where(x <= 0, 0.0, stats.beta.ppf(alpha / 2, x, n_eff - x + 1))
+        high = np.where(x >= n_eff, 1.0, stats.beta.ppf(1 - alpha / 2, x + 1, n_eff - x))
     return n_eff, low, high
 
 
-def flags(est: "Estimates", rules: ReliabilityRules | None = None, proportion: bool | None = None) -> pd.DataFrame:
+def flags(est: Estimates, rules: ReliabilityRules | None = None, proportion: bool | None = None) -> pd.DataFrame:
     """Reliability of each estimate; see :meth:`sscoverage.Estimates.flags`."""
     rules = rules or ReliabilityRules()
     t = est.table
@@ -108,8 +114,8 @@ def flags(est: "Estimates", rules: ReliabilityRules | None = None, proportion: b
     is_prop = proportion & (estimate >= 0) & (estimate <= 1)
     n_eff = np.full(len(t), np.nan)
     kg = np.full((len(t), 2), np.nan)
-    for i in np.flatnonzero(is_prop & np.isfinite(se) & (n > 0)):
-        n_eff[i], kg[i, 0], kg[i, 1] = korn_graubard(estimate[i], se[i] ** 2, int(n[i]), df[i], rules.level)
+    sel = is_prop & np.isfinite(se) & (n > 0)
+    n_eff[sel], kg[sel, 0], kg[sel, 1] = korn_graubard(estimate[sel], se[sel] ** 2, n[sel], df[sel], rules.level)
     width = kg[:, 1] - kg[:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = width / estimate
@@ -141,7 +147,7 @@ def legend(codes: Any, rules: ReliabilityRules | None = None) -> list[str]:
     return [f"flag {code}: {meaning.format(r=rules)}" for code, meaning in FLAG_MEANINGS.items() if code in used]
 
 
-def domain_df(est: "Estimates") -> np.ndarray:
+def domain_df(est: Estimates) -> np.ndarray:
     """Design degrees of freedom of each estimate's domain: PSUs with rows in the domain
     minus strata with rows in it (NCHS's rule; R's ``degf`` of the domain's subset).
 
@@ -162,20 +168,65 @@ def domain_df(est: "Estimates") -> np.ndarray:
         # Replicate designs have one df (their replicate weights' rank); a design without
         # its rows in memory (streamed) only its own.
         return np.full(n, float(design.degf))
-    names, coded = design._by(by)
+    names, coded, codes, n_domains, rows = _domains(design, by)
+    n_psu, n_strata = first_stage_counts(design, rows, codes, n_domains)
+    return (n_psu - n_strata)[_row_domains(est.table, names, coded)].astype(np.float64)
+
+
+def _domains(design: Any, by: Any) -> tuple[list[str], list[Any], np.ndarray, int, np.ndarray]:
+    """The `by` columns' names and codes, each row's domain code, the number of codes,
+    and the rows that count: in the design's scope, of non-zero weight, in a domain."""
     from .design import OUTSIDE, _domain_codes
 
+    names, coded = design._by(by)
     codes, n_domains = _domain_codes(coded, design.n_rows)
-    rows = design._scope() & (design.weights != 0)
+    rows = design._scope() & (design.weights != 0) & (codes != OUTSIDE)
     for c in coded:
         if c.missing is not None:
             rows &= ~c.missing
-    n_psu, n_strata = first_stage_counts(design, rows & (codes != OUTSIDE), codes, n_domains)
-    index = [{label: k for k, label in enumerate(c.labels)} for c in coded]
-    domain = np.zeros(n, np.int64)
-    for name, lookup, c in zip(names, index, coded):
-        domain = domain * len(c.labels) + est.table[name].map(lookup).to_numpy(dtype=np.int64)
-    return (n_psu - n_strata)[domain].astype(np.float64)
+    return names, coded, codes, n_domains, rows
+
+
+def _row_domains(table: pd.DataFrame, names: list[str], coded: list[Any]) -> np.ndarray:
+    """The domain code of each row of an estimates table, from its by labels (first
+    column slowest, as the design numbers them)."""
+    domain = np.zeros(len(table), np.int64)
+    for name, c in zip(names, coded):
+        lookup = {label: k for k, label in enumerate(c.labels)}
+        domain = domain * len(c.labels) + table[name].map(lookup).to_numpy(dtype=np.int64)
+    return domain
+
+
+def cell_counts(est: Estimates) -> np.ndarray:
+    """The unweighted number of rows behind each estimate: the domain's rows (``n``), or
+    for a level of a factor the domain's rows at that level.
+
+    Raises
+    ------
+    EstimationError : factor levels of estimates without their design (loaded from JSON).
+    """
+    t = est.table
+    if t["level"].isna().all():
+        return t["n"].to_numpy(dtype=np.float64)
+    prov: Provenance | None = est.provenance
+    if prov is None or isinstance(prov.design, Mapping) or prov.design._frame is None:
+        raise EstimationError(
+            "the rows at each factor level are counted in the design's data, which these estimates "
+            "do not carry (loaded, or streamed): suppress them where they were estimated"
+        )
+    design = prov.design
+    names, coded, codes, n_domains, rows = _domains(design, prov.options.get("by"))
+    domain = _row_domains(t, names, coded)
+    out = np.zeros(len(t))
+    for variable in pd.unique(t["variable"]):
+        c = design._frame.codes(variable, "outcome")
+        k = len(c.labels)
+        used = rows if c.missing is None else rows & ~c.missing
+        counts = np.bincount(codes[used].astype(np.int64) * k + c.codes[used], minlength=n_domains * k)
+        mine = (t["variable"] == variable).to_numpy()
+        level = t.loc[mine, "level"].map({label: j for j, label in enumerate(c.labels)}).to_numpy(dtype=np.int64)
+        out[mine] = counts[domain[mine] * k + level]
+    return out
 
 
 # ---------------------------------------------------------------------------- suppression
@@ -343,7 +394,7 @@ def _cheapest_path(ends: list[tuple[int, int]], cost: np.ndarray, hidden: np.nda
 
 
 def suppress_estimates(
-    est: "Estimates", min_count: int = 30, rows: str | None = None, columns: str | None = None,
+    est: Estimates, min_count: int = 30, rows: str | None = None, columns: str | None = None,
     margins: bool | None = None,
 ) -> SuppressedTable:
     """Suppression of an Estimates' table; see :meth:`sscoverage.Estimates.suppress`."""
@@ -357,12 +408,13 @@ def suppress_estimates(
             raise ShapeError(f"{name!r} is not a column of the estimates ({', '.join(keys)})")
     if margins is None:
         margins = est.statistic == "total"
+    t = t.assign(cell_count=cell_counts(est))
     if columns is None:
         values = t.set_index(rows)["estimate"]
-        counts = t.set_index(rows)["n"]
+        counts = t.set_index(rows)["cell_count"]
     else:
         # In the estimates' order (pivot would sort the labels).
         order = {"index": t[rows].unique(), "columns": t[columns].unique()}
         values = t.pivot(index=rows, columns=columns, values="estimate").reindex(**order)
-        counts = t.pivot(index=rows, columns=columns, values="n").reindex(**order).fillna(0)
+        counts = t.pivot(index=rows, columns=columns, values="cell_count").reindex(**order).fillna(0)
     return suppress(values, counts, min_count, margins)

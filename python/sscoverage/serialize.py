@@ -23,8 +23,9 @@ import importlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,8 @@ def record(obj: Any) -> dict[str, Any]:
     if isinstance(prov, Provenance):
         out["estimator"] = prov.estimator
         out["options"] = encode(dict(prov.options))
-        design = prov.design if isinstance(prov.design, Mapping) else describe(prov.design)
+        # A loaded result's description is decoded: encoded again, it is written as read.
+        design = encode(dict(prov.design)) if isinstance(prov.design, Mapping) else describe(prov.design)
         if "domain_df" not in design and hasattr(obj, "flags"):
             from .publication import domain_df
 
@@ -132,10 +134,7 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any], data: Any = None) -
     cls = _result_class(kind)
     fields = {name: decode(value) for name, value in rec["result"].items()}
     if "estimator" in rec:
-        design = {**rec["design"], "recipe": decode(rec["design"]["recipe"])}
-        if "domain_df" in design:
-            design["domain_df"] = decode(design["domain_df"])
-        fields["provenance"] = Provenance(rec["estimator"], decode(rec["options"]), design)
+        fields["provenance"] = Provenance(rec["estimator"], decode(rec["options"]), decode(rec["design"]))
     return cls(**fields)
 
 

@@ -128,6 +128,17 @@ class StreamedDesign(Design):
         return self._n_rows
 
     @property
+    def n_psu(self) -> int:
+        """First-stage PSUs of the whole data set (the design's PSU table)."""
+        return self._psus.height
+
+    @property
+    def n_strata(self) -> int:
+        """First-stage strata of the whole data set (1 without strata)."""
+        strata = self.spec["strata"]
+        return self._psus.select(strata).n_unique() if strata else 1
+
+    @property
     def weights(self) -> np.ndarray:
         raise DesignError("a streamed design does not hold its rows' weights")
 

@@ -21,7 +21,7 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
-from . import _core
+from . import _core, _display
 from ._frames import Frame
 from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError
 from .models import _ModelFrame
@@ -592,7 +592,13 @@ class CoxResult(Serializable):
     def summary(self, level: float | None = None) -> pd.DataFrame:
         """One row per term, as R's ``summary(svycoxph(...))``: coef, exp(coef), the
         model-based and design-based standard errors, z, p, and the interval for
-        exp(coef)."""
+        exp(coef).  A DataFrame that prints with the model and the design (rows, PSUs,
+        strata, design df) above and the Wald test below."""
+        facts = None if self.provenance is None else self.provenance.facts()
+        header = [*self._header().split("\n"), *_display.design_line(facts)]
+        return _display.summary_frame(self._coefficients(level), header, [self._footer()])
+
+    def _coefficients(self, level: float | None = None) -> pd.DataFrame:
         ci = self.conf_int(level)
         return pd.DataFrame(
             {
@@ -609,10 +615,10 @@ class CoxResult(Serializable):
         )
 
     def to_pandas(self) -> pd.DataFrame:
-        return self.summary()
+        return self._coefficients()
 
     def to_polars(self) -> pl.DataFrame:
-        return pl.from_pandas(self.summary())
+        return pl.from_pandas(self._coefficients())
 
     def _header(self) -> str:
         removed = f", {self.n_removed} rows with missing values left out" if self.n_removed else ""
@@ -628,13 +634,10 @@ class CoxResult(Serializable):
         return f"Wald test = {stat:.4g} on {df} df, p = {p:.3g}"
 
     def __repr__(self) -> str:
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return f"{self._header()}\n{self.summary().to_string(index=False)}\n{self._footer()}"
+        return _display.text(self._header().split("\n"), self._coefficients(), [self._footer()])
 
     def _repr_html_(self) -> str:
-        head = self._header().replace("\n", "<br>")
-        table = self.summary().to_html(index=False, float_format=lambda x: f"{x:.6g}")
-        return f"<div><p><b>{head}</b></p>{table}<p>{self._footer()}</p></div>"
+        return _display.to_html(self._header().split("\n"), self._coefficients(), [self._footer()])
 
 
 # ---------------------------------------------------------------------------- discrete time

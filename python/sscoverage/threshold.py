@@ -114,14 +114,20 @@ def threshold_glm(
     if not frame.is_numeric(threshold_var):
         raise ColumnError(f"the threshold variable {threshold_var!r} must be numeric")
     x_all = frame.numeric(threshold_var, "threshold variable")
-    scope = design._scope() & ~np.isnan(x_all)
-    if not scope.any():
-        raise ThresholdError(f"{threshold_var!r} has no non-missing value in the design's rows")
+    notes: list[str] = []
+    missing = np.isnan(x_all) & design._scope()
+    if missing.any():
+        # The threshold term of a missing value would be 0 (not missing) in the model
+        # matrix, so those rows leave the design here, as a domain (R's na.omit).
+        if missing.sum() == design._scope().sum():
+            raise ThresholdError(f"{threshold_var!r} has no non-missing value in the design's rows")
+        design = design.subset(~np.isnan(x_all))
+        notes.append(f"{int(missing.sum())} rows with a missing {threshold_var} left out")
     levels = dict(levels or {})
 
     # The model with the threshold term at a placeholder candidate: its rows are those
     # complete in the formula's variables and the threshold variable.
-    placeholder = float(np.median(x_all[scope]))
+    placeholder = float(np.median(x_all[design._scope()]))
     model = _ModelFrame(design, _with_term(formula, threshold_var, kind, placeholder), family, levels)
     name = model.name_of(threshold_var)
     x = model.data[name].to_numpy(dtype=np.float64)
@@ -150,7 +156,6 @@ def threshold_glm(
     k = _term_column(final_model.x, _term_values(x, kind, c_hat))
 
     # The test of no threshold, and the design-based SE of d(c) at every candidate.
-    notes: list[str] = []
     df = float(fitted.df_residual)
     if design.is_replicate:
         reps = design.replicate_weights()[model.rows]

@@ -92,7 +92,7 @@ struct Irls<'a> {
 /// model matrix, and the working weights it used.
 struct Step {
     coef: Vec<f64>,
-    qr: linalg::Qr,
+    qr: linalg::Triangular,
     working_weights: Vec<f64>,
 }
 
@@ -163,13 +163,36 @@ impl Irls<'_> {
             roots.push(root);
             z.push(((eta[i] - self.offset[i]) + (self.y[i] - mu[i]) / mu_eta[i]) * root);
         }
-        let mut a = Vec::with_capacity(good.len() * p);
-        for j in 0..p {
-            a.extend(good.iter().zip(&roots).map(|(&i, r)| x[i * p + j] * r));
-        }
-        let qr = linalg::qr(a, good.len(), p, qr_tolerance(&control))
-            .map_err(|columns| CoreError::Aliased { columns })?;
-        let coef = qr.solve(&z);
+        // The least squares through the triangular factor of [sqrt(W) X | sqrt(W) z],
+        // reduced block by block from the rows of x (see linalg::tall_r).
+        let m = good.len();
+        let r = linalg::tall_r(m, p + 1, |start, len, block| {
+            for b in 0..len {
+                let (i, root) = (good[start + b], roots[start + b]);
+                for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
+                    block[j * len + b] = xv * root;
+                }
+                block[p * len + b] = z[start + b];
+            }
+        });
+        let (tri, qtz) = linalg::Triangular::from_augmented(&r, p + 1);
+        let (qr, coef) = if tri.aliased(qr_tolerance(&control)).is_empty() {
+            let coef = tri.solve(&qtz);
+            (tri, coef)
+        } else {
+            // Near or at aliasing, decide and name the columns exactly as R's dqrdc2 (the
+            // dense QR) does.
+            let mut a = vec![0.0; m * p];
+            for (row, (&i, root)) in good.iter().zip(&roots).enumerate() {
+                for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
+                    a[j * m + row] = xv * root;
+                }
+            }
+            let dense = linalg::qr(a, m, p, qr_tolerance(&control))
+                .map_err(|columns| CoreError::Aliased { columns })?;
+            let coef = dense.solve(&z);
+            (dense.triangular(), coef)
+        };
         if coef.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::Value(format!(
                 "non-finite coefficients at iteration {iter}"
@@ -300,8 +323,13 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         for (s, xv) in score.iter_mut().zip(xi) {
             *s = xv * r * working_weights[i];
         }
-        for (j, out) in influence[i * p..(i + 1) * p].iter_mut().enumerate() {
-            *out = (0..p).map(|k| score[k] * cov_unscaled[k * p + j]).sum();
+        // Row i times cov_unscaled, summed over k in order as before but with the
+        // inner loop over j, which vectorises.
+        let out = &mut influence[i * p..(i + 1) * p];
+        for (k, s) in score.iter().enumerate() {
+            for (o, c) in out.iter_mut().zip(&cov_unscaled[k * p..(k + 1) * p]) {
+                *o += s * c;
+            }
         }
     }
     Ok(GlmFit {

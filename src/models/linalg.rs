@@ -1,6 +1,8 @@
 //! Small dense least squares for model fitting: a Householder QR of a tall n x p matrix
 //! (p small), as R's `lm.fit`/`glm.fit` use through LINPACK's `dqrdc2`.
 
+use rayon::prelude::*;
+
 /// Householder QR of an n x p matrix, columns in their given order.
 #[derive(Clone, Debug)]
 pub struct Qr {
@@ -44,9 +46,16 @@ pub fn qr(mut a: Vec<f64>, n: usize, p: usize, tol: f64) -> Result<Qr, Vec<usize
             *v *= scale;
         }
         a[col + r] = beta;
-        for k in j + 1..p {
-            let (head, tail) = a.split_at_mut(k * n);
-            reflect(&head[col + r..col + n], t, &mut tail[r..n]);
+        // The later columns are updated independently of each other: in parallel when
+        // the work is large enough to pay for it (each column's result is the same
+        // either way).
+        let (head, tail) = a.split_at_mut((j + 1) * n);
+        let h = &head[col + r..col + n];
+        let update = |x: &mut [f64]| reflect(h, t, &mut x[r..n]);
+        if (n - r) * (p - j - 1) >= PARALLEL_MIN {
+            tail.par_chunks_mut(n).for_each(update);
+        } else {
+            tail.chunks_mut(n).for_each(update);
         }
         tau.push(t);
         r += 1;
@@ -58,13 +67,37 @@ pub fn qr(mut a: Vec<f64>, n: usize, p: usize, tol: f64) -> Result<Qr, Vec<usize
     }
 }
 
+/// Elements of work (rows x columns) from which a reflection is applied to the later
+/// columns in parallel.
+const PARALLEL_MIN: usize = 1 << 16;
+
 /// Apply I - t v v' (v = (1, h[1..])) to x in place.
 fn reflect(h: &[f64], t: f64, x: &mut [f64]) {
-    let s = t * (x[0] + h[1..].iter().zip(&x[1..]).map(|(a, b)| a * b).sum::<f64>());
+    let s = t * (x[0] + dot(&h[1..], &x[1..]));
     x[0] -= s;
     for (xi, hi) in x[1..].iter_mut().zip(&h[1..]) {
         *xi -= s * hi;
     }
+}
+
+/// Dot product with four running sums: a single sum is one long chain of dependent
+/// additions that the compiler may not reorder, four let it vectorise (the rounding
+/// differs from a left-to-right sum in the last bits only).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut acc = [0.0f64; 4];
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 fn norm2(x: &[f64]) -> f64 {
@@ -108,25 +141,19 @@ impl Qr {
     /// (R'R)^-1 = (A'A)^-1, row-major p x p: the unscaled covariance of the coefficients
     /// (R's `chol2inv(qr$qr)`).
     pub fn inverse_gram(&self) -> Vec<f64> {
+        inverse_gram(self.p, |i, j| self.r(i, j))
+    }
+
+    /// The R factor alone.
+    pub fn triangular(&self) -> Triangular {
         let p = self.p;
-        // R^-1 is upper triangular; column by column from R R^-1 = I.
-        let mut rinv = vec![0.0; p * p];
-        for c in 0..p {
-            for i in (0..=c).rev() {
-                let e = if i == c { 1.0 } else { 0.0 };
-                let s: f64 = (i + 1..=c).map(|j| self.r(i, j) * rinv[j * p + c]).sum();
-                rinv[i * p + c] = (e - s) / self.r(i, i);
+        let mut r = vec![0.0; p * p];
+        for j in 0..p {
+            for i in 0..=j {
+                r[j * p + i] = self.r(i, j);
             }
         }
-        let mut out = vec![0.0; p * p];
-        for i in 0..p {
-            for j in i..p {
-                let s: f64 = (j..p).map(|k| rinv[i * p + k] * rinv[j * p + k]).sum();
-                out[i * p + j] = s;
-                out[j * p + i] = s;
-            }
-        }
-        out
+        Triangular { p, r }
     }
 
     fn r(&self, i: usize, j: usize) -> f64 {
@@ -225,6 +252,152 @@ impl Ldl {
     }
 }
 
+/// (R'R)^-1, row-major p x p, of an upper-triangular R given by its entries r(i, j).
+fn inverse_gram(p: usize, r: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+    // R^-1 is upper triangular; column by column from R R^-1 = I.
+    let mut rinv = vec![0.0; p * p];
+    for c in 0..p {
+        for i in (0..=c).rev() {
+            let e = if i == c { 1.0 } else { 0.0 };
+            let s: f64 = (i + 1..=c).map(|j| r(i, j) * rinv[j * p + c]).sum();
+            rinv[i * p + c] = (e - s) / r(i, i);
+        }
+    }
+    let mut out = vec![0.0; p * p];
+    for i in 0..p {
+        for j in i..p {
+            let s: f64 = (j..p).map(|k| rinv[i * p + k] * rinv[j * p + k]).sum();
+            out[i * p + j] = s;
+            out[j * p + i] = s;
+        }
+    }
+    out
+}
+
+/// Rows per block of [`tall_r`]: the block's work matrix (block + q rows x q columns)
+/// stays in the cache while its Householder reflections are applied.
+const BLOCK_ROWS: usize = 1024;
+
+/// The triangular factor R (q x q, column-major, upper) of a tall n x q matrix A = QR,
+/// without Q, from blocks of rows that `fill(start, len, block)` writes (column-major,
+/// len x q).
+///
+/// [`qr`] applies each reflection to whole columns, which for a tall matrix means
+/// streaming all of it from memory p times.  Here each block of rows is reduced to a
+/// triangle in the cache (in parallel), and the triangles are stacked and reduced in
+/// block order, so the result does not depend on the number of threads.  Householder
+/// reflections throughout: as stable as [`qr`], R equal to its R up to the signs of
+/// rows and rounding.  With a right-hand side as the last column, R's last column
+/// holds Q'b (first q - 1 entries) and the residual norm (last).
+pub fn tall_r<F>(n: usize, q: usize, fill: F) -> Vec<f64>
+where
+    F: Fn(usize, usize, &mut [f64]) + Sync,
+{
+    let starts: Vec<usize> = (0..n).step_by(BLOCK_ROWS).collect();
+    let triangles: Vec<Vec<f64>> = starts
+        .par_iter()
+        .map(|&start| {
+            let len = BLOCK_ROWS.min(n - start);
+            let mut block = vec![0.0; len * q];
+            fill(start, len, &mut block);
+            triangle_of(block, len, q)
+        })
+        .collect();
+    let mut r = vec![0.0; q * q];
+    for t in triangles {
+        // Stack the running triangle on this block's and reduce the 2q x q matrix.
+        let mut stacked = vec![0.0; 2 * q * q];
+        for j in 0..q {
+            stacked[j * 2 * q..j * 2 * q + q].copy_from_slice(&r[j * q..(j + 1) * q]);
+            stacked[j * 2 * q + q..(j + 1) * 2 * q].copy_from_slice(&t[j * q..(j + 1) * q]);
+        }
+        r = triangle_of(stacked, 2 * q, q);
+    }
+    r
+}
+
+/// Householder-reduce a column-major m x q matrix and return its upper q x q triangle
+/// (column-major; rows below min(m, q) zero).  A column with nothing left below the
+/// diagonal is skipped: aliasing is judged by the caller from the whole R.
+fn triangle_of(mut w: Vec<f64>, m: usize, q: usize) -> Vec<f64> {
+    for j in 0..q.min(m) {
+        let col = j * m;
+        let left = norm2(&w[col + j..col + m]);
+        if left == 0.0 {
+            continue;
+        }
+        let alpha = w[col + j];
+        let beta = -alpha.signum() * left;
+        let t = (beta - alpha) / beta;
+        let scale = 1.0 / (alpha - beta);
+        for v in &mut w[col + j + 1..col + m] {
+            *v *= scale;
+        }
+        w[col + j] = beta;
+        let (head, tail) = w.split_at_mut((j + 1) * m);
+        let h = &head[col + j..col + m];
+        for x in tail.chunks_mut(m) {
+            reflect(h, t, &mut x[j..m]);
+        }
+    }
+    let mut r = vec![0.0; q * q];
+    for j in 0..q {
+        for i in 0..=j.min(m.saturating_sub(1)) {
+            r[j * q + i] = w[j * m + i];
+        }
+    }
+    r
+}
+
+/// An upper-triangular factor R (p x p) of a least-squares problem, with Q'b beside it.
+#[derive(Clone, Debug)]
+pub struct Triangular {
+    p: usize,
+    /// Column-major p x p, upper.
+    r: Vec<f64>,
+}
+
+impl Triangular {
+    /// From the factor of [`tall_r`] over [A | b]: the A part, and Q'b.
+    pub fn from_augmented(r: &[f64], q: usize) -> (Self, Vec<f64>) {
+        let p = q - 1;
+        let mut a = vec![0.0; p * p];
+        for j in 0..p {
+            a[j * p..(j + 1) * p].copy_from_slice(&r[j * q..j * q + p]);
+        }
+        (Triangular { p, r: a }, r[p * q..p * q + p].to_vec())
+    }
+
+    /// Columns whose part not explained by the columns before them is at most `tol`
+    /// times their norm (|R_jj| <= tol ||a_j||, as [`qr`] judges it; ||a_j|| is the
+    /// norm of column j of R).
+    pub fn aliased(&self, tol: f64) -> Vec<usize> {
+        let p = self.p;
+        (0..p)
+            .filter(|&j| {
+                let norm = norm2(&self.r[j * p..j * p + j + 1]);
+                norm == 0.0 || self.r[j * p + j].abs() <= tol * norm
+            })
+            .collect()
+    }
+
+    /// x with R x = qtb.
+    pub fn solve(&self, qtb: &[f64]) -> Vec<f64> {
+        let p = self.p;
+        let mut x = qtb[..p].to_vec();
+        for i in (0..p).rev() {
+            let s: f64 = (i + 1..p).map(|j| self.r[j * p + i] * x[j]).sum();
+            x[i] = (x[i] - s) / self.r[i * p + i];
+        }
+        x
+    }
+
+    /// (R'R)^-1, row-major p x p.
+    pub fn inverse_gram(&self) -> Vec<f64> {
+        inverse_gram(self.p, |i, j| self.r[j * self.p + i])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +412,40 @@ mod tests {
             }
         }
         (a, n, p)
+    }
+
+    #[test]
+    fn tall_r_gives_the_least_squares_solution_of_qr() {
+        // 3000 rows (three blocks) of a well-conditioned 4-column matrix and a response.
+        let (n, p) = (3000usize, 4usize);
+        let value = |i: usize, j: usize| {
+            ((i * 7 + j * 13) % 17) as f64 / 17.0 + if j == 0 { 1.0 } else { 0.0 }
+        };
+        let b: Vec<f64> = (0..n).map(|i| ((i * 5) % 11) as f64 - 3.0).collect();
+        let mut a = vec![0.0; n * p];
+        for j in 0..p {
+            for i in 0..n {
+                a[j * n + i] = value(i, j);
+            }
+        }
+        let dense = qr(a, n, p, 1e-7).unwrap();
+        let want = dense.solve(&b);
+        let r = tall_r(n, p + 1, |start, len, block| {
+            for i in 0..len {
+                for j in 0..p {
+                    block[j * len + i] = value(start + i, j);
+                }
+                block[p * len + i] = b[start + i];
+            }
+        });
+        let (tri, qtb) = Triangular::from_augmented(&r, p + 1);
+        assert!(tri.aliased(1e-7).is_empty());
+        for (x, y) in tri.solve(&qtb).iter().zip(&want) {
+            assert!((x - y).abs() < 1e-10 * y.abs().max(1.0), "{x} vs {y}");
+        }
+        for (x, y) in tri.inverse_gram().iter().zip(dense.inverse_gram()) {
+            assert!((x - y).abs() < 1e-10 * y.abs().max(1e-3), "{x} vs {y}");
+        }
     }
 
     #[test]
