@@ -998,6 +998,68 @@ class Design(Serializable):
 
         return coxph(self, formula, ties, **kw)
 
+    @recorded
+    def adjust_nonresponse(
+        self,
+        respondent: str,
+        classes: str | Sequence[str] | None = None,
+        propensity: str | None = None,
+        n_classes: int | None = 5,
+    ) -> "Design":
+        """A new design with the weights adjusted for unit nonresponse.
+
+        Within each weighting class the respondents' weights are multiplied by (sum of
+        the weights of all sampled units in the class) / (sum over its respondents);
+        nonrespondents get weight 0 and stay in the design (their PSUs still count for
+        the variance).  This is post-stratification of the respondents to the
+        full-sample class totals, and the variance is R's for
+        ``postStratify(subset(design, resp == 1), ~class, as.data.frame(svytable(~class,
+        design)))``: the class totals are taken as known, so the variability of the
+        full-sample totals is not in the SEs.
+
+        It must be the first adjustment (a design straight from ``ssc.Design(...)``,
+        optionally with :meth:`as_replicates`; calibrate afterwards): the design is
+        built again with the nonrespondents' weights at exactly 0.  Where their
+        outcomes are missing, estimate with ``na_rm=True`` or on the respondents'
+        subset (``.subset(data[respondent] == 1)``), which also has R's degrees of
+        freedom (PSUs with respondents; the whole design counts every PSU).
+
+        Parameters
+        ----------
+        respondent : a 0/1 or logical column, 1 / True for a respondent.
+        classes : weighting classes: ``"~a+b"``, a column or a list of columns (their
+            complete cross-classification).
+        propensity : instead of `classes`, a response-propensity model's right-hand
+            side, ``"~ age + region"``: fitted with :meth:`glm` (``respondent ~ ...``,
+            family ``"quasibinomial"``, design-weighted, on the whole sample).
+        n_classes : with `propensity`, the number of propensity classes (weighted
+            quantiles of the fitted propensity over all sampled units), within which
+            the weights are adjusted as for `classes` (the default, more stable).
+            ``None``: divide each respondent's weight by its fitted propensity instead;
+            the variance takes those weights as sampling weights (R: ``svydesign`` on
+            them), without the error of the estimated propensities.
+
+        Returns
+        -------
+        Design
+            ``weighting_report().adjustments[-1]`` has per class the ``target`` (full-
+            sample total), ``before`` / ``after`` (respondents' weight), ``factor``,
+            ``n``, ``n_respondents``, ``response_rate`` and ``weighted_response_rate``
+            (with propensity classes also the propensities' range and mean); its
+            ``details`` the overall response rates and the propensity model.
+
+        Raises
+        ------
+        CalibrationError : a class with no respondents (named).
+        DesignError : a design already weighted, or a domain (subset) of one.
+        ColumnError : a respondent column that is not 0/1 or logical.
+        MissingValueError : missing values in the respondent column, a class variable
+            or a variable of the propensity model.
+        """
+        from .weighting import adjust_nonresponse
+
+        return adjust_nonresponse(self, respondent, classes, propensity, n_classes)
+
 
 #: Largest number of level combinations of several by columns used directly as domain
 #: codes; beyond it the combinations present are numbered first.

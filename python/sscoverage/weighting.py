@@ -1,5 +1,6 @@
-"""Weighting a design to population figures: post-stratification, raking, calibration
-and trimming, each returning a new design whose variance carries the adjustment.
+"""Weighting a design to population figures: post-stratification, raking, calibration,
+trimming and nonresponse adjustment, each returning a new design whose variance carries
+the adjustment.
 
 Mirrors R's ``survey::postStratify``, ``rake``, ``calibrate`` and ``trimWeights``
 (Stata: ``svycal`` / ``ipfraking``, and ``svyset ..., poststrata() postweight()``).  The
@@ -48,7 +49,9 @@ class Adjustment:
 
     ``table`` has one row per target: ``term`` (the margin's variables or the model
     column), ``level``, ``target``, ``before`` and ``after`` (weighted totals with the
-    weights before and after the step).
+    weights before and after the step); a step may add columns of its own (the
+    nonresponse adjustment: factors and response rates per class).  ``details`` holds
+    figures of the whole step (overall response rates, the propensity model).
     """
 
     method: str
@@ -57,6 +60,7 @@ class Adjustment:
     converged: bool
     misfit: float
     replicates_not_converged: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,251 @@ def trim_weights(design: "Design", lower: float = -np.inf, upper: float = np.inf
     table = pd.DataFrame({"term": "sum of weights", "level": None, "target": info["before"],
                           "before": info["before"], "after": info["after"]})
     return _adjusted(design, core, Adjustment("trim_weights", table, info["iterations"], True, 0.0))
+
+
+# ---------------------------------------------------------------------- nonresponse
+#: The hidden weight column a design is rebuilt on with its nonrespondents at weight 0.
+_NR_WEIGHT = "__ssc_nonresponse_weight__"
+
+
+def adjust_nonresponse(
+    design: "Design",
+    respondent: str,
+    classes: Any = None,
+    propensity: str | None = None,
+    n_classes: int | None = 5,
+) -> "Design":
+    """Adjust `design` for unit nonresponse; see :meth:`sscoverage.Design.adjust_nonresponse`.
+
+    Within a class the respondents are post-stratified to the class's full-sample
+    weighted count.  That is R's ``postStratify(subset(design, resp == 1), ~class,
+    pop)`` with ``pop`` the full-sample totals (``svytable(~class, design)``), and it is
+    built as R builds it:
+
+    1. R's ``subset`` of an uncalibrated design drops the nonrespondents' rows, and its
+       variance pads their PSUs with zeros (the PSU counts are the full sample's).
+       Here they stay as rows of weight exactly 0: the design is built again from its
+       constructor's arguments on the weights times the respondent indicator (no step
+       of the core zeroes weights without a variance term, and a calibration to 0
+       leaves rounding-size weights).  Influence values of zero-weight rows are 0, so
+       the variance is R's.
+    2. :func:`poststratify`'s core step with the respondents in their class's cell
+       (target: the class's full-sample total) and the nonrespondents in a cell of
+       their own (no weight, target 0: ratio 1, and no residual term since the cell
+       has no weight).  The variance uses R's post-stratification residuals (weighted
+       by the old weights) over the respondents.
+    """
+    _whole(design)
+    if (classes is None) == (propensity is None):
+        raise ValueError("give the weighting classes (classes=) or a response-propensity model (propensity=)")
+    responded = _respondents(design, respondent)
+    w = design.weights
+    details: dict[str, Any] = {
+        "respondent": respondent,
+        "sampled": int(len(w)),
+        "respondents": int(responded.sum()),
+        "response_rate": float(responded.mean()) if len(w) else float("nan"),
+        "weighted_response_rate": float(w[responded].sum() / w.sum()) if w.sum() > 0 else float("nan"),
+    }
+    extra: dict[str, np.ndarray] = {}
+    if propensity is not None:
+        p, model = _propensities(design, respondent, propensity)
+        details.update(propensity=model.formula, coefficients=dict(zip(model.terms, map(float, model.coef))))
+        if n_classes is None:
+            return _divide(design, responded, p, details)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+            raise ValueError(f"n_classes={n_classes!r}: give a positive whole number, or None to divide by the propensity")
+        cells, labels = _propensity_classes(p, w, int(n_classes))
+        term = "propensity class"
+        details["n_classes"] = len(labels)
+        k = len(labels)
+        wsum = np.bincount(cells, weights=w, minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            extra = {
+                "propensity_min": np.array([p[cells == c].min() for c in range(k)]),
+                "propensity_max": np.array([p[cells == c].max() for c in range(k)]),
+                "propensity_mean": np.bincount(cells, weights=w * p, minlength=k) / wsum,
+            }
+    else:
+        variables = _variables(classes, "classes")
+        cells, labels = _class_cells(design, variables)
+        term = ":".join(variables)
+    return _adjust_in_classes(design, responded, cells, labels, term, details, extra)
+
+
+def _respondents(design: "Design", respondent: str) -> np.ndarray:
+    """The respondent column as booleans: a logical column, or numbers 0 / 1."""
+    if not isinstance(respondent, str):
+        raise TypeError("respondent must be the name of a column (1 or True for a respondent)")
+    values = design._frame._column(respondent)
+    values = values.to_pandas() if isinstance(values, pl.Series) else values
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise MissingValueError(
+            f"respondent column {respondent!r} has {int(missing.sum())} missing values (e.g. row "
+            f"{int(np.argmax(missing))}); every sampled unit must be a respondent (1) or not (0)"
+        )
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        x = values.to_numpy(dtype=np.float64)
+        bad = (x != 0) & (x != 1)
+        if not bad.any():
+            return x == 1
+        shown = ", ".join(map(repr, pd.unique(values[bad])[:3]))
+        raise ColumnError(
+            f"respondent column {respondent!r} must be 0/1 or logical; it has {int(bad.sum())} other "
+            f"values ({shown})"
+        )
+    raise ColumnError(
+        f"respondent column {respondent!r} must be 0/1 or logical, not {values.dtype} "
+        f"(e.g. {values.iloc[0]!r}); recode it, e.g. to status == 'complete'"
+    )
+
+
+def _class_cells(design: "Design", variables: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each row's weighting class (the combinations of `variables` present) and labels."""
+    frame = design._frame
+    coded = []
+    for v in variables:
+        c = frame.codes(v, "weighting class")
+        if c.missing is not None:
+            raise MissingValueError(
+                f"weighting-class variable {v!r} has {int(c.missing.sum())} missing values; every "
+                "sampled unit, respondent or not, needs a class: recode them (e.g. to a class of their own)"
+            )
+        coded.append(c)
+    codes = np.column_stack([c.codes.astype(np.int64) for c in coded])
+    present, cells = np.unique(codes, axis=0, return_inverse=True)
+    labels = [":".join(_key(c.labels[int(i)]) for c, i in zip(coded, row)) for row in present]
+    return cells.reshape(-1).astype(np.uint32), labels
+
+
+def _propensities(design: "Design", respondent: str, formula: str) -> tuple[np.ndarray, Any]:
+    """Fitted response propensities of every row from the design-weighted logistic model
+    ``respondent ~ <formula>`` (R's ``svyglm(..., family=quasibinomial)``)."""
+    text = formula.strip()
+    if "~" in text:
+        lhs, text = (t.strip() for t in text.split("~", 1))
+        if lhs and lhs.strip("`") != respondent:
+            raise ValueError(
+                f"the propensity model {formula!r} has the outcome {lhs!r}; give its right-hand side "
+                f"(the outcome is the respondent column {respondent!r})"
+            )
+    name = respondent if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", respondent) else f"`{respondent}`"
+    fit = design.glm(f"{name} ~ {text}", family="quasibinomial")
+    if fit.n_removed:
+        raise MissingValueError(
+            f"the propensity model ~{text} has missing values in {fit.n_removed} rows; every sampled "
+            "unit needs a propensity: drop those variables or impute them"
+        )
+    pred = fit.predict(type="response", se=False).to_pandas()
+    p = np.empty(design.n_rows)
+    p[pred["row"].to_numpy(dtype=np.int64)] = pred["estimate"].to_numpy(dtype=np.float64)
+    return p, fit
+
+
+def _propensity_classes(p: np.ndarray, w: np.ndarray, k: int) -> tuple[np.ndarray, list[str]]:
+    """Classes of equal weighted size by propensity: class j holds the rows with p in
+    (q_{j-1}, q_j], q_j the weighted j/k quantile (the smallest p whose weighted share
+    at or below it reaches j/k); rows of equal p share a class, empty classes are dropped."""
+    order = np.argsort(p, kind="stable")
+    share = np.cumsum(w[order]) / w.sum()
+    at = np.minimum(np.searchsorted(share, np.arange(1, k) / k, side="left"), len(p) - 1)
+    cuts = p[order][at]
+    raw = np.searchsorted(cuts, p, side="left")
+    present, cells = np.unique(raw, return_inverse=True)
+    labels = [str(int(j) + 1) for j in present]
+    return cells.reshape(-1).astype(np.uint32), labels
+
+
+def _adjust_in_classes(
+    design: "Design",
+    responded: np.ndarray,
+    cells: np.ndarray,
+    labels: list[str],
+    term: str,
+    details: dict[str, Any],
+    extra: Mapping[str, np.ndarray],
+) -> "Design":
+    k = len(labels)
+    w = design.weights
+    n = np.bincount(cells, minlength=k)
+    n_resp = np.bincount(cells[responded], minlength=k)
+    total = np.bincount(cells, weights=w, minlength=k)
+    resp_total = np.bincount(cells[responded], weights=w[responded], minlength=k)
+    empty = (resp_total <= 0) & (total > 0)
+    if empty.any():
+        names = ", ".join(f"{term} = {labels[c]!r} ({n[c]} sampled, {n_resp[c]} responded)" for c in np.flatnonzero(empty))
+        raise CalibrationError(
+            f"weighting class {names} has no respondents with positive weight, so nobody can carry "
+            "its weight: merge it with a neighbouring class" + (" or use fewer propensity classes" if extra else "")
+        )
+    base = _reweighted(design, np.where(responded, w, 0.0)) if (~responded & (w != 0)).any() else design
+    cell = np.where(responded, cells, k).astype(np.uint32)
+    targets = np.append(np.where(resp_total > 0, total, 0.0), 0.0)
+    try:
+        core, info = _core.poststratify(base._core, np.ascontiguousarray(cell), targets)
+    except CalibrationError as err:
+        raise CalibrationError(_rename(str(err), [term], [[*labels, "nonrespondents"]])) from None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "term": term,
+            "level": labels,
+            "target": total,
+            "before": resp_total,
+            "after": info["after"][:k],
+            "factor": total / resp_total,
+            "n": n,
+            "n_respondents": n_resp,
+            "response_rate": n_resp / n,
+            "weighted_response_rate": resp_total / total,
+            **extra,
+        })
+    method = "nonresponse (propensity classes)" if extra else "nonresponse (weighting classes)"
+    step = Adjustment(method, table, info["iterations"], info["converged"], info["misfit"], details=details)
+    return _adjusted(base, core, step)
+
+
+def _divide(design: "Design", responded: np.ndarray, p: np.ndarray, details: dict[str, Any]) -> "Design":
+    """Respondents' weights divided by their propensity, nonrespondents' set to 0.
+
+    No step with a variance term is added: the design is built again on the adjusted
+    weights, which the variance then takes as sampling weights (R: ``svydesign(...,
+    weights=~w_adj)``); the error in the estimated propensities is not carried into it."""
+    w = design.weights
+    new_w = np.where(responded, w / p, 0.0)
+    new = _reweighted(design, new_w)
+    total, before, after = float(w.sum()), float(w[responded].sum()), float(new_w.sum())
+    details = {**details, "factor_min": float(np.min(1 / p[responded])), "factor_max": float(np.max(1 / p[responded]))}
+    table = pd.DataFrame({"term": "respondents", "level": None, "target": [total], "before": [before], "after": [after]})
+    step = Adjustment("nonresponse (propensity)", table, 1, True, abs(after - total) / (1 + total), details=details)
+    new._adjustments = (*getattr(design, "_adjustments", ()), step)
+    new.spec = {**design.spec, "weighting": [a.method for a in new._adjustments]}
+    return new
+
+
+def _reweighted(design: "Design", weights: np.ndarray) -> "Design":
+    """`design` built again with these sampling weights: its constructor's arguments
+    (and its ``as_replicates`` call, if any) replayed on a hidden weight column."""
+    from .design import Design
+
+    recipe = getattr(design, "_recipe", ())
+    steps = [name for name, _ in recipe]
+    if not steps or steps[0] != "Design" or steps[1:] not in ([], ["as_replicates"]):
+        done = ", ".join(steps[1:]) or "a design not built by ssc.Design(...)"
+        raise DesignError(
+            "adjust for nonresponse first: it builds the design again on the adjusted weights "
+            "(nonrespondents at 0), which needs a design straight from ssc.Design(...), optionally "
+            f"with .as_replicates(...); this one has {done}"
+        )
+    options = {**recipe[0][1], "weights": _NR_WEIGHT, "probs": None, "subset": None}
+    new = Design(design._frame.with_columns({_NR_WEIGHT: weights}).data, **options)
+    if len(steps) == 2:
+        new = new.as_replicates(**recipe[1][1])
+    new._frame = design._frame
+    new.spec = dict(design.spec)
+    return new
 
 
 # ---------------------------------------------------------------------- helpers

@@ -276,7 +276,7 @@ fn inverse_gram(p: usize, r: impl Fn(usize, usize) -> f64) -> Vec<f64> {
 
 /// Rows per block of [`tall_r`]: the block's work matrix (block + q rows x q columns)
 /// stays in the cache while its Householder reflections are applied.
-const BLOCK_ROWS: usize = 1024;
+const BLOCK_ROWS: usize = 256;
 
 /// The triangular factor R (q x q, column-major, upper) of a tall n x q matrix A = QR,
 /// without Q, from blocks of rows that `fill(start, len, block)` writes (column-major,
