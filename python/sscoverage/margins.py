@@ -167,7 +167,7 @@ def _combine(result: "GLMResult", pieces: list[_Piece], contrast: np.ndarray | N
     return est, v if method == "joint" else v + coef_part
 
 
-def _table(result: "GLMResult", statistic: str, variable: str, levels: list[Any], labels: list[str],
+def _table(result: "GLMResult", statistic: str, variable: str | list[str], levels: list[Any], labels: list[str],
            est: np.ndarray, vcov: np.ndarray, level: float | None, notes: list[str] | None = None,
            by: dict[str, list[Any]] | None = None) -> Estimates:
     level = result.level if level is None else level

@@ -113,7 +113,17 @@ def _fit_model(design: "Design", model: "_ModelFrame", formula: str, family: str
     )
 
 
-def _fit(model: "_ModelFrame", weights: np.ndarray, formula: str, family: str, link: str | None,
+@dataclass(frozen=True)
+class _Matrix:
+    """A model matrix, outcome and term names without a formula behind them (the
+    threshold model's candidates: the formula's matrix with one column changed)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    terms: list[str]
+
+
+def _fit(model: "_ModelFrame | _Matrix", weights: np.ndarray, formula: str, family: str, link: str | None,
          epsilon: float, maxit: int) -> dict[str, Any]:
     """One IRLS fit in the core, with aliased columns named by their terms."""
     try:

@@ -54,7 +54,6 @@ Confidence set for c.
 from __future__ import annotations
 
 import math
-import types
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -64,7 +63,7 @@ import pandas as pd
 from scipy import stats
 
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError
-from .models import FAMILIES, GLMResult, _fit, _fit_model, _ModelFrame
+from .models import FAMILIES, GLMResult, _fit, _fit_model, _Matrix, _ModelFrame
 from . import _display
 from ._provenance import Provenance
 from .results import critical_value
@@ -178,7 +177,7 @@ def threshold_glm(
         z = np.zeros((design.n_rows, len(candidates)))
         z[model.rows] = profile["influence"]
         sigma = design._influence_vcov(z, in_fit)
-        rep_coef = rep_dev = None
+        rep_coef = rep_dev = None  # no replicates: the threshold's interval is by LR
         scores = _null_scores(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit)
         lm, statistic, p_value = _score_test(design, model.rows, in_fit, scores, n_draws, seed)
         test_method = "sup-LM (score), wild score bootstrap over PSUs"
@@ -274,9 +273,8 @@ def _token(column: str) -> str:
 
 def _with_term(formula: str, var: str, kind: str, c: float) -> str:
     """The formula with the threshold term at c, written so formulaic evaluates it."""
-    tok = _token(var)
-    c = repr(float(c))
-    term = f"np.maximum({tok} - {c}, 0)" if kind == "slope" else f"I({tok} < {c})"
+    tok, value = _token(var), repr(float(c))
+    term = f"np.maximum({tok} - {value}, 0)" if kind == "slope" else f"I({tok} < {value})"
     return f"{formula} + {term}"
 
 
@@ -353,7 +351,7 @@ def _profile(model: _ModelFrame, j: int, x: np.ndarray, kind: str, candidates: n
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                fit = _fit(types.SimpleNamespace(x=xc, y=model.y, terms=model.terms), prior,
+                fit = _fit(_Matrix(x=xc, y=model.y, terms=model.terms), prior,
                            formula, family, link, epsilon, maxit)
         except (ConvergenceError, EstimationError):
             dropped.append(float(c))
@@ -393,7 +391,7 @@ def _replicate_profiles(model: _ModelFrame, j: int, x: np.ndarray, kind: str, ca
     xc = model.x.copy()
     for col, c in enumerate(candidates):
         xc[:, j] = _term_values(x, kind, c)
-        frame = types.SimpleNamespace(x=xc, y=model.y, terms=model.terms)
+        frame = _Matrix(x=xc, y=model.y, terms=model.terms)
         for r in range(n_rep):
             wr = reps[:, r]
             try:
@@ -416,7 +414,7 @@ def _null_scores(model: _ModelFrame, j: int, x: np.ndarray, kind: str, candidate
     accounts for estimating the other coefficients)."""
     x0 = np.ascontiguousarray(np.delete(model.x, j, axis=1))
     terms = [t for i, t in enumerate(model.terms) if i != j]
-    fit = _fit(types.SimpleNamespace(x=x0, y=model.y, terms=terms), prior, formula, family, link, epsilon, maxit)
+    fit = _fit(_Matrix(x=x0, y=model.y, terms=terms), prior, formula, family, link, epsilon, maxit)
     ww = np.asarray(fit["working_weights"])
     wr = np.asarray(fit["working_residuals"])
     h = np.column_stack([_term_values(x, kind, c) for c in candidates])

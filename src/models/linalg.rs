@@ -416,7 +416,7 @@ mod tests {
 
     #[test]
     fn tall_r_gives_the_least_squares_solution_of_qr() {
-        // 3000 rows (three blocks) of a well-conditioned 4-column matrix and a response.
+        // 3000 rows (several blocks) of a well-conditioned 4-column matrix and a response.
         let (n, p) = (3000usize, 4usize);
         let value = |i: usize, j: usize| {
             ((i * 7 + j * 13) % 17) as f64 / 17.0 + if j == 0 { 1.0 } else { 0.0 }
