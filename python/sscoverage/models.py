@@ -27,7 +27,7 @@ from ._frames import codes_of
 from ._progress import track
 from ._provenance import Provenance, design_facts
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError
-from .results import Estimates, critical_value
+from .results import CoefficientModel, Estimates, critical_value
 from .serialize import Serializable
 
 if TYPE_CHECKING:
@@ -92,25 +92,8 @@ def _fit_model(design: "Design", model: "_ModelFrame", formula: str, family: str
     # over the fitted rows): 1, unless rows were dropped for missing values.
     mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
     dispersion = _dispersion(fit["pearson_residuals"] * np.sqrt(mean_fit / mean_w), w[rows])
-    return GLMResult(
-        formula=formula,
-        family=family,
-        link=str(fit["link"]),
-        terms=model.terms,
-        coef=np.asarray(fit["coefficients"]),
-        vcov=vcov,
-        dispersion=dispersion,
-        df_residual=fit_design.degf + 1 - p,
-        deviance=float(fit["deviance"]),
-        iterations=int(fit["iterations"]),
-        n=len(rows),
-        n_removed=model.n_removed,
-        level=level,
-        naive_cov=np.asarray(fit["cov_unscaled"]),
-        _design=design,
-        _model=model,
-        _influence=np.asarray(fit["influence"]),
-    )
+    return _result(fit, model, design, formula, family, level, vcov, dispersion,
+                   df_residual=fit_design.degf + 1 - p, _influence=np.asarray(fit["influence"]))
 
 
 @dataclass(frozen=True)
@@ -162,24 +145,31 @@ def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family:
     e = np.asarray(fit["pearson_residuals"])
     dispersion = float((prior * e**2).sum())
     p = len(model.terms)
+    return _result(fit, model, design, formula, family, level, vcov, dispersion,
+                   df_residual=design.degf + 1 - p, _replicate_coef=thetas)
+
+
+def _result(fit: dict[str, Any], model: "_ModelFrame", design: "Design", formula: str, family: str,
+            level: float, vcov: np.ndarray, dispersion: float, **extra: Any) -> "GLMResult":
+    """The GLMResult of a full-sample fit, its covariance (by linearisation or by
+    replicates: `extra` carries what that route keeps) and dispersion."""
     return GLMResult(
         formula=formula,
         family=family,
         link=str(fit["link"]),
         terms=model.terms,
-        coef=coef,
+        coef=np.asarray(fit["coefficients"]),
         vcov=vcov,
         dispersion=dispersion,
-        df_residual=design.degf + 1 - p,
         deviance=float(fit["deviance"]),
         iterations=int(fit["iterations"]),
-        n=len(rows),
+        n=len(model.rows),
         n_removed=model.n_removed,
         level=level,
         naive_cov=np.asarray(fit["cov_unscaled"]),
         _design=design,
         _model=model,
-        _replicate_coef=thetas,
+        **extra,
     )
 
 
@@ -438,7 +428,7 @@ def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], ali
 
 
 @dataclass(frozen=True)
-class GLMResult(Serializable):
+class GLMResult(CoefficientModel, Serializable):
     """A fitted design-based GLM (R's ``svyglm`` with ``summary``).
 
     ``coef`` (also ``estimate``), ``se``, ``vcov`` (design-based), ``dispersion`` (R's
@@ -473,14 +463,6 @@ class GLMResult(Serializable):
     _replicate_coef: np.ndarray | None = field(default=None, repr=False, compare=False)
     #: The call that made the fit (set by :meth:`Design.glm`).
     provenance: Provenance | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def estimate(self) -> np.ndarray:
-        return self.coef
-
-    @property
-    def se(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
 
     @property
     def t(self) -> np.ndarray:
@@ -540,12 +522,6 @@ class GLMResult(Serializable):
             f"Deviance {self.deviance:.6g}; {self.iterations} IRLS iterations",
         ]
         return _display.summary_frame(self._coefficients(level), header, footer)
-
-    def to_pandas(self) -> pd.DataFrame:
-        return self._coefficients()
-
-    def to_polars(self) -> pl.DataFrame:
-        return pl.from_pandas(self._coefficients())
 
     def _header(self) -> list[str]:
         removed = f", {self.n_removed} rows with missing values left out" if self.n_removed else ""

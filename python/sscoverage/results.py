@@ -179,3 +179,26 @@ class Estimates(Serializable):
 
     def __getitem__(self, key: Any) -> Any:
         return self.table[key]
+
+
+class CoefficientModel:
+    """What every fitted model result shares: ``coef`` and its design-based ``vcov``
+    give ``estimate`` and ``se``; each model's own ``_coefficients()`` table is what
+    ``to_pandas`` / ``to_polars`` return."""
+
+    coef: np.ndarray
+    vcov: np.ndarray
+
+    @property
+    def estimate(self) -> np.ndarray:
+        return self.coef
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self._coefficients()
+
+    def to_polars(self) -> pl.DataFrame:
+        return pl.from_pandas(self._coefficients())

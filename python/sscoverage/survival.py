@@ -26,7 +26,7 @@ from ._frames import Frame
 from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError
 from .models import _ModelFrame
 from ._provenance import Provenance
-from .results import critical_value
+from .results import CoefficientModel, critical_value
 from .serialize import Serializable
 
 if TYPE_CHECKING:
@@ -526,7 +526,7 @@ def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: s
 
 
 @dataclass(frozen=True)
-class CoxResult(Serializable):
+class CoxResult(CoefficientModel, Serializable):
     """A design-based Cox model (R's ``svycoxph``).
 
     ``coef`` (also ``estimate``; log hazard ratios), ``se`` and ``vcov`` (design-based:
@@ -552,14 +552,6 @@ class CoxResult(Serializable):
     level: float = 0.95
     #: The call that made the fit (set by :meth:`Design.coxph`).
     provenance: Provenance | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def estimate(self) -> np.ndarray:
-        return self.coef
-
-    @property
-    def se(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
 
     @property
     def se_model(self) -> np.ndarray:
@@ -613,12 +605,6 @@ class CoxResult(Serializable):
                 "exp_ci_high": np.exp(ci["ci_high"]),
             }
         )
-
-    def to_pandas(self) -> pd.DataFrame:
-        return self._coefficients()
-
-    def to_polars(self) -> pl.DataFrame:
-        return pl.from_pandas(self._coefficients())
 
     def _header(self) -> str:
         removed = f", {self.n_removed} rows with missing values left out" if self.n_removed else ""
