@@ -31,7 +31,7 @@ def test_report_on_the_bundled_survey(bundled):
     assert elapsed < 60
     assert numbers["synthetic"] is True
     expected = ["survey", "table1", "lapse", "lapser_profile", "interruptions", "reasons", "presumption",
-                "contributions", "lapse_model", "published_figures"]
+                "contributions", "lapse_model", "threshold", "reentry", "scenario", "published_figures"]
     assert list(numbers["sections"]) == expected
     assert page.startswith("<!doctype html>") and "Synthetic data" in page
     assert page.count("data:image/png;base64,") >= 5
@@ -70,6 +70,22 @@ def test_lapse_model_of_platform_workers(bundled):
     for term, sign in signs.items():
         assert np.sign(coefficients.loc[term, "estimate"]) == sign, term
         assert coefficients.loc[term, "p_value"] < 0.05, term
+
+
+def test_threshold_reentry_and_scenario_sections(bundled):
+    """The study's income threshold, re-entry after interruptions and an income floor."""
+    data, page, _ = bundled
+    sections = data["sections"]
+    t = sections["threshold"]
+    # The bundled survey builds its participation threshold near 5,000 yuan a month.
+    assert 4_000 < t["threshold"] < 7_000 and t["ci_low"] <= t["threshold"] <= t["ci_high"]
+    assert t["p_value"] < 0.05
+    curve = [row["survival"] for row in sections["reentry"]["curve"]]
+    assert all(a >= b for a, b in zip(curve, curve[1:])) and 0 < curve[-1] < curve[0] <= 1
+    change = next(r for r in sections["scenario"]["scenario"] if r["variable"] == "change")
+    # Raising low incomes lowers predicted lapse, by more than its standard error.
+    assert change["estimate"] < 0 and change["se"] > 0 and change["ci_high"] < 0
+    assert "Income threshold" in page and "Re-entry after an interruption" in page
 
 
 @pytest.fixture

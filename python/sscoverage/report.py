@@ -52,7 +52,11 @@ from .coverage import (
 from .datasets import coverage_survey
 from .design import Design
 from .exceptions import ColumnError, MappingError
+from .models import GLMResult
 from .results import Estimates
+from .simulate import scenario
+from .survival import SurvivalCurves
+from .threshold import ThresholdResult
 
 #: What the report's column names mean for values, where a user's data may differ.
 DEFAULT_VALUES = {
@@ -72,6 +76,9 @@ DESIGN_COLUMNS = ("ids", "strata", "weights", "probs", "fpc")
 DESIGN_OPTIONS = ("nest", "lonely_psu")
 MAPPING_KEYS = ("design", "columns", "values", "tree", "histories")
 LAPSE_MODEL = "lapse_pension ~ log(monthly_income) + hukou_type + age + schooling_years + contract_type"
+THRESHOLD_MODEL = "lapse_pension ~ monthly_income + hukou_type + age + schooling_years + contract_type"
+REENTRY_TIMES = [1, 2, 3, 5, 10]
+SUBSIDY_FLOOR = 5000.0
 #: The published lapser-profile distributions and the profile variable of each.
 PROFILE_FIGURES = {
     "work_status": "work_status",
@@ -360,12 +367,46 @@ class Analyses:
         return transition_table(self.study.design, "previous_pension_scheme", "pension_scheme", shares="all")
 
     @cached_property
-    def model(self) -> pd.DataFrame | None:
+    def lapse_fit(self) -> GLMResult | None:
         needed = ("monthly_income", "hukou_type", "age", "schooling_years", "contract_type")
         if self.platform is None or not self.study.has(*needed):
             return None
-        fit = self.design.subset(self.platform).glm(LAPSE_MODEL, family="quasibinomial")
-        return fit.summary()
+        return self.design.subset(self.platform).glm(LAPSE_MODEL, family="quasibinomial")
+
+    @cached_property
+    def model(self) -> pd.DataFrame | None:
+        return None if self.lapse_fit is None else self.lapse_fit.summary()
+
+    @cached_property
+    def threshold(self) -> ThresholdResult | None:
+        """A step in lapse at an unknown monthly income, among platform workers."""
+        if self.lapse_fit is None:
+            return None
+        return self.design.subset(self.platform).threshold_glm(
+            THRESHOLD_MODEL, threshold_var="monthly_income", kind="level", grid=25, n_draws=199
+        )
+
+    @cached_property
+    def reentry(self) -> SurvivalCurves | None:
+        """Kaplan-Meier curve of staying out after an interruption begins (event: re-entry);
+        each spell carries its person's stratum, PSU and weight."""
+        if self.histories is None:
+            return None
+        spec = self.design.spec
+        design_columns = [*spec["strata"], *spec["ids"][:1], spec["weights"]]
+        if "person_id" not in self.study.data or None in design_columns:
+            return None
+        spells = self.histories.spells.merge(self.study.data[["person_id", *design_columns]], on="person_id")
+        design = Design(spells, ids=spec["ids"][:1], strata=spec["strata"] or None, weights=spec["weights"])
+        return design.km("years", "reentered", times=REENTRY_TIMES, se=True)
+
+    @cached_property
+    def scenario(self) -> Estimates | None:
+        """The lapse model's predicted pension lapse if incomes below the threshold of the
+        study (5,000 yuan a month) were raised to it, e.g. by a contribution subsidy."""
+        if self.lapse_fit is None:
+            return None
+        return scenario(self.lapse_fit, changes={"monthly_income": lambda x: x.clip(lower=SUBSIDY_FLOOR)})
 
 
 # ---------------------------------------------------------------------------- published figures
@@ -638,6 +679,42 @@ def _model(a: Analyses) -> Section | None:
     return Section("lapse_model", "Lapse model of platform workers", [intro, _html_table(table)], data)
 
 
+def _threshold(a: Analyses) -> Section | None:
+    if a.threshold is None:
+        return None
+    r = a.threshold
+    text = (
+        f"<p>A step in pension lapse at an unknown monthly income among platform workers "
+        f"(<code>{html.escape(THRESHOLD_MODEL)}</code>): threshold {r.threshold:,.0f} yuan, "
+        f"{r.level:.0%} interval [{r.ci_low:,.0f}, {r.ci_high:,.0f}] ({html.escape(r.ci_method)}); "
+        f"test of no threshold p = {r.p_value:.3g} ({html.escape(r.test_method)}).</p>"
+    )
+    data = {"threshold": r.threshold, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
+            "summary": _records(r.summary())}
+    return Section("threshold", "Income threshold", [text, _html_table(r.summary()), _png(r.plot, height=3.0)], data)
+
+
+def _reentry(a: Analyses) -> Section | None:
+    if a.reentry is None:
+        return None
+    table = a.reentry.to_pandas()
+    text = "<p>Share of interruption spells not yet ended by re-entry, by years since the interruption began.</p>"
+    return Section("reentry", "Re-entry after an interruption", [text, _html_table(table), _png(a.reentry.plot, height=3.0)],
+                   {"curve": _records(table)})
+
+
+def _scenario(a: Analyses) -> Section | None:
+    if a.scenario is None:
+        return None
+    table = _estimates(a.scenario)
+    text = (
+        f"<p>Predicted pension lapse of platform workers from the lapse model, as observed and if every "
+        f"monthly income below {SUBSIDY_FLOOR:,.0f} yuan were raised to it; the change has its own "
+        "design-based standard error.</p>"
+    )
+    return Section("scenario", "Policy scenario: an income floor", [text, _html_table(table)], {"scenario": _records(table)})
+
+
 def _checks(a: Analyses) -> Section | None:
     if not a.study.bundled:
         return None
@@ -669,6 +746,9 @@ SECTIONS: list[Callable[[Analyses], Section | None]] = [
     _presumption,
     _contributions,
     _model,
+    _threshold,
+    _reentry,
+    _scenario,
     _checks,
 ]
 
