@@ -1,4 +1,5 @@
-"""Progress bars for long loops (replicate refits, replicate quantiles): tqdm's, as a
+"""Progress bars for long loops (replicate refits, replicate quantiles, threshold grids,
+streamed batches): tqdm's, as a
 widget in Jupyter and as text in a terminal; ``progress=False`` turns them off.
 
 A bar appears only once the loop has run for :data:`DELAY` seconds, so quick work

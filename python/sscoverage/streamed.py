@@ -24,6 +24,7 @@ import polars as pl
 
 from . import _core
 from ._frames import Coded
+from ._progress import track
 from .design import OUTSIDE, SUBSET_OPS, Design, _names
 from .exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError
 from .results import Estimates
@@ -41,7 +42,7 @@ class StreamedDesign(Design):
     """A survey design over a polars LazyFrame or a Dask DataFrame; see the module notes.
 
     Built by :class:`Design` when `data` is one of those; `batch_rows` sets the rows
-    per streamed batch (LazyFrame).
+    per streamed batch (LazyFrame), and `progress` shows a bar over the batches.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class StreamedDesign(Design):
         variance: str = "HT",
         subset: Any = None,
         batch_rows: int = 1_000_000,
+        progress: bool = True,
     ) -> None:
         id_names, strata_names, fpc_names = _names(ids, "ids"), _names(strata, "strata"), _names(fpc, "fpc")
         if not id_names:
@@ -75,6 +77,7 @@ class StreamedDesign(Design):
         self._source = data
         self._dask = is_dask(data)
         self._batch_rows = int(batch_rows)
+        self._progress = progress
         columns = list(data.columns) if self._dask else list(data.collect_schema().names())
         self._columns = columns
         keys = strata_names + id_names[:1]
@@ -212,8 +215,9 @@ class StreamedDesign(Design):
             parts = self._source[columns].to_delayed()
             reduced = dask.compute(*[dask.delayed(_batch_sums)(plan, part) for part in parts])
         else:
-            reduced = (_batch_sums(plan, batch) for batch in
-                       self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True))
+            batches = self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True)
+            n_batches = -(-self._n_rows // self._batch_rows)
+            reduced = (_batch_sums(plan, batch) for batch in track(batches, n_batches, "streamed batches", self._progress))
         table = np.zeros(n_domains * len(self._psus) * (2 + width))
         squares = np.zeros(n_domains * (width + 1) if deff else 0)
         n_removed = n_missing_by = 0

@@ -65,6 +65,7 @@ from scipy import stats
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError
 from .models import FAMILIES, GLMResult, _fit, _fit_model, _Matrix, _ModelFrame
 from . import _display
+from ._progress import track
 from ._provenance import Provenance
 from .results import critical_value
 from .serialize import Serializable
@@ -99,8 +100,10 @@ def threshold_glm(
     levels: Mapping[str, Sequence[Any]] | None = None,
     epsilon: float = 1e-8,
     maxit: int = 25,
+    progress: bool = True,
 ) -> "ThresholdResult":
-    """Threshold GLM; see :meth:`sscoverage.Design.threshold_glm` and the module notes."""
+    """Threshold GLM; see :meth:`sscoverage.Design.threshold_glm` and the module notes.
+    `progress` shows a bar over the grid of candidates (``False`` turns it off)."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; use 'slope' (a change of slope) or 'level' (a step)")
     if ci not in CI_METHODS:
@@ -143,7 +146,7 @@ def threshold_glm(
 
     w = design.weights[model.rows]
     prior = w / w.mean()  # mean 1 over the fitted rows: deviances on the sample's scale
-    profile = _profile(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit)
+    profile = _profile(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit, progress)
     candidates = profile["candidates"]
     dev = profile["deviance"]
     best = int(np.argmin(dev))
@@ -342,11 +345,11 @@ def _grid(x: np.ndarray, grid: Sequence[float] | int | None, min_side: int, var:
 # ---------------------------------------------------------------------------- profiles
 def _profile(model: _ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np.ndarray,
              prior: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
-             maxit: int) -> dict[str, Any]:
+             maxit: int, progress: bool = True) -> dict[str, Any]:
     """One IRLS per candidate (the loop is cheap next to the fits, which run in Rust)."""
     xc = model.x.copy()
     keep, dev, coef, naive, infl, n_below, n_above, dropped = [], [], [], [], [], [], [], []
-    for c in candidates:
+    for c in track(candidates, len(candidates), "threshold grid", progress):
         xc[:, j] = _term_values(x, kind, c)
         try:
             with warnings.catch_warnings():
