@@ -5,6 +5,7 @@ resident memory of each, every run in its own process measured by ``/usr/bin/tim
 
     python bench/bench_stream.py --rows 1e7            # writes the parquet files once
     python bench/bench_stream.py --rows 1e6 --files 4   # smoke test
+    python bench/bench_stream.py --rows 2.4e8 --files 48 --paths streamed   # 8 GiB of columns
 
 The streamed path's memory is bounded by one batch (``--batch-rows``) plus the table
 of n_domains x n_PSUs sums; the in-memory path holds every column it reads.
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--folder", default="/tmp/ssc-bench-parquet")
+    parser.add_argument("--paths", default=",".join(RUN), help="comma-separated: memory, streamed, dask")
     args = parser.parse_args()
     rows = int(args.rows)
     folder = Path(args.folder) / f"{rows}"
@@ -68,7 +70,7 @@ def main() -> None:
     columns_gib = rows * (4 + 8 + 8 + 8 + 8) / 2**30  # stratum, psu, w, y, domain
     print(f"{rows:,} rows in {args.files} parquet files; columns read: {columns_gib:.2f} GiB uncompressed")
     print(f"{'path':>10} {'estimate time':>14} {'peak RSS':>10}   first domain (estimate ± se)")
-    for kind in RUN:
+    for kind in args.paths.split(","):
         seconds, rss, first = measure(kind, src, args.batch_rows)
         print(f"{kind:>10} {seconds:>13.2f}s {rss:>8.2f}Gi   {first}")
 
