@@ -28,18 +28,15 @@ and prints medians over ``--repeats`` runs and the ratios a/b, a/b*, a_fit/b*, d
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
-import resource
 import statistics
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 import sscoverage as ssc
+from _common import timed, peak_rss_gib, max_rel, fmt_s, parse_sizes  # bench/, the script's own folder, is on sys.path
 from sscoverage import _core
 from sscoverage.models import _ModelFrame
 
@@ -78,19 +75,6 @@ def make_data(n: int, seed: int = 20240602) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
-    finally:
-        gc.enable()
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 # --------------------------------------------------------------------------- (b) numpy
@@ -165,10 +149,6 @@ def svy_runner(df: pd.DataFrame):
     return run
 
 
-def max_rel(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
-
 
 def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float) -> dict[str, object]:
     t_gen, df = timed(lambda: make_data(n))
@@ -224,9 +204,6 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
     return out
 
 
-def fmt_s(v: float | None) -> str:
-    return "-" if v is None else (f"{v * 1e3:8.1f} ms" if v < 10 else f"{v:8.1f} s ")
-
 
 def report(rows: list[dict[str, object]]) -> None:
     print("\nMedian wall times:")
@@ -244,9 +221,6 @@ def report(rows: list[dict[str, object]]) -> None:
             parts.append(f"d/a = {r['d'] / r['a']:.2f}")
         print(f"{r['n']:>10,}  " + "   ".join(parts))
 
-
-def parse_sizes(text: str) -> list[int]:
-    return [int(float(s)) for s in text.split(",") if s.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:

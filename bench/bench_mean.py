@@ -20,18 +20,15 @@ See bench/README.md for what each column means.
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
-import resource
 import statistics
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 import sscoverage as ssc
+from _common import timed, peak_rss_gib, max_rel, fmt_s, parse_sizes  # bench/, the script's own folder, is on sys.path
 
 N_STRATA = 50
 PSUS_PER_STRATUM = 20
@@ -73,20 +70,6 @@ def make_data(n: int, seed: int = 20240601) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- timing
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    """Wall time of one call; garbage collected before and disabled during it."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
-    finally:
-        gc.enable()
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 # --------------------------------------------------------------------------- (b) numpy
@@ -181,10 +164,6 @@ def svy_table(est) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- checks
-def max_rel(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)))
-
 
 def check_ssc(res_df: pd.DataFrame, est: np.ndarray, se: np.ndarray, wsum: np.ndarray) -> float:
     assert list(res_df["domain"]) == list(range(len(est))), res_df["domain"].tolist()
@@ -255,9 +234,6 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
     return out
 
 
-def fmt_s(v: float | None) -> str:
-    return "-" if v is None else (f"{v * 1e3:8.1f} ms" if v < 10 else f"{v:8.1f} s ")
-
 
 def report(rows: list[dict[str, object]]) -> None:
     print("\nMedian wall times (seconds shown as ms below 10 s):")
@@ -295,9 +271,6 @@ def report(rows: list[dict[str, object]]) -> None:
                   f"d'/a2 = {r['d_warm'] / r['a2']:6.2f}   runs = {r['d_runs']}   "
                   f"conversion = {fmt_s(r['d_conv']).strip()}")
 
-
-def parse_sizes(text: str) -> list[int]:
-    return [int(float(s)) for s in text.split(",") if s.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:

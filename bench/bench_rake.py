@@ -21,18 +21,15 @@ largest relative difference is printed.  See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
-import resource
 import statistics
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 import sscoverage as ssc
+from _common import timed, peak_rss_gib  # bench/, the script's own folder, is on sys.path
 
 #: The margins: column -> number of levels (8 x 2 x 10 x 5 = 800 cells).
 MARGINS = {"age": 8, "sex": 2, "region": 10, "edu": 5}
@@ -85,19 +82,6 @@ def numpy_rake(codes: list[np.ndarray], w: np.ndarray, targets: list[np.ndarray]
     return w * factor.ravel()[code], sweep
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - start, out
-    finally:
-        gc.enable()
-
-
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def run(n: int, repeats: int, svy_repeats: int, svy_budget: float) -> dict[str, float]:
