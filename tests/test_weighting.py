@@ -334,3 +334,13 @@ def test_nonresponse_errors(strat_nr, apistrat_nr):
         strat_nr.poststratify("~stype", STYPE).adjust_nonresponse("resp", classes="stype")
     with pytest.raises(ssc.DesignError, match="then take the subset"):
         strat_nr.subset(apistrat_nr["stype"] == "E").adjust_nonresponse("resp", classes="awards")
+
+
+def test_nonresponse_degf_counts_only_psus_with_respondents():
+    """R: degf(postStratify(subset(des, resp == 1), ...)) counts the PSUs and strata of
+    rows with non-zero weight: 157 on apistrat with resp = meals < 75 (197 before)."""
+    df = pd.read_csv(REFERENCE / "data" / "apistrat.csv", keep_default_na=False, na_values=[""])
+    df["resp"] = (df.meals < 75).astype(int)
+    design = ssc.Design(df, strata="stype", weights="pw", fpc="fpc")
+    assert design.degf == 197
+    assert design.adjust_nonresponse("resp", classes=["stype", "awards"]).degf == 157

@@ -203,19 +203,25 @@ class Design(Serializable):
     def degf(self) -> int:
         """Design degrees of freedom: first-stage PSUs minus strata (R's ``degf``).
 
-        For a subset only the PSUs and strata with rows of non-zero weight in it count,
-        as R's ``degf(subset(design, ...))``.
+        Only PSUs and strata with rows of non-zero weight count (in the subset, for a
+        subset), as R's ``degf``.
         """
-        if self._mask is None or self.is_replicate:
-            # A replicate design's degf comes from its replicate weights, in the core.
+        rows = None if self.is_replicate else self._counted_rows()
+        if rows is None:
+            # Every row counts, or a replicate design, whose degf comes from its
+            # replicate weights: the core's.
             return int(self._core.degf)
-        n_psu, n_strata = first_stage_counts(self, self._counted_rows())
+        n_psu, n_strata = first_stage_counts(self, rows)
         return int(n_psu[0] - n_strata[0])
 
     def _counted_rows(self) -> np.ndarray | None:
-        """Rows whose PSUs and strata count (R's ``degf``): all, or in a subset those of
-        non-zero weight in it."""
-        return None if self._mask is None else self._mask & (self._core.weights != 0)
+        """Rows whose PSUs and strata count (R's ``degf``: rows of non-zero weight, in the
+        subset if there is one, e.g. after a nonresponse adjustment zeroed the
+        nonrespondents); None when that is every row."""
+        nonzero = self._core.weights != 0
+        if self._mask is None:
+            return None if nonzero.all() else nonzero
+        return self._mask & nonzero
 
     @property
     def n_psu(self) -> int | None:
