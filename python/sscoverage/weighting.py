@@ -25,6 +25,7 @@ import pandas as pd
 import polars as pl
 
 from . import _core, _display
+from ._frames import Coded
 from .exceptions import (
     CalibrationError,
     ColumnError,
@@ -360,18 +361,23 @@ def _respondents(design: "Design", respondent: str) -> np.ndarray:
     )
 
 
-def _class_cells(design: "Design", variables: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Each row's weighting class (the combinations of `variables` present) and labels."""
-    frame = design._frame
+def _complete_codes(design: "Design", variables: list[str], role: str, advice: str) -> list[Coded]:
+    """The codes of each variable, refused with `advice` where a value is missing."""
     coded = []
     for v in variables:
-        c = frame.codes(v, "weighting class")
+        c = design._frame.codes(v, role)
         if c.missing is not None:
-            raise MissingValueError(
-                f"weighting-class variable {v!r} has {int(c.missing.sum())} missing values; every "
-                "sampled unit, respondent or not, needs a class: recode them (e.g. to a class of their own)"
-            )
+            raise MissingValueError(f"{role} {v!r} has {int(c.missing.sum())} missing values; {advice}")
         coded.append(c)
+    return coded
+
+
+def _class_cells(design: "Design", variables: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each row's weighting class (the combinations of `variables` present) and labels."""
+    coded = _complete_codes(
+        design, variables, "weighting-class variable",
+        "every sampled unit, respondent or not, needs a class: recode them (e.g. to a class of their own)",
+    )
     codes = np.column_stack([c.codes.astype(np.int64) for c in coded])
     present, cells = np.unique(codes, axis=0, return_inverse=True)
     labels = [":".join(_key(c.labels[int(i)]) for c, i in zip(coded, row)) for row in present]
@@ -629,16 +635,10 @@ def _cells(
     but no sample weight is found by the core.
     """
     _whole(design)
-    frame = design._frame
-    coded = []
-    for v in variables:
-        c = frame.codes(v, "weighting variable")
-        if c.missing is not None:
-            raise MissingValueError(
-                f"weighting variable {v!r} has {int(c.missing.sum())} missing values; every row "
-                "needs a category (R's na.fail): drop or impute them first"
-            )
-        coded.append(c)
+    coded = _complete_codes(
+        design, variables, "weighting variable",
+        "every row needs a category (R's na.fail): drop or impute them first",
+    )
     levels, targets = pop
     keys = [tuple(_key(v) for v in row) for row in levels]
     seen: set[tuple[str, ...]] = set()
@@ -665,7 +665,7 @@ def _cells(
     if len(coded) == 1:
         code = coded[0].codes
     else:
-        code = np.zeros(frame.n_rows, dtype=np.int64)
+        code = np.zeros(design.n_rows, dtype=np.int64)
         for c, s in zip(coded, strides):
             code += c.codes.astype(np.int64) * int(s)
     total = int(np.prod(sizes, dtype=np.float64))
