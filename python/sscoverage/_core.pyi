@@ -11,7 +11,10 @@ __version__: str
 __all__ = [
     "__version__",
     "CoreDesign",
+    "glm_batch_pass",
+    "glm_batch_scores",
     "glm_fit",
+    "glm_solve_stacked",
     "dense_codes",
     "poststratify",
     "rake",
@@ -90,6 +93,7 @@ class CoreDesign:
     @property
     def unit_of_row(self) -> _U32: ...
     def influence_vcov(self, influence: _F64, in_domain: _Bool | None = None) -> _F64: ...
+    def totals_vcov(self, totals: _F64) -> _F64: ...
     def estimate(
         self,
         kind: str,
@@ -115,6 +119,28 @@ def glm_fit(
     epsilon: float = 1e-8,
     maxit: int = 25,
 ) -> dict[str, Any]: ...
+def glm_batch_pass(
+    x: _F64,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None = None,
+    beta: _F64 | None = None,
+    step: bool = True,
+    reference: _F64 | None = None,
+) -> dict[str, Any]: ...
+def glm_solve_stacked(triangles: list[_F64], p: int, epsilon: float = 1e-8) -> tuple[_F64, _F64]: ...
+def glm_batch_scores(
+    x: _F64,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None,
+    beta: _F64,
+    previous: _F64 | None,
+    units: _U32,
+    n_units: int,
+) -> tuple[_F64, _F64, _F64]: ...
 
 # weighting.rs: the adjusted design and a report of iterations, misfit, totals before / after.
 def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDesign, dict[str, Any]]: ...

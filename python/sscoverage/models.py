@@ -659,6 +659,8 @@ class GLMResult(CoefficientModel, Serializable):
         if type not in ("link", "response"):
             raise ValueError(f"type={type!r}; use 'link' or 'response'")
         model = self._model
+        if newdata is None and getattr(model, "streamed", False):
+            raise DesignError("a streamed design does not hold its rows: predict on newdata")
         if newdata is None:
             data, missing, rows = model.data, np.zeros(len(model.data), bool), list(model.data.index)
         else:

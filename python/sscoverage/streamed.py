@@ -16,7 +16,7 @@ ultimate-cluster approximation, as without fpc), means, totals and ratios with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from .results import Estimates
 UNIT = "__ssc_unit"
 DOMAIN = "__ssc_domain"
 IN_SCOPE = "__ssc_in"
+T = TypeVar("T")
 
 
 def is_dask(data: Any) -> bool:
@@ -120,6 +121,12 @@ class StreamedDesign(Design):
             return pl.from_pandas(self._source[columns].drop_duplicates().compute().reset_index(drop=True))
         return self._source.select(columns).unique().collect(engine="streaming")
 
+    def _schema(self) -> dict[str, pl.DataType]:
+        """Column types as polars sees them (a Dask frame's from its typed sample rows)."""
+        if self._dask:
+            return dict(pl.from_pandas(self._source._meta_nonempty).schema)
+        return dict(self._source.collect_schema())
+
     def _count(self) -> int:
         if self._dask:
             return int(self._source.shape[0].compute())
@@ -177,6 +184,29 @@ class StreamedDesign(Design):
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
         return f"<sscoverage.StreamedDesign over a {kind}: {self._n_rows} rows, {self.degf} design df>"
 
+    def _map_batches(self, columns: list[str], reduce: Callable[..., T], *args: Any, label: str = "streamed batches",
+                     progress: bool | None = None) -> Iterable[T]:
+        """`reduce(*args, batch)` of every batch (a polars frame) of `columns`, in batch
+        order: a LazyFrame's batches streamed here, or each Dask partition reduced where it
+        lives (only the results travel)."""
+        if self._dask:
+            import dask
+
+            parts = self._source[columns].to_delayed()
+            return dask.compute(*[dask.delayed(_on_polars)(reduce, args, part) for part in parts])
+        batches = self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True)
+        n_batches = -(-self._n_rows // self._batch_rows)
+        show = self._progress if progress is None else progress
+        return (reduce(*args, batch) for batch in track(batches, n_batches, label, show))
+
+    def glm(self, formula: str, family: str = "gaussian", link: str | None = None, **kw: Any) -> Any:
+        """Design-based GLM over the streamed rows, one pass over the batches per IRLS
+        iteration; the numbers of :meth:`Design.glm` on the same data (see
+        :func:`sscoverage._streamed_glm.streamed_glm`)."""
+        from ._streamed_glm import streamed_glm
+
+        return streamed_glm(self, formula, family, link, **kw)
+
     # ------------------------------------------------------------ estimation
     def _estimate(
         self,
@@ -208,16 +238,7 @@ class StreamedDesign(Design):
         width = sum(len(factor_levels[n]) if n in factor_levels else 1 for n in outcomes)
         plan = _Plan(self._keys, self._psus, domains, by_names, outcomes, factor_levels, self._condition_expr,
                      self._weight_expr, kind, len(self._psus), n_domains, na_rm, deff)
-        if self._dask:
-            import dask
-
-            # Each partition is reduced where it lives; only its sums travel, in order.
-            parts = self._source[columns].to_delayed()
-            reduced = dask.compute(*[dask.delayed(_batch_sums)(plan, part) for part in parts])
-        else:
-            batches = self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True)
-            n_batches = -(-self._n_rows // self._batch_rows)
-            reduced = (_batch_sums(plan, batch) for batch in track(batches, n_batches, "streamed batches", self._progress))
+        reduced = self._map_batches(columns, _batch_sums, plan)
         table = np.zeros(n_domains * len(self._psus) * (2 + width))
         squares = np.zeros(n_domains * (width + 1) if deff else 0)
         n_removed = n_missing_by = 0
@@ -261,13 +282,9 @@ def _batch_sums(plan: _Plan, batch: Any) -> tuple[np.ndarray, np.ndarray, int, i
     """One batch (a polars frame, or a pandas partition) reduced by the core's pass to
     per-(domain, PSU) sums; with the rows left out for missing values and for a
     missing by value."""
-    if isinstance(batch, pd.DataFrame):
-        batch = pl.from_pandas(batch)
-    batch = batch.join(plan.psus, on=plan.keys, how="left", nulls_equal=True)
-    if batch.get_column(UNIT).null_count():
-        raise DesignError("a batch holds a PSU that was not in the design's first pass: the data changed")
+    batch = _with_units(plan.keys, plan.psus, batch)
     if plan.domains is not None:
-        batch = batch.join(plan.domains, on=plan.by_names, how="left")
+        batch = batch.join(plan.domains, on=plan.by_names, how="left", maintain_order="left")
     if plan.condition is None:
         in_scope = np.ones(len(batch), bool)
     else:
@@ -312,6 +329,19 @@ def _batch_sums(plan: _Plan, batch: Any) -> tuple[np.ndarray, np.ndarray, int, i
         w, units, plan.n_units, domain, plan.n_domains, numeric, categorical, with_squares=plan.deff
     )
     return table, squares, removed, missing_by
+
+
+def _on_polars(reduce: Callable[..., T], args: tuple[Any, ...], part: pd.DataFrame) -> T:
+    """`reduce` of a Dask partition, as a polars frame."""
+    return reduce(*args, pl.from_pandas(part))
+
+
+def _with_units(keys: list[str], psus: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
+    """The batch with each row's PSU code (column ``UNIT``) from the PSU table."""
+    batch = batch.join(psus, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    if batch.get_column(UNIT).null_count():
+        raise DesignError("a batch holds a PSU that was not in the design's first pass: the data changed")
+    return batch
 
 
 def _is_factor(dtype: Any) -> bool:

@@ -19,7 +19,7 @@ use crate::estimate::{
     estimate_by_domain, estimates_from_sums, DomainEstimates, Estimator, Outcome, Sums,
 };
 use crate::replicate::{replicate_covariance, Scheme};
-use crate::variance::covariance_of_rows;
+use crate::variance::{covariance, covariance_of_rows};
 
 /// A built design, held on the Rust side.
 #[pyclass(name = "CoreDesign", module = "sscoverage._core", frozen)]
@@ -247,6 +247,22 @@ impl PyDesign {
         numpy::PyArray1::from_vec(py, v).reshape([p, p])
     }
 
+    /// Covariance (p x p) from influence values already summed to the design's variance
+    /// units (n_units x p, C order): a streamed estimator's totals.
+    fn totals_vcov<'py>(
+        &self,
+        py: Python<'py>,
+        totals: numpy::PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+        let p = totals.shape()[1];
+        let values = totals.as_slice()?;
+        let design = &self.inner;
+        let v = py
+            .detach(|| covariance(design, values, p, None))
+            .map_err(errors::to_py)?;
+        numpy::PyArray1::from_vec(py, v).reshape([p, p])
+    }
+
     /// Estimate by domain; `kind` is "total", "mean" or "ratio".  Returns a dict of arrays.
     #[pyo3(signature = (kind, domain, n_domains, numeric, categorical, n_numerators=0, deff=false))]
     #[allow(clippy::too_many_arguments)]
@@ -420,6 +436,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyDesign>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_batch_pass, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_solve_stacked, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     weighting::register(m)?;
     coverage::register(m)?;

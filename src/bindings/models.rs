@@ -1,13 +1,25 @@
 //! Model fitting for `sscoverage.models`: numpy arrays in, a dict of arrays out.
 
 use numpy::{
-    IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors;
+use crate::models::glm::{batch_pass, batch_scores, solve_stacked};
 use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
+
+/// The family, and the link (None: the family's default).
+fn family_link(family: &str, link: Option<&str>) -> PyResult<(Family, Link)> {
+    let family = Family::parse(family).map_err(errors::to_py)?;
+    let link = match link {
+        Some(name) => Link::parse(name).map_err(errors::to_py)?,
+        None => family.default_link(),
+    };
+    Ok((family, link))
+}
 
 /// Fit a GLM by R's IRLS.  `x` is the n x p model matrix (C order), `weights` the prior
 /// weights; `link` None = the family's default.  Returns coefficients, fitted values,
@@ -27,11 +39,7 @@ pub fn glm_fit<'py>(
     epsilon: f64,
     maxit: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let family = Family::parse(family).map_err(errors::to_py)?;
-    let link = match link {
-        Some(name) => Link::parse(name).map_err(errors::to_py)?,
-        None => family.default_link(),
-    };
+    let (family, link) = family_link(family, link)?;
     let (n, p) = (x.shape()[0], x.shape()[1]);
     let input = GlmInput {
         x: x.as_slice()?,
@@ -64,3 +72,120 @@ pub fn glm_fit<'py>(
     out.set_item("separated", res.separated)?;
     Ok(out)
 }
+
+/// One batch's part of a streamed IRLS pass at `beta` (None: the starting means):
+/// deviance, validity, the triangular factor of its step (q x q flat, q = p + 1; None
+/// unless `step` and valid), its informative rows, and the drift from `reference`.
+#[pyfunction]
+#[pyo3(signature = (x, y, weights, family, link=None, beta=None, step=true, reference=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn glm_batch_pass<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    family: &str,
+    link: Option<&str>,
+    beta: Option<PyReadonlyArray1<'py, f64>>,
+    step: bool,
+    reference: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (family, link) = family_link(family, link)?;
+    let input = GlmInput {
+        x: x.as_slice()?,
+        n: x.shape()[0],
+        p: x.shape()[1],
+        y: y.as_slice()?,
+        weights: weights.as_slice()?,
+        offset: None,
+        family,
+        link,
+        control: Control::default(),
+    };
+    let beta = beta.as_ref().map(|b| b.as_slice()).transpose()?;
+    let reference = reference.as_ref().map(|b| b.as_slice()).transpose()?;
+    let res = py
+        .detach(|| batch_pass(&input, beta, step, reference))
+        .map_err(errors::to_py)?;
+    let out = PyDict::new(py);
+    out.set_item("link", link.name())?;
+    out.set_item("deviance", res.deviance)?;
+    out.set_item("valid", res.valid)?;
+    out.set_item("triangle", res.triangle.map(|t| t.into_pyarray(py)))?;
+    out.set_item("informative", res.informative)?;
+    out.set_item("drift", res.drift)?;
+    Ok(out)
+}
+
+/// The step from the batches' factors stacked in order: (coefficients, (X'WX)^-1 p x p).
+#[pyfunction]
+#[pyo3(signature = (triangles, p, epsilon=1e-8))]
+pub fn glm_solve_stacked<'py>(
+    py: Python<'py>,
+    triangles: Vec<PyReadonlyArray1<'py, f64>>,
+    p: usize,
+    epsilon: f64,
+) -> PyResult<StepOut<'py>> {
+    let slices = triangles
+        .iter()
+        .map(|t| t.as_slice())
+        .collect::<Result<Vec<_>, _>>()?;
+    let control = Control {
+        epsilon,
+        ..Control::default()
+    };
+    let (coef, cov) = solve_stacked(&slices, p, &control).map_err(errors::to_py)?;
+    Ok((coef.into_pyarray(py), cov.into_pyarray(py).reshape([p, p])?))
+}
+
+/// One batch's scores at `beta` (working weights from `previous`; None: the starting
+/// means) summed to units (n_units x p), rows of non-zero weight per unit, and the sums
+/// of w, w e, w e^2 and non-zero rows of the Pearson residuals e.
+#[pyfunction]
+#[pyo3(signature = (x, y, weights, family, link, beta, previous, units, n_units))]
+#[allow(clippy::too_many_arguments)]
+pub fn glm_batch_scores<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    family: &str,
+    link: Option<&str>,
+    beta: PyReadonlyArray1<'py, f64>,
+    previous: Option<PyReadonlyArray1<'py, f64>>,
+    units: PyReadonlyArray1<'py, u32>,
+    n_units: usize,
+) -> PyResult<ScoresOut<'py>> {
+    let (family, link) = family_link(family, link)?;
+    let p = x.shape()[1];
+    let input = GlmInput {
+        x: x.as_slice()?,
+        n: x.shape()[0],
+        p,
+        y: y.as_slice()?,
+        weights: weights.as_slice()?,
+        offset: None,
+        family,
+        link,
+        control: Control::default(),
+    };
+    let beta = beta.as_slice()?;
+    let previous = previous.as_ref().map(|b| b.as_slice()).transpose()?;
+    let units = units.as_slice()?;
+    let res = py
+        .detach(|| batch_scores(&input, beta, previous, units, n_units))
+        .map_err(errors::to_py)?;
+    Ok((
+        res.unit_scores.into_pyarray(py).reshape([n_units, p])?,
+        res.unit_rows.into_pyarray(py),
+        res.pearson.to_vec().into_pyarray(py),
+    ))
+}
+
+type StepOut<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>);
+
+type ScoresOut<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);

@@ -303,17 +303,21 @@ where
             triangle_of(block, len, q)
         })
         .collect();
-    let mut r = vec![0.0; q * q];
-    for t in triangles {
-        // Stack the running triangle on this block's and reduce the 2q x q matrix.
-        let mut stacked = vec![0.0; 2 * q * q];
-        for j in 0..q {
-            stacked[j * 2 * q..j * 2 * q + q].copy_from_slice(&r[j * q..(j + 1) * q]);
-            stacked[j * 2 * q + q..(j + 1) * 2 * q].copy_from_slice(&t[j * q..(j + 1) * q]);
-        }
-        r = triangle_of(stacked, 2 * q, q);
+    triangles
+        .iter()
+        .fold(vec![0.0; q * q], |r, t| stack_triangles(&r, t, q))
+}
+
+/// The triangular factor of two stacked ones (q x q, column-major, upper): R of
+/// [R1; R2], which is the R of the rows behind both.  Combining in a fixed order keeps
+/// the digits independent of how the rows were split (blocks, batches, partitions).
+pub fn stack_triangles(r1: &[f64], r2: &[f64], q: usize) -> Vec<f64> {
+    let mut stacked = vec![0.0; 2 * q * q];
+    for j in 0..q {
+        stacked[j * 2 * q..j * 2 * q + q].copy_from_slice(&r1[j * q..(j + 1) * q]);
+        stacked[j * 2 * q + q..(j + 1) * 2 * q].copy_from_slice(&r2[j * q..(j + 1) * q]);
     }
-    r
+    triangle_of(stacked, 2 * q, q)
 }
 
 /// Householder-reduce a column-major m x q matrix and return its upper q x q triangle
