@@ -755,11 +755,24 @@ class Histories:
     spells : one row per interruption: person id, ``start_year``, ``years``,
         ``end_year`` (last year without a contribution), ``reentered``.
     survey_year : the last year of every history.
+
+    From Dask DataFrames (see :func:`contribution_histories`), `persons` and `spells`
+    are lazy Dask DataFrames ordered by person id; :meth:`compute` brings them into memory.
     """
 
     persons: pd.DataFrame
     spells: pd.DataFrame
     survey_year: int
+
+    def compute(self) -> "Histories":
+        """The histories in memory (pandas, index 0..n-1): computes both tables of the
+        Dask path in one go, so the records are shuffled once; in memory already, itself."""
+        if not _is_dask(self.persons):
+            return self
+        import dask
+
+        persons, spells = dask.compute(self.persons, self.spells)
+        return Histories(persons.reset_index(drop=True), spells.reset_index(drop=True), self.survey_year)
 
 
 def contribution_histories(
@@ -778,24 +791,44 @@ def contribution_histories(
     of years without a contribution after the first paid year; it ends in re-entry when
     the person pays again, otherwise it lasts to the survey year.
 
+    Data beyond one machine: if `records` or `persons` is a Dask DataFrame (the other
+    may be in memory), both tables are partitioned by person id with Dask's own shuffle
+    (``set_index``: range partitions of person ids, so a person's records and person row
+    meet in one partition) and the same kernel runs on each partition
+    (``map_partitions``).  The histories are then lazy Dask DataFrames, ordered by
+    person id (spells by person id, then start year), with the numbers of the in-memory
+    path whatever the partitioning: a table with a row per person may not fit in the
+    client's memory, and stays where the data is.  ``histories.compute()`` brings both
+    tables into memory (one shuffle for the two; ``dask.persist`` them to keep them on
+    the workers); it equals the in-memory result sorted by person id.  A person's
+    records keep their order in the Dask DataFrame (partition by partition), so the
+    errors below are the same, but raised when the tables are computed; a missing or
+    non-numeric column is raised at once, and the default survey year costs a pass
+    over the years (give `survey_year` to skip it).
+
     Parameters
     ----------
-    records : person-year table (pandas / polars) with `person`, `year`, `contributed`;
-        a person's records in time order.
-    persons : person table with `person` and `first_job`; results follow its rows.
+    records : person-year table (pandas / polars / Dask) with `person`, `year`,
+        `contributed`; a person's records in time order.
+    persons : person table (pandas / polars / Dask) with `person` and `first_job`;
+        results follow its rows (in memory) or person ids (Dask).
     person, year, contributed, first_job : column names.
     survey_year : last year of the histories; default the latest year recorded.
 
     Returns
     -------
     Histories
+        Of pandas DataFrames, or of Dask DataFrames when either input is one.
 
     Raises
     ------
     HistoryError : naming the person: no first-job year, a year recorded twice or out of
         order, a record before the first job or after the survey year, a record of a
         person not in the person table.
+    ColumnError : naming a column missing from a table, or of the wrong type.
     """
+    if _is_dask(records) or _is_dask(persons):
+        return _dask_histories(records, persons, person, year, contributed, first_job, survey_year)
     recs, people = Frame(records), Frame(persons)
     ids = pd.Index(_plain(people, person))
     if not ids.is_unique:
@@ -839,6 +872,122 @@ def contribution_histories(
     return Histories(persons=table, spells=spells, survey_year=survey_year)
 
 
+_ROW = "__ssc_row"  # a record's place in the Dask DataFrame: partition << 40 | row
+_TABLE = "__ssc_table"  # 0 person row, 1 spell row (stacked per partition)
+_SPELL_REENTERED = "__ssc_spell_reentered"
+
+
+def _is_dask(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "dask"
+
+
+def _dask_histories(
+    records: Any, persons: Any, person: str, year: str, contributed: str, first_job: str, survey_year: int | None
+) -> Histories:
+    """:func:`contribution_histories` of Dask DataFrames: see its notes."""
+    import dask.dataframe as dd
+
+    def distributed(data: Any, npartitions: int) -> Any:
+        if _is_dask(data):
+            return data
+        frame = Frame(data).data
+        frame = frame.to_pandas() if isinstance(frame, pl.DataFrame) else frame
+        return dd.from_pandas(frame, npartitions=max(1, min(npartitions, len(frame))), sort=False)
+
+    recs = distributed(records, persons.npartitions if _is_dask(persons) else 1)
+    people = distributed(persons, recs.npartitions)
+    for table, what, names in ((recs, "contribution records", (person, year, contributed)),
+                               (people, "person table", (person, first_job))):
+        for name in names:
+            if name not in table.columns:
+                raise ColumnError(f"column {name!r} is not in the {what}")
+    for table, name, role in ((recs, year, "year"), (people, first_job, "first-job year")):
+        dtype = table.dtypes[name]
+        if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+            raise ColumnError(f"column {name!r} ({role}) must be numeric, but holds {dtype}")
+    ids = {what: table.dtypes[person] for what, table in (("records", recs), ("person table", people))}
+    if len({pd.api.types.is_numeric_dtype(d) for d in ids.values()}) > 1:
+        raise ColumnError(f"person ids in column {person!r} are {ids['records']} in the records "
+                          f"but {ids['person table']} in the person table")
+    if survey_year is None:
+        survey_year = int(recs[year].max().compute())
+    survey_year = int(survey_year)
+    recs = recs[[person, year, contributed]]
+    recs = recs.map_partitions(_numbered, meta=recs._meta.assign(**{_ROW: np.int64(0)}))
+    # Range partitions of person ids, the same for both tables: a person's rows meet in one
+    # partition, and partitions follow each other in person-id order.
+    # The divisions (quantiles of the person ids) are computed once, here, and given to both.
+    people = people[[person, first_job]]
+    divisions = list(people.set_index(person, npartitions=max(recs.npartitions, people.npartitions)).divisions)
+    if any(pd.isna(d) for d in divisions):  # one partition asked for, or no persons: no quantiles
+        people, recs = (t.set_index(person, npartitions=1) for t in (people, recs))
+    else:
+        people, recs = (t.set_index(person, divisions=divisions) for t in (people, recs))
+    args = (person, year, contributed, first_job, survey_year)
+    empty = contribution_histories(*_partition_tables(recs._meta, people._meta, person), person, year, contributed,
+                                   first_job, survey_year)
+    tables = {"persons": empty.persons, "spells": empty.spells}
+    # The person column as the in-memory path makes it of real ids (from the ids' numpy array).
+    sample = pd.Index(people._meta_nonempty.index).to_numpy()
+    dtypes = {key: {**t.dtypes.to_dict(), person: pd.DataFrame({person: sample})[person].dtype} for key, t in tables.items()}
+    # One kernel call per partition gives both tables, stacked; each is a selection of them.
+    stacked = dd.map_partitions(
+        _partition_histories, recs, people, *args,
+        meta=_stack(empty, person), align_dataframes=False, clear_divisions=True,
+    )
+    out = {
+        key: stacked.map_partitions(_unstack, key, list(t.columns), dtypes[key], meta=t.astype(dtypes[key]))
+        for key, t in tables.items()
+    }
+    return Histories(persons=out["persons"], spells=out["spells"], survey_year=survey_year)
+
+
+def _numbered(part: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+    number = 0 if partition_info is None else int(partition_info["number"])
+    return part.assign(**{_ROW: (np.int64(number) << 40) + np.arange(len(part), dtype=np.int64)})
+
+
+def _partition_tables(records: pd.DataFrame, persons: pd.DataFrame, person: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A partition's records back in their order in the Dask DataFrame; its persons (and
+    so the results) by person id."""
+    records = records.reset_index().sort_values(_ROW, kind="stable").drop(columns=_ROW).reset_index(drop=True)
+    persons = persons.reset_index().sort_values(person, kind="stable").reset_index(drop=True)
+    return records, persons
+
+
+def _partition_histories(
+    records: pd.DataFrame, persons: pd.DataFrame, person: str, year: str, contributed: str, first_job: str,
+    survey_year: int,
+) -> pd.DataFrame:
+    """The kernel on one partition of person ids: both tables, stacked."""
+    got = contribution_histories(*_partition_tables(records, persons, person), person, year, contributed,
+                                 first_job, survey_year)
+    return _stack(got, person)
+
+
+def _stack(histories: Histories, person: str) -> pd.DataFrame:
+    """The person rows, then the spell rows (their ``reentered`` as _SPELL_REENTERED), of
+    one partition in one frame, the table of a row in _TABLE (numbers upcast to floats
+    where the other table has no value; :func:`_unstack` casts them back)."""
+    persons, spells = histories.persons, histories.spells
+    n, m = len(persons), len(spells)
+    out = persons.reindex(pd.RangeIndex(n + m))
+    out[person] = np.concatenate([persons[person].to_numpy(), spells[person].to_numpy()])
+    spells = spells.set_axis(pd.RangeIndex(n, n + m)).rename(columns={"reentered": _SPELL_REENTERED})
+    for name in spells.columns.drop(person):
+        out[name] = spells[name]
+    out[_TABLE] = np.repeat(np.array([0, 1], dtype=np.int8), [n, m])
+    return out
+
+
+def _unstack(stacked: pd.DataFrame, table: str, columns: list[str], dtypes: dict) -> pd.DataFrame:
+    """One table of a stacked partition, in its own dtypes."""
+    spells = table == "spells"
+    rows = stacked[stacked[_TABLE].to_numpy() == int(spells)]
+    source = [_SPELL_REENTERED if spells and c == "reentered" else c for c in columns]
+    return rows[source].set_axis(columns, axis=1).astype(dtypes).reset_index(drop=True)
+
+
 def _plain(frame: Frame, name: str) -> np.ndarray:
     """A column's values as a numpy array (ids, labels)."""
     if name not in frame.columns:
@@ -874,6 +1023,10 @@ def interruption_summary(design: "Design", histories: Histories, level: float = 
         ``population`` (everyone / ever interrupted), ``variable``, estimates.
     """
     table = histories.persons
+    if _is_dask(table):
+        raise ShapeError(
+            "histories of Dask DataFrames: compute() them and put the persons in the design's row order first"
+        )
     if len(table) != design.n_rows:
         raise ShapeError(f"histories have {len(table)} persons, the design {design.n_rows} rows")
     measures = ["ever_interrupted", "years_interrupted", "density", "n_interruptions", "reentered"]
