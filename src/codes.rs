@@ -17,33 +17,58 @@ pub fn dense_codes_i64(labels: &[i64]) -> (Vec<u32>, Vec<i64>) {
 /// Rows per parallel chunk; fixed so results never depend on the thread count.
 const CHUNK: usize = 1 << 16;
 
-/// `dense_codes_i64` for any integer type, so that narrow columns are not widened first.
-/// Both passes run in parallel over fixed chunks (codes are exact integers: the
-/// result is the same for any number of threads).
-pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
+/// The smallest and largest label, in one parallel pass; `None` when there are none.
+pub fn label_range<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> Option<(i64, i64)> {
     if labels.is_empty() {
-        return (Vec::new(), Vec::new());
+        return None;
     }
-    let (lo, hi) = labels
-        .par_chunks(CHUNK)
-        .map(|chunk| {
-            chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
-                (lo.min(v.into()), hi.max(v.into()))
-            })
-        })
-        .reduce(|| (i64::MAX, i64::MIN), |a, b| (a.0.min(b.0), a.1.max(b.1)));
-    let range = (hi as i128 - lo as i128 + 1) as u64;
-    if range <= DENSE_TABLE_LIMIT {
-        let range = range as usize;
-        let seen = labels
+    Some(
+        labels
             .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut seen = vec![false; range];
-                for &v in chunk {
-                    seen[(v.into() - lo) as usize] = true;
-                }
-                seen
-            })
+            .map(|chunk| chunk_range(chunk).unwrap_or((i64::MAX, i64::MIN)))
+            .reduce(|| (i64::MAX, i64::MIN), |a, b| (a.0.min(b.0), a.1.max(b.1))),
+    )
+}
+
+/// `label_range` of a run of rows, serially.
+pub fn chunk_range<T: Copy + Into<i64>>(labels: &[T]) -> Option<(i64, i64)> {
+    if labels.is_empty() {
+        return None;
+    }
+    Some(labels.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
+        (lo.min(v.into()), hi.max(v.into()))
+    }))
+}
+
+/// `dense_codes_i64` for any integer type, so that narrow columns are not widened first.
+/// Labels spanning a small range take two parallel passes: their range, then each code
+/// as label − min while marking the labels seen; codes are renumbered in place only
+/// when some label in the range is absent.  Codes are exact integers: the result is the
+/// same for any number of threads.
+pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>, Vec<i64>) {
+    let Some((lo, hi)) = label_range(labels) else {
+        return (Vec::new(), Vec::new());
+    };
+    let range = (hi as i128 - lo as i128 + 1) as u64;
+    // A table of the range (one flag per label value, per thread) pays when it is not
+    // much larger than the column itself.
+    if range <= DENSE_TABLE_LIMIT && range <= 2 * labels.len() as u64 + (1 << 16) {
+        let range = range as usize;
+        let mut codes = vec![0u32; labels.len()];
+        let seen = codes
+            .par_chunks_mut(CHUNK)
+            .zip(labels.par_chunks(CHUNK))
+            .fold(
+                || vec![false; range],
+                |mut seen, (out, chunk)| {
+                    for (c, &v) in out.iter_mut().zip(chunk) {
+                        let k = (v.into() - lo) as usize;
+                        seen[k] = true;
+                        *c = k as u32;
+                    }
+                    seen
+                },
+            )
             .reduce(
                 || vec![false; range],
                 |mut a, b| {
@@ -59,10 +84,12 @@ pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>
                 distinct.push(lo + i as i64);
             }
         }
-        let codes = labels
-            .par_iter()
-            .map(|&v| table[(v.into() - lo) as usize])
-            .collect();
+        if distinct.len() < range {
+            // Gaps in the range: renumber.
+            codes
+                .par_chunks_mut(CHUNK)
+                .for_each(|chunk| chunk.iter_mut().for_each(|c| *c = table[*c as usize]));
+        }
         (codes, distinct)
     } else {
         let mut sorted: Vec<i64> = labels.iter().map(|&v| v.into()).collect();
@@ -108,6 +135,26 @@ mod tests {
         assert_eq!(k, vec![10, 20, 30]);
         let (c, k) = dense_codes_i64(&[i64::MAX, -5, i64::MAX]);
         assert_eq!((c, k), (vec![1, 0, 1], vec![-5, i64::MAX]));
+    }
+
+    #[test]
+    fn dense_codes_of_a_full_range_and_of_one_with_gaps() {
+        let labels: Vec<i32> = (0..200_000).map(|i| (i * 7919 % 13) - 6).collect();
+        let (c, k) = dense_codes(&labels);
+        assert_eq!(k, (-6..=6).collect::<Vec<i64>>());
+        assert!(c
+            .iter()
+            .zip(&labels)
+            .all(|(&c, &l)| c as i64 == l as i64 + 6));
+        let gappy: Vec<u8> = labels.iter().map(|&l| (l + 6) as u8 * 3).collect();
+        let (c, k) = dense_codes(&gappy);
+        assert_eq!(k, (0..13).map(|v| v * 3).collect::<Vec<i64>>());
+        assert!(c
+            .iter()
+            .zip(&gappy)
+            .all(|(&c, &l)| c as i64 * 3 == l as i64));
+        assert_eq!(label_range(&gappy), Some((0, 36)));
+        assert_eq!(label_range::<i64>(&[]), None);
     }
 
     #[test]

@@ -167,35 +167,85 @@ fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Rows per chunk of the parallel passes over the rows here.
+const CHUNK: usize = 1 << 16;
+
+/// Per-cluster tables of this many entries or fewer are kept per thread in the parallel
+/// passes; designs with more clusters (e.g. one row per PSU) take the serial ones.
+const PER_THREAD_TABLE_LIMIT: usize = 1 << 20;
+
 /// Codes that are already dense (0..k, every value used) are borrowed, others recoded.
+/// One parallel pass marks the codes seen (the table grows to the largest code).
 fn dense(codes: &[u32]) -> (Cow<'_, [u32]>, usize) {
-    let k = codes
-        .par_iter()
-        .copied()
-        .max()
-        .map_or(0, |m| m as usize + 1);
-    let all_used = codes
-        .par_chunks(1 << 16)
-        .map(|chunk| {
-            let mut seen = vec![false; k];
-            chunk.iter().for_each(|&c| seen[c as usize] = true);
+    let seen = codes
+        .par_chunks(CHUNK)
+        .fold(Vec::new, |mut seen: Vec<bool>, chunk| {
+            for &c in chunk {
+                let c = c as usize;
+                if c >= seen.len() {
+                    seen.resize(c + 1, false);
+                }
+                seen[c] = true;
+            }
             seen
         })
-        .reduce(
-            || vec![false; k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x |= *y);
-                a
-            },
-        )
-        .into_iter()
-        .all(|s| s);
-    if all_used {
+        .reduce(Vec::new, |a, b| {
+            let (mut long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            long.iter_mut().zip(&short).for_each(|(x, y)| *x |= *y);
+            long
+        });
+    let k = seen.len();
+    if seen.into_iter().all(|s| s) {
         (Cow::Borrowed(codes), k)
     } else {
         let (c, k) = densify(codes);
         (Cow::Owned(c), k as usize)
     }
+}
+
+/// `dense` of codes owned already: kept as they are when dense.
+fn dense_owned(codes: Vec<u32>) -> (Cow<'static, [u32]>, usize) {
+    let recoded = match dense(&codes) {
+        (Cow::Borrowed(_), k) => (None, k),
+        (Cow::Owned(c), k) => (Some(c), k),
+    };
+    match recoded {
+        (None, k) => (Cow::Owned(codes), k),
+        (Some(c), k) => (Cow::Owned(c), k),
+    }
+}
+
+fn weights_error(w: &[f64]) -> Result<()> {
+    let bad = |x: &f64| !x.is_finite() || *x < 0.0;
+    // Chunks in parallel, each one a plain loop; the first bad row only if there is one.
+    if !w.par_chunks(CHUNK).any(|chunk| chunk.iter().any(bad)) {
+        return Ok(());
+    }
+    if let Some(i) = w.iter().position(bad) {
+        return Err(CoreError::Design(format!(
+            "weights must be finite and non-negative: row {i} has {}",
+            w[i]
+        )));
+    }
+    Ok(())
+}
+
+/// A checked copy of the sampling weights: one parallel pass copies them and looks for
+/// a value that is not finite and non-negative.
+fn copy_weights(w: &[f64]) -> Result<Vec<f64>> {
+    let mut out = vec![0.0; w.len()];
+    let bad = out
+        .par_chunks_mut(CHUNK)
+        .zip(w.par_chunks(CHUNK))
+        .map(|(o, i)| {
+            o.copy_from_slice(i);
+            o.iter().any(|x| !x.is_finite() || *x < 0.0)
+        })
+        .reduce(|| false, |a, b| a || b);
+    if bad {
+        weights_error(w)?;
+    }
+    Ok(out)
 }
 
 /// One stage's clusters summarised once: the first row of each cluster, its stratum
@@ -215,19 +265,73 @@ impl StageFacts {
         strata: &[u32],
         check_nested: bool,
     ) -> Result<StageFacts> {
-        let mut first_row = vec![u32::MAX; n_clusters];
-        for (r, &c) in clusters.iter().enumerate() {
-            let slot = &mut first_row[c as usize];
-            if *slot == u32::MAX {
-                *slot = r as u32;
-            } else if check_nested && strata[*slot as usize] != strata[r] {
-                return Err(CoreError::Design(
-                    "clusters are not nested in strata at the first stage: PSU labels repeat \
-                     across strata; set nest=True"
-                        .into(),
-                ));
+        let not_nested = || {
+            CoreError::Design(
+                "clusters are not nested in strata at the first stage: PSU labels repeat \
+                 across strata; set nest=True"
+                    .into(),
+            )
+        };
+        // The first row of each cluster of a run of rows; whether every row of a cluster
+        // in the run has the stratum of that first row.
+        let scan = |first_row: &mut [u32], rows: std::ops::Range<usize>| -> bool {
+            let start = rows.start;
+            for (i, &c) in clusters[rows].iter().enumerate() {
+                let r = start + i;
+                let slot = &mut first_row[c as usize];
+                if *slot == u32::MAX {
+                    *slot = r as u32;
+                } else if check_nested && strata[*slot as usize] != strata[r] {
+                    return false;
+                }
             }
-        }
+            true
+        };
+        let first_row = if n_clusters <= PER_THREAD_TABLE_LIMIT && clusters.len() > CHUNK {
+            // Runs of rows in parallel; a cluster's first row is the earliest of the runs'
+            // and the runs' first rows must share a stratum.
+            let n_chunks = clusters.len().div_ceil(CHUNK);
+            (0..n_chunks)
+                .into_par_iter()
+                .fold(
+                    || Ok(vec![u32::MAX; n_clusters]),
+                    |acc: Result<Vec<u32>>, k| {
+                        let mut first = acc?;
+                        let rows = k * CHUNK..((k + 1) * CHUNK).min(clusters.len());
+                        if scan(&mut first, rows) {
+                            Ok(first)
+                        } else {
+                            Err(not_nested())
+                        }
+                    },
+                )
+                .reduce(
+                    || Ok(vec![u32::MAX; n_clusters]),
+                    |a, b| {
+                        let (mut a, b) = (a?, b?);
+                        for (x, &y) in a.iter_mut().zip(&b) {
+                            if y == u32::MAX {
+                                continue;
+                            }
+                            if *x == u32::MAX {
+                                *x = y;
+                            } else {
+                                if check_nested && strata[*x as usize] != strata[y as usize] {
+                                    return Err(not_nested());
+                                }
+                                *x = (*x).min(y);
+                            }
+                        }
+                        Ok(a)
+                    },
+                )?
+        } else {
+            let mut first_row = vec![u32::MAX; n_clusters];
+            if !scan(&mut first_row, 0..clusters.len()) {
+                return Err(not_nested());
+            }
+            first_row
+        };
         let raw: Vec<u32> = first_row.iter().map(|&r| strata[r as usize]).collect();
         let (stratum_of_cluster, k) = densify(&raw);
         let mut npsu = vec![0u32; k as usize];
@@ -249,6 +353,25 @@ impl StageFacts {
 
 impl Design {
     pub fn new(spec: &DesignSpec) -> Result<Design> {
+        Self::build(spec, None, None)
+    }
+
+    /// `Design::new` with the sampling weights, or the first stage's cluster codes, handed
+    /// over instead of copied: `weights` stands for `spec.weights` and `first_ids` for
+    /// `spec.clusters[0]` (which are then ignored); they are checked the same way.
+    pub fn with_owned(
+        spec: &DesignSpec,
+        weights: Option<Vec<f64>>,
+        first_ids: Option<Vec<u32>>,
+    ) -> Result<Design> {
+        Self::build(spec, weights, first_ids)
+    }
+
+    fn build(
+        spec: &DesignSpec,
+        owned_weights: Option<Vec<f64>>,
+        mut owned_ids: Option<Vec<u32>>,
+    ) -> Result<Design> {
         let n = spec.n_rows;
         if n == 0 {
             return Err(CoreError::Value("the data have no rows".into()));
@@ -263,6 +386,11 @@ impl Design {
         let mut clusters: Vec<(Cow<[u32]>, usize)> = Vec::with_capacity(n_stages);
         for (s, c) in spec.clusters.iter().enumerate() {
             let codes = match c {
+                _ if s == 0 && owned_ids.is_some() => {
+                    let c = owned_ids.take().unwrap_or_default();
+                    check_len("ids (stage 1)", c.len(), n)?;
+                    dense_owned(c)
+                }
                 Some(c) => {
                     check_len(&format!("ids (stage {})", s + 1), c.len(), n)?;
                     dense(c)
@@ -324,19 +452,19 @@ impl Design {
             )?);
         }
         let has_fpc = Self::set_popsizes(spec, &mut facts)?;
-        let weights = match spec.weights {
-            Some(w) => {
+        let given = owned_weights.is_some() || spec.weights.is_some();
+        let weights = match (owned_weights, spec.weights) {
+            (Some(w), _) => {
                 check_len("weights", w.len(), n)?;
-                if let Some(i) = w.par_iter().position_first(|x| !x.is_finite() || *x < 0.0) {
-                    return Err(CoreError::Design(format!(
-                        "weights must be finite and non-negative: row {i} has {}",
-                        w[i]
-                    )));
-                }
-                // A parallel copy: the page faults of a fresh buffer dominate at 10M rows.
-                w.par_iter().copied().collect()
+                weights_error(&w)?;
+                w
             }
-            None if has_fpc => (0..n)
+            (None, Some(w)) => {
+                check_len("weights", w.len(), n)?;
+                // A parallel copy: the page faults of a fresh buffer dominate at 10M rows.
+                copy_weights(w)?
+            }
+            (None, None) if has_fpc => (0..n)
                 .map(|r| {
                     facts
                         .iter()
@@ -348,9 +476,15 @@ impl Design {
                         .product()
                 })
                 .collect(),
-            None => vec![1.0; n],
+            (None, None) => vec![1.0; n],
         };
-        if weights.iter().sum::<f64>() <= 0.0 {
+        // Given weights are finite and non-negative: their sum is positive if one is.
+        let zero_sum = if given {
+            !weights.par_iter().any(|&w| w > 0.0)
+        } else {
+            weights.iter().sum::<f64>() <= 0.0
+        };
+        if zero_sum {
             return Err(CoreError::Design(
                 "weights sum to zero: at least one row needs a positive weight".into(),
             ));
@@ -414,14 +548,40 @@ impl Design {
         }
 
         let degf = {
-            let mut psu_seen = vec![false; clusters[0].1];
-            let mut strat_seen = vec![false; facts[0].npsu.len()];
-            for (r, &w) in weights.iter().enumerate() {
-                if w != 0.0 {
-                    let c = clusters[0].0[r] as usize;
-                    psu_seen[c] = true;
-                    strat_seen[facts[0].stratum_of_cluster[c] as usize] = true;
+            let n_psu = clusters[0].1;
+            let mark = |seen: &mut [bool], w: &[f64], c: &[u32]| {
+                for (&w, &c) in w.iter().zip(c) {
+                    if w != 0.0 {
+                        seen[c as usize] = true;
+                    }
                 }
+            };
+            let psu_seen = if n_psu <= PER_THREAD_TABLE_LIMIT {
+                weights
+                    .par_chunks(CHUNK)
+                    .zip(clusters[0].0.par_chunks(CHUNK))
+                    .fold(
+                        || vec![false; n_psu],
+                        |mut seen, (w, c)| {
+                            mark(&mut seen, w, c);
+                            seen
+                        },
+                    )
+                    .reduce(
+                        || vec![false; n_psu],
+                        |mut a, b| {
+                            a.iter_mut().zip(&b).for_each(|(x, y)| *x |= *y);
+                            a
+                        },
+                    )
+            } else {
+                let mut seen = vec![false; n_psu];
+                mark(&mut seen, &weights, &clusters[0].0);
+                seen
+            };
+            let mut strat_seen = vec![false; facts[0].npsu.len()];
+            for (c, _) in psu_seen.iter().enumerate().filter(|(_, &s)| s) {
+                strat_seen[facts[0].stratum_of_cluster[c] as usize] = true;
             }
             let a = psu_seen.iter().filter(|&&b| b).count();
             let b = strat_seen.iter().filter(|&&b| b).count();

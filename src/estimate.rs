@@ -5,14 +5,52 @@
 
 use rayon::prelude::*;
 
+use crate::codes::{chunk_range, label_range};
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::replicate::{replicate_covariance, Replicates};
 use crate::variance::{covariance, covariance_of_rows};
+use crate::weighting::CellRaking;
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
 /// a missing value): it keeps its place in the design but adds nothing.
 pub const OUTSIDE: u32 = u32::MAX;
+
+/// Each row's domain: integer labels less an offset, so that the domains are codes
+/// 0..n_domains (`OUTSIDE` for a row in none).  Dense u32 codes have offset 0; a column of
+/// small integer labels goes in as it is, with its smallest label as the offset, so that
+/// it needs no coding pass of its own.
+#[derive(Clone, Copy)]
+struct Domains<'a, T> {
+    labels: &'a [T],
+    offset: i64,
+    /// Codes: `OUTSIDE` marks a row in no domain.  Labels have no such value: any label
+    /// outside the range is an error.
+    outside: bool,
+}
+
+impl<T: Copy + Into<i64>> Domains<'_, T> {
+    /// Row r's domain code; `OUTSIDE` or anything at or above n_domains is no domain.
+    #[inline(always)]
+    fn code(&self, r: usize) -> u64 {
+        Self::code_of(self.labels[r], self.offset)
+    }
+    #[inline(always)]
+    fn code_of(label: T, offset: i64) -> u64 {
+        label.into().wrapping_sub(offset) as u64
+    }
+}
+
+/// A row's domain code, not `OUTSIDE`, that is no domain of the table.
+fn domain_out_of_range(d: u64, r: usize) -> CoreError {
+    CoreError::Value(format!("domain code {d} at row {r} is out of range"))
+}
+
+fn missing_outcome(k: usize, r: usize) -> CoreError {
+    CoreError::Value(format!(
+        "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
+    ))
+}
 
 /// Rows per chunk of the parallel pass.  Fixed, so the order in which partial sums are
 /// added (and so every digit of the result) does not depend on the number of threads.
@@ -162,11 +200,7 @@ fn row_values(outcomes: &[Outcome], r: usize, values: &mut Vec<(usize, f64)>) ->
     values.clear();
     let mut off = 2;
     for (k, o) in outcomes.iter().enumerate() {
-        let missing = || {
-            CoreError::Value(format!(
-                "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
-            ))
-        };
+        let missing = || missing_outcome(k, r);
         match o {
             Outcome::Numeric(y) => {
                 if y[r].is_nan() {
@@ -221,15 +255,18 @@ fn row_influence(
     Ok(rows)
 }
 
-fn accumulate_rows(
+fn accumulate_rows<T: Copy + Into<i64>>(
     data: &RowData,
     outcomes: &[Outcome],
-    domain: &[u32],
+    domain: Domains<T>,
     n_domains: usize,
     keys: Keys,
     rows: std::ops::Range<usize>,
     with_squares: bool,
 ) -> Result<Sums> {
+    if let (Keys::Units, [Outcome::Numeric(y)], false) = (keys, outcomes, with_squares) {
+        return accumulate_numeric(data, y, domain, n_domains, rows);
+    }
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let stride = 2 + width;
     let n_keys = keys.count(data.n_units);
@@ -245,18 +282,17 @@ fn accumulate_rows(
     // The row's values at their offsets: (offset, value) with value 1 for a factor level.
     let mut values: Vec<(usize, f64)> = Vec::with_capacity(outcomes.len());
     for r in rows {
-        let d = domain[r];
-        if d == OUTSIDE {
+        let d = domain.code(r);
+        if domain.outside && d == OUTSIDE as u64 {
             continue;
         }
-        if d as usize >= n_domains {
-            return Err(CoreError::Value(format!(
-                "domain code {d} at row {r} is out of range"
-            )));
+        if d >= n_domains as u64 {
+            return Err(domain_out_of_range(d, r));
         }
+        let d = d as usize;
         row_values(outcomes, r, &mut values)?;
         let mut add = |key: usize, w: f64| {
-            let base = (d as usize * n_keys + key) * stride;
+            let base = (d * n_keys + key) * stride;
             let cell = &mut table[base..base + stride];
             cell[0] += 1.0;
             cell[1] += w;
@@ -275,7 +311,7 @@ fn accumulate_rows(
             }
         }
         if with_squares {
-            let sq = &mut squares[d as usize * (width + 1)..(d as usize + 1) * (width + 1)];
+            let sq = &mut squares[d * (width + 1)..(d + 1) * (width + 1)];
             for &(o, v) in &values {
                 sq[o - 2] += w * v * v;
             }
@@ -291,11 +327,54 @@ fn accumulate_rows(
     })
 }
 
+/// `accumulate_rows` for the common case, one numeric outcome summed per (domain,
+/// unit) without squares: the same additions in the same order, so the same sums to
+/// the last bit, without the general loop's per-row indirection.
+fn accumulate_numeric<T: Copy + Into<i64>>(
+    data: &RowData,
+    y: &[f64],
+    domain: Domains<T>,
+    n_domains: usize,
+    rows: std::ops::Range<usize>,
+) -> Result<Sums> {
+    const STRIDE: usize = 3;
+    let n_units = data.n_units;
+    let mut table = vec![0.0; n_domains * n_units * STRIDE];
+    let start = rows.start;
+    let columns = domain.labels[rows.clone()]
+        .iter()
+        .zip(&y[rows.clone()])
+        .zip(&data.weights[rows.clone()])
+        .zip(&data.unit_of_row[rows]);
+    for (i, (((&label, &v), &w), &u)) in columns.enumerate() {
+        let d = Domains::code_of(label, domain.offset);
+        if d >= n_domains as u64 {
+            if domain.outside && d == OUTSIDE as u64 {
+                continue;
+            }
+            return Err(domain_out_of_range(d, start + i));
+        }
+        if v.is_nan() {
+            return Err(missing_outcome(0, start + i));
+        }
+        let base = (d as usize * n_units + u as usize) * STRIDE;
+        let cell = &mut table[base..base + STRIDE];
+        cell[0] += 1.0;
+        cell[1] += w;
+        cell[2] += w * v;
+    }
+    Ok(Sums {
+        stride: STRIDE,
+        table,
+        squares: Vec::new(),
+    })
+}
+
 /// The single pass: chunks of rows summed in parallel, then added in chunk order.
-fn accumulate(
+fn accumulate<T: Copy + Into<i64> + Sync>(
     data: &RowData,
     outcomes: &[Outcome],
-    domain: &[u32],
+    domain: Domains<T>,
     n_domains: usize,
     keys: Keys,
     with_squares: bool,
@@ -358,6 +437,11 @@ pub fn batch_sums(
             "unit code at row {r} of the batch is out of range"
         )));
     }
+    let domain = Domains {
+        labels: domain,
+        offset: 0,
+        outside: true,
+    };
     accumulate(data, outcomes, domain, n_domains, Keys::Units, with_squares)
 }
 
@@ -407,11 +491,119 @@ pub fn estimate_by_domain(
     n_domains: usize,
     want_deff: bool,
 ) -> Result<DomainEstimates> {
+    let context = RowContext { outcomes, domain };
+    let domain = Domains {
+        labels: domain,
+        offset: 0,
+        outside: true,
+    };
+    estimate_with(
+        design,
+        estimator,
+        outcomes,
+        domain,
+        n_domains,
+        want_deff,
+        Some(context),
+    )
+}
+
+/// `estimate_by_domain` with the domains given by integer labels: the domain of a row
+/// is its label less `offset`, which must lie in 0..n_domains.  A column of small
+/// integers (offset: its smallest value) so needs no coding pass; domains no row falls
+/// in come back with no rows.
+pub fn estimate_by_labels<T: Copy + Into<i64> + Send + Sync>(
+    design: &Design,
+    estimator: Estimator,
+    outcomes: &[Outcome],
+    labels: &[T],
+    offset: i64,
+    n_domains: usize,
+    want_deff: bool,
+) -> Result<DomainEstimates> {
+    if !design.calibration.is_empty() {
+        // A calibrated design goes back to the rows of each domain: code them once.
+        let codes: Vec<u32> = labels
+            .par_iter()
+            .map(|&v| {
+                let d = Domains::code_of(v, offset);
+                // Anything outside the domains stays out of range (and is reported).
+                d.min(u32::MAX as u64 - 1) as u32
+            })
+            .collect();
+        return estimate_by_domain(design, estimator, outcomes, &codes, n_domains, want_deff);
+    }
+    let domain = Domains {
+        labels,
+        offset,
+        outside: false,
+    };
+    estimate_with(
+        design, estimator, outcomes, domain, n_domains, want_deff, None,
+    )
+}
+
+/// `estimate_by_labels` for labels whose range is not known yet.  The range of a sample
+/// of rows spread over the column is tried first: when no label falls outside it, it is
+/// the labels' range (its ends are labels), and the column was read once.  Otherwise
+/// (or on any error) the range is found by a pass of its own and the estimates made
+/// again.  Either way the result is `estimate_by_labels` with the smallest label as
+/// offset.  None when the labels span more than `max_domains` values, or the table of
+/// sums would hold more than `max_table` numbers.
+#[allow(clippy::too_many_arguments)]
+pub fn estimate_by_label_span<T: Copy + Into<i64> + Send + Sync>(
+    design: &Design,
+    estimator: Estimator,
+    outcomes: &[Outcome],
+    labels: &[T],
+    max_domains: usize,
+    max_table: usize,
+    want_deff: bool,
+) -> Result<Option<(i64, DomainEstimates)>> {
+    let width: usize = outcomes.iter().map(Outcome::width).sum();
+    let per_domain = design.n_units * (2 + width);
+    let fits = |(lo, hi): (i64, i64)| {
+        let span = hi as i128 - lo as i128 + 1;
+        (span <= max_domains as i128 && span as usize * per_domain <= max_table)
+            .then_some((lo, span as usize))
+    };
+    let estimate = |(lo, n_domains): (i64, usize)| {
+        estimate_by_labels(
+            design, estimator, outcomes, labels, lo, n_domains, want_deff,
+        )
+    };
+    const SAMPLE: usize = 1 << 16;
+    let sample: Vec<T> = labels
+        .iter()
+        .step_by((labels.len() / SAMPLE).max(1))
+        .copied()
+        .collect();
+    if let Some(guess) = chunk_range(&sample).and_then(fits) {
+        if let Ok(res) = estimate(guess) {
+            return Ok(Some((guess.0, res)));
+        }
+    }
+    match label_range(labels).and_then(fits) {
+        Some(range) => estimate(range).map(|res| Some((range.0, res))),
+        None => Ok(None),
+    }
+}
+
+/// The pass and the estimates; `context` for what needs the rows again (calibration).
+fn estimate_with<T: Copy + Into<i64> + Sync>(
+    design: &Design,
+    estimator: Estimator,
+    outcomes: &[Outcome],
+    domain: Domains<T>,
+    n_domains: usize,
+    want_deff: bool,
+    context: Option<RowContext>,
+) -> Result<DomainEstimates> {
     let n = design.n_rows;
-    if domain.len() != n {
+    if domain.labels.len() != n {
         return Err(CoreError::Shape(format!(
             "domain codes have {} rows, the design {n}",
-            domain.len()
+            domain.labels.len()
         )));
     }
     if let Some(o) = outcomes.iter().find(|o| o.len() != n) {
@@ -461,14 +653,14 @@ pub fn estimate_by_domain(
         )?),
         _ => None,
     };
-    let context = RowContext { outcomes, domain };
     estimates_from_sums(
         design,
         estimator,
         (n_num, width),
         &sums,
         rep_sums.as_ref(),
-        Some(context),
+        context,
+        None,
         n_domains,
     )
 }
@@ -483,7 +675,10 @@ pub struct RowContext<'a> {
 /// Estimates, covariances and design effects of every domain from the pass's sums
 /// (`sums`, per (domain, unit); `rep_sums`, per (domain, replicate) for replicate weights
 /// given per row).  `(n_num, width)`: numerators of a ratio and the summed columns.
-/// Sums from batches of a streamed data set, added in batch order, come here too.
+/// Sums from batches of a streamed data set, added in batch order, come here too; a
+/// streamed raked design adds `raked`: the same sums per (domain, cell) with weights
+/// over base weights, and its rake (see [`CellRaking`]).
+#[allow(clippy::too_many_arguments)]
 pub fn estimates_from_sums(
     design: &Design,
     estimator: Estimator,
@@ -491,6 +686,7 @@ pub fn estimates_from_sums(
     sums: &Sums,
     rep_sums: Option<&Sums>,
     context: Option<RowContext>,
+    raked: Option<(&Sums, &CellRaking)>,
     n_domains: usize,
 ) -> Result<DomainEstimates> {
     let want_deff = !sums.squares.is_empty();
@@ -599,7 +795,34 @@ pub fn estimates_from_sums(
                 linearization_influence(
                     estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
                 );
-                covariance(design, &infl, p, Some(&present))?
+                match raked {
+                    Some((cell_sums, raking)) => {
+                        // The influence values over base weights, summed by cell, are
+                        // the same linear function of the per-cell sums.
+                        let n_cells = raking.n_cells();
+                        let by_cell = cell_sums
+                            .table
+                            .get(d * n_cells * stride..(d + 1) * n_cells * stride)
+                            .ok_or_else(|| {
+                                CoreError::Shape("the cell sums do not cover every domain".into())
+                            })?;
+                        let mut cell_infl = vec![0.0; n_cells * p];
+                        linearization_influence(
+                            estimator,
+                            n_num,
+                            width,
+                            est,
+                            by_cell,
+                            stride,
+                            &col_tot,
+                            &mut cell_infl,
+                        );
+                        raking.residualise_totals(&cell_infl, &mut infl, p)?;
+                        // A calibrated design keeps every unit (R's postStrata).
+                        covariance(design, &infl, p, None)?
+                    }
+                    None => covariance(design, &infl, p, Some(&present))?,
+                }
             }
         };
         out.vcov[d * p * p..(d + 1) * p * p].copy_from_slice(&v);

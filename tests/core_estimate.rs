@@ -243,3 +243,167 @@ fn nan_in_a_used_row_is_an_error_not_a_nan() {
     .unwrap();
     close(ok.estimate[0], 2.0);
 }
+
+/// PSU codes, stratum codes, weights, an outcome and integer domain labels.
+type Sample = (Vec<u32>, Vec<u32>, Vec<f64>, Vec<f64>, Vec<i64>);
+
+/// Rows of a stratified cluster sample in random order (a small xorshift generator),
+/// enough of them for the pass to run in several chunks.
+fn random_sample(n: usize) -> Sample {
+    let mut s: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let psu: Vec<u32> = (0..n).map(|_| (next() % 60) as u32).collect();
+    let strata: Vec<u32> = psu.iter().map(|&p| p / 6).collect();
+    let w: Vec<f64> = psu.iter().map(|&p| 1.0 + p as f64 * 0.37).collect();
+    let y: Vec<f64> = (0..n).map(|_| (next() % 1000) as f64 / 7.0).collect();
+    // Labels -3..=4 with no row at 1: a gap in the range.
+    let labels: Vec<i64> = (0..n)
+        .map(|_| match (next() % 7) as i64 - 3 {
+            1 => 4,
+            v => v,
+        })
+        .collect();
+    (psu, strata, w, y, labels)
+}
+
+#[test]
+fn labels_give_the_same_estimates_as_codes() {
+    use sscoverage::codes::dense_codes;
+    use sscoverage::estimate::estimate_by_labels;
+    let n = 400_000;
+    let (psu, strata, w, y, labels) = random_sample(n);
+    let design = Design::new(&spec(n, Some(&psu), Some(&strata), &w)).unwrap();
+    let (codes, distinct) = dense_codes(&labels);
+    assert_eq!(distinct, vec![-3, -2, -1, 0, 2, 3, 4]);
+    let outcomes = [Outcome::Numeric(&y)];
+    let by_codes =
+        estimate_by_domain(&design, Estimator::Mean, &outcomes, &codes, 7, false).unwrap();
+    let by_labels =
+        estimate_by_labels(&design, Estimator::Mean, &outcomes, &labels, -3, 8, false).unwrap();
+    // Slot 4 (label 1) has no rows; the others are the coded domains, to the last bit.
+    assert_eq!(by_labels.n_rows[4], 0.0);
+    let slots = [0, 1, 2, 3, 5, 6, 7];
+    for (d, &slot) in slots.iter().enumerate() {
+        assert_eq!(
+            by_labels.estimate[slot].to_bits(),
+            by_codes.estimate[d].to_bits()
+        );
+        assert_eq!(by_labels.vcov[slot].to_bits(), by_codes.vcov[d].to_bits());
+        assert_eq!(by_labels.weight_sum[slot], by_codes.weight_sum[d]);
+    }
+    // A label outside the range is an error, as a code out of range is.
+    assert!(
+        estimate_by_labels(&design, Estimator::Mean, &outcomes, &labels, -2, 8, false).is_err()
+    );
+}
+
+#[test]
+fn one_numeric_outcome_sums_as_the_general_pass() {
+    // deff=true takes the general pass (it also sums squares); the estimates and their
+    // variances must agree with the one-outcome pass bit for bit.
+    let n = 400_000;
+    let (psu, strata, w, y, labels) = random_sample(n);
+    let design = Design::new(&spec(n, Some(&psu), Some(&strata), &w)).unwrap();
+    let mut codes: Vec<u32> = labels.iter().map(|&l| (l + 3) as u32).collect();
+    codes[17] = OUTSIDE;
+    let outcomes = [Outcome::Numeric(&y)];
+    for estimator in [Estimator::Mean, Estimator::Total] {
+        let fast = estimate_by_domain(&design, estimator, &outcomes, &codes, 8, false).unwrap();
+        let general = estimate_by_domain(&design, estimator, &outcomes, &codes, 8, true).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast.estimate), bits(&general.estimate));
+        assert_eq!(bits(&fast.vcov), bits(&general.vcov));
+        assert_eq!(fast.n_rows, general.n_rows);
+    }
+    let mut with_nan = y.clone();
+    with_nan[n - 5] = f64::NAN;
+    let outcomes = [Outcome::Numeric(&with_nan)];
+    let err =
+        estimate_by_domain(&design, Estimator::Mean, &outcomes, &codes, 8, false).unwrap_err();
+    assert!(err.to_string().contains("outcome #0 is missing"), "{err}");
+}
+
+#[test]
+fn owned_inputs_build_the_same_design() {
+    let n = 300_000;
+    let (psu, strata, w, y, _) = random_sample(n);
+    let given = spec(n, Some(&psu), Some(&strata), &w);
+    let copied = Design::new(&given).unwrap();
+    let owned = Design::with_owned(&given, Some(w.clone()), Some(psu.clone())).unwrap();
+    assert_eq!(copied.degf, owned.degf);
+    assert_eq!(copied.n_units, owned.n_units);
+    assert_eq!(copied.unit_of_row, owned.unit_of_row);
+    assert_eq!(copied.weights, owned.weights);
+    let codes = vec![0u32; n];
+    let outcomes = [Outcome::Numeric(&y)];
+    let a = estimate_by_domain(&copied, Estimator::Mean, &outcomes, &codes, 1, false).unwrap();
+    let b = estimate_by_domain(&owned, Estimator::Mean, &outcomes, &codes, 1, false).unwrap();
+    assert_eq!(a.vcov[0].to_bits(), b.vcov[0].to_bits());
+    // Owned weights are checked as given ones are.
+    let mut bad = w.clone();
+    bad[9] = -1.0;
+    assert!(Design::with_owned(&given, Some(bad), None).is_err());
+    // PSU labels repeating across strata are caught by the parallel scan too.
+    let mut crossed = strata.clone();
+    crossed[n - 1] = (crossed[n - 1] + 1) % 10;
+    let err = Design::new(&spec(n, Some(&psu), Some(&crossed), &w)).unwrap_err();
+    assert!(err.to_string().contains("not nested"), "{err}");
+}
+
+#[test]
+fn labels_found_by_the_pass_give_the_same_sums() {
+    use sscoverage::estimate::{estimate_by_label_span, estimate_by_labels};
+    let n = 400_000;
+    let (psu, strata, w, y, mut labels) = random_sample(n);
+    // Sorted labels: a sample of rows still finds the range.  Then labels the sample
+    // misses (the first and last row only): the range is found by a pass of its own.
+    labels.sort_unstable();
+    let design = Design::new(&spec(n, Some(&psu), Some(&strata), &w)).unwrap();
+    let outcomes = [Outcome::Numeric(&y)];
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut rare = labels.clone();
+    rare[0] = -10;
+    rare[n - 1] = 20;
+    for (labels, lo, span) in [(&labels, -3, 8), (&rare, -10, 31)] {
+        for deff in [false, true] {
+            let known =
+                estimate_by_labels(&design, Estimator::Mean, &outcomes, labels, lo, span, deff)
+                    .unwrap();
+            let (found_lo, found) = estimate_by_label_span(
+                &design,
+                Estimator::Mean,
+                &outcomes,
+                labels,
+                256,
+                1 << 18,
+                deff,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(found_lo, lo);
+            assert_eq!(bits(&known.estimate), bits(&found.estimate));
+            assert_eq!(bits(&known.vcov), bits(&found.vcov));
+            assert_eq!(known.n_rows, found.n_rows);
+            assert_eq!(known.deff.map(|d| bits(&d)), found.deff.map(|d| bits(&d)));
+        }
+    }
+    // A label as far from the offset as the codes' OUTSIDE is out of range, not skipped.
+    let mut far = labels.clone();
+    far[5] = -3 + u32::MAX as i64;
+    assert!(estimate_by_labels(&design, Estimator::Mean, &outcomes, &far, -3, 8, false).is_err());
+    let none = estimate_by_label_span(
+        &design,
+        Estimator::Mean,
+        &outcomes,
+        &far,
+        256,
+        1 << 18,
+        false,
+    );
+    assert!(none.unwrap().is_none());
+}

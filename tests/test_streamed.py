@@ -76,7 +76,7 @@ def test_dask_on_a_local_cluster_matches_memory(df):
     dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("dask.distributed")
     memory = ssc.Design(df, ids="psu", strata="h", weights="w")
-    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
             distributed.Client(cluster):
         streamed = ssc.Design(dd.from_pandas(df, npartitions=5), ids="psu", strata="h", weights="w")
         for op, kw in CALLS:
@@ -87,7 +87,7 @@ def test_dask_glm_on_a_local_cluster_matches_memory(model_df):
     dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("dask.distributed")
     memory = ssc.Design(model_df, ids="psu", strata="h", weights="w")
-    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
             distributed.Client(cluster):
         streamed = ssc.Design(dd.from_pandas(model_df, npartitions=5), ids="psu", strata="h", weights="w")
         for formula, family in GLMS[:2]:
@@ -101,7 +101,8 @@ def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
         "d = ssc.Design(lf, ids='psu', strata='h', weights='w', batch_rows=5000)\n"
         "r = d.mean('y', by='d', na_rm=True)\n"
         "g = d.glm('y ~ x + job', progress=False)\n"
-        "print(r.estimate.tolist(), r.se.tolist(), g.coef.tolist(), g.vcov.tolist())\n"
+        "k = d.rake([('job', {'platform': 2e4, 'contract': 3e4, 'self': 2.6e4})]).mean('x', by='d')\n"
+        "print(r.estimate.tolist(), r.se.tolist(), g.coef.tolist(), g.vcov.tolist(), k.se.tolist())\n"
     )
     folder = str(tmp_path / "p.parquet")
     lazy.sink_parquet(folder)
@@ -170,6 +171,8 @@ def test_lazyframe_glm_on_a_subset(model_df, model_lazy):
     _same_fit(a, b)
     with pytest.raises(ssc.DesignError, match="predict on newdata"):
         b.predict()
+    with pytest.raises(ssc.DesignError, match="fitted rows"):
+        b.predictive_margins("job")
     new = pd.DataFrame({"x": [1.5, 2.5], "job": ["self", "contract"]})
     assert_allclose(b.predict(new).se, a.predict(new).se, rtol=1e-12)
 
@@ -182,3 +185,51 @@ def test_streamed_glm_refuses_stateful_transforms_and_aliasing(model_df, model_l
         streamed.glm("lapse ~ x + I(2 * x)", progress=False)
     with pytest.raises(ssc.ColumnError, match="'xx'"):
         streamed.glm("lapse ~ xx", progress=False)
+
+
+MARGINS = [
+    ("job", {"platform": 20_000, "contract": 30_000, "self": 26_000}),
+    ("~d", pd.DataFrame({"d": [0, 1, 2, 3], "Freq": [19_000, 19_000, 20_000, 18_000]})),
+]
+RAKED_CALLS = CALLS[:2] + [("ratio", dict(numerator="y", denominator="x", na_rm=True, by="h"))]
+
+
+def test_lazyframe_raking_matches_memory(df, lazy):
+    """A rake on the collapsed cell table: the same weights and the same raking residuals
+    in the variance (R's svyrecvar sweeps) as the in-memory rake."""
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w").rake(MARGINS)
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", batch_rows=6_000, progress=False).rake(MARGINS)
+    for op, kw in RAKED_CALLS:
+        _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+    # Raked to its margins (to R's epsilon of 1 in a count), job's shares are the
+    # targets' and have next to no sampling variance.
+    shares = streamed.mean("job").to_pandas().set_index("level")
+    assert_allclose(shares.estimate[["platform", "contract", "self"]], np.array([20, 30, 26]) / 76, rtol=1e-4)
+    assert shares.se.max() < 1e-3 * streamed.mean("x").se[0]
+    assert streamed.spec["weighting"] == ["rake"]
+
+
+def test_dask_raking_on_a_local_cluster_matches_memory(df):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("dask.distributed")
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w").rake(MARGINS)
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        streamed = ssc.Design(dd.from_pandas(df, npartitions=5), ids="psu", strata="h", weights="w").rake(MARGINS)
+        for op, kw in RAKED_CALLS:
+            _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+
+
+def test_streamed_rake_refuses_bad_margins(df, lazy):
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", progress=False)
+    with pytest.raises(ssc.CalibrationError, match="job = self"):
+        streamed.rake([("job", {"platform": 20_000, "contract": 30_000})])
+    with pytest.raises(ssc.CalibrationError, match="margins disagree"):
+        streamed.rake([("job", {"platform": 1, "contract": 1, "self": 1}), MARGINS[1]])
+    with pytest.raises(ssc.ColumnError, match="'nope'"):
+        streamed.rake([("nope", {"a": 1})])
+    raked = streamed.rake(MARGINS)
+    with pytest.raises(ssc.DesignError, match="raked already"):
+        raked.rake(MARGINS)
+    with pytest.raises(ssc.DesignError, match="GLM on a raked streamed design"):
+        raked.glm("y ~ x")

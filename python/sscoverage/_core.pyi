@@ -16,8 +16,11 @@ __all__ = [
     "glm_fit",
     "glm_solve_stacked",
     "dense_codes",
+    "all_finite",
     "poststratify",
     "rake",
+    "rake_cells",
+    "CellRake",
     "calibrate",
     "trim_weights",
     "interruption_spells",
@@ -70,6 +73,8 @@ class CoreDesign:
         pps_psum: float | None = None,
         pps_joint: _F64 | None = None,
         pps_variance: str = "HT",
+        weights_roundtrip: bool = False,
+        ids_labels: NDArray[np.integer[Any]] | None = None,
     ) -> CoreDesign: ...
     @staticmethod
     def from_replicate_weights(
@@ -104,11 +109,32 @@ class CoreDesign:
         n_numerators: int = 0,
         deff: bool = False,
     ) -> dict[str, Any]: ...
+    def estimate_labels(
+        self,
+        kind: str,
+        labels: NDArray[np.integer[Any]],
+        numeric: list[tuple[int, _F64]],
+        categorical: list[tuple[int, _U32, int]],
+        n_numerators: int = 0,
+        deff: bool = False,
+        max_domains: int = 256,
+    ) -> dict[str, Any] | None: ...
     def estimate_from_sums(
-        self, kind: str, table: _F64, squares: _F64, n_domains: int, width: int, n_numerators: int = 0
+        self,
+        kind: str,
+        table: _F64,
+        squares: _F64,
+        n_domains: int,
+        width: int,
+        n_numerators: int = 0,
+        raked: tuple[_F64, CellRake] | None = None,
     ) -> dict[str, Any]: ...
 
+@final
+class CellRake: ...
+
 def dense_codes(labels: NDArray[np.integer[Any]]) -> tuple[_U32, NDArray[np.int64]]: ...
+def all_finite(values: _F64) -> bool: ...
 def glm_fit(
     x: _F64,
     y: _F64,
@@ -147,6 +173,15 @@ def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDe
 def rake(
     design: CoreDesign, margins: list[tuple[_U32, _F64]], maxit: int = 10, epsilon: float = 1.0
 ) -> tuple[CoreDesign, dict[str, Any]]: ...
+def rake_cells(
+    margins: list[tuple[_U32, _F64]],
+    weight: _F64,
+    counts: _F64,
+    base_by_unit: _F64,
+    zero_by_unit: _F64,
+    maxit: int = 10,
+    epsilon: float = 1.0,
+) -> tuple[_F64, CellRake, dict[str, Any]]: ...
 def calibrate(
     design: CoreDesign,
     x: _F64,

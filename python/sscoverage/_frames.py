@@ -107,14 +107,44 @@ class Frame:
             values = col.cast(pl.Float64).to_numpy()
         else:
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        infinite = np.isinf(values)
-        if infinite.any():
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        # One pass with no temporary when all is finite; otherwise (NaN or an infinity)
+        # look value by value.
+        infinite = None if _core.all_finite(values) else np.isinf(values)
+        if infinite is not None and infinite.any():
             # Sums would silently give inf or NaN estimates and standard errors.
             raise ColumnError(
                 f"column {name!r} ({role}) has {int(infinite.sum())} infinite values; "
                 "recode them as missing (NaN) or as finite numbers"
             )
         return np.ascontiguousarray(values, dtype=np.float64)
+
+    def int_labels(self, name: str) -> np.ndarray | None:
+        """The column's integers, read in place, when it is an integer column without
+        missing values that has not been coded yet (it can go to the core as it is)."""
+        if name in self._codes or name not in self.columns:
+            return None
+        col = self.data[name]
+        if isinstance(col, pl.Series):
+            if not col.dtype.is_integer() or col.null_count():
+                return None
+        elif not (isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu"):
+            return None
+        values = col.to_numpy()
+        usable = values.dtype.kind == "i" or values.dtype.itemsize <= 4  # the core reads int8..int64, uint8..uint32
+        return values if usable and values.flags.c_contiguous else None
+
+    def plain_floats(self, name: str) -> np.ndarray | None:
+        """The column read in place when it is float64 with no null (NaN may be there),
+        else None."""
+        col = self._column(name)
+        if isinstance(col, pl.Series):
+            if col.dtype != pl.Float64 or col.null_count():
+                return None
+        elif col.dtype != np.float64:
+            return None
+        values = col.to_numpy()
+        return values if values.dtype == np.float64 and values.flags.c_contiguous else None
 
     def codes(self, name: str, role: str) -> Coded:
         """Dense u32 codes of a column; levels sorted (R's factor order) or a categorical's own.
@@ -145,6 +175,14 @@ class Frame:
         return values.fillna(False).to_numpy(dtype=bool)
 
 
+def never_missing(col: pd.Series | pl.Series) -> bool:
+    """True when the column's type cannot hold a missing value, or polars counts none,
+    so no mask need be built."""
+    if isinstance(col, pl.Series):
+        return not col.dtype.is_float() and col.null_count() == 0
+    return isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub"
+
+
 def isna(col: pd.Series | pl.Series) -> np.ndarray:
     if isinstance(col, pl.Series):
         mask = col.is_null().to_numpy()
@@ -156,8 +194,8 @@ def isna(col: pd.Series | pl.Series) -> np.ndarray:
 
 def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
     """Dense u32 codes of a column (OUTSIDE where missing) and its level labels."""
-    missing = isna(col)
-    if not missing.any():
+    missing = None if never_missing(col) else isna(col)
+    if missing is not None and not missing.any():
         missing = None
     numeric = col.dtype.is_numeric() if isinstance(col, pl.Series) else (
         pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
@@ -166,7 +204,9 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
         values = col.to_numpy()
         if np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0):
             # Integer labels: one pass in Rust, no sort of the rows.
-            codes, distinct = _core.dense_codes(np.ascontiguousarray(values, dtype=np.int64))
+            # The core reads int8..int64 and uint8..uint32 in place; others become int64.
+            narrow = values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize <= 4)
+            codes, distinct = _core.dense_codes(np.ascontiguousarray(values, dtype=values.dtype if narrow else np.int64))
             labels = distinct.tolist()
             if not np.issubdtype(values.dtype, np.integer):
                 labels = [float(v) for v in labels]
@@ -186,6 +226,8 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
 
 
 def require_no_missing(frame: Frame, name: str, role: str) -> None:
+    if never_missing(frame._column(name)):
+        return
     miss = frame.isna(name)
     if miss is not None and miss.any():
         raise MissingValueError(

@@ -16,7 +16,7 @@ from the data, which a streamed fit never holds at once: they are refused.
 
 from __future__ import annotations
 
-import difflib
+import gc
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -24,19 +24,18 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import polars as pl
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
 
 from . import _core
 from ._frames import codes_of
 from .exceptions import ColumnError, ConvergenceError, DesignError, EstimationError, MissingValueError
-from .models import BINOMIAL, FAMILIES, GLMResult, _alias_names, _check_convergence, _ModelFrame, _r_names
-from .streamed import UNIT, _expression_columns, _with_units
+from .models import BINOMIAL, FAMILIES, GLMResult, _check_convergence, _ModelFrame, _r_names, _read_formula
+from .streamed import UNIT, _expression_columns, _with_units, sum_in_order
 
 if TYPE_CHECKING:
     from .streamed import StreamedDesign
 
 #: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 _CODED = re.compile(r"\bC\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
 #: Extra IRLS steps from a binomial or Poisson solution, and how far they may move a
 #: linear predictor before the fit counts as separated (the core's in-memory rule).
@@ -57,11 +56,14 @@ def streamed_glm(
     """:meth:`Design.glm` on a streamed design; see the module notes."""
     if family not in FAMILIES:
         raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+    if design._raked is not None:
+        raise DesignError("a GLM on a raked streamed design is not supported yet: collect() the data, "
+                          "or fit the model before raking")
     model = _StreamedModel(design, formula, family, dict(levels or {}), progress)
     fit = _Irls(design, model, family, link, epsilon, maxit, progress).run()
     _check_convergence(fit, formula, maxit)
     p = len(model.terms)
-    scores, unit_rows, pearson = _sum_in_order(design._map_batches(
+    scores, unit_rows, pearson = sum_in_order(design._map_batches(
         model.columns, _batch_scores, model, fit, design._keys, design._psus, design.n_psu,
         label="GLM scores", progress=progress,
     ))
@@ -94,25 +96,7 @@ class _StreamedModel(_ModelFrame):
     def __init__(self, design: "StreamedDesign", formula: str, family: str,
                  levels: dict[str, Sequence[Any]], progress: bool) -> None:
         columns = design._columns
-        text, aliases = _alias_names(formula, columns)
-        try:
-            parsed = Formula(text)
-        except Exception as err:  # formulaic's parse errors have many classes
-            raise ValueError(f"cannot read the formula {formula!r}: {err}") from None
-        if not hasattr(parsed, "lhs"):
-            raise ValueError(f"the formula {formula!r} has no outcome: write 'y ~ x1 + x2'")
-        # formulaic does not list the variables of some transforms (scale(x)): add every
-        # name of the formula that is a column.
-        named = {t for t in _NAME.findall(text) if aliases.get(t, t) in columns}
-        used = sorted(set(parsed.required_variables) | named)
-        for name in used:
-            if aliases.get(name, name) not in columns:
-                close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ColumnError(f"column {name!r} in the formula {formula!r} is not in the data.{hint}")
-        for name in levels:
-            if name not in columns:
-                raise ColumnError(f"levels given for {name!r}, which is not a column of the data")
+        text, aliases, parsed, used = _read_formula(formula, columns, levels)
         self.schema = schema = design._schema()
         self.variables = {name: aliases.get(name, name) for name in used}
         # Factors: text, logical and categorical columns, and any column given levels.
@@ -160,7 +144,6 @@ class _StreamedModel(_ModelFrame):
         self.aliases = aliases
         self.data = prototype.iloc[:0]
         self.spec = mm.rhs.model_spec
-        self.rows = np.arange(self.n)
         self.terms = _r_names(list(mm.rhs.columns), prototype, self.factors, aliases)
         self.rhs_variables = sorted(parsed.rhs.required_variables)
         self.term_columns = {
@@ -273,6 +256,9 @@ class _Irls:
             self.model.columns, _batch_pass, self.model, self.family, self.link, beta, step, reference,
             label=f"GLM pass {self.iteration}", progress=self.progress,
         ))
+        # Model matrices leave reference cycles (formulaic, pandas) that the generational
+        # collector frees late; pass after pass they would hold memory of many batches.
+        gc.collect()
         return {
             "deviance": float(sum(part["deviance"] for part in parts)),
             "valid": all(part["valid"] for part in parts),
@@ -364,16 +350,6 @@ def _batch_scores(model: _StreamedModel, fit: dict[str, Any], keys: list[str], p
     units = np.ascontiguousarray(_with_units(keys, psus, rows).get_column(UNIT).to_numpy(), dtype=np.uint32)
     return _core.glm_batch_scores(x, y, w, model.family, fit["link"], fit["coefficients"], fit["previous"],
                                   units, n_units)
-
-
-def _sum_in_order(parts: Any) -> list[np.ndarray]:
-    """Element-wise sums of the batches' arrays, added in batch order (the same digits
-    for any threads)."""
-    parts = iter(parts)
-    total = [np.array(a, dtype=np.float64) for a in next(parts)]
-    for part in parts:
-        total = [t + a for t, a in zip(total, part)]
-    return total
 
 
 def _fit_degf(design: "StreamedDesign", unit_rows: np.ndarray) -> int:

@@ -27,6 +27,7 @@ from .exceptions import (
     LonelyPsuError,
     MissingValueError,
     ShapeError,
+    SurveyError,
 )
 from .results import Estimates, critical_value
 from .serialize import Serializable
@@ -131,29 +132,22 @@ class Design(Serializable):
         for role, names in (("ids", id_names), ("strata", strata_names), ("fpc", fpc_names)):
             for name in names:
                 require_no_missing(frame, name, role)
-        clusters = [frame.codes(n, "ids").codes for n in id_names] or [None]
+        # An integer first-stage ids column goes to the core as it is, to be coded there
+        # straight into the design's own codes.
+        ids_labels = frame.int_labels(id_names[0]) if id_names else None
+        clusters = [
+            np.empty(0, np.uint32) if i == 0 and ids_labels is not None else frame.codes(n, "ids").codes
+            for i, n in enumerate(id_names)
+        ] or [None]
         strata_coded = [frame.codes(n, "strata") for n in strata_names]
         fpc_arrays = [frame.numeric(n, "fpc") for n in fpc_names]
-        w = None
-        if weights is not None or probs is not None:
-            name = weights if weights is not None else probs
-            require_no_missing(frame, name, "weights" if weights is not None else "probs")
-            w = frame.numeric(name, "weights" if weights is not None else "probs")
-            if probs is not None:
-                if (w <= 0).any():
-                    raise DesignError(f"probs column {probs!r} must be positive; {int((w <= 0).sum())} rows are not")
-                w = 1.0 / w
-            elif (w < 0).any():
-                raise DesignError(
-                    f"weights column {weights!r} has {int((w < 0).sum())} negative values; "
-                    "sampling weights must be non-negative"
-                )
-            else:
-                # R keeps probabilities and weighs by 1/(1/w), which can differ from w in
-                # the last bit; where a cumulative weight meets p * total exactly
-                # (quantiles) that bit decides the data value.
-                with np.errstate(divide="ignore"):
-                    w = 1.0 / (1.0 / w)
+        # A float64 weights column goes to the core as it is: the core takes 1/(1/w) as
+        # it copies it, and says only that something is wrong; the checks below then
+        # tell what, as they would have before the core was called.
+        w = frame.plain_floats(weights) if weights is not None else None
+        roundtrip = w is not None
+        if w is None and (weights is not None or probs is not None):
+            w = _checked_weights(frame, weights, probs)
         pps_method, psum, joint = _pps_arguments(pps, frame.n_rows)
         try:
             self._core = _core.CoreDesign(
@@ -169,8 +163,18 @@ class Design(Serializable):
                 pps_psum=psum,
                 pps_joint=joint,
                 pps_variance=variance,
+                weights_roundtrip=roundtrip,
+                ids_labels=ids_labels,
             )
-        except DesignError as err:
+        except SurveyError as err:
+            if roundtrip:
+                # Unchecked weights: their own error, if any, comes first, as before.
+                try:
+                    _checked_weights(frame, weights, probs)
+                except SurveyError as weights_err:
+                    raise weights_err from None
+            if not isinstance(err, DesignError):
+                raise
             raise type(err)(_name_columns(str(err), id_names, strata_names, fpc_names, weights or probs)) from None
         self._frame = frame
         self._strata_labels = [c.labels for c in strata_coded]
@@ -406,7 +410,10 @@ class Design(Serializable):
         frame = self._frame
         if not outcomes:
             raise ValueError("name at least one outcome column")
-        by_names, by_coded = self._by(by)
+        # One integer by column not coded yet goes to the core as it is (a label less the
+        # smallest is the domain), unless its values span too many (then it is coded).
+        labels = frame.int_labels(by) if isinstance(by, str) else None
+        by_names, by_coded = ([by], []) if labels is not None else self._by(by)
         # Rows that take part in no domain; None while there are none, so the common
         # case (no subset, nothing missing) makes no pass over the rows here.
         excluded: np.ndarray | None = None if self._mask is None else ~self._mask
@@ -437,15 +444,45 @@ class Design(Serializable):
                 new = miss if excluded is None else miss & ~excluded
                 n_removed += int(new.sum())
                 excluded = miss if excluded is None else excluded | miss
-        domain, n_domains = _domain_codes(by_coded, frame.n_rows)
-        if excluded is not None:
-            if excluded.all():
-                raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
-            domain = np.where(excluded, OUTSIDE, domain).astype(np.uint32)
-        try:
-            res = self._core.estimate(
-                kind, domain, n_domains, numeric, categorical, n_numerators=n_numerators, deff=deff
+        res = None
+        if labels is not None and excluded is None:
+            res = self._core_estimate(
+                lambda: self._core.estimate_labels(
+                    kind, labels, numeric, categorical, n_numerators=n_numerators, deff=deff
+                ),
+                outcomes,
+                excluded,
             )
+            if res is not None:
+                first = int(res["offset"])
+                by_coded = [Coded(labels[:0], list(range(first, first + len(res["n_rows"]))), None)]
+        if res is None:
+            if labels is not None:
+                by_names, by_coded = self._by(by)
+            domain, n_domains = _domain_codes(by_coded, frame.n_rows)
+            if excluded is not None:
+                if excluded.all():
+                    raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
+                domain = np.where(excluded, OUTSIDE, domain).astype(np.uint32)
+            res = self._core_estimate(
+                lambda: self._core.estimate(
+                    kind, domain, n_domains, numeric, categorical, n_numerators=n_numerators, deff=deff
+                ),
+                outcomes,
+                excluded,
+            )
+        present = np.flatnonzero(res["n_rows"] > 0)
+        dropped = max(res["dropped_replicates"], default=0)
+        if dropped:
+            notes.append(f"{dropped} replicates gave undefined estimates and were left out (as R)")
+        if len(present) == 0:
+            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
+        return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed, notes, deff)
+
+    def _core_estimate(self, call: Any, outcomes: list[str], excluded: np.ndarray | None) -> Any:
+        """The core's estimate, its errors in the user's terms (strata labels, columns)."""
+        try:
+            return call()
         except LonelyPsuError as err:
             _, code, stage = err.args
             labels = self._strata_labels[min(stage, len(self._strata_labels)) - 1] if self._strata_labels else None
@@ -456,13 +493,6 @@ class Design(Serializable):
             ) from None
         except EstimationError as err:
             raise self._missing_value_error(str(err), outcomes, excluded) from None
-        present = np.flatnonzero(res["n_rows"] > 0)
-        dropped = max(res["dropped_replicates"], default=0)
-        if dropped:
-            notes.append(f"{dropped} replicates gave undefined estimates and were left out (as R)")
-        if len(present) == 0:
-            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
-        return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed, notes, deff)
 
     def _missing_value_error(self, message: str, outcomes: list[str], excluded: np.ndarray | None) -> Exception:
         """The core's 'outcome #k is missing' as an error naming the column and the count."""
@@ -1070,6 +1100,29 @@ class Design(Serializable):
 #: Largest number of level combinations of several by columns used directly as domain
 #: codes; beyond it the combinations present are numbered first.
 MAX_DIRECT_DOMAINS = 1 << 16
+
+
+def _checked_weights(frame: Frame, weights: str | None, probs: str | None) -> np.ndarray:
+    """The sampling weights from a weights or probs column, checked: complete, finite,
+    non-negative (probs positive)."""
+    name = weights if weights is not None else probs
+    assert name is not None
+    require_no_missing(frame, name, "weights" if weights is not None else "probs")
+    w = frame.numeric(name, "weights" if weights is not None else "probs")
+    if probs is not None:
+        if (w <= 0).any():
+            raise DesignError(f"probs column {probs!r} must be positive; {int((w <= 0).sum())} rows are not")
+        return 1.0 / w
+    if (w < 0).any():
+        raise DesignError(
+            f"weights column {weights!r} has {int((w < 0).sum())} negative values; "
+            "sampling weights must be non-negative"
+        )
+    # R keeps probabilities and weighs by 1/(1/w), which can differ from w in the last
+    # bit; where a cumulative weight meets p * total exactly (quantiles) that bit decides
+    # the data value.
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 / w)
 
 
 def _domain_codes(by_coded: list[Coded], n_rows: int) -> tuple[np.ndarray, int]:

@@ -125,7 +125,7 @@ def _combine(result: "GLMResult", pieces: list[_Piece], contrast: np.ndarray | N
     design, model = result._design, result._model
     if design is None or model is None:
         raise EstimationError("this result does not carry its design and data; refit it with design.glm")
-    rows = model.rows
+    rows = _fitted_rows(model)
     w = design.weights[rows]
     beta = result.coef
     k = len(pieces)
@@ -186,6 +186,14 @@ def _table(result: "GLMResult", statistic: str, variable: str | list[str], level
     })
     return Estimates(statistic=statistic, table=pd.DataFrame(columns), vcov=[vcov], by=list(by or {}),
                      level=level, df=df, notes=notes or [])
+
+
+def _fitted_rows(model: Any) -> np.ndarray:
+    """The design rows the model was fitted on; a streamed fit does not hold them."""
+    if getattr(model, "streamed", False):
+        raise DesignError("margins and scenarios average over the fitted rows, which a streamed design does "
+                          "not hold: collect() the data (or a sample of it) and refit")
+    return np.asarray(model.rows)
 
 
 def _variable(result: "GLMResult", var: str) -> str:
@@ -378,7 +386,7 @@ def scenario(result: "GLMResult", changes: Mapping[str, Any], design: "Design | 
     x1 = model.matrix(data)
     if np.isnan(x1).any():
         raise EstimationError("the changes give missing values of a model variable")
-    in_target = target._scope()[model.rows]
+    in_target = target._scope()[_fitted_rows(model)]
     if not in_target.any():
         raise EmptyDomainError("no fitted row is in the design the scenario is averaged over")
     groups: list[tuple[str, np.ndarray]] = [("all", in_target.astype(np.float64))]

@@ -42,6 +42,7 @@ BINOMIAL = ("binomial", "quasibinomial")
 # bare name that may contain dots as R's names do.
 _TOKEN = re.compile(r"`[^`]*`|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[A-Za-z_.][A-Za-z0-9_.]*")
 _ALIAS = re.compile(r"__ssc(\d+)__")
+_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 
 def glm(
@@ -215,22 +216,7 @@ class _ModelFrame:
 
     def __init__(self, design: "Design", formula: str, family: str, levels: Mapping[str, Sequence[Any]]) -> None:
         frame = design._frame
-        text, aliases = _alias_names(formula, frame.columns)
-        try:
-            parsed = Formula(text)
-        except Exception as err:  # formulaic's parse errors have many classes
-            raise ValueError(f"cannot read the formula {formula!r}: {err}") from None
-        if not hasattr(parsed, "lhs"):
-            raise ValueError(f"the formula {formula!r} has no outcome: write 'y ~ x1 + x2'")
-        used = sorted(parsed.required_variables)
-        for name in used:
-            if name not in aliases and name not in frame.columns:
-                close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ColumnError(f"column {name!r} in the formula {formula!r} is not in the data.{hint}")
-        for name in levels:
-            if name not in frame.columns:
-                raise ColumnError(f"levels given for {name!r}, which is not a column of the data")
+        text, aliases, parsed, used = _read_formula(formula, list(frame.columns), levels)
         scope = np.flatnonzero(design._scope())
         data = pd.DataFrame(index=scope)
         factors: list[str] = []  # the formula names of factor variables
@@ -340,6 +326,33 @@ class _ModelFrame:
                     raise ColumnError(f"newdata: {column!r} must be numeric, as in the fitted data")
                 out[name] = values.astype(np.float64)
         return out, missing
+
+
+def _read_formula(formula: str, columns: list[Any], levels: Mapping[str, Sequence[Any]]
+                  ) -> tuple[str, dict[str, str], Any, list[str]]:
+    """A model formula read against the data's columns: its text with non-Python names
+    aliased, the aliases, formulaic's parse, and the formula names of the variables it
+    uses; a missing column (or one given levels) is named with the closest match."""
+    text, aliases = _alias_names(formula, columns)
+    try:
+        parsed = Formula(text)
+    except Exception as err:  # formulaic's parse errors have many classes
+        raise ValueError(f"cannot read the formula {formula!r}: {err}") from None
+    if not hasattr(parsed, "lhs"):
+        raise ValueError(f"the formula {formula!r} has no outcome: write 'y ~ x1 + x2'")
+    # formulaic does not list the variables of some transforms (scale(x)): add every
+    # name of the formula that is a column.
+    named = {t for t in _NAME.findall(text) if aliases.get(t, t) in columns}
+    used = sorted(set(parsed.required_variables) | named)
+    for name in used:
+        if name not in aliases and name not in columns:
+            close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ColumnError(f"column {name!r} in the formula {formula!r} is not in the data.{hint}")
+    for name in levels:
+        if name not in columns:
+            raise ColumnError(f"levels given for {name!r}, which is not a column of the data")
+    return text, aliases, parsed, used
 
 
 def _as_pandas(data: Any) -> pd.DataFrame:

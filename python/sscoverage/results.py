@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +25,12 @@ def critical_value(level: float, df: float | None) -> float:
     """Two-sided quantile: normal (R's default, df=Inf) or t on `df` degrees of freedom."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level}")
+    return _two_sided_quantile(float(level), None if df is None else float(df))
+
+
+@lru_cache(maxsize=256)
+def _two_sided_quantile(level: float, df: float | None) -> float:
+    # Cached: scipy's ppf costs milliseconds a call, and each estimate asks for one.
     q = 1 - (1 - level) / 2
     if df is None or np.isinf(df):
         return float(stats.norm.ppf(q))

@@ -1,16 +1,27 @@
 """Designs over data larger than memory: a polars LazyFrame (``pl.scan_parquet`` over
-many files) streamed in batches, or a Dask DataFrame reduced partition by partition.
+many files) streamed in batches, or a Dask DataFrame reduced partition by partition
+where each partition lives (only the sums travel to the client).
 
 Each batch (partition) is reduced by the core's one pass to per-(domain, PSU) sums,
 with PSUs and domains coded for the whole data set; the sums are added in batch order
-(so the digits do not depend on threads or chunking) and the design's variance engine
-takes it from there — the numbers of the in-memory path.  Memory is bounded by one
-batch plus a table of n_domains x n_PSUs sums.
+(so the digits do not depend on threads, chunking or workers) and the design's variance
+engine takes it from there — the numbers of the in-memory path.
+
+What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
+and ``deff``; GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+:mod:`sscoverage._streamed_glm`); raking (:meth:`StreamedDesign.rake`: two passes to
+the collapsed cell table, see :mod:`sscoverage._streamed_weighting`), after which
+estimates carry R's raking residuals into their variance.
+
+Memory bound: one batch (``batch_rows`` rows of the columns an estimate reads, or a
+Dask partition per worker) plus the tables of sums — n_domains x n_PSUs x (2 + outcome
+columns) for an estimate, p x p per batch for a GLM, n_PSUs x n_cells for a rake — and
+the design's PSU table.  Nothing grows with the number of rows.
 
 Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
-ultimate-cluster approximation, as without fpc), means, totals and ratios with
-``by=``, ``subset`` conditions, ``na_rm`` and ``deff``.  Whatever needs every row again
-(calibration, per-row replicate weights, GLMs) needs the data in memory: ``collect()``.
+ultimate-cluster approximation, as without fpc).  What needs every row at once —
+calibration other than raking, per-row replicate weights, PPS, quantiles, a GLM on a
+raked design — needs the data in memory: ``collect()``.
 """
 
 from __future__ import annotations
@@ -102,6 +113,7 @@ class StreamedDesign(Design):
         self._frame = None
         self._mask = None
         self._condition_expr: pl.Expr | None = None
+        self._raked: Any = None  # a Raked (see _streamed_weighting) once raked
         self._n_rows = int(self._count())
         self.spec = {"ids": id_names, "strata": strata_names, "weights": weights, "probs": probs,
                      "fpc": fpc_names, "nest": nest, "lonely_psu": lonely_psu, "streamed": True}
@@ -207,6 +219,14 @@ class StreamedDesign(Design):
 
         return streamed_glm(self, formula, family, link, **kw)
 
+    def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "StreamedDesign":
+        """:meth:`Design.rake` on the collapsed cell table: two passes over the batches,
+        then later estimates carry the rake into their variance as in memory (see
+        :mod:`sscoverage._streamed_weighting`)."""
+        from ._streamed_weighting import streamed_rake
+
+        return streamed_rake(self, margins, control, force)
+
     # ------------------------------------------------------------ estimation
     def _estimate(
         self,
@@ -233,21 +253,19 @@ class StreamedDesign(Design):
         if n_domains == 0:
             raise EmptyDomainError(f"the by columns {by_names} hold no values")
         domains = by_levels.with_columns(pl.Series(DOMAIN, np.arange(n_domains, dtype=np.uint32))) if by_names else None
+        raked_rows = self._raked.rows if self._raked is not None else None
+        raked_columns = raked_rows.cells.columns if raked_rows is not None else []
         columns = list(dict.fromkeys(self._keys + outcomes + by_names + [c for c in [self._weight_name] if c]
-                                     + _expression_columns(self._condition_expr)))
+                                     + _expression_columns(self._condition_expr) + raked_columns))
         width = sum(len(factor_levels[n]) if n in factor_levels else 1 for n in outcomes)
         plan = _Plan(self._keys, self._psus, domains, by_names, outcomes, factor_levels, self._condition_expr,
-                     self._weight_expr, kind, len(self._psus), n_domains, na_rm, deff)
-        reduced = self._map_batches(columns, _batch_sums, plan)
-        table = np.zeros(n_domains * len(self._psus) * (2 + width))
-        squares = np.zeros(n_domains * (width + 1) if deff else 0)
-        n_removed = n_missing_by = 0
-        for t, sq, removed, missing_by in reduced:  # batch order: the same digits every run
-            table += t
-            squares += sq
-            n_removed += removed
-            n_missing_by += missing_by
-        res = self._core.estimate_from_sums(kind, table, squares, n_domains, width, n_numerators=n_numerators)
+                     self._weight_expr, kind, len(self._psus), n_domains, na_rm, deff, raked_rows)
+        # Batch order: the same digits every run.
+        table, squares, cell_table, counts = sum_in_order(self._map_batches(columns, _batch_sums, plan))
+        n_removed, n_missing_by = (int(c) for c in counts)
+        raked = (cell_table, self._raked.core) if self._raked is not None else None
+        res = self._core.estimate_from_sums(kind, table, squares, n_domains, width, n_numerators=n_numerators,
+                                            raked=raked)
         present = np.flatnonzero(np.asarray(res["n_rows"]) > 0)
         if len(present) == 0:
             raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
@@ -276,12 +294,14 @@ class _Plan:
     n_domains: int
     na_rm: bool
     deff: bool
+    raked: Any = None  # the rows' side of the design's rake (see _streamed_weighting.RakedRows)
 
 
-def _batch_sums(plan: _Plan, batch: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """One batch (a polars frame, or a pandas partition) reduced by the core's pass to
-    per-(domain, PSU) sums; with the rows left out for missing values and for a
-    missing by value."""
+def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One batch reduced by the core's pass to per-(domain, PSU) sums, the design
+    effects' sums, for a raked design the per-(domain, cell) sums with weights over base
+    weights (else empty), and the rows left out for missing values and for a missing by
+    value."""
     batch = _with_units(plan.keys, plan.psus, batch)
     if plan.domains is not None:
         batch = batch.join(plan.domains, on=plan.by_names, how="left", maintain_order="left")
@@ -324,11 +344,26 @@ def _batch_sums(plan: _Plan, batch: Any) -> tuple[np.ndarray, np.ndarray, int, i
         domain = np.zeros(len(batch), np.uint32)
     domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
     w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
+    cell_table = np.zeros(0)
+    if plan.raked is not None:
+        w, cells, over_base = plan.raked.weights(batch, w)
+        cell_table, _ = _core.accumulate_batch(over_base, cells, plan.raked.n_cells, domain, plan.n_domains,
+                                               numeric, categorical)
     units = np.ascontiguousarray(batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
     table, squares = _core.accumulate_batch(
         w, units, plan.n_units, domain, plan.n_domains, numeric, categorical, with_squares=plan.deff
     )
-    return table, squares, removed, missing_by
+    return table, squares, cell_table, np.array([removed, missing_by], dtype=np.float64)
+
+
+def sum_in_order(parts: Iterable[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """Element-wise sums of the batches' arrays, added in batch order (the same digits
+    whatever the threads or the workers)."""
+    it = iter(parts)
+    total = [np.array(a, dtype=np.float64) for a in next(it)]
+    for part in it:
+        total = [t + a for t, a in zip(total, part)]
+    return total
 
 
 def _on_polars(reduce: Callable[..., T], args: tuple[Any, ...], part: pd.DataFrame) -> T:

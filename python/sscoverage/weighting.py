@@ -171,10 +171,17 @@ def rake(design: "Design", margins: Any, control: Mapping[str, Any] | None = Non
         core, info = _core.rake(design._core, coded, maxit=int(control["maxit"]), epsilon=float(control["epsilon"]))
     except CalibrationError as err:
         raise CalibrationError(_rename(str(err), names, all_labels)) from None
+    return _adjusted(design, core, _rake_step(names, [t for _, t in coded], all_labels, info, force))
+
+
+def _rake_step(names: list[str], targets: list[np.ndarray], all_labels: list[list[str]], info: Mapping[str, Any],
+               force: bool) -> Adjustment:
+    """A rake's record (targets against totals before and after, margin by margin), or
+    its refusal when the sweeps did not converge (unless `force`)."""
     table = pd.DataFrame({
-        "term": [names[m] for m, (_, t) in enumerate(coded) for _ in t],
+        "term": [names[m] for m, t in enumerate(targets) for _ in t],
         "level": [lv for labels in all_labels for lv in labels],
-        "target": np.concatenate([t for _, t in coded]),
+        "target": np.concatenate(targets),
         "before": info["before"],
         "after": info["after"],
     })
@@ -187,7 +194,7 @@ def rake(design: "Design", margins: Any, control: Mapping[str, Any] | None = Non
             "Raise control['maxit'], or check that the margins can be met together"
         )
         _not_converged(message, info, force)
-    return _adjusted(design, core, Adjustment("rake", table, info["iterations"], info["converged"], info["misfit"]))
+    return Adjustment("rake", table, info["iterations"], info["converged"], info["misfit"])
 
 
 def calibrate(

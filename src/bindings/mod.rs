@@ -12,11 +12,13 @@ mod weighting;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use rayon::prelude::*;
 
 use crate::codes::dense_codes;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{
-    estimate_by_domain, estimates_from_sums, DomainEstimates, Estimator, Outcome, Sums,
+    estimate_by_domain, estimate_by_label_span, estimates_from_sums, DomainEstimates, Estimator,
+    Outcome, Sums,
 };
 use crate::replicate::{replicate_covariance, Scheme};
 use crate::variance::{covariance, covariance_of_rows};
@@ -35,9 +37,14 @@ fn slices<'a, T: numpy::Element>(arrays: &'a [PyReadonlyArray1<'_, T>]) -> PyRes
 impl PyDesign {
     /// Build a design from per-row codes and numbers (see python/sscoverage/design.py).
     #[new]
+    /// `weights_roundtrip`: the weights are taken as 1/(1/w) (as R does with weights
+    /// given as 1/probabilities), computed in the one pass that copies them; invalid
+    /// values give a DesignError.  `ids_labels`: the first stage's clusters as integer
+    /// labels (int8 to int64, uint8 to uint32), coded here straight into the design's
+    /// own codes (`clusters[0]` is then ignored).
     #[pyo3(signature = (n_rows, clusters, strata, fpc, weights, nest, lonely_psu,
                         adjust_domain_lonely, pps_method=None, pps_psum=None, pps_joint=None,
-                        pps_variance="HT"))]
+                        pps_variance="HT", weights_roundtrip=false, ids_labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -53,7 +60,13 @@ impl PyDesign {
         pps_psum: Option<f64>,
         pps_joint: Option<PyReadonlyArray1<'_, f64>>,
         pps_variance: &str,
+        weights_roundtrip: bool,
+        ids_labels: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let first_ids = ids_labels
+            .as_ref()
+            .map(|labels| owned_codes(py, labels))
+            .transpose()?;
         let cluster_slices: Vec<Option<&[u32]>> = clusters
             .iter()
             .map(|c| c.as_ref().map(|a| a.as_slice()).transpose())
@@ -105,7 +118,25 @@ impl PyDesign {
             adjust_domain_lonely,
             pps,
         };
-        let inner = py.detach(|| Design::new(&spec)).map_err(errors::to_py)?;
+        let inner = py
+            .detach(|| {
+                let owned_weights = weight_slice.filter(|_| weights_roundtrip).map(|w| {
+                    let mut owned = vec![0.0; w.len()];
+                    owned
+                        .par_chunks_mut(1 << 16)
+                        .zip(w.par_chunks(1 << 16))
+                        .for_each(|(o, w)| {
+                            o.iter_mut().zip(w).for_each(|(o, &x)| *o = 1.0 / (1.0 / x))
+                        });
+                    owned
+                });
+                if owned_weights.is_none() && first_ids.is_none() {
+                    Design::new(&spec)
+                } else {
+                    Design::with_owned(&spec, owned_weights, first_ids)
+                }
+            })
+            .map_err(errors::to_py)?;
         Ok(PyDesign { inner })
     }
 
@@ -287,10 +318,57 @@ impl PyDesign {
         estimates_dict(py, res)
     }
 
+    /// `estimate` with the domains given by a column of integer labels (int8 to int64,
+    /// uint8 to uint32, read in place) that span at most `max_domains` values: a row's
+    /// domain is its label less the smallest label (returned as "offset"), so the column
+    /// needs no coding first; values no row carries come back with no rows.  None when
+    /// the labels span more values, or the table of sums would be large.
+    #[pyo3(signature = (kind, labels, numeric, categorical, n_numerators=0, deff=false, max_domains=256))]
+    #[allow(clippy::too_many_arguments)]
+    fn estimate_labels<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        labels: &Bound<'py, PyAny>,
+        numeric: Vec<(usize, PyReadonlyArray1<'py, f64>)>,
+        categorical: Vec<(usize, PyReadonlyArray1<'py, u32>, u32)>,
+        n_numerators: usize,
+        deff: bool,
+        max_domains: usize,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let estimator = estimator(kind, n_numerators)?;
+        let outcomes = outcomes(&numeric, &categorical)?;
+        let attempts = [
+            labels_estimate::<i64>,
+            labels_estimate::<i32>,
+            labels_estimate::<i16>,
+            labels_estimate::<i8>,
+            labels_estimate::<u32>,
+            labels_estimate::<u16>,
+            labels_estimate::<u8>,
+        ];
+        for attempt in attempts {
+            if let Some(r) = attempt(
+                py,
+                &self.inner,
+                labels,
+                (estimator, &outcomes, deff),
+                max_domains,
+            )? {
+                return Ok(r);
+            }
+        }
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "estimate_labels needs a contiguous integer array (int8 to int64, uint8 to uint32)",
+        ))
+    }
+
     /// Estimates from sums of a streamed data set (`accumulate_batch`, added over the
     /// batches): `table` n_domains x n_units x (2 + width), `squares` empty or the design
     /// effects' sums.
-    #[pyo3(signature = (kind, table, squares, n_domains, width, n_numerators=0))]
+    /// A raked streamed design adds `raked`: the sums per (domain, cell) with weights over
+    /// base weights (n_domains x n_cells x (2 + width)) and its rake.
+    #[pyo3(signature = (kind, table, squares, n_domains, width, n_numerators=0, raked=None))]
     #[allow(clippy::too_many_arguments)]
     fn estimate_from_sums<'py>(
         &self,
@@ -301,6 +379,10 @@ impl PyDesign {
         n_domains: usize,
         width: usize,
         n_numerators: usize,
+        raked: Option<(
+            PyReadonlyArray1<'py, f64>,
+            PyRef<'py, weighting::PyCellRake>,
+        )>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let estimator = estimator(kind, n_numerators)?;
         let sums = Sums {
@@ -308,6 +390,19 @@ impl PyDesign {
             table: table.as_slice()?.to_vec(),
             squares: squares.as_slice()?.to_vec(),
         };
+        let cell_sums = raked
+            .as_ref()
+            .map(|(t, _)| {
+                Ok::<_, PyErr>(Sums {
+                    stride: 2 + width,
+                    table: t.as_slice()?.to_vec(),
+                    squares: Vec::new(),
+                })
+            })
+            .transpose()?;
+        let raked = cell_sums
+            .as_ref()
+            .zip(raked.as_ref().map(|(_, r)| &r.inner));
         let n_num = if matches!(estimator, Estimator::Ratio { .. }) {
             n_numerators
         } else {
@@ -323,6 +418,7 @@ impl PyDesign {
                     &sums,
                     None,
                     None,
+                    raked,
                     n_domains,
                 )
             })
@@ -385,6 +481,77 @@ fn estimates_dict(py: Python<'_>, res: DomainEstimates) -> PyResult<Bound<'_, Py
     Ok(out)
 }
 
+/// Largest table of sums per chunk (domains x units x columns) for the labels path.
+const LABELS_TABLE_LIMIT: usize = 1 << 18;
+
+/// `estimate_labels` for labels of type T: None if they are not T; Some(None) if they
+/// span too many values.
+fn labels_estimate<'py, T>(
+    py: Python<'py>,
+    design: &Design,
+    labels: &Bound<'py, PyAny>,
+    (estimator, outcomes, deff): (Estimator, &[Outcome], bool),
+    max_domains: usize,
+) -> PyResult<Option<Option<Bound<'py, PyDict>>>>
+where
+    T: numpy::Element + Copy + Into<i64> + Send + Sync,
+{
+    let Ok(array) = labels.extract::<PyReadonlyArray1<'py, T>>() else {
+        return Ok(None);
+    };
+    let slice = array.as_slice()?;
+    let found = py
+        .detach(|| {
+            estimate_by_label_span(
+                design,
+                estimator,
+                outcomes,
+                slice,
+                max_domains,
+                LABELS_TABLE_LIMIT,
+                deff,
+            )
+        })
+        .map_err(errors::to_py)?;
+    let Some((lo, res)) = found else {
+        return Ok(Some(None));
+    };
+    let out = estimates_dict(py, res)?;
+    out.set_item("offset", lo)?;
+    Ok(Some(Some(out)))
+}
+
+/// Dense codes (sorted label order) of a column of integer labels, owned.
+fn owned_codes(py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    fn typed<'py, T>(py: Python<'py>, labels: &Bound<'py, PyAny>) -> PyResult<Option<Vec<u32>>>
+    where
+        T: numpy::Element + Copy + Into<i64> + Send + Sync,
+    {
+        let Ok(array) = labels.extract::<PyReadonlyArray1<'py, T>>() else {
+            return Ok(None);
+        };
+        let slice = array.as_slice()?;
+        Ok(Some(py.detach(|| dense_codes(slice).0)))
+    }
+    let attempts = [
+        typed::<i64>,
+        typed::<i32>,
+        typed::<i16>,
+        typed::<i8>,
+        typed::<u32>,
+        typed::<u16>,
+        typed::<u8>,
+    ];
+    for attempt in attempts {
+        if let Some(codes) = attempt(py, labels)? {
+            return Ok(codes);
+        }
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "ids labels must be a contiguous integer array (int8 to int64, uint8 to uint32)",
+    ))
+}
+
 type CodesAndLabels<'py> = (
     Bound<'py, numpy::PyArray1<u32>>,
     Bound<'py, numpy::PyArray1<i64>>,
@@ -431,6 +598,17 @@ fn dense_codes_py<'py>(
     ))
 }
 
+/// Whether every value is finite (no NaN, no infinity): one parallel pass, no temporary.
+#[pyfunction]
+fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<bool> {
+    let values = values.as_slice()?;
+    Ok(py.detach(|| {
+        values
+            .par_chunks(1 << 16)
+            .all(|chunk| chunk.iter().all(|x| x.is_finite()))
+    }))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -440,6 +618,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_solve_stacked, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
+    m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     weighting::register(m)?;
     coverage::register(m)?;
     sampling::register(m)?;

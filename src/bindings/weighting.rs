@@ -1,17 +1,23 @@
 //! Weighting for `sscoverage.weighting`: a design and codes or a model matrix in, the
 //! adjusted design and a report (dict) out.
 
-use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{errors, PyDesign};
-use crate::weighting::{self, Bounds, CalFun, CalibrationSpec, Margin, RakeControl, Report};
+use crate::weighting::{
+    self, Bounds, CalFun, CalibrationSpec, CellRaking, Margin, RakeControl, Report,
+};
 
 type Adjusted<'py> = (PyDesign, Bound<'py, PyDict>);
 
 fn finish<'py>(py: Python<'py>, result: (crate::Design, Report)) -> PyResult<Adjusted<'py>> {
     let (inner, report) = result;
+    Ok((PyDesign { inner }, report_dict(py, report)?))
+}
+
+fn report_dict(py: Python<'_>, report: Report) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("iterations", report.iterations)?;
     out.set_item("converged", report.converged)?;
@@ -19,7 +25,64 @@ fn finish<'py>(py: Python<'py>, result: (crate::Design, Report)) -> PyResult<Adj
     out.set_item("before", report.before.into_pyarray(py))?;
     out.set_item("after", report.after.into_pyarray(py))?;
     out.set_item("replicates_not_converged", report.replicates_not_converged)?;
-    Ok((PyDesign { inner }, out))
+    Ok(out)
+}
+
+/// The rake of a streamed design, as its variance needs it (see `CellRaking`).
+#[pyclass(name = "CellRake", module = "sscoverage._core", frozen)]
+pub struct PyCellRake {
+    pub inner: CellRaking,
+}
+
+type RakedCells<'py> = (Bound<'py, PyArray1<f64>>, PyCellRake, Bound<'py, PyDict>);
+
+/// Rake the cells of a streamed data set: each margin's level of every cell and its
+/// population counts, the cells' base weights, their rows of positive and zero base
+/// weight (2 per cell), and the base weight and zero-weight rows of each (unit, cell)
+/// (n_units x n_cells, flat).  Returns each cell's factor, the rake and the report.
+#[pyfunction]
+#[pyo3(signature = (margins, weight, counts, base_by_unit, zero_by_unit, maxit=10, epsilon=1.0))]
+#[allow(clippy::too_many_arguments)]
+pub fn rake_cells<'py>(
+    py: Python<'py>,
+    margins: Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, f64>)>,
+    weight: PyReadonlyArray1<'py, f64>,
+    counts: PyReadonlyArray1<'py, f64>,
+    base_by_unit: PyReadonlyArray1<'py, f64>,
+    zero_by_unit: PyReadonlyArray1<'py, f64>,
+    maxit: usize,
+    epsilon: f64,
+) -> PyResult<RakedCells<'py>> {
+    let levels = margins
+        .iter()
+        .map(|(l, _)| Ok(l.as_slice()?.to_vec()))
+        .collect::<PyResult<Vec<_>>>()?;
+    let targets = margins
+        .iter()
+        .map(|(_, t)| t.as_slice())
+        .collect::<Result<Vec<_>, _>>()?;
+    let tables = (
+        counts.as_slice()?.to_vec(),
+        base_by_unit.as_slice()?.to_vec(),
+        zero_by_unit.as_slice()?.to_vec(),
+    );
+    let weight = weight.as_slice()?;
+    let (factor, inner, report) = py
+        .detach(|| {
+            weighting::rake_cells(
+                levels,
+                &targets,
+                weight,
+                tables,
+                RakeControl { maxit, epsilon },
+            )
+        })
+        .map_err(errors::to_py)?;
+    Ok((
+        factor.into_pyarray(py),
+        PyCellRake { inner },
+        report_dict(py, report)?,
+    ))
 }
 
 /// Post-stratify (R's `postStratify`): `cells` each row's post-stratum, `targets` the
@@ -118,6 +181,8 @@ pub fn trim_weights<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(poststratify, m)?)?;
     m.add_function(wrap_pyfunction!(rake, m)?)?;
+    m.add_function(wrap_pyfunction!(rake_cells, m)?)?;
+    m.add_class::<PyCellRake>()?;
     m.add_function(wrap_pyfunction!(calibrate, m)?)?;
     m.add_function(wrap_pyfunction!(trim_weights, m)?)?;
     Ok(())

@@ -8,6 +8,8 @@
 //! an n x events matrix.  The same linear combination taken row by row gives influence
 //! values with the same design covariance in O(n) per time, for the one variance engine.
 
+use rayon::prelude::*;
+
 use crate::error::{CoreError, Result};
 
 /// A survival curve: S(t) at each tabulated time, ascending.
@@ -41,11 +43,14 @@ fn check(time: &[f64], event: &[bool], weights: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Row positions in ascending time, tied rows in row order (a stable sort).
+/// Row positions in ascending time, tied rows in row order (a stable sort).  The pairs
+/// (time, row) are sorted together: sorting positions by looking their times up would
+/// miss the cache at every comparison; the row breaks ties, so the order is unique and
+/// the parallel sort gives it whatever the threads.
 fn time_order(time: &[f64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..time.len()).collect();
-    order.sort_by(|&a, &b| time[a].total_cmp(&time[b]));
-    order
+    let mut pairs: Vec<(f64, usize)> = time.iter().copied().zip(0..).collect();
+    pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    pairs.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The weighted product-limit estimate (R's `survey:::svykm.fit`): tabulated at 0 (where

@@ -24,7 +24,7 @@ pub mod trim;
 
 pub use calibrate::{calibrate, Bounds, CalFun, CalibrationSpec};
 pub use poststratify::poststratify;
-pub use rake::{rake, Margin, RakeControl};
+pub use rake::{rake, rake_cells, Margin, RakeControl};
 pub use trim::trim_weights;
 
 /// Rows per chunk of a parallel sum; fixed, so that partial sums are added in the same
@@ -206,6 +206,32 @@ fn raking_residuals(
             }
         })
     };
+    let (a, b) = raking_sweeps(&sums, margins, p);
+    rows.par_chunks_mut(CHUNK_ROWS * p.max(1))
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            for (i, x) in chunk.chunks_exact_mut(p).enumerate() {
+                let r = k * CHUNK_ROWS + i;
+                let c = cell[r] as usize;
+                let br = base[r];
+                for (j, v) in x.iter_mut().enumerate() {
+                    *v -= if br != 0.0 {
+                        br * a[c * p + j]
+                    } else {
+                        b[c * p + j]
+                    };
+                }
+            }
+        });
+}
+
+/// The sweeps of [`raking_residuals`] on the cells: from per-cell sums (width 2p + 2: x0 /
+/// base over rows of positive base, x0 over rows of zero base, and the number of each),
+/// the amounts a (per unit of base weight) and b (per row of zero base) that the raking
+/// takes from each row of a cell: x_r = x0_r - base_r a[cell] (x0_r - b[cell]).
+fn raking_sweeps(sums: &[f64], margins: &[RakedMargin], p: usize) -> (Vec<f64>, Vec<f64>) {
+    let n_cells = margins.first().map_or(0, |m| m.level_of_cell.len());
+    let width = 2 * p + 2;
     let mut a = vec![0.0; n_cells * p];
     let mut b = vec![0.0; n_cells * p];
     for _ in 0..RAKING_VARIANCE_SWEEPS {
@@ -239,22 +265,70 @@ fn raking_residuals(
             }
         }
     }
-    rows.par_chunks_mut(CHUNK_ROWS * p.max(1))
-        .enumerate()
-        .for_each(|(k, chunk)| {
-            for (i, x) in chunk.chunks_exact_mut(p).enumerate() {
-                let r = k * CHUNK_ROWS + i;
-                let c = cell[r] as usize;
-                let br = base[r];
-                for (j, v) in x.iter_mut().enumerate() {
-                    *v -= if br != 0.0 {
-                        br * a[c * p + j]
-                    } else {
-                        b[c * p + j]
-                    };
+    (a, b)
+}
+
+/// A rake of a streamed data set, as its variance needs it: the margins' levels and
+/// factors of each cell (see [`Step::Raking`]), and the rows and base weights of each
+/// cell in all and in each variance unit, gathered in passes over the batches.  The
+/// residuals of the rows then sum to unit totals without the rows (see
+/// [`CellRaking::residualise_totals`]).
+#[derive(Debug)]
+pub struct CellRaking {
+    margins: Vec<RakedMargin>,
+    n_units: usize,
+    /// Per cell: rows of positive base weight, rows of zero base weight.
+    counts: Vec<f64>,
+    /// n_units x n_cells: base weight, and rows of zero base weight, of each unit's cell.
+    base_by_unit: Vec<f64>,
+    zero_by_unit: Vec<f64>,
+}
+
+impl CellRaking {
+    pub fn n_cells(&self) -> usize {
+        self.counts.len() / 2
+    }
+
+    /// Unit totals (n_units x p) of influence values x0 turned into unit totals of their
+    /// raking residuals, given `cell_influence` (n_cells x p): the sums of x0 / base
+    /// weight over each cell's rows of positive base weight (x0 is zero on rows of zero
+    /// weight, so the rest of the sums R's sweeps need are the counts).
+    pub fn residualise_totals(
+        &self,
+        cell_influence: &[f64],
+        totals: &mut [f64],
+        p: usize,
+    ) -> Result<()> {
+        let n_cells = self.n_cells();
+        if cell_influence.len() != n_cells * p || totals.len() != self.n_units * p {
+            return Err(CoreError::Shape(format!(
+                "raking residuals need {n_cells} x {p} cell sums and {} x {p} unit totals",
+                self.n_units
+            )));
+        }
+        let width = 2 * p + 2;
+        let mut sums = vec![0.0; n_cells * width];
+        for c in 0..n_cells {
+            let s = &mut sums[c * width..(c + 1) * width];
+            s[..p].copy_from_slice(&cell_influence[c * p..(c + 1) * p]);
+            s[2 * p] = self.counts[2 * c];
+            s[2 * p + 1] = self.counts[2 * c + 1];
+        }
+        let (a, b) = raking_sweeps(&sums, &self.margins, p);
+        for (u, total) in totals.chunks_exact_mut(p).enumerate() {
+            let base = &self.base_by_unit[u * n_cells..(u + 1) * n_cells];
+            let zero = &self.zero_by_unit[u * n_cells..(u + 1) * n_cells];
+            for c in 0..n_cells {
+                if base[c] == 0.0 && zero[c] == 0.0 {
+                    continue;
+                }
+                for (j, t) in total.iter_mut().enumerate() {
+                    *t -= base[c] * a[c * p + j] + zero[c] * b[c * p + j];
                 }
             }
-        });
+        }
+        Ok(())
+    }
 }
 
 /// Rows per chunk of a parallel sum into `len` accumulators: at least `CHUNK_ROWS`, and
@@ -467,6 +541,75 @@ mod tests {
     fn cell_sums_add_in_place() {
         let s = cell_sums(&[0, 1, 0, 2], 3, &[1.0, 2.0, 3.0, 4.0], 1);
         assert_eq!(s, vec![4.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn cell_raking_gives_the_unit_totals_of_the_row_residuals() {
+        // The rows of `raking_residuals_follow_r_row_by_row`, in three units; x0 is zero
+        // on the row of zero base weight, as every influence value of a pass is.
+        let level_a = vec![0, 0, 0, 1, 1, 1];
+        let level_b = vec![0, 1, 2, 0, 1, 2];
+        let cell = [0u32, 1, 2, 3, 4, 5, 0, 4, 2, 5, 1];
+        let unit = [0usize, 1, 0, 1, 2, 2, 0, 1, 2, 0, 1];
+        let base = [2.0, 1.5, 3.0, 0.0, 2.5, 1.0, 4.0, 2.0, 1.0, 3.5, 2.0];
+        let margins = || {
+            vec![
+                RakedMargin {
+                    level_of_cell: level_a.clone(),
+                    n_levels: 2,
+                    factor: vec![1.1, 0.9, 1.3, 0.8, 1.2, 1.05],
+                },
+                RakedMargin {
+                    level_of_cell: level_b.clone(),
+                    n_levels: 3,
+                    factor: vec![1.0, 0.95, 1.4, 0.7, 1.15, 1.1],
+                },
+            ]
+        };
+        let (p, n_units, n_cells) = (2, 3, 6);
+        let x0: Vec<f64> = (0..22)
+            .map(|i| {
+                if i / 2 == 3 {
+                    0.0
+                } else {
+                    ((i * 7 % 11) as f64 - 5.0) * 0.3
+                }
+            })
+            .collect();
+        let mut rows = x0.clone();
+        raking_residuals(&cell, &base, &margins(), &mut rows, p);
+        let mut expected = vec![0.0; n_units * p];
+        let mut totals = vec![0.0; n_units * p];
+        let mut cell_influence = vec![0.0; n_cells * p];
+        let mut counts = vec![0.0; 2 * n_cells];
+        let mut base_by_unit = vec![0.0; n_units * n_cells];
+        let mut zero_by_unit = vec![0.0; n_units * n_cells];
+        for r in 0..11 {
+            let (u, c) = (unit[r], cell[r] as usize);
+            for j in 0..p {
+                expected[u * p + j] += rows[r * p + j];
+                totals[u * p + j] += x0[r * p + j];
+                if base[r] != 0.0 {
+                    cell_influence[c * p + j] += x0[r * p + j] / base[r];
+                }
+            }
+            counts[2 * c + usize::from(base[r] == 0.0)] += 1.0;
+            base_by_unit[u * n_cells + c] += base[r];
+            zero_by_unit[u * n_cells + c] += f64::from(u8::from(base[r] == 0.0));
+        }
+        let raking = CellRaking {
+            margins: margins(),
+            n_units,
+            counts,
+            base_by_unit,
+            zero_by_unit,
+        };
+        raking
+            .residualise_totals(&cell_influence, &mut totals, p)
+            .unwrap();
+        for (a, b) in totals.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-13, "{totals:?}\n{expected:?}");
+        }
     }
 
     #[test]

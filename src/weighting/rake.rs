@@ -9,7 +9,7 @@
 
 use super::{
     adjusted, analysis_weights, cell_ratios, cell_sums, check_cells, check_counts, chunk_rows,
-    replicate_ratios, RakedMargin, Report, Step,
+    replicate_ratios, CellRaking, RakedMargin, Report, Step,
 };
 use rayon::prelude::*;
 
@@ -58,41 +58,135 @@ pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result
         weight: base,
     } = classify(margins, w)?;
     let n_cells = base.len();
-    let epsilon = if control.epsilon < 1.0 {
-        control.epsilon * base.iter().sum::<f64>()
-    } else {
-        control.epsilon
-    };
+    let targets: Vec<&[f64]> = margins.iter().map(|m| m.targets).collect();
     // Replicates are post-stratified in the same sweeps (R's rake of a replicate design).
     let replicates = design.replicates.as_ref().map(|rep| {
         let a = analysis_weights(design, rep);
         let sums = cell_sums(&cell, n_cells, &a, rep.n_replicates);
         (a, sums, rep.n_replicates)
     });
-    let mut rep_factor = replicates.as_ref().map(|(_, _, k)| vec![1.0; n_cells * k]);
+    let swept = sweep_cells(
+        &level_of_cell,
+        &targets,
+        &base,
+        control,
+        replicates
+            .as_ref()
+            .map(|(_, sums, k)| (sums.as_slice(), *k)),
+    )?;
+    let factor = &swept.factor;
+    let weights: Vec<f64> = w
+        .par_iter()
+        .zip(cell.par_iter())
+        .map(|(w, &c)| w * factor[c as usize])
+        .collect();
+    let analysis = replicates.map(|(mut a, _, k)| {
+        let rf = swept.rep_factor.clone().unwrap_or_default();
+        for (row, &c) in a.chunks_exact_mut(k).zip(&cell) {
+            let f = &rf[c as usize * k..(c as usize + 1) * k];
+            row.iter_mut().zip(f).for_each(|(v, f)| *v *= f);
+        }
+        a
+    });
+    let report = swept.report(&level_of_cell, &targets, &base);
+    let step = analysis.is_none().then(|| Step::Raking {
+        margins: swept.margins(level_of_cell, &targets),
+        cell,
+        base: w.clone(),
+    });
+    Ok((adjusted(design, weights, analysis, step)?, report))
+}
+
+/// Rake the cells of a streamed data set (the margins' cross-classification, gathered
+/// in passes over the batches): `level_of_cell` each margin's level of every cell,
+/// `weight` the cells' base weights, `counts` their rows of positive and of zero base
+/// weight (2 per cell), `base_by_unit` and `zero_by_unit` the same per variance unit
+/// (n_units x n_cells).  Returns each cell's factor, the rake as the variance needs it,
+/// and the report.
+pub fn rake_cells(
+    level_of_cell: Vec<Vec<u32>>,
+    targets: &[&[f64]],
+    weight: &[f64],
+    (counts, base_by_unit, zero_by_unit): (Vec<f64>, Vec<f64>, Vec<f64>),
+    control: RakeControl,
+) -> Result<(Vec<f64>, CellRaking, Report)> {
+    check_targets(targets, control)?;
+    let n_cells = weight.len();
+    let n_units = base_by_unit.len() / n_cells.max(1);
+    let shapes_agree = level_of_cell.len() == targets.len()
+        && level_of_cell
+            .iter()
+            .zip(targets)
+            .all(|(l, t)| l.len() == n_cells && l.iter().all(|&v| (v as usize) < t.len()))
+        && counts.len() == 2 * n_cells
+        && base_by_unit.len() == n_units * n_cells
+        && zero_by_unit.len() == base_by_unit.len();
+    if !shapes_agree {
+        return Err(CoreError::Shape(
+            "the cells' levels, counts and unit tables do not agree with the margins".into(),
+        ));
+    }
+    let swept = sweep_cells(&level_of_cell, targets, weight, control, None)?;
+    let report = swept.report(&level_of_cell, targets, weight);
+    let raking = CellRaking {
+        margins: swept.margins(level_of_cell, targets),
+        n_units,
+        counts,
+        base_by_unit,
+        zero_by_unit,
+    };
+    Ok((swept.factor, raking, report))
+}
+
+/// The sweeps of a rake over the cells: each cell's factor, its factor right after each
+/// margin's post-stratification in the last sweep, the replicates' factors (n_cells x k).
+struct Swept {
+    factor: Vec<f64>,
+    snapshots: Vec<Vec<f64>>,
+    rep_factor: Option<Vec<f64>>,
+    sweeps: usize,
+    converged: bool,
+    delta: f64,
+}
+
+/// R's sweeps: post-stratify to each margin in turn until no cell changes by `epsilon`
+/// (a fraction of the total weight when below 1); `replicates`: the cells' replicate
+/// weight sums (n_cells x k), post-stratified in the same sweeps.
+fn sweep_cells(
+    level_of_cell: &[Vec<u32>],
+    targets: &[&[f64]],
+    base: &[f64],
+    control: RakeControl,
+    replicates: Option<(&[f64], usize)>,
+) -> Result<Swept> {
+    let n_cells = base.len();
+    let epsilon = if control.epsilon < 1.0 {
+        control.epsilon * base.iter().sum::<f64>()
+    } else {
+        control.epsilon
+    };
+    let mut rep_factor = replicates.map(|(_, k)| vec![1.0; n_cells * k]);
     let mut factor = vec![1.0; n_cells];
-    let mut snapshots = vec![Vec::new(); margins.len()];
-    let mut old = base.clone();
+    let mut snapshots = vec![Vec::new(); targets.len()];
+    let mut old = base.to_vec();
     let (mut sweeps, mut converged, mut delta) = (0, false, f64::NAN);
     while sweeps < control.maxit {
-        for (m, margin) in margins.iter().enumerate() {
+        for (m, target) in targets.iter().enumerate() {
             let levels = &level_of_cell[m];
-            let totals = level_totals(levels, margin.targets.len(), &base, &factor, 1);
+            let totals = level_totals(levels, target.len(), base, &factor, 1);
             let what = |k: usize| format!("margin #{m} level #{k}");
-            let ratio = cell_ratios(&totals, margin.targets, &what)?;
+            let ratio = cell_ratios(&totals, target, &what)?;
             for (f, &l) in factor.iter_mut().zip(levels) {
                 *f *= ratio[l as usize];
             }
             snapshots[m] = factor.clone();
-            if let (Some((_, sums, k)), Some(rf)) = (&replicates, rep_factor.as_mut()) {
-                let k = *k;
-                let totals = level_totals(levels, margin.targets.len(), sums, rf, k);
+            if let (Some((sums, k)), Some(rf)) = (replicates, rep_factor.as_mut()) {
+                let totals = level_totals(levels, target.len(), sums, rf, k);
                 let ratios: Vec<Vec<f64>> = (0..k)
                     .map(|j| {
-                        let column: Vec<f64> = (0..margin.targets.len())
-                            .map(|l| totals[l * k + j])
-                            .collect();
-                        replicate_ratios(&column, margin.targets)
+                        let column: Vec<f64> =
+                            (0..target.len()).map(|l| totals[l * k + j]).collect();
+                        replicate_ratios(&column, target)
                     })
                     .collect();
                 for (c, &l) in levels.iter().enumerate() {
@@ -115,54 +209,69 @@ pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result
         }
         old = new;
     }
-    let weights: Vec<f64> = w
-        .par_iter()
-        .zip(cell.par_iter())
-        .map(|(w, &c)| w * factor[c as usize])
-        .collect();
-    let analysis = replicates.map(|(mut a, _, k)| {
-        let rf = rep_factor.unwrap_or_default();
-        for (row, &c) in a.chunks_exact_mut(k).zip(&cell) {
-            let f = &rf[c as usize * k..(c as usize + 1) * k];
-            row.iter_mut().zip(f).for_each(|(v, f)| *v *= f);
-        }
-        a
-    });
-    let ones = vec![1.0; n_cells];
-    let mut before = Vec::new();
-    let mut after = Vec::new();
-    for (m, margin) in margins.iter().enumerate() {
-        let k = margin.targets.len();
-        before.extend(level_totals(&level_of_cell[m], k, &base, &ones, 1));
-        after.extend(level_totals(&level_of_cell[m], k, &base, &factor, 1));
-    }
-    let step = analysis.is_none().then(|| Step::Raking {
-        margins: margins
-            .iter()
-            .zip(level_of_cell)
-            .zip(snapshots)
-            .map(|((m, level_of_cell), factor)| RakedMargin {
-                level_of_cell,
-                n_levels: m.targets.len(),
-                factor,
-            })
-            .collect(),
-        cell,
-        base: w.clone(),
-    });
-    let report = Report {
-        iterations: sweeps,
+    Ok(Swept {
+        factor,
+        snapshots,
+        rep_factor,
+        sweeps,
         converged,
-        misfit: delta,
-        before,
-        after,
-        replicates_not_converged: 0,
-    };
-    Ok((adjusted(design, weights, analysis, step)?, report))
+        delta,
+    })
+}
+
+impl Swept {
+    /// Margin totals before and after, margin by margin, and how the sweeps ended.
+    fn report(&self, level_of_cell: &[Vec<u32>], targets: &[&[f64]], base: &[f64]) -> Report {
+        let ones = vec![1.0; base.len()];
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        for (levels, target) in level_of_cell.iter().zip(targets) {
+            before.extend(level_totals(levels, target.len(), base, &ones, 1));
+            after.extend(level_totals(levels, target.len(), base, &self.factor, 1));
+        }
+        Report {
+            iterations: self.sweeps,
+            converged: self.converged,
+            misfit: self.delta,
+            before,
+            after,
+            replicates_not_converged: 0,
+        }
+    }
+
+    /// The margins as the variance's sweeps need them.
+    fn margins(&self, level_of_cell: Vec<Vec<u32>>, targets: &[&[f64]]) -> Vec<RakedMargin> {
+        level_of_cell
+            .into_iter()
+            .zip(targets)
+            .zip(&self.snapshots)
+            .map(|((level_of_cell, target), factor)| RakedMargin {
+                level_of_cell,
+                n_levels: target.len(),
+                factor: factor.clone(),
+            })
+            .collect()
+    }
 }
 
 fn validate(design: &Design, margins: &[Margin], control: RakeControl) -> Result<()> {
-    if margins.is_empty() {
+    for (m, margin) in margins.iter().enumerate() {
+        if margin.cells.len() != design.n_rows {
+            return Err(CoreError::Shape(format!(
+                "margin #{m} has {} codes for {} rows; it needs one code per row",
+                margin.cells.len(),
+                design.n_rows,
+            )));
+        }
+    }
+    let targets: Vec<&[f64]> = margins.iter().map(|m| m.targets).collect();
+    check_targets(&targets, control)
+}
+
+/// At least one margin, each with levels and valid counts, all with one total; a usable
+/// control.
+fn check_targets(targets: &[&[f64]], control: RakeControl) -> Result<()> {
+    if targets.is_empty() {
         return Err(CoreError::Calibration(
             "rake needs at least one margin".into(),
         ));
@@ -172,19 +281,15 @@ fn validate(design: &Design, margins: &[Margin], control: RakeControl) -> Result
             "rake needs maxit >= 1 and a positive epsilon".into(),
         ));
     }
-    let mut totals = Vec::with_capacity(margins.len());
-    for (m, margin) in margins.iter().enumerate() {
-        if margin.cells.len() != design.n_rows || margin.targets.is_empty() {
+    let mut totals = Vec::with_capacity(targets.len());
+    for (m, target) in targets.iter().enumerate() {
+        if target.is_empty() {
             return Err(CoreError::Shape(format!(
-                "margin #{m} has {} codes for {} rows and {} levels; it needs one code per row \
-                 and at least one level",
-                margin.cells.len(),
-                design.n_rows,
-                margin.targets.len()
+                "margin #{m} has no levels; it needs at least one"
             )));
         }
-        check_counts(margin.targets, &|k| format!("margin #{m} level #{k}"))?;
-        totals.push(margin.targets.iter().sum::<f64>());
+        check_counts(target, &|k| format!("margin #{m} level #{k}"))?;
+        totals.push(target.iter().sum::<f64>());
     }
     for (m, &t) in totals.iter().enumerate().skip(1) {
         if (t - totals[0]).abs() > MARGIN_AGREEMENT * totals[0].abs().max(t.abs()) {
