@@ -37,3 +37,26 @@ def fmt_s(v: float | None) -> str:
 
 def parse_sizes(text: str) -> list[int]:
     return [int(float(s)) for s in text.split(",") if s.strip()]
+
+
+def repeat_timed(
+    run: Callable[[object], object],
+    repeats: int,
+    budget: float = float("inf"),
+    setup: Callable[[], object] = lambda: None,
+) -> tuple[float, int, object]:
+    """Median wall time of up to `repeats` calls ``run(setup())``, only `run` timed.
+
+    `setup` runs before every call, so each call can get a fresh object (a design
+    nothing was cached on).  Makes no further call once another as long as the last
+    would take the timed calls past `budget` seconds; there is always at least one.
+    Returns (median, calls, last output).
+    """
+    times: list[float] = []
+    out = None
+    while len(times) < max(repeats, 1) and (not times or sum(times) + times[-1] <= budget):
+        obj = setup()
+        t, out = timed(lambda: run(obj))
+        times.append(t)
+        del obj
+    return float(np.median(times)), len(times), out

@@ -36,9 +36,12 @@ N_DOMAINS = 8
 RTOL = 1e-9  # ssc vs numpy baseline, estimates and SEs
 
 # (label, ratio, target, True if the ratio must be <= target else >=)
+# Issue 7: the estimate within 2x of the memory floor, the design built no slower than
+# the numpy baseline.
 TARGETS = [
     ("a2/b", "a2 <= 0.5*b", 0.5, True),
-    ("a2/c", "a2 <= 4*c", 4.0, True),
+    ("a2/c", "a2 <= 2*c", 2.0, True),
+    ("a1/b", "a1 <= b", 1.0, True),
     ("(a1+a2)/b", "(a1+a2) <= 2*b", 2.0, True),
     ("d/a2", "d >= 10*a2", 10.0, False),
 ]
@@ -249,6 +252,7 @@ def report(rows: list[dict[str, object]]) -> None:
         ratios = {
             "a2/b": r["a2"] / r["b"],
             "a2/c": r["a2"] / r["c"],
+            "a1/b": r["a1"] / r["b"],
             "(a1+a2)/b": (r["a1"] + r["a2"]) / r["b"],
             "d/a2": r["d"] / r["a2"] if "d" in r else None,
         }

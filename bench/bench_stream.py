@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""Benchmark: domain proportions with Taylor SEs on data read from parquet, in memory
-versus streamed (a polars LazyFrame in batches) versus Dask partitions — time and peak
-resident memory of each, every run in its own process measured by ``/usr/bin/time -v``.
+"""Benchmark: estimates on data read from parquet, in memory versus streamed (a polars
+LazyFrame in batches) versus Dask partitions — time and peak resident memory of each,
+every run in its own process measured by ``/usr/bin/time -v``.  The estimates
+(``--estimates``): ``table``, domain proportions with Taylor SEs; ``glm``, the
+quasibinomial model ``y ~ C(domain)`` (one pass per IRLS iteration when streamed);
+``rake``, raking to the domain margin and a second margin, then the table.
 
     python bench/bench_stream.py --rows 1e7            # writes the parquet files once
     python bench/bench_stream.py --rows 1e6 --files 4   # smoke test
@@ -41,13 +44,26 @@ def write_files(folder: Path, rows: int, files: int) -> None:
         pl.from_pandas(make_data(per, seed=1000 + i)).write_parquet(folder / f"part{i:03d}.parquet")
 
 
-def measure(kind: str, src: str, batch: int) -> tuple[float, float, str]:
+#: Each estimate, and the first of its numbers and standard errors to print.
+ESTIMATE = {
+    "table": "r = d.mean('y', by='domain'); first = (r.estimate[0], r.se[0])",
+    "glm": "r = d.glm('y ~ C(domain)', family='quasibinomial', progress=False); first = (r.coef[1], r.se[1])",
+    "rake": (
+        "r = d.rake([('domain', dict(zip(range(8), [1e8] * 8))), ('stratum', dict(zip(range(50), [1.6e7] * 50)))])"
+        ".mean('y', by='domain'); first = (r.estimate[0], r.se[0])"
+    ),
+}
+
+
+def measure(kind: str, estimate: str, src: str, batch: int) -> tuple[float, float, str]:
     code = (
         "import time, polars as pl, sscoverage as ssc\n"
         f"src = {src!r}\n"
         + RUN[kind].format(batch=batch) + "\n"
-        "t = time.perf_counter(); r = d.mean('y', by='domain'); t = time.perf_counter() - t\n"
-        "print('RESULT', t, r.estimate[0], r.se[0])\n"
+        "t = time.perf_counter()\n"
+        + ESTIMATE[estimate] + "\n"
+        "t = time.perf_counter() - t\n"
+        "print('RESULT', t, *first)\n"
     )
     out = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
@@ -62,6 +78,7 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--folder", default="/tmp/ssc-bench-parquet")
     parser.add_argument("--paths", default=",".join(RUN), help="comma-separated: memory, streamed, dask")
+    parser.add_argument("--estimates", default="table", help="comma-separated: " + ", ".join(ESTIMATE))
     args = parser.parse_args()
     rows = int(args.rows)
     folder = Path(args.folder) / f"{rows}"
@@ -69,10 +86,11 @@ def main() -> None:
     src = str(folder / "*.parquet")
     columns_gib = rows * (4 + 8 + 8 + 8 + 8) / 2**30  # stratum, psu, w, y, domain
     print(f"{rows:,} rows in {args.files} parquet files; columns read: {columns_gib:.2f} GiB uncompressed")
-    print(f"{'path':>10} {'estimate time':>14} {'peak RSS':>10}   first domain (estimate ± se)")
-    for kind in args.paths.split(","):
-        seconds, rss, first = measure(kind, src, args.batch_rows)
-        print(f"{kind:>10} {seconds:>13.2f}s {rss:>8.2f}Gi   {first}")
+    print(f"{'estimate':>9} {'path':>10} {'time':>10} {'peak RSS':>10}   first number (estimate ± se)")
+    for estimate in args.estimates.split(","):
+        for kind in args.paths.split(","):
+            seconds, rss, first = measure(kind, estimate, src, args.batch_rows)
+            print(f"{estimate:>9} {kind:>10} {seconds:>9.2f}s {rss:>8.2f}Gi   {first}", flush=True)
 
 
 if __name__ == "__main__":
