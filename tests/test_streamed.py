@@ -201,6 +201,7 @@ def test_lazyframe_raking_matches_memory(df, lazy):
     streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", batch_rows=6_000, progress=False).rake(MARGINS)
     for op, kw in RAKED_CALLS:
         _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+    _same(memory.subset(df.job == "self").mean("x", by="d"), streamed.subset(pl.col("job") == "self").mean("x", by="d"))
     # Raked to its margins (to R's epsilon of 1 in a count), job's shares are the
     # targets' and have next to no sampling variance.
     shares = streamed.mean("job").to_pandas().set_index("level")
