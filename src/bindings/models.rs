@@ -11,14 +11,32 @@ use super::errors;
 use crate::models::glm::{batch_pass, batch_scores, solve_stacked};
 use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
 
-/// The family, and the link (None: the family's default).
-fn family_link(family: &str, link: Option<&str>) -> PyResult<(Family, Link)> {
+/// The model's arrays as the core reads them, with the family and the link (None: the
+/// family's default).
+fn model_input<'a>(
+    x: &'a PyReadonlyArray2<'_, f64>,
+    y: &'a PyReadonlyArray1<'_, f64>,
+    weights: &'a PyReadonlyArray1<'_, f64>,
+    (family, link): (&str, Option<&str>),
+    offset: Option<&'a [f64]>,
+    control: Control,
+) -> PyResult<GlmInput<'a>> {
     let family = Family::parse(family).map_err(errors::to_py)?;
     let link = match link {
         Some(name) => Link::parse(name).map_err(errors::to_py)?,
         None => family.default_link(),
     };
-    Ok((family, link))
+    Ok(GlmInput {
+        x: x.as_slice()?,
+        n: x.shape()[0],
+        p: x.shape()[1],
+        y: y.as_slice()?,
+        weights: weights.as_slice()?,
+        offset,
+        family,
+        link,
+        control,
+    })
 }
 
 /// Fit a GLM by R's IRLS.  `x` is the n x p model matrix (C order), `weights` the prior
@@ -39,22 +57,13 @@ pub fn glm_fit<'py>(
     epsilon: f64,
     maxit: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (family, link) = family_link(family, link)?;
-    let (n, p) = (x.shape()[0], x.shape()[1]);
-    let input = GlmInput {
-        x: x.as_slice()?,
-        n,
-        p,
-        y: y.as_slice()?,
-        weights: weights.as_slice()?,
-        offset: offset.as_ref().map(|o| o.as_slice()).transpose()?,
-        family,
-        link,
-        control: Control { epsilon, maxit },
-    };
+    let offset = offset.as_ref().map(|o| o.as_slice()).transpose()?;
+    let control = Control { epsilon, maxit };
+    let input = model_input(&x, &y, &weights, (family, link), offset, control)?;
+    let (n, p) = (input.n, input.p);
     let res = py.detach(|| fit(&input)).map_err(errors::to_py)?;
     let out = PyDict::new(py);
-    out.set_item("link", link.name())?;
+    out.set_item("link", input.link.name())?;
     out.set_item("coefficients", res.coefficients.into_pyarray(py))?;
     out.set_item("fitted", res.fitted.into_pyarray(py))?;
     out.set_item("working_weights", res.working_weights.into_pyarray(py))?;
@@ -90,25 +99,14 @@ pub fn glm_batch_pass<'py>(
     step: bool,
     reference: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (family, link) = family_link(family, link)?;
-    let input = GlmInput {
-        x: x.as_slice()?,
-        n: x.shape()[0],
-        p: x.shape()[1],
-        y: y.as_slice()?,
-        weights: weights.as_slice()?,
-        offset: None,
-        family,
-        link,
-        control: Control::default(),
-    };
+    let input = model_input(&x, &y, &weights, (family, link), None, Control::default())?;
     let beta = beta.as_ref().map(|b| b.as_slice()).transpose()?;
     let reference = reference.as_ref().map(|b| b.as_slice()).transpose()?;
     let res = py
         .detach(|| batch_pass(&input, beta, step, reference))
         .map_err(errors::to_py)?;
     let out = PyDict::new(py);
-    out.set_item("link", link.name())?;
+    out.set_item("link", input.link.name())?;
     out.set_item("deviance", res.deviance)?;
     out.set_item("valid", res.valid)?;
     out.set_item("triangle", res.triangle.map(|t| t.into_pyarray(py)))?;
@@ -156,19 +154,8 @@ pub fn glm_batch_scores<'py>(
     units: PyReadonlyArray1<'py, u32>,
     n_units: usize,
 ) -> PyResult<ScoresOut<'py>> {
-    let (family, link) = family_link(family, link)?;
-    let p = x.shape()[1];
-    let input = GlmInput {
-        x: x.as_slice()?,
-        n: x.shape()[0],
-        p,
-        y: y.as_slice()?,
-        weights: weights.as_slice()?,
-        offset: None,
-        family,
-        link,
-        control: Control::default(),
-    };
+    let input = model_input(&x, &y, &weights, (family, link), None, Control::default())?;
+    let p = input.p;
     let beta = beta.as_slice()?;
     let previous = previous.as_ref().map(|b| b.as_slice()).transpose()?;
     let units = units.as_slice()?;

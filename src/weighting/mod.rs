@@ -543,29 +543,31 @@ mod tests {
         assert_eq!(s, vec![4.0, 2.0, 4.0]);
     }
 
+    /// Two margins of 2 and 3 levels over 6 cells; 11 rows, one of zero base weight.
+    const RAKED_CELL: [u32; 11] = [0, 1, 2, 3, 4, 5, 0, 4, 2, 5, 1];
+    const RAKED_BASE: [f64; 11] = [2.0, 1.5, 3.0, 0.0, 2.5, 1.0, 4.0, 2.0, 1.0, 3.5, 2.0];
+
+    fn raked_margins() -> Vec<RakedMargin> {
+        vec![
+            RakedMargin {
+                level_of_cell: vec![0, 0, 0, 1, 1, 1],
+                n_levels: 2,
+                factor: vec![1.1, 0.9, 1.3, 0.8, 1.2, 1.05],
+            },
+            RakedMargin {
+                level_of_cell: vec![0, 1, 2, 0, 1, 2],
+                n_levels: 3,
+                factor: vec![1.0, 0.95, 1.4, 0.7, 1.15, 1.1],
+            },
+        ]
+    }
+
     #[test]
     fn cell_raking_gives_the_unit_totals_of_the_row_residuals() {
         // The rows of `raking_residuals_follow_r_row_by_row`, in three units; x0 is zero
         // on the row of zero base weight, as every influence value of a pass is.
-        let level_a = vec![0, 0, 0, 1, 1, 1];
-        let level_b = vec![0, 1, 2, 0, 1, 2];
-        let cell = [0u32, 1, 2, 3, 4, 5, 0, 4, 2, 5, 1];
+        let (cell, base) = (RAKED_CELL, RAKED_BASE);
         let unit = [0usize, 1, 0, 1, 2, 2, 0, 1, 2, 0, 1];
-        let base = [2.0, 1.5, 3.0, 0.0, 2.5, 1.0, 4.0, 2.0, 1.0, 3.5, 2.0];
-        let margins = || {
-            vec![
-                RakedMargin {
-                    level_of_cell: level_a.clone(),
-                    n_levels: 2,
-                    factor: vec![1.1, 0.9, 1.3, 0.8, 1.2, 1.05],
-                },
-                RakedMargin {
-                    level_of_cell: level_b.clone(),
-                    n_levels: 3,
-                    factor: vec![1.0, 0.95, 1.4, 0.7, 1.15, 1.1],
-                },
-            ]
-        };
         let (p, n_units, n_cells) = (2, 3, 6);
         let x0: Vec<f64> = (0..22)
             .map(|i| {
@@ -577,7 +579,7 @@ mod tests {
             })
             .collect();
         let mut rows = x0.clone();
-        raking_residuals(&cell, &base, &margins(), &mut rows, p);
+        raking_residuals(&cell, &base, &raked_margins(), &mut rows, p);
         let mut expected = vec![0.0; n_units * p];
         let mut totals = vec![0.0; n_units * p];
         let mut cell_influence = vec![0.0; n_cells * p];
@@ -598,7 +600,7 @@ mod tests {
             zero_by_unit[u * n_cells + c] += f64::from(u8::from(base[r] == 0.0));
         }
         let raking = CellRaking {
-            margins: margins(),
+            margins: raked_margins(),
             n_units,
             counts,
             base_by_unit,
@@ -614,23 +616,7 @@ mod tests {
 
     #[test]
     fn raking_residuals_follow_r_row_by_row() {
-        // Two margins of 2 and 3 levels over 6 cells, one row of zero base weight.
-        let level_a = vec![0, 0, 0, 1, 1, 1];
-        let level_b = vec![0, 1, 2, 0, 1, 2];
-        let cell = [0u32, 1, 2, 3, 4, 5, 0, 4, 2, 5, 1];
-        let base = [2.0, 1.5, 3.0, 0.0, 2.5, 1.0, 4.0, 2.0, 1.0, 3.5, 2.0];
-        let margins = vec![
-            RakedMargin {
-                level_of_cell: level_a.clone(),
-                n_levels: 2,
-                factor: vec![1.1, 0.9, 1.3, 0.8, 1.2, 1.05],
-            },
-            RakedMargin {
-                level_of_cell: level_b.clone(),
-                n_levels: 3,
-                factor: vec![1.0, 0.95, 1.4, 0.7, 1.15, 1.1],
-            },
-        ];
+        let (cell, base, margins) = (RAKED_CELL, RAKED_BASE, raked_margins());
         let x0: Vec<f64> = (0..22).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3).collect();
         let mut fast = x0.clone();
         raking_residuals(&cell, &base, &margins, &mut fast, 2);
