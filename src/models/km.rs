@@ -8,6 +8,8 @@
 //! an n x events matrix.  The same linear combination taken row by row gives influence
 //! values with the same design covariance in O(n) per time, for the one variance engine.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
@@ -58,8 +60,24 @@ fn time_order(time: &[f64]) -> Vec<usize> {
 /// the curve stays where it was (R would give 0/0 = NaN there).
 pub fn product_limit(time: &[f64], event: &[bool], weights: &[f64]) -> Result<Curve> {
     check(time, event, weights)?;
-    let order = time_order(time);
     let total: f64 = weights.iter().sum();
+    // The weight of all rows and of the events at each distinct time, added in row
+    // order (as a stable sort by time would add them), then the times in order: one
+    // pass over the rows instead of a sort of them.
+    let mut at_time: HashMap<u64, (f64, f64)> = HashMap::new();
+    for ((&t, &e), &w) in time.iter().zip(event).zip(weights) {
+        // +0.0 makes -0.0 and 0.0 one time, as == does.
+        let sums = at_time.entry((t + 0.0).to_bits()).or_insert((0.0, 0.0));
+        sums.0 += w;
+        if e {
+            sums.1 += w;
+        }
+    }
+    let mut times: Vec<(f64, f64, f64)> = at_time
+        .into_iter()
+        .map(|(bits, (all, died))| (f64::from_bits(bits), all, died))
+        .collect();
+    times.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut curve = Curve {
         time: vec![0.0],
         surv: vec![1.0],
@@ -67,18 +85,7 @@ pub fn product_limit(time: &[f64], event: &[bool], weights: &[f64]) -> Result<Cu
     // R's at-risk weight is sum(w) minus the running total of the earlier times' weight.
     let mut earlier = 0.0;
     let mut s = 1.0;
-    let mut i = 0;
-    while i < order.len() {
-        let t = time[order[i]];
-        let (mut died, mut all) = (0.0, 0.0);
-        while i < order.len() && time[order[i]] == t {
-            let r = order[i];
-            all += weights[r];
-            if event[r] {
-                died += weights[r];
-            }
-            i += 1;
-        }
+    for (t, all, died) in times {
         let at_risk = total - earlier;
         if at_risk > 0.0 {
             s *= 1.0 - died / at_risk;
