@@ -302,6 +302,23 @@ mod tests {
     }
 
     #[test]
+    fn product_limit_takes_rows_in_any_order_and_signed_zero_as_one_time() {
+        // The rows of product_limit_by_hand shuffled, and a death at -0.0 and 0.0.
+        let time = [3.0, 2.0, 4.0, 1.0, 2.0, -0.0, 0.0];
+        let event = [true, false, false, true, true, true, true];
+        let w = [1.0, 1.0, 3.0, 1.0, 2.0, 1.0, 1.0];
+        let c = product_limit(&time, &event, &w).unwrap();
+        assert_eq!(c.time, vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
+        let s0 = 1.0 - 2.0 / 10.0;
+        let s1 = s0 * (1.0 - 1.0 / 8.0);
+        let s2 = s1 * (1.0 - 2.0 / 7.0);
+        let s3 = s2 * (1.0 - 1.0 / 4.0);
+        for (g, w) in c.surv.iter().zip([1.0, s0, s1, s2, s3, s3]) {
+            close(*g, w);
+        }
+    }
+
+    #[test]
     fn nelson_aalen_tabulates_each_event() {
         let time = [2.0, 1.0, 2.0, 3.0, 2.0];
         let event = [true, true, true, false, true];
