@@ -199,9 +199,8 @@ fn select_one(
     Ok((prob.clone(), select_with(&prob, method, rng)?))
 }
 
-/// Select units with inclusion probabilities `prob` (summing to a whole number):
-/// certainty units (probability 1) always, the rest by `method`.
-fn select_with(prob: &[f64], method: Method, rng: &mut SplitMix64) -> Result<Vec<usize>> {
+/// Inclusion probabilities must be numbers between 0 and 1.
+fn check_probabilities(prob: &[f64]) -> Result<()> {
     if let Some(i) = prob
         .iter()
         .position(|p| !p.is_finite() || *p < 0.0 || *p > 1.0)
@@ -211,6 +210,13 @@ fn select_with(prob: &[f64], method: Method, rng: &mut SplitMix64) -> Result<Vec
             prob[i]
         )));
     }
+    Ok(())
+}
+
+/// Select units with inclusion probabilities `prob` (summing to a whole number):
+/// certainty units (probability 1) always, the rest by `method`.
+fn select_with(prob: &[f64], method: Method, rng: &mut SplitMix64) -> Result<Vec<usize>> {
+    check_probabilities(prob)?;
     let certain: Vec<usize> = (0..prob.len()).filter(|&i| prob[i] >= 1.0).collect();
     let open: Vec<usize> = (0..prob.len())
         .filter(|&i| prob[i] > 0.0 && prob[i] < 1.0)
@@ -381,15 +387,7 @@ pub enum Joint {
 /// design selecting with inclusion probabilities `prob` (certainty units included).
 pub fn joint_probabilities(prob: &[f64], design: Joint) -> Result<Vec<f64>> {
     let n_units = prob.len();
-    if let Some(i) = prob
-        .iter()
-        .position(|p| !p.is_finite() || *p < 0.0 || *p > 1.0)
-    {
-        return Err(CoreError::Sampling(format!(
-            "inclusion probability of unit {i} is {}, not between 0 and 1",
-            prob[i]
-        )));
-    }
+    check_probabilities(prob)?;
     let mut out = vec![0.0; n_units * n_units];
     match design {
         Joint::Systematic => systematic_joint(prob, &mut out),
