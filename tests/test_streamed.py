@@ -234,3 +234,12 @@ def test_streamed_rake_refuses_bad_margins(df, lazy):
         raked.rake(MARGINS)
     with pytest.raises(ssc.DesignError, match="GLM on a raked streamed design"):
         raked.glm("y ~ x")
+
+
+def test_logical_and_categorical_outcomes_match_memory(df):
+    """Factor outcomes keep their own values as levels (a logical is not matched as text)."""
+    data = df.assign(high=df.x > 2)
+    memory = ssc.Design(data, ids="psu", strata="h", weights="w")
+    lazy = pl.from_pandas(data).with_columns(pl.col("job").cast(pl.Categorical)).lazy()
+    streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", progress=False)
+    _same(memory.mean(["high", "job"], by="d"), streamed.mean(["high", "job"], by="d"))

@@ -166,9 +166,8 @@ class _StreamedModel(_ModelFrame):
         """A model variable of a batch as R's model frame sees it (factors with the fit's levels)."""
         if name not in self.levels:
             return values.cast(pl.Float64).to_pandas()
-        if values.dtype == pl.Boolean:
-            values = values.replace_strict({True: "TRUE", False: "FALSE"}, return_dtype=pl.String)
-        elif not values.dtype.is_numeric():
+        values = _logical_as_text(values)
+        if not values.dtype.is_numeric():
             values = values.cast(pl.String)
         return pd.Series(pd.Categorical(values.to_list(), categories=self.levels[name]))
 
@@ -213,16 +212,20 @@ def _census_batch(model: _StreamedModel, factors: dict[str, str], batch: pl.Data
     w_scope = scope.select(model.weight.alias("w")).get_column("w")
     rows = batch.filter(model.complete())
     w_fit = rows.select(model.weight.alias("w")).get_column("w")
-    if w_scope.null_count() or bool((w_scope.cast(pl.Float64).fill_nan(None).null_count())):
+    if w_scope.cast(pl.Float64).fill_nan(None).null_count():
         raise MissingValueError(f"the weights {model.weight_name!r} have missing values in the domain")
     present = {}
     for name, column in factors.items():
-        values = rows.get_column(column)
-        if values.dtype == pl.Boolean:
-            values = values.replace_strict({True: "TRUE", False: "FALSE"}, return_dtype=pl.String)
-        present[name] = set(values.unique().to_list())
+        present[name] = set(_logical_as_text(rows.get_column(column)).unique().to_list())
     counts = np.array([len(scope), float(w_scope.sum()), len(rows), float(w_fit.sum())])
     return counts, present
+
+
+def _logical_as_text(values: pl.Series) -> pl.Series:
+    """A logical column as R's factor of it sees it ("FALSE", "TRUE"); others unchanged."""
+    if values.dtype == pl.Boolean:
+        return values.replace_strict({True: "TRUE", False: "FALSE"}, return_dtype=pl.String)
+    return values
 
 
 def _r_order(values: set[Any], column: str) -> list[Any]:

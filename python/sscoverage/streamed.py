@@ -244,7 +244,7 @@ class StreamedDesign(Design):
         by_names = _names(by, "by")
         for name in outcomes + by_names:
             self._require(name)
-        schema = self._source.dtypes.to_dict() if self._dask else dict(self._source.collect_schema())
+        schema = self._schema()
         factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
         # Levels for the whole data set, sorted as R sorts factor levels.
         by_levels = self._unique(by_names).drop_nulls().sort(by_names) if by_names else None
@@ -319,9 +319,9 @@ def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarra
         col = batch.get_column(name)
         levels = plan.factor_levels.get(name)
         if levels is not None:
-            codes = col.cast(pl.String).replace_strict(
-                [str(v) for v in levels], list(range(len(levels))), default=None, return_dtype=pl.UInt32
-            )
+            # The levels are the column's own values (text for a categorical).
+            values = col.cast(pl.String) if col.dtype in (pl.Categorical, pl.Enum) else col
+            codes = values.replace_strict(levels, list(range(len(levels))), default=None, return_dtype=pl.UInt32)
             missing |= codes.is_null().to_numpy()
             categorical.append((pos, np.ascontiguousarray(codes.fill_null(0).to_numpy()), len(levels)))
         else:
@@ -379,10 +379,9 @@ def _with_units(keys: list[str], psus: pl.DataFrame, batch: pl.DataFrame) -> pl.
     return batch
 
 
-def _is_factor(dtype: Any) -> bool:
-    if isinstance(dtype, pl.DataType) or (isinstance(dtype, type) and issubclass(dtype, pl.DataType)):
-        return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
-    return not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+def _is_factor(dtype: pl.DataType) -> bool:
+    """An outcome estimated level by level: text, categorical or logical."""
+    return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
 
 
 def _expression_columns(expr: pl.Expr | None) -> list[str]:
