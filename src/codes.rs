@@ -49,10 +49,11 @@ pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>
     let Some((lo, hi)) = label_range(labels) else {
         return (Vec::new(), Vec::new());
     };
-    let range = (hi as i128 - lo as i128 + 1) as u64;
+    // i128: the range of labels from i64::MIN to i64::MAX is 2^64, one more than u64 holds.
+    let range = hi as i128 - lo as i128 + 1;
     // A table of the range (one flag per label value, per thread) pays when it is not
     // much larger than the column itself.
-    if range <= DENSE_TABLE_LIMIT && range <= 2 * labels.len() as u64 + (1 << 16) {
+    if range <= i128::from(DENSE_TABLE_LIMIT) && range <= 2 * labels.len() as i128 + (1 << 16) {
         let range = range as usize;
         let mut codes = vec![0u32; labels.len()];
         let seen = codes
@@ -135,6 +136,9 @@ mod tests {
         assert_eq!(k, vec![10, 20, 30]);
         let (c, k) = dense_codes_i64(&[i64::MAX, -5, i64::MAX]);
         assert_eq!((c, k), (vec![1, 0, 1], vec![-5, i64::MAX]));
+        // A range of 2^64 labels (it wrapped to 0 in u64 and indexed an empty table).
+        let (c, k) = dense_codes_i64(&[i64::MAX, i64::MIN, 0]);
+        assert_eq!((c, k), (vec![2, 0, 1], vec![i64::MIN, 0, i64::MAX]));
     }
 
     #[test]

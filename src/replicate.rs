@@ -82,6 +82,20 @@ impl Replicates {
 /// Rank of analysis weights (n x k, row-major), from their Gram matrix (R's `degf`
 /// of a replicate design is this rank minus one).
 pub fn analysis_rank(rows: &[f64], k: usize) -> usize {
+    let n = if k == 0 { 0 } else { rows.len() / k };
+    if n < k {
+        // More replicates than rows (a large bootstrap of a small design): the rank is
+        // that of the n x n Gram of the rows, which needs n^2 memory, not k^2.
+        let mut gram = vec![0.0; n * n];
+        for (a, ra) in rows.chunks_exact(k).enumerate() {
+            for (b, rb) in rows.chunks_exact(k).enumerate().take(a + 1) {
+                let dot: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+                gram[a * n + b] = dot;
+                gram[b * n + a] = dot;
+            }
+        }
+        return gram_rank(&gram, n);
+    }
     let mut gram = vec![0.0; k * k];
     for row in rows.chunks_exact(k) {
         for i in 0..k {
@@ -718,6 +732,18 @@ mod tests {
             let s1: f64 = (3..5).map(|i| a.factors[i * 20 + r]).sum();
             assert_eq!((s0, s1), (3.0, 2.0));
         }
+    }
+
+    #[test]
+    fn rank_of_more_replicates_than_rows() {
+        // 3 rows x 5 replicates, the third row the sum of the first two: rank 2 from
+        // either Gram matrix.
+        let rows = [1.0, 0.0, 2.0, 1.0, 0.5, 0.0, 1.0, 1.0, 3.0, 0.0, 1.0, 1.0, 3.0, 4.0, 0.5];
+        assert_eq!(analysis_rank(&rows, 5), 2);
+        let transposed: Vec<f64> = (0..5)
+            .flat_map(|j| (0..3).map(move |i| rows[i * 5 + j]))
+            .collect();
+        assert_eq!(analysis_rank(&transposed, 3), 2);
     }
 
     #[test]

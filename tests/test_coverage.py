@@ -320,14 +320,17 @@ def test_band_shares_and_transitions(small):
 def test_design_with_columns(small):
     shifted = small.set_index(np.arange(100, 108))
     design = ssc.Design(shifted, ids="psu", weights="w")
-    x = pd.Series(np.arange(8.0))  # its own 0..7 index: values go by position, not index
+    # A Series goes by its index, as pandas assigns: here listed in reverse order.
+    x = pd.Series(np.arange(8.0)[::-1], index=np.arange(100, 108)[::-1])
     derived = design.with_columns({"x": x, "emp": np.ones(8)})
+    with pytest.raises(ssc.ShapeError, match="index does not match the data's .*8 of the data's 8 row labels absent"):
+        design.with_columns({"x": pd.Series(np.arange(8.0))})
     assert derived.mean("x").estimate[0] == pytest.approx(np.average(np.arange(8.0), weights=small["w"]))
     assert derived.mean("emp").estimate[0] == 1.0 and design.mean("emp").estimate[0] < 1.0
-    via_polars = ssc.Design(pl.from_pandas(small), ids="psu", weights="w").with_columns({"x": x})
+    via_polars = ssc.Design(pl.from_pandas(small), ids="psu", weights="w").with_columns({"x": np.arange(8.0)})
     assert via_polars.mean("x").estimate[0] == pytest.approx(derived.mean("x").estimate[0])
     in_a = small["group"].to_numpy() == "a"
-    assert design.subset(in_a).with_columns({"x": x}).mean("x").to_pandas()["n"].iloc[0] == 4  # the subset is kept
+    assert design.subset(in_a).with_columns({"x": x.to_numpy()[::-1]}).mean("x").to_pandas()["n"].iloc[0] == 4  # the subset is kept
     with pytest.raises(ssc.ShapeError, match="column 'x' has 3 values, the data 8 rows"):
         design.with_columns({"x": [1, 2, 3]})
 

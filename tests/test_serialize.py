@@ -134,7 +134,7 @@ def test_a_design_needs_its_own_data(design, df):
 def test_not_sscoverage_json():
     with pytest.raises(ssc.SurveyError, match="not sscoverage output"):
         ssc.load('{"a": 1}')
-    with pytest.raises(ssc.SurveyError, match="unknown kind"):
+    with pytest.raises(ssc.SerializationError, match="'os:system' is not a kind of sscoverage result"):
         ssc.load('{"sscoverage": "0", "kind": "os:system", "result": {}}')
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import polars as pl
 
 from . import _core
-from .exceptions import ColumnError, MissingValueError, ShapeError
+from .exceptions import ColumnError, DesignError, MissingValueError, ShapeError
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class Frame:
         """A new frame with `columns` (name -> one value per row) added or replaced."""
         arrays = {}
         for name, values in columns.items():
-            # Index-free values: a pandas Series would otherwise align on its index.
-            values = values.array if isinstance(values, pd.Series) else values
+            # A pandas Series is matched to the rows by its index, as pandas assigns.
+            values = self._aligned(values, f"column {name!r}").array if isinstance(values, pd.Series) else values
             if len(values) != self.n_rows:
                 raise ShapeError(f"column {name!r} has {len(values)} values, the data {self.n_rows} rows")
             arrays[name] = values
@@ -110,13 +110,8 @@ class Frame:
         values = np.ascontiguousarray(values, dtype=np.float64)
         # One pass with no temporary when all is finite; otherwise (NaN or an infinity)
         # look value by value.
-        infinite = None if _core.all_finite(values) else np.isinf(values)
-        if infinite is not None and infinite.any():
-            # Sums would silently give inf or NaN estimates and standard errors.
-            raise ColumnError(
-                f"column {name!r} ({role}) has {int(infinite.sum())} infinite values; "
-                "recode them as missing (NaN) or as finite numbers"
-            )
+        if not _core.all_finite(values):
+            reject_infinite(values, name, role)
         return np.ascontiguousarray(values, dtype=np.float64)
 
     def int_labels(self, name: str) -> np.ndarray | None:
@@ -155,12 +150,34 @@ class Frame:
         return self._codes[name]
 
     def values(self, values: Any, role: str) -> pd.Series | pl.Series:
-        """A user's array-like of one value per row, checked for length."""
-        if not isinstance(values, (pd.Series, pl.Series)):
+        """A user's array-like of one value per row, checked for length; a pandas Series
+        is aligned on the data's index, as pandas aligns (never applied by position)."""
+        if isinstance(values, pd.Series):
+            return self._aligned(values, role)
+        if not isinstance(values, pl.Series):
             values = pd.Series(np.asarray(values))
         if len(values) != self.n_rows:
             raise ShapeError(f"{role} has {len(values)} values, the data {self.n_rows} rows")
         return values
+
+    def _aligned(self, values: pd.Series, role: str) -> pd.Series:
+        """`values` in the data's row order, matched by index label."""
+        index = self.data.index if isinstance(self.data, pd.DataFrame) else pd.RangeIndex(self.n_rows)
+        if values.index.equals(index):
+            return values.reset_index(drop=True)
+        fix = ("build it from the same DataFrame, or pass .to_numpy() to apply it by position"
+               if isinstance(self.data, pd.DataFrame) else
+               "the polars data have no index: pass .to_numpy() to apply it by position")
+        if len(values) == self.n_rows and values.index.is_unique and index.is_unique \
+                and values.index.isin(index).all():
+            return values.reindex(index).reset_index(drop=True)
+        missing = int((~index.isin(values.index)).sum())
+        raise ShapeError(
+            f"{role} is a pandas Series whose index does not match the data's ({len(values)} values, "
+            f"{missing} of the data's {self.n_rows} row labels absent"
+            + (", labels repeated" if not values.index.is_unique or not index.is_unique else "")
+            + f"): {fix}"
+        )
 
     def isna(self, name: str) -> np.ndarray | None:
         return isna(self._column(name))
@@ -173,6 +190,39 @@ class Frame:
         if not (pd.api.types.is_bool_dtype(values.dtype) or values.dtype == object):
             raise ShapeError(f"{role} must be boolean, not {values.dtype}")
         return values.fillna(False).to_numpy(dtype=bool)
+
+
+def reject_infinite(values: np.ndarray, name: str, role: str) -> None:
+    """Refuse infinite values of a numeric variable, in memory and in a streamed batch
+    alike: sums would silently give inf or NaN estimates and standard errors."""
+    infinite = int(np.isinf(values).sum())
+    if infinite:
+        raise ColumnError(
+            f"column {name!r} ({role}) has {infinite} infinite values; "
+            "recode them as missing (NaN) or as finite numbers"
+        )
+
+
+def check_weight_counts(name: str, role: str, missing: int, infinite: int, invalid: int, positive: int) -> None:
+    """The one check of a design's weights (or selection probabilities), from counts that
+    an in-memory column or a pass over streamed batches gives: complete, finite,
+    non-negative weights (positive probabilities), not all zero."""
+    if missing:
+        raise MissingValueError(
+            f"column {name!r} ({role}) has {missing} missing values; a design variable "
+            "must be complete: drop or impute those rows first"
+        )
+    if infinite:
+        raise DesignError(f"{role} column {name!r} has {infinite} infinite values; {role} must be finite")
+    if invalid and role == "probs":
+        raise DesignError(f"probs column {name!r} must be positive; {invalid} rows are not")
+    if invalid:
+        raise DesignError(
+            f"weights column {name!r} has {invalid} negative values; sampling weights must be non-negative"
+        )
+    if not positive:
+        raise DesignError(f"weights sum to zero: column {name!r} is zero in every row; at least one row "
+                          "needs a positive weight")
 
 
 def never_missing(col: pd.Series | pl.Series) -> bool:

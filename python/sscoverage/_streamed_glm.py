@@ -29,6 +29,7 @@ from formulaic import model_matrix
 from . import _core
 from ._frames import codes_of
 from .exceptions import ColumnError, ConvergenceError, DesignError, EstimationError, MissingValueError
+from .formula import CONTEXT, term_name
 from .models import BINOMIAL, FAMILIES, GLMResult, _check_convergence, _ModelFrame, _r_names, _read_formula
 from .streamed import UNIT, _expression_columns, _with_units, sum_in_order
 
@@ -96,7 +97,8 @@ class _StreamedModel(_ModelFrame):
     def __init__(self, design: "StreamedDesign", formula: str, family: str,
                  levels: dict[str, Sequence[Any]], progress: bool) -> None:
         columns = design._columns
-        text, aliases, parsed, used = _read_formula(formula, columns, levels)
+        checked, parsed = _read_formula(formula, columns, levels)
+        text, aliases, used = checked.text, checked.aliases, checked.names
         self.schema = schema = design._schema()
         self.variables = {name: aliases.get(name, name) for name in used}
         # Factors: text, logical and categorical columns, and any column given levels.
@@ -133,7 +135,7 @@ class _StreamedModel(_ModelFrame):
             if name in values else np.arange(1.0, width + 1.0)
             for name in used
         })
-        mm = model_matrix(text, prototype, na_action="ignore")
+        mm = model_matrix(text, prototype, na_action="ignore", context=CONTEXT)
         if any(mm.rhs.model_spec.transform_state.values()) or any(mm.lhs.model_spec.transform_state.values()):
             raise DesignError(
                 f"{formula}: stateful transforms (center, scale, poly, splines) learn from all the rows, "
@@ -144,10 +146,10 @@ class _StreamedModel(_ModelFrame):
         self.aliases = aliases
         self.data = prototype.iloc[:0]
         self.spec = mm.rhs.model_spec
-        self.terms = _r_names(list(mm.rhs.columns), prototype, self.factors, aliases)
+        self.terms = _r_names(list(mm.rhs.columns), prototype, self.factors, aliases, checked.logical_terms)
         self.rhs_variables = sorted(parsed.rhs.required_variables)
         self.term_columns = {
-            "(Intercept)" if str(term) == "1" else str(term): list(range(sl.start, sl.stop))
+            "(Intercept)" if str(term) == "1" else term_name(str(term), checked): list(range(sl.start, sl.stop))
             for term, sl in mm.rhs.model_spec.term_slices.items()
         }
         outcome = text.split("~", 1)[0].strip()
@@ -181,7 +183,7 @@ class _StreamedModel(_ModelFrame):
         domain, as in memory) on its rows of the fit, and those rows."""
         rows = batch.filter(self.complete())
         data = pd.DataFrame({name: self._column(name, rows.get_column(c)) for name, c in self.variables.items()})
-        mm = self.specs.get_model_matrix(data, na_action="raise") if len(rows) else None
+        mm = self.specs.get_model_matrix(data, na_action="raise", context=CONTEXT) if len(rows) else None
         p = len(self.terms)
         x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64)) if mm is not None else np.zeros((0, p))
         if self.factor_outcome:

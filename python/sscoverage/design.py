@@ -16,7 +16,7 @@ import pandas as pd
 import polars as pl
 
 from . import _core
-from ._frames import Coded, Frame, codes_of, require_no_missing
+from ._frames import Coded, Frame, check_weight_counts, codes_of, require_no_missing
 from ._provenance import recorded
 from ._stages import first_stage_counts
 from .exceptions import (
@@ -1107,22 +1107,22 @@ def _checked_weights(frame: Frame, weights: str | None, probs: str | None) -> np
     non-negative (probs positive)."""
     name = weights if weights is not None else probs
     assert name is not None
-    require_no_missing(frame, name, "weights" if weights is not None else "probs")
-    w = frame.numeric(name, "weights" if weights is not None else "probs")
+    role = "weights" if weights is not None else "probs"
+    require_no_missing(frame, name, role)
+    w = frame.numeric(name, role)
+    invalid = int((w <= 0).sum()) if probs is not None else int((w < 0).sum())
+    check_weight_counts(name, role, 0, 0, invalid, int((w > 0).sum()))
     if probs is not None:
-        if (w <= 0).any():
-            raise DesignError(f"probs column {probs!r} must be positive; {int((w <= 0).sum())} rows are not")
         return 1.0 / w
-    if (w < 0).any():
-        raise DesignError(
-            f"weights column {weights!r} has {int((w < 0).sum())} negative values; "
-            "sampling weights must be non-negative"
-        )
     # R keeps probabilities and weighs by 1/(1/w), which can differ from w in the last
     # bit; where a cumulative weight meets p * total exactly (quantiles) that bit decides
     # the data value.
-    with np.errstate(divide="ignore"):
-        return 1.0 / (1.0 / w)
+    # (A subnormal weight, as 5e-324, has no finite reciprocal: it is kept as it is.)
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse = 1.0 / w
+        back = 1.0 / inverse
+    tiny = np.isinf(inverse) & (w > 0)
+    return np.where(tiny, w, back) if tiny.any() else back
 
 
 def _domain_codes(by_coded: list[Coded], n_rows: int) -> tuple[np.ndarray, int]:

@@ -33,6 +33,20 @@ class EmptyDomainError(EstimationError):
     """A domain (subset, by-level) holds no rows."""
 
 
+class FormulaError(SurveyError, ValueError):
+    """A formula outside sscoverage's formula grammar (an unknown function, attribute
+    access, a string where a column belongs); nothing of it was evaluated."""
+
+
+class SerializationError(SurveyError, ValueError):
+    """A saved result or design (JSON) that is corrupt, from an unknown version, or
+    holds something other than the data sscoverage writes; the message names the field."""
+
+
+class NotSupportedError(SurveyError):
+    """A method that this kind of design cannot serve; the message says what to do instead."""
+
+
 class MappingError(SurveyError):
     """A column-mapping file of the report that cannot be used (not JSON, unknown keys)."""
 
@@ -66,6 +80,9 @@ __all__ = [
     "HistoryError",
     "SchemeTreeError",
     "MappingError",
+    "FormulaError",
+    "SerializationError",
+    "NotSupportedError",
     "ColumnError",
     "MissingValueError",
     "EmptyDomainError",

@@ -9,8 +9,6 @@ variance engine of :class:`~sscoverage.Design`.
 
 from __future__ import annotations
 
-import difflib
-import keyword
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from . import _core, _display
 from ._frames import codes_of
 from ._progress import track
 from ._provenance import Provenance, design_facts
+from .formula import CONTEXT, ParsedFormula, column_of, parse_formula, term_name
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError
 from .results import CoefficientModel, Estimates, critical_value
 from .serialize import Serializable
@@ -38,11 +37,6 @@ if TYPE_CHECKING:
 FAMILIES = ("gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson", "Gamma")
 BINOMIAL = ("binomial", "quasibinomial")
 
-# A formula token: a quoted name or string (left alone unless a backquoted column), or a
-# bare name that may contain dots as R's names do.
-_TOKEN = re.compile(r"`[^`]*`|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[A-Za-z_.][A-Za-z0-9_.]*")
-_ALIAS = re.compile(r"__ssc(\d+)__")
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 
 def glm(
@@ -216,7 +210,8 @@ class _ModelFrame:
 
     def __init__(self, design: "Design", formula: str, family: str, levels: Mapping[str, Sequence[Any]]) -> None:
         frame = design._frame
-        text, aliases, parsed, used = _read_formula(formula, list(frame.columns), levels)
+        checked, parsed = _read_formula(formula, list(frame.columns), levels)
+        text, aliases, used = checked.text, checked.aliases, checked.names
         scope = np.flatnonzero(design._scope())
         data = pd.DataFrame(index=scope)
         factors: list[str] = []  # the formula names of factor variables
@@ -240,7 +235,7 @@ class _ModelFrame:
         # Pass 1 finds the complete rows; pass 2 builds the matrix on them without unused
         # levels.  Pass 1 is the answer when it dropped no row and no level is unused
         # (on a million rows a pass costs about half a second).
-        first = model_matrix(text, data, na_action="drop")
+        first = model_matrix(text, data, na_action="drop", context=CONTEXT)
         kept = first.rhs.index.to_numpy()
         if len(kept) == 0:
             raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
@@ -250,10 +245,10 @@ class _ModelFrame:
             trimmed = data[name].cat.remove_unused_categories()
             again |= len(trimmed.cat.categories) < len(data[name].cat.categories)
             data[name] = trimmed
-        mm = model_matrix(text, data, na_action="raise") if again else first
+        mm = model_matrix(text, data, na_action="raise", context=CONTEXT) if again else first
         self.rows = kept
         self.n_removed = len(scope) - len(kept)
-        self.terms = _r_names(list(mm.rhs.columns), data, factors, aliases)
+        self.terms = _r_names(list(mm.rhs.columns), data, factors, aliases, checked.logical_terms)
         self.x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64))
         # Kept for predictions and margins: the right-hand side's spec re-encodes new or
         # counterfactual data with the fitted levels and transform states (R's xlevels).
@@ -263,7 +258,7 @@ class _ModelFrame:
         self.factors = factors
         self.rhs_variables = sorted(parsed.rhs.required_variables)
         self.term_columns = {
-            "(Intercept)" if str(term) == "1" else _ALIAS.sub(lambda m: str(aliases[m.group(0)]), str(term)):
+            "(Intercept)" if str(term) == "1" else term_name(str(term), checked):
             list(range(sl.start, sl.stop))
             for term, sl in mm.rhs.model_spec.term_slices.items()
         }
@@ -289,7 +284,7 @@ class _ModelFrame:
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of (new or counterfactual) model variables, as fitted."""
-        mm = self.spec.get_model_matrix(data, na_action="ignore")
+        mm = self.spec.get_model_matrix(data, na_action="ignore", context=CONTEXT)
         return np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
 
     def new_data(self, newdata: Any) -> tuple[pd.DataFrame, np.ndarray]:
@@ -329,30 +324,14 @@ class _ModelFrame:
 
 
 def _read_formula(formula: str, columns: list[Any], levels: Mapping[str, Sequence[Any]]
-                  ) -> tuple[str, dict[str, str], Any, list[str]]:
-    """A model formula read against the data's columns: its text with non-Python names
-    aliased, the aliases, formulaic's parse, and the formula names of the variables it
-    uses; a missing column (or one given levels) is named with the closest match."""
-    text, aliases = _alias_names(formula, columns)
-    try:
-        parsed = Formula(text)
-    except Exception as err:  # formulaic's parse errors have many classes
-        raise ValueError(f"cannot read the formula {formula!r}: {err}") from None
-    if not hasattr(parsed, "lhs"):
-        raise ValueError(f"the formula {formula!r} has no outcome: write 'y ~ x1 + x2'")
-    # formulaic does not list the variables of some transforms (scale(x)): add every
-    # name of the formula that is a column.
-    named = {t for t in _NAME.findall(text) if aliases.get(t, t) in columns}
-    used = sorted(set(parsed.required_variables) | named)
-    for name in used:
-        if name not in aliases and name not in columns:
-            close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ColumnError(f"column {name!r} in the formula {formula!r} is not in the data.{hint}")
+                  ) -> tuple[ParsedFormula, Any]:
+    """A model formula read by the package's grammar against the data's columns (nothing
+    is evaluated before it passes), and formulaic's parse of the checked text."""
+    checked = parse_formula(formula, columns, lhs="required")
     for name in levels:
         if name not in columns:
             raise ColumnError(f"levels given for {name!r}, which is not a column of the data")
-    return text, aliases, parsed, used
+    return checked, Formula(checked.text)
 
 
 def _as_pandas(data: Any) -> pd.DataFrame:
@@ -364,29 +343,6 @@ def _as_pandas(data: Any) -> pd.DataFrame:
     if isinstance(data, pl.DataFrame) or hasattr(data, "to_pandas"):
         return data.to_pandas()
     raise TypeError(f"newdata must be a pandas or polars DataFrame or a pyarrow Table, not {type(data).__name__}")
-
-
-def _alias_names(formula: str, columns: Sequence[Any]) -> tuple[str, dict[str, str]]:
-    """The formula with column names that are not Python names (``api.stu``, or backquoted)
-    replaced by aliases formulaic can evaluate, and alias -> column."""
-    wanted = {str(c): c for c in columns}
-    aliases: dict[str, str] = {}
-    by_column: dict[str, str] = {}
-
-    def swap(m: re.Match[str]) -> str:
-        token = m.group(0)
-        name = token[1:-1] if token.startswith("`") else token
-        if token[0] in "'\"" or name not in wanted:
-            return token
-        if name.isidentifier() and not keyword.iskeyword(name) and not token.startswith("`"):
-            return token
-        if name not in by_column:
-            alias = f"__ssc{len(by_column)}__"
-            by_column[name] = alias
-            aliases[alias] = wanted[name]
-        return by_column[name]
-
-    return _TOKEN.sub(swap, formula), aliases
 
 
 _OUTSIDE = np.iinfo(np.uint32).max  # the code of a missing value in Coded.codes
@@ -415,10 +371,15 @@ def _as_model_variable(values: pd.Series, name: str, levels: Sequence[Any] | Non
     return pd.Series(pd.Categorical(values, categories=labels), index=values.index)
 
 
-def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
+def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], aliases: Mapping[str, str],
+             logical_terms: Mapping[str, str]) -> list[str]:
     """formulaic's column names in R's spelling: ``(Intercept)``, ``stypeH``,
-    ``stypeH:meals`` (factor name and level run together)."""
+    ``stypeH:meals`` (factor name and level run together), ``I(x > 4)TRUE``."""
     spelled: dict[str, str] = {}
+    for factor, term in logical_terms.items():
+        for lv in (False, True):
+            for token in (f"{factor}[T.{lv}]", f"{factor}[{lv}]"):
+                spelled[token] = f"{term}{str(lv).upper()}"
     for name in factors:
         for lv in data[name].cat.categories:
             for token in (f"{name}[T.{lv}]", f"{name}[{lv}]"):
@@ -436,7 +397,7 @@ def _r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], ali
             continue
         if pattern is not None:
             col = pattern.sub(lambda m: spelled[m.group(1)], col)
-        out.append(_ALIAS.sub(lambda m: str(aliases[m.group(0)]), col))
+        out.append(column_of(col, aliases))
     return out
 
 

@@ -8,6 +8,8 @@ recomputed with every replicate's weights and the spread of those replicates,
 
 from __future__ import annotations
 
+import os
+
 import re
 import warnings
 from typing import Any, Sequence
@@ -195,6 +197,21 @@ def _scale_and_rscales(
     return float(scale), rscales
 
 
+def _check_replicate_count(design: Design, replicates: Any) -> None:
+    """A bootstrap's replicate count: a whole number of at least 2 whose factors (PSUs x
+    replicates, then rows x replicates of analysis weights) fit in half this machine's
+    memory, so that a large request is an error rather than an abort."""
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 2:
+        raise DesignError(f"replicates={replicates!r}: the bootstrap needs a whole number of at least 2 replicates")
+    needed = 8 * int(replicates) * (design.n_psu + design.n_rows)
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > memory // 2:
+        raise DesignError(
+            f"{replicates} bootstrap replicates of {design.n_rows} rows need {needed / 2**30:.1f} GiB of "
+            f"replicate weights, more than half this machine's {memory / 2**30:.1f} GiB: use fewer replicates"
+        )
+
+
 def as_replicates(design: Design, type: str = "auto", rho: float = 0.0, mse: bool = False,
                   replicates: int = 50, seed: int | None = None) -> ReplicateDesign:
     """Replicate weights built from the first stage of a linearisation design."""
@@ -204,8 +221,12 @@ def as_replicates(design: Design, type: str = "auto", rho: float = 0.0, mse: boo
         type = "JKn" if design.spec.get("strata") else "JK1"
     if type in ("BRR", "Fay") and design.spec.get("fpc"):
         warnings.warn("the finite population correction is dropped for BRR and Fay replicates (as R)", stacklevel=3)
+    if type in ("bootstrap", "subbootstrap"):
+        _check_replicate_count(design, replicates)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
+    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise DesignError(f"seed={seed!r}: give a whole number from 0 to 2**64 - 1, or None")
     core = design._core.as_replicates(type, rho=rho, mse=mse, replicates=replicates, seed=seed)
     spec = {**design.spec, "type": type, "mse": mse}
     if type == "Fay":

@@ -34,7 +34,7 @@ import pandas as pd
 import polars as pl
 
 from . import _core
-from ._frames import Coded
+from ._frames import Coded, check_weight_counts, reject_infinite
 from ._progress import track
 from .design import OUTSIDE, SUBSET_OPS, Design, _names
 from .exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError
@@ -109,6 +109,8 @@ class StreamedDesign(Design):
             1.0 / pl.col(probs).cast(pl.Float64) if probs else pl.lit(1.0)
         )
         self._weight_name = weights or probs
+        if self._weight_name:
+            self._check_weights(self._weight_name, "weights" if weights else "probs")
         self._strata_labels = structure._strata_labels
         self._frame = None
         self._mask = None
@@ -138,6 +140,26 @@ class StreamedDesign(Design):
         if self._dask:
             return dict(pl.from_pandas(self._source._meta_nonempty).schema)
         return dict(self._source.collect_schema())
+
+    def _check_weights(self, name: str, role: str) -> None:
+        """The in-memory design's weight check, on counts from one pass over the data."""
+        if not self._schema()[name].is_numeric():
+            raise ColumnError(f"column {name!r} ({role}) must be numeric, not {self._schema()[name]}")
+        if self._dask:
+            import dask
+
+            w = self._source[name].astype("float64")
+            invalid = (w <= 0) if role == "probs" else (w < 0)
+            counts = dask.compute(w.isna().sum(), np.isinf(w).sum(), invalid.sum(), (w > 0).sum())
+        else:
+            w = pl.col(name).cast(pl.Float64)
+            invalid = (w <= 0) if role == "probs" else (w < 0)
+            row = self._source.select(
+                (w.is_null() | w.is_nan()).sum().alias("missing"), w.is_infinite().sum().alias("infinite"),
+                invalid.sum().alias("invalid"), (w > 0).sum().alias("positive"),
+            ).collect(engine="streaming").row(0)
+            counts = tuple(row)
+        check_weight_counts(name, role, *(int(c) for c in counts))
 
     def _count(self) -> int:
         if self._dask:
@@ -328,6 +350,8 @@ def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarra
             if not col.dtype.is_numeric():
                 raise ColumnError(f"column {name!r} must be numeric for a {plan.kind}, not {col.dtype}")
             values = col.cast(pl.Float64).to_numpy()
+            if not _core.all_finite(values):
+                reject_infinite(values, name, "outcome")
             missing |= np.isnan(values)
             numeric.append((pos, np.ascontiguousarray(np.nan_to_num(values))))
     hit = missing & in_scope

@@ -3,9 +3,9 @@ variable changes at an unknown threshold, estimated by profiling the pseudo-like
 
 The model at a candidate threshold c adds one column to the formula's model matrix:
 
-* ``kind="slope"`` (a kink, segmented regression): ``np.maximum(x - c, 0)``; the slope of
+* ``kind="slope"`` (a kink, segmented regression): ``pmax(x - c, 0)``; the slope of
   x is b below c and b + d above it, continuous at c (the formula must contain x);
-* ``kind="level"`` (a step): ``I(x < c)``; the linear predictor jumps by d below c.
+* ``kind="level"`` (a step): ``I(x < c)`` (R's column ``I(x < c)TRUE``); the linear predictor jumps by d below c.
 
 Every candidate of a grid is fitted (one IRLS in the Rust core each) with the sampling
 weights, and the threshold is the candidate of least weighted deviance, i.e. of greatest
@@ -277,7 +277,9 @@ def _token(column: str) -> str:
 def _with_term(formula: str, var: str, kind: str, c: float) -> str:
     """The formula with the threshold term at c, written so formulaic evaluates it."""
     tok, value = _token(var), repr(float(c))
-    term = f"np.maximum({tok} - {value}, 0)" if kind == "slope" else f"I({tok} < {value})"
+    # Terms of the package's formula grammar; R codes the logical I(x < c) as a factor,
+    # whose column "I(x < c)TRUE" holds _term_values.
+    term = f"pmax({tok} - {value}, 0)" if kind == "slope" else f"I({tok} < {value})"
     return f"{formula} + {term}"
 
 

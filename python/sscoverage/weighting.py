@@ -34,6 +34,7 @@ from .exceptions import (
     DesignError,
     MissingValueError,
 )
+from .formula import CONTEXT, parse_formula
 from .serialize import Serializable
 
 if TYPE_CHECKING:
@@ -725,19 +726,14 @@ def _model_matrix(design: "Design", formula: str) -> tuple[np.ndarray, list[str]
     """R's ``model.matrix(formula)`` on every row of the design, with R's column names."""
     from formulaic import model_matrix
 
-    from .models import _alias_names, _as_model_variable, _r_names
+    from .models import _as_model_variable, _r_names
 
     _whole(design)
     frame = design._frame
-    text = formula if formula.strip().startswith("~") else f"~{formula}"
-    text, aliases = _alias_names(text, frame.columns)
-    names = sorted(set(re.findall(r"__ssc\d+__", text)) | {
-        t for t in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text) if t in frame.columns
-    })
+    checked = parse_formula(formula, list(frame.columns), lhs="none")
     data = pd.DataFrame(index=range(frame.n_rows))
     factors = []
-    for name in names:
-        column = aliases.get(name, name)
+    for name, column in zip(checked.names, checked.variables):
         values = frame._column(column)
         if isinstance(values, pl.Series):
             values = values.to_pandas()
@@ -751,10 +747,10 @@ def _model_matrix(design: "Design", formula: str) -> tuple[np.ndarray, list[str]
         if isinstance(data[name].dtype, pd.CategoricalDtype):
             factors.append(name)
     try:
-        mm = model_matrix(text, data, na_action="raise")
+        mm = model_matrix(checked.text, data, na_action="raise", context=CONTEXT)
     except Exception as err:  # formulaic's errors have many classes
         raise ValueError(f"cannot build the model matrix of {formula!r}: {err}") from None
-    terms = _r_names(list(mm.columns), data, factors, aliases)
+    terms = _r_names(list(mm.columns), data, factors, checked.aliases, checked.logical_terms)
     return np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), terms
 
 
