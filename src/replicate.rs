@@ -842,6 +842,44 @@ mod tests {
     }
 
     #[test]
+    fn brr_pairs_follow_r_order_and_split_or_merge_large_strata() {
+        // Stratum 0: PSUs 0 and 1, R's order putting PSU 1 first; stratum 1: PSUs 2..5.
+        let stratum = [0u32, 0, 1, 1, 1, 1];
+        let popsize = [f64::INFINITY; 6];
+        let psus = PsuLayout {
+            stratum: &stratum,
+            popsize: &popsize,
+            n_strata: 2,
+            r_order: &[1, 0, 2, 3, 4, 5],
+        };
+        let scheme = |large| Scheme::Brr {
+            rho: 0.0,
+            small: BrrSmall::Fail,
+            large,
+        };
+        let split = build(scheme(BrrLarge::Split), &psus, LonelyPsu::Fail, true, false).unwrap();
+        // Pseudo-strata: (2, 3) and (4, 5) from the large stratum, then (1, 0); pseudo-
+        // stratum k takes row k + 1 of H, whose 0 leaves the pair's first PSU out.
+        let h = hadamard(3);
+        let r = split.n_replicates;
+        assert_eq!(r, 4);
+        let f = |rep: &Replicates, u: usize, i: usize| rep.factors[u * r + i];
+        for i in 0..r {
+            let on = |row: usize| if h[row][i] { 2.0 } else { 0.0 };
+            assert_eq!(f(&split, 2, i), on(1));
+            assert_eq!(f(&split, 4, i), on(2));
+            assert_eq!(f(&split, 1, i), on(3));
+            assert_eq!(f(&split, 0, i) + f(&split, 1, i), 2.0);
+        }
+        let merged = build(scheme(BrrLarge::Merge), &psus, LonelyPsu::Fail, true, false).unwrap();
+        for i in 0..merged.n_replicates {
+            let g = |u: usize| merged.factors[u * merged.n_replicates + i];
+            assert_eq!((g(2), g(4)), (g(3), g(5)));
+            assert_eq!(g(2) + g(4), 2.0);
+        }
+    }
+
+    #[test]
     fn rank_of_gram() {
         // Columns (1,0), (2,0), (0,1): rank 2.
         let g = [1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0];

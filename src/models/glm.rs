@@ -390,7 +390,7 @@ pub fn replicate_coefficients(
                 .map(|i| replicate_weights[i * n_replicates + r])
                 .collect();
             let total: f64 = w.iter().sum();
-            if !(total > 0.0) {
+            if total <= 0.0 || !total.is_finite() {
                 return Err(CoreError::Value(format!(
                     "replicate {} gives the model's rows a total weight of {total}",
                     r + 1
