@@ -675,7 +675,11 @@ class Design(Serializable):
         method : ``"logit"`` (R's default), ``"likelihood"``, ``"asin"``, ``"beta"``
             (Korn-Graubard), ``"mean"`` (Wald), ``"xlogit"``, or ``"wilson"`` (Wilson's
             score interval on the design's effective sample size, Stata's
-            ``citype(wilson)``).
+            ``citype(wilson)``).  ``"logit"`` and ``"likelihood"`` fit R's
+            ``svyglm(y ~ 1, family=quasibinomial)``; on a replicate design it is refitted
+            with each replicate's weights (in the core), as R does.  R's likelihood
+            interval on a replicate design is NA (its dispersion, about n, flattens the
+            profile): NaN limits with a :class:`SurveyWarning`.
         level : confidence level, default 0.95.
         by : domain column(s), as for :meth:`mean`.
         df : degrees of freedom; default the design's ``degf``.

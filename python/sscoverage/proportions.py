@@ -1,6 +1,6 @@
 """Confidence intervals for a proportion that respect its [0, 1] range.
 
-Mirrors R's ``survey::svyciprop`` (linearisation designs) method by method; Wilson's
+Mirrors R's ``survey::svyciprop`` (linearisation and replicate designs) method by method; Wilson's
 score interval on the effective sample size is added, as Stata's
 ``svy: proportion, citype(wilson)``.
 """
@@ -19,7 +19,7 @@ from . import _core
 from ._domains import domains, linear, weighted_mean
 from ._rmath import approx, qt, r_mean, r_sum, spline_fmm
 from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError, SurveyWarning
-from .results import Estimates
+from .results import Estimates, standard_errors
 
 METHODS = ("logit", "likelihood", "asin", "beta", "mean", "xlogit", "wilson")
 
@@ -298,7 +298,7 @@ def ciprop(
                 "level": None,
                 "label": y,
                 "estimate": p,
-                "se": np.sqrt(var),
+                "se": float(standard_errors(np.array([var]))[0]),
                 "ci_low": lo,
                 "ci_high": hi,
                 "df": dom_df,
