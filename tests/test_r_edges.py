@@ -151,6 +151,18 @@ def test_likelihood_interval_with_a_large_design_effect(reference_dir: Path) -> 
     assert_allclose(logit[["ci_low", "ci_high"]].to_numpy()[0], want["logit_ci"], rtol=1e-7)
 
 
+def test_likelihood_interval_beyond_double_range_is_an_error_as_in_r() -> None:
+    # A design effect of 5000 on the logit scale: pnorm(qt(0.025, df) * sqrt(5000)) / 2
+    # underflows to 0 (R then stops in spline(): "'from' must be a finite number").
+    from sscoverage.proportions import _InterceptFit, _likelihood_interval
+
+    y = np.array([0.0, 1.0, 1.0, 1.0])
+    fit = _InterceptFit(beta=np.log(3), mu=0.75, cov_unscaled=5000 * 0.01, naive_cov=0.01, deviance=4.5,
+                        dispersion=1.0, y=y, prior=np.ones(4))
+    with pytest.raises(ssc.EstimationError, match="use method='logit'"):
+        _likelihood_interval(fit, 0.95, 19)
+
+
 # 4. a domain of a replicate design has its own degrees of freedom ------------------------
 
 

@@ -134,7 +134,8 @@ class ReplicateDesign(Design):
         thetas = np.ascontiguousarray(np.asarray(thetas, dtype=np.float64).reshape(self.n_replicates, full.size))
         v, dropped = self._core.replicate_vcov(thetas, full)
         if dropped:
-            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out", stacklevel=3)
+            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out (R: \"replicates "
+                          "gave NA results and were discarded\")", SurveyWarning, stacklevel=3)
         return v
 
     def _influence_vcov(self, influence: np.ndarray, in_domain: np.ndarray | None = None) -> np.ndarray:
