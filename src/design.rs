@@ -661,8 +661,15 @@ impl Design {
     }
 
     /// This design with replicate weights built from its first stage (R's
-    /// `as.svrepdesign`): the variance then comes from the replicates.
-    pub fn to_replicates(&self, scheme: Scheme, mse: bool) -> Result<Design> {
+    /// `as.svrepdesign`): the variance then comes from the replicates.  `stratum_rank`
+    /// gives each first-stage stratum (by code) its place when the labels are sorted as
+    /// text, as R's `brrweights` sorts them (None: the codes' order).
+    pub fn to_replicates(
+        &self,
+        scheme: Scheme,
+        mse: bool,
+        stratum_rank: Option<&[u32]>,
+    ) -> Result<Design> {
         if self.replicates.is_some() {
             return Err(CoreError::Design(
                 "the design already has replicate weights".into(),
@@ -684,26 +691,38 @@ impl Design {
         } else {
             vec![f64::INFINITY; stage.n_clusters]
         };
+        // R's order of the PSUs for BRR: strata by their labels' text, then PSUs by
+        // their first row.
+        let mut first_row = vec![u32::MAX; stage.n_clusters];
+        for (r, &c) in psu_of_row.iter().enumerate().rev() {
+            first_row[c as usize] = r as u32;
+        }
+        let rank_of_group = |g: usize| -> Result<u32> {
+            let code = stage.group_stratum[g] as usize;
+            match stratum_rank {
+                None => Ok(code as u32),
+                Some(ranks) => ranks.get(code).copied().ok_or_else(|| {
+                    CoreError::Shape(format!(
+                        "stratum ranks cover {} strata, the design has stratum code {code}",
+                        ranks.len()
+                    ))
+                }),
+            }
+        };
+        let group_rank: Vec<u32> = (0..stage.n_groups())
+            .map(rank_of_group)
+            .collect::<Result<_>>()?;
+        let mut r_order: Vec<usize> = (0..stage.n_clusters).collect();
+        r_order.sort_by_key(|&c| (group_rank[stage.group_of_cluster[c] as usize], first_row[c]));
         let layout = PsuLayout {
             stratum: &stage.group_of_cluster,
             popsize: &popsize,
             n_strata: stage.n_groups(),
+            r_order: &r_order,
         };
         let rep = build(scheme, &layout, self.lonely_psu, self.has_strata, mse)?;
-        // Rank of the analysis weights from their Gram matrix, summed per PSU.
-        let r_count = rep.n_replicates;
-        let mut w2 = vec![0.0; stage.n_clusters];
-        for (&c, &w) in psu_of_row.iter().zip(self.weights.iter()) {
-            w2[c as usize] += w * w;
-        }
-        let mut gram = vec![0.0; r_count * r_count];
-        for (c, row) in rep.factors.chunks_exact(r_count).enumerate() {
-            for i in 0..r_count {
-                for j in 0..r_count {
-                    gram[i * r_count + j] += w2[c] * row[i] * row[j];
-                }
-            }
-        }
+        let degf = unit_gram_rank(&rep, &psu_of_row, &self.weights, stage.n_clusters, None)
+            .saturating_sub(1);
         Ok(Design {
             n_rows: self.n_rows,
             weights: Arc::clone(&self.weights),
@@ -714,11 +733,41 @@ impl Design {
             adjust_domain_lonely: false,
             pps: None,
             domains_keep_rows: false,
-            degf: gram_rank(&gram, r_count).saturating_sub(1),
+            degf,
             has_strata: self.has_strata,
             replicates: Some(rep),
             calibration: Calibration::default(),
         })
+    }
+
+    /// Degrees of freedom of a domain of a replicate design (R's `degf` of `design[rows, ]`):
+    /// the rank of the replicate analysis weights of the rows in `in_domain`, minus one.
+    pub fn replicate_degf_in(&self, in_domain: &[bool]) -> Result<usize> {
+        let rep = self
+            .replicates
+            .as_ref()
+            .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
+        check_len("the domain mask", in_domain.len(), self.n_rows)?;
+        let rank = if rep.per_unit {
+            unit_gram_rank(
+                rep,
+                &self.unit_of_row,
+                &self.weights,
+                self.n_units,
+                Some(in_domain),
+            )
+        } else {
+            let k = rep.n_replicates;
+            let rows: Vec<f64> = rep
+                .factors
+                .chunks_exact(k)
+                .zip(in_domain)
+                .filter(|(_, &keep)| keep)
+                .flat_map(|(row, _)| row.iter().copied())
+                .collect();
+            analysis_rank(&rows, k)
+        };
+        Ok(rank.saturating_sub(1))
     }
 
     /// Population sizes per stage and cluster, from counts or sampling fractions (R's
@@ -876,4 +925,34 @@ impl Design {
         self.pps = Some(Pps { kernel, variance });
         Ok(())
     }
+}
+
+/// Rank of the analysis weights of per-unit replicate factors (rows in `in_domain`, or
+/// all), from their Gram matrix summed per unit: sum over rows of w^2 f_u f_u'.
+fn unit_gram_rank(
+    rep: &Replicates,
+    unit_of_row: &[u32],
+    weights: &[f64],
+    n_units: usize,
+    in_domain: Option<&[bool]>,
+) -> usize {
+    let k = rep.n_replicates;
+    let mut w2 = vec![0.0; n_units];
+    for (r, (&u, &w)) in unit_of_row.iter().zip(weights).enumerate() {
+        if in_domain.is_none_or(|m| m[r]) {
+            w2[u as usize] += w * w;
+        }
+    }
+    let mut gram = vec![0.0; k * k];
+    for (u, row) in rep.factors.chunks_exact(k).enumerate() {
+        if w2[u] == 0.0 {
+            continue;
+        }
+        for i in 0..k {
+            for j in 0..k {
+                gram[i * k + j] += w2[u] * row[i] * row[j];
+            }
+        }
+    }
+    gram_rank(&gram, k)
 }

@@ -737,6 +737,12 @@ pub fn estimates_from_sums(
             continue;
         }
         out.weight_sum[d] = wsum;
+        if wsum == 0.0 {
+            // Every row of the domain has weight zero: R's svyby leaves such a domain
+            // out; the caller drops it by its weight sum of 0 (and names it).
+            out.estimate[d * p..(d + 1) * p].fill(f64::NAN);
+            continue;
+        }
         let est = &mut out.estimate[d * p..(d + 1) * p];
         point_estimates(estimator, n_num, width, &col_tot, est);
         if let Some(j) = est.iter().position(|v| v.is_nan()) {

@@ -167,11 +167,34 @@ pub fn gram_rank(gram: &[f64], k: usize) -> usize {
 }
 
 /// The first-stage layout a replicate scheme is built on: each PSU's stratum and
-/// population size (infinite when no fpc), PSUs in first-appearance order.
+/// population size (infinite when no fpc).
 pub struct PsuLayout<'a> {
     pub stratum: &'a [u32],
     pub popsize: &'a [f64],
     pub n_strata: usize,
+    /// Every PSU once, in the order R's `brrweights` pairs them: strata sorted by their
+    /// labels as text, PSUs within a stratum in order of first appearance in the data.
+    pub r_order: &'a [usize],
+}
+
+/// R's `brrweights(small=)`: what BRR does with a stratum of one PSU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrrSmall {
+    Fail,
+    /// Each lonely PSU is its own half-sample pair, weighted 1 in every replicate.
+    Split,
+    /// Lonely PSUs are paired with each other into pseudo-strata.
+    Merge,
+}
+
+/// R's `brrweights(large=)`: what BRR does with a stratum of more than two PSUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrrLarge {
+    /// Consecutive PSUs form pseudo-strata of two (an even number of PSUs is needed).
+    Split,
+    /// Each stratum is one pseudo-stratum, its first half against its second half.
+    Merge,
+    Fail,
 }
 
 /// The replicate scheme a linearisation design is turned into.
@@ -182,6 +205,8 @@ pub enum Scheme {
     /// Fay's BRR with `rho` (0 = plain BRR).
     Brr {
         rho: f64,
+        small: BrrSmall,
+        large: BrrLarge,
     },
     /// R's `bootweights`: n_h PSUs drawn with replacement in each stratum.
     Bootstrap {
@@ -234,7 +259,15 @@ pub fn build(
             (fac, n, f * (n as f64 - 1.0) / n as f64, vec![1.0; n])
         }
         Scheme::Jkn => jkn(psus, &members, lonely)?,
-        Scheme::Brr { rho } => brr(psus, &members, rho)?,
+        Scheme::Brr { rho, small, large } => {
+            if !has_strata {
+                return Err(CoreError::Design(
+                    "BRR and Fay need strata; use type='JK1' or 'bootstrap' for an unstratified design"
+                        .into(),
+                ));
+            }
+            brr(psus, rho, small, large)?
+        }
         Scheme::Bootstrap { replicates, seed } | Scheme::Subbootstrap { replicates, seed } => {
             let sub = matches!(scheme, Scheme::Subbootstrap { .. });
             bootstrap(psus, &members, replicates, seed, sub)?
@@ -333,40 +366,126 @@ fn jkn(psus: &PsuLayout, members: &[Vec<usize>], lonely: LonelyPsu) -> Result<Bu
     Ok((fac, r, scale, rscales))
 }
 
-/// R's `brrweights` with `fay.rho`: strata of exactly two PSUs, half-samples from the
-/// rows 2..H+1 of R's Hadamard matrix.
-fn brr(psus: &PsuLayout, members: &[Vec<usize>], rho: f64) -> Result<Built> {
+/// R's `brrweights` with `fay.rho`, `small` and `large`: pseudo-strata of two halves,
+/// numbered as R numbers them (lonely PSUs, then large strata, then strata of two, each
+/// in the text order of the stratum labels), so that pseudo-stratum k takes row k + 1 of
+/// R's Hadamard matrix.
+fn brr(psus: &PsuLayout, rho: f64, small: BrrSmall, large: BrrLarge) -> Result<Built> {
     if !(0.0..1.0).contains(&rho) {
         return Err(CoreError::Design(format!(
             "Fay's rho must be in [0, 1), not {rho}"
         )));
     }
-    if let Some((h, m)) = members
-        .iter()
-        .enumerate()
-        .find(|(_, m)| !m.is_empty() && m.len() != 2)
-    {
-        return Err(CoreError::Design(format!(
-            "BRR needs exactly two PSUs in every stratum; stratum {h} has {}: use type='JKn' or 'bootstrap'",
-            m.len()
+    let n = psus.stratum.len();
+    if psus.r_order.len() != n {
+        return Err(CoreError::Shape(format!(
+            "the BRR order lists {} PSUs, the design has {n}",
+            psus.r_order.len()
         )));
     }
-    let pairs: Vec<&Vec<usize>> = members.iter().filter(|m| !m.is_empty()).collect();
-    let n = psus.stratum.len();
-    let hmat = hadamard(pairs.len());
+    // The strata as runs of PSUs in R's order.
+    let runs: Vec<&[usize]> = psus
+        .r_order
+        .chunk_by(|&a, &b| psus.stratum[a] == psus.stratum[b])
+        .collect();
+    if runs.len() != psus.n_strata {
+        return Err(CoreError::Design(
+            "the BRR order does not keep the PSUs of a stratum together".into(),
+        ));
+    }
+    let lonely: Vec<usize> = runs.iter().filter(|r| r.len() == 1).map(|r| r[0]).collect();
+    if !lonely.is_empty() && small == BrrSmall::Fail {
+        return Err(CoreError::Design(
+            "BRR: some strata have fewer than 2 PSUs; set small='split' or 'merge'".into(),
+        ));
+    }
+    if runs.iter().any(|r| r.len() > 2) && large == BrrLarge::Fail {
+        return Err(CoreError::Design(
+            "BRR: some strata have more than 2 PSUs; set large='split' or 'merge'".into(),
+        ));
+    }
+    // R's weights[, 1] of each PSU (weights[, 2] is 1 minus it) and its pseudo-stratum.
+    let mut first = vec![0.0; n];
+    let mut pseudo = vec![0usize; n];
+    let mut upto = 0;
+    if !lonely.is_empty() {
+        match small {
+            BrrSmall::Split => {
+                for (k, &u) in lonely.iter().enumerate() {
+                    first[u] = 0.5;
+                    pseudo[u] = k;
+                }
+                upto = lonely.len();
+            }
+            _ => {
+                let k = lonely.len();
+                if k == 1 {
+                    return Err(CoreError::Design(
+                        "BRR: cannot merge a single stratum of one PSU; set small='split'".into(),
+                    ));
+                }
+                let half = k / 2;
+                for (j, &u) in lonely.iter().enumerate() {
+                    first[u] = (j % 2) as f64;
+                    // R: rep(1:(k/2), 2) for even k, c(1, rep(1:(k%/%2), 2)) for odd k.
+                    pseudo[u] = if k % 2 == 0 {
+                        j % half
+                    } else if j == 0 {
+                        0
+                    } else {
+                        (j - 1) % half
+                    };
+                }
+                upto = half;
+            }
+        }
+    }
+    let big: Vec<&[usize]> = runs.iter().filter(|r| r.len() > 2).copied().collect();
+    if large == BrrLarge::Split {
+        if big.iter().any(|r| r.len() % 2 == 1) {
+            return Err(CoreError::Design(
+                "BRR cannot split a stratum with an odd number of PSUs; set large='merge'".into(),
+            ));
+        }
+        for run in &big {
+            for (j, &u) in run.iter().enumerate() {
+                first[u] = (j % 2) as f64;
+                pseudo[u] = upto + j / 2;
+            }
+            upto += run.len() / 2;
+        }
+    } else {
+        for (k, run) in big.iter().enumerate() {
+            for (j, &u) in run.iter().enumerate() {
+                first[u] = if j < run.len() / 2 { 0.0 } else { 1.0 };
+                pseudo[u] = upto + k;
+            }
+        }
+        upto += big.len();
+    }
+    for run in runs.iter().filter(|r| r.len() == 2) {
+        first[run[0]] = 0.0;
+        first[run[1]] = 1.0;
+        pseudo[run[0]] = upto;
+        pseudo[run[1]] = upto;
+        upto += 1;
+    }
+    if upto == 0 {
+        return Err(CoreError::Design("BRR needs at least one stratum".into()));
+    }
+    let hmat = hadamard(upto);
     let r = hmat.len();
     let mut fac = vec![0.0; n * r];
-    for (k, pair) in pairs.iter().enumerate() {
+    for u in 0..n {
+        let (a, b) = (first[u], 1.0 - first[u]);
         for rep in 0..r {
-            // H = 0: the first PSU of the pair is the one left (mostly) out.
-            let first_out = !hmat[k + 1][rep];
-            let (out, inn) = if first_out {
-                (pair[0], pair[1])
+            // H = 0 takes weights[, 1] as the half given 2 - rho, H = 1 weights[, 2].
+            let (main, other) = if hmat[pseudo[u] + 1][rep] {
+                (b, a)
             } else {
-                (pair[1], pair[0])
+                (a, b)
             };
-            fac[out * r + rep] = rho;
-            fac[inn * r + rep] = 2.0 - rho;
+            fac[u * r + rep] = main * (2.0 - rho) + other * rho;
         }
     }
     Ok((fac, r, 1.0 / (r as f64 * (1.0 - rho).powi(2)), vec![1.0; r]))
@@ -688,6 +807,7 @@ mod tests {
             stratum: &stratum,
             popsize: &popsize,
             n_strata: 1,
+            r_order: &[0, 1, 2],
         };
         let rep = build(Scheme::Jk1, &psus, LonelyPsu::Fail, false, false).unwrap();
         assert_eq!(rep.n_replicates, 3);
@@ -703,6 +823,7 @@ mod tests {
             stratum: &stratum,
             popsize: &popsize,
             n_strata: 2,
+            r_order: &[0, 1, 2, 3, 4],
         };
         let a = build(
             Scheme::Bootstrap {
@@ -744,6 +865,44 @@ mod tests {
             .flat_map(|j| (0..3).map(move |i| rows[i * 5 + j]))
             .collect();
         assert_eq!(analysis_rank(&transposed, 3), 2);
+    }
+
+    #[test]
+    fn brr_pairs_follow_r_order_and_split_or_merge_large_strata() {
+        // Stratum 0: PSUs 0 and 1, R's order putting PSU 1 first; stratum 1: PSUs 2..5.
+        let stratum = [0u32, 0, 1, 1, 1, 1];
+        let popsize = [f64::INFINITY; 6];
+        let psus = PsuLayout {
+            stratum: &stratum,
+            popsize: &popsize,
+            n_strata: 2,
+            r_order: &[1, 0, 2, 3, 4, 5],
+        };
+        let scheme = |large| Scheme::Brr {
+            rho: 0.0,
+            small: BrrSmall::Fail,
+            large,
+        };
+        let split = build(scheme(BrrLarge::Split), &psus, LonelyPsu::Fail, true, false).unwrap();
+        // Pseudo-strata: (2, 3) and (4, 5) from the large stratum, then (1, 0); pseudo-
+        // stratum k takes row k + 1 of H, whose 0 leaves the pair's first PSU out.
+        let h = hadamard(3);
+        let r = split.n_replicates;
+        assert_eq!(r, 4);
+        let f = |rep: &Replicates, u: usize, i: usize| rep.factors[u * r + i];
+        for i in 0..r {
+            let on = |row: usize| if h[row][i] { 2.0 } else { 0.0 };
+            assert_eq!(f(&split, 2, i), on(1));
+            assert_eq!(f(&split, 4, i), on(2));
+            assert_eq!(f(&split, 1, i), on(3));
+            assert_eq!(f(&split, 0, i) + f(&split, 1, i), 2.0);
+        }
+        let merged = build(scheme(BrrLarge::Merge), &psus, LonelyPsu::Fail, true, false).unwrap();
+        for i in 0..merged.n_replicates {
+            let g = |u: usize| merged.factors[u * merged.n_replicates + i];
+            assert_eq!((g(2), g(4)), (g(3), g(5)));
+            assert_eq!(g(2) + g(4), 2.0);
+        }
     }
 
     #[test]

@@ -105,8 +105,12 @@ def test_user_replicate_weights_match_the_converted_design():
 def test_bad_replicate_input():
     df = strat_sample(4)
     design = ssc.Design(df, ids="psu", strata="h", weights="w")
-    with pytest.raises(ssc.DesignError, match="BRR needs exactly two PSUs"):
-        design.as_replicates("BRR")
+    # Four PSUs a stratum split into two pairs (R's large="split"); three cannot be.
+    with pytest.raises(ssc.DesignError, match="stratum 0 has 4; set large='split' or 'merge'"):
+        design.as_replicates("BRR", large="fail")
+    odd = ssc.Design(strat_sample(4, psus=3), ids="psu", strata="h", weights="w")
+    with pytest.raises(ssc.DesignError, match="stratum 0 has 3 PSUs, an odd number"):
+        odd.as_replicates("BRR")
     with pytest.raises(ssc.DesignError, match="JK1 is for unstratified"):
         design.as_replicates("JK1")
     data = df.assign(r1=df.w, r2=df.w)

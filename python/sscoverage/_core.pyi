@@ -14,6 +14,7 @@ __all__ = [
     "glm_batch_pass",
     "glm_batch_scores",
     "glm_fit",
+    "glm_replicate_coefficients",
     "glm_solve_stacked",
     "dense_codes",
     "all_finite",
@@ -81,7 +82,15 @@ class CoreDesign:
         weights: _F64, analysis: NDArray[np.float64], scale: float, rscales: list[float], mse: bool
     ) -> CoreDesign: ...
     def as_replicates(
-        self, kind: str, rho: float = 0.0, mse: bool = False, replicates: int = 50, seed: int = 0
+        self,
+        kind: str,
+        rho: float = 0.0,
+        mse: bool = False,
+        replicates: int = 50,
+        seed: int = 0,
+        stratum_rank: list[int] | None = None,
+        small: str = "fail",
+        large: str = "split",
     ) -> CoreDesign: ...
     @property
     def is_replicate(self) -> bool: ...
@@ -91,6 +100,7 @@ class CoreDesign:
     def replicate_vcov(self, thetas: _F64, full: _F64) -> tuple[_F64, int]: ...
     @property
     def degf(self) -> int: ...
+    def replicate_degf_in(self, in_domain: _Bool) -> int: ...
     @property
     def weights(self) -> _F64: ...
     @property
@@ -145,6 +155,16 @@ def glm_fit(
     epsilon: float = 1e-8,
     maxit: int = 25,
 ) -> dict[str, Any]: ...
+def glm_replicate_coefficients(
+    x: _F64,
+    y: _F64,
+    replicate_weights: NDArray[np.float64],
+    start: _F64,
+    family: str,
+    link: str | None = None,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+) -> NDArray[np.float64]: ...
 def glm_batch_pass(
     x: _F64,
     y: _F64,

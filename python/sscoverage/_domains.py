@@ -7,13 +7,14 @@ means, totals and covariances from the core's fused pass (:func:`linear`).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._rmath import r_sum
-from .design import OUTSIDE, _domain_codes
-from .exceptions import EmptyDomainError
+from .design import OUTSIDE, _domain_codes, _domain_values
+from .exceptions import EmptyDomainError, SurveyWarning
 
 if TYPE_CHECKING:
     from .design import Design
@@ -39,13 +40,25 @@ def domains(design: "Design", by: Any) -> tuple[list[str], list[tuple[dict[str, 
     codes, _ = _domain_codes(coded, design.n_rows)
     if not scope.any():
         raise EmptyDomainError("no rows are in any domain of the by columns")
-    out = []
-    for code in np.unique(codes[scope]):
-        labels, rest = {}, int(code)
-        for name, c in reversed(list(zip(names, coded))):
-            labels[name] = c.labels[rest % len(c.labels)]
-            rest //= len(c.labels)
-        out.append(({name: labels[name] for name in names}, design.subset(scope & (codes == code))))
+    present = np.unique(codes[scope])
+    # A domain whose rows all have zero weight is left out, as R's svyby does.
+    weight = np.bincount(codes[scope], weights=design.weights[scope], minlength=int(present.max()) + 1)
+    empty = present[weight[present] == 0]
+    if len(empty) == len(present):
+        raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
+    if len(empty):
+        gone = _domain_values(empty, names, coded, None)
+        text = ", ".join("/".join(str(gone[name][i]) for name in names) for i in range(len(empty)))
+        message = (f"{'/'.join(names)} = {text}: every row has zero weight, so the domain is left out "
+                   "of the table (as R's svyby)")
+        warnings.warn(message, SurveyWarning, stacklevel=3)
+        notes.append(message)
+        present = present[weight[present] > 0]
+    values = _domain_values(present, names, coded, None)
+    out = [
+        ({name: values[name][i] for name in names}, design.subset(scope & (codes == code)))
+        for i, code in enumerate(present)
+    ]
     return names, out, notes
 
 

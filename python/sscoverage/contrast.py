@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._domains import domains, linear
 from .exceptions import DesignError, MissingValueError, ShapeError
-from .results import Estimates, critical_value
+from .results import Estimates, critical_value, standard_errors
 
 STATISTICS = ("mean", "total")
 
@@ -104,7 +104,7 @@ def contrast(
     contrast_names, matrix = _weights(contrasts, len(est), domain_labels)
     values = matrix @ est
     cov = matrix @ v @ matrix.T
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    se = standard_errors(np.diag(cov))
     df_value = float(design.degf) if df == "design" else df
     q = critical_value(level, df_value)
     table = pd.DataFrame(

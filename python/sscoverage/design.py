@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,9 @@ from .exceptions import (
     MissingValueError,
     ShapeError,
     SurveyError,
+    SurveyWarning,
 )
-from .results import Estimates, critical_value
+from .results import Estimates, critical_value, standard_errors
 from .serialize import Serializable
 
 if TYPE_CHECKING:
@@ -176,6 +178,8 @@ class Design(Serializable):
             if not isinstance(err, DesignError):
                 raise
             raise type(err)(_name_columns(str(err), id_names, strata_names, fpc_names, weights or probs)) from None
+        if fpc_arrays and pps is None:
+            _warn_fpc_varies(frame, id_names, strata_coded, fpc_arrays, ids_labels)
         self._frame = frame
         self._strata_labels = [c.labels for c in strata_coded]
         self._mask: np.ndarray | None = None
@@ -210,10 +214,14 @@ class Design(Serializable):
         Only PSUs and strata with rows of non-zero weight count (in the subset, for a
         subset), as R's ``degf``.
         """
-        rows = None if self.is_replicate else self._counted_rows()
+        if self.is_replicate:
+            # From the rank of the replicate weights: of the domain's rows in a domain
+            # (R's degf of design[rows, ]), else the core's.
+            if self._mask is None:
+                return int(self._core.degf)
+            return int(self._core.replicate_degf_in(np.ascontiguousarray(self._mask)))
+        rows = self._counted_rows()
         if rows is None:
-            # Every row counts, or a replicate design, whose degf comes from its
-            # replicate weights: the core's.
             return int(self._core.degf)
         n_psu, n_strata = first_stage_counts(self, rows)
         return int(n_psu[0] - n_strata[0])
@@ -254,19 +262,28 @@ class Design(Serializable):
 
     @recorded
     def as_replicates(
-        self, type: str = "auto", rho: float = 0.0, mse: bool = False, replicates: int = 50, seed: int | None = None
+        self, type: str = "auto", rho: float = 0.0, mse: bool = False, replicates: int = 50,
+        seed: int | None = None, small: str = "fail", large: str = "split",
     ) -> "Design":
         """This design with replicate weights built from its first stage.
 
         `type`: ``"JK1"`` (unstratified jackknife), ``"JKn"`` (stratified jackknife),
-        ``"BRR"`` (two PSUs per stratum, R's Hadamard matrices), ``"Fay"`` (BRR with
+        ``"BRR"`` (half-samples on R's Hadamard matrices), ``"Fay"`` (BRR with
         Fay's `rho`), ``"bootstrap"`` / ``"subbootstrap"`` (`replicates` draws; `seed`
         makes them reproducible on any machine), or ``"auto"`` (JK1 without strata,
         JKn with).  R's ``as.svrepdesign``; Stata's ``svy jackknife / brr / bootstrap``.
+
+        BRR and Fay pair the PSUs as R's ``brrweights`` does: strata in the order of
+        their labels sorted as text, PSUs in order of first appearance.  `small`: a
+        stratum with one PSU is an error (``"fail"``), its own pair with no variance
+        (``"split"``), or paired with another such stratum (``"merge"``).  `large`: a
+        stratum with more than two PSUs is split into pairs of consecutive PSUs
+        (``"split"``, R's default; an even number is needed), halved into one pair
+        (``"merge"``), or an error (``"fail"``).
         """
         from .replicates import as_replicates
 
-        return as_replicates(self, type, rho, mse, replicates, seed)
+        return as_replicates(self, type, rho, mse, replicates, seed, small, large)
 
     def _scope(self) -> np.ndarray:
         """Rows of the domain this design stands for (all rows unless subset)."""
@@ -550,6 +567,21 @@ class Design(Serializable):
                     rows.append((name, None, name))
                 else:
                     rows.extend((name, lv, f"{name}{lv}") for lv in levels)
+        # A domain whose rows all have zero weight is left out, as R's svyby does.
+        weight_sums = np.asarray(res["weight_sum"])
+        empty = present[weight_sums[present] == 0]
+        if len(empty):
+            if not by_names or len(empty) == len(present):
+                raise EmptyDomainError(
+                    "the weights of the rows used sum to zero: no domain has a positive total weight"
+                )
+            gone = _domain_values(empty, by_names, by_coded, domain_labels)
+            text = ", ".join("/".join(str(gone[name][i]) for name in by_names) for i in range(len(empty)))
+            message = (f"{'/'.join(by_names)} = {text}: every row has zero weight, so the domain is "
+                       "left out of the table (as R's svyby)")
+            warnings.warn(message, SurveyWarning, stacklevel=4)
+            notes = [*notes, message]
+            present = present[weight_sums[present] > 0]
         p = int(res["p"])
         n_all = len(res["n_rows"])
         est = res["estimate"].reshape(n_all, p)[present]
@@ -558,19 +590,10 @@ class Design(Serializable):
         weight_sum = res["weight_sum"][present]
         deffs = res["deff"].reshape(n_all, p)[present] if deff else None
         n_dom = len(present)
-        se = np.sqrt(np.clip(np.diagonal(vcov, axis1=1, axis2=2), 0.0, None))
+        se = standard_errors(np.diagonal(vcov, axis1=1, axis2=2))
         df_value = float(self.degf) if df == "design" else df
         q = critical_value(level, df_value)
-        # Decode domain codes back to the by columns' labels: a table of the level
-        # combinations (a streamed design's), or the codes' mixed radix (first column slowest).
-        by_values: dict[str, list[Any]] = {}
-        if domain_labels is not None:
-            by_values = {name: [domain_labels.get_column(name)[int(i)] for i in present] for name in by_names}
-        rest = present.copy()
-        for name, c in reversed(list(zip(by_names, by_coded)) if domain_labels is None else []):
-            k = len(c.labels)
-            by_values[name] = [c.labels[i] for i in (rest % k)]
-            rest //= k
+        by_values = _domain_values(present, by_names, by_coded, domain_labels)
         records = []
         for d in range(n_dom):
             for j, (variable, lv, label) in enumerate(rows):
@@ -652,7 +675,11 @@ class Design(Serializable):
         method : ``"logit"`` (R's default), ``"likelihood"``, ``"asin"``, ``"beta"``
             (Korn-Graubard), ``"mean"`` (Wald), ``"xlogit"``, or ``"wilson"`` (Wilson's
             score interval on the design's effective sample size, Stata's
-            ``citype(wilson)``).
+            ``citype(wilson)``).  ``"logit"`` and ``"likelihood"`` fit R's
+            ``svyglm(y ~ 1, family=quasibinomial)``; on a replicate design it is refitted
+            with each replicate's weights (in the core), as R does.  R's likelihood
+            interval on a replicate design is NA (its dispersion, about n, flattens the
+            profile): NaN limits with a :class:`SurveyWarning`.
         level : confidence level, default 0.95.
         by : domain column(s), as for :meth:`mean`.
         df : degrees of freedom; default the design's ``degf``.
@@ -1123,6 +1150,56 @@ def _checked_weights(frame: Frame, weights: str | None, probs: str | None) -> np
         back = 1.0 / inverse
     tiny = np.isinf(inverse) & (w > 0)
     return np.where(tiny, w, back) if tiny.any() else back
+
+
+def _warn_fpc_varies(
+    frame: Frame, id_names: list[str], strata: list[Coded], fpc: list[np.ndarray], ids_labels: np.ndarray | None
+) -> None:
+    """R's as.fpc warning "`fpc' varies within strata": the variance takes one population
+    size per stratum (of each PSU's first row), so a varying fpc is probably a mistake."""
+    n = frame.n_rows
+    for stage, values in enumerate(fpc):
+        # R's strata of stage s: the given strata nested in the clusters of the stage above.
+        stratum = strata[min(stage, len(strata) - 1)] if strata else None
+        keys = [stratum.codes if stratum is not None else np.zeros(n, np.uint32)]
+        for s in range(stage):
+            # Integer first-stage ids are their own labels; other ids are coded.
+            keys.append(ids_labels if s == 0 and ids_labels is not None else frame.codes(id_names[s], "ids").codes)
+        spread = pd.Series(values).groupby(keys, sort=True).agg(["min", "max"])
+        varies = spread.index[(spread["max"] != spread["min"]).to_numpy()]
+        if len(varies):
+            first = varies[0] if isinstance(varies[0], tuple) else (varies[0],)
+            label = stratum.labels[first[0]] if stratum is not None else 1
+            where = f"stratum {label!r}"
+            if stage:
+                clusters = [
+                    c if s == 0 and ids_labels is not None else frame.codes(id_names[s], "ids").labels[c]
+                    for s, c in enumerate(first[1:])
+                ]
+                where += f" in cluster {'/'.join(map(str, clusters))} of {'/'.join(id_names[:stage])}"
+            warnings.warn(
+                f"fpc varies within strata: {where} at stage {stage + 1} (R's \"`fpc' varies within "
+                "strata\"); the variance takes one population size per stratum, the fpc of its "
+                "first PSU's first row: check the fpc column",
+                SurveyWarning,
+                stacklevel=4,
+            )
+
+
+def _domain_values(
+    codes: np.ndarray, by_names: list[str], by_coded: list[Coded], domain_labels: "pl.DataFrame | None"
+) -> dict[str, list[Any]]:
+    """The by columns' labels of domain `codes`: from a table of the level combinations
+    (a streamed design's), or the codes' mixed radix (first column slowest)."""
+    if domain_labels is not None:
+        return {name: [domain_labels.get_column(name)[int(i)] for i in codes] for name in by_names}
+    by_values: dict[str, list[Any]] = {}
+    rest = np.asarray(codes).copy()
+    for name, c in reversed(list(zip(by_names, by_coded))):
+        k = len(c.labels)
+        by_values[name] = [c.labels[i] for i in (rest % k)]
+        rest //= k
+    return by_values
 
 
 def _domain_codes(by_coded: list[Coded], n_rows: int) -> tuple[np.ndarray, int]:

@@ -64,6 +64,11 @@ class ThresholdError(EstimationError):
     the threshold variable, too few rows on one side of a candidate, no usable grid."""
 
 
+class SurveyWarning(UserWarning):
+    """Something R's survey warns about: an fpc that varies within a stratum, a negative
+    variance (R's "NaNs produced"), a domain left out of a table for zero weight."""
+
+
 class ConvergenceWarning(UserWarning):
     """An iterative fit converged, but only after stepping back from the edge of its range;
     or a result that did not converge was kept on request (``force=True``)."""
@@ -88,5 +93,6 @@ __all__ = [
     "EmptyDomainError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "SurveyWarning",
     "ThresholdError",
 ]

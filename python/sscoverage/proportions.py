@@ -1,12 +1,13 @@
 """Confidence intervals for a proportion that respect its [0, 1] range.
 
-Mirrors R's ``survey::svyciprop`` (linearisation designs) method by method; Wilson's
+Mirrors R's ``survey::svyciprop`` (linearisation and replicate designs) method by method; Wilson's
 score interval on the effective sample size is added, as Stata's
 ``svy: proportion, citype(wilson)``.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import _core
 from ._domains import domains, linear, weighted_mean
 from ._rmath import approx, qt, r_mean, r_sum, spline_fmm
-from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError
-from .results import Estimates
+from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError, SurveyWarning
+from .results import Estimates, standard_errors
 
 METHODS = ("logit", "likelihood", "asin", "beta", "mean", "xlogit", "wilson")
 
@@ -94,8 +96,20 @@ def _fit_intercept(dom: Any, used: Any, x: np.ndarray, epsilon: float = 1e-8, ma
         if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
             break
         dev_old = dev
-    # svy.varcoef: working residuals times working weights, through (X'WX)^-1.
     naive_cov = 1 / r_sum(wt)
+    if used.is_replicate:
+        # svyglm.svyrep.design: the fit refitted with each replicate's weights (in the
+        # core, from this fit's coefficient, as R), their spread the variance; and
+        # summary.svrepglm's dispersion, sum(w r^2) / sum(w) with its Pearson residuals
+        # r = e sqrt(prior / (w / sum(w))), which is sum(prior e^2) (about n, not 1).
+        reps = np.ascontiguousarray(used.replicate_weights()[rows])
+        thetas = _core.glm_replicate_coefficients(
+            np.ones((len(y), 1)), np.ascontiguousarray(y), reps, np.array([beta]), "quasibinomial"
+        )
+        cov_unscaled = float(used._replicate_vcov(thetas, np.array([beta]))[0, 0])
+        dispersion = r_sum(prior * (y - mu) ** 2 / (mu * (1 - mu)))
+        return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior)
+    # svy.varcoef: working residuals times working weights, through (X'WX)^-1.
     score = np.zeros(used.n_rows)
     score[np.flatnonzero(rows)[good]] = ((y - mu) / _mu_eta(eta))[good] * wt * naive_cov
     cov_unscaled = float(used._influence_vcov(score, used._scope())[0, 0])
@@ -126,7 +140,16 @@ def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndar
         raise EstimationError("the likelihood interval needs positive degrees of freedom")
     lam = fit.cov_unscaled / fit.naive_cov
     alpha = stats.norm.cdf(qt((1 - level) / 2, df) * np.sqrt(lam)) / 2
-    zmax = np.sqrt(stats.f.isf(alpha, 1, len(fit.y) - 1))
+    if alpha == 0:
+        raise EstimationError(
+            f"the likelihood interval cannot be computed: the design effect on the logit scale "
+            f"({lam:.4g}) puts MASS's profile level below the smallest double (R stops with an "
+            "error here too); use method='logit'"
+        )
+    # MASS's zmax = sqrt(qf(alpha, 1, n - 1, upper)): as |t| on n - 1 df at alpha / 2, since
+    # F(1, d) is t_d squared; scipy's F quantile is infinite below alpha ~ 1e-100 (a large
+    # design effect), which made the whole profile NaN.
+    zmax = abs(float(qt(alpha / 2, len(fit.y) - 1)))
     step_size = zmax / 5
     std_err = np.sqrt(fit.cov_unscaled)
     z_values, betas = [0.0], [fit.beta]
@@ -147,7 +170,17 @@ def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndar
     order = np.argsort(z_values, kind="stable")
     grid, profile = spline_fmm(np.asarray(betas)[order], np.asarray(z_values)[order], 3 * len(betas))
     cutoff = [stats.norm.ppf(2 * alpha), stats.norm.isf(2 * alpha)]
-    return _expit(np.array([approx(profile, grid, c) for c in cutoff]))
+    limits = _expit(np.array([approx(profile, grid, c) for c in cutoff]))
+    if np.isnan(limits).any():
+        warnings.warn(
+            f"the likelihood profile stops at z = {min(z_values):.3g} .. {max(z_values):.3g} after MASS's "
+            f"9 steps each way, short of the cut-off +-{cutoff[1]:.3g}: the limits are NaN, as R's "
+            "svyciprop gives NA (on a replicate design R's dispersion, about n, flattens the profile); "
+            "use method='logit'",
+            SurveyWarning,
+            stacklevel=4,
+        )
+    return limits
 
 
 def _values(design: Any, name: str) -> np.ndarray:
@@ -220,8 +253,6 @@ def ciprop(
     na_rm: bool = False,
 ) -> Estimates:
     """A proportion with a confidence interval; see :meth:`Design.ciprop`."""
-    if design.is_replicate and method in ("logit", "likelihood"):
-        raise DesignError(f"method={method!r} fits a GLM by linearisation; on a replicate design use 'xlogit', 'mean', 'asin' or 'beta'")
     if method not in METHODS:
         raise DesignError(f"method={method!r}; use one of {', '.join(METHODS)}")
     if not 0 < level < 1:
@@ -267,7 +298,7 @@ def ciprop(
                 "level": None,
                 "label": y,
                 "estimate": p,
-                "se": np.sqrt(var),
+                "se": float(standard_errors(np.array([var]))[0]),
                 "ci_low": lo,
                 "ci_high": hi,
                 "df": dom_df,

@@ -20,7 +20,7 @@ from . import _core
 from ._frames import Frame, require_no_missing
 from ._provenance import recorded
 from .design import Design
-from .exceptions import ColumnError, DesignError, MissingValueError
+from .exceptions import ColumnError, DesignError, MissingValueError, SurveyWarning
 
 TYPES = ("BRR", "Fay", "JK1", "JKn", "bootstrap", "successive-difference", "ACS", "JK2", "other")
 
@@ -136,7 +136,8 @@ class ReplicateDesign(Design):
         thetas = np.ascontiguousarray(np.asarray(thetas, dtype=np.float64).reshape(self.n_replicates, full.size))
         v, dropped = self._core.replicate_vcov(thetas, full)
         if dropped:
-            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out", stacklevel=3)
+            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out (R: \"replicates "
+                          "gave NA results and were discarded\")", SurveyWarning, stacklevel=3)
         return v
 
     def _influence_vcov(self, influence: np.ndarray, in_domain: np.ndarray | None = None) -> np.ndarray:
@@ -213,24 +214,98 @@ def _check_replicate_count(design: Design, replicates: Any) -> None:
 
 
 def as_replicates(design: Design, type: str = "auto", rho: float = 0.0, mse: bool = False,
-                  replicates: int = 50, seed: int | None = None) -> ReplicateDesign:
+                  replicates: int = 50, seed: int | None = None, small: str = "fail",
+                  large: str = "split") -> ReplicateDesign:
     """Replicate weights built from the first stage of a linearisation design."""
     if design.is_replicate:
         raise DesignError("the design already has replicate weights")
     if type == "auto":
         type = "JKn" if design.spec.get("strata") else "JK1"
-    if type in ("BRR", "Fay") and design.spec.get("fpc"):
-        warnings.warn("the finite population correction is dropped for BRR and Fay replicates (as R)", stacklevel=3)
+    brr = type in ("BRR", "Fay")
+    if brr and design.spec.get("fpc"):
+        warnings.warn("the finite population correction is dropped for BRR and Fay replicates (as R)",
+                      SurveyWarning, stacklevel=3)
     if type in ("bootstrap", "subbootstrap"):
         _check_replicate_count(design, replicates)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
     elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
         raise DesignError(f"seed={seed!r}: give a whole number from 0 to 2**64 - 1, or None")
-    core = design._core.as_replicates(type, rho=rho, mse=mse, replicates=replicates, seed=seed)
+    rank = _brr_strata(design, small, large) if brr else None
+    core = design._core.as_replicates(type, rho=rho, mse=mse, replicates=replicates, seed=seed,
+                                      stratum_rank=rank, small=small, large=large)
     spec = {**design.spec, "type": type, "mse": mse}
+    if brr and (small, large) != ("fail", "split"):
+        spec.update(small=small, large=large)
     if type == "Fay":
         spec["rho"] = rho
     if type in ("bootstrap", "subbootstrap"):
         spec["seed"] = seed
     return ReplicateDesign._from_core(design, core, spec)
+
+
+def r_text(label: Any) -> str:
+    """A label as R's ``as.character`` writes it (R's BRR sorts the strata as text):
+    integers in full, doubles to 15 significant digits, fixed or scientific whichever is
+    shorter, logicals as TRUE / FALSE."""
+    if isinstance(label, (bool, np.bool_)):
+        return "TRUE" if label else "FALSE"
+    if isinstance(label, (int, np.integer)):
+        return str(int(label))
+    if isinstance(label, (float, np.floating)):
+        value = float(f"{float(label):.15g}")
+        mantissa, _, exponent = f"{value:.14e}".partition("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        power = int(exponent)
+        scientific = f"{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+        fixed = np.format_float_positional(value, trim="-")
+        return fixed if len(fixed) <= len(scientific) else scientific
+    return str(label)
+
+
+def _brr_strata(design: Design, small: str, large: str) -> list[int]:
+    """Each first-stage stratum's place among the labels sorted as text (R's
+    ``brrweights`` pairs PSUs in that order), after checking the PSU counts against
+    `small` and `large` with the strata's own labels."""
+    if small not in ("fail", "split", "merge"):
+        raise DesignError(f"small={small!r}; use 'fail', 'split' or 'merge' (R's brrweights)")
+    if large not in ("split", "merge", "fail"):
+        raise DesignError(f"large={large!r}; use 'split', 'merge' or 'fail' (R's brrweights)")
+    strata, ids = design.spec.get("strata"), design.spec.get("ids")
+    if not strata:
+        raise DesignError("BRR and Fay need strata; use type='JK1' or 'bootstrap' for an unstratified design")
+    coded = design._frame.codes(strata[0], "strata")
+    stratum = coded.codes.astype(np.int64)
+    psu = design._frame.codes(ids[0], "ids").codes.astype(np.int64) if ids else np.arange(design.n_rows)
+    # PSUs per stratum (PSU labels may repeat across strata with nest=True).
+    width = int(psu.max()) + 1
+    present, n_psu = np.unique(np.unique(stratum * width + psu) // width, return_counts=True)
+    labels = [coded.labels[c] for c in present]
+    counts = dict(zip(labels, n_psu.tolist()))
+    lonely = [lab for lab, k in counts.items() if k == 1]
+    many = {lab: k for lab, k in counts.items() if k > 2}
+    if lonely and small == "fail":
+        raise DesignError(
+            f"BRR needs at least two PSUs per stratum: stratum {lonely[0]!r} has one"
+            f"{f' (and {len(lonely) - 1} more)' if len(lonely) > 1 else ''}; set small='split' "
+            "(no variance from it) or small='merge' (pairs such strata), as R's brrweights"
+        )
+    if len(lonely) == 1 and small == "merge":
+        raise DesignError(f"small='merge' needs two or more strata with one PSU; only stratum {lonely[0]!r} "
+                          "has one: set small='split'")
+    if many and large == "fail":
+        label = next(iter(many))
+        raise DesignError(f"BRR needs two PSUs per stratum: stratum {label!r} has {many[label]}; "
+                          "set large='split' or 'merge'")
+    odd = [lab for lab, k in many.items() if k % 2]
+    if odd and large == "split":
+        raise DesignError(
+            f"stratum {odd[0]!r} has {many[odd[0]]} PSUs, an odd number that large='split' cannot "
+            "pair (R: \"Can't split with odd numbers of PSUs in a stratum\"); set large='merge'"
+        )
+    texts = [r_text(lab) for lab in labels]
+    order = sorted(range(len(texts)), key=texts.__getitem__)
+    rank = [0] * len(texts)
+    for place, k in enumerate(order):
+        rank[k] = place
+    return rank

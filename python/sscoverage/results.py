@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,28 @@ from scipy import stats
 
 from . import _display
 from ._provenance import Provenance
+from .exceptions import SurveyWarning
 from .serialize import Serializable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from .publication import ReliabilityRules, SuppressedTable
+
+
+def standard_errors(variances: np.ndarray) -> np.ndarray:
+    """Square roots of variances; a negative variance (replicate scales of mixed sign, a
+    Horvitz-Thompson variance) gives NaN with a warning, as R's ``SE`` ("NaNs produced")."""
+    variances = np.asarray(variances, dtype=np.float64)
+    negative = variances < 0
+    if negative.any():
+        warnings.warn(
+            f"NaNs produced: {int(negative.sum())} variance estimate(s) are negative (the smallest "
+            f"{variances[negative].min():.6g}); their standard errors are NaN, as in R",
+            SurveyWarning,
+            stacklevel=3,
+        )
+    return np.sqrt(np.where(negative, np.nan, variances))
 
 
 def critical_value(level: float, df: float | None) -> float:

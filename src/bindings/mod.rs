@@ -20,7 +20,7 @@ use crate::estimate::{
     estimate_by_domain, estimate_by_label_span, estimates_from_sums, DomainEstimates, Estimator,
     Outcome, Sums,
 };
-use crate::replicate::{replicate_covariance, Scheme};
+use crate::replicate::{replicate_covariance, BrrLarge, BrrSmall, Scheme};
 use crate::variance::{covariance, covariance_of_rows};
 
 /// A built design, held on the Rust side.
@@ -163,7 +163,11 @@ impl PyDesign {
     }
 
     /// This design with replicate weights of `kind` built from its first stage.
-    #[pyo3(signature = (kind, rho=0.0, mse=false, replicates=50, seed=0))]
+    /// `stratum_rank`: each stratum code's place among the labels sorted as text (R's
+    /// BRR order); `small` and `large`: R's `brrweights` options.
+    #[pyo3(signature = (kind, rho=0.0, mse=false, replicates=50, seed=0, stratum_rank=None,
+                        small="fail", large="split"))]
+    #[allow(clippy::too_many_arguments)]
     fn as_replicates(
         &self,
         py: Python<'_>,
@@ -172,12 +176,39 @@ impl PyDesign {
         mse: bool,
         replicates: usize,
         seed: u64,
+        stratum_rank: Option<Vec<u32>>,
+        small: &str,
+        large: &str,
     ) -> PyResult<Self> {
+        let small = match small {
+            "fail" => BrrSmall::Fail,
+            "split" => BrrSmall::Split,
+            "merge" => BrrSmall::Merge,
+            other => {
+                return Err(errors::to_py(crate::CoreError::Design(format!(
+                    "small={other:?} is not 'fail', 'split' or 'merge'"
+                ))))
+            }
+        };
+        let large = match large {
+            "split" => BrrLarge::Split,
+            "merge" => BrrLarge::Merge,
+            "fail" => BrrLarge::Fail,
+            other => {
+                return Err(errors::to_py(crate::CoreError::Design(format!(
+                    "large={other:?} is not 'split', 'merge' or 'fail'"
+                ))))
+            }
+        };
         let scheme = match kind {
             "JK1" => Scheme::Jk1,
             "JKn" => Scheme::Jkn,
-            "BRR" => Scheme::Brr { rho: 0.0 },
-            "Fay" => Scheme::Brr { rho },
+            "BRR" => Scheme::Brr {
+                rho: 0.0,
+                small,
+                large,
+            },
+            "Fay" => Scheme::Brr { rho, small, large },
             "bootstrap" => Scheme::Bootstrap { replicates, seed },
             "subbootstrap" => Scheme::Subbootstrap { replicates, seed },
             other => {
@@ -188,7 +219,7 @@ impl PyDesign {
         };
         let design = &self.inner;
         let inner = py
-            .detach(|| design.to_replicates(scheme, mse))
+            .detach(|| design.to_replicates(scheme, mse, stratum_rank.as_deref()))
             .map_err(errors::to_py)?;
         Ok(PyDesign { inner })
     }
@@ -247,6 +278,14 @@ impl PyDesign {
     #[getter]
     fn degf(&self) -> usize {
         self.inner.degf
+    }
+
+    /// Degrees of freedom of the domain `in_domain` of a replicate design (R recomputes
+    /// them from the rank of the domain's replicate weights).
+    fn replicate_degf_in(&self, in_domain: PyReadonlyArray1<'_, bool>) -> PyResult<usize> {
+        self.inner
+            .replicate_degf_in(in_domain.as_slice()?)
+            .map_err(errors::to_py)
     }
 
     #[getter]
@@ -614,6 +653,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyDesign>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_replicate_coefficients, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_pass, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_solve_stacked, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;

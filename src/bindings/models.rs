@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors;
-use crate::models::glm::{batch_pass, batch_scores, solve_stacked};
+use crate::models::glm::{batch_pass, batch_scores, replicate_coefficients, solve_stacked};
 use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
 
 /// The model's arrays as the core reads them, with the family and the link (None: the
@@ -16,7 +16,7 @@ use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
 fn model_input<'a>(
     x: &'a PyReadonlyArray2<'_, f64>,
     y: &'a PyReadonlyArray1<'_, f64>,
-    weights: &'a PyReadonlyArray1<'_, f64>,
+    weights: &'a [f64],
     (family, link): (&str, Option<&str>),
     offset: Option<&'a [f64]>,
     control: Control,
@@ -31,7 +31,7 @@ fn model_input<'a>(
         n: x.shape()[0],
         p: x.shape()[1],
         y: y.as_slice()?,
-        weights: weights.as_slice()?,
+        weights,
         offset,
         family,
         link,
@@ -59,7 +59,7 @@ pub fn glm_fit<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let offset = offset.as_ref().map(|o| o.as_slice()).transpose()?;
     let control = Control { epsilon, maxit };
-    let input = model_input(&x, &y, &weights, (family, link), offset, control)?;
+    let input = model_input(&x, &y, weights.as_slice()?, (family, link), offset, control)?;
     let (n, p) = (input.n, input.p);
     let res = py.detach(|| fit(&input)).map_err(errors::to_py)?;
     let out = PyDict::new(py);
@@ -82,6 +82,43 @@ pub fn glm_fit<'py>(
     Ok(out)
 }
 
+/// The coefficients of the model refitted with each replicate's weights (R's
+/// `svyglm.svyrep.design`): `replicate_weights` n x R (the rows of the model), each
+/// normalised to sum 1, every fit starting from the full-sample coefficients `start`.
+/// Returns R x p.
+#[pyfunction]
+#[pyo3(signature = (x, y, replicate_weights, start, family, link=None, epsilon=1e-8, maxit=25))]
+#[allow(clippy::too_many_arguments)]
+pub fn glm_replicate_coefficients<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    replicate_weights: PyReadonlyArray2<'py, f64>,
+    start: PyReadonlyArray1<'py, f64>,
+    family: &str,
+    link: Option<&str>,
+    epsilon: f64,
+    maxit: usize,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let control = Control { epsilon, maxit };
+    let n = x.shape()[0];
+    if replicate_weights.shape()[0] != n {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "replicate weights have {} rows, the model matrix {n}",
+            replicate_weights.shape()[0]
+        ))));
+    }
+    let n_replicates = replicate_weights.shape()[1];
+    let ones = vec![1.0; n];
+    let input = model_input(&x, &y, &ones, (family, link), None, control)?;
+    let (reps, start) = (replicate_weights.as_slice()?, start.as_slice()?);
+    let coef = py
+        .detach(|| replicate_coefficients(&input, reps, n_replicates, start))
+        .map_err(errors::to_py)?;
+    let p = input.p;
+    coef.into_pyarray(py).reshape([n_replicates, p])
+}
+
 /// One batch's part of a streamed IRLS pass at `beta` (None: the starting means):
 /// deviance, validity, the triangular factor of its step (q x q flat, q = p + 1; None
 /// unless `step` and valid), its informative rows, and the drift from `reference`.
@@ -99,7 +136,14 @@ pub fn glm_batch_pass<'py>(
     step: bool,
     reference: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let input = model_input(&x, &y, &weights, (family, link), None, Control::default())?;
+    let input = model_input(
+        &x,
+        &y,
+        weights.as_slice()?,
+        (family, link),
+        None,
+        Control::default(),
+    )?;
     let beta = beta.as_ref().map(|b| b.as_slice()).transpose()?;
     let reference = reference.as_ref().map(|b| b.as_slice()).transpose()?;
     let res = py
@@ -154,7 +198,14 @@ pub fn glm_batch_scores<'py>(
     units: PyReadonlyArray1<'py, u32>,
     n_units: usize,
 ) -> PyResult<ScoresOut<'py>> {
-    let input = model_input(&x, &y, &weights, (family, link), None, Control::default())?;
+    let input = model_input(
+        &x,
+        &y,
+        weights.as_slice()?,
+        (family, link),
+        None,
+        Control::default(),
+    )?;
     let p = input.p;
     let beta = beta.as_slice()?;
     let previous = previous.as_ref().map(|b| b.as_slice()).transpose()?;

@@ -6,6 +6,8 @@
 //! changes by less than `epsilon` relative, which can leave the coefficients 1e-5 from
 //! the converged solution, and the reference figures are R's.
 
+use rayon::prelude::*;
+
 use super::family::{Family, Link};
 use super::linalg;
 use crate::error::{CoreError, Result};
@@ -251,29 +253,36 @@ impl Irls<'_> {
     }
 }
 
-/// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
-/// range, aliased columns (`CoreError::Aliased`), or no valid step.
-pub fn fit(input: &GlmInput) -> Result<GlmFit> {
+/// Where an IRLS run ended: the last step, the linear predictor and means it gave.
+struct Solution {
+    step: Step,
+    eta: Vec<f64>,
+    mu: Vec<f64>,
+    dev: f64,
+    iterations: usize,
+    converged: bool,
+    boundary: bool,
+}
+
+/// R's `glm.fit` loop, from the family's starting means or, as R's `start=`, from
+/// coefficients `start` (which are then the coefficients a halved step falls back to).
+fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution> {
     let GlmInput {
-        x,
-        n,
-        p,
-        family,
-        link,
-        control,
-        ..
-    } = *input;
-    check(input)?;
-    family.check_link(link)?;
-    let mut y = input.y.to_vec();
-    let mustart = family.initialize(link, &mut y, input.weights)?;
-    let irls = Irls {
-        input,
-        y,
-        offset: input.offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec),
-    };
+        n, link, control, ..
+    } = *irls.input;
     let mut eta: Vec<f64> = mustart.iter().map(|&m| link.link(m)).collect();
     let mut mu: Vec<f64> = eta.iter().map(|&e| link.inverse(e)).collect();
+    if let Some(start) = start {
+        if start.len() != irls.input.p {
+            return Err(CoreError::Shape(format!(
+                "start has {} values for {} coefficients",
+                start.len(),
+                irls.input.p
+            )));
+        }
+        irls.predict(start, &mut eta, &mut mu);
+    }
+    debug_assert_eq!(eta.len(), n);
     if !irls.valid(&eta, &mu) {
         return Err(CoreError::Value(
             "cannot find valid starting values for the model".into(),
@@ -281,7 +290,7 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
     }
     let mut devold = irls.deviance(&mu);
     let mut dev = devold;
-    let mut coefold: Option<Vec<f64>> = None;
+    let mut coefold: Option<Vec<f64>> = start.map(<[f64]>::to_vec);
     let mut last: Option<Step> = None;
     let (mut converged, mut boundary) = (false, false);
     let mut iterations = 0;
@@ -327,14 +336,103 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         devold = dev;
         coefold = last.as_ref().map(|s| s.coef.clone());
     }
-    let Some(Step {
-        coef,
-        qr,
-        working_weights,
-    }) = last
-    else {
-        return Err(CoreError::Value("maxit must be at least 1".into()));
+    let step = last.ok_or_else(|| CoreError::Value("maxit must be at least 1".into()))?;
+    Ok(Solution {
+        step,
+        eta,
+        mu,
+        dev,
+        iterations,
+        converged,
+        boundary,
+    })
+}
+
+/// The model's IRLS set up: the outcome as the family's `initialize` leaves it, and
+/// the starting means.
+fn prepare<'a>(input: &'a GlmInput<'a>) -> Result<(Irls<'a>, Vec<f64>)> {
+    check(input)?;
+    input.family.check_link(input.link)?;
+    let mut y = input.y.to_vec();
+    let mustart = input.family.initialize(input.link, &mut y, input.weights)?;
+    let irls = Irls {
+        input,
+        y,
+        offset: input
+            .offset
+            .map_or_else(|| vec![0.0; input.n], <[f64]>::to_vec),
     };
+    Ok((irls, mustart))
+}
+
+/// The coefficients of the model refitted with each replicate's weights, normalised to
+/// sum 1 and starting from the full-sample coefficients `start`, as R's
+/// `svyglm.svyrep.design` refits them (`glm.fit(weights = wi / sum(wi), start = beta0)`).
+/// `replicate_weights` is n x R, row-major; the input's own weights are not used.
+/// Returns R x p, row-major; the replicates run in parallel, each on its own.
+pub fn replicate_coefficients(
+    input: &GlmInput,
+    replicate_weights: &[f64],
+    n_replicates: usize,
+    start: &[f64],
+) -> Result<Vec<f64>> {
+    let n = input.n;
+    if replicate_weights.len() != n * n_replicates {
+        return Err(CoreError::Shape(format!(
+            "replicate weights have {} values, expected {n} rows x {n_replicates}",
+            replicate_weights.len()
+        )));
+    }
+    let fits: Vec<Vec<f64>> = (0..n_replicates)
+        .into_par_iter()
+        .map(|r| {
+            let w: Vec<f64> = (0..n)
+                .map(|i| replicate_weights[i * n_replicates + r])
+                .collect();
+            let total: f64 = w.iter().sum();
+            if total <= 0.0 || !total.is_finite() {
+                return Err(CoreError::Value(format!(
+                    "replicate {} gives the model's rows a total weight of {total}",
+                    r + 1
+                )));
+            }
+            let w: Vec<f64> = w.iter().map(|v| v / total).collect();
+            let rep_input = GlmInput {
+                weights: &w,
+                ..*input
+            };
+            let (irls, mustart) = prepare(&rep_input)?;
+            Ok(solve(&irls, &mustart, Some(start))?.step.coef)
+        })
+        .collect::<Result<_>>()?;
+    Ok(fits.concat())
+}
+
+/// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
+/// range, aliased columns (`CoreError::Aliased`), or no valid step.
+pub fn fit(input: &GlmInput) -> Result<GlmFit> {
+    let GlmInput {
+        x,
+        n,
+        p,
+        family,
+        link,
+        ..
+    } = *input;
+    let (irls, mustart) = prepare(input)?;
+    let Solution {
+        step: Step {
+            coef,
+            qr,
+            working_weights,
+        },
+        eta,
+        mu,
+        dev,
+        iterations,
+        converged,
+        boundary,
+    } = solve(&irls, &mustart, None)?;
     // Only a converged fit can be probed: before that every step moves it anyway.
     let separated = converged && family.has_bounded_mean() && irls.drifts(&eta);
     let y = &irls.y;
