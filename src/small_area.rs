@@ -398,6 +398,14 @@ pub struct BootstrapSums {
     pub failed: usize,
 }
 
+/// Which bootstrap replicates to draw: `first .. first + count` of `seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct Replicates {
+    pub seed: u64,
+    pub first: u64,
+    pub count: u64,
+}
+
 /// Parametric bootstrap of the MSE (González-Manteiga et al. 2008; Rao & Molina 2015,
 /// §6.2.4) for replicates `first .. first + count` of `seed`: θ*_d = x_d'β̂ + u*_d with
 /// u* ~ N(0, Â), y*_d = θ*_d + e*_d with e* ~ N(0, ψ_d), the model refitted to y* by the
@@ -410,10 +418,9 @@ pub fn bootstrap(
     x_out: &[f64],
     control: Control,
     scale: Scale,
-    seed: u64,
-    first: u64,
-    count: u64,
+    replicates: Replicates,
 ) -> Result<BootstrapSums> {
+    let Replicates { seed, first, count } = replicates;
     check(model)?;
     let p = model.p;
     let m = model.y.len();
@@ -509,8 +516,8 @@ mod tests {
             );
             assert!((f.beta[0] - mean).abs() < 1e-12);
             let g = want / (want + 0.5);
-            for d in 0..7 {
-                assert!((f.eblup[d] - (g * y[d] + (1.0 - g) * mean)).abs() < 1e-9);
+            for (e, yd) in f.eblup.iter().zip(y) {
+                assert!((e - (g * yd + (1.0 - g) * mean)).abs() < 1e-9);
             }
             // REML, equal ψ: Q = (A+D)/m and Var(Â) = 2(A+D)²/m, so g₂ = B²(A+D)/m and
             // g₃ = B²·2(A+D)/m with B = D/(A+D).
@@ -572,9 +579,11 @@ mod tests {
                         &x_out,
                         Control::default(),
                         Scale::Identity,
-                        7,
-                        first,
-                        count,
+                        Replicates {
+                            seed: 7,
+                            first,
+                            count,
+                        },
                     )
                     .unwrap()
                 })
