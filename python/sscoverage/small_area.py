@@ -204,25 +204,29 @@ def _direct_table(direct: Any, area: str | None, variable: str | None, estimate:
 
 
 def _check_direct(d: pd.DataFrame, area: str) -> None:
-    dup = d[area][d[area].duplicated()]
-    if len(dup):
-        raise ShapeError(f"area {dup.iloc[0]!r} has more than one direct estimate")
+    labels = d[area].to_numpy()
+    dup = pd.Index(labels).duplicated()
+    if dup.any():
+        raise ShapeError(f"area {labels[dup][0]!r} has more than one direct estimate")
     for column, name in (("direct", "direct estimate"), ("variance", "design variance")):
-        bad = d[area][~np.isfinite(d[column].to_numpy())]
-        if len(bad):
-            raise MissingValueError(f"the {name} of area {bad.iloc[0]!r} is missing or not finite; "
+        bad = ~np.isfinite(d[column].to_numpy())
+        if bad.any():
+            raise MissingValueError(f"the {name} of area {labels[bad][0]!r} is missing or not finite; "
                                     "leave the area out (it then gets a synthetic estimate)")
-    bad = d[area][d["variance"].to_numpy() <= 0]
-    if len(bad):
+    v = d["variance"].to_numpy()
+    if (v <= 0).any():
         raise EstimationError(
-            f"the design variance of area {bad.iloc[0]!r} is {d['variance'][d[area] == bad.iloc[0]].iloc[0]:g}: "
+            f"the design variance of area {labels[v <= 0][0]!r} is {v[v <= 0][0]:g}: "
             "it must be positive; smooth the variances (smooth_variances=True) or pool the area"
         )
 
 
 def _design_matrix(cov: pd.DataFrame, area: str, formula: str | None, exclude: list[str]) -> tuple[np.ndarray, list[str]]:
-    if formula is None:
-        columns = [c for c in cov.columns if c != area and c not in exclude]
+    rhs = None if formula is None else (formula.split("~", 1)[1] if "~" in formula else formula)
+    terms = None if rhs is None else [t.strip() for t in rhs.split("+")]
+    if terms is None or all(t in cov.columns for t in terms):
+        # No formula, or plain column names: no need for formulaic's parser (milliseconds).
+        columns = terms or [c for c in cov.columns if c != area and c not in exclude]
         non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(cov[c])]
         if non_numeric:
             raise ColumnError(f"covariate column {non_numeric[0]!r} is not numeric: give a formula "
@@ -232,7 +236,6 @@ def _design_matrix(cov: pd.DataFrame, area: str, formula: str | None, exclude: l
     else:
         from formulaic import model_matrix
 
-        rhs = formula.split("~", 1)[1] if "~" in formula else formula
         try:
             mm = model_matrix(rhs, cov, na_action="ignore")
         except Exception as err:  # formulaic raises its own classes for unknown names
