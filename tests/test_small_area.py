@@ -50,11 +50,34 @@ def _flat() -> tuple[pd.DataFrame, pd.DataFrame]:
             pd.DataFrame({"area": f.area, "x": f.x}))
 
 
-# milk: yi ~ as.factor(MajorArea); grapes: grapehect ~ area + workdays - 1; flat: y ~ x.
+PROVINCE_FORMULA = "platform_share + flexible_low_income_share + urbanisation"
+
+
+def write_provinces(path: Path) -> pd.DataFrame:
+    """provinces.csv, the input of make_expected.R's `provinces` case: the bundled
+    survey's direct estimates of flexible workers' pension lapse by province with their
+    design variances, and the shipped covariates."""
+    t = small_area.provincial_lapse(benchmark=False).table
+    out = ssc.datasets.provincial_covariates().merge(t[["province", "direct", "direct_se"]], on="province")
+    out["estimate"] = out.pop("direct")
+    out["variance"] = out.pop("direct_se") ** 2
+    out = out[["province", "estimate", "variance", "flexible_workers", *PROVINCE_FORMULA.split(" + ")]]
+    out.to_csv(path, index=False, float_format="%.17g")
+    return out
+
+
+def _provinces() -> tuple[pd.DataFrame, pd.DataFrame]:
+    p = pd.read_csv(HERE / "provinces.csv").rename(columns={"province": "area"})
+    return p[["area", "estimate", "variance"]], p.drop(columns=["estimate", "variance"])
+
+
+# milk: yi ~ as.factor(MajorArea); grapes: grapehect ~ area + workdays - 1; flat: y ~ x;
+# provinces: estimate ~ platform_share + flexible_low_income_share + urbanisation.
 CASES = {
     "milk": (_milk, "C(major)"),
     "grapes": (_grapes, "hectares + workdays - 1"),
     "flat": (_flat, "x"),
+    "provinces": (_provinces, PROVINCE_FORMULA),
 }
 
 
@@ -77,6 +100,13 @@ def test_equals_sae(dataset: str, method: str) -> None:
     assert_allclose(r.coefficients["estimate"], expected["beta"], rtol=TOL, atol=TOL)
     assert_allclose(r.coefficients["se"], expected["std_error"], rtol=TOL, atol=TOL)
     assert_allclose(r.loglik, expected["loglike"], rtol=TOL)
+
+
+def test_provinces_input_is_the_survey_s(tmp_path: Path) -> None:
+    """The stored provinces.csv that R read is what the package computes today."""
+    made = write_provinces(tmp_path / "provinces.csv")
+    stored = pd.read_csv(HERE / "provinces.csv")
+    pd.testing.assert_frame_equal(made, stored, rtol=1e-15, check_exact=False)
 
 
 def test_where_sae_does_not_converge() -> None:
@@ -234,6 +264,7 @@ def test_result_converts_prints_plots_and_saves(tmp_path: Path) -> None:
         (lambda d, c: (pd.concat([d, d.iloc[:1]]), c), ssc.ShapeError, "area 1"),
         (lambda d, c: (d.drop(columns="variance"), c), ssc.ColumnError, "variance"),
         (lambda d, c: (d, c.drop(columns="area")), ssc.ColumnError, "area"),
+        (lambda d, c: (d, c.assign(twice=2 * c.major)), ssc.EstimationError, "'twice'.*aliased"),
     ],
 )
 def test_bad_input_names_the_area_or_column(change, error, words) -> None:  # type: ignore[no-untyped-def]

@@ -443,7 +443,14 @@ def fay_herriot(
     v = _smooth(d) if smooth_variances else d["variance"].to_numpy(float)
     y, psi = _to_model_scale(d["direct"].to_numpy(float), v, transform, d[area])
     y, psi = np.ascontiguousarray(y), np.ascontiguousarray(psi)
-    fit = _core.fay_herriot_fit(y, x_in, psi, x_out, method, max_iter, precision)
+    try:
+        fit = _core.fay_herriot_fit(y, x_in, psi, x_out, method, max_iter, precision)
+    except EstimationError as err:
+        if len(err.args) > 1:  # the core's positions of aliased columns
+            aliased = ", ".join(repr(names[j]) for j in err.args[1])
+            raise EstimationError(f"covariate(s) {aliased} are linear combinations of the others (aliased) "
+                                  "over the areas with direct estimates: leave them out") from err
+        raise
     if not fit.converged:
         raise ConvergenceError(f"Fisher scoring for the model variance ({method}) did not converge in "
                                f"{fit.iterations} iterations; raise max_iter or try method='FH'")

@@ -1,6 +1,6 @@
 # Expected numbers for tests/test_small_area.py, from R's sae 1.3 (eblupFH, mseFH).
-# Run from this folder: Rscript make_expected.R  (writes milk.csv, grapes.csv,
-# flat.csv and sae_expected.json).  sae is installed from its CRAN source with
+# Run from this folder: Rscript make_expected.R  (reads provinces.csv; writes milk.csv,
+# grapes.csv, flat.csv and sae_expected.json).  sae is installed from its CRAN source with
 # R CMD INSTALL; it needs MASS and lme4.
 suppressPackageStartupMessages(library(sae))
 library(jsonlite)
@@ -19,10 +19,17 @@ flat <- data.frame(area = 1:5, y = c(0.365, 0.4024, 0.3054, 0.3805, 0.251),
                    x = c(0.777, 0.935, 0.212, 0.652, 0.126))
 write.csv(flat, "flat.csv", row.names = FALSE)
 
+# The bundled survey's flexible workers' pension lapse by province (direct estimates
+# and design variances from sscoverage, written by tests/test_small_area.py's
+# write_provinces()) with the shipped synthetic covariates.
+provinces <- read.csv("provinces.csv")
+
 cases <- list(
   milk = list(data = milk, formula = yi ~ as.factor(MajorArea), vardir = "var"),
   grapes = list(data = grapes, formula = grapehect ~ area + workdays - 1, vardir = "var"),
-  flat = list(data = flat, formula = y ~ x, vardir = "var")
+  flat = list(data = flat, formula = y ~ x, vardir = "var"),
+  provinces = list(data = provinces, vardir = "variance",
+                   formula = estimate ~ platform_share + flexible_low_income_share + urbanisation)
 )
 
 out <- list()
