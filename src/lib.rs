@@ -10,6 +10,7 @@ pub mod models;
 pub mod replicate;
 mod rng;
 pub mod sampling;
+pub mod small_area;
 pub mod variance;
 pub mod weighting;
 

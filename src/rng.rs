@@ -40,3 +40,13 @@ impl SplitMix64 {
         (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
+
+impl SplitMix64 {
+    /// Standard normal by Box–Muller (the cosine branch only, so each draw uses two
+    /// fresh uniforms and a stream's draws do not depend on how many came before in pairs).
+    pub(crate) fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // in (0, 1]: the logarithm stays finite
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}

@@ -55,7 +55,7 @@ from .io import read_survey
 from .publication import ReliabilityRules, SuppressedTable, suppress
 from .serialize import load
 from . import plots
-from . import coverage, datasets, margins, sampling, simulate, weighting
+from . import coverage, datasets, margins, sampling, simulate, small_area, weighting
 
 __all__ = [
     "__version__",
@@ -110,4 +110,5 @@ __all__ = [
     "ReliabilityRules",
     "SuppressedTable",
     "plots",
+    "small_area",
 ]

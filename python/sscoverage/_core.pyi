@@ -35,6 +35,9 @@ __all__ = [
     "km_replicate_cumhaz",
     "cox_fit",
     "cox_replicates",
+    "FayHerriotFit",
+    "fay_herriot_fit",
+    "fay_herriot_bootstrap",
     "SurveyError",
     "DesignError",
     "LonelyPsuError",
@@ -257,3 +260,50 @@ def accumulate_batch(
 def interruption_spells(
     person: _U32, year: NDArray[np.int32], contributed: _Bool, first_job: _F64, survey_year: int
 ) -> dict[str, Any]: ...
+
+# small_area.rs
+@final
+class FayHerriotFit:
+    @property
+    def variance(self) -> float: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def at_zero(self) -> bool: ...
+    @property
+    def loglik(self) -> float: ...
+    @property
+    def beta(self) -> _F64: ...
+    @property
+    def beta_vcov(self) -> _F64: ...
+    @property
+    def synthetic(self) -> _F64: ...
+    @property
+    def gamma(self) -> _F64: ...
+    @property
+    def eblup(self) -> _F64: ...
+    @property
+    def mse(self) -> _F64: ...
+    @property
+    def synthetic_out(self) -> _F64: ...
+    @property
+    def mse_out(self) -> _F64: ...
+
+def fay_herriot_fit(
+    y: _F64, x: _F64, psi: _F64, x_out: _F64, method: str = "REML", max_iter: int = 100, precision: float = 1e-4
+) -> FayHerriotFit: ...
+def fay_herriot_bootstrap(
+    fit: FayHerriotFit,
+    y: _F64,
+    x: _F64,
+    psi: _F64,
+    x_out: _F64,
+    scale: str,
+    seed: int,
+    first: int,
+    count: int,
+    max_iter: int = 100,
+    precision: float = 1e-4,
+) -> tuple[_F64, int]: ...

@@ -786,3 +786,84 @@ def _persons_table(
             **answers,
         }
     )
+
+
+# ---------------------------------------------------------------------------- provinces
+#: Job types counted as flexible workers (the report's ``flexible_jobs``).
+FLEXIBLE_JOBS = ("new_employment_form", "other_flexible")
+
+
+def provincial_covariates() -> pd.DataFrame:
+    """Provincial covariates for small-area estimation (**synthetic data**).
+
+    One row per province ``P01`` ... ``P31`` of :func:`coverage_survey` (whose strata
+    are the provinces), shipped as ``data/provincial_covariates.csv``.  They stand in for
+    census and administrative figures, and are made deterministically from the survey
+    itself (``make_provincial_covariates(coverage_survey())``): each province's
+    weighted figures, perturbed by seeded noise as a census would differ from a sample.
+    They say nothing about any real province.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``province``; ``employed`` and ``flexible_workers`` (population counts: the
+        survey's weighted counts times 1 + N(0, 0.02)); ``urbanisation`` (uniform on
+        0.45 to 0.90, unrelated to the survey); ``agricultural_hukou_share``,
+        ``platform_share`` (new-employment-form workers among the flexible) and
+        ``flexible_low_income_share`` (flexible workers earning under 5,000 yuan a
+        month), each the weighted share plus N(0, 0.02); ``mean_wage`` (weighted mean
+        monthly income times exp(N(0, 0.03)), yuan).
+    """
+    from importlib import resources
+
+    path = resources.files("sscoverage").joinpath("data", "provincial_covariates.csv")
+    with path.open("r", encoding="utf-8") as f:
+        return pd.read_csv(f)
+
+
+def make_provincial_covariates(survey: CoverageSurvey, seed: int = 17) -> pd.DataFrame:
+    """Make the shipped :func:`provincial_covariates` from `survey` (see there).
+
+    Parameters
+    ----------
+    survey : the bundled survey, :func:`coverage_survey` with its default seed.
+    seed : seed of the noise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, rounded as it is stored.
+    """
+    p = survey.persons
+    rng = np.random.default_rng(seed)
+    w = p["weight"].to_numpy(dtype=float)
+    flexible = p["job_type"].isin(FLEXIBLE_JOBS).to_numpy()
+    province = p["province"].cat.codes.to_numpy()
+    k = len(p["province"].cat.categories)
+
+    def total(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(province, weights=w * mask, minlength=k)
+
+    def share(mask: np.ndarray, among: np.ndarray) -> np.ndarray:
+        return total(mask & among) / total(among)
+
+    everyone = np.ones(len(p), dtype=bool)
+    income = p["monthly_income"].to_numpy(dtype=float)
+    out = pd.DataFrame({
+        "province": list(p["province"].cat.categories),
+        "employed": np.round(total(everyone) * (1 + rng.normal(0, 0.02, k))),
+        "flexible_workers": np.round(total(flexible) * (1 + rng.normal(0, 0.02, k))),
+        "urbanisation": rng.uniform(0.45, 0.90, k),
+        "agricultural_hukou_share": share((p["hukou_type"] == "agricultural").to_numpy(), everyone)
+        + rng.normal(0, 0.02, k),
+        "platform_share": share((p["job_type"] == "new_employment_form").to_numpy(), flexible)
+        + rng.normal(0, 0.02, k),
+        "flexible_low_income_share": share(income < 5000, flexible) + rng.normal(0, 0.02, k),
+        "mean_wage": np.bincount(province, weights=w * income, minlength=k) / total(everyone)
+        * np.exp(rng.normal(0, 0.03, k)),
+    })
+    shares = ["urbanisation", "agricultural_hukou_share", "platform_share", "flexible_low_income_share"]
+    out[shares] = out[shares].clip(0, 1).round(4)
+    counts = ["employed", "flexible_workers", "mean_wage"]
+    out[counts] = out[counts].round(0).astype("int64")
+    return out

@@ -5,6 +5,7 @@ mod coverage;
 mod errors;
 mod models;
 mod sampling;
+mod small_area;
 mod stream;
 mod survival;
 mod weighting;
@@ -662,6 +663,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     weighting::register(m)?;
     coverage::register(m)?;
     sampling::register(m)?;
+    small_area::register(m)?;
     stream::register(m)?;
     survival::register(m)?;
     errors::register(m)?;
