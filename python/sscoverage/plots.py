@@ -29,6 +29,70 @@ def _axes(ax: Axes | None) -> Axes:
     return plt.subplots()[1]
 
 
+def dot_interval(
+    ax: Axes,
+    labels: Sequence[str],
+    estimate: Any,
+    low: Any,
+    high: Any,
+    title: str | None = None,
+    percent: bool = True,
+    groups: Sequence[str] | None = None,
+    xlabel: str | None = None,
+) -> Axes:
+    """Horizontal dots with interval lines, one row per label (read top down): the
+    published form for many categories.
+
+    Parameters
+    ----------
+    ax : Axes to draw on.
+    labels : one row label per estimate; rows with the same label share a line.
+    estimate, low, high : the estimates and interval limits.
+    title : the chart's title.
+    percent : estimates are proportions: a 0-100 % axis.
+    groups : one group per estimate (dodged within a row, one colour each, legend
+        below the plot); None for one series.
+    xlabel : axis label.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One errorbar container per group.
+    """
+    e, lo, hi = (np.asarray(v, dtype=np.float64) for v in (estimate, low, high))
+    rows = list(dict.fromkeys(labels))
+    at = {name: i for i, name in enumerate(rows)}
+    y = np.array([at[name] for name in labels], dtype=np.float64)
+    names = list(dict.fromkeys(groups)) if groups is not None else [None]
+    step = 0.7 / max(len(names), 1)
+    for k, g in enumerate(names):
+        sel = np.ones(len(e), bool) if g is None else np.asarray([x == g for x in groups])
+        offset = (k - (len(names) - 1) / 2) * step
+        err = np.clip(np.vstack([e[sel] - lo[sel], hi[sel] - e[sel]]), 0, None)
+        ax.errorbar(e[sel], y[sel] + offset, xerr=err, fmt="o", markersize=4, capsize=0, elinewidth=1.2,
+                    label=None if g is None else str(g))
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row at the top
+    ax.grid(axis="x", color="#e5e5e5", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    if percent:
+        from matplotlib.ticker import PercentFormatter
+
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+        ax.set_xlim(0, min(1.0, max(0.05, float(np.nanmax(hi)) * 1.08)) if np.isfinite(hi).any() else 1.0)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    if groups is not None:
+        wide = sum(len(str(n)) for n in names) > 60
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06 if not xlabel else -0.12),
+                  ncol=min(len(names), 3 if wide else 5), frameon=False, fontsize=8)
+    return ax
+
+
 def estimates(est: Estimates, ax: Axes | None = None, sort: bool = True, group: str | None = None) -> Axes:
     """Point estimates with their confidence intervals, one row per estimate.
 
