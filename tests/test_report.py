@@ -16,6 +16,8 @@ from scipy import stats
 import sscoverage as ssc
 from sscoverage.cli import main
 from sscoverage.coverage import first_interruption
+from sscoverage.publication import FLAG_MEANINGS
+from _report_files import nested_survey
 from sscoverage.report import Analyses, Labels, build_report, bundled_study, mapping_template, study_checks, study_from_files
 
 
@@ -255,6 +257,7 @@ def test_chinese_edition_and_labels():
     assert Labels("en", {"*": {"basic_pension": "Pension"}})("basic_pension") == "Pension"
     shipped = json.loads((Path(ssc.__file__).parent / "data" / "labels.json").read_text(encoding="utf-8"))
     assert set(shipped["en"]) == set(shipped["zh"])  # every label in both languages
+    assert all(f"flag_{code}" in shipped["en"] for code in FLAG_MEANINGS)
     with pytest.raises(ssc.MappingError, match="language 'fr'"):
         Labels("fr")
 
@@ -300,26 +303,7 @@ def test_reentry_after_the_first_interruption_by_hand():
 # ---------------------------------------------------------------------------- a user's file
 @pytest.fixture
 def nested_files(tmp_path) -> tuple[Path, Path, dict]:
-    """A user's survey whose county labels repeat across provinces (C1, C2, ... in every
-    province), with one local/non-local column, other reason names and labels."""
-    survey = ssc.datasets.coverage_survey()
-    persons = survey.persons[survey.persons["province"].isin(["P01", "P02", "P03", "P04", "P05"])].copy()
-    persons["county"] = "C" + (persons.groupby("province")["county"].transform(lambda c: pd.factorize(c)[0]) + 1).astype(str)
-    persons["hukou_here"] = np.where(persons["hukou_county"] == persons["residence_county"], "yes", "no")
-    reasons = {c: "why_" + c.removeprefix("never_reason_") for c in persons.columns if c.startswith("never_reason_")}
-    persons = persons.drop(columns=["population_type", "age_band", "weekly_hours_band", "income_band",
-                                    "hukou_county", "residence_county"]).rename(columns={**reasons, "weight": "wt"})
-    persons.to_csv(tmp_path / "survey.csv", index=False)
-    survey.histories[survey.histories["person_id"].isin(persons["person_id"])].to_csv(tmp_path / "years.csv", index=False)
-    mapping = {
-        "design": {"ids": "county", "strata": "province", "weights": "wt", "nest": True},
-        "population": {"local": "hukou_here", "local_values": ["yes"]},
-        "reasons": {"never_insured": list(reasons.values())},
-        "labels": {"zh": {"why_income_too_tight": "收入太紧"}, "en": {"why_income_too_tight": "Money is tight"}},
-        "histories": {"file": "years.csv"},
-    }
-    (tmp_path / "map.json").write_text(json.dumps(mapping, ensure_ascii=False), encoding="utf-8")
-    return tmp_path / "survey.csv", tmp_path / "map.json", mapping
+    return nested_survey(tmp_path)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -56,7 +56,7 @@ from .design import Design
 from .exceptions import ColumnError, MappingError, SchemeTreeError
 from .models import GLMResult
 from .plots import dot_interval, survival_curves, threshold_profile
-from .publication import flags, legend
+from .publication import FLAG_MEANINGS, flags
 from .results import Estimates
 from .simulate import scenario
 from .survival import SurvivalCurves
@@ -960,8 +960,10 @@ def _table1(a: Analyses, L: Labels) -> Section:
 
 
 def _legend(codes: pd.Series, L: Labels) -> str:
-    lines = legend(codes)
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    """The meaning of the flags that occur, in the report's language (the NCHS
+    thresholds of :class:`sscoverage.publication.ReliabilityRules`)."""
+    used = {c for text in codes for c in str(text).split(", ") if c}
+    items = "".join(f"<li>{html.escape(L('flag_' + code))}</li>" for code in FLAG_MEANINGS if code in used)
     return f'<div class="legend"><p>† {html.escape(L("flag_note"))}</p><ul>{items}</ul></div>'
 
 
