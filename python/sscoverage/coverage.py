@@ -348,12 +348,13 @@ class CoverageTable(Summary):
         head = self._header().replace("\n", "<br>")
         return f"<div><p><b>{head}</b></p>{self.formatted().to_html()}</div>"
 
-    def plot(self, ax: Any = None) -> Any:
-        """Grouped bars: one group per scheme, one bar per population group, with
-        intervals; see :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
+    def plot(self, ax: Any = None, lang: str = "en") -> Any:
+        """Horizontal dots with intervals: one row per scheme, one colour per
+        population group, on a % axis, labelled in `lang` (``"en"`` or ``"zh"``); see
+        :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
         from .plots import coverage_table
 
-        return coverage_table(self, ax)
+        return coverage_table(self, ax, lang)
 
 
 def coverage_table(

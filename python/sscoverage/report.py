@@ -14,8 +14,7 @@ import html
 import io
 import json
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ._core import __version__
+from ._labels import LANGUAGES, Labels
 from ._progress import track
 from .coverage import (
     AGE_BANDS,
@@ -82,7 +82,6 @@ MAPPING_KEYS = ("design", "columns", "values", "tree", "population", "reasons", 
 POPULATION_KEYS = ("hukou_type", "hukou_county", "residence_county", "local", "local_values", "urban", "rural")
 #: The multiple-response questions and the column prefix that finds them by default.
 REASON_PREFIXES = {"never_insured": "never_reason_", "interrupted": "interrupt_reason_"}
-LANGUAGES = ("en", "zh")
 LAPSE_MODEL = "lapse_pension ~ log(monthly_income) + hukou_type + age + schooling_years + contract_type"
 THRESHOLD_MODEL = "lapse_pension ~ monthly_income + hukou_type + age + schooling_years + contract_type"
 REENTRY_TIMES = [1, 2, 3, 5, 10]
@@ -634,33 +633,6 @@ def _by_level(summary: Summary) -> dict[tuple[str, Any], tuple[float, float]]:
 
 def _first(est: Estimates) -> tuple[float, float]:
     return float(est.estimate[0]), float(est.se[0])
-
-
-# ---------------------------------------------------------------------------- labels
-@lru_cache(maxsize=1)
-def _shipped_labels() -> dict[str, dict[str, str]]:
-    text = resources.files("sscoverage").joinpath("data", "labels.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-class Labels:
-    """Human labels of the report's keys, codes and column names in one language: the
-    shipped labels (``data/labels.json``), English where a language lacks one, then the
-    mapping's overrides; a key without a label is shown with spaces for underscores."""
-
-    def __init__(self, lang: str = "en", overrides: dict[str, dict[str, str]] | None = None) -> None:
-        if lang not in LANGUAGES:
-            raise MappingError(f"language {lang!r}; use one of {', '.join(LANGUAGES)}")
-        shipped = _shipped_labels()
-        overrides = overrides or {}
-        self.lang = lang
-        self.text = {**shipped["en"], **shipped[lang], **overrides.get("*", {}), **overrides.get(lang, {})}
-
-    def __call__(self, key: Any, **fields: Any) -> str:
-        text = self.text.get(str(key))
-        if text is None:
-            return str(key).replace("_", " ")
-        return text.format(**fields) if fields else text
 
 
 # ---------------------------------------------------------------------------- numbers
