@@ -865,7 +865,6 @@ def _survey(a: Analyses, L: Labels) -> Section:
         "notes": a.study.notes,
     }
     items = [
-        (L("source"), a.study.source),
         (L("q_rows"), _count(d.n_rows)),
         (L("q_strata"), _count(d.n_strata)),
         (L("q_psus"), _count(d.n_psu)),
