@@ -335,6 +335,15 @@ def test_report_on_a_nested_user_file_in_both_languages(nested_files, tmp_path, 
     direct = ssc.reentry_curve(design, histories, times=[1, 2, 3, 5, 10]).to_pandas()
     np.testing.assert_allclose(pd.DataFrame(sections["reentry"]["curve"])["ci_low"], direct["ci_low"], rtol=1e-12)
     page = out.read_text(encoding="utf-8")
+    # NCHS flags, worked out from the stored Korn-Graubard limits: relwidth where the
+    # interval is wider than 5 points and than 130% of the estimate.
+    estimates = pd.DataFrame(sections["table1"]["table"])[["group", "scheme", "estimate"]]
+    cells = pd.DataFrame(sections["table1"]["intervals"]).merge(estimates, on=["group", "scheme"])
+    width = cells["ci_high"] - cells["ci_low"]
+    relwidth = (width > 0.05) & (width / cells["estimate"] > 1.30)
+    assert relwidth.any() and (cells["flags"].str.contains("relwidth") == relwidth).all()
+    assert page.count('<sup class="flag">†</sup>') == int((cells["flags"] != "").sum())
+    assert ("区间宽度超过估计值的 130%" if lang == "zh" else "wider than 130% of the estimate") in page
     ranking = sections["reasons"]["never_insured"]["ranking"]
     assert {r["reason"] for r in ranking} == {c for c in persons.columns if c.startswith("why_")}
     assert ("收入太紧" if lang == "zh" else "Money is tight") in page
@@ -388,4 +397,16 @@ def test_missing_files_are_survey_errors_naming_them(nested_files, tmp_path, cap
     spec["tree"] = {"a": ["b"], "b": ["a"]}
     mapping.write_text(json.dumps(spec))
     with pytest.raises(ssc.MappingError, match=r"mapping key 'tree': the scheme tree has a cycle"):
+        study_from_files(data, mapping)
+
+
+def test_flags_can_be_switched_off(nested_files, tmp_path):
+    data, mapping, spec = nested_files
+    report = build_report(study_from_files(data, mapping), progress=False, flags="none")
+    page = report.html()
+    assert "†" not in page and "Flags" not in page and "switched off" in page
+    assert report.to_json()["sections"]["quality"]["reliability"] == "none"
+    spec["flags"] = "who"
+    mapping.write_text(json.dumps(spec))
+    with pytest.raises(ssc.MappingError, match="mapping key 'flags' is 'who'; use one of nchs, none"):
         study_from_files(data, mapping)

@@ -6,6 +6,7 @@ installed (``.ci/run`` installs it)."""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -91,3 +92,18 @@ def test_narrow_window_keeps_everything_on_the_page(reports):
                                                "[...document.body.querySelectorAll('body > *, section > *, figure, img')]"))
         assert narrow.console_errors() == []
         assert found["scrollWidth"] <= found["page"] and found["wide"] == []
+
+
+def test_print_to_pdf_gives_a_document(reports, browser):
+    """The print stylesheet: A4 pages without the contents list, every section there."""
+    browser.open(reports["bundled-en"])
+    browser.send("Emulation.setEmulatedMedia", media="print")
+    hidden = browser.evaluate("getComputedStyle(document.querySelector('nav')).display")
+    browser.send("Emulation.setEmulatedMedia", media="")
+    pdf = base64.b64decode(browser.send("Page.printToPDF", preferCSSPageSize=True, printBackground=True)["data"])
+    assert hidden == "none"
+    assert pdf.startswith(b"%PDF")
+    pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    assert 8 <= pages <= 60, pages
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "bundled-en.pdf").write_bytes(pdf)

@@ -18,7 +18,7 @@ def report(args: argparse.Namespace) -> int:
     if (args.data is None) != (args.mapping is None):
         raise SystemExit("sscoverage report: give --data and --mapping together (or neither, for the bundled survey)")
     study = bundled_study(args.seed) if args.data is None else study_from_files(args.data, args.mapping)
-    result = build_report(study, progress=not args.no_progress, lang=args.lang)
+    result = build_report(study, progress=not args.no_progress, lang=args.lang, flags=args.flags)
     Path(args.out).write_text(result.html(), encoding="utf-8")
     written = [args.out]
     if args.json is not None:
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--json", help="also write the report's numbers to this JSON file")
     rep.add_argument("--xlsx", help="also write the tables to this Excel workbook (a sheet per table)")
     rep.add_argument("--lang", choices=["en", "zh"], default="en", help="language of the report (default %(default)s)")
+    rep.add_argument("--flags", choices=["nchs", "none"], help="reliability flags (default: the mapping's, else nchs)")
     rep.add_argument("--seed", type=int, default=2024, help="seed of the bundled survey (default %(default)s)")
     rep.add_argument("--no-progress", action="store_true", help="do not show progress")
     rep.set_defaults(func=report)

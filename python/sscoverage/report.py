@@ -13,7 +13,7 @@ import base64
 import html
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -56,7 +56,7 @@ from .design import Design
 from .exceptions import ColumnError, MappingError, SchemeTreeError
 from .models import GLMResult
 from .plots import dot_interval, survival_curves, threshold_profile
-from .publication import FLAG_MEANINGS, flags
+from .publication import FLAG_MEANINGS, ReliabilityRules, flags
 from .results import Estimates
 from .simulate import scenario
 from .survival import SurvivalCurves
@@ -78,7 +78,8 @@ DERIVED_BANDS = {
 }
 DESIGN_COLUMNS = ("ids", "strata", "weights", "probs", "fpc")
 DESIGN_OPTIONS = ("nest", "lonely_psu")
-MAPPING_KEYS = ("design", "columns", "values", "tree", "population", "reasons", "labels", "histories")
+MAPPING_KEYS = ("design", "columns", "values", "tree", "population", "reasons", "labels", "flags", "histories")
+FLAG_RULES = ("nchs", "none")
 POPULATION_KEYS = ("hukou_type", "hukou_county", "residence_county", "local", "local_values", "urban", "rural")
 #: The multiple-response questions and the column prefix that finds them by default.
 REASON_PREFIXES = {"never_insured": "never_reason_", "interrupted": "interrupt_reason_"}
@@ -128,6 +129,8 @@ class Study:
     reasons: dict[str, list[str]] = field(default_factory=dict)
     #: Label overrides: language -> key -> text ("*" for every language).
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Reliability flags: "nchs" (the NCHS data presentation standards) or "none".
+    flags: str = "nchs"
 
     def has(self, *columns: str) -> bool:
         return all(c in self.data.columns for c in columns)
@@ -195,6 +198,7 @@ def study_from_files(data: str | Path, mapping: str | Path) -> Study:
          "reasons": {"never_insured": ["why_cost", "why_trust"],
                      "interrupted": ["stop_job", "stop_money"]},
          "labels": {"zh": {"ep_paid": "职工养老"}, "en": {"why_cost": "Too costly"}},
+         "flags": "nchs",
          "histories": {"file": "years.csv", "person": "pid", "year": "yr",
                        "contributed": "paid"}}
 
@@ -207,7 +211,8 @@ def study_from_files(data: str | Path, mapping: str | Path) -> Study:
     two county columns, when the file has them).  ``reasons`` names the 0/1 columns of
     each multiple-response question (default: columns starting ``never_reason_`` and
     ``interrupt_reason_``).  ``labels`` overrides the shipped labels, per language or
-    for all (a flat object).  The scheme tree's leaves are required; a section whose
+    for all (a flat object); ``flags`` chooses the reliability flags (``"nchs"``, the
+    default, or ``"none"``).  The scheme tree's leaves are required; a section whose
     other columns are absent is left out with a note.
 
     Raises
@@ -256,6 +261,9 @@ def study_from_files(data: str | Path, mapping: str | Path) -> Study:
         for column in columns:
             _require(frame, column, f"reasons.{key}", data_path.name)
         reason_columns[key] = list(columns)
+    reliability = spec.get("flags", "nchs")
+    if reliability not in FLAG_RULES:
+        raise MappingError(f"mapping key 'flags' is {reliability!r}; use one of {', '.join(FLAG_RULES)}")
     labels = _object(spec, "labels")
     if labels and not set(labels) <= set(LANGUAGES):
         labels = {"*": labels}
@@ -272,6 +280,7 @@ def study_from_files(data: str | Path, mapping: str | Path) -> Study:
         notes=notes,
         reasons=reason_columns,
         labels=labels,
+        flags=reliability,
     )
 
 
@@ -410,6 +419,8 @@ class Analyses:
         # The design with the lapse indicators, for shares and the lapse model.
         self.design = study.design.with_columns(indicators)
         self.lapser = indicators["lapse_pension"].to_numpy() == 1
+        rules = ReliabilityRules() if study.flags == "nchs" else None
+        self.checks = Checks(float(study.design.degf), rules)
 
     def _mask(self, column: str, values: Any) -> np.ndarray | None:
         if column not in self.data.columns:
@@ -678,7 +689,6 @@ class Table:
     kinds: dict[str, str]
     intervals: list[tuple[str, str]] = field(default_factory=list)
     row_class: list[str] | None = None
-    flags: bool = False
 
     def shown(self, labels: Labels) -> pd.DataFrame:
         """The table as text in `labels`' language."""
@@ -748,22 +758,28 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(table.to_json(orient="records", double_precision=15))
 
 
-def _reliable(table: pd.DataFrame, df: float, proportion: bool = True) -> pd.DataFrame:
-    """NCHS flags of each row (``flags``) and, for proportions, Korn-Graubard intervals
-    in place of the Wald ones (they stay inside [0, 1]), from the package's
-    :func:`sscoverage.publication.flags`."""
+@dataclass(frozen=True)
+class Checks:
+    """How the report judges reliability: the design degrees of freedom and the rules
+    of the flags (None: no flags; intervals stay Korn-Graubard)."""
+
+    df: float
+    rules: ReliabilityRules | None
+
+
+def _reliable(table: pd.DataFrame, checks: Checks, proportion: bool = True) -> pd.DataFrame:
+    """Reliability flags of each row (``flags``; NCHS rules by default: for proportions
+    the Korn-Graubard interval and effective n, for means and rates per person-year the
+    relative standard error) and, for proportions, Korn-Graubard intervals in place of
+    the Wald ones (they stay inside [0, 1]), from :func:`sscoverage.publication.flags`."""
     keyed = table.reset_index(drop=True)
     est = Estimates(statistic="mean" if proportion else "total", table=keyed[["estimate", "se", "n"]],
-                    vcov=[], by=[], level=0.95, df=df)
-    checked = flags(est, proportion=proportion)
-    out = keyed.assign(flags=checked["flags"].to_numpy())
+                    vcov=[], by=[], level=0.95, df=checks.df)
+    checked = flags(est, checks.rules or ReliabilityRules(), proportion=proportion)
+    out = keyed.assign(flags=checked["flags"].to_numpy() if checks.rules is not None else "")
     if proportion:
         out["ci_low"], out["ci_high"] = checked["kg_low"].to_numpy(), checked["kg_high"].to_numpy()
     return out
-
-
-def _mark(table: pd.DataFrame) -> pd.Series:
-    return table["flags"].map(lambda f: "†" if f else "")
 
 
 # ---------------------------------------------------------------------------- charts
@@ -826,17 +842,21 @@ class Section:
     tables: list[Table] = field(default_factory=list)
 
 
-def _share_table(table: pd.DataFrame, first: list[tuple[str, str]], df: float, title: str = "",
+def _share_table(table: pd.DataFrame, first: list[tuple[str, str]], df: Checks, title: str = "",
                  counts: tuple[str, ...] = ()) -> tuple[Table, pd.DataFrame]:
     """A table of shares: label columns, %, Korn-Graubard interval, n (and unweighted
     counts), NCHS flags."""
     checked = _reliable(table, df)
     kinds = {**dict(first), "estimate": "pct", "ci_low": "pct", "ci_high": "pct", **{c: "count" for c in counts},
-             "n": "count", "flags": "text"}
-    return Table(title, checked, kinds, [("ci_low", "ci_high")], flags=True), checked
+             "n": "count", **_flag_column(df)}
+    return Table(title, checked, kinds, [("ci_low", "ci_high")]), checked
 
 
-def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], df: float, share: np.ndarray,
+def _flag_column(checks: Checks) -> dict[str, str]:
+    return {} if checks.rules is None else {"flags": "text"}
+
+
+def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], df: Checks, share: np.ndarray,
                  title: str = "") -> tuple[Table, pd.DataFrame]:
     """Shares (as %) and means in one table: shares get Korn-Graubard intervals."""
     checked = table.reset_index(drop=True).assign(flags="")
@@ -847,8 +867,8 @@ def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], df: float, s
             checked.loc[rows, c] = part[c].to_numpy()
     scale = np.where(share, 100.0, 1.0)
     shown = checked.assign(**{c: checked[c].to_numpy(dtype=float) * scale for c in ("estimate", "ci_low", "ci_high")})
-    kinds = {**dict(first), "estimate": "num1", "ci_low": "num1", "ci_high": "num1", "n": "count", "flags": "text"}
-    return Table(title, shown, kinds, [("ci_low", "ci_high")], flags=True), checked
+    kinds = {**dict(first), "estimate": "num1", "ci_low": "num1", "ci_high": "num1", "n": "count", **_flag_column(df)}
+    return Table(title, shown, kinds, [("ci_low", "ci_high")]), checked
 
 
 def _survey(a: Analyses, L: Labels) -> Section:
@@ -879,8 +899,7 @@ def _survey(a: Analyses, L: Labels) -> Section:
 
 def _table1(a: Analyses, L: Labels) -> Section:
     table = a.coverage
-    df = float(a.study.design.degf)
-    checked = _reliable(table.table, df)
+    checked = _reliable(table.table, a.checks)
     groups = list(table.groups)
     order = checked.drop_duplicates("scheme")
     head = "".join(f"<th>{html.escape(L(g))}</th>" for g in groups)
@@ -908,7 +927,8 @@ def _table1(a: Analyses, L: Labels) -> Section:
     chart = checked.assign(scheme=checked["scheme"])
     blocks.append(_png(_dots(chart, "scheme", C("t1_chart"), C, group="group"), C, height=1.2 + 0.42 * len(order)))
     long = Table(L("sec_table1"), checked, {"scheme": "label", "group": "label", "estimate": "pct", "ci_low": "pct",
-                                              "ci_high": "pct", "n": "count", "n_covered": "count", "flags": "text"})
+                                              "ci_high": "pct", "n": "count", "n_covered": "count",
+                                              **_flag_column(a.checks)})
     data: dict[str, Any] = {"table": _records(table.table), "interval_method": "Korn-Graubard",
                             "intervals": _records(checked[["group", "scheme", "ci_low", "ci_high", "flags"]]),
                             "notes": list(table.notes)}
@@ -939,7 +959,7 @@ def _legend(codes: pd.Series, L: Labels) -> str:
 
 
 def _lapse(a: Analyses, L: Labels) -> Section:
-    df = float(a.study.design.degf)
+    df = a.checks
     rates = a.lapse.to_pandas()
     t, checked = _share_table(rates, [("subgroup", "label"), ("variable", "label")], df, L("sec_lapse"), ("n_lapsers",))
     blocks = [f"<p>{html.escape(L('lapse_intro'))}</p>", t.html(L)]
@@ -965,9 +985,9 @@ def _lapser_profile(a: Analyses, L: Labels) -> Section | None:
         return None
     table = a.lapser_profile.to_pandas()
     share = (table["kind"] == "share").to_numpy()
-    t, checked = _mixed_table(table, [("variable", "label"), ("level", "label")], float(a.study.design.degf), share,
+    t, checked = _mixed_table(table, [("variable", "label"), ("level", "label")], a.checks, share,
                               L("sec_lapser_profile"))
-    t.kinds = {**{k: v for k, v in t.kinds.items() if k != "flags"}, "n_level": "count", "flags": "text"}
+    t.kinds = {**{k: v for k, v in t.kinds.items() if k != "flags"}, "n_level": "count", **_flag_column(a.checks)}
     blocks = [f"<p>{html.escape(L('profile_intro'))}</p>", t.html(L)]
     if checked["flags"].str.len().any():
         blocks.append(_legend(checked["flags"], L))
@@ -984,7 +1004,7 @@ def _interruptions(a: Analyses, L: Labels) -> Section | None:
         return None
     table = a.interruptions.to_pandas()
     share = table["variable"].isin(["ever_interrupted", "reentered"]).to_numpy()
-    t, checked = _mixed_table(table, [("population", "label"), ("variable", "label")], float(a.study.design.degf),
+    t, checked = _mixed_table(table, [("population", "label"), ("variable", "label")], a.checks,
                               share, L("sec_interruptions"))
     spells = a.histories.spells
     lengths = spells["years"].clip(upper=10).value_counts().sort_index()
@@ -1013,7 +1033,7 @@ def _thousands() -> Any:
 
 def _reasons(a: Analyses, L: Labels) -> Section | None:
     blocks, data, tables = [], {}, []
-    df = float(a.study.design.degf)
+    df = a.checks
     C = _chart_labels(L)
     for key, ranking in (("never_insured", a.never_reasons), ("interrupted", a.interrupt_reasons)):
         if ranking is None:
@@ -1037,7 +1057,7 @@ def _reasons(a: Analyses, L: Labels) -> Section | None:
 def _presumption(a: Analyses, L: Labels) -> Section | None:
     if a.presumption is None:
         return None
-    df = float(a.study.design.degf)
+    df = a.checks
     met, coverage = (e.to_pandas() for e in a.presumption)
     t1, c1 = _share_table(met, [("level", "text")], df, L("indicators_met"))
     t1.kinds = {"level": "text", **{k: v for k, v in t1.kinds.items() if k != "level"}}
@@ -1056,7 +1076,7 @@ def _contributions(a: Analyses, L: Labels) -> Section | None:
         tables.append(a.switching.to_pandas())
     if not tables:
         return None
-    df = float(a.study.design.degf)
+    df = a.checks
     blocks, data, shown = [f"<p>{html.escape(L('contributions_intro'))}</p>"], {}, []
     for table in tables:
         name = str(table["variable"].iloc[0])
@@ -1194,7 +1214,8 @@ def _quality(a: Analyses, L: Labels) -> Section:
     ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     methods = "".join(f"<li>{html.escape(L(k))}</li>" for k in
-                      ("q_interval_props", "q_interval_means", "q_interval_models", "q_interval_km", "q_flags"))
+                      ("q_interval_props", "q_interval_means", "q_interval_models", "q_interval_km",
+                       "q_flags" if a.checks.rules is not None else "q_no_flags"))
     t = Table(L("q_missing"), missing, {"column": "text", "missing": "count"})
     blocks = [f"<p>{html.escape(L('quality_intro'))}</p>", f'<table class="t facts">{rows}</table>',
               f"<h3>{html.escape(L('q_intervals'))}</h3><ul>{methods}</ul>",
@@ -1206,7 +1227,7 @@ def _quality(a: Analyses, L: Labels) -> Section:
             "missing": _records(missing),
             "interval_methods": {"shares": "Korn-Graubard (NCHS)", "means": "Wald, t on design df",
                                  "models": "Wald on log odds, t on residual df", "reentry": "svykm log scale"},
-            "reliability": "NCHS data presentation standards", "software": software}
+            "reliability": a.study.flags, "software": software}
     return Section("quality", blocks, data, [t])
 
 
@@ -1327,9 +1348,14 @@ class Report:
                                 row[0].number_format = FORMATS[kind][1]
 
 
-def build_report(study: Study, progress: bool = True, lang: str = "en") -> Report:
+def build_report(study: Study, progress: bool = True, lang: str = "en", flags: str | None = None) -> Report:
     """Every section of the report on `study` in language `lang` (``"en"`` or ``"zh"``),
+    with reliability flags `flags` (``"nchs"`` or ``"none"``; default the study's),
     showing progress unless `progress` is False."""
+    if flags is not None:
+        if flags not in FLAG_RULES:
+            raise MappingError(f"flags={flags!r}; use one of {', '.join(FLAG_RULES)}")
+        study = replace(study, flags=flags)
     labels = Labels(lang, study.labels)
     analyses = Analyses(study)
     built = (build(analyses, labels) for build in track(SECTIONS, len(SECTIONS), "coverage report", progress))
