@@ -401,7 +401,11 @@ def mapping_template(data: str | Path) -> str:
     spec = {
         "design": spec_design,
         "columns": {c: f"?? {c}" for c in missing},
-        "population": {"hukou_type": "hukou_type", "local": "?? hukou-is-local column", "local_values": [1]},
+        "population": (
+            {"hukou_type": "hukou_type", "hukou_county": "hukou_county", "residence_county": "residence_county"}
+            if {"hukou_county", "residence_county"} <= set(names)
+            else {"hukou_type": "hukou_type", "local": "?? hukou-is-local column", "local_values": [1]}
+        ),
         "reasons": {key: _prefixed(names, prefix) for key, prefix in REASON_PREFIXES.items()},
         "labels": {},
     }
@@ -688,7 +692,6 @@ class Table:
     frame: pd.DataFrame
     kinds: dict[str, str]
     intervals: list[tuple[str, str]] = field(default_factory=list)
-    row_class: list[str] | None = None
 
     def shown(self, labels: Labels) -> pd.DataFrame:
         """The table as text in `labels`' language."""
@@ -727,10 +730,8 @@ class Table:
         align = ['' if not lf else ' class="l"' for lf in left]
         head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for a, c in zip(align, shown.columns))
         rows = []
-        classes = self.row_class or [""] * len(shown)
-        for cls, row in zip(classes, shown.itertuples(index=False)):
-            cells = "".join(f"<td{a}>{html.escape(str(v))}</td>" for a, v in zip(align, row))
-            rows.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+        for row in shown.itertuples(index=False):
+            rows.append("<tr>" + "".join(f"<td{a}>{html.escape(str(v))}</td>" for a, v in zip(align, row)) + "</tr>")
         return f'<div class="tw"><table class="t"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
     def excel(self, labels: Labels) -> pd.DataFrame:
@@ -842,13 +843,13 @@ class Section:
     tables: list[Table] = field(default_factory=list)
 
 
-def _share_table(table: pd.DataFrame, first: list[tuple[str, str]], df: Checks, title: str = "",
+def _share_table(table: pd.DataFrame, first: list[tuple[str, str]], checks: Checks, title: str = "",
                  counts: tuple[str, ...] = ()) -> tuple[Table, pd.DataFrame]:
     """A table of shares: label columns, %, Korn-Graubard interval, n (and unweighted
     counts), NCHS flags."""
-    checked = _reliable(table, df)
+    checked = _reliable(table, checks)
     kinds = {**dict(first), "estimate": "pct", "ci_low": "pct", "ci_high": "pct", **{c: "count" for c in counts},
-             "n": "count", **_flag_column(df)}
+             "n": "count", **_flag_column(checks)}
     return Table(title, checked, kinds, [("ci_low", "ci_high")]), checked
 
 
@@ -856,18 +857,18 @@ def _flag_column(checks: Checks) -> dict[str, str]:
     return {} if checks.rules is None else {"flags": "text"}
 
 
-def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], df: Checks, share: np.ndarray,
+def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], checks: Checks, share: np.ndarray,
                  title: str = "") -> tuple[Table, pd.DataFrame]:
     """Shares (as %) and means in one table: shares get Korn-Graubard intervals."""
     checked = table.reset_index(drop=True).assign(flags="")
-    parts = {True: _reliable(table[share], df), False: _reliable(table[~share], df, proportion=False)}
+    parts = {True: _reliable(table[share], checks), False: _reliable(table[~share], checks, proportion=False)}
     for is_share, part in parts.items():
         rows = np.flatnonzero(share == is_share)
         for c in ("ci_low", "ci_high", "flags"):
             checked.loc[rows, c] = part[c].to_numpy()
     scale = np.where(share, 100.0, 1.0)
     shown = checked.assign(**{c: checked[c].to_numpy(dtype=float) * scale for c in ("estimate", "ci_low", "ci_high")})
-    kinds = {**dict(first), "estimate": "num1", "ci_low": "num1", "ci_high": "num1", "n": "count", **_flag_column(df)}
+    kinds = {**dict(first), "estimate": "num1", "ci_low": "num1", "ci_high": "num1", "n": "count", **_flag_column(checks)}
     return Table(title, shown, kinds, [("ci_low", "ci_high")]), checked
 
 
@@ -959,9 +960,9 @@ def _legend(codes: pd.Series, L: Labels) -> str:
 
 
 def _lapse(a: Analyses, L: Labels) -> Section:
-    df = a.checks
+    checks = a.checks
     rates = a.lapse.to_pandas()
-    t, checked = _share_table(rates, [("subgroup", "label"), ("variable", "label")], df, L("sec_lapse"), ("n_lapsers",))
+    t, checked = _share_table(rates, [("subgroup", "label"), ("variable", "label")], checks, L("sec_lapse"), ("n_lapsers",))
     blocks = [f"<p>{html.escape(L('lapse_intro'))}</p>", t.html(L)]
     tables = [t]
     C = _chart_labels(L)
@@ -970,7 +971,7 @@ def _lapse(a: Analyses, L: Labels) -> Section:
     data: dict[str, Any] = {"rates": _records(checked), "interval_method": "Korn-Graubard"}
     if a.lapse_by_group is not None:
         by = a.lapse_by_group.to_pandas()
-        t2, checked2 = _share_table(by, [("population_type", "label"), ("variable", "label")], df, L("lapse_by_type"),
+        t2, checked2 = _share_table(by, [("population_type", "label"), ("variable", "label")], checks, L("lapse_by_type"),
                                     ("n_lapsers",))
         blocks += [f"<h3>{html.escape(L('lapse_by_type'))}</h3>", t2.html(L)]
         tables.append(t2)
@@ -1033,7 +1034,7 @@ def _thousands() -> Any:
 
 def _reasons(a: Analyses, L: Labels) -> Section | None:
     blocks, data, tables = [], {}, []
-    df = a.checks
+    checks = a.checks
     C = _chart_labels(L)
     for key, ranking in (("never_insured", a.never_reasons), ("interrupted", a.interrupt_reasons)):
         if ranking is None:
@@ -1041,7 +1042,7 @@ def _reasons(a: Analyses, L: Labels) -> Section | None:
         prefix = REASON_PREFIXES[key]
         table = ranking.to_pandas()
         table["reason"] = table["reason"].str.removeprefix(prefix)
-        t, checked = _share_table(table, [("rank", "text"), ("reason", "label")], df, L(key))
+        t, checked = _share_table(table, [("rank", "text"), ("reason", "label")], checks, L(key))
         top = ranking.top_two
         test = L("top_two", diff=_fixed(100 * top["difference"], 1), t=_fixed(top["t"], 2), df=_count(top["df"]),
                  p=_p(top["p_value"]))
@@ -1057,13 +1058,11 @@ def _reasons(a: Analyses, L: Labels) -> Section | None:
 def _presumption(a: Analyses, L: Labels) -> Section | None:
     if a.presumption is None:
         return None
-    df = a.checks
+    checks = a.checks
     met, coverage = (e.to_pandas() for e in a.presumption)
-    t1, c1 = _share_table(met, [("level", "text")], df, L("indicators_met"))
-    t1.kinds = {"level": "text", **{k: v for k, v in t1.kinds.items() if k != "level"}}
-    t1.frame = t1.frame.rename(columns={"level": "indicators_met"})
-    t1.kinds = {("indicators_met" if k == "level" else k): v for k, v in t1.kinds.items()}
-    t2, c2 = _share_table(coverage, [("employment_presumed", "label")], df, L("basic_pension"))
+    met = met.rename(columns={"level": "indicators_met"})
+    t1, c1 = _share_table(met, [("indicators_met", "text")], checks, L("indicators_met"))
+    t2, c2 = _share_table(coverage, [("employment_presumed", "label")], checks, L("basic_pension"))
     blocks = [f"<p>{html.escape(L('presumption_met'))}</p>", t1.html(L),
               f"<p>{html.escape(L('presumption_coverage'))}</p>", t2.html(L)]
     data = {"indicators_met": _records(c1), "coverage": _records(c2)}
@@ -1076,11 +1075,11 @@ def _contributions(a: Analyses, L: Labels) -> Section | None:
         tables.append(a.switching.to_pandas())
     if not tables:
         return None
-    df = a.checks
+    checks = a.checks
     blocks, data, shown = [f"<p>{html.escape(L('contributions_intro'))}</p>"], {}, []
     for table in tables:
         name = str(table["variable"].iloc[0])
-        t, checked = _share_table(table, [("level", "label")], df, L(name))
+        t, checked = _share_table(table, [("level", "label")], checks, L(name))
         blocks += [f"<h3>{html.escape(L(name))}</h3>", t.html(L)]
         data[name] = _records(checked)
         shown.append(t)
