@@ -677,6 +677,8 @@ FORMATS: dict[str, tuple[Callable[[Any], str], str]] = {
     "num1": (lambda x: _fixed(x, 1), "#,##0.0"),
     "num2": (lambda x: _fixed(x, 2), "#,##0.00"),
     "num3": (lambda x: _fixed(x, 3), "0.000"),
+    # Means: two decimals for small numbers (1.13 interruptions), one for large (44.8 years).
+    "mean": (lambda x: _fixed(x, 2 if pd.notna(x) and abs(x) < 10 else 1), "#,##0.00"),
     "p": (lambda x: _p(x).removeprefix("= "), "0.000"),
 }
 
@@ -858,17 +860,18 @@ def _flag_column(checks: Checks) -> dict[str, str]:
 
 
 def _mixed_table(table: pd.DataFrame, first: list[tuple[str, str]], checks: Checks, share: np.ndarray,
-                 title: str = "") -> tuple[Table, pd.DataFrame]:
-    """Shares (as %) and means in one table: shares get Korn-Graubard intervals."""
+                 title: str = "", percent: np.ndarray | None = None) -> tuple[Table, pd.DataFrame]:
+    """Shares and means in one table: shares get Korn-Graubard intervals; shares (and
+    the rows of `percent`, such as a rate per person-year) are shown in percent."""
     checked = table.reset_index(drop=True).assign(flags="")
     parts = {True: _reliable(table[share], checks), False: _reliable(table[~share], checks, proportion=False)}
     for is_share, part in parts.items():
         rows = np.flatnonzero(share == is_share)
         for c in ("ci_low", "ci_high", "flags"):
             checked.loc[rows, c] = part[c].to_numpy()
-    scale = np.where(share, 100.0, 1.0)
+    scale = np.where(share if percent is None else percent, 100.0, 1.0)
     shown = checked.assign(**{c: checked[c].to_numpy(dtype=float) * scale for c in ("estimate", "ci_low", "ci_high")})
-    kinds = {**dict(first), "estimate": "num1", "ci_low": "num1", "ci_high": "num1", "n": "count", **_flag_column(checks)}
+    kinds = {**dict(first), "estimate": "mean", "ci_low": "mean", "ci_high": "mean", "n": "count", **_flag_column(checks)}
     return Table(title, shown, kinds, [("ci_low", "ci_high")]), checked
 
 
@@ -1005,8 +1008,9 @@ def _interruptions(a: Analyses, L: Labels) -> Section | None:
         return None
     table = a.interruptions.to_pandas()
     share = table["variable"].isin(["ever_interrupted", "reentered"]).to_numpy()
+    percent = share | (table["variable"] == "density").to_numpy()
     t, checked = _mixed_table(table, [("population", "label"), ("variable", "label")], a.checks,
-                              share, L("sec_interruptions"))
+                              share, L("sec_interruptions"), percent)
     spells = a.histories.spells
     lengths = spells["years"].clip(upper=10).value_counts().sort_index()
     facts = {"spells": int(len(spells)), "reentered": int(spells["reentered"].sum())}
