@@ -757,8 +757,16 @@ def _interval(low: str, high: str, negative: bool, labels: Labels) -> str:
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-ready rows at full precision (NaN as null, numpy scalars as numbers)."""
-    return json.loads(table.to_json(orient="records", double_precision=15))
+    """JSON-ready rows at full precision (every digit of a float64; NaN as null, numpy
+    scalars as numbers)."""
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return json.loads(json.dumps(rows, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 @dataclass(frozen=True)
