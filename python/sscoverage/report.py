@@ -1343,12 +1343,11 @@ class Report:
     def to_excel(self, path: str | Path) -> None:
         """One sheet per table (numbers as numbers, percentages in percent, labels in
         the report's language); needs openpyxl."""
-        used: set[str] = set()
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
             for section in self.sections:
                 for k, table in enumerate(section.tables):
-                    name = f"{section.key}{'' if k == 0 else k + 1}"[:31]
-                    used.add(name)
+                    suffix = "" if k == 0 else f"_{k + 1}"
+                    name = f"{section.key}{suffix}"[:31]
                     frame = table.excel(self.labels)
                     frame.to_excel(writer, sheet_name=name, index=False, startrow=1)
                     sheet = writer.sheets[name]
