@@ -69,16 +69,37 @@ def test_unknown_group_column(design):
         design.mean("covered", by="population_type").plot(group="nope")
 
 
-def test_coverage_table_grouped_bars():
+def test_coverage_table_dots_with_intervals_on_a_percent_axis():
     groups = ("all", "local_urban", "rural_to_urban_migrant")
     schemes = ["basic_pension", "employee_pension", "resident_pension"]
-    rows = [{"group": g, "scheme": s, "depth": 0, "estimate": 0.5, "se": 0.01, "ci_low": 0.48,
-             "ci_high": 0.52, "n": 100} for g in groups for s in schemes]
+    rows = [{"group": g, "scheme": s, "depth": 0, "estimate": 0.5 + 0.1 * i, "se": 0.01, "ci_low": 0.48 + 0.1 * i,
+             "ci_high": 0.52 + 0.1 * i, "n": 100} for g in groups for i, s in enumerate(schemes)]
     table = CoverageTable(title="Coverage", table=pd.DataFrame(rows), groups=groups)
     ax = table.plot()
-    bars = [len(c.patches) for c in ax.containers if hasattr(c, "patches")]
-    assert bars == [3, 3, 3]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(groups)
+    points, segments = points_and_bars(ax)
+    assert points == [3, 3, 3] and segments == 9
+    assert_allclose(ax.containers[0].lines[0].get_xdata(), [0.5, 0.6, 0.7])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["All", "Local urban", "Rural-to-urban migrant"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Basic pension", "Employee pension",
+                                                            "Urban and rural resident pension"]
+    assert ax.get_title(loc="left") == "Coverage rate by scheme (95% CI)"
+    assert ax.xaxis.get_major_formatter()(0.5, 0) == "50%"
+
+
+def test_model_coefficients_as_odds_ratios(design):
+    fit = design.glm("covered ~ monthly_income + population_type", family="quasibinomial")
+    ax = fit.plot()
+    points, segments = points_and_bars(ax)
+    odds = fit.odds_ratios().iloc[1:]
+    assert points == [len(odds)] and segments == len(odds)
+    assert_allclose(ax.containers[0].lines[0].get_xdata(), odds["odds_ratio"], rtol=1e-12)
+    assert ax.get_xscale() == "log" and ax.get_title(loc="left").startswith("Odds ratios of")
+
+
+def test_domain_proportions_on_a_percent_axis(design):
+    ax = design.mean("population_type").plot()
+    assert ax.xaxis.get_major_formatter()(0.25, 0) == "25%"
+    assert ax.get_title(loc="left").startswith("mean of population_type")
 
 
 def test_survival_curves_lines_and_bands():

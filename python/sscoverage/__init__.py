@@ -19,6 +19,7 @@ from .coverage import (
     presumed_coverage,
     profile,
     reasons,
+    reentry_curve,
     transition_table,
 )
 from .datasets import demo_sample
@@ -102,6 +103,7 @@ __all__ = [
     "presumed_coverage",
     "contribution_histories",
     "interruption_summary",
+    "reentry_curve",
     "band_shares",
     "transition_table",
     "read_survey",

@@ -27,6 +27,7 @@ from .serialize import Serializable
 
 if TYPE_CHECKING:
     from .design import Design
+    from .survival import SurvivalCurves
 
 #: The four population types of the study, from hukou location and hukou type.
 POPULATION_TYPES = ["local_urban", "local_rural", "urban_to_urban_migrant", "rural_to_urban_migrant"]
@@ -139,6 +140,20 @@ def _tidy(est: Estimates, **labels: Any) -> pd.DataFrame:
     table = est.to_pandas()
     keep = [c for c in table.columns if c in est.by] + ["variable", "level", *_SHOWN]
     return table[keep].assign(**labels)
+
+
+def _hits(design: "Design", values: Mapping[str, np.ndarray], by: str | None, label: str) -> pd.DataFrame:
+    """Unweighted count of rows of the design's domain where each 0/1 column is 1, per
+    level of `by` (``label`` names the count column); for the tables' n covered, n lapsers."""
+    scope = design._scope()
+    ones = pd.DataFrame({name: (np.asarray(v) == 1) & scope for name, v in values.items()})
+    if by is None:
+        return ones.sum().rename_axis("variable").reset_index(name=label)
+    groups = pd.Series(np.asarray(design._frame._column(by).to_numpy()), name=by)
+    counts = ones.groupby(groups, observed=True, dropna=True).sum()
+    long = counts.melt(ignore_index=False, var_name="variable", value_name=label).reset_index()
+    long[by] = long[by].astype(str)
+    return long
 
 
 # ---------------------------------------------------------------------------- scheme trees
@@ -272,8 +287,8 @@ class CoverageTable(Summary):
     """Coverage rates by scheme (tree order) for everyone and each group: Table 1.
 
     ``to_pandas()`` is long (one row per scheme and group: ``group``, ``scheme``,
-    ``depth``, ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``n``); :meth:`wide` is
-    the paper's layout.
+    ``depth``, ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``n`` (rows used) and
+    ``n_covered`` (unweighted rows covered)); :meth:`wide` is the paper's layout.
     """
 
     groups: tuple[str, ...] = ()
@@ -333,12 +348,13 @@ class CoverageTable(Summary):
         head = self._header().replace("\n", "<br>")
         return f"<div><p><b>{head}</b></p>{self.formatted().to_html()}</div>"
 
-    def plot(self, ax: Any = None) -> Any:
-        """Grouped bars: one group per scheme, one bar per population group, with
-        intervals; see :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
+    def plot(self, ax: Any = None, lang: str = "en") -> Any:
+        """Horizontal dots with intervals: one row per scheme, one colour per
+        population group, on a % axis, labelled in `lang` (``"en"`` or ``"zh"``); see
+        :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
         from .plots import coverage_table
 
-        return coverage_table(self, ax)
+        return coverage_table(self, ax, lang)
 
 
 def coverage_table(
@@ -379,19 +395,22 @@ def coverage_table(
     derived = design.with_columns(indicators)
     names = list(indicators)
     depth = dict(tree.rows)
-    parts = [_tidy(derived.mean(names, na_rm=na_rm, level=level, df=df), group="all")]
+    everyone = _tidy(derived.mean(names, na_rm=na_rm, level=level, df=df), group="all")
+    parts = [everyone.merge(_hits(design, indicators, None, "n_covered"), on="variable")]
     notes: list[str] = []
     groups = ["all"]
     if by is not None:
         est = derived.mean(names, by=by, na_rm=na_rm, level=level, df=df)
         notes.extend(est.notes)
         part = _tidy(est)
-        part["group"] = part.pop(by).astype(str)
+        part[by] = part[by].astype(str)
+        part = part.merge(_hits(design, indicators, by, "n_covered"), on=[by, "variable"], how="left")
+        part["group"] = part.pop(by)
         groups.extend(part["group"].unique())
         parts.append(part)
     table = pd.concat(parts, ignore_index=True).rename(columns={"variable": "scheme"}).drop(columns="level")
     table["depth"] = table["scheme"].map(depth)
-    table = table[["group", "scheme", "depth", *_SHOWN]]
+    table = table[["group", "scheme", "depth", *_SHOWN, "n_covered"]]
     title = "Coverage by scheme" + (f" and {by}" if by else "")
     return CoverageTable(title=title, table=table, level=level, notes=tuple(notes), groups=tuple(groups))
 
@@ -424,6 +443,8 @@ def population_type(
     hukou_type: str = "hukou_type",
     urban: Sequence[Any] = ("non_agricultural", "urban"),
     rural: Sequence[Any] = ("agricultural", "rural"),
+    local: str | None = None,
+    local_values: Sequence[Any] = (1, True, "yes", "local"),
 ) -> PopulationTypes:
     """The study's four population types from hukou location and hukou type.
 
@@ -431,12 +452,18 @@ def population_type(
     rural (agricultural) by hukou type: local urban, local rural, urban-to-urban
     migrant, rural-to-urban migrant.  Nothing is guessed: a person with a missing county
     or an unrecognised hukou type is left unclassified and counted in ``unknown``.
+    Surveys that ask "is your hukou in this county?" give `local` instead of the two
+    county columns.
 
     Parameters
     ----------
     data : pandas or polars DataFrame.
     hukou_county, residence_county, hukou_type : column names.
     urban, rural : the hukou-type values meaning urban (non-agricultural) and rural.
+    local : a column saying whether the hukou county is the county of residence; when
+        given, the two county columns are not used.
+    local_values : the values of `local` meaning local; any other known value means
+        migrant, a missing one unknown.
 
     Returns
     -------
@@ -445,22 +472,30 @@ def population_type(
     """
     frame = Frame(data)
     cols = {}
-    roles = {"hukou_county": hukou_county, "residence_county": residence_county, "hukou_type": hukou_type}
+    roles = {"hukou_type": hukou_type}
+    roles.update({"local": local} if local is not None else {"hukou_county": hukou_county, "residence_county": residence_county})
     for role, name in roles.items():
         if name not in frame.columns:
             raise ColumnError(f"{role}: column {name!r} is not in the data")
         col = frame._column(name)
         cols[role] = col.to_pandas() if isinstance(col, pl.Series) else col.reset_index(drop=True)
-    home, here, kind = cols["hukou_county"], cols["residence_county"], cols["hukou_type"]
-    located = (home.notna() & here.notna()).to_numpy()
-    local = located & (home.to_numpy() == here.to_numpy())
+    kind = cols["hukou_type"]
+    if local is None:
+        home, here = cols["hukou_county"], cols["residence_county"]
+        located = (home.notna() & here.notna()).to_numpy()
+        is_local = located & (home.to_numpy() == here.to_numpy())
+        missing_reason = "hukou or residence county missing"
+    else:
+        located = cols["local"].notna().to_numpy()
+        is_local = located & cols["local"].isin(list(local_values)).to_numpy()
+        missing_reason = f"{local} missing"
     is_urban, is_rural = kind.isin(list(urban)).to_numpy(), kind.isin(list(rural)).to_numpy()
-    code = np.where(local, 0, 2) + is_rural
+    code = np.where(is_local, 0, 2) + is_rural
     known = located & (is_urban | is_rural)
     values = pd.Series(pd.Categorical.from_codes(np.where(known, code, -1), POPULATION_TYPES), name="population_type")
     if isinstance(data, pd.DataFrame):
         values.index = data.index
-    unknown = [("hukou or residence county missing", int((~located).sum()))]
+    unknown = [(missing_reason, int((~located).sum()))]
     odd = kind[~(is_urban | is_rural)]
     for value, count in odd.value_counts(dropna=False).items():
         what = "missing" if pd.isna(value) else f"{value!r}, neither urban nor rural"
@@ -527,17 +562,23 @@ def lapse_rates(
     Returns
     -------
     Summary
-        One row per subgroup (x by-level) and indicator.
+        One row per subgroup (x by-level) and indicator, with ``n`` (rows used) and
+        ``n_lapsers`` (unweighted rows lapsed).
 
     Raises
     ------
     EmptyDomainError : a subgroup holds no rows.
     """
-    derived = design.with_columns(lapse_indicators(design._frame, schemes))
+    indicators = lapse_indicators(design._frame, schemes)
+    derived = design.with_columns(indicators)
+    values = {c: indicators[c].to_numpy() for c in LAPSE_COLUMNS}
     parts = []
     for name, rows in (subgroups or {"all": None}).items():
         sub = derived if rows is None else derived.subset(rows)
-        parts.append(_tidy(sub.mean(LAPSE_COLUMNS, by=by, level=level, df=df), subgroup=name))
+        part = _tidy(sub.mean(LAPSE_COLUMNS, by=by, level=level, df=df), subgroup=name)
+        if by is not None:
+            part[by] = part[by].astype(str)
+        parts.append(part.merge(_hits(sub, values, by, "n_lapsers"), on=[*([by] if by else []), "variable"], how="left"))
     table = pd.concat(parts, ignore_index=True).drop(columns="level")
     first = ["subgroup", *([by] if by else [])]
     return Summary("Lapse rates", table[first + [c for c in table.columns if c not in first]], level)
@@ -570,7 +611,8 @@ def profile(
     -------
     Summary
         ``variable``, ``kind`` (share / mean), ``level``, ``estimate``, ``se``,
-        ``ci_low``, ``ci_high``, ``n``.
+        ``ci_low``, ``ci_high``, ``n`` (rows used) and, for shares, ``n_level`` (the
+        unweighted rows at the level).
 
     Examples
     --------
@@ -588,14 +630,20 @@ def profile(
     sub = design.with_columns(as_factors) if as_factors else design
     sub = sub if subgroup is None else sub.subset(subgroup)
     parts, notes = [], []
+    scope = sub._scope()
     for kind, names in (("share", categorical), ("mean", continuous)):
         for name in names:
             est = sub.mean(name, na_rm=True, level=level, df=df)
             if est.n_removed:
                 notes.append(f"{name}: {est.n_removed} rows with a missing value left out")
-            parts.append(_tidy(est, kind=kind))
+            part = _tidy(est, kind=kind)
+            if kind == "share":
+                values = pd.Series(np.asarray(frame._column(name).to_numpy(), dtype=object)[scope]).astype(str)
+                part["n_level"] = part["level"].astype(str).map(values.value_counts()).fillna(0).astype(int)
+            parts.append(part)
     table = pd.concat(parts, ignore_index=True)
-    table = table[["variable", "kind", "level", *_SHOWN]]
+    table["n_level"] = (table["n_level"] if "n_level" in table else pd.Series(np.nan, index=table.index)).astype("Int64")
+    table = table[["variable", "kind", "level", *_SHOWN, "n_level"]]
     return Summary("Profile", table, level, tuple(notes))
 
 
@@ -1036,6 +1084,57 @@ def interruption_summary(design: "Design", histories: Histories, level: float = 
     among = _tidy(interrupted.mean(measures[1:], level=level), population="ever interrupted")
     out = pd.concat([everyone, among], ignore_index=True).drop(columns="level")
     return Summary("Interruptions of contribution", out[["population", "variable", *_SHOWN]], level)
+
+
+def first_interruption(histories: Histories) -> pd.DataFrame:
+    """Each person's first interruption, in the person table's order: ``years`` out
+    (to re-entry, or to the survey year if still out) and ``reentered`` (0/1); NaN for
+    people never interrupted.
+
+    Parameters
+    ----------
+    histories : from :func:`contribution_histories` (in memory).
+    """
+    persons, spells = histories.persons, histories.spells
+    if _is_dask(persons):
+        raise ShapeError("histories of Dask DataFrames: compute() them first")
+    person = persons.columns[0]
+    first = spells.sort_values([person, "start_year"], kind="stable").drop_duplicates(person)
+    at = pd.Index(first[person]).get_indexer(persons[person])
+    has = at >= 0
+    years = np.where(has, first["years"].to_numpy(dtype=np.float64)[at], np.nan)
+    back = np.where(has, first["reentered"].to_numpy(dtype=np.float64)[at], np.nan)
+    return pd.DataFrame({"years": years, "reentered": back})
+
+
+def reentry_curve(
+    design: "Design", histories: Histories, times: Sequence[float] | None = None, level: float = 0.95
+) -> "SurvivalCurves":
+    """Re-entry after each person's first interruption, as the study defines it: the
+    design-weighted share still out (not yet contributing again) by years since the
+    first interruption began; still out at the survey year is censored.
+
+    The people interrupted are a domain of the person design (rows are not dropped),
+    so every design option (strata, nested PSUs, fpc, lonely-PSU rule) carries over.
+
+    Parameters
+    ----------
+    design : the survey design over the person table the histories were built from.
+    histories : from :func:`contribution_histories`, persons in the design's row order.
+    times : years at which to report the curve; default every tabulated time.
+    level : interval level.
+
+    Returns
+    -------
+    SurvivalCurves
+        As :meth:`Design.km` with ``se=True`` (time ``years_out``, event ``reentered``).
+    """
+    if len(histories.persons) != design.n_rows:
+        raise ShapeError(f"histories have {len(histories.persons)} persons, the design {design.n_rows} rows")
+    first = first_interruption(histories)
+    derived = design.with_columns({"years_out": first["years"].to_numpy(), "reentered": first["reentered"].to_numpy()})
+    return derived.subset(first["years"].notna().to_numpy()).km("years_out", "reentered", times=times, se=True,
+                                                                  level=level)
 
 
 # ---------------------------------------------------------------------------- levels, switching

@@ -511,6 +511,13 @@ class GLMResult(CoefficientModel, Serializable):
     def _repr_html_(self) -> str:
         return _display.to_html(self._header(), self._coefficients())
 
+    def plot(self, ax: Any = None, intercept: bool = False) -> Any:
+        """Odds ratios (logit link) or coefficients with their intervals, as a forest
+        plot; see :func:`sscoverage.plots.coefficients`.  Returns the Axes."""
+        from .plots import coefficients
+
+        return coefficients(self, ax, intercept)
+
     # ------------------------------------------------------------------ inference on the fit
     def wald_test(self, terms: str | Sequence[str], null: Sequence[float] | None = None,
                   df: float | None = None) -> "WaldTest":
