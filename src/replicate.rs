@@ -82,7 +82,7 @@ impl Replicates {
 /// Rank of analysis weights (n x k, row-major), from their Gram matrix (R's `degf`
 /// of a replicate design is this rank minus one).
 pub fn analysis_rank(rows: &[f64], k: usize) -> usize {
-    let n = if k == 0 { 0 } else { rows.len() / k };
+    let n = rows.len().checked_div(k).unwrap_or(0);
     if n < k {
         // More replicates than rows (a large bootstrap of a small design): the rank is
         // that of the n x n Gram of the rows, which needs n^2 memory, not k^2.
@@ -859,7 +859,9 @@ mod tests {
     fn rank_of_more_replicates_than_rows() {
         // 3 rows x 5 replicates, the third row the sum of the first two: rank 2 from
         // either Gram matrix.
-        let rows = [1.0, 0.0, 2.0, 1.0, 0.5, 0.0, 1.0, 1.0, 3.0, 0.0, 1.0, 1.0, 3.0, 4.0, 0.5];
+        let rows = [
+            1.0, 0.0, 2.0, 1.0, 0.5, 0.0, 1.0, 1.0, 3.0, 0.0, 1.0, 1.0, 3.0, 4.0, 0.5,
+        ];
         assert_eq!(analysis_rank(&rows, 5), 2);
         let transposed: Vec<f64> = (0..5)
             .flat_map(|j| (0..3).map(move |i| rows[i * 5 + j]))
@@ -890,11 +892,11 @@ mod tests {
         let r = split.n_replicates;
         assert_eq!(r, 4);
         let f = |rep: &Replicates, u: usize, i: usize| rep.factors[u * r + i];
+        let on = |row: usize, i: usize| if h[row][i] { 2.0 } else { 0.0 };
         for i in 0..r {
-            let on = |row: usize| if h[row][i] { 2.0 } else { 0.0 };
-            assert_eq!(f(&split, 2, i), on(1));
-            assert_eq!(f(&split, 4, i), on(2));
-            assert_eq!(f(&split, 1, i), on(3));
+            assert_eq!(f(&split, 2, i), on(1, i));
+            assert_eq!(f(&split, 4, i), on(2, i));
+            assert_eq!(f(&split, 1, i), on(3, i));
             assert_eq!(f(&split, 0, i) + f(&split, 1, i), 2.0);
         }
         let merged = build(scheme(BrrLarge::Merge), &psus, LonelyPsu::Fail, true, false).unwrap();

@@ -15,7 +15,7 @@ import pandas as pd
 import polars as pl
 
 from . import _core
-from .exceptions import ColumnError, DesignError, MissingValueError, ShapeError
+from .exceptions import ColumnError, DesignError, MissingValueError, ShapeError, OptionError
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Frame:
             except ImportError:  # pragma: no cover - pyarrow is a dependency
                 pass
         if not isinstance(data, (pd.DataFrame, pl.DataFrame)):
-            raise TypeError(
+            raise OptionError(
                 "data must be a pandas or polars DataFrame, a polars LazyFrame or a pyarrow Table, "
                 f"not {type(data).__name__}"
             )

@@ -28,7 +28,7 @@ from formulaic import model_matrix
 
 from . import _core
 from ._frames import codes_of
-from .exceptions import ColumnError, ConvergenceError, DesignError, EstimationError, MissingValueError
+from .exceptions import ColumnError, ConvergenceError, DesignError, EstimationError, MissingValueError, OptionError
 from .formula import CONTEXT, term_name
 from .models import BINOMIAL, FAMILIES, GLMResult, _check_convergence, _ModelFrame, _r_names, _read_formula
 from .streamed import UNIT, _expression_columns, _with_units, sum_in_order
@@ -56,7 +56,7 @@ def streamed_glm(
 ) -> GLMResult:
     """:meth:`Design.glm` on a streamed design; see the module notes."""
     if family not in FAMILIES:
-        raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+        raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
     if design._raked is not None:
         raise DesignError("a GLM on a raked streamed design is not supported yet: collect() the data, "
                           "or fit the model before raking")

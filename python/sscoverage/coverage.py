@@ -21,7 +21,7 @@ from scipy import stats
 
 from . import _core
 from ._frames import Frame
-from .exceptions import ColumnError, HistoryError, MissingValueError, SchemeTreeError, ShapeError
+from .exceptions import ColumnError, HistoryError, MissingValueError, SchemeTreeError, ShapeError, OptionError
 from .results import Estimates
 from .serialize import Serializable
 
@@ -301,7 +301,7 @@ class CoverageTable(Summary):
         value : the cell: ``"estimate"``, ``"se"``, ``"ci_low"``, ``"ci_high"`` or ``"n"``.
         """
         if value not in _SHOWN:
-            raise ValueError(f"value={value!r}; use one of {', '.join(_SHOWN)}")
+            raise OptionError(f"value={value!r}; use one of {', '.join(_SHOWN)}")
         wide = self.table.pivot(index="scheme", columns="group", values=value)
         return wide.loc[self.table["scheme"].unique(), list(self.groups)].rename_axis(columns=None)
 
@@ -624,7 +624,7 @@ def profile(
     ['sex', 'sex', 'age']
     """
     if not categorical and not continuous:
-        raise ValueError("name at least one categorical or continuous column")
+        raise OptionError("name at least one categorical or continuous column")
     frame = design._frame
     as_factors = {name: pd.Categorical(frame._column(name)) for name in categorical if not frame.is_factor(name)}
     sub = design.with_columns(as_factors) if as_factors else design
@@ -698,7 +698,7 @@ def reasons(
     MissingValueError : a person asked has a missing answer to one reason.
     """
     if len(columns) < 2:
-        raise ValueError("a ranking needs at least two reason columns")
+        raise OptionError("a ranking needs at least two reason columns")
     answers = {name: _indicator(design._frame, name, "reason") for name in columns}
     asked = ~np.all(np.isnan(np.column_stack(list(answers.values()))), axis=1)
     sub = design.with_columns(answers).subset(asked)
@@ -1174,7 +1174,7 @@ def transition_table(
     Rows where either column is missing are left out.
     """
     if shares not in ("origin", "all"):
-        raise ValueError(f"shares={shares!r}; use 'origin' or 'all'")
+        raise OptionError(f"shares={shares!r}; use 'origin' or 'all'")
     frame = design._frame
     known = ~(frame.isna(origin) | frame.isna(destination))
     sub = design.subset(known)

@@ -29,7 +29,7 @@ from .exceptions import (
     MissingValueError,
     ShapeError,
     SurveyError,
-    SurveyWarning,
+    SurveyWarning, OptionError,
 )
 from .results import Estimates, critical_value, standard_errors
 from .serialize import Serializable
@@ -50,9 +50,11 @@ def _names(value: str | Sequence[str] | None, role: str) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
+    if not isinstance(value, (list, tuple)):
+        raise OptionError(f"{role}={value!r}: {role} is a column name or a list of column names")
     names = list(value)
     if not all(isinstance(v, str) for v in names):
-        raise TypeError(f"{role} must be a column name or a list of column names")
+        raise OptionError(f"{role} must be a column name or a list of column names")
     return names
 
 
@@ -124,6 +126,14 @@ class Design(Serializable):
         subset: Any = None,
     ) -> None:
         frame = Frame(data)
+        if frame.n_rows == 0:
+            raise DesignError("the data have no rows: a design needs at least one sampled unit")
+        for role, value in (("weights", weights), ("probs", probs)):
+            if value is not None and not isinstance(value, str):
+                raise OptionError(f"{role}={value!r}: {role} is the name of a column, not the values")
+        for option, flag in (("nest", nest), ("adjust_domain_lonely", adjust_domain_lonely)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise OptionError(f"{option}={flag!r}: {option} is True or False")
         if lonely_psu not in LONELY_PSU:
             raise DesignError(f"lonely_psu={lonely_psu!r}; use one of {', '.join(LONELY_PSU)}")
         if weights is not None and probs is not None:
@@ -349,7 +359,7 @@ class Design(Serializable):
     def _condition(self, cond: Mapping[str, Any]) -> np.ndarray:
         column, op, value = cond.get("column"), cond.get("op"), cond.get("value")
         if op not in SUBSET_OPS:
-            raise ValueError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
+            raise OptionError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
         series = self._frame._column(column)
         col = series.to_pandas() if not isinstance(series, pd.Series) else series
         missing = col.isna().to_numpy()
@@ -426,7 +436,7 @@ class Design(Serializable):
     ) -> Estimates:
         frame = self._frame
         if not outcomes:
-            raise ValueError("name at least one outcome column")
+            raise OptionError("name at least one outcome column")
         # One integer by column not coded yet goes to the core as it is (a label less the
         # smallest is the domain), unless its values span too many (then it is coded).
         labels = frame.int_labels(by) if isinstance(by, str) else None

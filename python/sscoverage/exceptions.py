@@ -33,6 +33,11 @@ class EmptyDomainError(EstimationError):
     """A domain (subset, by-level) holds no rows."""
 
 
+class OptionError(SurveyError, ValueError, TypeError):
+    """An argument outside its allowed values or of the wrong type (a method name, a
+    level, a family); the message names the argument and the values it takes."""
+
+
 class FormulaError(SurveyError, ValueError):
     """A formula outside sscoverage's formula grammar (an unknown function, attribute
     access, a string where a column belongs); nothing of it was evaluated."""
@@ -86,6 +91,7 @@ __all__ = [
     "SchemeTreeError",
     "MappingError",
     "FormulaError",
+    "OptionError",
     "SerializationError",
     "NotSupportedError",
     "ColumnError",

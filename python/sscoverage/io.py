@@ -61,6 +61,8 @@ def read_survey(
     >>> design = ssc.Design(df, ids="psu", strata="provcd", weights="rswt")  # doctest: +SKIP
     """
     path = Path(path)
+    if not path.is_file():
+        raise SurveyError(f"no file {str(path)!r} to read: check the path (the working directory is {os.getcwd()!r})")
     kind = (format or path.suffix.lstrip(".")).lower()
     if kind not in FORMATS:
         raise SurveyError(f"cannot tell the format of {path.name!r}; pass format= one of {', '.join(FORMATS)}")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .exceptions import ColumnError, DesignError, EmptyDomainError, EstimationError
+from .exceptions import ColumnError, DesignError, EmptyDomainError, EstimationError, OptionError
 from .results import Estimates, critical_value
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _combine(result: "GLMResult", pieces: list[_Piece], contrast: np.ndarray | N
              method: str = "joint") -> tuple[np.ndarray, np.ndarray]:
     """Estimates (contrast @ thetas) and their design-based covariance."""
     if method not in METHODS:
-        raise ValueError(f"method={method!r}; use one of {', '.join(METHODS)}")
+        raise OptionError(f"method={method!r}; use one of {', '.join(METHODS)}")
     design, model = result._design, result._model
     if design is None or model is None:
         raise EstimationError("this result does not carry its design and data; refit it with design.glm")

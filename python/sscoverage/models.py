@@ -25,7 +25,7 @@ from ._frames import codes_of
 from ._progress import track
 from ._provenance import Provenance, design_facts
 from .formula import CONTEXT, ParsedFormula, column_of, parse_formula, term_name
-from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError
+from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError, OptionError
 from .results import CoefficientModel, Estimates, critical_value
 from .serialize import Serializable
 
@@ -52,7 +52,7 @@ def glm(
 ) -> "GLMResult":
     """Design-based generalised linear model; see :meth:`sscoverage.Design.glm`."""
     if family not in FAMILIES:
-        raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+        raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
     model = _ModelFrame(design, formula, family, levels or {})
     return _fit_model(design, model, formula, family, link, level, epsilon, maxit, progress)
 
@@ -342,7 +342,7 @@ def _as_pandas(data: Any) -> pd.DataFrame:
         data = data.collect()
     if isinstance(data, pl.DataFrame) or hasattr(data, "to_pandas"):
         return data.to_pandas()
-    raise TypeError(f"newdata must be a pandas or polars DataFrame or a pyarrow Table, not {type(data).__name__}")
+    raise OptionError(f"newdata must be a pandas or polars DataFrame or a pyarrow Table, not {type(data).__name__}")
 
 
 _OUTSIDE = np.iinfo(np.uint32).max  # the code of a missing value in Coded.codes
@@ -638,7 +638,7 @@ class GLMResult(CoefficientModel, Serializable):
         from .margins import link_functions
 
         if type not in ("link", "response"):
-            raise ValueError(f"type={type!r}; use 'link' or 'response'")
+            raise OptionError(f"type={type!r}; use 'link' or 'response'")
         model = self._model
         if newdata is None and getattr(model, "streamed", False):
             raise DesignError("a streamed design does not hold its rows: predict on newdata")

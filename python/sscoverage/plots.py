@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from .exceptions import OptionError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -121,7 +122,7 @@ def estimates(est: Estimates, ax: Axes | None = None, sort: bool = True, group: 
     if group is None and len(labels) > 1:
         group = labels[0]
     if group is not None and group not in t:
-        raise ValueError(f"group={group!r} is not a column of the estimates ({', '.join(labels)})")
+        raise OptionError(f"group={group!r} is not a column of the estimates ({', '.join(labels)})")
     shown = [c for c in labels if c != group]
     groups = list(pd.unique(t[group])) if group is not None else [None]
     ticks: list[float] = []

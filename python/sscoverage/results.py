@@ -14,7 +14,7 @@ from scipy import stats
 
 from . import _display
 from ._provenance import Provenance
-from .exceptions import SurveyWarning
+from .exceptions import SurveyWarning, OptionError
 from .serialize import Serializable
 
 if TYPE_CHECKING:
@@ -40,8 +40,15 @@ def standard_errors(variances: np.ndarray) -> np.ndarray:
 
 def critical_value(level: float, df: float | None) -> float:
     """Two-sided quantile: normal (R's default, df=Inf) or t on `df` degrees of freedom."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, not {level}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise OptionError(f"level={level!r}: the confidence level is a number between 0 and 1, as 0.95")
+    if df is not None and (isinstance(df, bool) or not isinstance(df, (int, float, np.integer, np.floating))
+                           or np.isnan(df) or df <= 0):
+        raise OptionError(
+            f"df={df!r}: intervals need positive degrees of freedom (None or 'design' for the design's, or a "
+            "number above 0); a design or domain with 0 degrees of freedom cannot give a t interval: use df=None "
+            "for normal intervals"
+        )
     return _two_sided_quantile(float(level), None if df is None else float(df))
 
 

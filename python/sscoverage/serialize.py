@@ -170,12 +170,13 @@ def result_types() -> dict[str, type]:
     from .models import GLMResult, WaldTest
     from .publication import SuppressedTable
     from .results import Estimates
+    from .small_area import FayHerriotResult
     from .survival import CoxResult
     from .threshold import ThresholdResult
     from .weighting import WeightingReport
 
     classes = (Estimates, GLMResult, WaldTest, ChisqTest, Summary, CoverageTable, ReasonRanking,
-               ThresholdResult, CoxResult, SuppressedTable, WeightingReport)
+               ThresholdResult, CoxResult, SuppressedTable, WeightingReport, FayHerriotResult)
     return {f"{c.__module__}:{c.__qualname__}": c for c in classes}
 
 

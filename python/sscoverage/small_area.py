@@ -25,7 +25,8 @@ from scipy import stats
 
 from . import _core, _display
 from ._progress import track
-from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError, ShapeError
+from .formula import CONTEXT, parse_formula, term_name
+from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError, ShapeError, OptionError
 from .results import Estimates, critical_value
 from .serialize import Serializable
 
@@ -163,7 +164,7 @@ def _frame(data: Any, what: str) -> pd.DataFrame:
         return data
     if isinstance(data, pl.DataFrame):
         return data.to_pandas()
-    raise TypeError(f"{what} must be a pandas or polars DataFrame, not {type(data).__name__}")
+    raise OptionError(f"{what} must be a pandas or polars DataFrame, not {type(data).__name__}")
 
 
 def _direct_table(direct: Any, area: str | None, variable: str | None, estimate: str,
@@ -236,12 +237,15 @@ def _design_matrix(cov: pd.DataFrame, area: str, formula: str | None, exclude: l
     else:
         from formulaic import model_matrix
 
+        # The package's grammar reads the formula before formulaic evaluates anything.
+        checked = parse_formula(rhs, list(cov.columns), lhs="none")
+        data = cov.rename(columns={column: alias for alias, column in checked.aliases.items()})
         try:
-            mm = model_matrix(rhs, cov, na_action="ignore")
-        except Exception as err:  # formulaic raises its own classes for unknown names
+            mm = model_matrix(checked.text, data, na_action="ignore", context=CONTEXT)
+        except Exception as err:  # formulaic raises its own classes
             raise ColumnError(f"formula {formula!r} cannot be evaluated on the covariates: {err}") from err
         x = np.asarray(mm, dtype=float)
-        names = [str(c) for c in mm.columns]
+        names = [term_name(str(c), checked) for c in mm.columns]
     bad_rows, bad_cols = np.nonzero(~np.isfinite(x))
     if len(bad_rows):
         raise MissingValueError(

@@ -37,7 +37,7 @@ from . import _core
 from ._frames import Coded, check_weight_counts, reject_infinite
 from ._progress import track
 from .design import OUTSIDE, SUBSET_OPS, Design, _names
-from .exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError
+from .exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError, NotSupportedError, OptionError
 from .results import Estimates
 
 UNIT = "__ssc_unit"
@@ -204,7 +204,7 @@ class StreamedDesign(Design):
             raise DesignError("a streamed design takes a subset as a polars expression or a condition dict")
         column, op, value = cond.get("column"), cond.get("op"), cond.get("value")
         if op not in SUBSET_OPS:
-            raise ValueError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
+            raise OptionError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
         self._require(column)
         c = pl.col(column)
         expr = {
@@ -249,6 +249,15 @@ class StreamedDesign(Design):
 
         return streamed_rake(self, margins, control, force)
 
+    # ------------------------------------------------------------ what it cannot serve
+    def _not_supported(self, method: str) -> NotSupportedError:
+        kind = "Dask DataFrame" if self._dask else "LazyFrame"
+        fix = "ddf.compute()" if self._dask else "lazy_frame.collect()"
+        return NotSupportedError(
+            f"{method}() needs the rows in memory, which a design over a {kind} does not hold: build the "
+            f"design on the collected data ({fix}); streamed designs serve {', '.join(STREAMED_METHODS)}"
+        )
+
     # ------------------------------------------------------------ estimation
     def _estimate(
         self,
@@ -262,7 +271,7 @@ class StreamedDesign(Design):
         n_numerators: int = 0,
     ) -> Estimates:
         if not outcomes:
-            raise ValueError("name at least one outcome column")
+            raise OptionError("name at least one outcome column")
         by_names = _names(by, "by")
         for name in outcomes + by_names:
             self._require(name)
@@ -296,6 +305,29 @@ class StreamedDesign(Design):
         by_coded = [Coded(np.zeros(0, np.uint32), by_levels.get_column(n).to_list(), None) for n in by_names]
         return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed,
                             notes, deff, domain_labels=by_levels)
+
+
+#: The methods a streamed design serves with the in-memory numbers.
+STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "to_json")
+#: Design methods that need the rows in memory: on a streamed design they raise
+#: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
+#: trim_weights, to give other numbers).
+IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
+                     "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
+                     "with_columns", "weighting_report", "plot_weights")
+
+
+def _refuse(method: str) -> Callable[..., Any]:
+    def refuse(self: StreamedDesign, *args: Any, **kwargs: Any) -> Any:
+        raise self._not_supported(method)
+
+    refuse.__name__ = refuse.__qualname__ = method
+    refuse.__doc__ = "Not served by a streamed design: raises :class:`~sscoverage.NotSupportedError`."
+    return refuse
+
+
+for _method in IN_MEMORY_METHODS:
+    setattr(StreamedDesign, _method, _refuse(_method))
 
 
 @dataclass(frozen=True)

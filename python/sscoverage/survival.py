@@ -23,7 +23,7 @@ from scipy import stats
 
 from . import _core, _display
 from ._frames import Frame
-from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError
+from .exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError, OptionError
 from .models import _ModelFrame
 from ._provenance import Provenance
 from .results import CoefficientModel, critical_value
@@ -102,7 +102,7 @@ def _times(times: Any) -> np.ndarray | None:
         return None
     out = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if out.ndim != 1 or not np.isfinite(out).all() or (out < 0).any():
-        raise ValueError("times must be finite numbers >= 0")
+        raise OptionError("times must be finite numbers >= 0")
     return out
 
 
@@ -151,7 +151,7 @@ def km(
 ) -> "SurvivalCurves":
     """Design-weighted survival curves; see :meth:`sscoverage.Design.km`."""
     if by is not None and not isinstance(by, str):
-        raise TypeError("by must be one column name (combine several into one column first)")
+        raise OptionError("by must be one column name (combine several into one column first)")
     at_times = _times(times)
     t, e = _survival_outcome(design, time, event)
     frame = design._frame
@@ -336,7 +336,7 @@ class SurvivalCurves:
         """
         probs = np.atleast_1d(np.asarray(probs, dtype=np.float64))
         if ((probs <= 0) | (probs >= 1)).any():
-            raise ValueError("probs must be strictly between 0 and 1")
+            raise OptionError("probs must be strictly between 0 and 1")
         if not self.se:
             warnings.warn("no confidence interval available: estimate the curves with se=True", stacklevel=2)
         z = self._z(level)
@@ -407,11 +407,11 @@ def _parse_surv(formula: str, columns: Sequence[Any]) -> tuple[str, str, str, st
     """(time column, event column, time token as written, right-hand side)."""
     match = _SURV.match(formula)
     if not match or "~" in match.group("rhs"):
-        raise ValueError(f"write the formula as 'Surv(time, event) ~ x1 + x2', not {formula!r}")
+        raise OptionError(f"write the formula as 'Surv(time, event) ~ x1 + x2', not {formula!r}")
     rhs = match.group("rhs")
     special = _SPECIALS.search(rhs)
     if special:
-        raise ValueError(f"{formula}: {special.group(1)}() terms are not supported")
+        raise OptionError(f"{formula}: {special.group(1)}() terms are not supported")
     names = []
     for role in ("time", "event"):
         token = match.group(role)
@@ -436,7 +436,7 @@ def coxph(
 ) -> "CoxResult":
     """Design-based Cox regression; see :meth:`sscoverage.Design.coxph`."""
     if ties not in TIES:
-        raise ValueError(f"ties={ties!r}; use one of {', '.join(TIES)}")
+        raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
     time, event, time_token, rhs = _parse_surv(formula, design._frame.columns)
     t, e = _survival_outcome(design, time, event)
     scope = design._scope()
@@ -450,7 +450,7 @@ def coxph(
         raise _missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
     keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
     if not keep:
-        raise ValueError(f"{formula}: no covariates; for a survival curve use design.km")
+        raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
     terms = [model.terms[j] for j in keep]
     x_all = np.ascontiguousarray(model.x[:, keep])
     w = design.weights

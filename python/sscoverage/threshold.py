@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError
+from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
 from .models import FAMILIES, GLMResult, _fit, _fit_model, _Matrix, _ModelFrame
 from . import _display
 from ._progress import track
@@ -105,11 +105,11 @@ def threshold_glm(
     """Threshold GLM; see :meth:`sscoverage.Design.threshold_glm` and the module notes.
     `progress` shows a bar over the grid of candidates (``False`` turns it off)."""
     if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}; use 'slope' (a change of slope) or 'level' (a step)")
+        raise OptionError(f"kind={kind!r}; use 'slope' (a change of slope) or 'level' (a step)")
     if ci not in CI_METHODS:
-        raise ValueError(f"ci={ci!r}; use one of {', '.join(CI_METHODS)}")
+        raise OptionError(f"ci={ci!r}; use one of {', '.join(CI_METHODS)}")
     if family not in FAMILIES:
-        raise ValueError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+        raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
     frame = design._frame
     if threshold_var not in frame.columns:
         frame._column(threshold_var)  # the ColumnError with a close-name hint

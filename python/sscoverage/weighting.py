@@ -27,6 +27,7 @@ import polars as pl
 from . import _core, _display
 from ._frames import Coded
 from .exceptions import (
+    OptionError,
     CalibrationError,
     ColumnError,
     ConvergenceError,
@@ -210,7 +211,7 @@ def calibrate(
 ) -> "Design":
     """Calibrate `design`; see :meth:`sscoverage.Design.calibrate`."""
     if calfun not in CALFUNS:
-        raise ValueError(f"calfun={calfun!r}; use one of {', '.join(CALFUNS)}")
+        raise OptionError(f"calfun={calfun!r}; use one of {', '.join(CALFUNS)}")
     lower, upper = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
     x, terms = _model_matrix(design, formula)
     targets = _totals(population, terms, formula)
@@ -303,7 +304,7 @@ def adjust_nonresponse(
     """
     _whole(design)
     if (classes is None) == (propensity is None):
-        raise ValueError("give the weighting classes (classes=) or a response-propensity model (propensity=)")
+        raise OptionError("give the weighting classes (classes=) or a response-propensity model (propensity=)")
     responded = _respondents(design, respondent)
     w = design.weights
     details: dict[str, Any] = {
@@ -320,7 +321,7 @@ def adjust_nonresponse(
         if n_classes is None:
             return _divide(design, responded, p, details)
         if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-            raise ValueError(f"n_classes={n_classes!r}: give a positive whole number, or None to divide by the propensity")
+            raise OptionError(f"n_classes={n_classes!r}: give a positive whole number, or None to divide by the propensity")
         cells, labels = _propensity_classes(p, w, int(n_classes))
         term = "propensity class"
         details["n_classes"] = len(labels)
@@ -342,7 +343,7 @@ def adjust_nonresponse(
 def _respondents(design: "Design", respondent: str) -> np.ndarray:
     """The respondent column as booleans: a logical column, or numbers 0 / 1."""
     if not isinstance(respondent, str):
-        raise TypeError("respondent must be the name of a column (1 or True for a respondent)")
+        raise OptionError("respondent must be the name of a column (1 or True for a respondent)")
     values = design._frame._column(respondent)
     values = values.to_pandas() if isinstance(values, pl.Series) else values
     missing = values.isna().to_numpy()
@@ -399,7 +400,7 @@ def _propensities(design: "Design", respondent: str, formula: str) -> tuple[np.n
     if "~" in text:
         lhs, text = (t.strip() for t in text.split("~", 1))
         if lhs and lhs.strip("`") != respondent:
-            raise ValueError(
+            raise OptionError(
                 f"the propensity model {formula!r} has the outcome {lhs!r}; give its right-hand side "
                 f"(the outcome is the respondent column {respondent!r})"
             )
@@ -571,12 +572,12 @@ def _variables(strata: Any, role: str) -> list[str]:
         if text.startswith("~"):
             names = [t.strip().strip("`") for t in re.split(r"[+*:]", text[1:])]
             if not all(names):
-                raise ValueError(f"cannot read the {role} formula {strata!r}: write '~a' or '~a+b'")
+                raise OptionError(f"cannot read the {role} formula {strata!r}: write '~a' or '~a+b'")
             return list(dict.fromkeys(names))
         return [text]
     names = list(strata)
     if not names or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{role} must be a formula, a column name or a list of column names")
+        raise OptionError(f"{role} must be a formula, a column name or a list of column names")
     return names
 
 
@@ -749,7 +750,7 @@ def _model_matrix(design: "Design", formula: str) -> tuple[np.ndarray, list[str]
     try:
         mm = model_matrix(checked.text, data, na_action="raise", context=CONTEXT)
     except Exception as err:  # formulaic's errors have many classes
-        raise ValueError(f"cannot build the model matrix of {formula!r}: {err}") from None
+        raise OptionError(f"cannot build the model matrix of {formula!r}: {err}") from None
     terms = _r_names(list(mm.columns), data, factors, checked.aliases, checked.logical_terms)
     return np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), terms
 

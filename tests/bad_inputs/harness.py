@@ -21,6 +21,7 @@ I64 = np.iinfo(np.int64)
 def prelude() -> dict:
     df = ssc.demo_sample(n_strata=3, psus_per_stratum=3, persons_per_psu=6, seed=7)
     df["stratum"] = df["stratum"] + 1  # labels 1..3, not codes
+    df["age"] = 20.0 + (np.arange(len(df)) * 7) % 40
     design = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
     return {"ssc": ssc, "np": np, "pd": pd, "pl": pl, "df": df, "d": design, "I64": I64}
 
