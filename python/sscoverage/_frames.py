@@ -60,6 +60,8 @@ class Frame:
         for name, values in columns.items():
             # A pandas Series is matched to the rows by its index, as pandas assigns.
             values = self._aligned(values, f"column {name!r}").array if isinstance(values, pd.Series) else values
+            if np.ndim(values) == 0:  # one value for every row, as R's update(design, x = 1)
+                values = np.full(self.n_rows, values)
             if len(values) != self.n_rows:
                 raise ShapeError(f"column {name!r} has {len(values)} values, the data {self.n_rows} rows")
             arrays[name] = values

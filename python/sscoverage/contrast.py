@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._domains import domains, linear
-from .exceptions import DesignError, MissingValueError, ShapeError
+from .exceptions import DesignError, MissingValueError, ShapeError, OptionError
 from .results import Estimates, critical_value, standard_errors
 
 STATISTICS = ("mean", "total")
@@ -47,8 +47,17 @@ def _weights(contrasts: Any, n: int, labels: list[str]) -> tuple[list[str], np.n
     """(names, matrix) of the contrasts, one row each, checked against n estimates."""
     if isinstance(contrasts, Mapping):
         names, rows = list(contrasts), [contrasts[k] for k in contrasts]
+        try:
+            rows = [np.asarray(r, dtype=np.float64) for r in rows]
+        except (TypeError, ValueError):
+            raise OptionError(f"contrasts: each named contrast holds numbers, one per estimate "
+                              f"({', '.join(labels)})") from None
     else:
-        arr = np.asarray(contrasts, dtype=np.float64)
+        try:
+            arr = np.asarray(contrasts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise OptionError(f"contrasts={contrasts!r}: give numbers, one weight per estimate "
+                              f"({', '.join(labels)})") from None
         rows = [arr] if arr.ndim == 1 else list(arr)
         names = ["contrast"] if arr.ndim == 1 else [f"contrast{i + 1}" for i in range(len(rows))]
     matrix = np.asarray(rows, dtype=np.float64)

@@ -278,6 +278,9 @@ def _indicator(frame: Frame, column: str, role: str) -> np.ndarray:
 def _tree(schemes: SchemeTree | Mapping[str, Sequence[str]] | None) -> SchemeTree:
     if schemes is None:
         return SchemeTree.study()
+    if not isinstance(schemes, (SchemeTree, Mapping)):
+        raise OptionError(f"schemes={schemes!r}: give a SchemeTree or a dict parent -> [children], as "
+                          "{'basic_pension': ['employee_pension', 'resident_pension']}")
     return schemes if isinstance(schemes, SchemeTree) else SchemeTree(schemes)
 
 

@@ -48,12 +48,12 @@ SUBSET_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_na")
 def _names(value: str | Sequence[str] | None, role: str) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str) or (isinstance(value, (int, np.integer)) and not isinstance(value, bool)):
+        return [value]  # a name, or an integer column label of a pandas frame
     if not isinstance(value, (list, tuple)):
         raise OptionError(f"{role}={value!r}: {role} is a column name or a list of column names")
     names = list(value)
-    if not all(isinstance(v, str) for v in names):
+    if not all(isinstance(v, (str, int, np.integer)) and not isinstance(v, bool) for v in names):
         raise OptionError(f"{role} must be a column name or a list of column names")
     return names
 
@@ -129,7 +129,7 @@ class Design(Serializable):
         if frame.n_rows == 0:
             raise DesignError("the data have no rows: a design needs at least one sampled unit")
         for role, value in (("weights", weights), ("probs", probs)):
-            if value is not None and not isinstance(value, str):
+            if value is not None and not isinstance(value, (str, int, np.integer)):
                 raise OptionError(f"{role}={value!r}: {role} is the name of a column, not the values")
         for option, flag in (("nest", nest), ("adjust_domain_lonely", adjust_domain_lonely)):
             if not isinstance(flag, (bool, np.bool_)):
@@ -437,6 +437,9 @@ class Design(Serializable):
         frame = self._frame
         if not outcomes:
             raise OptionError("name at least one outcome column")
+        for option, flag in (("na_rm", na_rm), ("deff", deff)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise OptionError(f"{option}={flag!r}: {option} is True or False")
         # One integer by column not coded yet goes to the core as it is (a label less the
         # smallest is the domain), unless its values span too many (then it is coded).
         labels = frame.int_labels(by) if isinstance(by, str) else None

@@ -53,6 +53,7 @@ def glm(
     """Design-based generalised linear model; see :meth:`sscoverage.Design.glm`."""
     if family not in FAMILIES:
         raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+    critical_value(level, None)  # a level outside (0, 1) is refused before the fit
     model = _ModelFrame(design, formula, family, levels or {})
     return _fit_model(design, model, formula, family, link, level, epsilon, maxit, progress)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from ._domains import domains, linear
 from ._progress import track
 from ._rmath import approx, iqr, qt, r_cumsum, r_mean, r_sum, uniroot
-from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError
+from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
 from .proportions import proportion_interval
 from .results import Estimates
 
@@ -200,7 +200,10 @@ def quantile(
     names = [y] if isinstance(y, str) else list(y)
     if not names:
         raise EstimationError("name at least one variable")
-    probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    try:
+        probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise OptionError(f"quantiles={quantiles!r}: give probabilities between 0 and 1, as 0.5 or [0.25, 0.75]") from None
     if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
         raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
     if not 0 < alpha < 1:

@@ -127,7 +127,11 @@ impl PyDesign {
                         .par_chunks_mut(1 << 16)
                         .zip(w.par_chunks(1 << 16))
                         .for_each(|(o, w)| {
-                            o.iter_mut().zip(w).for_each(|(o, &x)| *o = 1.0 / (1.0 / x))
+                            // A subnormal weight has no finite reciprocal: it is kept.
+                            o.iter_mut().zip(w).for_each(|(o, &x)| {
+                                let back = 1.0 / (1.0 / x);
+                                *o = if back == 0.0 && x > 0.0 { x } else { back }
+                            })
                         });
                     owned
                 });
