@@ -87,7 +87,7 @@ def methods(df: pd.DataFrame) -> dict[str, Callable[[Any], Any]]:
         "`trim_weights`": lambda d: d.trim_weights(upper=float(df.weight.quantile(0.9))).mean("covered"),
         "`adjust_nonresponse`": lambda d: d.adjust_nonresponse("lapsed", classes="population_type").mean(
             "covered", na_rm=True),
-        "`as_replicates`": lambda d: d.as_replicates("JK1").mean("covered"),
+        "`as_replicates`": lambda d: d.as_replicates("JKn").mean("covered"),
     }
 
 
