@@ -16,8 +16,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MARKER = re.compile(r"<!-- generated:([a-z_]+) -->")
-# Docstrings cross-reference in reST (":class:`Design`"); Markdown shows the name as code.
-ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|exc|obj):(?=<code>)")
 
 _generated: dict[str, str] = {}
 
@@ -44,7 +42,3 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return _generated[name]
 
     return MARKER.sub(fill, markdown)
-
-
-def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
-    return ROLE.sub("", html)
