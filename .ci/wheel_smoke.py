@@ -27,7 +27,7 @@ def main(reference: Path) -> None:
     for key in ("estimate", "se"):
         np.testing.assert_allclose(result[key].to_numpy(), case["expected"][key], rtol=tol["rel"], atol=tol["abs"])
     installed = Path(ssc.__file__).resolve()
-    assert "site-packages" in installed.parts, f"imported sscoverage from {installed}, not the wheel"
+    assert Path(sys.prefix).resolve() in installed.parents, f"imported sscoverage from {installed}, not this venv's wheel"
     print(f"{CASE_ID}: estimate {result['estimate'].iloc[0]:.6f}, se {result['se'].iloc[0]:.6f} as R ({case['r_call']})")
     print(f"sscoverage {ssc.__version__} from {installed.parent}")
 
