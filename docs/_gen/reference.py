@@ -28,9 +28,11 @@ def markdown() -> str:
     for line in lines[:-1]:
         status, _, rest = line.partition(" ")
         outcome[rest.split(": ", 1)[0]] = status
-    rows, totals = [], Counter()
+    rows, totals, tolerances = [], Counter(), Counter()
     for path in sorted((REFERENCE / "cases").glob("*.json")):
-        counts = Counter(outcome.get(case["id"], "missing") for case in json.loads(path.read_text()))
+        cases = json.loads(path.read_text())
+        counts = Counter(outcome.get(case["id"], "missing") for case in cases)
+        tolerances.update(case["tolerance"].get("rel", 0.0) for case in cases)
         totals.update(counts)
         rows.append(f"| `{path.name}` | {sum(counts.values())} | {counts['PASS']} | {counts['FAIL']} |")
     failures = [line for line in lines[:-1] if line.startswith("FAIL")]
@@ -41,6 +43,9 @@ def markdown() -> str:
         "| --- | --- | --- | --- |",
         *rows,
         f"| **all** | **{sum(totals.values())}** | **{totals['PASS']}** | **{totals['FAIL']}** |",
+        "",
+        "Relative tolerances of the cases (each also allows 1e-9 absolute): "
+        + ", ".join(f"{rel:g} for {n}" for rel, n in sorted(tolerances.items())) + ".",
         "",
     ]
     if failures:
