@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ._core import __version__
 from .exceptions import SurveyError
 
 
@@ -45,6 +46,7 @@ def init(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sscoverage", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser(
         "report",
