@@ -778,8 +778,8 @@ class Design(Serializable):
         level : confidence level of the intervals, default 0.95.
         epsilon, maxit : R's ``glm.control``: stop when the deviance changes by less
             than ``epsilon`` relative; at most ``maxit`` iterations.
-        progress : show a progress bar while a replicate design refits the model with
-            each replicate's weights.
+        progress : show a progress bar over the batches of a streamed design (in
+            memory the fit, every replicate refit included, is one call into the core).
 
         Returns
         -------

@@ -153,16 +153,18 @@ def _combine(result: "GLMResult", pieces: list[_Piece], contrast: np.ndarray | N
         z[rows] += result._influence @ grads.T
         return est, design._influence_vcov(z @ L.T, in_fit)
     reps = design.replicate_weights()[rows]
-    n_rep = reps.shape[1]
-    thetas = np.empty((n_rep, k))
-    for r in range(n_rep):
-        # "joint": each replicate's coefficients and weights; "svypredmeans": svymean of
-        # the fitted values, the coefficients held at the full-sample fit.
-        beta_r = result._replicate_coef[r] if method == "joint" else beta
-        for j, piece in enumerate(pieces):
-            wr = reps[:, r] if piece.group is None else reps[:, r] * piece.group
-            m = piece.value(beta_r) if method == "joint" else values[j]
-            thetas[r, j] = wr @ m / wr.sum()
+    thetas = np.empty((reps.shape[1], k))
+    # All replicates at once (no loop over them): "joint" takes each replicate's
+    # coefficients and weights (the pieces evaluate an n x R matrix of values at the p x R
+    # coefficients); "svypredmeans" is svymean of the fitted values, the coefficients
+    # held at the full-sample fit.
+    betas = np.asarray(result._replicate_coef).T if method == "joint" else None
+    for j, piece in enumerate(pieces):
+        wr = reps if piece.group is None else reps * piece.group[:, None]
+        if betas is not None:
+            thetas[:, j] = np.einsum("nr,nr->r", wr, piece.value(betas)) / wr.sum(axis=0)
+        else:
+            thetas[:, j] = values[j] @ wr / wr.sum(axis=0)
     v = design._replicate_vcov(thetas @ L.T, est)
     return est, v if method == "joint" else v + coef_part
 

@@ -22,7 +22,6 @@ from scipy import stats
 
 from . import _core, _display
 from ._frames import codes_of
-from ._progress import track
 from ._provenance import Provenance, design_facts
 from .formula import CONTEXT, ParsedFormula, column_of, parse_formula, term_name
 from .exceptions import ColumnError, ConvergenceError, ConvergenceWarning, DesignError, EstimationError, OptionError
@@ -55,15 +54,18 @@ def glm(
         raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
     critical_value(level, None)  # a level outside (0, 1) is refused before the fit
     model = _ModelFrame(design, formula, family, levels or {})
-    return _fit_model(design, model, formula, family, link, level, epsilon, maxit, progress)
+    # `progress` shows the batches of a streamed design; in memory the fit, replicate
+    # refits included, is one call into the core.
+    del progress
+    return _fit_model(design, model, formula, family, link, level, epsilon, maxit)
 
 
 def _fit_model(design: "Design", model: "_ModelFrame", formula: str, family: str, link: str | None,
-               level: float, epsilon: float, maxit: int, progress: bool = True) -> "GLMResult":
+               level: float, epsilon: float, maxit: int) -> "GLMResult":
     """The fit of a built model frame on a design, with its design-based covariance (also
     used by the threshold model, which builds one frame per candidate)."""
     if design.is_replicate:
-        return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit, progress)
+        return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit)
     w = design.weights
     rows = model.rows
     # R's svyglm fits with the weights rescaled to mean 1 over the rows of the design's
@@ -120,7 +122,7 @@ def _fit(model: "_ModelFrame | _Matrix", weights: np.ndarray, formula: str, fami
 
 
 def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family: str, link: str | None,
-                   level: float, epsilon: float, maxit: int, progress: bool) -> "GLMResult":
+                   level: float, epsilon: float, maxit: int) -> "GLMResult":
     """R's ``svyglm.svyrep.design``: the model refitted with each replicate's weights
     (normalised to sum 1, which leaves the coefficients alone), and the spread of the
     replicate coefficients through the one replicate engine."""
@@ -130,11 +132,11 @@ def _replicate_glm(design: "Design", model: "_ModelFrame", formula: str, family:
     prior = w[rows] / w[scope].mean()  # R rescales the sampling weights to mean 1
     fit = _fit(model, prior, formula, family, link, epsilon, maxit)
     coef = np.asarray(fit["coefficients"])
-    reps = design.replicate_weights()[rows]
-    thetas = np.empty((reps.shape[1], len(coef)))
-    for r in track(range(reps.shape[1]), reps.shape[1], "GLM replicate refits", progress):
-        wr = reps[:, r]
-        thetas[r] = _fit(model, wr / wr.sum(), formula, family, link, epsilon, maxit)["coefficients"]
+    # Every replicate refitted in the core, in parallel, from the full-sample
+    # coefficients as R's svyglm.svyrep.design starts them.
+    reps = np.ascontiguousarray(design.replicate_weights()[rows])
+    thetas = _core.glm_replicate_coefficients(model.x, model.y, reps, np.ascontiguousarray(coef), family, link,
+                                              epsilon=epsilon, maxit=maxit)
     vcov = design._replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
     # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).

@@ -1157,6 +1157,37 @@ def _reentry(a: Analyses, L: Labels) -> Section | None:
     return Section("reentry", blocks, data, [t])
 
 
+def _provinces(a: Analyses, L: Labels) -> Section | None:
+    """Flexible workers' pension lapse by province: Fay-Herriot EBLUPs beside the direct
+    estimates (the bundled survey only: its provincial covariates ship with the package)."""
+    if not a.study.bundled:
+        return None
+    from .datasets import CoverageSurvey
+    from .small_area import provincial_lapse
+
+    fit = provincial_lapse(CoverageSurvey(persons=a.data, histories=a.study.histories))
+    table = fit.to_pandas().sort_values("direct_cv", ascending=False)
+    shown = table[["province", "n", "direct", "direct_cv", "gamma", "eblup", "cv", "ci_low", "ci_high",
+                   "benchmarked"]]
+    t = Table(L("sec_provinces"), shown, {"province": "text", "n": "count", "direct": "pct", "direct_cv": "pct",
+                                           "gamma": "num2", "eblup": "pct", "cv": "pct", "ci_low": "pct",
+                                           "ci_high": "pct", "benchmarked": "pct"}, [("ci_low", "ci_high")])
+    C = _chart_labels(L)
+
+    def draw(ax: Any) -> None:
+        dot_interval(ax, list(table["province"]), table["eblup"], table["ci_low"], table["ci_high"],
+                     title=C("provinces_chart"), percent=True)
+        ax.scatter(table["direct"], range(len(table)), marker="x", color="#8a8a8a", zorder=3,
+                   label=C("col_direct"))
+        ax.legend(loc="lower right", fontsize=8)
+
+    text = L("provinces_intro", variance=f"{fit.model_variance:.5f}", method=fit.method)
+    blocks = [f"<p>{html.escape(text)}</p>", t.html(L), _png(draw, C, height=max(3.0, 0.22 * len(table)))]
+    data = {"method": fit.method, "mse": fit.mse_method, "model_variance": fit.model_variance,
+            "coefficients": _records(fit.coefficients), "provinces": _records(table)}
+    return Section("provinces", blocks, data, [t])
+
+
 def _percent() -> Any:
     from matplotlib.ticker import PercentFormatter
 
@@ -1262,6 +1293,7 @@ SECTIONS: list[Callable[[Analyses, Labels], Section | None]] = [
     _threshold,
     _reentry,
     _scenario,
+    _provinces,
     _checks,
     _quality,
 ]
