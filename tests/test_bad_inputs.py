@@ -28,7 +28,7 @@ def design_cases() -> list[tuple[str, str | None]]:
     for role, value, expect in [
         ("ids", '"nope"', "'nope'"), ("strata", '"nope"', "'nope'"), ("weights", '"nope"', "'nope'"),
         ("fpc", '"nope"', "'nope'"), ("probs", '"nope"', "weights or probs|'nope'"),
-        ("ids", "3", "ids"), ("strata", "3.5", "strata"), ("weights", "[1, 2]", "weights"),
+        ("ids", "3", "column 3 is not in the data"), ("strata", "3.5", "strata"), ("weights", "[1, 2]", "weights"),
         ("lonely_psu", '"maybe"', "lonely_psu"), ("variance", '"XY"', "variance"), ("pps", '"nope"', "pps"),
         ("nest", '"yes"', "nest"), ("subset", '"covered"', "subset"), ("fpc", '"weight"', OK),
     ]:

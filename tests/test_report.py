@@ -36,8 +36,16 @@ def test_report_on_the_bundled_survey(bundled):
     assert elapsed < 60
     assert numbers["synthetic"] is True
     expected = ["survey", "table1", "lapse", "lapser_profile", "interruptions", "reasons", "presumption",
-                "contributions", "lapse_model", "threshold", "reentry", "scenario", "published_figures", "quality"]
+                "contributions", "lapse_model", "threshold", "reentry", "scenario", "provinces", "published_figures", "quality"]
     assert list(numbers["sections"]) == expected
+    # The provincial section is small_area.provincial_lapse on the same survey, number
+    # for number (31 provinces, model variance, EBLUPs).
+    fit = ssc.small_area.provincial_lapse()
+    provinces = pd.DataFrame(numbers["sections"]["provinces"]["provinces"]).set_index("province")
+    assert numbers["sections"]["provinces"]["model_variance"] == fit.model_variance
+    assert len(provinces) == 31
+    expected_eblup = fit.to_pandas().set_index("province")["eblup"]
+    assert (provinces["eblup"].reindex(expected_eblup.index) == expected_eblup).all()
     assert page.startswith("<!doctype html>") and "Synthetic data" in page
     assert page.count("data:image/png;base64,") >= 5
     assert "http://" not in page and "https://" not in page  # self-contained
@@ -124,6 +132,7 @@ def test_report_on_a_user_csv_with_a_mapping(user_files, tmp_path):
     assert numbers["synthetic"] is False
     sections = numbers["sections"]
     assert "published_figures" not in sections and "published_comparison" not in sections["table1"]
+    assert "provinces" not in sections  # provincial covariates exist for the bundled survey only
     groups = {row["group"] for row in sections["table1"]["table"]}
     assert groups == {"all", *ssc.coverage.POPULATION_TYPES}  # derived from the hukou columns
     assert {"lapser_profile", "interruptions", "lapse_model"} <= set(sections)
