@@ -15,6 +15,9 @@ pub enum CoreError {
     Shape(String),
     /// A value the estimator cannot use (NaN in a used row, empty domain, ...).
     Value(String),
+    /// A domain whose total weight (a mean) or denominator total (a ratio) is zero;
+    /// `domain` is the domain's code, which Python turns into its labels.
+    ZeroTotal { what: &'static str, domain: usize },
     /// Model-matrix columns (0-based) that are linear combinations of the columns before
     /// them; Python turns the positions into the model's term names.
     Aliased { columns: Vec<usize> },
@@ -49,6 +52,9 @@ impl fmt::Display for CoreError {
                  before them (aliased)"
             ),
             CoreError::History { person, reason } => write!(f, "person #{person} {reason}"),
+            CoreError::ZeroTotal { what, domain } => {
+                write!(f, "the {what} is zero in domain {domain}")
+            }
         }
     }
 }

@@ -745,15 +745,13 @@ pub fn estimates_from_sums(
         }
         let est = &mut out.estimate[d * p..(d + 1) * p];
         point_estimates(estimator, n_num, width, &col_tot, est);
-        if let Some(j) = est.iter().position(|v| v.is_nan()) {
+        if est.iter().any(|v| v.is_nan()) {
             let what = if matches!(estimator, Estimator::Mean) {
                 "total weight"
             } else {
                 "denominator total"
             };
-            return Err(CoreError::Value(format!(
-                "the {what} is zero in domain {d} (estimate {j})"
-            )));
+            return Err(CoreError::ZeroTotal { what, domain: d });
         }
         let v = match &design.replicates {
             Some(rep) => {

@@ -482,6 +482,7 @@ class Design(Serializable):
                 ),
                 outcomes,
                 excluded,
+                (by, int(labels.min())),
             )
             if res is not None:
                 first = int(res["offset"])
@@ -500,6 +501,7 @@ class Design(Serializable):
                 ),
                 outcomes,
                 excluded,
+                (by_names, by_coded) if by_names else None,
             )
         present = np.flatnonzero(res["n_rows"] > 0)
         dropped = max(res["dropped_replicates"], default=0)
@@ -509,8 +511,10 @@ class Design(Serializable):
             raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
         return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed, notes, deff)
 
-    def _core_estimate(self, call: Any, outcomes: list[str], excluded: np.ndarray | None) -> Any:
-        """The core's estimate, its errors in the user's terms (strata labels, columns)."""
+    def _core_estimate(self, call: Any, outcomes: list[str], excluded: np.ndarray | None, domains: Any = None) -> Any:
+        """The core's estimate, its errors in the user's terms (strata labels, columns,
+        domain labels: `domains` is (by names, their codes), or (by column, smallest
+        integer label) when the core coded the labels itself)."""
         try:
             return call()
         except LonelyPsuError as err:
@@ -522,6 +526,8 @@ class Design(Serializable):
                 "'adjust', 'average', 'remove' or 'certainty'"
             ) from None
         except EstimationError as err:
+            if len(err.args) == 3 and isinstance(err.args[1], str):  # the core's ZeroTotal
+                raise EmptyDomainError(_zero_total_message(err.args[1], int(err.args[2]), domains)) from None
             raise self._missing_value_error(str(err), outcomes, excluded) from None
 
     def _missing_value_error(self, message: str, outcomes: list[str], excluded: np.ndarray | None) -> Exception:
@@ -1197,6 +1203,20 @@ def _warn_fpc_varies(
                 SurveyWarning,
                 stacklevel=4,
             )
+
+
+def _zero_total_message(what: str, domain: int, domains: Any) -> str:
+    """The core's zero total in domain `domain` (a code), named by its labels."""
+    if domains is None:
+        where = "over the design's rows"
+    elif isinstance(domains[0], str):  # integer labels: the code is the label less the smallest
+        where = f"in the domain {domains[0]} = {domains[1] + domain}"
+    else:
+        names, coded = domains
+        values = _domain_values(np.array([domain]), names, coded, None)
+        where = "in the domain " + ", ".join(f"{name} = {values[name][0]!r}" for name in names)
+    zero = "every row there has zero weight" if what == "total weight" else "the denominator sums to zero there"
+    return f"the {what} is zero {where}: {zero}; leave that level out (subset) or check the weights"
 
 
 def _domain_values(

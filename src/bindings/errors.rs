@@ -66,6 +66,7 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::Shape(_) => ShapeError::new_err(msg),
         CoreError::Value(_) => EstimationError::new_err(msg),
         CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
+        CoreError::ZeroTotal { what, domain } => EstimationError::new_err((msg, what, domain)),
         CoreError::Calibration(_) => CalibrationError::new_err(msg),
         CoreError::Sampling(_) => SamplingError::new_err(msg),
         CoreError::History { person, reason } => HistoryError::new_err((msg, person, reason)),
