@@ -125,3 +125,16 @@ def test_no_panic_on_odd_shapes(df):
         ssc.Design(df.iloc[:0], weights="w")
     with pytest.raises(ssc.ShapeError):
         ssc.Design(df, weights="w", pps={"method": "ppsmat", "joint_probs": np.ones(3)})
+
+
+def test_a_zero_denominator_is_named_by_its_domain_labels():
+    df = ssc.demo_sample(n_strata=3, psus_per_stratum=3, persons_per_psu=6, seed=7)
+    design = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
+    z = np.where(df["population_type"] == "local_urban", 0.0, 1.0)
+    derived = design.with_columns({"z": z, "s2": df["stratum"] * 10})
+    with pytest.raises(ssc.EmptyDomainError, match="zero in the domain population_type = 'local_urban'"):
+        derived.ratio("covered", "z", by="population_type")
+    with pytest.raises(ssc.EmptyDomainError, match="zero in the domain s2 = 10, population_type = 'local_urban'"):
+        derived.ratio("covered", "z", by=["s2", "population_type"])
+    with pytest.raises(ssc.EmptyDomainError, match="zero over the design's rows"):
+        design.with_columns({"z": 0.0}).ratio("covered", "z")
