@@ -227,6 +227,62 @@ class StreamedDesign(Design):
 
         return streamed_rake(self, margins, control, force)
 
+    # ------------------------------------------------------------ what needs the rows
+    def _needs_rows(self, what: str) -> DesignError:
+        return DesignError(
+            f"{what} needs the rows in memory, which a streamed design does not hold: collect() the data "
+            "(ssc.Design(lazy.collect(), ...), or ddf.compute()) and use the in-memory design"
+        )
+
+    def quantile(self, y: str | Sequence[str], quantiles: float | Sequence[float] = (0.5,), **kw: Any) -> Estimates:
+        """Not streamed: raises :class:`DesignError` (see the module notes)."""
+        raise self._needs_rows("quantile")
+
+    def ciprop(self, y: str, method: str = "logit", **kw: Any) -> Estimates:
+        """Not streamed: raises :class:`DesignError` (use ``mean`` for the proportion and its SE)."""
+        raise self._needs_rows("ciprop")
+
+    def chisq(self, row: str, col: str, statistic: str = "F", **kw: Any) -> Any:
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("chisq")
+
+    def contrast(self, y: str | Sequence[str], contrasts: Any, statistic: str = "mean", **kw: Any) -> Estimates:
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("contrast")
+
+    def calibrate(self, formula: str, population: Any, *args: Any, **kw: Any) -> "StreamedDesign":
+        """Not streamed (raking is: :meth:`rake`): raises :class:`DesignError`."""
+        raise self._needs_rows("calibrate (rake() streams)")
+
+    def poststratify(self, strata: str | Sequence[str], population: Any, partial: bool = False) -> "StreamedDesign":
+        """Not streamed (raking on one margin is: :meth:`rake`): raises :class:`DesignError`."""
+        raise self._needs_rows("poststratify (rake() on one margin streams)")
+
+    def trim_weights(self, lower: float = -np.inf, upper: float = np.inf, strict: bool = False) -> "StreamedDesign":
+        """Not streamed: raises :class:`DesignError` (the rows' weights are read batch by batch)."""
+        raise self._needs_rows("trim_weights")
+
+    def adjust_nonresponse(self, *args: Any, **kw: Any) -> "StreamedDesign":
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("adjust_nonresponse")
+
+    def as_replicates(self, type: str = "auto", rho: float = 0.0, mse: bool = False, replicates: int = 50,
+                      seed: int | None = None) -> "StreamedDesign":
+        """Not streamed (replicate weights are per row): raises :class:`DesignError`."""
+        raise self._needs_rows("as_replicates")
+
+    def km(self, *args: Any, **kw: Any) -> Any:
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("km")
+
+    def coxph(self, formula: str, ties: str = "efron", **kw: Any) -> Any:
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("coxph")
+
+    def threshold_glm(self, *args: Any, **kw: Any) -> Any:
+        """Not streamed: raises :class:`DesignError`."""
+        raise self._needs_rows("threshold_glm")
+
     # ------------------------------------------------------------ estimation
     def _estimate(
         self,
