@@ -162,6 +162,11 @@ for (kind in names(designs)) {
                               mean_y = mean_case(des), mean_y_sub = mean_case(sub))
 }
 
+# A rare event in a simple random sample: 1 case in 40 (tests/test_proportions.py).
+rare <- suppressWarnings(svydesign(id = ~1, data = data.frame(y = c(1, rep(0, 39)))))
+out$rare <- lapply(setNames(nm = c("logit", "likelihood", "asin", "beta", "mean", "xlogit")),
+                   function(method) ciprop_case(rare, method))
+
 # Means and totals by domain, for the streamed designs (first-stage fpc, a rake).
 by_case <- function(des) {
   m <- svyby(~x + y, ~grp, des, svymean)
