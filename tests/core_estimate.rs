@@ -407,3 +407,83 @@ fn labels_found_by_the_pass_give_the_same_sums() {
     );
     assert!(none.unwrap().is_none());
 }
+
+#[test]
+fn two_stage_fpc_domain_means_match_r() {
+    // R's svyby(~y1 + y2, ~dom, svydesign(id=~psu+ssu, strata=~h, fpc=~N1+M2), svymean,
+    // covmat=TRUE): tests/data/r_checks/core_multistage.R.  Two outcomes and two domains
+    // reach every index of the stage sums; both stages' fpc enter the variance.
+    let h = [0u32, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
+    let psu = [0u32, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4];
+    let ssu: Vec<u32> = (0..13).collect();
+    let n1 = [
+        10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 6.0, 6.0, 6.0, 6.0,
+    ];
+    let m2 = [
+        6.0, 6.0, 6.0, 5.0, 5.0, 8.0, 8.0, 8.0, 4.0, 4.0, 7.0, 7.0, 7.0,
+    ];
+    let y1 = [
+        3.0, 5.0, 4.0, 9.0, 7.0, 2.0, 6.0, 1.0, 8.0, 4.0, 5.0, 3.0, 9.0,
+    ];
+    let y2 = [
+        1.5, 0.5, 2.0, 3.0, 2.5, 1.0, 0.0, 4.0, 2.0, 3.5, 1.0, 0.5, 2.0,
+    ];
+    let dom = [0u32, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1];
+    // R's weights: 1 / ((n1 / N1) (n2 / M2)), sampled PSUs per stratum and rows per PSU.
+    let psus_in_stratum = [3.0, 2.0];
+    let rows_in_psu = [3.0, 2.0, 3.0, 2.0, 3.0];
+    let w: Vec<f64> = (0..13)
+        .map(|r| {
+            1.0 / ((psus_in_stratum[h[r] as usize] / n1[r])
+                * (rows_in_psu[psu[r] as usize] / m2[r]))
+        })
+        .collect();
+    let design = Design::new(&DesignSpec {
+        n_rows: 13,
+        clusters: vec![Some(&psu), Some(&ssu)],
+        strata: vec![&h],
+        fpc: vec![&n1, &m2],
+        weights: Some(&w),
+        nest: false,
+        lonely_psu: LonelyPsu::Fail,
+        adjust_domain_lonely: false,
+        pps: None,
+    })
+    .unwrap();
+    let res = estimate_by_domain(
+        &design,
+        Estimator::Mean,
+        &[Outcome::Numeric(&y1), Outcome::Numeric(&y2)],
+        &dom,
+        2,
+        false,
+    )
+    .unwrap();
+    let estimate = [
+        3.0,
+        2.1712846347607053,
+        6.7404255319148936,
+        1.5063829787234044,
+    ];
+    let vcov = [
+        [
+            0.40623314658426846,
+            -0.17527128840169506,
+            -0.17527128840169506,
+            0.1905350819536935,
+        ],
+        [
+            0.44219394980942395,
+            0.29994987975648407,
+            0.29994987975648407,
+            0.28469281459177342,
+        ],
+    ];
+    for (got, want) in res.estimate.iter().zip(estimate) {
+        close(*got, want);
+    }
+    for (got, want) in res.vcov.iter().zip(vcov.iter().flatten()) {
+        close(*got, *want);
+    }
+    assert_eq!(res.vcov.len(), 8);
+}

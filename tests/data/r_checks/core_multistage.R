@@ -1,0 +1,21 @@
+# Expected numbers of tests/core_estimate.rs::two_stage_fpc_domain_means_match_r: a
+# stratified two-stage design with an fpc at both stages, two outcomes, two domains.
+#   Rscript tests/data/r_checks/core_multistage.R
+suppressPackageStartupMessages(library(survey))
+stopifnot(as.character(packageVersion("survey")) == "4.1.1")
+d <- data.frame(
+  h   = c(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1),
+  psu = c(0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4),
+  ssu = c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
+  N1  = c(10, 10, 10, 10, 10, 10, 10, 10, 6, 6, 6, 6, 6),
+  M2  = c(6, 6, 6, 5, 5, 8, 8, 8, 4, 4, 7, 7, 7),
+  y1  = c(3, 5, 4, 9, 7, 2, 6, 1, 8, 4, 5, 3, 9),
+  y2  = c(1.5, 0.5, 2, 3, 2.5, 1, 0, 4, 2, 3.5, 1, 0.5, 2),
+  dom = c(0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1)
+)
+des <- svydesign(id = ~psu + ssu, strata = ~h, fpc = ~N1 + M2, data = d)
+r <- svyby(~y1 + y2, ~dom, des, svymean, covmat = TRUE)
+options(digits = 17)
+print(coef(r))
+print(vcov(r))
+print(weights(des))
