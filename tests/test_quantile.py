@@ -4,6 +4,9 @@ interval type on each kind of design against R: tests/test_r_checks.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -49,6 +52,20 @@ def test_equal_weights_give_the_hyndman_fan_types(srs, rule, method):
     probs = [0.1, 0.33, 0.5, 0.77]
     got = design.quantile("x", probs, qrule=rule).estimate
     assert_allclose(got, np.quantile(srs["x"], probs, method=method), rtol=1e-12)
+
+
+EQUAL = json.loads((Path(__file__).resolve().parent / "data" / "r_checks" / "expected.json").read_text())[
+    "equal_weights"]
+
+
+@pytest.mark.parametrize("rule", sorted(EQUAL["quantiles"]))
+def test_every_rule_out_to_the_tails_is_r_s(rule):
+    """1..40 with equal weights, p from 0.01 to 0.99: R's numbers (tests/data/r_checks).
+    survey's hf3 is not R's quantile(type=3): it takes the lower value only at an even
+    position, which is where an off-by-one shows."""
+    design = ssc.Design(pd.DataFrame({"x": np.arange(1.0, 41.0), "w": 1.0}), weights="w")
+    got = design.quantile("x", EQUAL["probs"], qrule=rule).estimate
+    assert_allclose(got, EQUAL["quantiles"][rule], rtol=1e-13)
 
 
 def test_quantiles_do_not_depend_on_the_scale_of_the_weights(srs):

@@ -162,6 +162,14 @@ for (kind in names(designs)) {
                               mean_y = mean_case(des), mean_y_sub = mean_case(sub))
 }
 
+# Every rule with equal weights on 1..40, out to the tails (tests/test_quantile.py):
+# survey's hf3 is not stats::quantile(type = 3).
+equal <- svydesign(id = ~1, weights = ~w, data = data.frame(x = 1:40, w = 1))
+tail_probs <- c(0.01, 0.075, 0.1, 0.33, 0.5, 0.77, 0.975, 0.99)
+out$equal_weights <- list(probs = tail_probs, quantiles = lapply(setNames(nm = qrules), function(rule) {
+  as.numeric(coef(svyquantile(~x, equal, tail_probs, qrule = rule, ci = FALSE)))
+}))
+
 # A rare event in a simple random sample: 1 case in 40 (tests/test_proportions.py).
 rare <- suppressWarnings(svydesign(id = ~1, data = data.frame(y = c(1, rep(0, 39)))))
 out$rare <- lapply(setNames(nm = c("logit", "likelihood", "asin", "beta", "mean", "xlogit")),
