@@ -408,52 +408,62 @@ fn labels_found_by_the_pass_give_the_same_sums() {
     assert!(none.unwrap().is_none());
 }
 
-#[test]
-fn two_stage_fpc_domain_means_match_r() {
-    // R's svyby(~y1 + y2, ~dom, svydesign(id=~psu+ssu, strata=~h, fpc=~N1+M2), svymean,
-    // covmat=TRUE): tests/data/r_checks/core_multistage.R.  Two outcomes and two domains
-    // reach every index of the stage sums; both stages' fpc enter the variance.
-    let h = [0u32, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
-    let psu = [0u32, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4];
-    let ssu: Vec<u32> = (0..13).collect();
-    let n1 = [
-        10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 6.0, 6.0, 6.0, 6.0,
-    ];
-    let m2 = [
-        6.0, 6.0, 6.0, 5.0, 5.0, 8.0, 8.0, 8.0, 4.0, 4.0, 7.0, 7.0, 7.0,
-    ];
-    let y1 = [
-        3.0, 5.0, 4.0, 9.0, 7.0, 2.0, 6.0, 1.0, 8.0, 4.0, 5.0, 3.0, 9.0,
-    ];
-    let y2 = [
-        1.5, 0.5, 2.0, 3.0, 2.5, 1.0, 0.0, 4.0, 2.0, 3.5, 1.0, 0.5, 2.0,
-    ];
-    let dom = [0u32, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1];
-    // R's weights: 1 / ((n1 / N1) (n2 / M2)), sampled PSUs per stratum and rows per PSU.
+// A stratified two-stage sample with an fpc at both stages (tests/data/r_checks/
+// core_multistage.R): strata, PSUs, population counts of PSUs and of rows per PSU.
+const H: [u32; 13] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
+const PSU: [u32; 13] = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4];
+const SSU: [u32; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+const N1: [f64; 13] = [
+    10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 6.0, 6.0, 6.0, 6.0,
+];
+const M2: [f64; 13] = [
+    6.0, 6.0, 6.0, 5.0, 5.0, 8.0, 8.0, 8.0, 4.0, 4.0, 7.0, 7.0, 7.0,
+];
+const Y1: [f64; 13] = [
+    3.0, 5.0, 4.0, 9.0, 7.0, 2.0, 6.0, 1.0, 8.0, 4.0, 5.0, 3.0, 9.0,
+];
+const Y2: [f64; 13] = [
+    1.5, 0.5, 2.0, 3.0, 2.5, 1.0, 0.0, 4.0, 2.0, 3.5, 1.0, 0.5, 2.0,
+];
+
+/// R's weights: 1 / ((n1 / N1) (n2 / M2)), sampled PSUs per stratum and rows per PSU.
+fn two_stage_weights() -> Vec<f64> {
     let psus_in_stratum = [3.0, 2.0];
     let rows_in_psu = [3.0, 2.0, 3.0, 2.0, 3.0];
-    let w: Vec<f64> = (0..13)
+    (0..13)
         .map(|r| {
-            1.0 / ((psus_in_stratum[h[r] as usize] / n1[r])
-                * (rows_in_psu[psu[r] as usize] / m2[r]))
+            1.0 / ((psus_in_stratum[H[r] as usize] / N1[r])
+                * (rows_in_psu[PSU[r] as usize] / M2[r]))
         })
-        .collect();
-    let design = Design::new(&DesignSpec {
+        .collect()
+}
+
+fn two_stage_design(w: &[f64]) -> Design {
+    Design::new(&DesignSpec {
         n_rows: 13,
-        clusters: vec![Some(&psu), Some(&ssu)],
-        strata: vec![&h],
-        fpc: vec![&n1, &m2],
-        weights: Some(&w),
+        clusters: vec![Some(&PSU), Some(&SSU)],
+        strata: vec![&H],
+        fpc: vec![&N1, &M2],
+        weights: Some(w),
         nest: false,
         lonely_psu: LonelyPsu::Fail,
         adjust_domain_lonely: false,
         pps: None,
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn two_stage_fpc_domain_means_match_r() {
+    // R's svyby(~y1 + y2, ~dom, des, svymean, covmat=TRUE): two outcomes and two
+    // domains reach every index of the stage sums; both stages' fpc enter the variance.
+    let w = two_stage_weights();
+    let design = two_stage_design(&w);
+    let dom = [0u32, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1];
     let res = estimate_by_domain(
         &design,
         Estimator::Mean,
-        &[Outcome::Numeric(&y1), Outcome::Numeric(&y2)],
+        &[Outcome::Numeric(&Y1), Outcome::Numeric(&Y2)],
         &dom,
         2,
         false,
@@ -486,4 +496,59 @@ fn two_stage_fpc_domain_means_match_r() {
         close(*got, *want);
     }
     assert_eq!(res.vcov.len(), 8);
+}
+
+#[test]
+fn ratios_of_two_numerators_by_two_denominators_match_r() {
+    // R's svyratio(~y1 + y2, ~M2 + N1, des, covmat=TRUE), whose order is y1/M2, y2/M2,
+    // y1/N1, y2/N1; ours is numerator-major (y1/M2, y1/N1, y2/M2, y2/N1).
+    let w = two_stage_weights();
+    let design = two_stage_design(&w);
+    let outcomes = [
+        Outcome::Numeric(&Y1),
+        Outcome::Numeric(&Y2),
+        Outcome::Numeric(&M2),
+        Outcome::Numeric(&N1),
+    ];
+    let ratio = Estimator::Ratio { n_numerators: 2 };
+    let res = estimate_by_domain(&design, ratio, &outcomes, &[0u32; 13], 1, false).unwrap();
+    let r_estimate = [
+        0.791825613079019,
+        0.28519527702089009,
+        0.58259823576583802,
+        0.20983694199411923,
+    ];
+    let r_vcov = [
+        [
+            0.038030733997561156,
+            0.010122117776258927,
+            0.018916083387359034,
+            0.0041823005241686927,
+        ],
+        [
+            0.010122117776258927,
+            0.0053166582015557401,
+            0.0035950971257122715,
+            0.0025242757185311095,
+        ],
+        [
+            0.018916083387359034,
+            0.0035950971257122715,
+            0.011052493626744197,
+            0.0016131369216786007,
+        ],
+        [
+            0.0041823005241686927,
+            0.0025242757185311095,
+            0.0016131369216786007,
+            0.0013299600840980493,
+        ],
+    ];
+    let in_r = [0, 2, 1, 3];
+    for k in 0..4 {
+        close(res.estimate[k], r_estimate[in_r[k]]);
+        for l in 0..4 {
+            close(res.vcov[k * 4 + l], r_vcov[in_r[k]][in_r[l]]);
+        }
+    }
 }

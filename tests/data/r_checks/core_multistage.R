@@ -1,4 +1,4 @@
-# Expected numbers of tests/core_estimate.rs::two_stage_fpc_domain_means_match_r: a
+# Expected numbers of tests/core_estimate.rs (two_stage_fpc_domain_means_match_r): a
 # stratified two-stage design with an fpc at both stages, two outcomes, two domains.
 #   Rscript tests/data/r_checks/core_multistage.R
 suppressPackageStartupMessages(library(survey))
@@ -19,3 +19,9 @@ options(digits = 17)
 print(coef(r))
 print(vcov(r))
 print(weights(des))
+
+# tests/core_estimate.rs::ratios_of_two_numerators_by_two_denominators_match_r: the same
+# design, y1 and y2 over M2 and N1 (design columns used as plain numbers).
+r <- svyratio(~y1 + y2, ~M2 + N1, des, covmat = TRUE)
+print(coef(r))
+print(vcov(r))
