@@ -25,3 +25,17 @@ print(weights(des))
 r <- svyratio(~y1 + y2, ~M2 + N1, des, covmat = TRUE)
 print(coef(r))
 print(vcov(r))
+
+# tests/core_estimate.rs::average_lonely_rule_counts_only_strata_in_the_domain: one
+# stage, a lonely stratum (2) averaged over the others, the domain absent from stratum 1.
+options(survey.lonely.psu = "average")
+one <- data.frame(
+  h   = c(0, 0, 0, 0, 1, 1, 1, 2, 2),
+  psu = c(0, 0, 1, 2, 3, 3, 4, 5, 5),
+  w   = c(2, 2, 3, 1, 4, 4, 2, 5, 5),
+  y   = c(1, 4, 2, 6, 3, 5, 2, 7, 1),
+  dom = c(0, 0, 0, 1, 1, 1, 1, 0, 0)
+)
+lonely <- svydesign(id = ~psu, strata = ~h, weights = ~w, data = one)
+print(svyby(~y, ~dom, lonely, svytotal))
+# Each domain as R subsets it (se^2: 152 and 820); covmat=TRUE would count every stratum.
