@@ -140,3 +140,20 @@ def test_result_object(design):
     assert {"estimate", "se", "ci_low", "ci_high"} <= set(res.to_pandas().columns)
     assert isinstance(res.to_polars(), pl.DataFrame)
     assert "likelihood" in repr(res) and "<table" in res._repr_html_()
+
+
+def test_logit_link_clamps_are_r_s():
+    """The intercept fit uses R's binomial() link, clamped beyond |eta| = 30 (C
+    logit_linkinv, logit_mu_eta).  R: ``options(digits=17); e <- c(-40, -30.5, -30,
+    -29.5, 0, 1.5, 29.5, 30, 30.5, 40); binomial()$linkinv(e); binomial()$mu.eta(e)``."""
+    from sscoverage.proportions import _linkinv, _mu_eta
+
+    eta = np.array([-40, -30.5, -30, -29.5, 0, 1.5, 29.5, 30, 30.5, 40])
+    linkinv = [2.2204460492503126e-16, 2.2204460492503126e-16, 9.3576229688393001e-14, 1.5428112031916497e-13,
+               0.5, 8.1757447619364365e-01, 9.9999999999984568e-01, 9.9999999999990641e-01,
+               9.9999999999999978e-01, 9.9999999999999978e-01]
+    mu_eta = [2.2204460492503131e-16, 2.2204460492503131e-16, 9.3576229688384254e-14, 1.5428112031914116e-13,
+              0.25, 1.4914645207033286e-01, 1.5428112031914119e-13, 9.3576229688384229e-14,
+              2.2204460492503131e-16, 2.2204460492503131e-16]
+    assert_allclose(_linkinv(eta), linkinv, rtol=1e-13)
+    assert_allclose(_mu_eta(eta), mu_eta, rtol=1e-13)
