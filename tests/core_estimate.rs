@@ -554,29 +554,43 @@ fn ratios_of_two_numerators_by_two_denominators_match_r() {
 }
 
 #[test]
-fn average_lonely_rule_counts_only_strata_in_the_domain() {
-    // R's svyby(~y, ~dom, des, svytotal) with survey.lonely.psu = "average": a domain
-    // is a subset, so a stratum without its rows neither counts among the strata nor is
-    // averaged over (tests/data/r_checks/core_multistage.R): SE^2 152 and 820.
+fn lonely_rules_in_domains_match_r() {
+    // R's svyby(~y, ~dom, des, svytotal) under each survey.lonely.psu, with and without
+    // survey.adjust.domain.lonely (tests/data/r_checks/core_multistage.R): a domain is a
+    // subset, so a stratum without its rows neither counts nor is averaged over, and a
+    // domain with one PSU of a stratum is lonely there only with the domain option.
     let strata = [0u32, 0, 0, 0, 1, 1, 1, 2, 2];
     let psu = [0u32, 0, 1, 2, 3, 3, 4, 5, 5];
     let w = [2.0, 2.0, 3.0, 1.0, 4.0, 4.0, 2.0, 5.0, 5.0];
     let y = [1.0, 4.0, 2.0, 6.0, 3.0, 5.0, 2.0, 7.0, 1.0];
     let dom = [0u32, 0, 0, 1, 1, 1, 1, 0, 0];
-    let mut s = spec(9, Some(&psu), Some(&strata), &w);
-    s.lonely_psu = LonelyPsu::Average;
-    let design = Design::new(&s).unwrap();
-    let res = estimate_by_domain(
-        &design,
-        Estimator::Total,
-        &[Outcome::Numeric(&y)],
-        &dom,
-        2,
-        false,
-    )
-    .unwrap();
-    close(res.estimate[0], 56.0);
-    close(res.estimate[1], 42.0);
-    close(res.vcov[0], 152.0);
-    close(res.vcov[1], 820.0);
+    let cases = [
+        (LonelyPsu::Adjust, false, [1676.0, 820.0]),
+        (LonelyPsu::Adjust, true, [1676.0, 837.9999999999999]),
+        (LonelyPsu::Average, false, [151.99999999999997, 820.0]),
+        (LonelyPsu::Average, true, [151.99999999999997, 1568.0]),
+        (LonelyPsu::Remove, false, [75.99999999999999, 820.0]),
+        (LonelyPsu::Remove, true, [75.99999999999999, 820.0]),
+        (LonelyPsu::Certainty, false, [75.99999999999999, 820.0]),
+        (LonelyPsu::Certainty, true, [75.99999999999999, 820.0]),
+    ];
+    for (rule, adj_dom, variance) in cases {
+        let mut s = spec(9, Some(&psu), Some(&strata), &w);
+        s.lonely_psu = rule;
+        s.adjust_domain_lonely = adj_dom;
+        let design = Design::new(&s).unwrap();
+        let res = estimate_by_domain(
+            &design,
+            Estimator::Total,
+            &[Outcome::Numeric(&y)],
+            &dom,
+            2,
+            false,
+        )
+        .unwrap();
+        close(res.estimate[0], 56.0);
+        close(res.estimate[1], 42.0);
+        close(res.vcov[0], variance[0]);
+        close(res.vcov[1], variance[1]);
+    }
 }

@@ -26,9 +26,10 @@ r <- svyratio(~y1 + y2, ~M2 + N1, des, covmat = TRUE)
 print(coef(r))
 print(vcov(r))
 
-# tests/core_estimate.rs::average_lonely_rule_counts_only_strata_in_the_domain: one
-# stage, a lonely stratum (2) averaged over the others, the domain absent from stratum 1.
-options(survey.lonely.psu = "average")
+# tests/core_estimate.rs (lonely_rules_in_domains_match_r): one stage, a lonely
+# stratum (2), two domains (domain 0 absent from stratum 1, domain 1 from stratum 2 and
+# with one PSU of three in stratum 0); each lonely-PSU rule, with and without
+# survey.adjust.domain.lonely.  R subsets each domain: SE^2 per domain.
 one <- data.frame(
   h   = c(0, 0, 0, 0, 1, 1, 1, 2, 2),
   psu = c(0, 0, 1, 2, 3, 3, 4, 5, 5),
@@ -36,6 +37,9 @@ one <- data.frame(
   y   = c(1, 4, 2, 6, 3, 5, 2, 7, 1),
   dom = c(0, 0, 0, 1, 1, 1, 1, 0, 0)
 )
-lonely <- svydesign(id = ~psu, strata = ~h, weights = ~w, data = one)
-print(svyby(~y, ~dom, lonely, svytotal))
-# Each domain as R subsets it (se^2: 152 and 820); covmat=TRUE would count every stratum.
+for (rule in c("adjust", "average", "remove", "certainty")) for (adj in c(FALSE, TRUE)) {
+  options(survey.lonely.psu = rule, survey.adjust.domain.lonely = adj)
+  lonely <- svydesign(id = ~psu, strata = ~h, weights = ~w, data = one)
+  r <- suppressWarnings(svyby(~y, ~dom, lonely, svytotal))
+  cat(rule, adj, "totals", r$y, "SE^2", sprintf("%.17g", r$se^2), "\n")
+}
