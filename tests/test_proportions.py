@@ -158,3 +158,14 @@ def test_logit_link_clamps_are_r_s():
     # The same double operations as R's C code: the same doubles (R printed 17 digits).
     np.testing.assert_array_equal(_linkinv(eta), linkinv)
     np.testing.assert_array_equal(_mu_eta(eta), mu_eta)
+
+
+def test_binomial_deviance_is_r_s():
+    """R: ``y <- c(0,1,0,1,1,0); mu <- c(.2,.7,.5,.9,.35,.05); wt <- c(1,2,3,.5,1.5,2);
+    sum(binomial()$dev.resids(y, mu, wt))`` (y log y taken as 0)."""
+    from sscoverage.proportions import _deviance
+
+    y = np.array([0.0, 1, 0, 1, 1, 0])
+    mu = np.array([0.2, 0.7, 0.5, 0.9, 0.35, 0.05])
+    wt = np.array([1, 2, 3, 0.5, 1.5, 2])
+    assert _deviance(y, mu, wt) == pytest.approx(9.4918700284470816, rel=1e-14)

@@ -177,3 +177,18 @@ def test_wilson_by_hand_from_r_s_mean(kind, domain):
     got = target.ciprop("y", "wilson").table.iloc[0]
     assert_allclose([got.estimate, got.se, got.ci_low, got.ci_high], [p, se, centre - half, centre + half],
                     rtol=RTOL)
+
+
+@pytest.mark.parametrize("weighting", ["raked", "poststratified"])
+def test_beta_interval_in_a_domain_of_a_raked_or_post_stratified_design(weighting):
+    """R keeps the rows outside a domain of any calibrated design (raked, post-
+    stratified too) and counts them in the beta interval's n."""
+    margins = EXPECTED["streamed"]["rake_margins"]
+    h = pd.DataFrame(margins["h"])
+    base = design("stratclus")
+    weighted = base.rake([("~grp", pd.DataFrame(margins["grp"])), ("~h", h)]) if weighting == "raked" \
+        else base.poststratify("h", h)
+    got = weighted.subset(data()["grp"].to_numpy() == "b").ciprop("y", "beta").table.iloc[0]
+    want = EXPECTED["weighted_domains"][weighting]
+    assert_allclose([got.estimate, got.se, got.ci_low, got.ci_high],
+                    [want["estimate"], want["se"], want["ci_low"], want["ci_high"]], rtol=RTOL)

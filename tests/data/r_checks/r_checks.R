@@ -162,6 +162,16 @@ for (kind in names(designs)) {
                               mean_y = mean_case(des), mean_y_sub = mean_case(sub))
 }
 
+rake_margins <- list(grp = data.frame(grp = c("a", "b", "c"), Freq = c(3000, 3100, 2900)),
+                     h = data.frame(h = 1:4, Freq = c(1800, 2100, 2400, 2700)))
+raked <- rake(stratclus, list(~grp, ~h), list(rake_margins$grp, rake_margins$h))
+# A domain of a raked and of a post-stratified design: R keeps the rows outside it.
+poststratified <- postStratify(stratclus, ~h, data.frame(h = 1:4, Freq = c(1800, 2100, 2400, 2700)))
+out$weighted_domains <- list(
+  raked = ciprop_case(subset(raked, grp == "b"), "beta"),
+  poststratified = ciprop_case(subset(poststratified, grp == "b"), "beta")
+)
+
 # Every rule with equal weights on 1..40, out to the tails (tests/test_quantile.py):
 # survey's hf3 is not stats::quantile(type = 3).
 equal <- svydesign(id = ~1, weights = ~w, data = data.frame(x = 1:40, w = 1))
@@ -183,9 +193,6 @@ by_case <- function(des) {
        mean_y = unname(m$y), se_y = unname(m[["se.y"]]),
        total_x = as.numeric(coef(t)), se_total_x = as.numeric(SE(t)))
 }
-rake_margins <- list(grp = data.frame(grp = c("a", "b", "c"), Freq = c(3000, 3100, 2900)),
-                     h = data.frame(h = 1:4, Freq = c(1800, 2100, 2400, 2700)))
-raked <- rake(stratclus, list(~grp, ~h), list(rake_margins$grp, rake_margins$h))
 out$streamed <- list(stratclus = by_case(stratclus), raked = by_case(raked), rake_margins = rake_margins)
 
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, na = "null", pretty = TRUE),
