@@ -551,6 +551,17 @@ fn ratios_of_two_numerators_by_two_denominators_match_r() {
             close(res.vcov[k * 4 + l], r_vcov[in_r[k]][in_r[l]]);
         }
     }
+    // One numerator over the same two denominators: R's y2 rows (as many numerators as
+    // denominators would hide an index that mixes the two counts).
+    let ratio = Estimator::Ratio { n_numerators: 1 };
+    let res = estimate_by_domain(&design, ratio, &outcomes[1..], &[0u32; 13], 1, false).unwrap();
+    let in_r = [1, 3];
+    for k in 0..2 {
+        close(res.estimate[k], r_estimate[in_r[k]]);
+        for l in 0..2 {
+            close(res.vcov[k * 2 + l], r_vcov[in_r[k]][in_r[l]]);
+        }
+    }
 }
 
 #[test]
