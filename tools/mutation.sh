@@ -9,6 +9,7 @@
 # so the checkout is never left mutated when a run is stopped.  Environment:
 #   MUTATION_TIMEOUT  seconds per Python file or for the Rust run (default 1800)
 #   RUST_RE           --re filter for cargo mutants (default: every function of the files)
+#   MUTMUT_PATCH      a patch file: mutmut mutates only the lines it adds (needs whatthepatch)
 # Results: $MUTATION_DIR/out/*.txt (surviving mutants: "mutmut show ID" in the copy;
 # cargo mutants' mutants.out/missed.txt).  The survivors and why each is harmless, or
 # the test that now kills it, are listed in tests/MUTATION.md.
@@ -54,8 +55,10 @@ run_python() {
         rm -f .mutmut-cache
         local runner="python -m pytest -x -q -p no:cacheprovider $(python_tests "$name")"
         echo "== mutmut on python/sscoverage/$name.py: $runner"
+        local patch=()
+        [ -n "${MUTMUT_PATCH:-}" ] && patch=(--use-patch-file "$MUTMUT_PATCH")
         timeout "$timeout_s" nice -n 10 mutmut run --paths-to-mutate "python/sscoverage/$name.py" \
-            --runner "$runner" --no-progress --simple-output || true
+            --runner "$runner" --no-progress --simple-output "${patch[@]}" || true
         mutmut results > "$work/out/python-$name.txt" 2>&1 || true
         mv .mutmut-cache "$work/out/python-$name.mutmut-cache"
         # A stopped run may leave its last mutant in place: the copy is thrown away.
