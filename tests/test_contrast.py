@@ -97,6 +97,7 @@ def test_missing_values(df):
 def test_a_matrix_of_contrasts_is_named_in_order(design):
     res = design.contrast(["a", "b"], [[1, -1], [1, 1]])
     assert res.table["variable"].tolist() == ["contrast1", "contrast2"]
+    assert design.contrast(["a", "b"], [1, -1]).table["variable"].tolist() == ["contrast"]
     means = design.mean(["a", "b"]).estimate
     assert res.estimate == pytest.approx([means[0] - means[1], means[0] + means[1]], rel=1e-12)
 
