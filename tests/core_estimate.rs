@@ -407,3 +407,201 @@ fn labels_found_by_the_pass_give_the_same_sums() {
     );
     assert!(none.unwrap().is_none());
 }
+
+// A stratified two-stage sample with an fpc at both stages (tests/data/r_checks/
+// core_multistage.R): strata, PSUs, population counts of PSUs and of rows per PSU.
+const H: [u32; 13] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
+const PSU: [u32; 13] = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4];
+const SSU: [u32; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+const N1: [f64; 13] = [
+    10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 6.0, 6.0, 6.0, 6.0,
+];
+const M2: [f64; 13] = [
+    6.0, 6.0, 6.0, 5.0, 5.0, 8.0, 8.0, 8.0, 4.0, 4.0, 7.0, 7.0, 7.0,
+];
+const Y1: [f64; 13] = [
+    3.0, 5.0, 4.0, 9.0, 7.0, 2.0, 6.0, 1.0, 8.0, 4.0, 5.0, 3.0, 9.0,
+];
+const Y2: [f64; 13] = [
+    1.5, 0.5, 2.0, 3.0, 2.5, 1.0, 0.0, 4.0, 2.0, 3.5, 1.0, 0.5, 2.0,
+];
+
+/// R's weights: 1 / ((n1 / N1) (n2 / M2)), sampled PSUs per stratum and rows per PSU.
+fn two_stage_weights() -> Vec<f64> {
+    let psus_in_stratum = [3.0, 2.0];
+    let rows_in_psu = [3.0, 2.0, 3.0, 2.0, 3.0];
+    (0..13)
+        .map(|r| {
+            1.0 / ((psus_in_stratum[H[r] as usize] / N1[r])
+                * (rows_in_psu[PSU[r] as usize] / M2[r]))
+        })
+        .collect()
+}
+
+fn two_stage_design(w: &[f64]) -> Design {
+    Design::new(&DesignSpec {
+        n_rows: 13,
+        clusters: vec![Some(&PSU), Some(&SSU)],
+        strata: vec![&H],
+        fpc: vec![&N1, &M2],
+        weights: Some(w),
+        nest: false,
+        lonely_psu: LonelyPsu::Fail,
+        adjust_domain_lonely: false,
+        pps: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn two_stage_fpc_domain_means_match_r() {
+    // R's svyby(~y1 + y2, ~dom, des, svymean, covmat=TRUE): two outcomes and two
+    // domains reach every index of the stage sums; both stages' fpc enter the variance.
+    let w = two_stage_weights();
+    let design = two_stage_design(&w);
+    let dom = [0u32, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1];
+    let res = estimate_by_domain(
+        &design,
+        Estimator::Mean,
+        &[Outcome::Numeric(&Y1), Outcome::Numeric(&Y2)],
+        &dom,
+        2,
+        false,
+    )
+    .unwrap();
+    let estimate = [
+        3.0,
+        2.1712846347607053,
+        6.740425531914894,
+        1.5063829787234044,
+    ];
+    let vcov = [
+        [
+            0.40623314658426846,
+            -0.17527128840169506,
+            -0.17527128840169506,
+            0.1905350819536935,
+        ],
+        [
+            0.44219394980942395,
+            0.2999498797564841,
+            0.2999498797564841,
+            0.2846928145917734,
+        ],
+    ];
+    for (got, want) in res.estimate.iter().zip(estimate) {
+        close(*got, want);
+    }
+    for (got, want) in res.vcov.iter().zip(vcov.iter().flatten()) {
+        close(*got, *want);
+    }
+    assert_eq!(res.vcov.len(), 8);
+}
+
+#[test]
+fn ratios_of_two_numerators_by_two_denominators_match_r() {
+    // R's svyratio(~y1 + y2, ~M2 + N1, des, covmat=TRUE), whose order is y1/M2, y2/M2,
+    // y1/N1, y2/N1; ours is numerator-major (y1/M2, y1/N1, y2/M2, y2/N1).
+    let w = two_stage_weights();
+    let design = two_stage_design(&w);
+    let outcomes = [
+        Outcome::Numeric(&Y1),
+        Outcome::Numeric(&Y2),
+        Outcome::Numeric(&M2),
+        Outcome::Numeric(&N1),
+    ];
+    let ratio = Estimator::Ratio { n_numerators: 2 };
+    let res = estimate_by_domain(&design, ratio, &outcomes, &[0u32; 13], 1, false).unwrap();
+    let r_estimate = [
+        0.791825613079019,
+        0.2851952770208901,
+        0.582598235765838,
+        0.20983694199411923,
+    ];
+    let r_vcov = [
+        [
+            0.038030733997561156,
+            0.010122117776258927,
+            0.018916083387359034,
+            0.004182300524168693,
+        ],
+        [
+            0.010122117776258927,
+            0.00531665820155574,
+            0.0035950971257122715,
+            0.0025242757185311095,
+        ],
+        [
+            0.018916083387359034,
+            0.0035950971257122715,
+            0.011052493626744197,
+            0.0016131369216786007,
+        ],
+        [
+            0.004182300524168693,
+            0.0025242757185311095,
+            0.0016131369216786007,
+            0.0013299600840980493,
+        ],
+    ];
+    let in_r = [0, 2, 1, 3];
+    for k in 0..4 {
+        close(res.estimate[k], r_estimate[in_r[k]]);
+        for l in 0..4 {
+            close(res.vcov[k * 4 + l], r_vcov[in_r[k]][in_r[l]]);
+        }
+    }
+    // One numerator over the same two denominators: R's y2 rows (as many numerators as
+    // denominators would hide an index that mixes the two counts).
+    let ratio = Estimator::Ratio { n_numerators: 1 };
+    let res = estimate_by_domain(&design, ratio, &outcomes[1..], &[0u32; 13], 1, false).unwrap();
+    let in_r = [1, 3];
+    for k in 0..2 {
+        close(res.estimate[k], r_estimate[in_r[k]]);
+        for l in 0..2 {
+            close(res.vcov[k * 2 + l], r_vcov[in_r[k]][in_r[l]]);
+        }
+    }
+}
+
+#[test]
+fn lonely_rules_in_domains_match_r() {
+    // R's svyby(~y, ~dom, des, svytotal) under each survey.lonely.psu, with and without
+    // survey.adjust.domain.lonely (tests/data/r_checks/core_multistage.R): a domain is a
+    // subset, so a stratum without its rows neither counts nor is averaged over, and a
+    // domain with one PSU of a stratum is lonely there only with the domain option.
+    let strata = [0u32, 0, 0, 0, 1, 1, 1, 2, 2];
+    let psu = [0u32, 0, 1, 2, 3, 3, 4, 5, 5];
+    let w = [2.0, 2.0, 3.0, 1.0, 4.0, 4.0, 2.0, 5.0, 5.0];
+    let y = [1.0, 4.0, 2.0, 6.0, 3.0, 5.0, 2.0, 7.0, 1.0];
+    let dom = [0u32, 0, 0, 1, 1, 1, 1, 0, 0];
+    let cases = [
+        (LonelyPsu::Adjust, false, [1676.0, 820.0]),
+        (LonelyPsu::Adjust, true, [1676.0, 837.9999999999999]),
+        (LonelyPsu::Average, false, [151.99999999999997, 820.0]),
+        (LonelyPsu::Average, true, [151.99999999999997, 1568.0]),
+        (LonelyPsu::Remove, false, [75.99999999999999, 820.0]),
+        (LonelyPsu::Remove, true, [75.99999999999999, 820.0]),
+        (LonelyPsu::Certainty, false, [75.99999999999999, 820.0]),
+        (LonelyPsu::Certainty, true, [75.99999999999999, 820.0]),
+    ];
+    for (rule, adj_dom, variance) in cases {
+        let mut s = spec(9, Some(&psu), Some(&strata), &w);
+        s.lonely_psu = rule;
+        s.adjust_domain_lonely = adj_dom;
+        let design = Design::new(&s).unwrap();
+        let res = estimate_by_domain(
+            &design,
+            Estimator::Total,
+            &[Outcome::Numeric(&y)],
+            &dom,
+            2,
+            false,
+        )
+        .unwrap();
+        close(res.estimate[0], 56.0);
+        close(res.estimate[1], 42.0);
+        close(res.vcov[0], variance[0]);
+        close(res.vcov[1], variance[1]);
+    }
+}

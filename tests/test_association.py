@@ -80,8 +80,11 @@ def test_subset_and_missing_values(df):
     design = ssc.Design(df, ids="psu", strata="stratum", weights="w")
     res = design.chisq("a", "b")
     assert any("3 rows" in n for n in res.notes)
-    with pytest.raises(ssc.MissingValueError, match="na_rm=True"):
+    with pytest.raises(ssc.MissingValueError, match="has 3 missing values.*na_rm=True"):
         design.chisq("a", "b", na_rm=False)
+    # Missing values outside the rows used do not stop na_rm=False.
+    complete = design.subset(~df["b"].isna().to_numpy())
+    assert complete.chisq("a", "b", na_rm=False).statistic == pytest.approx(complete.chisq("a", "b").statistic)
     sub = design.subset(df["stratum"].to_numpy() != "u").chisq("a", "b")
     assert sub.table.to_numpy().sum() == pytest.approx((df["stratum"] != "u").sum())
 

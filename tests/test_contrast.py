@@ -92,3 +92,25 @@ def test_missing_values(df):
     with pytest.raises(ssc.MissingValueError, match="na_rm=True"):
         design.contrast(["a", "b"], [1, -1])
     assert design.contrast(["a", "b"], [1, -1], na_rm=True).n_removed == 2
+
+
+def test_a_matrix_of_contrasts_is_named_in_order(design):
+    res = design.contrast(["a", "b"], [[1, -1], [1, 1]])
+    assert res.table["variable"].tolist() == ["contrast1", "contrast2"]
+    assert design.contrast(["a", "b"], [1, -1]).table["variable"].tolist() == ["contrast"]
+    means = design.mean(["a", "b"]).estimate
+    assert res.estimate == pytest.approx([means[0] - means[1], means[0] + means[1]], rel=1e-12)
+
+
+def test_rows_missing_in_any_variable_leave(df):
+    """The rows left out are those missing in any of the variables, numeric or factor."""
+    df["g"] = df["g"].astype(object)
+    df.loc[[1, 2], "a"] = np.nan
+    df.loc[[3], "b"] = np.nan
+    df.loc[[4], "g"] = None
+    design = ssc.Design(df, weights="w")
+    res = design.contrast(["a", "b", "g"], [1, -1, 0, 0, 0], na_rm=True)
+    assert res.n_removed == 4
+    kept = df.drop(index=[1, 2, 3, 4])
+    want = np.average(kept["a"] - kept["b"], weights=kept["w"])
+    assert res.estimate[0] == pytest.approx(want, rel=1e-12)

@@ -3,6 +3,9 @@ every number of the shared reference cases."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -84,17 +87,18 @@ def test_wilson_is_the_classical_one_for_a_simple_random_sample():
     assert_allclose([r.ci_low, r.ci_high], [centre - half, centre + half], rtol=1e-13)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_intervals_contain_the_estimate(design, method):
-    r = design.ciprop("covered", method).table.iloc[0]
-    assert r.ci_low < r.estimate < r.ci_high
+# Every method against R on each kind of design: tests/test_r_checks.py.
+RARE = json.loads((Path(__file__).resolve().parent / "data" / "r_checks" / "expected.json").read_text())["rare"]
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "mean"])
-def test_intervals_stay_inside_zero_one_for_a_rare_event(method):
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "wilson"])
+def test_a_rare_event_gives_r_s_interval(method):
+    """1 case in 40, a simple random sample: R's limits (the Wald one leaves [0, 1])."""
     y = np.r_[1.0, np.zeros(39)]
     r = ssc.Design(pd.DataFrame({"y": y})).ciprop("y", method).table.iloc[0]
-    assert 0 <= r.ci_low < r.estimate < r.ci_high <= 1
+    want = RARE[method]
+    assert_allclose([r.estimate, r.se, r.ci_low, r.ci_high],
+                    [want["estimate"], want["se"], want["ci_low"], want["ci_high"]], rtol=1e-9)
 
 
 def test_boolean_column_is_a_proportion(df):
@@ -136,3 +140,32 @@ def test_result_object(design):
     assert {"estimate", "se", "ci_low", "ci_high"} <= set(res.to_pandas().columns)
     assert isinstance(res.to_polars(), pl.DataFrame)
     assert "likelihood" in repr(res) and "<table" in res._repr_html_()
+
+
+def test_logit_link_clamps_are_r_s():
+    """The intercept fit uses R's binomial() link, clamped beyond |eta| = 30 (C
+    logit_linkinv, logit_mu_eta).  R: ``options(digits=17); e <- c(-40, -30.5, -30,
+    -29.5, 0, 1.5, 29.5, 30, 30.5, 40); binomial()$linkinv(e); binomial()$mu.eta(e)``."""
+    from sscoverage.proportions import _linkinv, _mu_eta
+
+    eta = np.array([-40, -30.5, -30, -29.5, 0, 1.5, 29.5, 30, 30.5, 40])
+    linkinv = [2.2204460492503126e-16, 2.2204460492503126e-16, 9.3576229688393001e-14, 1.5428112031916497e-13,
+               0.5, 8.1757447619364365e-01, 9.9999999999984568e-01, 9.9999999999990641e-01,
+               9.9999999999999978e-01, 9.9999999999999978e-01]
+    mu_eta = [2.2204460492503131e-16, 2.2204460492503131e-16, 9.3576229688384254e-14, 1.5428112031914116e-13,
+              0.25, 1.4914645207033286e-01, 1.5428112031914119e-13, 9.3576229688384229e-14,
+              2.2204460492503131e-16, 2.2204460492503131e-16]
+    # The same double operations as R's C code: the same doubles (R printed 17 digits).
+    np.testing.assert_array_equal(_linkinv(eta), linkinv)
+    np.testing.assert_array_equal(_mu_eta(eta), mu_eta)
+
+
+def test_binomial_deviance_is_r_s():
+    """R: ``y <- c(0,1,0,1,1,0); mu <- c(.2,.7,.5,.9,.35,.05); wt <- c(1,2,3,.5,1.5,2);
+    sum(binomial()$dev.resids(y, mu, wt))`` (y log y taken as 0)."""
+    from sscoverage.proportions import _deviance
+
+    y = np.array([0.0, 1, 0, 1, 1, 0])
+    mu = np.array([0.2, 0.7, 0.5, 0.9, 0.35, 0.05])
+    wt = np.array([1, 2, 3, 0.5, 1.5, 2])
+    assert _deviance(y, mu, wt) == pytest.approx(9.4918700284470816, rel=1e-14)

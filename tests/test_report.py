@@ -71,19 +71,7 @@ def test_checks_use_the_issue_tolerances():
     assert checks.loc["mean_density", "tolerance"] == pytest.approx(0.0113)
 
 
-def test_lapse_model_of_platform_workers(bundled):
-    numbers, _, _ = bundled
-    coefficients = pd.DataFrame(numbers["sections"]["lapse_model"]["coefficients"]).set_index("term")
-    signs = {
-        "log(monthly_income)": -1,
-        "hukou_typeagricultural": 1,
-        "age": 1,
-        "schooling_years": -1,
-        "contract_typeno_contract": 1,
-    }
-    for term, sign in signs.items():
-        assert np.sign(coefficients.loc[term, "estimate"]) == sign, term
-        assert coefficients.loc[term, "p_value"] < 0.05, term
+# The lapse model's every number against R: tests/test_report_numbers.py.
 
 
 def test_threshold_reentry_and_scenario_sections(bundled):

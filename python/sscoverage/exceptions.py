@@ -48,7 +48,7 @@ class SerializationError(SurveyError, ValueError):
     holds something other than the data sscoverage writes; the message names the field."""
 
 
-class NotSupportedError(SurveyError):
+class NotSupportedError(DesignError):
     """A method that this kind of design cannot serve; the message says what to do instead."""
 
 

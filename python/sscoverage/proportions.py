@@ -51,6 +51,17 @@ def _deviance(y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
     return r_sum(2 * wt * (a + b))
 
 
+def _rows_in_r(design: Any) -> np.ndarray:
+    """The rows R's subset of `design` keeps: for a calibrated (post-stratified, raked)
+    or PPS design every row, those outside with zero weight (``[.survey.design2``);
+    otherwise the rows in the domain.  R's row counts and mean weights count them."""
+    spec = design.spec
+    weighted = set(spec.get("weighting") or ()) & {"calibrate", "rake", "poststratify"}
+    if not design.is_replicate and (spec.get("pps") is not None or weighted):
+        return np.ones(design.n_rows, bool)
+    return design._scope()
+
+
 @dataclass(frozen=True)
 class _InterceptFit:
     """``svyglm(y ~ 1, design, family=quasibinomial)`` as R leaves it."""
@@ -63,6 +74,7 @@ class _InterceptFit:
     dispersion: float  # design variance of the Pearson residuals (summary.svyglm)
     y: np.ndarray  # the rows used
     prior: np.ndarray  # their prior weights
+    n_rows: int  # the rows of R's model frame (with those R keeps at zero weight)
 
 
 def _fit_intercept(dom: Any, used: Any, x: np.ndarray, epsilon: float = 1e-8, maxit: int = 25) -> _InterceptFit:
@@ -79,7 +91,7 @@ def _fit_intercept(dom: Any, used: Any, x: np.ndarray, epsilon: float = 1e-8, ma
     y, w = x[rows], used.weights[rows]
     # Prior weights: sampling weights over their mean in the design given (rows with a
     # missing y included, as svyglm scales them before glm drops those rows).
-    all_mean = r_mean(dom.weights[dom._scope()])
+    all_mean = r_mean(np.where(dom._scope(), dom.weights, 0.0)[_rows_in_r(dom)])
     prior = w / all_mean
     good = prior > 0
     mu = (prior * y + 0.5) / (prior + 1)  # binomial()$initialize
@@ -108,18 +120,21 @@ def _fit_intercept(dom: Any, used: Any, x: np.ndarray, epsilon: float = 1e-8, ma
         )
         cov_unscaled = float(used._replicate_vcov(thetas, np.array([beta]))[0, 0])
         dispersion = r_sum(prior * (y - mu) ** 2 / (mu * (1 - mu)))
-        return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior)
+        return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior,
+                             int(_rows_in_r(used).sum()))
     # svy.varcoef: working residuals times working weights, through (X'WX)^-1.
     score = np.zeros(used.n_rows)
     score[np.flatnonzero(rows)[good]] = ((y - mu) / _mu_eta(eta))[good] * wt * naive_cov
     cov_unscaled = float(used._influence_vcov(score, used._scope())[0, 0])
     # Pearson residuals weigh by prior / (weights over their mean in the rows used).
     resid = np.zeros(used.n_rows)
-    resid[rows] = (y - mu) * np.sqrt(r_mean(w) / all_mean) / np.sqrt(mu * (1 - mu))
+    in_r = _rows_in_r(used)
+    used_mean = r_mean(np.where(rows, used.weights, 0.0)[in_r])
+    resid[rows] = (y - mu) * np.sqrt(used_mean / all_mean) / np.sqrt(mu * (1 - mu))
     n_obs = int((w != 0).sum())
     r_bar = weighted_mean(used, resid[:, None])[0]
     dispersion = weighted_mean(used, ((resid - r_bar) ** 2 * n_obs / (n_obs - 1))[:, None])[0]
-    return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior)
+    return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior, int(in_r.sum()))
 
 
 def _wald_interval(fit: _InterceptFit, level: float, df: float) -> np.ndarray:
@@ -149,7 +164,7 @@ def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndar
     # MASS's zmax = sqrt(qf(alpha, 1, n - 1, upper)): as |t| on n - 1 df at alpha / 2, since
     # F(1, d) is t_d squared; scipy's F quantile is infinite below alpha ~ 1e-100 (a large
     # design effect), which made the whole profile NaN.
-    zmax = abs(float(qt(alpha / 2, len(fit.y) - 1)))
+    zmax = abs(float(qt(alpha / 2, fit.n_rows - 1)))
     step_size = zmax / 5
     std_err = np.sqrt(fit.cov_unscaled)
     z_values, betas = [0.0], [fit.beta]
@@ -290,7 +305,8 @@ def ciprop(
                 # R takes the row count and degf of the design given, before missing
                 # values leave it.
                 p = float(est[0])
-                lo, hi = proportion_interval(method, p, var, level, dom_df, int(dom._scope().sum()), dom.degf)
+                n_rows = int(_rows_in_r(dom).sum())
+                lo, hi = proportion_interval(method, p, var, level, dom_df, n_rows, dom.degf)
         records.append(
             {
                 **labels,

@@ -17,7 +17,7 @@ from ._domains import domains, linear
 from ._progress import track
 from ._rmath import approx, iqr, qt, r_cumsum, r_mean, r_sum, uniroot
 from .exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
-from .proportions import proportion_interval
+from .proportions import _rows_in_r, proportion_interval
 from .results import Estimates
 
 INTERVAL_TYPES = ("mean", "beta", "xlogit", "asin", "score", "quantile")
@@ -131,7 +131,8 @@ def _woodruff(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha
     est, v = linear(dom, (x <= qhat).astype(np.float64))
     var = float(v[0, 0])
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = proportion_interval(method, float(est[0]), var, 1 - alpha, df, int(rows.sum()), dom.degf, alpha)
+        lo, hi = proportion_interval(method, float(est[0]), var, 1 - alpha, df, int(_rows_in_r(dom).sum()), dom.degf,
+                                     alpha)
     xs, ws = x[rows], dom.weights[rows]
     # Outside [0, 1] the proportion has no quantile: R reports NaN there.
     lower = np.nan if np.isnan(lo) or lo < 0 else rule(xs, ws, lo)
@@ -140,17 +141,21 @@ def _woodruff(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha
 
 
 def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
-    """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p."""
+    """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p.
+
+    The search interval, tolerance and the fractions below the roots are R's, over the
+    rows R's design holds (for a domain of a calibrated or PPS design, all rows)."""
     rows = dom._scope()
     xs, ws = x[rows], dom.weights[rows]
+    x_r = x[_rows_in_r(dom)]
 
     def scoretest(theta: float, qlimit: float) -> float:
         est, v = linear(dom, ((x > theta) - (1 - p)).astype(np.float64))
         return float(est[0] / np.sqrt(v[0, 0]) - qlimit)
 
-    spread = iqr(xs)
-    lower_t, upper_t = xs.min() + spread / 100, xs.max() - spread / 100
-    tol = 1 / (100 * np.sqrt(len(xs)))
+    spread = iqr(x_r)
+    lower_t, upper_t = x_r.min() + spread / 100, x_r.max() - spread / 100
+    tol = 1 / (100 * np.sqrt(len(x_r)))
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
             qlow = uniroot(lambda t: scoretest(t, qt(alpha / 2, df, lower_tail=False)), lower_t, upper_t, tol)
@@ -161,7 +166,7 @@ def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: f
             "rows or PSUs for this interval): use interval_type='mean' or 'beta'"
         ) from None
     # R maps the roots back through the rule at the unweighted fraction below them.
-    return rule(xs, ws, float(np.mean(xs <= qlow))), rule(xs, ws, float(np.mean(xs <= qup)))
+    return rule(xs, ws, float(np.mean(x_r <= qlow))), rule(xs, ws, float(np.mean(x_r <= qup)))
 
 
 def _replicate(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str,
@@ -239,7 +244,8 @@ def quantile(
         q = qt(1 - alpha / 2, dom_df)
         ses = []
         for name in names:
-            x = np.where(rows, values[name], 0.0)
+            # Rows R keeps outside a domain (calibrated, PPS) carry their values too.
+            x = np.where(_rows_in_r(dom) & ~missing, values[name], 0.0)
             for p in probs:
                 qhat = rule(x[rows], w[rows], p)
                 lower, upper = ci(dom, x, qhat, p, rule, alpha, dom_df, interval_type)

@@ -252,10 +252,10 @@ class StreamedDesign(Design):
     # ------------------------------------------------------------ what it cannot serve
     def _not_supported(self, method: str) -> NotSupportedError:
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
-        fix = "ddf.compute()" if self._dask else "lazy_frame.collect()"
         return NotSupportedError(
-            f"{method}() needs the rows in memory, which a design over a {kind} does not hold: build the "
-            f"design on the collected data ({fix}); streamed designs serve {', '.join(STREAMED_METHODS)}"
+            f"{method}() needs the rows in memory, which a design over a {kind} does not hold: collect() the "
+            f"data (ssc.Design(lazy.collect(), ...), or ddf.compute()) and use the in-memory design; "
+            f"streamed designs serve {', '.join(STREAMED_METHODS)}"
         )
 
     # ------------------------------------------------------------ estimation

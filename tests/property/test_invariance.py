@@ -2,11 +2,14 @@
 
 Row order does not matter; scaling the weights by c leaves means, ratios and model
 coefficients alone and multiplies totals by c; a domain mean is the subset mean and
-the ratio of domain totals; standard errors are never negative; and malformed input
-raises a SurveyError, never anything else.
+the ratio of domain totals; squared standard errors are the hand variances; and
+malformed input raises a SurveyError, never anything else.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,9 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _oracle  # noqa: E402
 
 RTOL = 1e-9  # sums in another order differ in the last bits
 
@@ -100,12 +106,27 @@ def test_domain_mean_is_the_subset_mean_and_a_ratio(df):
 
 
 @given(samples())
-def test_standard_errors_are_never_negative(df):
+def test_squared_standard_errors_are_the_hand_variances(df):
+    """SE^2 of a mean, a total, a ratio and each domain mean is the stratified
+    with-replacement variance of the PSU totals of its influence values, by hand."""
     d = design_of(df)
-    for name, est in estimates(d).items():
-        se = est.se
-        assert (se[~np.isnan(se)] >= 0).all(), name
-    assert (design_of(df).glm("y ~ x", progress=False).se >= 0).all()
+    y, x, w = (df[c].to_numpy() for c in ("y", "x", "w"))
+    args = (w, df["stratum"].to_numpy(), df["psu"].to_numpy())
+    everyone = np.ones(len(df), bool)
+    by = d.mean("y", by="g").table.set_index("g")
+    want = {
+        "mean": _oracle.domain_mean(y, *args, everyone),
+        "total": _oracle.domain_total(y, *args, everyone),
+        "ratio": _oracle.ratio(y, x, *args),
+        **{f"by {g}": _oracle.domain_mean(y, *args, (df["g"] == g).to_numpy()) for g in by.index},
+    }
+    got = {"mean": d.mean("y"), "total": d.total("y"), "ratio": d.ratio("y", "x")}
+    for name, est in got.items():
+        assert_allclose([est.estimate[0], est.se[0] ** 2], [want[name][0], want[name][1] ** 2], rtol=1e-9,
+                        err_msg=name)
+    for g in by.index:
+        assert_allclose([by.loc[g, "estimate"], by.loc[g, "se"] ** 2],
+                        [want[f"by {g}"][0], want[f"by {g}"][1] ** 2], rtol=1e-9, atol=1e-15, err_msg=g)
 
 
 # ---------------------------------------------------------------------------- malformed input
@@ -133,12 +154,41 @@ def malformed(draw: st.DrawFn) -> tuple[pd.DataFrame, dict]:
     return df, spec
 
 
-@given(malformed(), st.sampled_from(["mean", "total", "ratio", "by", "quantile", "glm", "ciprop", "chisq"]))
+# The columns each estimator reads, besides the design's.
+READS = {"mean": ["y"], "total": ["y", "g"], "ratio": ["y", "x"], "by": ["y", "g"], "quantile": ["y"],
+         "glm": ["b", "y"], "ciprop": ["b"], "chisq": ["g", "b"]}
+
+
+def _unusable(column: pd.Series, weights: bool = False) -> bool:
+    """A missing, infinite or text value where a number is needed, or a negative weight:
+    input that has no answer without a decision the user must make."""
+    values = pd.to_numeric(column, errors="coerce")
+    if column.isna().any() or values.isna().any() or np.isinf(values.to_numpy(float)).any():
+        return True
+    return bool(weights and (values < 0).any())
+
+
+def _must_fail(df: pd.DataFrame, spec: dict, estimator: str) -> bool:
+    if len(df) == 0 or spec["ids"] == "nope":
+        return True
+    labels = [c for c in (spec["ids"], spec["strata"]) if c is not None]
+    if any(df[c].isna().any() for c in labels):
+        return True
+    if spec["weights"] is not None and _unusable(df[spec["weights"]], weights=True):
+        return True
+    # A by or table column may miss values (those rows are in no domain, or left out).
+    numeric = [c for c in READS[estimator] if c != "g" and not (estimator == "chisq" and c == "b")]
+    return any(_unusable(df[c]) for c in numeric)
+
+
+@given(malformed(), st.sampled_from(list(READS)))
 def test_malformed_input_raises_a_survey_error(case, estimator):
+    """Unusable input raises a SurveyError (nothing else); input that is accepted gives
+    finite estimates and standard errors."""
     df, spec = case
     try:
         d = ssc.Design(df, **spec)
-        {
+        result = {
             "mean": lambda: d.mean("y"),
             "total": lambda: d.total(["y", "g"]),
             "ratio": lambda: d.ratio("y", "x"),
@@ -149,6 +199,9 @@ def test_malformed_input_raises_a_survey_error(case, estimator):
             "chisq": lambda: d.chisq("g", "b"),
         }[estimator]()
     except ssc.SurveyError:
-        pass  # the only way bad input may fail
+        return  # the only way bad input may fail
     except Warning as warning:  # warnings are errors in the test suite
         pytest.fail(f"{estimator}: a warning instead of a SurveyError: {warning!r}")
+    assert not _must_fail(df, spec, estimator), f"{estimator} accepted unusable input: {spec}\n{df}"
+    numbers = {"glm": lambda: result.coef, "chisq": lambda: result.statistic}.get(estimator, lambda: result.estimate)()
+    assert np.isfinite(np.r_[numbers]).all(), f"{estimator} gave {numbers} without an error"
