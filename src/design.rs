@@ -796,9 +796,19 @@ impl Design {
         }
         let any_big = spec.fpc.iter().any(|f| f.iter().any(|&x| x > 1.0));
         let all_ge1 = spec.fpc.iter().all(|f| f.iter().all(|&x| x >= 1.0));
-        if any_big != all_ge1 {
+        if any_big && !all_ge1 {
             return Err(CoreError::Design(
                 "fpc must be all population sizes (>= 1) or all sampling fractions (<= 1)".into(),
+            ));
+        }
+        if all_ge1 && !any_big {
+            // Every fpc exactly 1: a census as fractions, one unit per stratum as
+            // population sizes (R's as.fpc refuses it too).
+            return Err(CoreError::Design(
+                "fpc is 1 in every row, which reads both as sampling fractions (a census: every \
+                 SE 0) and as population sizes (one PSU in each stratum's population); give \
+                 population sizes, fractions below 1, or no fpc"
+                    .into(),
             ));
         }
         if any_big && spec.pps.is_some() {
