@@ -158,7 +158,7 @@ def test_likelihood_interval_beyond_double_range_is_an_error_as_in_r() -> None:
 
     y = np.array([0.0, 1.0, 1.0, 1.0])
     fit = _InterceptFit(beta=np.log(3), mu=0.75, cov_unscaled=5000 * 0.01, naive_cov=0.01, deviance=4.5,
-                        dispersion=1.0, y=y, prior=np.ones(4))
+                        dispersion=1.0, y=y, prior=np.ones(4), n_rows=4)
     with pytest.raises(ssc.EstimationError, match="use method='logit'"):
         _likelihood_interval(fit, 0.95, 19)
 

@@ -194,7 +194,7 @@ def test_platform_workers_indicators_met(report, persons):
     met = controls.sum(axis=1)  # NaN where an indicator is unknown
     known = ~np.isnan(met)
     expected = {(level,): hand.mean((met == level).astype(float), known) for level in range(6)}
-    _check(report["presumption"]["indicators_met"], ["level"], expected)
+    _check(report["presumption"]["indicators_met"], ["indicators_met"], expected)
     _distinct(expected)
 
 
