@@ -138,3 +138,17 @@ def test_a_zero_denominator_is_named_by_its_domain_labels():
         derived.ratio("covered", "z", by=["s2", "population_type"])
     with pytest.raises(ssc.EmptyDomainError, match="zero over the design's rows"):
         design.with_columns({"z": 0.0}).ratio("covered", "z")
+
+
+def test_labels_beyond_int64_keep_their_values():
+    # uint64 above 2^63 wrapped to negative labels; floats beyond 2^53 overflowed a cast.
+    df = ssc.demo_sample(n_strata=3, psus_per_stratum=3, persons_per_psu=6, seed=7)
+    design = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
+    half = df.index % 2 == 0
+    derived = design.with_columns({"big": np.where(half, 2**63 + 5, 7).astype(np.uint64),
+                                   "huge": np.where(half, 1e300, 2.0)})
+    by_big = derived.mean("covered", by="big").to_pandas()
+    assert by_big["big"].tolist() == [7, 2**63 + 5]
+    by_huge = derived.mean("covered", by="huge").to_pandas()
+    assert by_huge["huge"].tolist() == [2.0, 1e300]
+    assert by_big["estimate"].tolist() == by_huge["estimate"].tolist()

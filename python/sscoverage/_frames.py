@@ -254,7 +254,15 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
     )
     if numeric and missing is None:
         values = col.to_numpy()
-        if np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0):
+        # Integer labels that int64 holds exactly (not uint64 beyond 2^63, nor floats
+        # beyond 2^53, which would wrap or round): the rest are coded as general labels.
+        if values.dtype.kind == "u" and values.dtype.itemsize == 8:
+            exact = len(values) == 0 or int(values.max()) <= np.iinfo(np.int64).max
+        elif values.dtype.kind == "f":
+            exact = bool(np.all((np.abs(values) <= 2.0**53) & (np.mod(values, 1) == 0)))
+        else:
+            exact = np.issubdtype(values.dtype, np.integer)
+        if exact:
             # Integer labels: one pass in Rust, no sort of the rows.
             # The core reads int8..int64 and uint8..uint32 in place; others become int64.
             narrow = values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize <= 4)
