@@ -79,7 +79,7 @@ def test_woodruff_interval_by_hand(srs):
     """Simple random sample, no fpc: the proportion below the median has variance
     p(1-p)/(n-1); its t interval, read back through the rule, is the interval."""
     design = ssc.Design(srs)
-    res = design.quantile("x", [0.5], alpha=0.1).table.iloc[0]
+    res = design.quantile("x", [0.5], level=0.9).table.iloc[0]
     x = srs["x"].to_numpy()
     n = len(x)
     p = np.mean(x <= res.estimate)

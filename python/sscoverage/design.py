@@ -647,7 +647,18 @@ class Design(Serializable):
 
     # ------------------------------------------------------------------ more estimators
     @recorded
-    def quantile(self, y: str | Sequence[str], quantiles: float | Sequence[float] = (0.5,), **kw: Any) -> Estimates:
+    def quantile(
+        self,
+        y: str | Sequence[str],
+        quantiles: float | Sequence[float] = (0.5,),
+        by: Any = None,
+        level: float = 0.95,
+        qrule: Any = "math",
+        interval_type: str = "mean",
+        na_rm: bool = False,
+        df: float | None = None,
+        progress: bool = True,
+    ) -> Estimates:
         """Weighted quantiles with confidence intervals.
 
         Mirrors R's ``svyquantile`` (survey >= 4.1); Stata has no built-in survey
@@ -658,7 +669,7 @@ class Design(Serializable):
         y : column or list of numeric columns.
         quantiles : probabilities, each strictly between 0 and 1.
         by : domain column(s), as for :meth:`mean`; each domain is a subset of the design.
-        alpha : the interval level is ``1 - alpha``.
+        level : confidence level of the intervals (R's ``alpha`` is ``1 - level``).
         qrule : R's rule for the quantile of a weighted step function: ``"math"``
             (``"hf1"``, the default), ``"school"`` (``"hf2"``), ``"hf3"`` ... ``"hf9"``,
             ``"shahvaish"``, or a function ``(x, w, p) -> value``.
@@ -680,10 +691,18 @@ class Design(Serializable):
         """
         from .quantile import quantile
 
-        return quantile(self, y, quantiles, **kw)
+        return quantile(self, y, quantiles, by, level, qrule, interval_type, na_rm, df, progress)
 
     @recorded
-    def ciprop(self, y: str, method: str = "logit", **kw: Any) -> Estimates:
+    def ciprop(
+        self,
+        y: str,
+        method: str = "logit",
+        level: float = 0.95,
+        by: Any = None,
+        df: float | None = None,
+        na_rm: bool = False,
+    ) -> Estimates:
         """A proportion with a confidence interval that stays inside [0, 1].
 
         Mirrors R's ``svyciprop`` and Stata's ``svy: proportion, citype()``.
@@ -711,7 +730,7 @@ class Design(Serializable):
         """
         from .proportions import ciprop
 
-        return ciprop(self, y, method, **kw)
+        return ciprop(self, y, method, level, by, df, na_rm)
 
     @recorded
     def chisq(self, row: str, col: str, statistic: str = "F", **kw: Any) -> "ChisqTest":
@@ -765,7 +784,17 @@ class Design(Serializable):
         return contrast(self, y, contrasts, statistic, **kw)
 
     @recorded
-    def glm(self, formula: str, family: str = "gaussian", link: str | None = None, **kw: Any) -> "GLMResult":
+    def glm(
+        self,
+        formula: str,
+        family: str = "gaussian",
+        link: str | None = None,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        level: float = 0.95,
+        epsilon: float = 1e-8,
+        maxit: int = 25,
+        progress: bool = True,
+    ) -> "GLMResult":
         """Design-based generalised linear model.
 
         Mirrors R's ``svyglm`` (with ``summary``) and Stata's ``svy: glm``.
@@ -803,7 +832,7 @@ class Design(Serializable):
         """
         from .models import glm
 
-        return glm(self, formula, family, link, **kw)
+        return glm(self, formula, family, link, levels, level, epsilon, maxit, progress)
 
     @recorded
     def threshold_glm(self, formula: str, threshold_var: str, grid: Any = None, kind: str = "slope",

@@ -190,7 +190,7 @@ def quantile(
     y: str | Sequence[str],
     quantiles: float | Sequence[float] = (0.5,),
     by: Any = None,
-    alpha: float = 0.05,
+    level: float = 0.95,
     qrule: str | QRule = "math",
     interval_type: str = "mean",
     na_rm: bool = False,
@@ -211,8 +211,9 @@ def quantile(
         raise OptionError(f"quantiles={quantiles!r}: give probabilities between 0 and 1, as 0.5 or [0.25, 0.75]") from None
     if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
         raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
-    if not 0 < alpha < 1:
-        raise EstimationError(f"alpha must lie strictly between 0 and 1, not {alpha}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise OptionError(f"level={level!r}: the confidence level is a number between 0 and 1, as 0.95")
+    alpha = 1 - level  # R's svyquantile speaks of alpha
     if interval_type not in INTERVAL_TYPES:
         raise DesignError(f"interval_type={interval_type!r}; use one of {', '.join(INTERVAL_TYPES)}")
     rule = _rule(qrule)
@@ -284,7 +285,7 @@ def quantile(
         table=table,
         vcov=vcovs,
         by=by_names,
-        level=1 - alpha,
+        level=level,
         df=float(dfs[0]) if len(dfs) == 1 else None,
         n_removed=n_removed,
         notes=notes,

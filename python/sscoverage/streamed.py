@@ -233,13 +233,23 @@ class StreamedDesign(Design):
         show = self._progress if progress is None else progress
         return (reduce(*args, batch) for batch in track(batches, n_batches, label, show))
 
-    def glm(self, formula: str, family: str = "gaussian", link: str | None = None, **kw: Any) -> Any:
+    def glm(
+        self,
+        formula: str,
+        family: str = "gaussian",
+        link: str | None = None,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        level: float = 0.95,
+        epsilon: float = 1e-8,
+        maxit: int = 25,
+        progress: bool = True,
+    ) -> Any:
         """Design-based GLM over the streamed rows, one pass over the batches per IRLS
         iteration; the numbers of :meth:`Design.glm` on the same data (see
         :func:`sscoverage._streamed_glm.streamed_glm`)."""
         from ._streamed_glm import streamed_glm
 
-        return streamed_glm(self, formula, family, link, **kw)
+        return streamed_glm(self, formula, family, link, levels, level, epsilon, maxit, progress)
 
     def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "StreamedDesign":
         """:meth:`Design.rake` on the collapsed cell table: two passes over the batches,

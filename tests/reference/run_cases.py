@@ -144,7 +144,7 @@ def run_op(design: ssc.Design, op: str, args: dict[str, Any], by: list[str] | No
             args["y"],
             args["quantiles"],
             by=by,
-            alpha=args.get("alpha", 0.05),
+            level=1 - args.get("alpha", 0.05),
             qrule=args.get("qrule", "math"),
             interval_type=args.get("interval_type", "mean"),
             na_rm=args.get("na_rm", False),
