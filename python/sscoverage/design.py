@@ -733,7 +733,7 @@ class Design(Serializable):
         return ciprop(self, y, method, level, by, df, na_rm)
 
     @recorded
-    def chisq(self, row: str, col: str, statistic: str = "F", **kw: Any) -> "ChisqTest":
+    def chisq(self, row: str, col: str, statistic: str = "F", na_rm: bool = True) -> "ChisqTest":
         """Design-based test of independence in the two-way table of `row` by `col`.
 
         Mirrors R's ``svychisq`` and Stata's ``svy: tabulate twoway`` tests.
@@ -753,10 +753,19 @@ class Design(Serializable):
         """
         from .association import chisq
 
-        return chisq(self, row, col, statistic, **kw)
+        return chisq(self, row, col, statistic, na_rm)
 
     @recorded
-    def contrast(self, y: str | Sequence[str], contrasts: Any, statistic: str = "mean", **kw: Any) -> Estimates:
+    def contrast(
+        self,
+        y: str | Sequence[str],
+        contrasts: Any,
+        statistic: str = "mean",
+        by: Any = None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        df: float | str | None = None,
+    ) -> Estimates:
         """Linear combinations of means or totals, across variables or domains.
 
         Mirrors R's ``svycontrast`` of ``svymean`` / ``svytotal`` or of ``svyby(...,
@@ -781,7 +790,7 @@ class Design(Serializable):
         """
         from .contrast import contrast
 
-        return contrast(self, y, contrasts, statistic, **kw)
+        return contrast(self, y, contrasts, statistic, by, na_rm, level, df)
 
     @recorded
     def glm(
@@ -835,8 +844,25 @@ class Design(Serializable):
         return glm(self, formula, family, link, levels, level, epsilon, maxit, progress)
 
     @recorded
-    def threshold_glm(self, formula: str, threshold_var: str, grid: Any = None, kind: str = "slope",
-                      **kw: Any) -> "ThresholdResult":
+    def threshold_glm(
+        self,
+        formula: str,
+        threshold_var: str,
+        grid: Any = None,
+        kind: str = "slope",
+        family: str = "quasibinomial",
+        link: str | None = None,
+        ci: str = "auto",
+        level: float = 0.95,
+        min_side: int | None = None,
+        trim: float | None = None,
+        n_draws: int = 999,
+        seed: int = 20240601,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        epsilon: float = 1e-8,
+        maxit: int = 25,
+        progress: bool = True,
+    ) -> "ThresholdResult":
         """A GLM whose slope (or level) in `threshold_var` changes at an unknown threshold.
 
         The threshold is the candidate of a grid at which the weighted deviance (minus
@@ -881,9 +907,10 @@ class Design(Serializable):
         ThresholdError : a grid candidate outside the data's range or with fewer than
             `min_side` rows on one side; kind="slope" without the variable in the formula.
         """
-        from .threshold import threshold_glm
+        from .threshold import DEFAULT_TRIM, threshold_glm
 
-        return threshold_glm(self, formula, threshold_var, grid, kind, **kw)
+        return threshold_glm(self, formula, threshold_var, grid, kind, family, link, ci, level, min_side,
+                             DEFAULT_TRIM if trim is None else trim, n_draws, seed, levels, epsilon, maxit, progress)
 
     # ------------------------------------------------------------------ weighting
     @recorded
@@ -1020,7 +1047,14 @@ class Design(Serializable):
 
     # ------------------------------------------------------------------ survival
     def km(
-        self, time: str, event: str, by: str | None = None, times: Any = None, se: bool = False, **kw: Any
+        self,
+        time: str,
+        event: str,
+        by: str | None = None,
+        times: Any = None,
+        se: bool = False,
+        na_rm: bool = False,
+        level: float = 0.95,
     ) -> "SurvivalCurves":
         """Design-weighted survival curves.
 
@@ -1057,10 +1091,11 @@ class Design(Serializable):
         """
         from .survival import km
 
-        return km(self, time, event, by, times, se, **kw)
+        return km(self, time, event, by, times, se, na_rm, level)
 
     def median_survival(
-        self, time: str, event: str, by: str | None = None, level: float = 0.95, **kw: Any
+        self, time: str, event: str, by: str | None = None, level: float = 0.95, times: Any = None,
+        na_rm: bool = False,
     ) -> pd.DataFrame:
         """Median survival time with a confidence interval, per `by` group.
 
@@ -1070,10 +1105,19 @@ class Design(Serializable):
         ``svy`` interval).  Arguments as :meth:`km`; returns ``estimate``, ``ci_low``,
         ``ci_high``.
         """
-        return self.km(time, event, by, se=True, level=level, **kw).median_survival()
+        return self.km(time, event, by, times=times, se=True, na_rm=na_rm, level=level).median_survival()
 
     @recorded
-    def coxph(self, formula: str, ties: str = "efron", **kw: Any) -> "CoxResult":
+    def coxph(
+        self,
+        formula: str,
+        ties: str = "efron",
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        eps: float = 1e-9,
+        maxit: int = 20,
+    ) -> "CoxResult":
         """Design-based Cox proportional-hazards regression.
 
         Mirrors R's ``svycoxph`` and Stata's ``svy: stcox``.
@@ -1107,7 +1151,7 @@ class Design(Serializable):
         """
         from .survival import coxph
 
-        return coxph(self, formula, ties, **kw)
+        return coxph(self, formula, ties, levels, na_rm, level, eps, maxit)
 
     @recorded
     def adjust_nonresponse(
