@@ -101,6 +101,8 @@ class Design(Serializable):
     (1, 2)
     """
 
+    _stored_as_design = True
+
     def __new__(cls, data: Any = None, *args: Any, **kwargs: Any) -> "Design":
         # Data larger than memory (a polars LazyFrame, a Dask DataFrame) is streamed.
         if cls is Design and (isinstance(data, pl.LazyFrame) or type(data).__module__.split(".")[0] == "dask"):
@@ -153,13 +155,16 @@ class Design(Serializable):
         ] or [None]
         strata_coded = [frame.codes(n, "strata") for n in strata_names]
         fpc_arrays = [frame.numeric(n, "fpc") for n in fpc_names]
-        # A float64 weights column goes to the core as it is: the core takes 1/(1/w) as
-        # it copies it, and says only that something is wrong; the checks below then
-        # tell what, as they would have before the core was called.
+        # A float64 weights column goes to the core as it is, unchecked: the core says only
+        # that something is wrong, and the checks below then tell what.  Weights (not
+        # probabilities) are taken as 1/(1/w) by the core as it copies them (R keeps
+        # probabilities and weighs by their inverse; where a cumulative weight meets
+        # p * total exactly, as in quantiles, that last bit decides the data value).
         w = frame.plain_floats(weights) if weights is not None else None
-        roundtrip = w is not None
+        unchecked = w is not None
         if w is None and (weights is not None or probs is not None):
             w = _checked_weights(frame, weights, probs)
+        roundtrip = weights is not None
         pps_method, psum, joint = _pps_arguments(pps, frame.n_rows)
         try:
             self._core = _core.CoreDesign(
@@ -179,7 +184,7 @@ class Design(Serializable):
                 ids_labels=ids_labels,
             )
         except SurveyError as err:
-            if roundtrip:
+            if unchecked:
                 # Unchecked weights: their own error, if any, comes first, as before.
                 try:
                     _checked_weights(frame, weights, probs)
@@ -1223,7 +1228,7 @@ MAX_DIRECT_DOMAINS = 1 << 16
 
 def _checked_weights(frame: Frame, weights: str | None, probs: str | None) -> np.ndarray:
     """The sampling weights from a weights or probs column, checked: complete, finite,
-    non-negative (probs positive)."""
+    non-negative (probs positive); weights as given (the core takes 1/(1/w))."""
     name = weights if weights is not None else probs
     assert name is not None
     role = "weights" if weights is not None else "probs"
@@ -1231,17 +1236,7 @@ def _checked_weights(frame: Frame, weights: str | None, probs: str | None) -> np
     w = frame.numeric(name, role)
     invalid = int((w <= 0).sum()) if probs is not None else int((w < 0).sum())
     check_weight_counts(name, role, 0, 0, invalid, int((w > 0).sum()))
-    if probs is not None:
-        return 1.0 / w
-    # R keeps probabilities and weighs by 1/(1/w), which can differ from w in the last
-    # bit; where a cumulative weight meets p * total exactly (quantiles) that bit decides
-    # the data value.
-    # (A subnormal weight, as 5e-324, has no finite reciprocal: it is kept as it is.)
-    with np.errstate(divide="ignore", over="ignore"):
-        inverse = 1.0 / w
-        back = 1.0 / inverse
-    tiny = np.isinf(inverse) & (w > 0)
-    return np.where(tiny, w, back) if tiny.any() else back
+    return 1.0 / w if probs is not None else w
 
 
 def _warn_fpc_varies(

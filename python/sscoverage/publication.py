@@ -29,7 +29,7 @@ from . import _display
 from ._provenance import Provenance
 from ._stages import first_stage_counts
 from .exceptions import EstimationError, ShapeError
-from .serialize import Serializable
+from .serialize import Serializable, stored_value
 
 if TYPE_CHECKING:
     from .results import Estimates
@@ -46,6 +46,7 @@ FLAG_MEANINGS = {
 }
 
 
+@stored_value
 @dataclass(frozen=True)
 class ReliabilityRules:
     """Thresholds of the reliability flags (defaults: the NCHS standards).

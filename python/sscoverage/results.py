@@ -15,7 +15,7 @@ from scipy import stats
 from . import _display
 from ._provenance import Provenance
 from .exceptions import SurveyWarning, OptionError
-from .serialize import Serializable
+from .serialize import Serializable, encode
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -160,6 +160,14 @@ class Estimates(Serializable):
         from .plots import estimates
 
         return estimates(self, ax, sort, group)
+
+    def _design_record(self, design: dict[str, Any]) -> dict[str, Any]:
+        # Flags of a loaded result need each domain's df, which only the data give.
+        if "domain_df" in design:
+            return design
+        from .publication import domain_df
+
+        return {**design, "domain_df": encode(domain_df(self))}
 
     def flags(self, rules: "ReliabilityRules | None" = None, proportion: bool | None = None) -> pd.DataFrame:
         """NCHS-style reliability of each estimate.

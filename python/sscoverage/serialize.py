@@ -40,8 +40,38 @@ from ._provenance import Provenance, design_facts
 from .exceptions import DesignError, SerializationError
 
 
+#: The classes :func:`load` may build, by their ``kind`` in the JSON: every subclass of
+#: :class:`Serializable` (result dataclasses and designs) and every :func:`stored_value`,
+#: each registered where the package defines it (so this module imports none of them).
+_STORED: dict[str, type] = {}
+
+
+def _kind(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def stored_value(cls: type) -> type:
+    """Register a dataclass that may stand inside a result's fields or options (a
+    weighting step, reliability rules) as one :func:`load` may build."""
+    _STORED[_kind(cls)] = cls
+    return cls
+
+
 class Serializable:
     """Adds :meth:`to_json` to a result dataclass or a design."""
+
+    #: True on designs: their JSON is their recipe, rebuilt on the data by :func:`load`.
+    _stored_as_design = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("sscoverage."):
+            _STORED[_kind(cls)] = cls
+
+    def _design_record(self, design: dict[str, Any]) -> dict[str, Any]:
+        """The stored description of the design this result was asked of; a result that
+        needs more of the data later (per-domain df for flags) adds it."""
+        return design
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int | None = 1) -> str:
         """This object as JSON text (written to `path` too, if given); :func:`sscoverage.load`
@@ -71,9 +101,7 @@ class Unstored:
 # ---------------------------------------------------------------------------- records
 def record(obj: Any) -> dict[str, Any]:
     """The JSON-ready dict of a design or a result dataclass."""
-    from .design import Design
-
-    if isinstance(obj, Design):
+    if obj._stored_as_design:
         return {"sscoverage": __version__, "schema": SCHEMA, "kind": "design", "design": describe(obj)}
     cls = type(obj)
     out: dict[str, Any] = {"sscoverage": __version__, "schema": SCHEMA, "kind": f"{cls.__module__}:{cls.__qualname__}"}
@@ -83,12 +111,7 @@ def record(obj: Any) -> dict[str, Any]:
         out["options"] = encode(dict(prov.options))
         # A loaded result's description is decoded: encoded again, it is written as read.
         design = encode(dict(prov.design)) if isinstance(prov.design, Mapping) else describe(prov.design)
-        if "domain_df" not in design and hasattr(obj, "flags"):
-            from .publication import domain_df
-
-            # Flags of a loaded result need each domain's df, which only the data give.
-            design = {**design, "domain_df": encode(domain_df(obj))}
-        out["design"] = design
+        out["design"] = obj._design_record(design)
     out["result"] = {f.name: encode(getattr(obj, f.name)) for f in _stored_fields(cls)}
     return out
 
@@ -165,29 +188,8 @@ MAX_VALUES = 100_000_000
 
 def result_types() -> dict[str, type]:
     """The result classes :func:`load` builds, by their ``kind`` in the JSON."""
-    from .association import ChisqTest
-    from .coverage import CoverageTable, ReasonRanking, Summary
-    from .models import GLMResult, WaldTest
-    from .publication import SuppressedTable
-    from .results import Estimates
-    from .small_area import FayHerriotResult
-    from .survival import CoxResult
-    from .threshold import ThresholdResult
-    from .weighting import WeightingReport
-
-    classes = (Estimates, GLMResult, WaldTest, ChisqTest, Summary, CoverageTable, ReasonRanking,
-               ThresholdResult, CoxResult, SuppressedTable, WeightingReport, FayHerriotResult)
-    return {f"{c.__module__}:{c.__qualname__}": c for c in classes}
-
-
-def _value_types() -> dict[str, type]:
-    """Dataclasses that may stand inside a result's fields (a threshold's GLM, a
-    weighting step) or a result's options (reliability rules)."""
-    from .publication import ReliabilityRules
-    from .weighting import Adjustment
-
-    classes = (Adjustment, ReliabilityRules)
-    return {**result_types(), **{f"{c.__module__}:{c.__qualname__}": c for c in classes}}
+    return {kind: cls for kind, cls in _STORED.items()
+            if issubclass(cls, Serializable) and dataclasses.is_dataclass(cls)}
 
 
 #: Design steps a saved recipe may replay after the constructor (``Design`` or
@@ -296,9 +298,8 @@ def _conforms(value: Any, hint: Any) -> bool:
 
 
 def _rebuild(description: Mapping[str, Any], data: Any) -> Any:
-    from .design import Design
-    from .replicates import ReplicateDesign
-
+    # The design classes, as registered where they are defined (sscoverage imports both).
+    Design, ReplicateDesign = _STORED["sscoverage.design:Design"], _STORED["sscoverage.replicates:ReplicateDesign"]
     steps = decode(_field(description, "recipe", list, "the design"), "design.recipe")
     if not steps:
         raise DesignError("the stored design has no recipe to rebuild it from")
@@ -448,7 +449,7 @@ def decode(value: Any, path: str = "value") -> Any:
             raise SerializationError(f"{path}: a tuple holds a list")
         return tuple(decode(v, f"{path}[{i}]") for i, v in enumerate(body))
     if tag == "__dataclass__":
-        cls = _value_types().get(body) if isinstance(body, str) else None
+        cls = _STORED.get(body) if isinstance(body, str) and dataclasses.is_dataclass(_STORED.get(body)) else None
         if cls is None:
             raise SerializationError(f"{path}: {body!r} is not a type sscoverage stores")
         if not isinstance(value["fields"], dict):

@@ -36,7 +36,7 @@ from .exceptions import (
     MissingValueError,
 )
 from .formula import CONTEXT, parse_formula
-from .serialize import Serializable
+from .serialize import Serializable, stored_value
 
 if TYPE_CHECKING:
     from .design import Design
@@ -46,6 +46,7 @@ CALFUNS = ("linear", "raking", "logit")
 _DENSE_COMBINATIONS = 1 << 24
 
 
+@stored_value
 @dataclass(frozen=True)
 class Adjustment:
     """One weighting step: what was targeted and what the weights reached.
