@@ -208,3 +208,17 @@ def test_corrupt_text_is_a_serialization_error(text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ssc.SerializationError, match="no file .*missing.json"):
         ssc.load(tmp_path / "missing.json")
+
+
+def test_a_fresh_process_can_load_every_kind_of_result():
+    # The allow-list is the package's own result classes, registered as their modules are
+    # imported: `import sscoverage` must import every one of them.
+    import subprocess
+    import sys
+
+    code = ("import sscoverage; from sscoverage.serialize import result_types; "
+            "print(' '.join(sorted(k.split(':')[1] for k in result_types())))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == sorted(["ChisqTest", "CoverageTable", "CoxResult", "Estimates", "FayHerriotResult", "GLMResult",
+                          "ReasonRanking", "Summary", "SuppressedTable", "ThresholdResult", "WaldTest",
+                          "WeightingReport"])

@@ -49,6 +49,7 @@ from .exceptions import (
 )
 from .replicates import ReplicateDesign
 from .streamed import StreamedDesign
+from .association import ChisqTest
 from .models import GLMResult, WaldTest
 from .threshold import ThresholdResult
 from .survival import CoxResult, SurvivalCurves, person_period
@@ -88,6 +89,7 @@ __all__ = [
     "SurveyWarning",
     "GLMResult",
     "WaldTest",
+    "ChisqTest",
     "ThresholdResult",
     "ThresholdError",
     "simulate",
