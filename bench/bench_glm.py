@@ -7,9 +7,9 @@ Times, on the same synthetic data and in the same process:
   a   ``design.glm(formula, family="quasibinomial")`` end to end: the model matrix from
       the formula (formulaic), R's IRLS in the Rust core, the influence values and
       their design-based covariance; split into
-      a_mm   building the model matrix alone (``_ModelFrame``)
+      a_mm   building the model matrix alone (``ModelFrame``)
       a_fit  the core's IRLS alone on the prebuilt matrix (``_core.glm_fit``)
-      a_var  the design covariance of the influence values (``design._influence_vcov``)
+      a_var  the design covariance of the influence values (``design.influence_vcov``)
   b   one IRLS pass by hand in numpy (linear predictor, means, working weights and
       response, X'WX and X'Wz, one solve) from R's starting values: the unit of work an
       IRLS repeats until convergence
@@ -38,7 +38,7 @@ import pandas as pd
 import sscoverage as ssc
 from _common import timed, peak_rss_gib, max_rel, fmt_s, parse_sizes  # bench/, the script's own folder, is on sys.path
 from sscoverage import _core
-from sscoverage.models import _ModelFrame
+from sscoverage.models.glm import ModelFrame
 
 N_STRATA = 50
 PSUS_PER_STRATUM = 20
@@ -155,7 +155,7 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
     print(f"\n== n = {n:,} rows, {N_COLUMNS} model-matrix columns ({FORMULA}); data built in {t_gen:.1f}s",
           flush=True)
     design = ssc.Design(df, ids="psu", strata="stratum", weights="w")
-    model = _ModelFrame(design, FORMULA, "quasibinomial", {})
+    model = ModelFrame(design, FORMULA, "quasibinomial", {})
     assert model.x.shape[1] == N_COLUMNS, model.terms
     w = design.weights
     prior = w / w.mean()
@@ -166,11 +166,11 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
     for _ in range(repeats):
         t, fit = timed(lambda: design.glm(FORMULA, family="quasibinomial"))
         times["a"].append(t)
-        times["a_mm"].append(timed(lambda: _ModelFrame(design, FORMULA, "quasibinomial", {}))[0])
+        times["a_mm"].append(timed(lambda: ModelFrame(design, FORMULA, "quasibinomial", {}))[0])
         t, core = timed(lambda: _core.glm_fit(model.x, model.y, prior, "quasibinomial", None))
         times["a_fit"].append(t)
         infl = np.asarray(core["influence"])
-        times["a_var"].append(timed(lambda: design._influence_vcov(infl))[0])
+        times["a_var"].append(timed(lambda: design.influence_vcov(infl))[0])
         times["b"].append(timed(base.one_pass)[0])
         t, (beta, vcov) = timed(base.converge)
         times["b_full"].append(t)

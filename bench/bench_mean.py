@@ -216,7 +216,7 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
             print(f"   svy skipped: {exc}")
         else:
             d, d_warm = [], []
-            for i in range(svy_repeats or repeats):
+            for _ in range(svy_repeats or repeats):
                 t, (sample, svy_est) = timed(cold)
                 d.append(t)
                 d_warm.append(timed(lambda: warm(sample))[0])

@@ -69,7 +69,7 @@ def numpy_rake(codes: list[np.ndarray], w: np.ndarray, targets: list[np.ndarray]
     factor = np.ones(shape)
     epsilon = EPS * w.sum()
     old = table
-    for sweep in range(1, MAXIT + 1):
+    for sweep in range(1, MAXIT + 1):  # noqa: B007 (the count is returned)
         for m, target in enumerate(targets):
             axes = tuple(a for a in range(len(shape)) if a != m)
             current = (table * factor).sum(axis=axes)

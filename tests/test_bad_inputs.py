@@ -35,7 +35,7 @@ def design_cases() -> list[tuple[str, str | None]]:
         args = {**base, role: value}
         cases.append(("ssc.Design(df, " + ", ".join(f"{k}={v}" for k, v in args.items()) + ").mean('covered')",
                       expect))
-    for label, column, values, expect in [
+    for _label, column, values, expect in [
         ("nan weight", "weight", "np.where(df.index == 4, np.nan, df.weight)", "weight.*missing"),
         ("inf weight", "weight", "np.where(df.index == 4, np.inf, df.weight)", "weight.*infinite"),
         ("negative weight", "weight", "np.where(df.index == 4, -1.0, df.weight)", "weight.*negative"),

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import sscoverage as ssc
-from sscoverage.streamed import IN_MEMORY_METHODS, STREAMED_METHODS
+from sscoverage.stream.design import IN_MEMORY_METHODS, STREAMED_METHODS
 
 
 @pytest.fixture(scope="module")

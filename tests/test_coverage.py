@@ -10,8 +10,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
-from sscoverage.coverage import EMPLOYEE_CONTRIBUTION_BANDS, published_figures
-from sscoverage.report import MEAN_FIGURES, PROFILE_FIGURES
+from sscoverage.study.coverage import EMPLOYEE_CONTRIBUTION_BANDS, published_figures
+from sscoverage.report.report import MEAN_FIGURES, PROFILE_FIGURES
 
 FIGURES = published_figures()
 LAPSE = FIGURES["lapse"]
@@ -260,7 +260,7 @@ def test_reasons_rank_and_joint_test(small):
     assert table["estimate"].iloc[0] == pytest.approx(p["r1"])
     # The joint covariance by the influence route: Z = w (y - p) / W per reason.
     z = np.column_stack([np.where(asked, w * (data[r].fillna(0) - p[r]) / w.sum(), 0.0) for r in ("r1", "r2")])
-    v = design._influence_vcov(z, asked)
+    v = design.influence_vcov(z, asked)
     top = ranking.top_two
     assert (top["first"], top["second"]) == ("r1", "r2")
     assert top["difference"] == pytest.approx(p["r1"] - p["r2"])

@@ -14,7 +14,7 @@ import sscoverage as ssc
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from test_spells import SURVEY_YEAR, random_histories
+from test_spells import SURVEY_YEAR, random_histories  # noqa: E402  (after the skips: needs dask)
 
 
 @pytest.fixture(params=["default", "local_cluster"])

@@ -302,7 +302,7 @@ def test_numeric_margins_at_values(dstrat):
     fit = dstrat.glm("api00 ~ ell + meals")
     pm = fit.predictive_margins("meals", levels=[10, 50])
     w = dstrat.weights
-    ell_mean = np.average(dstrat._frame.numeric("ell", "x"), weights=w)
+    ell_mean = np.average(dstrat.frame.numeric("ell", "x"), weights=w)
     b = fit.coef
     assert_allclose(pm.estimate, [b[0] + b[1] * ell_mean + b[2] * m for m in (10, 50)], rtol=1e-12)
     # The difference of the two margins is 40 times the slope, with 40 times its SE.
@@ -328,7 +328,7 @@ def test_scenario_shift_in_a_linear_model_changes_by_slope_times_shift(dstrat):
     assert_allclose(change["estimate"], 5 * fit.coef[2], rtol=1e-10)
     assert_allclose(change["se"], 5 * fit.se[2], rtol=1e-7)
     baseline = out[(out["variable"] == "baseline") & (out["group"] == "all")]
-    assert_allclose(baseline["estimate"], np.average(dstrat._frame.numeric("api00", "y"),
+    assert_allclose(baseline["estimate"], np.average(dstrat.frame.numeric("api00", "y"),
                                                      weights=dstrat.weights), rtol=1e-10)
 
 
@@ -339,7 +339,7 @@ def test_scenario_subsidy_below_a_threshold(dclus1, m2):
     change = {"meals": lambda m: np.where(m > 50, m - 10, m)}
     out = ssc.simulate.scenario(m2, changes=change).to_pandas()
     base, new, diff = out["estimate"]
-    data = dclus1._frame.data
+    data = dclus1.frame.data
     w = data["pw"].to_numpy()
     p0 = m2.predict(data, type="response").estimate
     p1 = m2.predict(data.assign(meals=change["meals"](data["meals"])), type="response").estimate
@@ -359,6 +359,6 @@ def test_scenario_no_change_and_errors(dclus1, m2):
         ssc.simulate.scenario(m2, changes={"income": 1.0})
     with pytest.raises(ssc.EstimationError, match="changes is empty"):
         ssc.simulate.scenario(m2, changes={})
-    other = ssc.Design(dclus1._frame.data, ids="dnum", weights="pw")
+    other = ssc.Design(dclus1.frame.data, ids="dnum", weights="pw")
     with pytest.raises(ssc.DesignError, match="fitted on or a subset"):
         ssc.simulate.scenario(m2, other, changes={"meals": 0.0})

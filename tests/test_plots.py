@@ -14,7 +14,7 @@ from matplotlib.collections import LineCollection, PolyCollection
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
-from sscoverage.coverage import CoverageTable
+from sscoverage.study.coverage import CoverageTable
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +126,7 @@ def test_threshold_profile_line_and_markers(design):
 
 
 def test_weights_before_and_after_calibration(design):
-    df = design._frame.data
+    df = design.frame.data
     population = {"(Intercept)": 3.0e7, "population_typelocal_rural": 0.9e7,
                   "population_typeurban_to_urban_migrant": 0.4e7, "population_typerural_to_urban_migrant": 0.4e7}
     calibrated = design.calibrate("~population_type", population)

@@ -146,7 +146,7 @@ def test_logit_link_clamps_are_r_s():
     """The intercept fit uses R's binomial() link, clamped beyond |eta| = 30 (C
     logit_linkinv, logit_mu_eta).  R: ``options(digits=17); e <- c(-40, -30.5, -30,
     -29.5, 0, 1.5, 29.5, 30, 30.5, 40); binomial()$linkinv(e); binomial()$mu.eta(e)``."""
-    from sscoverage.proportions import _linkinv, _mu_eta
+    from sscoverage.estimators.proportions import _linkinv, _mu_eta
 
     eta = np.array([-40, -30.5, -30, -29.5, 0, 1.5, 29.5, 30, 30.5, 40])
     linkinv = [2.2204460492503126e-16, 2.2204460492503126e-16, 9.3576229688393001e-14, 1.5428112031916497e-13,
@@ -163,7 +163,7 @@ def test_logit_link_clamps_are_r_s():
 def test_binomial_deviance_is_r_s():
     """R: ``y <- c(0,1,0,1,1,0); mu <- c(.2,.7,.5,.9,.35,.05); wt <- c(1,2,3,.5,1.5,2);
     sum(binomial()$dev.resids(y, mu, wt))`` (y log y taken as 0)."""
-    from sscoverage.proportions import _deviance
+    from sscoverage.estimators.proportions import _deviance
 
     y = np.array([0.0, 1, 0, 1, 1, 0])
     mu = np.array([0.2, 0.7, 0.5, 0.9, 0.35, 0.05])

@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose
 from scipy import optimize
 
 import sscoverage as ssc
-from sscoverage.proportions import proportion_interval
-from sscoverage.publication import cell_counts, korn_graubard
+from sscoverage.estimators.proportions import proportion_interval
+from sscoverage.results.publication import cell_counts, korn_graubard
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_korn_graubard_is_svycipropbeta_when_the_cap_does_not_bind():
 def test_domain_df_is_the_degf_of_each_domain(design):
     est = design.mean("covered", by="group")
     flags = est.flags()
-    df = design._frame.data
+    df = design.frame.data
     for label, got in zip(flags["group"], flags["df"]):
         assert got == design.subset(df["group"] == label).degf
     assert flags.loc[flags["group"] == "rare", "df"].item() < 8
@@ -141,7 +141,7 @@ def test_a_cell_that_cannot_be_protected():
 
 def test_cells_of_factor_levels_count_their_own_rows(design):
     est = design.total("population_type", by="group")
-    df = design._frame.data
+    df = design.frame.data
     sizes = df.groupby(["group", "population_type"], observed=True).size()
     expected = [sizes.get((g, lv), 0) for g, lv in zip(est.table["group"], est.table["level"])]
     assert cell_counts(est).tolist() == expected

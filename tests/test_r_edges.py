@@ -127,7 +127,7 @@ def test_brr_needs_strata(apistrat: pd.DataFrame) -> None:
 
 
 def test_stratum_labels_sort_as_r_text() -> None:
-    from sscoverage.replicates import r_text
+    from sscoverage.design.replicates import r_text
 
     assert [r_text(v) for v in (10, 2.0, 1e5, 123456.0, 0.1, 1e-4, True, "b")] == [
         "10", "2", "1e+05", "123456", "0.1", "1e-04", "TRUE", "b"
@@ -154,7 +154,7 @@ def test_likelihood_interval_with_a_large_design_effect(reference_dir: Path) -> 
 def test_likelihood_interval_beyond_double_range_is_an_error_as_in_r() -> None:
     # A design effect of 5000 on the logit scale: pnorm(qt(0.025, df) * sqrt(5000)) / 2
     # underflows to 0 (R then stops in spline(): "'from' must be a finite number").
-    from sscoverage.proportions import _InterceptFit, _likelihood_interval
+    from sscoverage.estimators.proportions import _InterceptFit, _likelihood_interval
 
     y = np.array([0.0, 1.0, 1.0, 1.0])
     fit = _InterceptFit(beta=np.log(3), mu=0.75, cov_unscaled=5000 * 0.01, naive_cov=0.01, deviance=4.5,

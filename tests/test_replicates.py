@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -122,4 +121,4 @@ def test_bad_replicate_input():
     with pytest.raises(ssc.DesignError, match="needs rho"):
         ssc.ReplicateDesign(data, repweights=["r1"], type="Fay")
     with pytest.raises(ssc.DesignError, match="no linearisation variance"):
-        design.as_replicates("JKn")._influence_vcov(np.zeros(len(df)))
+        design.as_replicates("JKn").influence_vcov(np.zeros(len(df)))

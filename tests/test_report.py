@@ -15,10 +15,10 @@ from scipy import stats
 
 import sscoverage as ssc
 from sscoverage.cli import main
-from sscoverage.coverage import first_interruption
-from sscoverage.publication import FLAG_MEANINGS
+from sscoverage.study.coverage import first_interruption
+from sscoverage.results.publication import FLAG_MEANINGS
 from _report_files import nested_survey
-from sscoverage.report import Analyses, Labels, build_report, bundled_study, mapping_template, study_checks, study_from_files
+from sscoverage.report.report import Analyses, Labels, build_report, bundled_study, mapping_template, study_checks, study_from_files
 
 
 @pytest.fixture(scope="module")

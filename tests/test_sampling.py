@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
-import sscoverage.sampling as ss
+import sscoverage.design.sampling as ss
 
 SIZES = np.array([3.0, 9, 1, 4, 12, 2, 7, 5, 6, 2, 8, 3])
 N_PICK = 4

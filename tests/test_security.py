@@ -216,7 +216,7 @@ def test_a_fresh_process_can_load_every_kind_of_result():
     import subprocess
     import sys
 
-    code = ("import sscoverage; from sscoverage.serialize import result_types; "
+    code = ("import sscoverage; from sscoverage.io.serialize import result_types; "
             "print(' '.join(sorted(k.split(':')[1] for k in result_types())))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == sorted(["ChisqTest", "CoverageTable", "CoxResult", "Estimates", "FayHerriotResult", "GLMResult",

@@ -42,7 +42,7 @@ def same_estimates(a: ssc.Estimates, b: ssc.Estimates) -> None:
     lambda d: d.quantile("monthly_income", [0.1, 0.5], by="band"),
     lambda d: d.ciprop("covered", method="beta", by="band"),
     lambda d: d.contrast("covered", [1, -1, 0, 0], by="population_type"),
-    lambda d: d.subset(d._frame.data["band"] == "low").mean("covered", df="design"),
+    lambda d: d.subset(d.frame.data["band"] == "low").mean("covered", df="design"),
 ])
 def test_estimates_load_back_with_the_same_numbers(design, call):
     est = call(design)
@@ -60,7 +60,7 @@ def test_estimates_load_back_with_the_same_numbers(design, call):
 
 def test_json_tells_the_design_options_and_version(design):
     record = json.loads(design.mean("covered", by="band", na_rm=True).to_json())
-    assert record["kind"] == "sscoverage.results:Estimates"
+    assert record["kind"] == "sscoverage:Estimates"
     assert record["options"]["by"] == "band" and record["options"]["na_rm"] is True
     assert record["design"]["recipe"][0] == ["Design", {
         "ids": "psu", "strata": "stratum", "weights": "weight", "probs": None, "fpc": None, "nest": False,
@@ -107,7 +107,7 @@ def test_designs_rebuild_from_their_recipe(design, df, steps):
     back = ssc.load(built.to_json(), data=df)
     assert type(back) is type(built) and back.n_rows == built.n_rows
     assert_array_equal(back.weights, built.weights)
-    y = "rich" if "rich" in back._frame.columns else "covered"
+    y = "rich" if "rich" in back.frame.columns else "covered"
     same_estimates(back.mean(y, by="population_type"), built.mean(y, by="population_type"))
 
 

@@ -28,6 +28,9 @@ def sample() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     df["years"] = np.round(rng.exponential(8.0, size=len(df)), 1) + 0.1
     df["lapsed"] = (rng.random(len(df)) < 0.6).astype(float)
+    # Levels in the order polars gives a categorical (its text sorted), so that every
+    # kind of design has the same reference level and the same domain order.
+    df["population_type"] = df["population_type"].cat.reorder_categories(sorted(df["population_type"].cat.categories))
     return df
 
 

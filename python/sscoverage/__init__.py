@@ -1,12 +1,18 @@
 """sscoverage: design-based survey estimation for social-insurance coverage and lapse.
 
 >>> import sscoverage as ssc
+>>> df = ssc.demo_sample(n_strata=4, psus_per_stratum=5, persons_per_psu=20, seed=1)
 >>> design = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
->>> design.mean("covered", by="population_type").to_pandas()
+>>> design.mean("covered", by="population_type").to_pandas()[["population_type", "estimate", "se"]].round(3)
+          population_type  estimate     se
+0             local_urban     0.954  0.019
+1             local_rural     0.867  0.031
+2  urban_to_urban_migrant     0.916  0.038
+3  rural_to_urban_migrant     0.982  0.016
 """
 
 from ._core import __version__
-from .coverage import (
+from .study.coverage import (
     SchemeTree,
     band_shares,
     contribution_histories,
@@ -22,8 +28,8 @@ from .coverage import (
     reentry_curve,
     transition_table,
 )
-from .datasets import demo_sample
-from .design import Design
+from .study.datasets import demo_sample
+from .design.design import Design
 from .exceptions import (
     CalibrationError,
     ColumnError,
@@ -47,18 +53,21 @@ from .exceptions import (
     SurveyError,
     ThresholdError,
 )
-from .replicates import ReplicateDesign
-from .streamed import StreamedDesign
-from .association import ChisqTest
-from .models import GLMResult, WaldTest
-from .threshold import ThresholdResult
-from .survival import CoxResult, SurvivalCurves, person_period
-from .results import Estimates
-from .io import read_survey
-from .publication import ReliabilityRules, SuppressedTable, suppress
-from .serialize import load
-from . import plots
-from . import coverage, datasets, margins, sampling, simulate, small_area, weighting
+from .design.design import ReplicateDesign
+from .stream.design import StreamedDesign
+from .estimators.association import ChisqTest
+from .models.glm import GLMResult, WaldTest
+from .models.threshold import ThresholdResult
+from .models.survival import CoxResult, SurvivalCurves, person_period
+from .results.estimates import Estimates
+from .io.labels import read_survey
+from .results.publication import ReliabilityRules, SuppressedTable, suppress
+from .io.serialize import load
+from .results import plots
+from .models import margins
+from .design import sampling
+from .study import coverage, datasets, simulate, small_area
+from . import weighting
 
 __all__ = [
     "__version__",
@@ -116,5 +125,10 @@ __all__ = [
     "ReliabilityRules",
     "SuppressedTable",
     "plots",
+    "margins",
+    "weighting",
+    "sampling",
+    "coverage",
+    "datasets",
     "small_area",
 ]

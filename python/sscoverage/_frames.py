@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ class Frame:
         new._codes = {k: v for k, v in self._codes.items() if k not in arrays}
         return new
 
-    def _column(self, name: str) -> pd.Series | pl.Series:
+    def column(self, name: str) -> pd.Series | pl.Series:
         if name not in self.columns:
             close = difflib.get_close_matches(str(name), [str(c) for c in self.columns], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -81,25 +81,25 @@ class Frame:
         return self.data[name]
 
     def is_numeric(self, name: str) -> bool:
-        col = self._column(name)
+        col = self.column(name)
         if isinstance(col, pl.Series):
             return col.dtype.is_numeric()
         return pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
 
     def is_factor(self, name: str) -> bool:
         """A column R would treat as a factor: strings, categoricals and logicals."""
-        col = self._column(name)
+        col = self.column(name)
         if isinstance(col, pl.Series):
             return col.dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
         dtype = col.dtype
         if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-            return dtype != object or col.dropna().map(lambda v: isinstance(v, (str, bool))).all()
+            return dtype != np.dtype("O") or col.dropna().map(lambda v: isinstance(v, (str, bool))).all()
         return False
 
     def numeric(self, name: str, role: str) -> np.ndarray:
         """Float64 values (NaN where missing); a ColumnError names the role if not numeric
         or infinite somewhere."""
-        col = self._column(name)
+        col = self.column(name)
         if not self.is_numeric(name):
             raise ColumnError(
                 f"column {name!r} ({role}) must be numeric, but holds {col.dtype}; "
@@ -134,7 +134,7 @@ class Frame:
     def plain_floats(self, name: str) -> np.ndarray | None:
         """The column read in place when it is float64 with no null (NaN may be there),
         else None."""
-        col = self._column(name)
+        col = self.column(name)
         if isinstance(col, pl.Series):
             if col.dtype != pl.Float64 or col.null_count():
                 return None
@@ -148,7 +148,7 @@ class Frame:
 
         Computed once per column: a by-variable used in many calls is encoded once."""
         if name not in self._codes:
-            self._codes[name] = codes_of(self._column(name), name, role)
+            self._codes[name] = codes_of(self.column(name), name, role)
         return self._codes[name]
 
     def values(self, values: Any, role: str) -> pd.Series | pl.Series:
@@ -182,7 +182,7 @@ class Frame:
         )
 
     def isna(self, name: str) -> np.ndarray | None:
-        return isna(self._column(name))
+        return isna(self.column(name))
 
     def mask(self, values: Any, role: str) -> np.ndarray:
         """A boolean row mask from a user's array-like; missing counts as False."""
@@ -244,6 +244,19 @@ def isna(col: pd.Series | pl.Series) -> np.ndarray:
     return col.isna().to_numpy()
 
 
+def as_pandas(col: pd.Series | pl.Series) -> pd.Series:
+    """A column as pandas.  A polars Enum keeps its declared level order; a polars
+    Categorical's levels are its text sorted, as polars sorts it (and as a streamed design
+    over the same column orders its domains), not the order the text first appeared."""
+    if not isinstance(col, pl.Series):
+        return col
+    ordered = col.dtype == pl.Enum
+    out = col.to_pandas()
+    if isinstance(out.dtype, pd.CategoricalDtype) and not ordered:
+        out = out.cat.reorder_categories(sorted(out.cat.categories))
+    return out
+
+
 def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
     """Dense u32 codes of a column (OUTSIDE where missing) and its level labels."""
     missing = None if never_missing(col) else isna(col)
@@ -271,8 +284,7 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
             if not np.issubdtype(values.dtype, np.integer):
                 labels = [float(v) for v in labels]
             return Coded(codes, labels, None)
-    if isinstance(col, pl.Series):
-        col = col.to_pandas()
+    col = as_pandas(col)
     if isinstance(col.dtype, pd.CategoricalDtype):
         levels = list(col.cat.categories)
     else:
@@ -286,7 +298,7 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
 
 
 def require_no_missing(frame: Frame, name: str, role: str) -> None:
-    if never_missing(frame._column(name)):
+    if never_missing(frame.column(name)):
         return
     miss = frame.isna(name)
     if miss is not None and miss.any():
@@ -294,3 +306,63 @@ def require_no_missing(frame: Frame, name: str, role: str) -> None:
             f"column {name!r} ({role}) has {int(miss.sum())} missing values; a design variable "
             "must be complete: drop or impute those rows first"
         )
+
+
+#: The code of a row outside every domain (or of a missing value).
+OUTSIDE = np.iinfo(np.uint32).max
+#: Comparisons a subset condition may use.
+SUBSET_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_na")
+
+
+def column_names(value: str | Sequence[str] | None, role: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or (isinstance(value, (int, np.integer)) and not isinstance(value, bool)):
+        return [value]  # a name, or an integer column label of a pandas frame
+    if not isinstance(value, (list, tuple)):
+        raise OptionError(f"{role}={value!r}: {role} is a column name or a list of column names")
+    names = list(value)
+    if not all(isinstance(v, (str, int, np.integer)) and not isinstance(v, bool) for v in names):
+        raise OptionError(f"{role} must be a column name or a list of column names")
+    return names
+
+
+#: Largest number of level combinations of several by columns used as domain codes;
+#: beyond it the by columns must be combined into one first.
+MAX_DIRECT_DOMAINS = 1 << 16
+
+
+def domain_codes(by_coded: list[Coded], n_rows: int) -> tuple[np.ndarray, int]:
+    """u32 domain code per row from the by columns (first column slowest), and how many
+    codes there are.  One by column is used as it is, without a copy."""
+    if not by_coded:
+        return np.zeros(n_rows, dtype=np.uint32), 1
+    if len(by_coded) == 1:
+        c = by_coded[0]
+        return c.codes, len(c.labels)
+    sizes = [len(c.labels) for c in by_coded]
+    total = int(np.prod(sizes, dtype=np.float64))
+    codes = np.zeros(n_rows, dtype=np.int64)
+    for c, k in zip(by_coded, sizes):
+        codes = codes * k + np.where(c.codes == OUTSIDE, 0, c.codes)
+    if total <= MAX_DIRECT_DOMAINS:
+        return codes.astype(np.uint32), total
+    raise DesignError(
+        f"the by columns have {total} level combinations; combine them into one column first"
+    )
+
+
+def domain_values(
+    codes: np.ndarray, by_names: list[str], by_coded: list[Coded], domain_labels: "pl.DataFrame | None"
+) -> dict[str, list[Any]]:
+    """The by columns' labels of domain `codes`: from a table of the level combinations
+    (a streamed design's), or the codes' mixed radix (first column slowest)."""
+    if domain_labels is not None:
+        return {name: [domain_labels.get_column(name)[int(i)] for i in codes] for name in by_names}
+    by_values: dict[str, list[Any]] = {}
+    rest = np.asarray(codes).copy()
+    for name, c in reversed(list(zip(by_names, by_coded))):
+        k = len(c.labels)
+        by_values[name] = [c.labels[i] for i in (rest % k)]
+        rest //= k
+    return by_values

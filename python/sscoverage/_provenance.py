@@ -75,13 +75,13 @@ def recorded(method: F) -> F:
         options = _arguments(signature, self, args, kwargs)
         if method.__name__ == "__init__":
             options.pop("data")
-            self._recipe = ((type(self).__name__, options),)
-        elif hasattr(out, "_recipe"):
+            self.recipe = ((type(self).__name__, options),)
+        elif hasattr(out, "recipe"):
             # An argument left None ("choose for me", as a bootstrap seed) is stored as the
             # value the new design chose, so that the recipe rebuilds the same design.
             spec = getattr(out, "spec", {})
             chosen = {k: spec[k] for k, v in options.items() if v is None and spec.get(k) is not None}
-            out._recipe = (*self._recipe, (method.__name__, {**options, **chosen}))
+            out.recipe = (*self.recipe, (method.__name__, {**options, **chosen}))
         elif _has_provenance(out):
             out = dataclasses.replace(out, provenance=Provenance(method.__name__, options, self))
         return out

@@ -14,7 +14,7 @@ from .exceptions import SurveyError
 
 def report(args: argparse.Namespace) -> int:
     """Write the coverage report (HTML, and JSON with ``--json``)."""
-    from .report import build_report, bundled_study, study_from_files
+    from .report.report import build_report, bundled_study, study_from_files
 
     if (args.data is None) != (args.mapping is None):
         raise SystemExit("sscoverage report: give --data and --mapping together (or neither, for the bundled survey)")
@@ -34,7 +34,7 @@ def report(args: argparse.Namespace) -> int:
 
 def init(args: argparse.Namespace) -> int:
     """Write a commented mapping template for a data file."""
-    from .report import mapping_template
+    from .report.report import mapping_template
 
     out = Path(args.out)
     if out.exists() and not args.force:

@@ -1,0 +1,92 @@
+"""Domains as subset designs, and weighted means and totals with their influence values.
+
+The estimators built on means and totals of derived columns (quantiles, interval
+methods for proportions, contingency-table tests, contrasts across domains) get those
+means, totals and covariances from the core's fused pass (:func:`linear`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._rmath import r_sum
+from .._frames import OUTSIDE, domain_codes, domain_values
+from ..exceptions import EmptyDomainError, SurveyWarning
+
+if TYPE_CHECKING:
+    from ..protocols import SurveyDesign
+
+
+def domains(design: "SurveyDesign", by: Any) -> tuple[list[str], list[tuple[dict[str, Any], "SurveyDesign"]], list[str]]:
+    """(by names, [(labels of the domain, the domain as a subset design)], notes).
+
+    Domains are the combinations of the `by` columns present in the design's rows, in
+    the order of :meth:`Design.mean` with `by` (first column slowest).  Without `by`
+    the one domain is the design itself.  Rows with a missing `by` value are in no
+    domain (a note says how many).
+    """
+    names, coded = design.by_columns(by)
+    if not names:
+        return [], [({}, design)], []
+    scope = design.in_subset()
+    notes = []
+    for name, c in zip(names, coded):
+        if c.missing is not None:
+            notes.append(f"{int((c.missing & scope).sum())} rows with a missing {name!r} are in no domain")
+            scope &= ~c.missing
+    codes, _ = domain_codes(coded, design.n_rows)
+    if not scope.any():
+        raise EmptyDomainError("no rows are in any domain of the by columns")
+    present = np.unique(codes[scope])
+    # A domain whose rows all have zero weight is left out, as R's svyby does.
+    weight = np.bincount(codes[scope], weights=design.weights[scope], minlength=int(present.max()) + 1)
+    empty = present[weight[present] == 0]
+    if len(empty) == len(present):
+        raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
+    if len(empty):
+        gone = domain_values(empty, names, coded, None)
+        text = ", ".join("/".join(str(gone[name][i]) for name in names) for i in range(len(empty)))
+        message = (f"{'/'.join(names)} = {text}: every row has zero weight, so the domain is left out "
+                   "of the table (as R's svyby)")
+        warnings.warn(message, SurveyWarning, stacklevel=3)
+        notes.append(message)
+        present = present[weight[present] > 0]
+    values = domain_values(present, names, coded, None)
+    out = [
+        ({name: values[name][i] for name in names}, design.subset(scope & (codes == code)))
+        for i, code in enumerate(present)
+    ]
+    return names, out, notes
+
+
+def weighted_mean(design: "SurveyDesign", x: np.ndarray) -> np.ndarray:
+    """Weighted means of the columns of x (rows x p) over the design's rows.
+
+    As R's ``svymean``: sum of x * w / sum(w), accumulated in long double.
+    """
+    rows = design.in_subset()
+    w = design.weights[rows]
+    psum = r_sum(w)
+    if psum == 0:
+        raise EmptyDomainError("the weights of the rows used sum to zero")
+    xw = x[rows] * w[:, None] / psum
+    return np.array([r_sum(col) for col in xw.T])
+
+
+def linear(design: "SurveyDesign", x: np.ndarray, kind: str = "mean", n_numerators: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Means, totals or ratios (the first `n_numerators` columns over each of the others)
+    of the columns of x over the design's rows, and their covariance.
+
+    Through the core's fused pass, so a linearisation, calibrated, PPS or replicate
+    design each gets its own variance from the one engine.  x must be complete in the
+    design's rows (rows outside are never read).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(design.n_rows, -1)
+    domain = np.where(design.in_subset(), 0, OUTSIDE).astype(np.uint32)
+    numeric = [(j, np.ascontiguousarray(x[:, j])) for j in range(x.shape[1])]
+    res = design.core.estimate(kind, domain, 1, numeric, [], n_numerators, False)
+    p = int(res["p"])
+    return np.asarray(res["estimate"]), np.asarray(res["vcov"]).reshape(p, p)

@@ -1,0 +1,704 @@
+"""Survival analysis for survey data: design-weighted survival curves, Cox regression,
+and person-period data for discrete-time hazard models.
+
+:func:`km` mirrors R's ``survey::svykm`` (with ``confint.svykm`` and
+``quantile.svykm``), :func:`coxph` R's ``survey::svycoxph`` (Stata's ``svy: stcox``).
+The numerics are in the Rust core (``src/models/km.rs``, ``src/models/coxph.rs``); every
+variance goes through the design's one engine: influence values for a linearisation
+design, estimates recomputed with each replicate's weights for a replicate design.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from scipy import stats
+
+from .. import _core
+
+from ..results import display as _display
+from .._frames import Frame
+from ..exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError, OptionError
+from .glm import ModelFrame
+from .._provenance import Provenance
+from ..results.estimates import CoefficientModel, critical_value
+from ..io.serialize import Serializable
+
+if TYPE_CHECKING:
+    from ..protocols import SurveyDesign
+
+TIES = ("efron", "breslow")
+#: Times per call of the variance engine for a curve's standard errors: bounds the
+#: n x times influence matrix and the covariance, of which only the diagonal is used.
+CHUNK = 64
+#: Replicate estimates held at once for a curve's replicate standard errors.
+REPLICATE_VALUES = 1 << 24
+#: R's ``svycoxph.svyrep.design`` adds this to every replicate weight ("coxph doesn't
+#: allow zero weights"), so a row a replicate drops still counts, with a negligible
+#: weight, among tied events in Efron's approximation.
+REPLICATE_EPSILON = 1e-10
+_SURV = re.compile(r"^\s*Surv\s*\(\s*(?P<time>[^,()]+?)\s*,\s*(?P<event>[^,()]+?)\s*\)\s*~\s*(?P<rhs>.+?)\s*$", re.S)
+_SPECIALS = re.compile(r"\b(strata|cluster|tt|frailty|pspline)\s*\(")
+
+
+# ---------------------------------------------------------------------------- inputs
+def _event_values(frame: Frame, name: str) -> np.ndarray:
+    """An event column as 0.0 / 1.0 (NaN where missing): numbers or booleans."""
+    col = frame.column(name)
+    dtype = col.dtype
+    if isinstance(col, pl.Series) and dtype == pl.Boolean:
+        out = col.cast(pl.Float64).to_numpy()
+    elif not isinstance(col, pl.Series) and pd.api.types.is_bool_dtype(dtype):
+        out = col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    elif frame.is_numeric(name):
+        out = frame.numeric(name, "event")
+    else:
+        raise ColumnError(
+            f"event column {name!r} holds {dtype}; it must be 0/1 (1 = event, 0 = censored) or boolean"
+        )
+    bad = ~np.isnan(out) & (out != 0) & (out != 1)
+    if bad.any():
+        seen = ", ".join(f"{v:g}" for v in np.unique(out[bad])[:3])
+        raise ColumnError(
+            f"event column {name!r} has {int(bad.sum())} values other than 0 and 1 ({seen}); code an "
+            "event as 1 and a censored time as 0 (R's Surv also reads 1/2, sscoverage does not guess)"
+        )
+    return out
+
+
+def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np.ndarray, np.ndarray]:
+    """(time, event) as float arrays, NaN where missing; negative times refused."""
+    frame = design.frame
+    t = frame.numeric(time, "survival time")
+    e = _event_values(frame, event)
+    scope = design.in_subset()
+    negative = scope & ~np.isnan(t) & (t < 0)
+    if negative.any():
+        raise ColumnError(
+            f"column {time!r} has {int(negative.sum())} negative survival time(s); times are "
+            "durations from the time origin and must be >= 0"
+        )
+    infinite = scope & np.isinf(t)
+    if infinite.any():
+        raise ColumnError(f"column {time!r} has {int(infinite.sum())} infinite survival times")
+    return t, e
+
+
+def _missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
+    detail = ", ".join(f"{name!r}: {k}" for name, k in counts.items() if k)
+    return MissingValueError(
+        f"{total} rows of the domain have a missing value ({detail}); pass na_rm=True to leave "
+        "them out (they stay in the design, as R's na.omit of the model frame)"
+    )
+
+
+def _times(times: Any) -> np.ndarray | None:
+    if times is None:
+        return None
+    out = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if out.ndim != 1 or not np.isfinite(out).all() or (out < 0).any():
+        raise OptionError("times must be finite numbers >= 0")
+    return out
+
+
+# ---------------------------------------------------------------------------- curves
+@dataclass(frozen=True)
+class Curve:
+    """One survival curve as R tabulates it: ``time`` and ``surv``.  With ``se=True``
+    there is one entry per event (tied events in row order, the last of them holding the
+    full hazard), as R's ``svykm(se=TRUE)``, and ``variance`` gives the variance of
+    log S (R's ``varlog``) at a list of entries; otherwise 0 and every distinct time,
+    as R's product-limit fit.
+
+    The variance costs a pass over all rows per entry, so it is computed for the
+    entries a result needs (the requested times; the whole curve for quantiles) and
+    kept."""
+
+    time: np.ndarray
+    surv: np.ndarray
+    variance: Callable[[list[int]], np.ndarray] | None = None
+    _known: dict[int, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        """Entry index of the last tabulated time <= each t (-1 if none)."""
+        return np.searchsorted(self.time, t, side="right") - 1
+
+    def varlog(self, entries: np.ndarray | None = None) -> np.ndarray:
+        """Variance of log S at the entries (all of them if None)."""
+        if self.variance is None:
+            raise EstimationError("no standard errors in these curves: estimate them with se=True")
+        wanted = np.arange(len(self.time)) if entries is None else np.asarray(entries)
+        todo = sorted(set(wanted.tolist()) - self._known.keys())
+        if todo:
+            self._known.update(zip(todo, self.variance(todo)))
+        return np.array([self._known[j] for j in wanted.tolist()], dtype=np.float64)
+
+
+def km(
+    design: "SurveyDesign",
+    time: str,
+    event: str,
+    by: str | None = None,
+    times: Any = None,
+    se: bool = False,
+    na_rm: bool = False,
+    level: float = 0.95,
+) -> "SurvivalCurves":
+    """Design-weighted survival curves; see :meth:`sscoverage.Design.km`."""
+    if by is not None and not isinstance(by, str):
+        raise OptionError("by must be one column name (combine several into one column first)")
+    at_times = _times(times)
+    t, e = _survival_outcome(design, time, event)
+    frame = design.frame
+    scope = design.in_subset()
+    miss = {time: np.isnan(t) & scope, event: np.isnan(e) & scope}
+    coded = None
+    if by is not None:
+        coded = frame.codes(by, "by")
+        miss[by] = (coded.missing if coded.missing is not None else np.zeros(design.n_rows, bool)) & scope
+    missing = np.logical_or.reduce(list(miss.values()))
+    n_removed = int(missing.sum())
+    if n_removed and not na_rm:
+        raise _missing_error({k: int(v.sum()) for k, v in miss.items()}, n_removed)
+    used = scope & ~missing
+    if not used.any():
+        raise EstimationError("no rows are left to estimate a survival curve from (subset and missing values)")
+    # Rows outside the curve's domain enter with weight 0 (and placeholder values), as R
+    # keeps the rows of a subset of the design.
+    tf = np.where(used, t, 0.0)
+    ef = np.where(used, e, 0.0) == 1
+    w = design.weights
+    if coded is None:
+        groups: list[tuple[Any, np.ndarray]] = [(None, used)]
+    else:
+        groups = [(label, used & (coded.codes == g)) for g, label in enumerate(coded.labels)]
+        groups = [(label, rows) for label, rows in groups if rows.any()]
+    curves = []
+    for _, rows in groups:
+        if se:
+            curves.append(_hazard_curve(design, tf, ef, np.where(rows, w, 0.0), rows))
+        else:
+            ct, cs = _core.km_product_limit(tf[rows], ef[rows], w[rows])
+            curves.append(Curve(np.asarray(ct), np.asarray(cs)))
+    return SurvivalCurves(
+        time_column=time,
+        event_column=event,
+        by=by,
+        groups=[label for label, _ in groups],
+        curves=curves,
+        times=at_times,
+        se=se,
+        level=level,
+        n=[int(rows.sum()) for _, rows in groups],
+        n_removed=n_removed,
+    )
+
+
+def _hazard_curve(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, w: np.ndarray, rows: np.ndarray) -> Curve:
+    """R's ``survey:::km.stderr``: S = exp(-Nelson–Aalen hazard) at each event, and the
+    design-based variance of log S there."""
+    _, entry_time, cumhaz = _core.km_nelson_aalen(t, e, w)
+    cumhaz = np.asarray(cumhaz)
+
+    def linearised(at: list[int]) -> np.ndarray:
+        in_domain = None if rows.all() else rows
+        out = np.empty(len(at))
+        for lo in range(0, len(at), CHUNK):
+            part = at[lo : lo + CHUNK]
+            influence = _core.km_log_influence(t, e, w, part)
+            out[lo : lo + len(part)] = np.diag(design.influence_vcov(influence, in_domain))
+        return out
+
+    def replicated(at: list[int]) -> np.ndarray:
+        # Beyond R, which has no standard errors for svykm on replicate designs: the
+        # hazard recomputed with each replicate's weights, through the replicate engine.
+        reps = np.ascontiguousarray(design.replicate_weights())
+        reps[~rows] = 0.0
+        # Replicate hazards for a bounded number of entries (about 128 MB) at a time.
+        per_call = max(CHUNK, REPLICATE_VALUES // reps.shape[1])
+        out = np.empty(len(at))
+        for first in range(0, len(at), per_call):
+            some = at[first : first + per_call]
+            thetas = -np.asarray(_core.km_replicate_cumhaz(t, e, w, reps, some))
+            full = -cumhaz[some]
+            for lo in range(0, len(some), CHUNK):
+                part = slice(lo, min(lo + CHUNK, len(some)))
+                out[first + part.start : first + part.stop] = np.diag(
+                    design.replicate_vcov(thetas[:, part], full[part])
+                )
+        return out
+
+    return Curve(np.asarray(entry_time), np.exp(-cumhaz), replicated if design.is_replicate else linearised)
+
+
+@dataclass(frozen=True)
+class SurvivalCurves:
+    """Design-weighted survival curves (R's ``svykm``), one per ``by`` group.
+
+    :meth:`to_pandas` gives S(t) at the requested ``times`` (the value at the last
+    tabulated time <= t, as R's ``confint.svykm``), or at every tabulated time; with
+    ``se=True`` also ``se_log`` (the standard error of log S(t)) and the interval
+    exp(log S(t) -+ z se_log), its upper end capped at 1.  ``curve()`` gives the full
+    tabulation, :meth:`quantile` and :meth:`median_survival` the survival times.
+    """
+
+    time_column: str
+    event_column: str
+    by: str | None
+    groups: list[Any]
+    curves: list[Curve]
+    times: np.ndarray | None
+    se: bool
+    level: float
+    n: list[int]
+    n_removed: int = 0
+
+    def _z(self, level: float | None) -> float:
+        return critical_value(self.level if level is None else level, None)
+
+    def _rows(self, curve: Curve, times: np.ndarray | None) -> dict[str, np.ndarray]:
+        if times is None:
+            times = np.unique(curve.time)
+        idx = curve.at(times)
+        before = idx < 0  # before the first event of an se=True curve: S = 1, no variance
+        take = np.where(before, 0, idx)
+        out = {"time": times, "survival": np.where(before, 1.0, curve.surv[take])}
+        if curve.variance is not None:
+            se = np.zeros(len(times))
+            se[~before] = np.sqrt(curve.varlog(idx[~before]))
+            out["se_log"] = se
+        return out
+
+    def confint(self, times: Any = None, level: float | None = None) -> pd.DataFrame:
+        """Intervals for S(t): exp(log S(t) -+ z se_log), upper end capped at 1 (R's
+        ``confint.svykm``, normal quantile z).  Needs ``se=True``."""
+        if not self.se:
+            raise EstimationError("no standard errors in these curves: estimate them with se=True")
+        z = self._z(level)
+        frames = []
+        for label, curve in zip(self.groups, self.curves):
+            r = self._rows(curve, self.times if times is None else _times(times))
+            log_s = np.log(r["survival"])
+            part = pd.DataFrame(
+                {
+                    "time": r["time"],
+                    "survival": r["survival"],
+                    "se_log": r["se_log"],
+                    "ci_low": np.exp(log_s - z * r["se_log"]),
+                    "ci_high": np.minimum(np.exp(log_s + z * r["se_log"]), 1.0),
+                }
+            )
+            frames.append(self._label(part, label))
+        return pd.concat(frames, ignore_index=True)
+
+    def _label(self, part: pd.DataFrame, label: Any) -> pd.DataFrame:
+        if self.by is not None:
+            part.insert(0, self.by, label)
+        return part
+
+    def to_pandas(self) -> pd.DataFrame:
+        if self.se:
+            return self.confint()
+        frames = [
+            self._label(pd.DataFrame(self._rows(curve, self.times)), label)
+            for label, curve in zip(self.groups, self.curves)
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    def to_polars(self) -> pl.DataFrame:
+        return pl.from_pandas(self.to_pandas())
+
+    def curve(self, group: Any = None) -> pd.DataFrame:
+        """The full tabulation of one curve (the only one without ``by``), as R's
+        ``svykm`` object: ``time``, ``survival`` and, with ``se=True``, ``se_log``."""
+        if self.by is None:
+            curve = self.curves[0]
+        else:
+            if group not in self.groups:
+                raise KeyError(f"group {group!r} is not one of {self.groups}")
+            curve = self.curves[self.groups.index(group)]
+        out = pd.DataFrame({"time": curve.time, "survival": curve.surv})
+        if curve.variance is not None:
+            out["se_log"] = np.sqrt(curve.varlog())
+        return out
+
+    def quantile(self, probs: float | Sequence[float] = (0.75, 0.5, 0.25), level: float | None = None) -> pd.DataFrame:
+        """Survival times: the first tabulated time at which S(t) <= p (R's
+        ``quantile.svykm``; Inf if the curve never gets there), with an interval from the
+        times at which the pointwise limits of S(t) cross p (``ci=TRUE``).
+
+        Without standard errors (``se=False``) the interval is NaN, with a warning, as R.
+        """
+        probs = np.atleast_1d(np.asarray(probs, dtype=np.float64))
+        if ((probs <= 0) | (probs >= 1)).any():
+            raise OptionError("probs must be strictly between 0 and 1")
+        if not self.se:
+            warnings.warn("no confidence interval available: estimate the curves with se=True", stacklevel=2)
+        z = self._z(level)
+        frames = []
+        for label, curve in zip(self.groups, self.curves):
+            est = _first_time_below(curve.time, curve.surv, probs)
+            if curve.variance is None:
+                low = high = np.full(len(probs), np.nan)
+            else:
+                log_s, se = np.log(curve.surv), np.sqrt(curve.varlog())
+                # The lower survival limit crosses p first: it gives the lower time.
+                low = _first_time_below(curve.time, np.exp(log_s - z * se), probs)
+                high = _first_time_below(curve.time, np.exp(log_s + z * se), probs)
+            part = pd.DataFrame({"prob": probs, "estimate": est, "ci_low": low, "ci_high": high})
+            frames.append(self._label(part, label))
+        return pd.concat(frames, ignore_index=True)
+
+    def median_survival(self, level: float | None = None) -> pd.DataFrame:
+        """The median survival time with its interval: :meth:`quantile` at p = 0.5
+        (R's ``quantile(svykm(..., se=TRUE), 0.5, ci=TRUE)``)."""
+        return self.quantile([0.5], level).drop(columns="prob")
+
+    def _header(self) -> str:
+        what = f"Surv({self.time_column}, {self.event_column})" + (f" by {self.by}" if self.by else "")
+        kind = (
+            f"exp(-cumulative hazard) with {self.level:.0%} CI on the log scale"
+            if self.se
+            else "weighted product-limit estimate"
+        )
+        if self.by:
+            rows = ", ".join(f"{self.by} = {g}: n = {n}" for g, n in zip(self.groups, self.n))
+        else:
+            rows = f"n = {self.n[0]}"
+        lines = [f"Survey survival curves of {what}: {kind}", rows]
+        if self.n_removed:
+            lines.append(f"{self.n_removed} rows with missing values left out (na_rm=True)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 120, "display.max_columns", 20, "display.max_rows", 40):
+            return f"{self._header()}\n{self.to_pandas().to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        head = self._header().replace("\n", "<br>")
+        table = self.to_pandas().to_html(index=False, float_format=lambda x: f"{x:.6g}")
+        return f"<div><p><b>{head}</b></p>{table}</div>"
+
+    def plot(self, ax: Any = None, ci: bool = True) -> Any:
+        """Kaplan-Meier curves as steps, with confidence bands when estimated with
+        ``se=True``; see :func:`sscoverage.plots.survival_curves`.  Returns the Axes."""
+        from ..results.plots import survival_curves
+
+        return survival_curves(self, ax, ci)
+
+
+def _first_time_below(time: np.ndarray, surv: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """For each p, the time of the first entry with surv <= p (Inf if none)."""
+    out = np.full(len(probs), np.inf)
+    for i, p in enumerate(probs):
+        hit = np.flatnonzero(surv <= p)
+        if len(hit):
+            out[i] = time[hit[0]]
+    return out
+
+
+# ---------------------------------------------------------------------------- Cox
+def _parse_surv(formula: str, columns: Sequence[Any]) -> tuple[str, str, str, str]:
+    """(time column, event column, time token as written, right-hand side)."""
+    match = _SURV.match(formula)
+    if not match or "~" in match.group("rhs"):
+        raise OptionError(f"write the formula as 'Surv(time, event) ~ x1 + x2', not {formula!r}")
+    rhs = match.group("rhs")
+    special = _SPECIALS.search(rhs)
+    if special:
+        raise OptionError(f"{formula}: {special.group(1)}() terms are not supported")
+    names = []
+    for role in ("time", "event"):
+        token = match.group(role)
+        name = token[1:-1] if token.startswith("`") and token.endswith("`") else token
+        if name not in [str(c) for c in columns]:
+            close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ColumnError(f"{role} column {name!r} in the formula {formula!r} is not in the data.{hint}")
+        names.append(name)
+    return names[0], names[1], match.group("time"), rhs
+
+
+def coxph(
+    design: "SurveyDesign",
+    formula: str,
+    ties: str = "efron",
+    levels: Mapping[str, Sequence[Any]] | None = None,
+    na_rm: bool = False,
+    level: float = 0.95,
+    eps: float = 1e-9,
+    maxit: int = 20,
+) -> "CoxResult":
+    """Design-based Cox regression; see :meth:`sscoverage.Design.coxph`."""
+    if ties not in TIES:
+        raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
+    time, event, time_token, rhs = _parse_surv(formula, design.frame.columns)
+    t, e = _survival_outcome(design, time, event)
+    scope = design.in_subset()
+    miss_outcome = scope & (np.isnan(t) | np.isnan(e))
+    # The model frame of the covariates, on the rows with a time and an event; the time
+    # stands in as its outcome.
+    base = design.subset(~miss_outcome) if miss_outcome.any() else design
+    model = ModelFrame(base, f"{time_token} ~ {rhs}", "gaussian", levels or {})
+    n_removed = int(miss_outcome.sum()) + model.n_removed
+    if n_removed and not na_rm:
+        raise _missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
+    keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
+    if not keep:
+        raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
+    terms = [model.terms[j] for j in keep]
+    x_all = np.ascontiguousarray(model.x[:, keep])
+    w = design.weights
+    rows_all = model.rows
+    # R fits on the rows of positive weight, the weights rescaled to mean 1 over the
+    # design's rows (this scale moves the model-based variance, not the coefficients).
+    positive = w[rows_all] > 0
+    rows = rows_all[positive]
+    x = np.ascontiguousarray(x_all[positive])
+    w_fit = w[rows] / w.mean()
+    t_fit, e_fit = t[rows], e[rows] == 1
+    if not e_fit.any():
+        raise EstimationError(f"{formula}: no events among the rows used; the model cannot be fitted")
+    fit = _cox_fit(x, t_fit, e_fit, w_fit, ties, eps, maxit, formula, terms)
+    coef = np.asarray(fit["coefficients"])
+    in_fit = np.zeros(design.n_rows, bool)
+    in_fit[rows_all] = True
+    fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
+    if design.is_replicate:
+        reps = design.replicate_weights()[rows] / w.mean() + REPLICATE_EPSILON
+        thetas = _core.cox_replicates(
+            x, t_fit, e_fit, w_fit, np.ascontiguousarray(reps), coef.tolist(), ties, eps=eps, maxit=maxit
+        )
+        vcov = design.replicate_vcov(np.asarray(thetas), coef)
+    else:
+        influence = np.zeros((design.n_rows, len(terms)))
+        influence[rows] = fit["influence"]
+        vcov = design.influence_vcov(influence, None if in_fit.all() else in_fit)
+    return CoxResult(
+        formula=formula,
+        ties=ties,
+        terms=terms,
+        coef=coef,
+        vcov=vcov,
+        vcov_model=np.asarray(fit["var"]),
+        loglik=tuple(float(v) for v in fit["loglik"]),
+        iterations=int(fit["iterations"]),
+        n=len(rows),
+        n_events=int(e_fit.sum()),
+        n_removed=n_removed,
+        df_residual=fit_design.degf + 1 - len(terms),
+        replicate=design.is_replicate,
+        level=level,
+    )
+
+
+def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
+             formula: str, terms: list[str]) -> dict[str, Any]:
+    """The core's fit, its errors in the model's terms."""
+    try:
+        fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit)
+    except EstimationError as err:
+        if len(err.args) > 1:  # the core's positions of aliased columns
+            names = ", ".join(terms[j] for j in err.args[1])
+            raise EstimationError(
+                f"{formula}: term(s) {names} are aliased (a constant covariate, or a linear "
+                "combination of the terms before them); drop them from the formula"
+            ) from None
+        raise type(err)(f"{formula}: {err}") from None
+    if not fit["converged"]:
+        raise ConvergenceError(
+            f"{formula}: Newton-Raphson did not converge in {maxit} iterations (R warns 'Ran out "
+            "of iterations'); raise maxit, and check for a covariate that separates the events"
+        )
+    if fit["infinite"]:
+        names = ", ".join(terms[j] for j in fit["infinite"])
+        raise ConvergenceError(
+            f"{formula}: the partial likelihood has no finite maximum in term(s) {names} (a group "
+            "with no events, or a covariate that orders the event times perfectly); R warns that "
+            "the coefficient may be infinite and returns an arbitrary value: drop or merge the terms"
+        )
+    return fit
+
+
+@dataclass(frozen=True)
+class CoxResult(CoefficientModel, Serializable):
+    """A design-based Cox model (R's ``svycoxph``).
+
+    ``coef`` (also ``estimate``; log hazard ratios), ``se`` and ``vcov`` (design-based:
+    linearisation of the weighted score residuals, or the replicates' spread),
+    ``se_model`` and ``vcov_model`` (the inverse information of the weighted fit, R's
+    ``se(coef)``), ``hazard_ratio``; z statistics and p-values against the normal, as
+    R's ``summary``.  ``df_residual`` is R's ``degf.resid``.
+    """
+
+    formula: str
+    ties: str
+    terms: list[str]
+    coef: np.ndarray
+    vcov: np.ndarray
+    vcov_model: np.ndarray
+    loglik: tuple[float, ...]
+    iterations: int
+    n: int
+    n_events: int
+    n_removed: int
+    df_residual: int
+    replicate: bool = False
+    level: float = 0.95
+    #: The call that made the fit (set by :meth:`Design.coxph`).
+    provenance: Provenance | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def se_model(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.vcov_model), 0.0, None))
+
+    @property
+    def hazard_ratio(self) -> np.ndarray:
+        return np.exp(self.coef)
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.coef / self.se
+
+    @property
+    def p_value(self) -> np.ndarray:
+        return 2 * stats.norm.sf(np.abs(self.z))
+
+    def wald_test(self) -> tuple[float, int, float]:
+        """(statistic, df, p-value) of all coefficients being 0: coef' V^-1 coef on chi^2
+        with p df (R's ``wald.test``)."""
+        stat = float(self.coef @ np.linalg.solve(self.vcov, self.coef))
+        p = len(self.coef)
+        return stat, p, float(stats.chi2.sf(stat, p))
+
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """Wald intervals for the coefficients, normal quantiles (R's ``confint``)."""
+        q = critical_value(self.level if level is None else level, None)
+        return pd.DataFrame({"term": self.terms, "ci_low": self.coef - q * self.se, "ci_high": self.coef + q * self.se})
+
+    def summary(self, level: float | None = None) -> pd.DataFrame:
+        """One row per term, as R's ``summary(svycoxph(...))``: coef, exp(coef), the
+        model-based and design-based standard errors, z, p, and the interval for
+        exp(coef).  A DataFrame that prints with the model and the design (rows, PSUs,
+        strata, design df) above and the Wald test below."""
+        facts = None if self.provenance is None else self.provenance.facts()
+        header = [*self._header().split("\n"), *_display.design_line(facts)]
+        return _display.summary_frame(self._coefficients(level), header, [self._footer()])
+
+    def _coefficients(self, level: float | None = None) -> pd.DataFrame:
+        ci = self.conf_int(level)
+        return pd.DataFrame(
+            {
+                "term": self.terms,
+                "coef": self.coef,
+                "exp_coef": self.hazard_ratio,
+                "se_model": self.se_model,
+                "se": self.se,
+                "z": self.z,
+                "p_value": self.p_value,
+                "exp_ci_low": np.exp(ci["ci_low"]),
+                "exp_ci_high": np.exp(ci["ci_high"]),
+            }
+        )
+
+    def _header(self) -> str:
+        removed = f", {self.n_removed} rows with missing values left out" if self.n_removed else ""
+        variance = "replicate weights" if self.replicate else "linearisation"
+        return (
+            f"Survey Cox model {self.formula} ({self.ties} ties)\n"
+            f"n = {self.n}, events = {self.n_events}{removed}; se by {variance}; "
+            f"{self.level:.0%} CI for exp(coef)"
+        )
+
+    def _footer(self) -> str:
+        stat, df, p = self.wald_test()
+        return f"Wald test = {stat:.4g} on {df} df, p = {p:.3g}"
+
+    def __repr__(self) -> str:
+        return _display.text(self._header().split("\n"), self._coefficients(), [self._footer()])
+
+    def _repr_html_(self) -> str:
+        return _display.to_html(self._header().split("\n"), self._coefficients(), [self._footer()])
+
+
+# ---------------------------------------------------------------------------- discrete time
+def person_period(data: Any, id: str, time: str, event: str, period: str = "period") -> Any:
+    """Person-period data for a discrete-time hazard model: one row per person and
+    period at risk.
+
+    Each person (one row of `data`, followed for `time` whole periods) becomes rows for
+    periods 1 .. `time`, all other columns copied; `event` becomes the per-period
+    outcome, 1 only in the last period of a person whose follow-up ended in the event.
+    A binary regression of it on the period (as a factor) and covariates is the
+    discrete-time hazard model: with ``link="cloglog"`` the grouped-time proportional
+    hazards model.  R: ``survival::survSplit``; Stata: ``expand`` / ``stsplit`` before
+    ``svy: cloglog``.
+
+    Parameters
+    ----------
+    data : pandas or polars DataFrame (or pyarrow Table); the result has the same kind
+        (a pyarrow Table gives a polars DataFrame).
+    id : the person identifier; one row per person.
+    time : whole periods followed, an integer >= 1.
+    event : 1 (or True) if follow-up ended in the event, 0 if censored.
+    period : name of the new period column (1, 2, ...).
+
+    Returns
+    -------
+    DataFrame
+        The expanded rows, persons in their original order.  Build the design on it with
+        the same PSUs, strata and weights (each person's rows stay in one PSU; when
+        persons are the PSUs use ``ids=id``), then, e.g.::
+
+            pp = ssc.person_period(df, "pid", "years", "lapsed")
+            pp["period"] = pp["period"].astype("category")
+            design = ssc.Design(pp, ids="psu", strata="stratum", weights="w")
+            design.glm("lapsed ~ period + age", family="binomial", link="cloglog")
+
+    Raises
+    ------
+    ColumnError : a column is missing, `time` is not a whole number >= 1, `event` not
+        0/1, `id` repeats, or `period` is already a column.
+    MissingValueError : `id`, `time` or `event` has missing values.
+    """
+    frame = Frame(data)
+    for name in (id, time, event):
+        frame.column(name)
+        miss = frame.isna(name)
+        if miss is not None and miss.any():
+            raise MissingValueError(f"column {name!r} has {int(miss.sum())} missing values; drop or impute them first")
+    if period in frame.columns:
+        raise ColumnError(f"column {period!r} already exists; choose another name with period=")
+    t = frame.numeric(time, "time")
+    if ((t < 1) | (t != np.round(t))).any():
+        bad = int(((t < 1) | (t != np.round(t))).sum())
+        raise ColumnError(f"column {time!r} has {bad} values that are not whole numbers of periods >= 1")
+    e = _event_values(frame, event)
+    ids = frame.column(id)
+    duplicated = ids.is_duplicated().to_numpy() if isinstance(ids, pl.Series) else ids.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        raise ColumnError(
+            f"column {id!r} repeats {int(duplicated.sum())} values; person_period needs one row per person"
+        )
+    reps = t.astype(np.int64)
+    starts = np.repeat(np.cumsum(reps) - reps, reps)
+    per = np.arange(reps.sum()) - starts + 1
+    last = per == np.repeat(reps, reps)
+    outcome = (last & (np.repeat(e, reps) == 1)).astype(np.int64)
+    index = np.repeat(np.arange(frame.n_rows), reps)
+    if isinstance(frame.data, pl.DataFrame):
+        return frame.data[index].with_columns(pl.Series(period, per), pl.Series(event, outcome))
+    out = frame.data.iloc[index].reset_index(drop=True)
+    out[period] = per
+    out[event] = outcome
+    return out
+
+
+__all__ = ["SurvivalCurves", "CoxResult", "Curve", "km", "coxph", "person_period"]

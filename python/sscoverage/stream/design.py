@@ -1,0 +1,428 @@
+"""Designs over data larger than memory: a polars LazyFrame (``pl.scan_parquet`` over
+many files) streamed in batches, or a Dask DataFrame reduced partition by partition
+where each partition lives (only the sums travel to the client).
+
+Each batch (partition) is reduced by the core's one pass to per-(domain, PSU) sums,
+with PSUs and domains coded for the whole data set; the sums are added in batch order
+(so the digits do not depend on threads, chunking or workers) and the design's variance
+engine takes it from there — the numbers of the in-memory path.
+
+What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
+and ``deff``; GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+:mod:`sscoverage._streamed_glm`); raking (:meth:`StreamedDesign.rake`: two passes to
+the collapsed cell table, see :mod:`sscoverage._streamed_weighting`), after which
+estimates carry R's raking residuals into their variance.
+
+Memory bound: one batch (``batch_rows`` rows of the columns an estimate reads, or a
+Dask partition per worker) plus the tables of sums — n_domains x n_PSUs x (2 + outcome
+columns) for an estimate, p x p per batch for a GLM, n_PSUs x n_cells for a rake — and
+the design's PSU table.  Nothing grows with the number of rows.
+
+Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
+ultimate-cluster approximation, as without fpc).  What needs every row at once —
+calibration other than raking, per-row replicate weights, PPS, quantiles, a GLM on a
+raked design — needs the data in memory: ``collect()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+import numpy as np
+import polars as pl
+
+from .. import _core
+from .._frames import Coded, check_weight_counts, reject_infinite
+from .._progress import track
+from .._frames import OUTSIDE, SUBSET_OPS, column_names
+from ..design.design import Design
+from .batches import UNIT, expression_columns, is_dask, on_polars, streams, sum_in_order, with_units
+from ..exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError, NotSupportedError, OptionError
+from ..results.estimates import Estimates
+
+DOMAIN = "__ssc_domain"
+IN_SCOPE = "__ssc_in"
+T = TypeVar("T")
+
+
+class StreamedDesign(Design, source=streams):
+    """A survey design over a polars LazyFrame or a Dask DataFrame; see the module notes.
+
+    Built by :class:`Design` when `data` is one of those; `batch_rows` sets the rows
+    per streamed batch (LazyFrame), and `progress` shows a bar over the batches.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        ids: str | Sequence[str] | None = None,
+        strata: str | Sequence[str] | None = None,
+        weights: str | None = None,
+        probs: str | None = None,
+        fpc: str | Sequence[str] | None = None,
+        nest: bool = False,
+        lonely_psu: str = "fail",
+        adjust_domain_lonely: bool = False,
+        pps: Any = None,
+        variance: str = "HT",
+        subset: Any = None,
+        batch_rows: int = 1_000_000,
+        progress: bool = True,
+    ) -> None:
+        id_names, strata_names, fpc_names = column_names(ids, "ids"), column_names(strata, "strata"), column_names(fpc, "fpc")
+        if not id_names:
+            raise DesignError("a streamed design needs PSU ids (ids=...): with one row per PSU, collect() the data")
+        if pps is not None or adjust_domain_lonely or variance != "HT":
+            raise DesignError("PPS and domain lonely-PSU options need the rows in memory: collect() the data")
+        if len(strata_names) > 1 or len(fpc_names) > 1:
+            raise DesignError(
+                "a streamed design uses the first-stage variance: give one strata and at most one fpc "
+                "column (later stages need the rows: collect() the data)"
+            )
+        if weights is not None and probs is not None:
+            raise DesignError("give weights or probs, not both")
+        self._source = data
+        self._dask = is_dask(data)
+        self._batch_rows = int(batch_rows)
+        self._progress = progress
+        columns = list(data.columns) if self._dask else list(data.collect_schema().names())
+        self.columns = columns
+        keys = strata_names + id_names[:1]
+        for name in keys + fpc_names + [c for c in (weights, probs) if c]:
+            self.require_column(name)
+        # The PSU table: one row per first-stage PSU, with its stratum and fpc.
+        psus = self._unique(keys + fpc_names).sort(keys)
+        if psus.select(pl.any_horizontal(pl.all().is_null()).any()).item():
+            raise MissingValueError(f"columns {keys + fpc_names} have missing values; design variables must be complete")
+        structure = Design(psus.to_pandas(), ids=id_names[0], strata=strata_names or None,
+                           fpc=fpc_names or None, nest=nest, lonely_psu=lonely_psu)
+        self.core = structure.core
+        self.psu_table = psus.select(keys).with_columns(pl.Series(UNIT, structure.core.unit_of_row))
+        self.psu_keys = keys
+        self.weight_expr = (
+            pl.col(weights).cast(pl.Float64) if weights else
+            1.0 / pl.col(probs).cast(pl.Float64) if probs else pl.lit(1.0)
+        )
+        self.weight_name = weights or probs
+        if self.weight_name:
+            self._check_weights(self.weight_name, "weights" if weights else "probs")
+        self._strata_labels = structure._strata_labels
+        self.frame = None
+        self._mask = None
+        self.condition: pl.Expr | None = None
+        self.raked: Any = None  # a Raked (see _streamed_weighting) once raked
+        self._n_rows = int(self._count())
+        self.spec = {"ids": id_names, "strata": strata_names, "weights": weights, "probs": probs,
+                     "fpc": fpc_names, "nest": nest, "lonely_psu": lonely_psu, "streamed": True}
+        if subset is not None:
+            self.condition = self._expression(subset)
+
+    # ------------------------------------------------------------ data access
+    def require_column(self, name: str) -> None:
+        if name not in self.columns:
+            raise ColumnError(f"column {name!r} is not in the data")
+
+    def _lazy(self, columns: list[str]) -> pl.LazyFrame:
+        return self._source.select(columns)
+
+    def _unique(self, columns: list[str]) -> pl.DataFrame:
+        if self._dask:
+            return pl.from_pandas(self._source[columns].drop_duplicates().compute().reset_index(drop=True))
+        return self._source.select(columns).unique().collect(engine="streaming")
+
+    def schema(self) -> dict[str, pl.DataType]:
+        """Column types as polars sees them (a Dask frame's from its typed sample rows)."""
+        if self._dask:
+            return dict(pl.from_pandas(self._source._meta_nonempty).schema)
+        return dict(self._source.collect_schema())
+
+    def _check_weights(self, name: str, role: str) -> None:
+        """The in-memory design's weight check, on counts from one pass over the data."""
+        if not self.schema()[name].is_numeric():
+            raise ColumnError(f"column {name!r} ({role}) must be numeric, not {self.schema()[name]}")
+        if self._dask:
+            import dask
+
+            w = self._source[name].astype("float64")
+            invalid = (w <= 0) if role == "probs" else (w < 0)
+            counts = dask.compute(w.isna().sum(), np.isinf(w).sum(), invalid.sum(), (w > 0).sum())
+        else:
+            w = pl.col(name).cast(pl.Float64)
+            invalid = (w <= 0) if role == "probs" else (w < 0)
+            row = self._source.select(
+                (w.is_null() | w.is_nan()).sum().alias("missing"), w.is_infinite().sum().alias("infinite"),
+                invalid.sum().alias("invalid"), (w > 0).sum().alias("positive"),
+            ).collect(engine="streaming").row(0)
+            counts = tuple(row)
+        check_weight_counts(name, role, *(int(c) for c in counts))
+
+    def _count(self) -> int:
+        if self._dask:
+            return int(self._source.shape[0].compute())
+        return int(self._source.select(pl.len()).collect(engine="streaming").item())
+
+    # ------------------------------------------------------------ design facts
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows
+
+    @property
+    def n_psu(self) -> int:
+        """First-stage PSUs of the whole data set (the design's PSU table)."""
+        return self.psu_table.height
+
+    @property
+    def n_strata(self) -> int:
+        """First-stage strata of the whole data set (1 without strata)."""
+        strata = self.spec["strata"]
+        return self.psu_table.select(strata).n_unique() if strata else 1
+
+    @property
+    def weights(self) -> np.ndarray:
+        raise DesignError("a streamed design does not hold its rows' weights")
+
+    @property
+    def is_subset(self) -> bool:
+        return self.condition is not None
+
+    def subset(self, mask: Any) -> "StreamedDesign":
+        """The domain where `mask` holds: a polars expression or ``{"column", "op", "value"}``."""
+        new = object.__new__(StreamedDesign)
+        new.__dict__.update(self.__dict__)
+        expr = self._expression(mask)
+        new.condition = expr if self.condition is None else self.condition & expr
+        return new
+
+    def _expression(self, cond: Any) -> pl.Expr:
+        if isinstance(cond, pl.Expr):
+            return cond.fill_null(False)
+        if not isinstance(cond, Mapping):
+            raise DesignError("a streamed design takes a subset as a polars expression or a condition dict")
+        column, op, value = cond.get("column"), cond.get("op"), cond.get("value")
+        if op not in SUBSET_OPS:
+            raise OptionError(f"subset op {op!r} is not one of {', '.join(SUBSET_OPS)}")
+        self.require_column(column)
+        c = pl.col(column)
+        expr = {
+            "==": lambda: c == value, "!=": lambda: c != value, "<": lambda: c < value, "<=": lambda: c <= value,
+            ">": lambda: c > value, ">=": lambda: c >= value, "in": lambda: c.is_in(list(value)),
+            "not_na": lambda: c.is_not_null(),
+        }[op]()
+        return expr.fill_null(False)
+
+    def __repr__(self) -> str:
+        kind = "Dask DataFrame" if self._dask else "LazyFrame"
+        return f"<sscoverage.StreamedDesign over a {kind}: {self._n_rows} rows, {self.degf} design df>"
+
+    def map_batches(self, columns: list[str], reduce: Callable[..., T], *args: Any, label: str = "streamed batches",
+                     progress: bool | None = None) -> Iterable[T]:
+        """`reduce(*args, batch)` of every batch (a polars frame) of `columns`, in batch
+        order: a LazyFrame's batches streamed here, or each Dask partition reduced where it
+        lives (only the results travel)."""
+        if self._dask:
+            import dask
+
+            parts = self._source[columns].to_delayed()
+            return dask.compute(*[dask.delayed(on_polars)(reduce, args, part) for part in parts])
+        batches = self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True)
+        n_batches = -(-self._n_rows // self._batch_rows)
+        show = self._progress if progress is None else progress
+        return (reduce(*args, batch) for batch in track(batches, n_batches, label, show))
+
+    def glm(
+        self,
+        formula: str,
+        family: str = "gaussian",
+        link: str | None = None,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        level: float = 0.95,
+        epsilon: float = 1e-8,
+        maxit: int = 25,
+        progress: bool = True,
+    ) -> Any:
+        """Design-based GLM over the streamed rows, one pass over the batches per IRLS
+        iteration; the numbers of :meth:`Design.glm` on the same data (see
+        :func:`sscoverage._streamed_glm.streamed_glm`)."""
+        from .glm import streamed_glm
+
+        return streamed_glm(self, formula, family, link, levels, level, epsilon, maxit, progress)
+
+    def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "StreamedDesign":
+        """:meth:`Design.rake` on the collapsed cell table: two passes over the batches,
+        then later estimates carry the rake into their variance as in memory (see
+        :mod:`sscoverage._streamed_weighting`)."""
+        from .weighting import streamed_rake
+
+        return streamed_rake(self, margins, control, force)
+
+    # ------------------------------------------------------------ what it cannot serve
+    def _not_supported(self, method: str) -> NotSupportedError:
+        kind = "Dask DataFrame" if self._dask else "LazyFrame"
+        return NotSupportedError(
+            f"{method}() needs the rows in memory, which a design over a {kind} does not hold: collect() the "
+            f"data (ssc.Design(lazy.collect(), ...), or ddf.compute()) and use the in-memory design; "
+            f"streamed designs serve {', '.join(STREAMED_METHODS)}"
+        )
+
+    # ------------------------------------------------------------ estimation
+    def _estimate(
+        self,
+        kind: str,
+        outcomes: list[str],
+        by: Any,
+        na_rm: bool,
+        deff: bool,
+        level: float,
+        df: float | str | None,
+        n_numerators: int = 0,
+    ) -> Estimates:
+        if not outcomes:
+            raise OptionError("name at least one outcome column")
+        by_names = column_names(by, "by")
+        for name in outcomes + by_names:
+            self.require_column(name)
+        schema = self.schema()
+        factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
+        # Levels for the whole data set, sorted as R sorts factor levels.
+        by_levels = self._unique(by_names).drop_nulls().sort(by_names) if by_names else None
+        factor_levels = {n: sorted(self._unique([n]).get_column(n).drop_nulls().to_list()) for n in factors}
+        n_domains = len(by_levels) if by_levels is not None else 1
+        if n_domains == 0:
+            raise EmptyDomainError(f"the by columns {by_names} hold no values")
+        domains = by_levels.with_columns(pl.Series(DOMAIN, np.arange(n_domains, dtype=np.uint32))) if by_names else None
+        raked_rows = self.raked.rows if self.raked is not None else None
+        raked_columns = raked_rows.cells.columns if raked_rows is not None else []
+        columns = list(dict.fromkeys(self.psu_keys + outcomes + by_names + [c for c in [self.weight_name] if c]
+                                     + expression_columns(self.condition) + raked_columns))
+        width = sum(len(factor_levels[n]) if n in factor_levels else 1 for n in outcomes)
+        plan = _Plan(self.psu_keys, self.psu_table, domains, by_names, outcomes, factor_levels, self.condition,
+                     self.weight_expr, kind, len(self.psu_table), n_domains, na_rm, deff, raked_rows)
+        # Batch order: the same digits every run.
+        table, squares, cell_table, counts = sum_in_order(self.map_batches(columns, _batch_sums, plan))
+        n_removed, n_missing_by = (int(c) for c in counts)
+        raked = (cell_table, self.raked.core) if self.raked is not None else None
+        res = self.core.estimate_from_sums(kind, table, squares, n_domains, width, n_numerators=n_numerators,
+                                            raked=raked)
+        present = np.flatnonzero(np.asarray(res["n_rows"]) > 0)
+        if len(present) == 0:
+            raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
+        notes = [f"{n_missing_by} rows with a missing by value are in no domain"] if n_missing_by else []
+        spec = [(n, factor_levels.get(n)) for n in outcomes]
+        by_coded = [Coded(np.zeros(0, np.uint32), by_levels.get_column(n).to_list(), None) for n in by_names]
+        return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed,
+                            notes, deff, domain_labels=by_levels)
+
+
+#: The methods a streamed design serves with the in-memory numbers.
+STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "to_json")
+#: Design methods that need the rows in memory: on a streamed design they raise
+#: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
+#: trim_weights, to give other numbers).
+IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
+                     "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
+                     "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
+                     "influence_vcov", "replicate_vcov", "replicate_weights")
+
+
+def _refuse(method: str) -> Callable[..., Any]:
+    def refuse(self: StreamedDesign, *args: Any, **kwargs: Any) -> Any:
+        raise self._not_supported(method)
+
+    refuse.__name__ = refuse.__qualname__ = method
+    refuse.__doc__ = "Not served by a streamed design: raises :class:`~sscoverage.NotSupportedError`."
+    # The in-memory method's parameters, so that a notebook shows what the call takes.
+    refuse.__signature__ = inspect.signature(getattr(Design, method))  # type: ignore[attr-defined]
+    return refuse
+
+
+for _method in IN_MEMORY_METHODS:
+    setattr(StreamedDesign, _method, _refuse(_method))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every batch needs to be reduced: the PSU and domain tables, the outcomes and
+    their levels, the subset condition and the weight; small, so it travels to workers."""
+
+    keys: list[str]
+    psus: pl.DataFrame
+    domains: pl.DataFrame | None
+    by_names: list[str]
+    outcomes: list[str]
+    factor_levels: dict[str, list[Any]]
+    condition: pl.Expr | None
+    weight: pl.Expr
+    kind: str
+    n_units: int
+    n_domains: int
+    na_rm: bool
+    deff: bool
+    raked: Any = None  # the rows' side of the design's rake (see _streamed_weighting.RakedRows)
+
+
+def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One batch reduced by the core's pass to per-(domain, PSU) sums, the design
+    effects' sums, for a raked design the per-(domain, cell) sums with weights over base
+    weights (else empty), and the rows left out for missing values and for a missing by
+    value."""
+    batch = with_units(plan.keys, plan.psus, batch)
+    if plan.domains is not None:
+        batch = batch.join(plan.domains, on=plan.by_names, how="left", maintain_order="left")
+    if plan.condition is None:
+        in_scope = np.ones(len(batch), bool)
+    else:
+        in_scope = batch.select(plan.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().copy()
+    missing_by = 0
+    if plan.domains is not None:
+        no_domain = batch.get_column(DOMAIN).is_null().to_numpy()
+        missing_by = int((no_domain & in_scope).sum())
+        in_scope = in_scope & ~no_domain
+    numeric, categorical, missing = [], [], np.zeros(len(batch), bool)
+    for pos, name in enumerate(plan.outcomes):
+        col = batch.get_column(name)
+        levels = plan.factor_levels.get(name)
+        if levels is not None:
+            # The levels are the column's own values (text for a categorical).
+            values = col.cast(pl.String) if col.dtype in (pl.Categorical, pl.Enum) else col
+            codes = values.replace_strict(levels, list(range(len(levels))), default=None, return_dtype=pl.UInt32)
+            missing |= codes.is_null().to_numpy()
+            categorical.append((pos, np.ascontiguousarray(codes.fill_null(0).to_numpy()), len(levels)))
+        else:
+            if not col.dtype.is_numeric():
+                raise ColumnError(f"column {name!r} must be numeric for a {plan.kind}, not {col.dtype}")
+            values = col.cast(pl.Float64).to_numpy()
+            if not _core.all_finite(values):
+                reject_infinite(values, name, "outcome")
+            missing |= np.isnan(values)
+            numeric.append((pos, np.ascontiguousarray(np.nan_to_num(values))))
+    hit = missing & in_scope
+    removed = int(hit.sum())
+    if removed and not plan.na_rm:
+        raise MissingValueError(
+            f"outcomes {plan.outcomes} have missing values in the rows used; pass na_rm=True to "
+            "leave those rows out (they stay in the design)"
+        )
+    in_scope &= ~missing
+    if plan.domains is not None:
+        domain = batch.get_column(DOMAIN).fill_null(0).to_numpy()
+    else:
+        domain = np.zeros(len(batch), np.uint32)
+    domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
+    w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
+    cell_table = np.zeros(0)
+    if plan.raked is not None:
+        w, cells, over_base = plan.raked.weights(batch, w)
+        cell_table, _ = _core.accumulate_batch(over_base, cells, plan.raked.n_cells, domain, plan.n_domains,
+                                               numeric, categorical)
+    units = np.ascontiguousarray(batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
+    table, squares = _core.accumulate_batch(
+        w, units, plan.n_units, domain, plan.n_domains, numeric, categorical, with_squares=plan.deff
+    )
+    return table, squares, cell_table, np.array([removed, missing_by], dtype=np.float64)
+
+
+def _is_factor(dtype: pl.DataType) -> bool:
+    """An outcome estimated level by level: text, categorical or logical."""
+    return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Boolean)

@@ -1,0 +1,362 @@
+"""Design-based GLMs over a streamed design (a polars LazyFrame or a Dask DataFrame).
+
+R's IRLS, as :func:`sscoverage.models.glm` runs it in memory, with every pass over the
+rows made batch by batch: a first pass finds the rows of the model (in the subset, no
+missing model variable), their weights and the factor levels present; then each IRLS
+iteration is one pass, in which every batch gives the deviance at the current
+coefficients and the triangular factor of its rows' weighted least squares — the
+factors, stacked in batch order by the core, give the step; a last pass sums the
+estimating functions to PSU totals, which the design's variance engine turns into the
+coefficients' covariance.  Binomial and Poisson fits take three more passes to probe for
+separation, as in memory.  Memory: one batch and its model matrix.
+
+Stateful formula transforms (``center``, ``scale``, ``poly``, splines) learn their state
+from the data, which a streamed fit never holds at once: they are refused.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from formulaic import model_matrix
+
+from .. import _core
+from .._frames import codes_of
+from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
+from ..formula import CONTEXT, term_name
+from ..models.glm import BINOMIAL, FAMILIES, GLMResult, check_convergence, ModelFrame, r_names, read_formula
+from .batches import UNIT, BatchSource, expression_columns, sum_in_order, with_units
+
+#: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
+_CODED = re.compile(r"\bC\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
+#: Extra IRLS steps from a binomial or Poisson solution, and how far they may move a
+#: linear predictor before the fit counts as separated (the core's in-memory rule).
+PROBE_STEPS, PROBE_DRIFT = 3, 0.1
+
+
+def streamed_glm(
+    design: "BatchSource",
+    formula: str,
+    family: str = "gaussian",
+    link: str | None = None,
+    levels: Mapping[str, Sequence[Any]] | None = None,
+    level: float = 0.95,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+    progress: bool = True,
+) -> GLMResult:
+    """:meth:`Design.glm` on a streamed design; see the module notes."""
+    if family not in FAMILIES:
+        raise OptionError(f"family={family!r}; use one of {', '.join(FAMILIES)}")
+    if design.raked is not None:
+        raise DesignError("a GLM on a raked streamed design is not supported yet: collect() the data, "
+                          "or fit the model before raking")
+    model = _StreamedModel(design, formula, family, dict(levels or {}), progress)
+    fit = _Irls(design, model, family, link, epsilon, maxit, progress).run()
+    check_convergence(fit, formula, maxit)
+    p = len(model.terms)
+    scores, unit_rows, pearson = sum_in_order(design.map_batches(
+        model.columns, _batch_scores, model, fit, design.psu_keys, design.psu_table, design.n_psu,
+        label="GLM scores", progress=progress,
+    ))
+    totals = np.ascontiguousarray(scores @ fit["cov_unscaled"])
+    vcov = design.core.totals_vcov(totals)
+    # Pearson residuals carry sqrt(mean weight of the fitted rows / of the domain's rows),
+    # as in memory; the dispersion is their design-weighted variance times n / (n - 1).
+    s0, s1, s2, n_nonzero = pearson
+    scale = model.mean_fit / model.mean_w
+    dispersion = (scale * (s2 - s1 * s1 / s0) / s0 * n_nonzero / (n_nonzero - 1)) if n_nonzero > 1 else float("nan")
+    return GLMResult(
+        formula=formula, family=family, link=str(fit["link"]), terms=model.terms,
+        coef=np.asarray(fit["coefficients"]), vcov=vcov, dispersion=float(dispersion),
+        df_residual=_fit_degf(design, unit_rows) + 1 - p, deviance=float(fit["deviance"]),
+        iterations=int(fit["iterations"]), n=model.n, n_removed=model.n_removed, level=level,
+        naive_cov=np.asarray(fit["cov_unscaled"]), design=design, model_frame=model,
+    )
+
+
+class _StreamedModel(ModelFrame):
+    """The model of a formula over a streamed design: the formula's variables, their
+    factor levels over the rows of the fit, the formula's spec, R's term names; and each
+    batch's model matrix, outcome, weights and PSU codes (:meth:`batch`).
+
+    A first pass over the batches finds the rows in the domain, those with every model
+    variable (``n``; ``n_removed`` left out for missing values, as R's ``na.omit``),
+    their weight sums, and the factor levels present in them (R's ``drop.unused.levels``).
+    """
+
+    def __init__(self, design: "BatchSource", formula: str, family: str,
+                 levels: dict[str, Sequence[Any]], progress: bool) -> None:
+        columns = design.columns
+        checked, parsed = read_formula(formula, columns, levels)
+        text, aliases, used = checked.text, checked.aliases, checked.names
+        self.schema = schema = design.schema()
+        self.variables = {name: aliases.get(name, name) for name in used}
+        # Factors: text, logical and categorical columns, and any column given levels.
+        factor_columns = {n: c for n, c in self.variables.items()
+                          if c in levels or not schema[c].is_numeric()}
+        # Numbers coded as a factor in the formula (``C(d)``): their levels are the values
+        # present, which formulaic learns from the frame it first sees.
+        coded = {n: self.variables[n] for n in set(_CODED.findall(text)) & set(self.variables)
+                 if n not in factor_columns}
+        self.weight_name = design.weight_name
+        self.condition = design.condition
+        self.columns = list(dict.fromkeys(
+            design.psu_keys + list(self.variables.values()) + [c for c in [self.weight_name] if c]
+            + expression_columns(self.condition)))
+        self.weight = design.weight_expr
+        self.family, self.formula = family, formula
+        counts, present = _census(design, self, {**factor_columns, **coded}, progress)
+        n_scope, w_scope, n_fit, w_fit = counts
+        if n_fit == 0:
+            raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
+        self.n, self.n_removed = int(n_fit), int(n_scope - n_fit)
+        self.mean_w, self.mean_fit = w_scope / n_scope, w_fit / n_fit
+        self.levels = {
+            name: [v for v in levels[c] if v in present[name]] if c in levels else _r_order(present[name], c)
+            for name, c in factor_columns.items()
+        }
+        # The formula's spec, from a frame holding every level (R's xlevels) and every
+        # value of a coded number.
+        values = {name: list(self.levels[name]) if name in self.levels else sorted(map(float, present[name]))
+                  for name in {**factor_columns, **coded}}
+        width = max([len(v) for v in values.values()] + [3])  # numbers vary: scale(x) evaluates
+        prototype = pd.DataFrame({
+            name: self.column(name, pl.Series(name, [values[name][i % len(values[name])] for i in range(width)]))
+            if name in values else np.arange(1.0, width + 1.0)
+            for name in used
+        })
+        mm = model_matrix(text, prototype, na_action="ignore", context=CONTEXT)
+        if any(mm.rhs.model_spec.transform_state.values()) or any(mm.lhs.model_spec.transform_state.values()):
+            raise DesignError(
+                f"{formula}: stateful transforms (center, scale, poly, splines) learn from all the rows, "
+                "which a streamed design does not hold at once: compute the column first, or collect() the data"
+            )
+        self.specs = mm.model_spec
+        self.factors = list(self.levels)
+        self.aliases = aliases
+        self.data = prototype.iloc[:0]
+        self.spec = mm.rhs.model_spec
+        self.terms = r_names(list(mm.rhs.columns), prototype, self.factors, aliases, checked.logical_terms)
+        self.rhs_variables = sorted(parsed.rhs.required_variables)
+        self.term_columns = {
+            "(Intercept)" if str(term) == "1" else term_name(str(term), checked): list(range(sl.start, sl.stop))
+            for term, sl in mm.rhs.model_spec.term_slices.items()
+        }
+        outcome = text.split("~", 1)[0].strip()
+        self.factor_outcome = outcome in self.levels and family in BINOMIAL
+        self.outcome = outcome
+        if not self.factor_outcome and (outcome in self.levels or mm.lhs.shape[1] != 1):
+            raise ColumnError(
+                f"the outcome of {formula!r} must be one numeric column"
+                + (" or a factor" if family in BINOMIAL else "")
+            )
+
+    #: Its rows are not held: predictions need new data.
+    streamed = True
+
+    def column(self, name: str, values: pl.Series) -> pd.Series:
+        """A model variable of a batch as R's model frame sees it (factors with the fit's levels)."""
+        if name not in self.levels:
+            return values.cast(pl.Float64).to_pandas()
+        values = _logical_as_text(values)
+        if not values.dtype.is_numeric():
+            values = values.cast(pl.String)
+        return pd.Series(pd.Categorical(values.to_list(), categories=self.levels[name]))
+
+    def complete(self) -> pl.Expr:
+        """Rows of the fit: in the domain, with every model variable."""
+        expr = ~pl.any_horizontal([_missing(c, self.schema[c]) for c in self.variables.values()])
+        return expr if self.condition is None else expr & self.condition
+
+    def batch(self, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.DataFrame]:
+        """A batch's model matrix, outcome and prior weights (rescaled to mean 1 over the
+        domain, as in memory) on its rows of the fit, and those rows."""
+        rows = batch.filter(self.complete())
+        data = pd.DataFrame({name: self.column(name, rows.get_column(c)) for name, c in self.variables.items()})
+        mm = self.specs.get_model_matrix(data, na_action="raise", context=CONTEXT) if len(rows) else None
+        p = len(self.terms)
+        x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64)) if mm is not None else np.zeros((0, p))
+        if self.factor_outcome:
+            y = (data[self.outcome].cat.codes != 0).to_numpy(dtype=np.float64)
+        else:
+            y = mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64) if mm is not None else np.zeros(0)
+        w = rows.select(self.weight.alias("w")).get_column("w").to_numpy().astype(np.float64) / self.mean_w
+        return x, np.ascontiguousarray(y), np.ascontiguousarray(w), rows
+
+
+def _census(design: "BatchSource", model: _StreamedModel, factors: Mapping[str, str],
+            progress: bool) -> tuple[np.ndarray, dict[str, set[Any]]]:
+    """One pass: rows and weight sums of the domain and of the fit, and the factor values
+    present in the fit."""
+    counts = np.zeros(4)
+    present: dict[str, set[Any]] = {name: set() for name in factors}
+    for part_counts, part_present in design.map_batches(model.columns, _census_batch, model, dict(factors),
+                                                         label="GLM rows", progress=progress):
+        counts += part_counts
+        for name, values in part_present.items():
+            present[name] |= values
+    return counts, present
+
+
+def _census_batch(model: _StreamedModel, factors: dict[str, str], batch: pl.DataFrame
+                  ) -> tuple[np.ndarray, dict[str, set[Any]]]:
+    scope = batch if model.condition is None else batch.filter(model.condition)
+    w_scope = scope.select(model.weight.alias("w")).get_column("w")
+    rows = batch.filter(model.complete())
+    w_fit = rows.select(model.weight.alias("w")).get_column("w")
+    if w_scope.cast(pl.Float64).fill_nan(None).null_count():
+        raise MissingValueError(f"the weights {model.weight_name!r} have missing values in the domain")
+    present = {}
+    for name, column in factors.items():
+        present[name] = set(_logical_as_text(rows.get_column(column)).unique().to_list())
+    counts = np.array([len(scope), float(w_scope.sum()), len(rows), float(w_fit.sum())])
+    return counts, present
+
+
+def _logical_as_text(values: pl.Series) -> pl.Series:
+    """A logical column as R's factor of it sees it ("FALSE", "TRUE"); others unchanged."""
+    if values.dtype == pl.Boolean:
+        return values.replace_strict({True: "TRUE", False: "FALSE"}, return_dtype=pl.String)
+    return values
+
+
+def _r_order(values: set[Any], column: str) -> list[Any]:
+    """Factor levels in R's order (as the in-memory model frame sorts them)."""
+    if all(isinstance(v, str) for v in values):
+        return list(codes_of(pd.Series(sorted(values), dtype=object), column, "model term").labels)
+    return sorted(values)
+
+
+def _missing(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A model variable's missing values: nulls, and NaN in a float column."""
+    c = pl.col(column)
+    return c.is_null() | c.is_nan() if dtype.is_float() else c.is_null()
+
+
+class _Irls:
+    """R's IRLS (``glm.fit``) with one pass over the batches per iteration: the pass at the
+    current coefficients gives their deviance and the next step's stacked factors."""
+
+    def __init__(self, design: "BatchSource", model: _StreamedModel, family: str, link: str | None,
+                 epsilon: float, maxit: int, progress: bool) -> None:
+        self.design, self.model, self.family, self.link = design, model, family, link
+        self.epsilon, self.maxit, self.progress = epsilon, maxit, progress
+        self.iteration = 0
+
+    def run_pass(self, beta: np.ndarray | None, step: bool = True,
+                 reference: np.ndarray | None = None) -> dict[str, Any]:
+        """Deviance, validity and (with `step`) the factors of the batches at `beta`."""
+        self.iteration += 1
+        parts = list(self.design.map_batches(
+            self.model.columns, _batch_pass, self.model, self.family, self.link, beta, step, reference,
+            label=f"GLM pass {self.iteration}", progress=self.progress,
+        ))
+        # Model matrices leave reference cycles (formulaic, pandas) that the generational
+        # collector frees late; pass after pass they would hold memory of many batches.
+        gc.collect()
+        return {
+            "deviance": float(sum(part["deviance"] for part in parts)),
+            "valid": all(part["valid"] for part in parts),
+            "triangles": [part["triangle"] for part in parts if part["triangle"] is not None],
+            "informative": sum(part["informative"] for part in parts),
+            "drift": max(part["drift"] for part in parts),
+            "link": parts[0]["link"],
+        }
+
+    def solve(self, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        if state["informative"] == 0:
+            raise EstimationError(f"{self.model.formula}: no observations informative")
+        try:
+            return _core.glm_solve_stacked(state["triangles"], len(self.model.terms), epsilon=self.epsilon)
+        except EstimationError as err:
+            if len(err.args) > 1:  # the core's positions of aliased columns
+                names = [self.model.terms[j] for j in err.args[1]]
+                raise EstimationError(
+                    f"{self.model.formula}: term(s) {', '.join(names)} are aliased (a constant predictor, or "
+                    "a linear combination of the terms before them); drop them from the formula"
+                ) from None
+            raise
+
+    def run(self) -> dict[str, Any]:
+        """The fit, as the core's ``glm_fit`` reports it (without per-row values)."""
+        state = self.run_pass(None)
+        link = state["link"]
+        if not state["valid"]:
+            raise EstimationError(f"{self.model.formula}: cannot find valid starting values for the model")
+        devold = state["deviance"]
+        beta: np.ndarray | None = None  # where the last step started (None: the starting means)
+        coefold: np.ndarray | None = None
+        converged = boundary = False
+        for iteration in range(1, self.maxit + 1):  # noqa: B007 (the count is returned)
+            coef, cov = self.solve(state)
+            start = beta
+            nxt = self.run_pass(coef)
+            # R halves the step towards the previous coefficients while the deviance is not
+            # finite or the means leave their range.
+            tries = 0
+            while not (np.isfinite(nxt["deviance"]) and nxt["valid"]):
+                if coefold is None:
+                    raise EstimationError(f"{self.model.formula}: no valid set of coefficients has been found: "
+                                          "the first step left the range of the family")
+                tries += 1
+                if tries > self.maxit:
+                    raise EstimationError(f"{self.model.formula}: cannot correct the step size: the fit keeps "
+                                          "leaving the range of the family")
+                coef = (coef + coefold) / 2.0
+                nxt = self.run_pass(coef)
+                boundary = True
+            beta, state = coef, nxt
+            dev = nxt["deviance"]
+            if abs(dev - devold) / (abs(dev) + 0.1) < self.epsilon:
+                converged = True
+                break
+            devold, coefold = dev, coef
+        separated = converged and self.family in BINOMIAL + ("poisson", "quasipoisson") and self.drifts(beta, state)
+        return {
+            "link": link, "coefficients": beta, "previous": start,
+            "cov_unscaled": cov, "deviance": dev, "iterations": iteration, "converged": converged,
+            "boundary": boundary, "separated": separated,
+        }
+
+    def drifts(self, beta: np.ndarray, state: dict[str, Any]) -> bool:
+        """Whether further steps from the solution keep moving it (separation), as the
+        core's in-memory probe judges it."""
+        probe = beta
+        for k in range(PROBE_STEPS):
+            try:
+                probe, _ = self.solve(state)
+            except EstimationError:
+                return True
+            state = self.run_pass(probe, step=k + 1 < PROBE_STEPS, reference=beta)
+            if not (state["valid"] and np.isfinite(state["deviance"])):
+                return True
+        return state["drift"] > PROBE_DRIFT
+
+
+def _batch_pass(model: _StreamedModel, family: str, link: str | None, beta: np.ndarray | None, step: bool,
+                reference: np.ndarray | None, batch: pl.DataFrame) -> dict[str, Any]:
+    x, y, w, _ = model.batch(batch)
+    return _core.glm_batch_pass(x, y, w, family, link, beta=beta, step=step, reference=reference)
+
+
+def _batch_scores(model: _StreamedModel, fit: dict[str, Any], keys: list[str], psus: pl.DataFrame,
+                  n_units: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y, w, rows = model.batch(batch)
+    units = np.ascontiguousarray(with_units(keys, psus, rows).get_column(UNIT).to_numpy(), dtype=np.uint32)
+    return _core.glm_batch_scores(x, y, w, model.family, fit["link"], fit["coefficients"], fit["previous"],
+                                  units, n_units)
+
+
+def _fit_degf(design: "BatchSource", unit_rows: np.ndarray) -> int:
+    """Design df of the fitted rows: their PSUs minus their strata (R's ``degf`` of the
+    design the model was fitted on)."""
+    counted = design.psu_table.filter(pl.Series(unit_rows > 0))
+    strata = design.spec["strata"]
+    n_strata = counted.select(strata).n_unique() if strata else int(counted.height > 0)
+    return int(counted.height - n_strata)
