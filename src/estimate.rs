@@ -5,12 +5,11 @@
 
 use rayon::prelude::*;
 
+use crate::calibration::CellRaking;
 use crate::codes::{chunk_range, label_range};
 use crate::design::Design;
 use crate::error::{CoreError, Result};
-use crate::replicate::{replicate_covariance, Replicates};
-use crate::variance::{covariance, covariance_of_rows};
-use crate::weighting::CellRaking;
+use crate::variance::{Influence, Linearization, Pps, Replicates, Variance};
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
 /// a missing value): it keeps its place in the design but adds nothing.
@@ -521,7 +520,7 @@ pub fn estimate_by_labels<T: Copy + Into<i64> + Send + Sync>(
     n_domains: usize,
     want_deff: bool,
 ) -> Result<DomainEstimates> {
-    if !design.calibration.is_empty() {
+    if design.is_calibrated() {
         // A calibrated design goes back to the rows of each domain: code them once.
         let codes: Vec<u32> = labels
             .par_iter()
@@ -615,25 +614,16 @@ fn estimate_with<T: Copy + Into<i64> + Sync>(
     if outcomes.is_empty() {
         return Err(CoreError::Value("no outcome variable given".into()));
     }
-    let (n_num, width) = match estimator {
-        Estimator::Ratio { n_numerators } => {
-            if outcomes
-                .iter()
-                .any(|o| matches!(o, Outcome::Categorical { .. }))
-            {
-                return Err(CoreError::Value(
-                    "ratio needs numeric numerators and denominators".into(),
-                ));
-            }
-            if n_numerators == 0 || n_numerators >= outcomes.len() {
-                return Err(CoreError::Value(
-                    "ratio needs at least one numerator and one denominator".into(),
-                ));
-            }
-            (n_numerators, outcomes.len())
-        }
-        _ => (0, outcomes.iter().map(Outcome::width).sum()),
-    };
+    if matches!(estimator, Estimator::Ratio { .. })
+        && outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Categorical { .. }))
+    {
+        return Err(CoreError::Value(
+            "ratio needs numeric numerators and denominators".into(),
+        ));
+    }
+    numerators(estimator, outcomes.len())?;
     if want_deff && matches!(estimator, Estimator::Ratio { .. }) {
         return Err(CoreError::Value(
             "deff is available for means and totals".into(),
@@ -641,68 +631,120 @@ fn estimate_with<T: Copy + Into<i64> + Sync>(
     }
     let data = RowData::of(design);
     let sums = accumulate(&data, outcomes, domain, n_domains, Keys::Units, want_deff)?;
-    // Replicate weights per row: one more pass, summing per (domain, replicate).
-    let rep_sums = match &design.replicates {
-        Some(rep) if !rep.per_unit => Some(accumulate(
-            &data,
-            outcomes,
-            domain,
-            n_domains,
-            Keys::Replicates(rep),
-            false,
-        )?),
-        _ => None,
+    let rep_sums;
+    let beyond = match (&design.variance, context) {
+        // Replicate weights per row: one more pass, summing per (domain, replicate).
+        (Variance::Replicates(rep), _) if !rep.per_unit => {
+            rep_sums = accumulate(
+                &data,
+                outcomes,
+                domain,
+                n_domains,
+                Keys::Replicates(rep),
+                false,
+            )?;
+            BeyondSums::ReplicateSums(&rep_sums)
+        }
+        (Variance::Linearization(_), Some(rows)) if design.is_calibrated() => {
+            BeyondSums::Rows(rows)
+        }
+        _ => BeyondSums::Nothing,
     };
-    estimates_from_sums(
-        design,
-        estimator,
-        (n_num, width),
-        &sums,
-        rep_sums.as_ref(),
-        context,
-        None,
-        n_domains,
-    )
+    estimates_from_sums(design, estimator, n_domains, &sums, beyond)
+}
+
+/// The numerators of a ratio of `width` summed columns (the first ones; the rest are
+/// denominators); 0 for a mean or total.
+fn numerators(estimator: Estimator, width: usize) -> Result<usize> {
+    match estimator {
+        Estimator::Ratio { n_numerators } if n_numerators == 0 || n_numerators >= width => Err(
+            CoreError::Value("ratio needs at least one numerator and one denominator".into()),
+        ),
+        Estimator::Ratio { n_numerators } => Ok(n_numerators),
+        _ => Ok(0),
+    }
+}
+
+/// What a design's variance needs besides the per-(domain, unit) sums of the pass.
+#[derive(Clone, Copy)]
+pub enum BeyondSums<'a> {
+    /// Nothing: linearisation, or replicate weights given per unit (R's compressed form).
+    Nothing,
+    /// Replicate weights given per row: the sums per (domain, replicate).
+    ReplicateSums(&'a Sums),
+    /// A calibrated design: the rows, for per-row influence values.
+    Rows(RowContext<'a>),
+    /// A streamed raked design: the sums per (domain, cell) with weights over base
+    /// weights, and its rake (see [`CellRaking`]).
+    RakedCells(&'a Sums, &'a CellRaking),
 }
 
 /// The rows behind a set of sums, for what needs them again: a calibrated design's
 /// per-row influence values.
+#[derive(Clone, Copy)]
 pub struct RowContext<'a> {
     pub outcomes: &'a [Outcome<'a>],
     pub domain: &'a [u32],
 }
 
 /// Estimates, covariances and design effects of every domain from the pass's sums
-/// (`sums`, per (domain, unit); `rep_sums`, per (domain, replicate) for replicate weights
-/// given per row).  `(n_num, width)`: numerators of a ratio and the summed columns.
-/// Sums from batches of a streamed data set, added in batch order, come here too; a
-/// streamed raked design adds `raked`: the same sums per (domain, cell) with weights
-/// over base weights, and its rake (see [`CellRaking`]).
-#[allow(clippy::too_many_arguments)]
+/// (`sums`, per (domain, unit): [rows, sum w, sum w y_1, ...], the estimator's columns
+/// after the first two) and what the design's variance needs besides (`beyond`).  Sums
+/// from batches of a streamed data set, added in batch order, come here too.
 pub fn estimates_from_sums(
     design: &Design,
     estimator: Estimator,
-    (n_num, width): (usize, usize),
-    sums: &Sums,
-    rep_sums: Option<&Sums>,
-    context: Option<RowContext>,
-    raked: Option<(&Sums, &CellRaking)>,
     n_domains: usize,
+    sums: &Sums,
+    beyond: BeyondSums,
 ) -> Result<DomainEstimates> {
     let want_deff = !sums.squares.is_empty();
-    if sums.stride != 2 + width || sums.table.len() != n_domains * design.n_units * sums.stride {
+    if sums.stride < 3 {
+        return Err(CoreError::Value("no outcome variable given".into()));
+    }
+    let width = sums.stride - 2;
+    if sums.table.len() != n_domains * design.n_units * sums.stride {
         return Err(CoreError::Shape(format!(
             "sums have {} values; the design has {} units and {n_domains} domains of {} columns",
             sums.table.len(),
             design.n_units,
-            2 + width
+            sums.stride
         )));
     }
-    if matches!(&design.replicates, Some(rep) if !rep.per_unit) && rep_sums.is_none() {
-        return Err(CoreError::Design(
-            "replicate weights given per row need the rows: they cannot be streamed".into(),
-        ));
+    let n_num = numerators(estimator, width)?;
+    match (&design.variance, beyond) {
+        (Variance::Replicates(rep), BeyondSums::Nothing) if !rep.per_unit => {
+            return Err(CoreError::Design(
+                "replicate weights given per row need the rows: they cannot be streamed".into(),
+            ));
+        }
+        (Variance::Replicates(rep), BeyondSums::ReplicateSums(rs))
+            if rs.stride != sums.stride
+                || rs.table.len() != n_domains * rep.n_replicates * sums.stride =>
+        {
+            return Err(CoreError::Shape(format!(
+                "replicate sums have {} values; expected {n_domains} domains x {} replicates x {}",
+                rs.table.len(),
+                rep.n_replicates,
+                sums.stride
+            )));
+        }
+        (Variance::Linearization(_), BeyondSums::Nothing) if design.is_calibrated() => {
+            return Err(CoreError::Design(
+                "a calibrated design needs its rows for the variance: it cannot be streamed"
+                    .into(),
+            ));
+        }
+        _ => {}
     }
+    // R's design effects of a PPS design count every row (its domains keep them).
+    let pps_quadratic = matches!(
+        &design.variance,
+        Variance::Linearization(Linearization {
+            pps: Some(Pps::QuadraticForm { .. }),
+            ..
+        })
+    );
     let p = match estimator {
         Estimator::Ratio { .. } => n_num * (width - n_num),
         _ => width,
@@ -753,36 +795,19 @@ pub fn estimates_from_sums(
             };
             return Err(CoreError::ZeroTotal { what, domain: d });
         }
-        let v = match &design.replicates {
-            Some(rep) => {
-                let mut thetas = vec![0.0; rep.n_replicates * p];
-                let mut rsum = vec![0.0; stride];
-                for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
-                    let replicate_sums: &[f64] = match rep_sums {
-                        Some(rs) => {
-                            &rs.table[(d * rep.n_replicates + r) * stride
-                                ..(d * rep.n_replicates + r + 1) * stride]
-                        }
-                        None => {
-                            // Compressed weights: the PSU sums times each PSU's multiplier.
-                            rsum.iter_mut().for_each(|x| *x = 0.0);
-                            for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                                let f = rep.factors[u * rep.n_replicates + r];
-                                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
-                            }
-                            &rsum
-                        }
-                    };
-                    point_estimates(estimator, n_num, width, replicate_sums, theta);
-                }
-                let (v, dropped) = replicate_covariance(rep, &thetas, est);
-                out.dropped_replicates[d] = dropped;
-                v
+        let cov = match (&design.variance, beyond) {
+            (Variance::Replicates(rep), _) => {
+                let thetas = replicate_estimates(
+                    rep,
+                    (estimator, n_num, width),
+                    d,
+                    cells,
+                    beyond,
+                    stride,
+                );
+                design.covariance(Influence::ReplicateEstimates { thetas: &thetas, full: est })?
             }
-            None if !design.calibration.is_empty() => {
-                let ctx = context.as_ref().ok_or_else(|| {
-                    CoreError::Design("a calibrated design needs its rows for the variance: it cannot be streamed".into())
-                })?;
+            (Variance::Linearization(_), BeyondSums::Rows(ctx)) => {
                 let rows = row_influence(
                     design,
                     estimator,
@@ -793,46 +818,61 @@ pub fn estimates_from_sums(
                     est,
                     &col_tot,
                 )?;
-                covariance_of_rows(design, &rows, p, None)?
+                design.covariance(Influence::Rows {
+                    values: &rows,
+                    p,
+                    in_domain: None,
+                })?
             }
-            None => {
+            (Variance::Linearization(_), BeyondSums::RakedCells(cell_sums, raking)) => {
                 linearization_influence(
                     estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
                 );
-                match raked {
-                    Some((cell_sums, raking)) => {
-                        // The influence values over base weights, summed by cell, are
-                        // the same linear function of the per-cell sums.
-                        let n_cells = raking.n_cells();
-                        let by_cell = cell_sums
-                            .table
-                            .get(d * n_cells * stride..(d + 1) * n_cells * stride)
-                            .ok_or_else(|| {
-                                CoreError::Shape("the cell sums do not cover every domain".into())
-                            })?;
-                        let mut cell_infl = vec![0.0; n_cells * p];
-                        linearization_influence(
-                            estimator,
-                            n_num,
-                            width,
-                            est,
-                            by_cell,
-                            stride,
-                            &col_tot,
-                            &mut cell_infl,
-                        );
-                        raking.residualise_totals(&cell_infl, &mut infl, p)?;
-                        // A calibrated design keeps every unit (R's postStrata).
-                        covariance(design, &infl, p, None)?
-                    }
-                    None => covariance(design, &infl, p, Some(&present))?,
-                }
+                // The influence values over base weights, summed by cell, are the same
+                // linear function of the per-cell sums.
+                let n_cells = raking.n_cells();
+                let by_cell = cell_sums
+                    .table
+                    .get(d * n_cells * stride..(d + 1) * n_cells * stride)
+                    .ok_or_else(|| {
+                        CoreError::Shape("the cell sums do not cover every domain".into())
+                    })?;
+                let mut cell_infl = vec![0.0; n_cells * p];
+                linearization_influence(
+                    estimator,
+                    n_num,
+                    width,
+                    est,
+                    by_cell,
+                    stride,
+                    &col_tot,
+                    &mut cell_infl,
+                );
+                raking.residualise_totals(&cell_infl, &mut infl, p)?;
+                // A calibrated design keeps every unit (R's postStrata).
+                design.covariance(Influence::UnitTotals {
+                    totals: &infl,
+                    p,
+                    present: None,
+                })?
+            }
+            (Variance::Linearization(_), _) => {
+                linearization_influence(
+                    estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
+                );
+                design.covariance(Influence::UnitTotals {
+                    totals: &infl,
+                    p,
+                    present: Some(&present),
+                })?
             }
         };
+        out.dropped_replicates[d] = cov.dropped_replicates;
+        let v = cov.matrix;
         out.vcov[d * p * p..(d + 1) * p * p].copy_from_slice(&v);
         if let Some(deff) = out.deff.as_mut() {
             let sq = &sums.squares[d * (width + 1)..(d + 1) * (width + 1)];
-            let nobs = if design.pps.is_some() {
+            let nobs = if pps_quadratic {
                 design.n_rows as f64
             } else {
                 sq[width]
@@ -841,7 +881,7 @@ pub fn estimates_from_sums(
                 let mean = col_tot[2 + j] / wsum;
                 // R's svyvar: weighted variance with the n/(n-1) divisor.
                 let svyvar = (sq[j] / wsum - mean * mean) * nobs / (nobs - 1.0);
-                let vsrs = match (estimator, design.pps.is_some()) {
+                let vsrs = match (estimator, pps_quadratic) {
                     (Estimator::Mean, _) => svyvar * (wsum - nobs) / (wsum * nobs),
                     (_, false) => svyvar * wsum * wsum * (wsum - nobs) / (wsum * nobs),
                     (_, true) => svyvar * wsum * wsum,
@@ -851,4 +891,37 @@ pub fn estimates_from_sums(
         }
     }
     Ok(out)
+}
+
+/// Domain d's estimates under each replicate's weights (n_replicates x p): from its sums
+/// per (domain, replicate) for weights given per row, or from its unit sums `cells`
+/// times each unit's multiplier for compressed weights.
+fn replicate_estimates(
+    rep: &Replicates,
+    (estimator, n_num, width): (Estimator, usize, usize),
+    d: usize,
+    cells: &[f64],
+    beyond: BeyondSums,
+    stride: usize,
+) -> Vec<f64> {
+    let p = match estimator {
+        Estimator::Ratio { .. } => n_num * (width - n_num),
+        _ => width,
+    };
+    let mut thetas = vec![0.0; rep.n_replicates * p];
+    let mut rsum = vec![0.0; stride];
+    for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
+        let replicate_sums: &[f64] = if let BeyondSums::ReplicateSums(rs) = beyond {
+            &rs.table[(d * rep.n_replicates + r) * stride..(d * rep.n_replicates + r + 1) * stride]
+        } else {
+            rsum.iter_mut().for_each(|x| *x = 0.0);
+            for (u, cell) in cells.chunks_exact(stride).enumerate() {
+                let f = rep.factors[u * rep.n_replicates + r];
+                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
+            }
+            &rsum
+        };
+        point_estimates(estimator, n_num, width, replicate_sums, theta);
+    }
+    thetas
 }

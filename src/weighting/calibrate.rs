@@ -149,14 +149,14 @@ pub fn calibrate(design: &Design, spec: &CalibrationSpec) -> Result<(Design, Rep
     };
     // The regression the variance of a linearisation design residualises on; with
     // unbounded linear calibration a collinear model is refused (R's `solve` fails).
-    let regression = match design.replicates {
+    let regression = match design.replicates() {
         None => Some(regression_step(&x, qk, w, linear, &keep)?),
         Some(_) => None,
     };
     let full = solve(w)?;
     let weights: Vec<f64> = w.iter().zip(&full.g).map(|(a, b)| a * b).collect();
     let mut not_converged = 0;
-    let analysis = match &design.replicates {
+    let analysis = match design.replicates() {
         Some(rep) => {
             let mut a = analysis_weights(design, rep);
             let converged = per_replicate(&mut a, rep.n_replicates, |column| {

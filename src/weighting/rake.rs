@@ -60,7 +60,7 @@ pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result
     let n_cells = base.len();
     let targets: Vec<&[f64]> = margins.iter().map(|m| m.targets).collect();
     // Replicates are post-stratified in the same sweeps (R's rake of a replicate design).
-    let replicates = design.replicates.as_ref().map(|rep| {
+    let replicates = design.replicates().map(|rep| {
         let a = analysis_weights(design, rep);
         let sums = cell_sums(&cell, n_cells, &a, rep.n_replicates);
         (a, sums, rep.n_replicates)
