@@ -882,3 +882,149 @@ fn unit_gram_rank(
     }
     gram_rank(&gram, k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{a:?} != {b:?}");
+        }
+    }
+
+    fn spec<'a>(clusters: &'a [u32], strata: &'a [u32], fpc: Vec<&'a [f64]>) -> DesignSpec<'a> {
+        DesignSpec {
+            n_rows: clusters.len(),
+            clusters: vec![Some(clusters)],
+            strata: if strata.is_empty() {
+                vec![]
+            } else {
+                vec![strata]
+            },
+            fpc,
+            weights: None,
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        }
+    }
+
+    fn variance(design: &Design, influence: Influence) -> Vec<f64> {
+        design.covariance(influence).unwrap().matrix
+    }
+
+    /// Two strata of two PSUs, two rows in each PSU.
+    const PSU: [u32; 8] = [0, 0, 1, 1, 2, 2, 3, 3];
+    const STRATUM: [u32; 8] = [0, 0, 0, 0, 1, 1, 1, 1];
+
+    #[test]
+    fn per_row_influence_is_summed_to_psus() {
+        let design = Design::new(&spec(&PSU, &STRATUM, vec![])).unwrap();
+        assert_eq!((design.n_units, design.degf), (4, 2));
+        // PSU totals 3, 5 | 10, 4: 2 (1 + 1) + 2 (9 + 9) = 40, from rows or from totals.
+        let rows = [1.0, 2.0, 5.0, 0.0, 4.0, 6.0, 3.0, 1.0];
+        let from_rows = Influence::Rows {
+            values: &rows,
+            p: 1,
+            in_domain: None,
+        };
+        close(&variance(&design, from_rows), &[40.0]);
+        let totals = [3.0, 5.0, 10.0, 4.0];
+        let from_totals = Influence::UnitTotals {
+            totals: &totals,
+            p: 1,
+            present: None,
+        };
+        close(&variance(&design, from_totals), &[40.0]);
+    }
+
+    #[test]
+    fn fpc_as_population_sizes_or_fractions() {
+        // 2 PSUs sampled of 4 in each stratum: the variance times 1 - 2/4.
+        let rows = [1.0, 2.0, 5.0, 0.0, 4.0, 6.0, 3.0, 1.0];
+        let rows = Influence::Rows {
+            values: &rows,
+            p: 1,
+            in_domain: None,
+        };
+        for fpc in [[4.0; 8], [0.5; 8]] {
+            let design = Design::new(&spec(&PSU, &STRATUM, vec![&fpc])).unwrap();
+            close(&variance(&design, rows), &[20.0]);
+            // Without weights, each row weighs N_h / n_h = 2.
+            assert_eq!(design.weights[0], 2.0);
+        }
+        let design = Design::new(&spec(&PSU, &STRATUM, vec![&[1.0; 8]]));
+        assert!(matches!(design, Err(CoreError::Design(_))));
+    }
+
+    #[test]
+    fn jackknife_of_a_total_equals_its_linearisation_by_hand() {
+        // Three PSUs of one row, y = 3, 5, 10, weights 1.  Linearisation of the total:
+        // 3/2 ((3-6)^2 + (5-6)^2 + (10-6)^2) = 39.  JK1 replicate totals drop one PSU and
+        // weigh the others 3/2: 22.5, 19.5, 12 around 18: 2/3 (20.25 + 2.25 + 36) = 39.
+        let y = [3.0, 5.0, 10.0];
+        let design = Design::new(&spec(&[0, 1, 2], &[], vec![])).unwrap();
+        let linear = Influence::UnitTotals {
+            totals: &y,
+            p: 1,
+            present: None,
+        };
+        close(&variance(&design, linear), &[39.0]);
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        let rep = jk.replicates().unwrap();
+        let weights = rep.analysis_weights(&jk.unit_of_row, &jk.weights);
+        let thetas: Vec<f64> = (0..3)
+            .map(|r| (0..3).map(|i| weights[i * 3 + r] * y[i]).sum())
+            .collect();
+        close(&thetas, &[22.5, 19.5, 12.0]);
+        let replicated = Influence::ReplicateEstimates {
+            thetas: &thetas,
+            full: &[18.0],
+        };
+        close(&variance(&jk, replicated), &[39.0]);
+        assert_eq!(jk.degf, 2);
+    }
+
+    #[test]
+    fn influence_of_the_wrong_kind_is_an_error() {
+        let design = Design::new(&spec(&[0, 1, 2], &[], vec![])).unwrap();
+        let replicated = Influence::ReplicateEstimates {
+            thetas: &[1.0, 2.0, 3.0],
+            full: &[2.0],
+        };
+        assert!(matches!(
+            design.covariance(replicated),
+            Err(CoreError::Design(_))
+        ));
+        let short = Influence::UnitTotals {
+            totals: &[1.0, 2.0],
+            p: 1,
+            present: None,
+        };
+        assert!(matches!(design.covariance(short), Err(CoreError::Shape(_))));
+        let nan = Influence::Rows {
+            values: &[1.0, f64::NAN, 3.0],
+            p: 1,
+            in_domain: None,
+        };
+        assert!(matches!(design.covariance(nan), Err(CoreError::Value(_))));
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        let totals = Influence::UnitTotals {
+            totals: &[1.0, 2.0, 3.0],
+            p: 1,
+            present: None,
+        };
+        assert!(matches!(jk.covariance(totals), Err(CoreError::Design(_))));
+        let wrong_count = Influence::ReplicateEstimates {
+            thetas: &[1.0, 2.0],
+            full: &[2.0],
+        };
+        assert!(matches!(
+            jk.covariance(wrong_count),
+            Err(CoreError::Shape(_))
+        ));
+    }
+}

@@ -731,8 +731,7 @@ pub fn estimates_from_sums(
         }
         (Variance::Linearization(_), BeyondSums::Nothing) if design.is_calibrated() => {
             return Err(CoreError::Design(
-                "a calibrated design needs its rows for the variance: it cannot be streamed"
-                    .into(),
+                "a calibrated design needs its rows for the variance: it cannot be streamed".into(),
             ));
         }
         _ => {}
@@ -797,15 +796,12 @@ pub fn estimates_from_sums(
         }
         let cov = match (&design.variance, beyond) {
             (Variance::Replicates(rep), _) => {
-                let thetas = replicate_estimates(
-                    rep,
-                    (estimator, n_num, width),
-                    d,
-                    cells,
-                    beyond,
-                    stride,
-                );
-                design.covariance(Influence::ReplicateEstimates { thetas: &thetas, full: est })?
+                let thetas =
+                    replicate_estimates(rep, (estimator, n_num, width), d, cells, beyond, stride);
+                design.covariance(Influence::ReplicateEstimates {
+                    thetas: &thetas,
+                    full: est,
+                })?
             }
             (Variance::Linearization(_), BeyondSums::Rows(ctx)) => {
                 let rows = row_influence(
@@ -924,4 +920,155 @@ fn replicate_estimates(
         point_estimates(estimator, n_num, width, replicate_sums, theta);
     }
     thetas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::replicate::Scheme;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{a:?} != {b:?}");
+        }
+    }
+
+    /// One row per PSU, no strata, sampled with replacement.
+    fn srs(weights: &[f64]) -> Design {
+        Design::new(&DesignSpec {
+            n_rows: weights.len(),
+            clusters: vec![None],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(weights),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap()
+    }
+
+    const Y: [f64; 4] = [1.0, 2.0, 3.0, 6.0];
+
+    fn one_domain(design: &Design, estimator: Estimator, outcomes: &[Outcome]) -> DomainEstimates {
+        estimate_by_domain(design, estimator, outcomes, &[0; 4], 1, false).unwrap()
+    }
+
+    #[test]
+    fn mean_and_total_by_hand() {
+        // Mean 3; influence (y - 3)/4 = -0.5, -0.25, 0, 0.75; n/(n-1) sum z^2 = 4/3 0.875,
+        // which is s^2/n = (14/3)/4 = 7/6.
+        let res = one_domain(&srs(&[1.0; 4]), Estimator::Mean, &[Outcome::Numeric(&Y)]);
+        close(&res.estimate, &[3.0]);
+        close(&res.vcov, &[7.0 / 6.0]);
+        // Weights 2: total 24; z = 2y, mean 6: 4/3 (16 + 4 + 0 + 36) = 224/3 = N^2 s^2/n.
+        let res = one_domain(&srs(&[2.0; 4]), Estimator::Total, &[Outcome::Numeric(&Y)]);
+        close(&res.estimate, &[24.0]);
+        close(&res.vcov, &[224.0 / 3.0]);
+    }
+
+    #[test]
+    fn domain_means_keep_every_psu() {
+        // Domain 0 = rows 0, 2 (mean 2, W = 2): z = -0.5, 0, 0.5, 0 -> 4/3 (0.5) = 2/3.
+        // Domain 1 = rows 1, 3 (mean 4, W = 2): z = 0, -1, 0, 1 -> 4/3 (2) = 8/3.
+        let design = srs(&[1.0; 4]);
+        let res = estimate_by_domain(
+            &design,
+            Estimator::Mean,
+            &[Outcome::Numeric(&Y)],
+            &[0, 1, 0, 1],
+            2,
+            false,
+        )
+        .unwrap();
+        close(&res.estimate, &[2.0, 4.0]);
+        close(&res.vcov, &[2.0 / 3.0, 8.0 / 3.0]);
+        close(&res.n_rows, &[2.0, 2.0]);
+    }
+
+    #[test]
+    fn ratio_by_hand() {
+        // R = 12/12 = 1; z = (y - R x)/X = (-1, 0, -1, 2)/12 -> 4/3 (6/144) = 1/18.
+        let x = [2.0, 2.0, 4.0, 4.0];
+        let res = one_domain(
+            &srs(&[1.0; 4]),
+            Estimator::Ratio { n_numerators: 1 },
+            &[Outcome::Numeric(&Y), Outcome::Numeric(&x)],
+        );
+        close(&res.estimate, &[1.0]);
+        close(&res.vcov, &[1.0 / 18.0]);
+    }
+
+    #[test]
+    fn proportions_of_a_factor_by_hand() {
+        // Levels 0, 1, 0, 0: proportions 3/4, 1/4; z_level1 = (I - 1/4)/4 =
+        // (-1, 3, -1, -1)/16 -> 4/3 (12/256) = 1/16, and z_level0 = -z_level1.
+        let codes = [0, 1, 0, 0];
+        let res = one_domain(
+            &srs(&[1.0; 4]),
+            Estimator::Mean,
+            &[Outcome::Categorical {
+                codes: &codes,
+                n_levels: 2,
+            }],
+        );
+        close(&res.estimate, &[0.75, 0.25]);
+        let v = 1.0 / 16.0;
+        close(&res.vcov, &[v, -v, -v, v]);
+    }
+
+    #[test]
+    fn jackknife_mean_by_hand() {
+        // y = 3, 5, 10: replicate means 7.5, 6.5, 4 around 6: 2/3 (2.25 + 0.25 + 4) = 13/3,
+        // the linearisation's 3/2 sum ((y - 6)/3)^2 = 13/3 too.
+        let y = [3.0, 5.0, 10.0];
+        let design = srs(&[1.0; 3]);
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        for d in [&design, &jk] {
+            let res = estimate_by_domain(
+                d,
+                Estimator::Mean,
+                &[Outcome::Numeric(&y)],
+                &[0; 3],
+                1,
+                false,
+            )
+            .unwrap();
+            close(&res.estimate, &[6.0]);
+            close(&res.vcov, &[13.0 / 3.0]);
+        }
+    }
+
+    #[test]
+    fn sums_without_what_the_variance_needs_are_refused() {
+        let design = srs(&[1.0; 4]);
+        let data = RowData::of(&design);
+        let sums = batch_sums(&data, &[Outcome::Numeric(&Y)], &[0; 4], 1, false).unwrap();
+        // Streamed sums give the in-memory estimates.
+        let res =
+            estimates_from_sums(&design, Estimator::Mean, 1, &sums, BeyondSums::Nothing).unwrap();
+        close(&res.vcov, &[7.0 / 6.0]);
+        // A ratio of one column has no denominator.
+        let ratio = Estimator::Ratio { n_numerators: 1 };
+        assert!(estimates_from_sums(&design, ratio, 1, &sums, BeyondSums::Nothing).is_err());
+        // Replicate weights given per row cannot be applied to unit sums.
+        let per_row =
+            Design::from_replicate_weights(&[1.0; 4], vec![1.0; 8], 2, 1.0, vec![1.0; 2], false)
+                .unwrap();
+        let sums = batch_sums(
+            &RowData::of(&per_row),
+            &[Outcome::Numeric(&Y)],
+            &[0; 4],
+            1,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            estimates_from_sums(&per_row, Estimator::Mean, 1, &sums, BeyondSums::Nothing),
+            Err(CoreError::Design(_))
+        ));
+    }
 }

@@ -723,3 +723,188 @@ fn excluded_pairs(prob: &[f64], stratum: &[u32], target: f64) -> Vec<(usize, usi
     }
     pairs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{a:?} != {b:?}");
+        }
+    }
+
+    /// One stage, one row per PSU: PSU i in stratum `strata[i]` (codes 0..H, in order),
+    /// its population of PSUs `popsize[i]` (infinite: with replacement).
+    fn one_stage(strata: &[u32], popsize: &[f64], lonely_psu: LonelyPsu) -> Linearization {
+        let n = strata.len();
+        let n_groups = strata.iter().max().map_or(0, |&h| h as usize + 1);
+        let mut group_start = vec![0; n_groups + 1];
+        for &h in strata {
+            group_start[h as usize + 1] += 1;
+        }
+        for g in 0..n_groups {
+            group_start[g + 1] += group_start[g];
+        }
+        Linearization {
+            stages: Arc::new(vec![Stage {
+                cluster_of_unit: (0..n as u32).collect(),
+                n_clusters: n,
+                group_of_cluster: strata.to_vec(),
+                group_start,
+                group_clusters: (0..n as u32).collect(),
+                group_parent: vec![0; n_groups],
+                group_stratum: (0..n_groups as u32).collect(),
+                cluster_popsize: popsize.to_vec(),
+                group_multiplier: vec![1.0; n_groups],
+            }]),
+            pps: None,
+            lonely_psu,
+            adjust_domain_lonely: false,
+            has_strata: true,
+        }
+    }
+
+    #[test]
+    fn two_strata_of_two_psus_by_hand() {
+        // PSU totals 3, 5 | 10, 4: V = sum_h n_h/(n_h - 1) sum_i (t_hi - tbar_h)^2
+        //   = 2 (1 + 1) + 2 (9 + 9) = 40.
+        let strata = [0, 0, 1, 1];
+        let lin = one_stage(&strata, &[f64::INFINITY; 4], LonelyPsu::Fail);
+        close(
+            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None).unwrap(),
+            &[40.0],
+        );
+        // Each stratum a sample of 2 PSUs out of 4: times (1 - 2/4).
+        let lin = one_stage(&strata, &[4.0; 4], LonelyPsu::Fail);
+        close(
+            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None).unwrap(),
+            &[20.0],
+        );
+    }
+
+    #[test]
+    fn covariance_of_two_estimates_by_hand() {
+        // Second estimate's totals 1, 2 | 0, 6.  Cross-products of the centred totals:
+        // stratum 0 (-1)(-0.5) + (1)(0.5) = 1, stratum 1 (3)(-3) + (-3)(3) = -18, each
+        // times n_h/(n_h - 1) = 2: covariance 2 - 36 = -34; variance 2 (0.5) + 2 (18) = 37.
+        let lin = one_stage(&[0, 0, 1, 1], &[f64::INFINITY; 4], LonelyPsu::Fail);
+        let totals = [3.0, 1.0, 5.0, 2.0, 10.0, 0.0, 4.0, 6.0];
+        close(
+            &lin.covariance(&totals, 2, None).unwrap(),
+            &[40.0, -34.0, -34.0, 37.0],
+        );
+    }
+
+    #[test]
+    fn lonely_psu_rules_by_hand() {
+        // Stratum 0 holds PSUs with totals 3 and 5 (adds 4); stratum 1 the single PSU 7.
+        let strata = [0, 0, 1];
+        let totals = [3.0, 5.0, 7.0];
+        let v = |rule| one_stage(&strata, &[f64::INFINITY; 3], rule).covariance(&totals, 1, None);
+        assert!(matches!(
+            v(LonelyPsu::Fail),
+            Err(CoreError::LonelyPsu {
+                stratum: 1,
+                stage: 1
+            })
+        ));
+        // 'remove' and 'certainty': the lonely stratum adds nothing.
+        close(&v(LonelyPsu::Remove).unwrap(), &[4.0]);
+        close(&v(LonelyPsu::Certainty).unwrap(), &[4.0]);
+        // 'adjust': the lonely PSU is centred at zero (R's grand mean of influence values): 7^2.
+        close(&v(LonelyPsu::Adjust).unwrap(), &[4.0 + 49.0]);
+        // 'average': the strata that have a variance stand for all: 4 x 2 strata / 1.
+        close(&v(LonelyPsu::Average).unwrap(), &[8.0]);
+    }
+
+    #[test]
+    fn a_domain_absent_from_a_psu_pads_it_with_zero() {
+        // A domain only in PSUs 0, 1 and 2: PSU 3's total is a zero, as R pads it; with
+        // 'adjust' a stratum of one PSU present (of two) keeps its design count n_h = 2.
+        let lin = one_stage(&[0, 0, 1, 1], &[f64::INFINITY; 4], LonelyPsu::Adjust);
+        let totals = [3.0, 5.0, 10.0, 0.0];
+        let present = [true, true, true, false];
+        // Stratum 1: totals 10, 0 around 5: 2 (25 + 25) = 100; stratum 0 adds 4.
+        close(
+            &lin.covariance(&totals, 1, Some(&present)).unwrap(),
+            &[104.0],
+        );
+    }
+
+    #[test]
+    fn joint_probabilities_horvitz_thompson_and_yates_grundy_by_hand() {
+        // Two PSUs drawn with pi = 0.5, 0.4 (2 of populations 4 and 5), pi_12 = 0.15.
+        // D = (pi_ij - pi_i pi_j) / pi_ij: D_11 = 0.5, D_22 = 0.6, D_12 = -1/3.
+        let mut lin = one_stage(&[0, 0], &[4.0, 5.0], LonelyPsu::Fail);
+        let pij = vec![0.5, 0.15, 0.15, 0.4];
+        let x = [2.0, 3.0];
+        for (variance, want) in [
+            // x'Dx = 0.5 * 4 + 0.6 * 9 - 2/3 * 6 = 3.4
+            (PpsVariance::HorvitzThompson, 3.4),
+            // -D_12 (x_1 - x_2)^2 = 1/3
+            (PpsVariance::YatesGrundy, 1.0 / 3.0),
+        ] {
+            let method = PpsMethod::JointProbs { pij: pij.clone() };
+            lin.pps = Some(Pps::new(&method, variance, &lin.stages, true, 2).unwrap());
+            close(&lin.covariance(&x, 1, None).unwrap(), &[want]);
+        }
+    }
+
+    #[test]
+    fn pps_set_up_refuses_what_r_refuses() {
+        let lin = one_stage(&[0, 0], &[4.0, 5.0], LonelyPsu::Fail);
+        let ht = PpsVariance::HorvitzThompson;
+        assert!(Pps::new(&PpsMethod::Overton, ht, &lin.stages, false, 2).is_err());
+        assert!(Pps::new(
+            &PpsMethod::Brewer,
+            PpsVariance::YatesGrundy,
+            &lin.stages,
+            true,
+            2
+        )
+        .is_err());
+        assert!(matches!(
+            Pps::new(&PpsMethod::Brewer, ht, &lin.stages, true, 2),
+            Ok(Pps::Brewer)
+        ));
+        let short = PpsMethod::JointProbs { pij: vec![0.5; 3] };
+        assert!(matches!(
+            Pps::new(&short, ht, &lin.stages, true, 2),
+            Err(CoreError::Shape(_))
+        ));
+    }
+
+    fn jackknife(n: usize, mse: bool) -> Replicates {
+        // JK1 of n PSUs: scale (n - 1)/n; the factors do not enter the variance.
+        Replicates {
+            factors: vec![1.0; n * n],
+            per_unit: true,
+            n_replicates: n,
+            scale: (n as f64 - 1.0) / n as f64,
+            rscales: vec![1.0; n],
+            mse,
+        }
+    }
+
+    #[test]
+    fn jackknife_variance_by_hand() {
+        // Replicate estimates 1, 2, 4 (mean 7/3): 2/3 (16/9 + 1/9 + 25/9) = 28/9.
+        let (v, dropped) = replicate_covariance(&jackknife(3, false), &[1.0, 2.0, 4.0], &[2.0]);
+        close(&v, &[28.0 / 9.0]);
+        assert_eq!(dropped, 0);
+        // mse=TRUE centres at the full-sample estimate 2: 2/3 (1 + 0 + 4) = 10/3.
+        let (v, _) = replicate_covariance(&jackknife(3, true), &[1.0, 2.0, 4.0], &[2.0]);
+        close(&v, &[10.0 / 3.0]);
+    }
+
+    #[test]
+    fn an_undefined_replicate_is_left_out() {
+        // Estimates 1, NaN, 4: centre 2.5, 2/3 (2.25 + 2.25) = 3, one replicate dropped.
+        let (v, dropped) =
+            replicate_covariance(&jackknife(3, false), &[1.0, f64::NAN, 4.0], &[2.0]);
+        close(&v, &[3.0]);
+        assert_eq!(dropped, 1);
+    }
+}

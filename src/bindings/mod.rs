@@ -18,8 +18,8 @@ use rayon::prelude::*;
 use crate::codes::dense_codes;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{
-    estimate_by_domain, estimate_by_label_span, estimates_from_sums, BeyondSums,
-    DomainEstimates, Estimator, Outcome, Sums,
+    estimate_by_domain, estimate_by_label_span, estimates_from_sums, BeyondSums, DomainEstimates,
+    Estimator, Outcome, Sums,
 };
 use crate::replicate::{BrrLarge, BrrSmall, Scheme};
 use crate::variance::Influence;

@@ -20,11 +20,11 @@ pub mod poststratify;
 pub mod rake;
 pub mod trim;
 
+pub use crate::calibration::CellRaking;
 pub use calibrate::{calibrate, Bounds, CalFun, CalibrationSpec};
 pub use poststratify::poststratify;
 pub use rake::{rake, rake_cells, Margin, RakeControl};
 pub use trim::trim_weights;
-pub use crate::calibration::CellRaking;
 
 /// What one adjustment did, for diagnostics.
 #[derive(Clone, Debug, Default, PartialEq)]
