@@ -167,7 +167,7 @@ fn raking_residuals(
             for r in range {
                 let at = cell[r] as usize * width;
                 let b = base[r];
-                let (off, scale) = if b != 0.0 { (0, 1.0 / b) } else { (p, 1.0) };
+                let (off, scale) = if b == 0.0 { (p, 1.0) } else { (0, 1.0 / b) };
                 for j in 0..p {
                     acc[at + off + j] += x[r * p + j] * scale;
                 }
@@ -184,10 +184,10 @@ fn raking_residuals(
                 let c = cell[r] as usize;
                 let br = base[r];
                 for (j, v) in x.iter_mut().enumerate() {
-                    *v -= if br != 0.0 {
-                        br * a[c * p + j]
-                    } else {
+                    *v -= if br == 0.0 {
                         b[c * p + j]
+                    } else {
+                        br * a[c * p + j]
                     };
                 }
             }
@@ -366,7 +366,7 @@ mod tests {
                 if i / 2 == 3 {
                     0.0
                 } else {
-                    ((i * 7 % 11) as f64 - 5.0) * 0.3
+                    (f64::from(i * 7 % 11) - 5.0) * 0.3
                 }
             })
             .collect();
@@ -409,7 +409,9 @@ mod tests {
     #[test]
     fn raking_residuals_follow_r_row_by_row() {
         let (cell, base, margins) = (RAKED_CELL, RAKED_BASE, raked_margins());
-        let x0: Vec<f64> = (0..22).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3).collect();
+        let x0: Vec<f64> = (0..22)
+            .map(|i| (f64::from(i * 7 % 11) - 5.0) * 0.3)
+            .collect();
         let mut fast = x0.clone();
         raking_residuals(&cell, &base, &margins, &mut fast, 2);
         // R's svyrecvar: x <- x - psw * apply(x / psw, 2, ave, margin), ten times.

@@ -242,7 +242,7 @@ impl StageFacts {
     }
 
     fn sampled(&self, c: usize) -> f64 {
-        self.npsu[self.stratum_of_cluster[c] as usize] as f64
+        f64::from(self.npsu[self.stratum_of_cluster[c] as usize])
     }
 }
 

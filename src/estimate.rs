@@ -30,10 +30,13 @@ struct Domains<'a, T> {
 
 impl<T: Copy + Into<i64>> Domains<'_, T> {
     /// Row r's domain code; `OUTSIDE` or anything at or above n_domains is no domain.
+    // Per-row code of the fused pass.
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     fn code(&self, r: usize) -> u64 {
         Self::code_of(self.labels[r], self.offset)
     }
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     fn code_of(label: T, offset: i64) -> u64 {
         label.into().wrapping_sub(offset) as u64
@@ -185,7 +188,7 @@ enum Keys<'a> {
 }
 
 impl Keys<'_> {
-    fn count(&self, n_units: usize) -> usize {
+    fn count(self, n_units: usize) -> usize {
         match self {
             Keys::Units => n_units,
             Keys::Replicates(rep) => rep.n_replicates,
@@ -243,7 +246,7 @@ fn row_influence(
         }
         row_values(outcomes, r, &mut values)?;
         let w = design.weights[r];
-        cell.iter_mut().for_each(|c| *c = 0.0);
+        cell.fill(0.0);
         cell[0] = 1.0;
         cell[1] = w;
         for &(o, v) in &values {
@@ -282,7 +285,7 @@ fn accumulate_rows<T: Copy + Into<i64>>(
     let mut values: Vec<(usize, f64)> = Vec::with_capacity(outcomes.len());
     for r in rows {
         let d = domain.code(r);
-        if domain.outside && d == OUTSIDE as u64 {
+        if domain.outside && d == u64::from(OUTSIDE) {
             continue;
         }
         if d >= n_domains as u64 {
@@ -348,7 +351,7 @@ fn accumulate_numeric<T: Copy + Into<i64>>(
     for (i, (((&label, &v), &w), &u)) in columns.enumerate() {
         let d = Domains::code_of(label, domain.offset);
         if d >= n_domains as u64 {
-            if domain.outside && d == OUTSIDE as u64 {
+            if domain.outside && d == u64::from(OUTSIDE) {
                 continue;
             }
             return Err(domain_out_of_range(d, start + i));
@@ -457,10 +460,10 @@ fn point_estimates(
         Estimator::Total => out.copy_from_slice(&sums[2..2 + width]),
         Estimator::Mean => {
             for (o, s) in out.iter_mut().zip(&sums[2..]) {
-                *o = if sums[1] != 0.0 {
-                    s / sums[1]
-                } else {
+                *o = if sums[1] == 0.0 {
                     f64::NAN
+                } else {
+                    s / sums[1]
                 };
             }
         }
@@ -469,10 +472,10 @@ fn point_estimates(
             for i in 0..n_num {
                 for j in 0..n_den {
                     let den = sums[2 + n_num + j];
-                    out[i * n_den + j] = if den != 0.0 {
-                        sums[2 + i] / den
-                    } else {
+                    out[i * n_den + j] = if den == 0.0 {
                         f64::NAN
+                    } else {
+                        sums[2 + i] / den
                     };
                 }
             }
@@ -527,7 +530,7 @@ pub fn estimate_by_labels<T: Copy + Into<i64> + Send + Sync>(
             .map(|&v| {
                 let d = Domains::code_of(v, offset);
                 // Anything outside the domains stays out of range (and is reported).
-                d.min(u32::MAX as u64 - 1) as u32
+                d.min(u64::from(u32::MAX) - 1) as u32
             })
             .collect();
         return estimate_by_domain(design, estimator, outcomes, &codes, n_domains, want_deff);
@@ -559,10 +562,11 @@ pub fn estimate_by_label_span<T: Copy + Into<i64> + Send + Sync>(
     max_table: usize,
     want_deff: bool,
 ) -> Result<Option<(i64, DomainEstimates)>> {
+    const SAMPLE: usize = 1 << 16;
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let per_domain = design.n_units * (2 + width);
     let fits = |(lo, hi): (i64, i64)| {
-        let span = hi as i128 - lo as i128 + 1;
+        let span = i128::from(hi) - i128::from(lo) + 1;
         (span <= max_domains as i128 && span as usize * per_domain <= max_table)
             .then_some((lo, span as usize))
     };
@@ -571,7 +575,6 @@ pub fn estimate_by_label_span<T: Copy + Into<i64> + Send + Sync>(
             design, estimator, outcomes, labels, lo, n_domains, want_deff,
         )
     };
-    const SAMPLE: usize = 1 << 16;
     let sample: Vec<T> = labels
         .iter()
         .step_by((labels.len() / SAMPLE).max(1))
@@ -910,7 +913,7 @@ fn replicate_estimates(
         let replicate_sums: &[f64] = if let BeyondSums::ReplicateSums(rs) = beyond {
             &rs.table[(d * rep.n_replicates + r) * stride..(d * rep.n_replicates + r + 1) * stride]
         } else {
-            rsum.iter_mut().for_each(|x| *x = 0.0);
+            rsum.fill(0.0);
             for (u, cell) in cells.chunks_exact(stride).enumerate() {
                 let f = rep.factors[u * rep.n_replicates + r];
                 rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);

@@ -305,35 +305,32 @@ fn brr(psus: &PsuLayout, rho: f64, small: BrrSmall, large: BrrLarge) -> Result<B
     let mut pseudo = vec![0usize; n];
     let mut upto = 0;
     if !lonely.is_empty() {
-        match small {
-            BrrSmall::Split => {
-                for (k, &u) in lonely.iter().enumerate() {
-                    first[u] = 0.5;
-                    pseudo[u] = k;
-                }
-                upto = lonely.len();
+        if small == BrrSmall::Split {
+            for (k, &u) in lonely.iter().enumerate() {
+                first[u] = 0.5;
+                pseudo[u] = k;
             }
-            _ => {
-                let k = lonely.len();
-                if k == 1 {
-                    return Err(CoreError::Design(
-                        "BRR: cannot merge a single stratum of one PSU; set small='split'".into(),
-                    ));
-                }
-                let half = k / 2;
-                for (j, &u) in lonely.iter().enumerate() {
-                    first[u] = (j % 2) as f64;
-                    // R: rep(1:(k/2), 2) for even k, c(1, rep(1:(k%/%2), 2)) for odd k.
-                    pseudo[u] = if k % 2 == 0 {
-                        j % half
-                    } else if j == 0 {
-                        0
-                    } else {
-                        (j - 1) % half
-                    };
-                }
-                upto = half;
+            upto = lonely.len();
+        } else {
+            let k = lonely.len();
+            if k == 1 {
+                return Err(CoreError::Design(
+                    "BRR: cannot merge a single stratum of one PSU; set small='split'".into(),
+                ));
             }
+            let half = k / 2;
+            for (j, &u) in lonely.iter().enumerate() {
+                first[u] = (j % 2) as f64;
+                // R: rep(1:(k/2), 2) for even k, c(1, rep(1:(k%/%2), 2)) for odd k.
+                pseudo[u] = if k % 2 == 0 {
+                    j % half
+                } else if j == 0 {
+                    0
+                } else {
+                    (j - 1) % half
+                };
+            }
+            upto = half;
         }
     }
     let big: Vec<&[usize]> = runs.iter().filter(|r| r.len() > 2).copied().collect();
@@ -596,7 +593,7 @@ pub fn hadamard(n: usize) -> Vec<Vec<bool>> {
 }
 
 fn is_prime(p: usize) -> bool {
-    p >= 2 && (2..).take_while(|d| d * d <= p).all(|d| p % d != 0)
+    p >= 2 && (2..=p.isqrt()).all(|d| p % d != 0)
 }
 
 /// R's `paley(n, nmax)` for primes p with p + 1 divisible by 4 (up to 7919, as R's list).
@@ -620,7 +617,7 @@ fn paley(n: usize, nmax: usize) -> Option<Vec<Vec<bool>>> {
     if n > 7919 {
         return None;
     }
-    let p = (n..).find(|&p| good_prime(p))?;
+    let p = (n..=7919).find(|&p| good_prime(p))?;
     if p + 1 > nceil + 4 && nceil + 4 < nmax {
         return paley(nceil + 3, 2 * (nceil + 3));
     }

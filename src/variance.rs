@@ -359,15 +359,14 @@ impl Pps {
                 excluded_sum: None,
             },
             PpsMethod::HartleyRao { psum } => {
-                let p2bar: Vec<f64> = match psum {
-                    Some(v) => vec![*v; n_h.len()],
-                    None => {
-                        let mut sum = vec![0.0; n_h.len()];
-                        for (&h, &pc) in stratum.iter().zip(&prob) {
-                            sum[h as usize] += pc;
-                        }
-                        sum.iter().zip(&n_h).map(|(s, m)| s / m).collect()
+                let p2bar: Vec<f64> = if let Some(v) = psum {
+                    vec![*v; n_h.len()]
+                } else {
+                    let mut sum = vec![0.0; n_h.len()];
+                    for (&h, &pc) in stratum.iter().zip(&prob) {
+                        sum[h as usize] += pc;
                     }
+                    sum.iter().zip(&n_h).map(|(s, m)| s / m).collect()
                 };
                 PpsKernel::Affine {
                     a: n_h.iter().map(|&m| 1.0 / (m - 1.0)).collect(),
@@ -483,7 +482,7 @@ fn stage_covariance(
                     *o += a * factor;
                 }
             }
-            acc.iter_mut().for_each(|a| *a = 0.0);
+            acc.fill(0.0);
             nstrat = 0;
             nok = 0;
         }
@@ -545,14 +544,16 @@ fn group_term(
         }
     };
     let centre = lonely != LonelyPsu::Adjust || m > 1 || (n > 1 && !adj_dom);
-    mean.iter_mut().for_each(|x| *x = 0.0);
+    mean.fill(0.0);
     if centre {
         for &c in members {
             for j in 0..p {
                 mean[j] += ct[c as usize * p + j];
             }
         }
-        mean.iter_mut().for_each(|x| *x /= n as f64);
+        for x in mean.iter_mut() {
+            *x /= n as f64;
+        }
     }
     let missing = if n > 1 {
         m == 1 && adj_dom && lonely == LonelyPsu::Average
@@ -603,7 +604,7 @@ fn pps_quadratic(kernel: &PpsKernel, variance: PpsVariance, x: &[f64], p: usize)
         PpsKernel::Dense(d) => {
             let mut dx = vec![0.0; p];
             for i in 0..n {
-                dx.iter_mut().for_each(|z| *z = 0.0);
+                dx.fill(0.0);
                 for j in 0..n {
                     let dij = d[i * n + j];
                     if dij != 0.0 {

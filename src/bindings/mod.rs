@@ -1,5 +1,8 @@
 //! The Python module `sscoverage._core`: thin wrappers that borrow numpy arrays, release
 //! the GIL, call the core and map its errors to exception classes.
+// pyo3 extracts each argument as an owned value (a numpy borrow, a Vec), so wrappers
+// take them by value even where they only read them.
+#![allow(clippy::needless_pass_by_value)]
 
 mod coverage;
 mod errors;
@@ -131,7 +134,7 @@ impl PyDesign {
                             o.iter_mut().zip(w).for_each(|(o, &x)| {
                                 let back = 1.0 / (1.0 / x);
                                 *o = if back == 0.0 && x > 0.0 { x } else { back }
-                            })
+                            });
                         });
                     owned
                 });
@@ -530,6 +533,7 @@ const LABELS_TABLE_LIMIT: usize = 1 << 18;
 
 /// `estimate_labels` for labels of type T: None if they are not T; Some(None) if they
 /// span too many values.
+#[allow(clippy::option_option)]
 fn labels_estimate<'py, T>(
     py: Python<'py>,
     design: &Design,

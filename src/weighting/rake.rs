@@ -179,7 +179,7 @@ fn sweep_cells(
             for (f, &l) in factor.iter_mut().zip(levels) {
                 *f *= ratio[l as usize];
             }
-            snapshots[m] = factor.clone();
+            snapshots[m].clone_from(&factor);
             if let (Some((sums, k)), Some(rf)) = (replicates, rep_factor.as_mut()) {
                 let totals = level_totals(levels, target.len(), sums, rf, k);
                 let ratios: Vec<Vec<f64>> = (0..k)
