@@ -43,6 +43,8 @@ pub struct Design {
     /// Variance unit of each row: the clusters of the deepest stage the variance uses.
     pub unit_of_row: Arc<Vec<u32>>,
     pub n_units: usize,
+    /// How the variance is made: linearisation over the stages (with PPS and the
+    /// lonely-PSU rule), or replicate weights.
     pub variance: Variance,
     /// Design degrees of freedom: first-stage PSUs minus strata (R's `degf`); for a
     /// replicate design, the rank of the replicate weights minus one.
