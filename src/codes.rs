@@ -50,7 +50,7 @@ pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>
         return (Vec::new(), Vec::new());
     };
     // i128: the range of labels from i64::MIN to i64::MAX is 2^64, one more than u64 holds.
-    let range = hi as i128 - lo as i128 + 1;
+    let range = i128::from(hi) - i128::from(lo) + 1;
     // A table of the range (one flag per label value, per thread) pays when it is not
     // much larger than the column itself.
     if range <= i128::from(DENSE_TABLE_LIMIT) && range <= 2 * labels.len() as i128 + (1 << 16) {
@@ -108,11 +108,11 @@ pub fn dense_codes<T: Copy + Into<i64> + Send + Sync>(labels: &[T]) -> (Vec<u32>
 /// Dense codes of the interaction of two coded factors (R's `interaction`), ordered by
 /// (a, b); returns (codes, k).
 pub fn interaction(a: &[u32], b: &[u32]) -> (Vec<u32>, u32) {
-    let nb = b.iter().copied().max().map_or(0, |m| m as u64 + 1);
+    let nb = b.iter().copied().max().map_or(0, |m| u64::from(m) + 1);
     let combined: Vec<i64> = a
         .iter()
         .zip(b)
-        .map(|(&x, &y)| (x as u64 * nb + y as u64) as i64)
+        .map(|(&x, &y)| (u64::from(x) * nb + u64::from(y)) as i64)
         .collect();
     let (codes, distinct) = dense_codes_i64(&combined);
     (codes, distinct.len() as u32)
@@ -120,7 +120,7 @@ pub fn interaction(a: &[u32], b: &[u32]) -> (Vec<u32>, u32) {
 
 /// Recode arbitrary u32 codes to dense 0..k (sorted order).
 pub fn densify(codes: &[u32]) -> (Vec<u32>, u32) {
-    let as_i64: Vec<i64> = codes.iter().map(|&c| c as i64).collect();
+    let as_i64: Vec<i64> = codes.iter().map(|&c| i64::from(c)).collect();
     let (codes, distinct) = dense_codes_i64(&as_i64);
     (codes, distinct.len() as u32)
 }
@@ -149,14 +149,14 @@ mod tests {
         assert!(c
             .iter()
             .zip(&labels)
-            .all(|(&c, &l)| c as i64 == l as i64 + 6));
+            .all(|(&c, &l)| i64::from(c) == i64::from(l) + 6));
         let gappy: Vec<u8> = labels.iter().map(|&l| (l + 6) as u8 * 3).collect();
         let (c, k) = dense_codes(&gappy);
         assert_eq!(k, (0..13).map(|v| v * 3).collect::<Vec<i64>>());
         assert!(c
             .iter()
             .zip(&gappy)
-            .all(|(&c, &l)| c as i64 * 3 == l as i64));
+            .all(|(&c, &l)| i64::from(c) * 3 == i64::from(l)));
         assert_eq!(label_range(&gappy), Some((0, 36)));
         assert_eq!(label_range::<i64>(&[]), None);
     }

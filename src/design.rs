@@ -1,60 +1,21 @@
-//! The sampling design: strata and clusters at each stage, fpc, weights and the
-//! lonely-PSU rule, laid out once for the variance engine (mirrors `survey::svydesign`).
+//! The sampling design: the rows' weights and variance units, and how the variance is
+//! made from them (a [`Variance`]: the stages of a linearisation design, laid out once,
+//! or replicate weights); mirrors `survey::svydesign` and `survey::svrepdesign`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::calibration::Calibration;
 use crate::codes::{densify, interaction};
 use crate::error::{CoreError, Result};
-use crate::replicate::{analysis_rank, build, gram_rank, PsuLayout, Replicates, Scheme};
-use crate::weighting::Calibration;
-
-/// What a stratum with a single PSU contributes (R's `options(survey.lonely.psu)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LonelyPsu {
-    Fail,
-    Remove,
-    Adjust,
-    Average,
-    Certainty,
-}
-
-impl LonelyPsu {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "fail" => Ok(Self::Fail),
-            "remove" => Ok(Self::Remove),
-            "adjust" => Ok(Self::Adjust),
-            "average" => Ok(Self::Average),
-            "certainty" => Ok(Self::Certainty),
-            other => Err(CoreError::Design(format!(
-                "lonely_psu={other:?} is not one of 'fail', 'remove', 'adjust', 'average', 'certainty'"
-            ))),
-        }
-    }
-}
-
-/// PPS sampling without replacement; `fpc` then holds inclusion probabilities.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PpsMethod {
-    /// Brewer's approximation: the stratified formula with a per-PSU fpc of (1 - pi).
-    Brewer,
-    /// Overton's approximation to the joint inclusion probabilities.
-    Overton,
-    /// Hartley-Rao; `psum` = sum of pi^2 over the population / n (`None`: estimated from
-    /// the sample as the mean of pi in the stratum, as R's `HR()`).
-    HartleyRao { psum: Option<f64> },
-    /// A full joint-inclusion-probability matrix (row-major, one row per PSU).
-    JointProbs { pij: Vec<f64> },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PpsVariance {
-    HorvitzThompson,
-    YatesGrundy,
-}
+use crate::replicate::{analysis_rank, build, gram_rank, PsuLayout, Scheme};
+use crate::variance::{
+    replicate_covariance, Covariance, Influence, Linearization, Pps, Replicates, Stage, Variance,
+};
+/// The design's own vocabulary, defined with the variance they select.
+pub use crate::variance::{LonelyPsu, PpsMethod, PpsVariance};
 
 /// Everything the user said about the design, as codes and numbers.
 pub struct DesignSpec<'a> {
@@ -73,88 +34,24 @@ pub struct DesignSpec<'a> {
     pub pps: Option<(PpsMethod, PpsVariance)>,
 }
 
-/// One stage of the variance recursion.  Groups are strata nested in the parent cluster
-/// (R's `interaction(strata, ids[, s-1])`), numbered so that the groups of one parent
-/// are contiguous.
-#[derive(Clone, Debug)]
-pub struct Stage {
-    /// Cluster (at this stage) of each variance unit.
-    pub cluster_of_unit: Vec<u32>,
-    pub n_clusters: usize,
-    /// Group (stratum within parent cluster) of each cluster.
-    pub group_of_cluster: Vec<u32>,
-    /// Clusters of group g are `group_clusters[group_start[g]..group_start[g + 1]]`.
-    pub group_start: Vec<usize>,
-    pub group_clusters: Vec<u32>,
-    /// Parent cluster (previous stage) of each group; 0 at the first stage.
-    pub group_parent: Vec<u32>,
-    /// The user's stratum code of each group, for messages.
-    pub group_stratum: Vec<u32>,
-    /// Population size (number of clusters) behind each cluster; infinite = with replacement.
-    pub cluster_popsize: Vec<f64>,
-    /// Product of the sampling fractions of the earlier stages (R's `nPSU/fpc` factor).
-    pub group_multiplier: Vec<f64>,
-}
-
-impl Stage {
-    pub fn n_groups(&self) -> usize {
-        self.group_parent.len()
-    }
-    /// Number of sampled clusters in group g (the design's PSU count, R's `nPSU`).
-    pub fn group_npsu(&self, g: usize) -> usize {
-        self.group_start[g + 1] - self.group_start[g]
-    }
-}
-
-/// The quadratic-form kernel of a PPS design without replacement: the variance is
-/// x' D x (Horvitz-Thompson) over PSU totals, D = (pi_ij - pi_i pi_j) / pi_ij.
-#[derive(Clone, Debug)]
-pub enum PpsKernel {
-    /// Dense D (row-major, n_units x n_units).
-    Dense(Vec<f64>),
-    /// D_ij = a_h (pi_i + pi_j) + b_h off the diagonal within stratum h, 1 - pi_i on it,
-    /// zero across strata; pairs with pi_i + pi_j == `excluded_sum` are zero (R's `fbar==1`).
-    Affine {
-        prob: Vec<f64>,
-        stratum: Vec<u32>,
-        a: Vec<f64>,
-        b: Vec<f64>,
-        excluded_sum: Option<f64>,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub struct Pps {
-    pub kernel: PpsKernel,
-    pub variance: PpsVariance,
-}
-
 /// A design ready for estimation.
 #[derive(Clone, Debug)]
 pub struct Design {
     pub n_rows: usize,
-    /// Shared (as are the unit codes and stages) by the designs derived from this one.
+    /// Shared (as are the unit codes) by the designs derived from this one.
     pub weights: Arc<Vec<f64>>,
     /// Variance unit of each row: the clusters of the deepest stage the variance uses.
     pub unit_of_row: Arc<Vec<u32>>,
     pub n_units: usize,
-    pub stages: Arc<Vec<Stage>>,
-    pub lonely_psu: LonelyPsu,
-    pub adjust_domain_lonely: bool,
-    /// PPS quadratic-form variance (Overton, Hartley-Rao, joint probabilities).
-    pub pps: Option<Pps>,
-    /// Domains keep their rows with zero weight instead of leaving the design (R does
-    /// this for PPS designs), so every stratum and PSU takes part in every domain.
-    pub domains_keep_rows: bool,
+    /// How the variance is made: linearisation over the stages (with PPS and the
+    /// lonely-PSU rule), or replicate weights.
+    pub variance: Variance,
     /// Design degrees of freedom: first-stage PSUs minus strata (R's `degf`); for a
     /// replicate design, the rank of the replicate weights minus one.
     pub degf: usize,
-    /// The user gave strata (JK1 needs none, JKn and BRR need them).
-    pub has_strata: bool,
-    /// Replicate weights: when present they, not the linearisation, give the variance.
-    pub replicates: Option<Replicates>,
     /// Weighting adjustments whose residuals replace the influence values (R's
-    /// `postStrata`); empty for a design as sampled and for replicate designs.
+    /// `postStrata`): a property of the weights, not a route of its own.  Empty for a
+    /// design as sampled and for replicate designs (whose replicates are adjusted).
     pub calibration: Calibration,
 }
 
@@ -347,7 +244,7 @@ impl StageFacts {
     }
 
     fn sampled(&self, c: usize) -> f64 {
-        self.npsu[self.stratum_of_cluster[c] as usize] as f64
+        f64::from(self.npsu[self.stratum_of_cluster[c] as usize])
     }
 }
 
@@ -588,7 +485,12 @@ impl Design {
             a.saturating_sub(b)
         };
 
-        let mut design = Design {
+        let pps = spec
+            .pps
+            .as_ref()
+            .map(|(method, variance)| Pps::new(method, *variance, &stages, has_fpc, n))
+            .transpose()?;
+        Ok(Design {
             n_rows: n,
             weights: Arc::new(weights),
             unit_of_row: Arc::new(match std::mem::take(&mut clusters[used - 1].0) {
@@ -596,20 +498,16 @@ impl Design {
                 Cow::Borrowed(b) => b.par_iter().copied().collect(),
             }),
             n_units,
-            stages: Arc::new(stages),
-            lonely_psu: spec.lonely_psu,
-            adjust_domain_lonely: spec.adjust_domain_lonely,
-            pps: None,
-            domains_keep_rows: false,
+            variance: Variance::Linearization(Linearization {
+                stages: Arc::new(stages),
+                pps,
+                lonely_psu: spec.lonely_psu,
+                adjust_domain_lonely: spec.adjust_domain_lonely,
+                has_strata,
+            }),
             degf,
-            has_strata,
-            replicates: None,
             calibration: Calibration::default(),
-        };
-        if let Some((method, variance)) = &spec.pps {
-            design.set_pps(method, *variance, n_stages, has_fpc)?;
-        }
-        Ok(design)
+        })
     }
 
     /// A design given by replicate weights (R's `svrepdesign`): `analysis` holds each
@@ -648,14 +546,8 @@ impl Design {
             // One variance unit: the full-sample sums; replicates carry the variance.
             unit_of_row: Arc::new(vec![0; n]),
             n_units: 1,
-            stages: Arc::default(),
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
-            domains_keep_rows: false,
+            variance: Variance::Replicates(rep),
             degf,
-            has_strata: false,
-            replicates: Some(rep),
             calibration: Calibration::default(),
         })
     }
@@ -670,12 +562,12 @@ impl Design {
         mse: bool,
         stratum_rank: Option<&[u32]>,
     ) -> Result<Design> {
-        if self.replicates.is_some() {
+        let Variance::Linearization(lin) = &self.variance else {
             return Err(CoreError::Design(
                 "the design already has replicate weights".into(),
             ));
-        }
-        let stage = self
+        };
+        let stage = lin
             .stages
             .first()
             .ok_or_else(|| CoreError::Design("the design has no stages".into()))?;
@@ -720,7 +612,7 @@ impl Design {
             n_strata: stage.n_groups(),
             r_order: &r_order,
         };
-        let rep = build(scheme, &layout, self.lonely_psu, self.has_strata, mse)?;
+        let rep = build(scheme, &layout, lin.lonely_psu, lin.has_strata, mse)?;
         let degf = unit_gram_rank(&rep, &psu_of_row, &self.weights, stage.n_clusters, None)
             .saturating_sub(1);
         Ok(Design {
@@ -728,14 +620,8 @@ impl Design {
             weights: Arc::clone(&self.weights),
             unit_of_row: Arc::new(psu_of_row),
             n_units: stage.n_clusters,
-            stages: Arc::default(),
-            lonely_psu: self.lonely_psu,
-            adjust_domain_lonely: false,
-            pps: None,
-            domains_keep_rows: false,
+            variance: Variance::Replicates(rep),
             degf,
-            has_strata: self.has_strata,
-            replicates: Some(rep),
             calibration: Calibration::default(),
         })
     }
@@ -743,10 +629,9 @@ impl Design {
     /// Degrees of freedom of a domain of a replicate design (R's `degf` of `design[rows, ]`):
     /// the rank of the replicate analysis weights of the rows in `in_domain`, minus one.
     pub fn replicate_degf_in(&self, in_domain: &[bool]) -> Result<usize> {
-        let rep = self
-            .replicates
-            .as_ref()
-            .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
+        let Variance::Replicates(rep) = &self.variance else {
+            return Err(CoreError::Design("not a replicate design".into()));
+        };
         check_len("the domain mask", in_domain.len(), self.n_rows)?;
         let rank = if rep.per_unit {
             unit_gram_rank(
@@ -768,6 +653,140 @@ impl Design {
             analysis_rank(&rows, k)
         };
         Ok(rank.saturating_sub(1))
+    }
+
+    /// The replicate weights, for a replicate design.
+    pub fn replicates(&self) -> Option<&Replicates> {
+        match &self.variance {
+            Variance::Replicates(rep) => Some(rep),
+            Variance::Linearization(_) => None,
+        }
+    }
+
+    /// Whether the design has been calibrated (its variance then needs the rows).
+    pub fn is_calibrated(&self) -> bool {
+        !self.calibration.is_empty()
+    }
+
+    /// The covariance of estimates from their influence: every estimator's variance
+    /// comes through here.  A linearisation design takes unit totals, or per-row values
+    /// (replaced by their residuals from the design's calibration, R's `postStrata`, and
+    /// summed to units); a replicate design takes the replicate estimates.
+    pub fn covariance(&self, influence: Influence) -> Result<Covariance> {
+        let (p, matrix, dropped_replicates) = match (&self.variance, influence) {
+            (Variance::Replicates(rep), Influence::ReplicateEstimates { thetas, full }) => {
+                let p = full.len();
+                if thetas.len() != rep.n_replicates * p {
+                    return Err(CoreError::Shape(format!(
+                        "replicate estimates have {} values, expected {} replicates x {p}",
+                        thetas.len(),
+                        rep.n_replicates
+                    )));
+                }
+                let (matrix, dropped) = replicate_covariance(rep, thetas, full);
+                (p, matrix, dropped)
+            }
+            (Variance::Linearization(lin), Influence::UnitTotals { totals, p, present }) => {
+                if self.is_calibrated() {
+                    return Err(CoreError::Design(
+                        "a calibrated design needs per-row influence values for its variance"
+                            .into(),
+                    ));
+                }
+                if totals.len() != self.n_units * p {
+                    return Err(CoreError::Shape(format!(
+                        "influence totals have {} values, expected {} units x {p}",
+                        totals.len(),
+                        self.n_units
+                    )));
+                }
+                (p, lin.covariance(totals, p, present)?, 0)
+            }
+            (
+                Variance::Linearization(lin),
+                Influence::Rows {
+                    values,
+                    p,
+                    in_domain,
+                },
+            ) => {
+                let (totals, present) = self.unit_totals(values, p, in_domain)?;
+                // Domains of a calibrated design keep their rows (weight zero), as R's do.
+                let present = (!self.is_calibrated()).then_some(&present[..]);
+                (p, lin.covariance(&totals, p, present)?, 0)
+            }
+            (Variance::Replicates(_), _) => {
+                return Err(CoreError::Design(
+                    "a replicate design has no linearisation variance: re-estimate with each \
+                     replicate's weights and give the replicate estimates"
+                        .into(),
+                ))
+            }
+            (Variance::Linearization(_), Influence::ReplicateEstimates { .. }) => {
+                return Err(CoreError::Design(
+                    "replicate estimates need a replicate design".into(),
+                ))
+            }
+        };
+        Ok(Covariance {
+            p,
+            matrix,
+            dropped_replicates,
+        })
+    }
+
+    /// Per-row influence values (n_rows x p) as residuals from the calibration, summed to
+    /// the variance units; and which units hold a row of the domain `in_domain`.
+    fn unit_totals(
+        &self,
+        rows: &[f64],
+        p: usize,
+        in_domain: Option<&[bool]>,
+    ) -> Result<(Vec<f64>, Vec<bool>)> {
+        if rows.len() != self.n_rows * p {
+            return Err(CoreError::Shape(format!(
+                "influence values have {} entries, expected {} rows x {p}",
+                rows.len(),
+                self.n_rows
+            )));
+        }
+        if let Some(m) = in_domain {
+            if m.len() != self.n_rows {
+                return Err(CoreError::Shape(format!(
+                    "domain mask has {} rows, the design {}",
+                    m.len(),
+                    self.n_rows
+                )));
+            }
+        }
+        if let Some(r) = rows.iter().position(|v| v.is_nan()) {
+            return Err(CoreError::Value(format!(
+                "influence value is NaN at row {}",
+                r / p
+            )));
+        }
+        let residuals;
+        let rows = if self.is_calibrated() {
+            let mut r = rows.to_vec();
+            self.calibration.residualise(&mut r, p);
+            residuals = r;
+            &residuals[..]
+        } else {
+            rows
+        };
+        let mut totals = vec![0.0; self.n_units * p];
+        let mut present = vec![in_domain.is_none(); self.n_units];
+        for (r, &u) in self.unit_of_row.iter().enumerate() {
+            let u = u as usize;
+            let row = &rows[r * p..(r + 1) * p];
+            for (t, v) in totals[u * p..(u + 1) * p].iter_mut().zip(row) {
+                *t += v;
+            }
+            if let Some(m) = in_domain {
+                present[u] |= m[r];
+            }
+        }
+        Ok((totals, present))
     }
 
     /// Population sizes per stage and cluster, from counts or sampling fractions (R's
@@ -834,107 +853,6 @@ impl Design {
         }
         Ok(true)
     }
-
-    fn set_pps(
-        &mut self,
-        method: &PpsMethod,
-        variance: PpsVariance,
-        n_stages: usize,
-        has_fpc: bool,
-    ) -> Result<()> {
-        if !has_fpc {
-            return Err(CoreError::Design(
-                "pps needs fpc: a column of inclusion probabilities".into(),
-            ));
-        }
-        self.domains_keep_rows = true;
-        if *method == PpsMethod::Brewer {
-            if variance != PpsVariance::HorvitzThompson {
-                return Err(CoreError::Design(
-                    "pps='brewer' supports only variance='HT' (as R)".into(),
-                ));
-            }
-            return Ok(());
-        }
-        if n_stages > 1 {
-            return Err(CoreError::Design(
-                "multistage PPS is supported only with pps='brewer'".into(),
-            ));
-        }
-        let stage = &self.stages[0];
-        let n_psu = stage.n_clusters;
-        // Inclusion probability of each PSU: sampled count / population size.
-        let prob: Vec<f64> = (0..n_psu)
-            .map(|c| {
-                let g = stage.group_of_cluster[c] as usize;
-                stage.group_npsu(g) as f64 / stage.cluster_popsize[c]
-            })
-            .collect();
-        let stratum: Vec<u32> = stage.group_of_cluster.clone();
-        let n_h: Vec<f64> = (0..stage.n_groups())
-            .map(|g| stage.group_npsu(g) as f64)
-            .collect();
-        let kernel = match method {
-            PpsMethod::Overton => PpsKernel::Affine {
-                a: n_h.iter().map(|&m| 0.5 / (m - 1.0)).collect(),
-                b: n_h.iter().map(|&m| -1.0 / (m - 1.0)).collect(),
-                prob,
-                stratum,
-                excluded_sum: None,
-            },
-            PpsMethod::HartleyRao { psum } => {
-                let p2bar: Vec<f64> = match psum {
-                    Some(v) => vec![*v; n_h.len()],
-                    None => {
-                        let mut sum = vec![0.0; n_h.len()];
-                        for (&h, &pc) in stratum.iter().zip(&prob) {
-                            sum[h as usize] += pc;
-                        }
-                        sum.iter().zip(&n_h).map(|(s, m)| s / m).collect()
-                    }
-                };
-                PpsKernel::Affine {
-                    a: n_h.iter().map(|&m| 1.0 / (m - 1.0)).collect(),
-                    b: n_h
-                        .iter()
-                        .zip(&p2bar)
-                        .map(|(&m, &p2)| -(1.0 + p2) / (m - 1.0))
-                        .collect(),
-                    prob,
-                    stratum,
-                    excluded_sum: Some(1.0),
-                }
-            }
-            PpsMethod::JointProbs { pij } => {
-                if pij.len() != n_psu * n_psu {
-                    return Err(CoreError::Shape(format!(
-                        "the joint-probability matrix has {} entries; the design has {n_psu} PSUs \
-                         (needs {n_psu} x {n_psu})",
-                        pij.len()
-                    )));
-                }
-                if n_psu != self.n_rows {
-                    return Err(CoreError::Design(
-                        "a joint-probability matrix needs one row per PSU (ids=[])".into(),
-                    ));
-                }
-                // R's ppsmat(): D = (pi_ij - pi_i pi_j) / pi_ij, entries below 1e-4 set to 0.
-                let tolerance = 1e-4;
-                let mut d = vec![0.0; n_psu * n_psu];
-                for i in 0..n_psu {
-                    for j in 0..n_psu {
-                        let p = pij[i * n_psu + j];
-                        let v = (p - pij[i * n_psu + i] * pij[j * n_psu + j]) / p;
-                        d[i * n_psu + j] = if v.abs() < tolerance { 0.0 } else { v };
-                    }
-                }
-                PpsKernel::Dense(d)
-            }
-            PpsMethod::Brewer => return Ok(()),
-        };
-        self.pps = Some(Pps { kernel, variance });
-        Ok(())
-    }
 }
 
 /// Rank of the analysis weights of per-unit replicate factors (rows in `in_domain`, or
@@ -965,4 +883,150 @@ fn unit_gram_rank(
         }
     }
     gram_rank(&gram, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{a:?} != {b:?}");
+        }
+    }
+
+    fn spec<'a>(clusters: &'a [u32], strata: &'a [u32], fpc: Vec<&'a [f64]>) -> DesignSpec<'a> {
+        DesignSpec {
+            n_rows: clusters.len(),
+            clusters: vec![Some(clusters)],
+            strata: if strata.is_empty() {
+                vec![]
+            } else {
+                vec![strata]
+            },
+            fpc,
+            weights: None,
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        }
+    }
+
+    fn variance(design: &Design, influence: Influence) -> Vec<f64> {
+        design.covariance(influence).unwrap().matrix
+    }
+
+    /// Two strata of two PSUs, two rows in each PSU.
+    const PSU: [u32; 8] = [0, 0, 1, 1, 2, 2, 3, 3];
+    const STRATUM: [u32; 8] = [0, 0, 0, 0, 1, 1, 1, 1];
+
+    #[test]
+    fn per_row_influence_is_summed_to_psus() {
+        let design = Design::new(&spec(&PSU, &STRATUM, vec![])).unwrap();
+        assert_eq!((design.n_units, design.degf), (4, 2));
+        // PSU totals 3, 5 | 10, 4: 2 (1 + 1) + 2 (9 + 9) = 40, from rows or from totals.
+        let rows = [1.0, 2.0, 5.0, 0.0, 4.0, 6.0, 3.0, 1.0];
+        let from_rows = Influence::Rows {
+            values: &rows,
+            p: 1,
+            in_domain: None,
+        };
+        close(&variance(&design, from_rows), &[40.0]);
+        let totals = [3.0, 5.0, 10.0, 4.0];
+        let from_totals = Influence::UnitTotals {
+            totals: &totals,
+            p: 1,
+            present: None,
+        };
+        close(&variance(&design, from_totals), &[40.0]);
+    }
+
+    #[test]
+    fn fpc_as_population_sizes_or_fractions() {
+        // 2 PSUs sampled of 4 in each stratum: the variance times 1 - 2/4.
+        let rows = [1.0, 2.0, 5.0, 0.0, 4.0, 6.0, 3.0, 1.0];
+        let rows = Influence::Rows {
+            values: &rows,
+            p: 1,
+            in_domain: None,
+        };
+        for fpc in [[4.0; 8], [0.5; 8]] {
+            let design = Design::new(&spec(&PSU, &STRATUM, vec![&fpc])).unwrap();
+            close(&variance(&design, rows), &[20.0]);
+            // Without weights, each row weighs N_h / n_h = 2.
+            assert_eq!(design.weights[0], 2.0);
+        }
+        let design = Design::new(&spec(&PSU, &STRATUM, vec![&[1.0; 8]]));
+        assert!(matches!(design, Err(CoreError::Design(_))));
+    }
+
+    #[test]
+    fn jackknife_of_a_total_equals_its_linearisation_by_hand() {
+        // Three PSUs of one row, y = 3, 5, 10, weights 1.  Linearisation of the total:
+        // 3/2 ((3-6)^2 + (5-6)^2 + (10-6)^2) = 39.  JK1 replicate totals drop one PSU and
+        // weigh the others 3/2: 22.5, 19.5, 12 around 18: 2/3 (20.25 + 2.25 + 36) = 39.
+        let y = [3.0, 5.0, 10.0];
+        let design = Design::new(&spec(&[0, 1, 2], &[], vec![])).unwrap();
+        let linear = Influence::UnitTotals {
+            totals: &y,
+            p: 1,
+            present: None,
+        };
+        close(&variance(&design, linear), &[39.0]);
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        let rep = jk.replicates().unwrap();
+        let weights = rep.analysis_weights(&jk.unit_of_row, &jk.weights);
+        let thetas: Vec<f64> = (0..3)
+            .map(|r| (0..3).map(|i| weights[i * 3 + r] * y[i]).sum())
+            .collect();
+        close(&thetas, &[22.5, 19.5, 12.0]);
+        let replicated = Influence::ReplicateEstimates {
+            thetas: &thetas,
+            full: &[18.0],
+        };
+        close(&variance(&jk, replicated), &[39.0]);
+        assert_eq!(jk.degf, 2);
+    }
+
+    #[test]
+    fn influence_of_the_wrong_kind_is_an_error() {
+        let design = Design::new(&spec(&[0, 1, 2], &[], vec![])).unwrap();
+        let replicated = Influence::ReplicateEstimates {
+            thetas: &[1.0, 2.0, 3.0],
+            full: &[2.0],
+        };
+        assert!(matches!(
+            design.covariance(replicated),
+            Err(CoreError::Design(_))
+        ));
+        let short = Influence::UnitTotals {
+            totals: &[1.0, 2.0],
+            p: 1,
+            present: None,
+        };
+        assert!(matches!(design.covariance(short), Err(CoreError::Shape(_))));
+        let nan = Influence::Rows {
+            values: &[1.0, f64::NAN, 3.0],
+            p: 1,
+            in_domain: None,
+        };
+        assert!(matches!(design.covariance(nan), Err(CoreError::Value(_))));
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        let totals = Influence::UnitTotals {
+            totals: &[1.0, 2.0, 3.0],
+            p: 1,
+            present: None,
+        };
+        assert!(matches!(jk.covariance(totals), Err(CoreError::Design(_))));
+        let wrong_count = Influence::ReplicateEstimates {
+            thetas: &[1.0, 2.0],
+            full: &[2.0],
+        };
+        assert!(matches!(
+            jk.covariance(wrong_count),
+            Err(CoreError::Shape(_))
+        ));
+    }
 }

@@ -5,12 +5,11 @@
 
 use rayon::prelude::*;
 
+use crate::calibration::CellRaking;
 use crate::codes::{chunk_range, label_range};
 use crate::design::Design;
 use crate::error::{CoreError, Result};
-use crate::replicate::{replicate_covariance, Replicates};
-use crate::variance::{covariance, covariance_of_rows};
-use crate::weighting::CellRaking;
+use crate::variance::{Influence, Linearization, Pps, Replicates, Variance};
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
 /// a missing value): it keeps its place in the design but adds nothing.
@@ -31,10 +30,13 @@ struct Domains<'a, T> {
 
 impl<T: Copy + Into<i64>> Domains<'_, T> {
     /// Row r's domain code; `OUTSIDE` or anything at or above n_domains is no domain.
+    // Per-row code of the fused pass.
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     fn code(&self, r: usize) -> u64 {
         Self::code_of(self.labels[r], self.offset)
     }
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     fn code_of(label: T, offset: i64) -> u64 {
         label.into().wrapping_sub(offset) as u64
@@ -186,7 +188,7 @@ enum Keys<'a> {
 }
 
 impl Keys<'_> {
-    fn count(&self, n_units: usize) -> usize {
+    fn count(self, n_units: usize) -> usize {
         match self {
             Keys::Units => n_units,
             Keys::Replicates(rep) => rep.n_replicates,
@@ -244,7 +246,7 @@ fn row_influence(
         }
         row_values(outcomes, r, &mut values)?;
         let w = design.weights[r];
-        cell.iter_mut().for_each(|c| *c = 0.0);
+        cell.fill(0.0);
         cell[0] = 1.0;
         cell[1] = w;
         for &(o, v) in &values {
@@ -283,7 +285,7 @@ fn accumulate_rows<T: Copy + Into<i64>>(
     let mut values: Vec<(usize, f64)> = Vec::with_capacity(outcomes.len());
     for r in rows {
         let d = domain.code(r);
-        if domain.outside && d == OUTSIDE as u64 {
+        if domain.outside && d == u64::from(OUTSIDE) {
             continue;
         }
         if d >= n_domains as u64 {
@@ -349,7 +351,7 @@ fn accumulate_numeric<T: Copy + Into<i64>>(
     for (i, (((&label, &v), &w), &u)) in columns.enumerate() {
         let d = Domains::code_of(label, domain.offset);
         if d >= n_domains as u64 {
-            if domain.outside && d == OUTSIDE as u64 {
+            if domain.outside && d == u64::from(OUTSIDE) {
                 continue;
             }
             return Err(domain_out_of_range(d, start + i));
@@ -458,10 +460,10 @@ fn point_estimates(
         Estimator::Total => out.copy_from_slice(&sums[2..2 + width]),
         Estimator::Mean => {
             for (o, s) in out.iter_mut().zip(&sums[2..]) {
-                *o = if sums[1] != 0.0 {
-                    s / sums[1]
-                } else {
+                *o = if sums[1] == 0.0 {
                     f64::NAN
+                } else {
+                    s / sums[1]
                 };
             }
         }
@@ -470,10 +472,10 @@ fn point_estimates(
             for i in 0..n_num {
                 for j in 0..n_den {
                     let den = sums[2 + n_num + j];
-                    out[i * n_den + j] = if den != 0.0 {
-                        sums[2 + i] / den
-                    } else {
+                    out[i * n_den + j] = if den == 0.0 {
                         f64::NAN
+                    } else {
+                        sums[2 + i] / den
                     };
                 }
             }
@@ -521,14 +523,14 @@ pub fn estimate_by_labels<T: Copy + Into<i64> + Send + Sync>(
     n_domains: usize,
     want_deff: bool,
 ) -> Result<DomainEstimates> {
-    if !design.calibration.is_empty() {
+    if design.is_calibrated() {
         // A calibrated design goes back to the rows of each domain: code them once.
         let codes: Vec<u32> = labels
             .par_iter()
             .map(|&v| {
                 let d = Domains::code_of(v, offset);
                 // Anything outside the domains stays out of range (and is reported).
-                d.min(u32::MAX as u64 - 1) as u32
+                d.min(u64::from(u32::MAX) - 1) as u32
             })
             .collect();
         return estimate_by_domain(design, estimator, outcomes, &codes, n_domains, want_deff);
@@ -560,10 +562,11 @@ pub fn estimate_by_label_span<T: Copy + Into<i64> + Send + Sync>(
     max_table: usize,
     want_deff: bool,
 ) -> Result<Option<(i64, DomainEstimates)>> {
+    const SAMPLE: usize = 1 << 16;
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let per_domain = design.n_units * (2 + width);
     let fits = |(lo, hi): (i64, i64)| {
-        let span = hi as i128 - lo as i128 + 1;
+        let span = i128::from(hi) - i128::from(lo) + 1;
         (span <= max_domains as i128 && span as usize * per_domain <= max_table)
             .then_some((lo, span as usize))
     };
@@ -572,7 +575,6 @@ pub fn estimate_by_label_span<T: Copy + Into<i64> + Send + Sync>(
             design, estimator, outcomes, labels, lo, n_domains, want_deff,
         )
     };
-    const SAMPLE: usize = 1 << 16;
     let sample: Vec<T> = labels
         .iter()
         .step_by((labels.len() / SAMPLE).max(1))
@@ -615,25 +617,16 @@ fn estimate_with<T: Copy + Into<i64> + Sync>(
     if outcomes.is_empty() {
         return Err(CoreError::Value("no outcome variable given".into()));
     }
-    let (n_num, width) = match estimator {
-        Estimator::Ratio { n_numerators } => {
-            if outcomes
-                .iter()
-                .any(|o| matches!(o, Outcome::Categorical { .. }))
-            {
-                return Err(CoreError::Value(
-                    "ratio needs numeric numerators and denominators".into(),
-                ));
-            }
-            if n_numerators == 0 || n_numerators >= outcomes.len() {
-                return Err(CoreError::Value(
-                    "ratio needs at least one numerator and one denominator".into(),
-                ));
-            }
-            (n_numerators, outcomes.len())
-        }
-        _ => (0, outcomes.iter().map(Outcome::width).sum()),
-    };
+    if matches!(estimator, Estimator::Ratio { .. })
+        && outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Categorical { .. }))
+    {
+        return Err(CoreError::Value(
+            "ratio needs numeric numerators and denominators".into(),
+        ));
+    }
+    numerators(estimator, outcomes.len())?;
     if want_deff && matches!(estimator, Estimator::Ratio { .. }) {
         return Err(CoreError::Value(
             "deff is available for means and totals".into(),
@@ -641,68 +634,119 @@ fn estimate_with<T: Copy + Into<i64> + Sync>(
     }
     let data = RowData::of(design);
     let sums = accumulate(&data, outcomes, domain, n_domains, Keys::Units, want_deff)?;
-    // Replicate weights per row: one more pass, summing per (domain, replicate).
-    let rep_sums = match &design.replicates {
-        Some(rep) if !rep.per_unit => Some(accumulate(
-            &data,
-            outcomes,
-            domain,
-            n_domains,
-            Keys::Replicates(rep),
-            false,
-        )?),
-        _ => None,
+    let rep_sums;
+    let beyond = match (&design.variance, context) {
+        // Replicate weights per row: one more pass, summing per (domain, replicate).
+        (Variance::Replicates(rep), _) if !rep.per_unit => {
+            rep_sums = accumulate(
+                &data,
+                outcomes,
+                domain,
+                n_domains,
+                Keys::Replicates(rep),
+                false,
+            )?;
+            BeyondSums::ReplicateSums(&rep_sums)
+        }
+        (Variance::Linearization(_), Some(rows)) if design.is_calibrated() => {
+            BeyondSums::Rows(rows)
+        }
+        _ => BeyondSums::Nothing,
     };
-    estimates_from_sums(
-        design,
-        estimator,
-        (n_num, width),
-        &sums,
-        rep_sums.as_ref(),
-        context,
-        None,
-        n_domains,
-    )
+    estimates_from_sums(design, estimator, n_domains, &sums, beyond)
+}
+
+/// The numerators of a ratio of `width` summed columns (the first ones; the rest are
+/// denominators); 0 for a mean or total.
+fn numerators(estimator: Estimator, width: usize) -> Result<usize> {
+    match estimator {
+        Estimator::Ratio { n_numerators } if n_numerators == 0 || n_numerators >= width => Err(
+            CoreError::Value("ratio needs at least one numerator and one denominator".into()),
+        ),
+        Estimator::Ratio { n_numerators } => Ok(n_numerators),
+        _ => Ok(0),
+    }
+}
+
+/// What a design's variance needs besides the per-(domain, unit) sums of the pass.
+#[derive(Clone, Copy)]
+pub enum BeyondSums<'a> {
+    /// Nothing: linearisation, or replicate weights given per unit (R's compressed form).
+    Nothing,
+    /// Replicate weights given per row: the sums per (domain, replicate).
+    ReplicateSums(&'a Sums),
+    /// A calibrated design: the rows, for per-row influence values.
+    Rows(RowContext<'a>),
+    /// A streamed raked design: the sums per (domain, cell) with weights over base
+    /// weights, and its rake (see [`CellRaking`]).
+    RakedCells(&'a Sums, &'a CellRaking),
 }
 
 /// The rows behind a set of sums, for what needs them again: a calibrated design's
 /// per-row influence values.
+#[derive(Clone, Copy)]
 pub struct RowContext<'a> {
     pub outcomes: &'a [Outcome<'a>],
     pub domain: &'a [u32],
 }
 
 /// Estimates, covariances and design effects of every domain from the pass's sums
-/// (`sums`, per (domain, unit); `rep_sums`, per (domain, replicate) for replicate weights
-/// given per row).  `(n_num, width)`: numerators of a ratio and the summed columns.
-/// Sums from batches of a streamed data set, added in batch order, come here too; a
-/// streamed raked design adds `raked`: the same sums per (domain, cell) with weights
-/// over base weights, and its rake (see [`CellRaking`]).
-#[allow(clippy::too_many_arguments)]
+/// (`sums`, per (domain, unit): [rows, sum w, sum w y_1, ...], the estimator's columns
+/// after the first two) and what the design's variance needs besides (`beyond`).  Sums
+/// from batches of a streamed data set, added in batch order, come here too.
 pub fn estimates_from_sums(
     design: &Design,
     estimator: Estimator,
-    (n_num, width): (usize, usize),
-    sums: &Sums,
-    rep_sums: Option<&Sums>,
-    context: Option<RowContext>,
-    raked: Option<(&Sums, &CellRaking)>,
     n_domains: usize,
+    sums: &Sums,
+    beyond: BeyondSums,
 ) -> Result<DomainEstimates> {
     let want_deff = !sums.squares.is_empty();
-    if sums.stride != 2 + width || sums.table.len() != n_domains * design.n_units * sums.stride {
+    if sums.stride < 3 {
+        return Err(CoreError::Value("no outcome variable given".into()));
+    }
+    let width = sums.stride - 2;
+    if sums.table.len() != n_domains * design.n_units * sums.stride {
         return Err(CoreError::Shape(format!(
             "sums have {} values; the design has {} units and {n_domains} domains of {} columns",
             sums.table.len(),
             design.n_units,
-            2 + width
+            sums.stride
         )));
     }
-    if matches!(&design.replicates, Some(rep) if !rep.per_unit) && rep_sums.is_none() {
-        return Err(CoreError::Design(
-            "replicate weights given per row need the rows: they cannot be streamed".into(),
-        ));
+    let n_num = numerators(estimator, width)?;
+    match (&design.variance, beyond) {
+        (Variance::Replicates(rep), BeyondSums::Nothing) if !rep.per_unit => {
+            return Err(CoreError::Design(
+                "replicate weights given per row need the rows: they cannot be streamed".into(),
+            ));
+        }
+        (Variance::Replicates(rep), BeyondSums::ReplicateSums(rs))
+            if rs.stride != sums.stride
+                || rs.table.len() != n_domains * rep.n_replicates * sums.stride =>
+        {
+            return Err(CoreError::Shape(format!(
+                "replicate sums have {} values; expected {n_domains} domains x {} replicates x {}",
+                rs.table.len(),
+                rep.n_replicates,
+                sums.stride
+            )));
+        }
+        (Variance::Linearization(_), BeyondSums::Nothing) if design.is_calibrated() => {
+            return Err(CoreError::Design(
+                "a calibrated design needs its rows for the variance: it cannot be streamed".into(),
+            ));
+        }
+        _ => {}
     }
+    // R's design effects of a PPS design count every row (its domains keep them).
+    let pps_quadratic = matches!(
+        &design.variance,
+        Variance::Linearization(Linearization {
+            pps: Some(Pps::QuadraticForm { .. }),
+            ..
+        })
+    );
     let p = match estimator {
         Estimator::Ratio { .. } => n_num * (width - n_num),
         _ => width,
@@ -753,36 +797,16 @@ pub fn estimates_from_sums(
             };
             return Err(CoreError::ZeroTotal { what, domain: d });
         }
-        let v = match &design.replicates {
-            Some(rep) => {
-                let mut thetas = vec![0.0; rep.n_replicates * p];
-                let mut rsum = vec![0.0; stride];
-                for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
-                    let replicate_sums: &[f64] = match rep_sums {
-                        Some(rs) => {
-                            &rs.table[(d * rep.n_replicates + r) * stride
-                                ..(d * rep.n_replicates + r + 1) * stride]
-                        }
-                        None => {
-                            // Compressed weights: the PSU sums times each PSU's multiplier.
-                            rsum.iter_mut().for_each(|x| *x = 0.0);
-                            for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                                let f = rep.factors[u * rep.n_replicates + r];
-                                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
-                            }
-                            &rsum
-                        }
-                    };
-                    point_estimates(estimator, n_num, width, replicate_sums, theta);
-                }
-                let (v, dropped) = replicate_covariance(rep, &thetas, est);
-                out.dropped_replicates[d] = dropped;
-                v
+        let cov = match (&design.variance, beyond) {
+            (Variance::Replicates(rep), _) => {
+                let thetas =
+                    replicate_estimates(rep, (estimator, n_num, width), d, cells, beyond, stride);
+                design.covariance(Influence::ReplicateEstimates {
+                    thetas: &thetas,
+                    full: est,
+                })?
             }
-            None if !design.calibration.is_empty() => {
-                let ctx = context.as_ref().ok_or_else(|| {
-                    CoreError::Design("a calibrated design needs its rows for the variance: it cannot be streamed".into())
-                })?;
+            (Variance::Linearization(_), BeyondSums::Rows(ctx)) => {
                 let rows = row_influence(
                     design,
                     estimator,
@@ -793,46 +817,61 @@ pub fn estimates_from_sums(
                     est,
                     &col_tot,
                 )?;
-                covariance_of_rows(design, &rows, p, None)?
+                design.covariance(Influence::Rows {
+                    values: &rows,
+                    p,
+                    in_domain: None,
+                })?
             }
-            None => {
+            (Variance::Linearization(_), BeyondSums::RakedCells(cell_sums, raking)) => {
                 linearization_influence(
                     estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
                 );
-                match raked {
-                    Some((cell_sums, raking)) => {
-                        // The influence values over base weights, summed by cell, are
-                        // the same linear function of the per-cell sums.
-                        let n_cells = raking.n_cells();
-                        let by_cell = cell_sums
-                            .table
-                            .get(d * n_cells * stride..(d + 1) * n_cells * stride)
-                            .ok_or_else(|| {
-                                CoreError::Shape("the cell sums do not cover every domain".into())
-                            })?;
-                        let mut cell_infl = vec![0.0; n_cells * p];
-                        linearization_influence(
-                            estimator,
-                            n_num,
-                            width,
-                            est,
-                            by_cell,
-                            stride,
-                            &col_tot,
-                            &mut cell_infl,
-                        );
-                        raking.residualise_totals(&cell_infl, &mut infl, p)?;
-                        // A calibrated design keeps every unit (R's postStrata).
-                        covariance(design, &infl, p, None)?
-                    }
-                    None => covariance(design, &infl, p, Some(&present))?,
-                }
+                // The influence values over base weights, summed by cell, are the same
+                // linear function of the per-cell sums.
+                let n_cells = raking.n_cells();
+                let by_cell = cell_sums
+                    .table
+                    .get(d * n_cells * stride..(d + 1) * n_cells * stride)
+                    .ok_or_else(|| {
+                        CoreError::Shape("the cell sums do not cover every domain".into())
+                    })?;
+                let mut cell_infl = vec![0.0; n_cells * p];
+                linearization_influence(
+                    estimator,
+                    n_num,
+                    width,
+                    est,
+                    by_cell,
+                    stride,
+                    &col_tot,
+                    &mut cell_infl,
+                );
+                raking.residualise_totals(&cell_infl, &mut infl, p)?;
+                // A calibrated design keeps every unit (R's postStrata).
+                design.covariance(Influence::UnitTotals {
+                    totals: &infl,
+                    p,
+                    present: None,
+                })?
+            }
+            (Variance::Linearization(_), _) => {
+                linearization_influence(
+                    estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
+                );
+                design.covariance(Influence::UnitTotals {
+                    totals: &infl,
+                    p,
+                    present: Some(&present),
+                })?
             }
         };
+        out.dropped_replicates[d] = cov.dropped_replicates;
+        let v = cov.matrix;
         out.vcov[d * p * p..(d + 1) * p * p].copy_from_slice(&v);
         if let Some(deff) = out.deff.as_mut() {
             let sq = &sums.squares[d * (width + 1)..(d + 1) * (width + 1)];
-            let nobs = if design.pps.is_some() {
+            let nobs = if pps_quadratic {
                 design.n_rows as f64
             } else {
                 sq[width]
@@ -841,7 +880,7 @@ pub fn estimates_from_sums(
                 let mean = col_tot[2 + j] / wsum;
                 // R's svyvar: weighted variance with the n/(n-1) divisor.
                 let svyvar = (sq[j] / wsum - mean * mean) * nobs / (nobs - 1.0);
-                let vsrs = match (estimator, design.pps.is_some()) {
+                let vsrs = match (estimator, pps_quadratic) {
                     (Estimator::Mean, _) => svyvar * (wsum - nobs) / (wsum * nobs),
                     (_, false) => svyvar * wsum * wsum * (wsum - nobs) / (wsum * nobs),
                     (_, true) => svyvar * wsum * wsum,
@@ -851,4 +890,188 @@ pub fn estimates_from_sums(
         }
     }
     Ok(out)
+}
+
+/// Domain d's estimates under each replicate's weights (n_replicates x p): from its sums
+/// per (domain, replicate) for weights given per row, or from its unit sums `cells`
+/// times each unit's multiplier for compressed weights.
+fn replicate_estimates(
+    rep: &Replicates,
+    (estimator, n_num, width): (Estimator, usize, usize),
+    d: usize,
+    cells: &[f64],
+    beyond: BeyondSums,
+    stride: usize,
+) -> Vec<f64> {
+    let p = match estimator {
+        Estimator::Ratio { .. } => n_num * (width - n_num),
+        _ => width,
+    };
+    let mut thetas = vec![0.0; rep.n_replicates * p];
+    let mut rsum = vec![0.0; stride];
+    for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
+        let replicate_sums: &[f64] = if let BeyondSums::ReplicateSums(rs) = beyond {
+            &rs.table[(d * rep.n_replicates + r) * stride..(d * rep.n_replicates + r + 1) * stride]
+        } else {
+            rsum.fill(0.0);
+            for (u, cell) in cells.chunks_exact(stride).enumerate() {
+                let f = rep.factors[u * rep.n_replicates + r];
+                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
+            }
+            &rsum
+        };
+        point_estimates(estimator, n_num, width, replicate_sums, theta);
+    }
+    thetas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::replicate::Scheme;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{a:?} != {b:?}");
+        }
+    }
+
+    /// One row per PSU, no strata, sampled with replacement.
+    fn srs(weights: &[f64]) -> Design {
+        Design::new(&DesignSpec {
+            n_rows: weights.len(),
+            clusters: vec![None],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(weights),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap()
+    }
+
+    const Y: [f64; 4] = [1.0, 2.0, 3.0, 6.0];
+
+    fn one_domain(design: &Design, estimator: Estimator, outcomes: &[Outcome]) -> DomainEstimates {
+        estimate_by_domain(design, estimator, outcomes, &[0; 4], 1, false).unwrap()
+    }
+
+    #[test]
+    fn mean_and_total_by_hand() {
+        // Mean 3; influence (y - 3)/4 = -0.5, -0.25, 0, 0.75; n/(n-1) sum z^2 = 4/3 0.875,
+        // which is s^2/n = (14/3)/4 = 7/6.
+        let res = one_domain(&srs(&[1.0; 4]), Estimator::Mean, &[Outcome::Numeric(&Y)]);
+        close(&res.estimate, &[3.0]);
+        close(&res.vcov, &[7.0 / 6.0]);
+        // Weights 2: total 24; z = 2y, mean 6: 4/3 (16 + 4 + 0 + 36) = 224/3 = N^2 s^2/n.
+        let res = one_domain(&srs(&[2.0; 4]), Estimator::Total, &[Outcome::Numeric(&Y)]);
+        close(&res.estimate, &[24.0]);
+        close(&res.vcov, &[224.0 / 3.0]);
+    }
+
+    #[test]
+    fn domain_means_keep_every_psu() {
+        // Domain 0 = rows 0, 2 (mean 2, W = 2): z = -0.5, 0, 0.5, 0 -> 4/3 (0.5) = 2/3.
+        // Domain 1 = rows 1, 3 (mean 4, W = 2): z = 0, -1, 0, 1 -> 4/3 (2) = 8/3.
+        let design = srs(&[1.0; 4]);
+        let res = estimate_by_domain(
+            &design,
+            Estimator::Mean,
+            &[Outcome::Numeric(&Y)],
+            &[0, 1, 0, 1],
+            2,
+            false,
+        )
+        .unwrap();
+        close(&res.estimate, &[2.0, 4.0]);
+        close(&res.vcov, &[2.0 / 3.0, 8.0 / 3.0]);
+        close(&res.n_rows, &[2.0, 2.0]);
+    }
+
+    #[test]
+    fn ratio_by_hand() {
+        // R = 12/12 = 1; z = (y - R x)/X = (-1, 0, -1, 2)/12 -> 4/3 (6/144) = 1/18.
+        let x = [2.0, 2.0, 4.0, 4.0];
+        let res = one_domain(
+            &srs(&[1.0; 4]),
+            Estimator::Ratio { n_numerators: 1 },
+            &[Outcome::Numeric(&Y), Outcome::Numeric(&x)],
+        );
+        close(&res.estimate, &[1.0]);
+        close(&res.vcov, &[1.0 / 18.0]);
+    }
+
+    #[test]
+    fn proportions_of_a_factor_by_hand() {
+        // Levels 0, 1, 0, 0: proportions 3/4, 1/4; z_level1 = (I - 1/4)/4 =
+        // (-1, 3, -1, -1)/16 -> 4/3 (12/256) = 1/16, and z_level0 = -z_level1.
+        let codes = [0, 1, 0, 0];
+        let res = one_domain(
+            &srs(&[1.0; 4]),
+            Estimator::Mean,
+            &[Outcome::Categorical {
+                codes: &codes,
+                n_levels: 2,
+            }],
+        );
+        close(&res.estimate, &[0.75, 0.25]);
+        let v = 1.0 / 16.0;
+        close(&res.vcov, &[v, -v, -v, v]);
+    }
+
+    #[test]
+    fn jackknife_mean_by_hand() {
+        // y = 3, 5, 10: replicate means 7.5, 6.5, 4 around 6: 2/3 (2.25 + 0.25 + 4) = 13/3,
+        // the linearisation's 3/2 sum ((y - 6)/3)^2 = 13/3 too.
+        let y = [3.0, 5.0, 10.0];
+        let design = srs(&[1.0; 3]);
+        let jk = design.to_replicates(Scheme::Jk1, false, None).unwrap();
+        for d in [&design, &jk] {
+            let res = estimate_by_domain(
+                d,
+                Estimator::Mean,
+                &[Outcome::Numeric(&y)],
+                &[0; 3],
+                1,
+                false,
+            )
+            .unwrap();
+            close(&res.estimate, &[6.0]);
+            close(&res.vcov, &[13.0 / 3.0]);
+        }
+    }
+
+    #[test]
+    fn sums_without_what_the_variance_needs_are_refused() {
+        let design = srs(&[1.0; 4]);
+        let data = RowData::of(&design);
+        let sums = batch_sums(&data, &[Outcome::Numeric(&Y)], &[0; 4], 1, false).unwrap();
+        // Streamed sums give the in-memory estimates.
+        let res =
+            estimates_from_sums(&design, Estimator::Mean, 1, &sums, BeyondSums::Nothing).unwrap();
+        close(&res.vcov, &[7.0 / 6.0]);
+        // A ratio of one column has no denominator.
+        let ratio = Estimator::Ratio { n_numerators: 1 };
+        assert!(estimates_from_sums(&design, ratio, 1, &sums, BeyondSums::Nothing).is_err());
+        // Replicate weights given per row cannot be applied to unit sums.
+        let per_row =
+            Design::from_replicate_weights(&[1.0; 4], vec![1.0; 8], 2, 1.0, vec![1.0; 2], false)
+                .unwrap();
+        let sums = batch_sums(
+            &RowData::of(&per_row),
+            &[Outcome::Numeric(&Y)],
+            &[0; 4],
+            1,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            estimates_from_sums(&per_row, Estimator::Mean, 1, &sums, BeyondSums::Nothing),
+            Err(CoreError::Design(_))
+        ));
+    }
 }

@@ -1,6 +1,7 @@
 //! sscoverage: a pure-Rust core for design-based survey estimation, with Python bindings
 //! behind the `python` feature.
 
+pub mod calibration;
 pub mod codes;
 pub mod coverage;
 pub mod design;

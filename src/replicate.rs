@@ -1,83 +1,13 @@
 //! Replicate weights: jackknife (JK1, JKn), BRR and Fay's BRR on Hadamard matrices built
-//! as R builds them, and the bootstrap (mirrors `survey::as.svrepdesign`); and the
-//! replicate variance (mirrors `survey:::svrVar`).
+//! as R builds them, and the bootstrap (mirrors `survey::as.svrepdesign`).  The replicate
+//! variance they give is the variance engine's (`variance::replicate_covariance`).
 
 use crate::error::{CoreError, Result};
 use crate::rng::SplitMix64;
-
-/// Replicate weights of a design.
-#[derive(Clone, Debug)]
-pub struct Replicates {
-    /// Row-major factors: per variance unit (`per_unit`, R's compressed replicate
-    /// weights: multipliers of the sampling weight for each PSU), or per row (the final
-    /// analysis weights of each replicate).
-    pub factors: Vec<f64>,
-    pub per_unit: bool,
-    pub n_replicates: usize,
-    pub scale: f64,
-    pub rscales: Vec<f64>,
-    /// Centre at the full-sample estimate instead of the replicates' mean.
-    pub mse: bool,
-}
-
-impl Replicates {
-    /// Checks shared by every way of building replicates.
-    pub fn validate(&self, n_keys: usize) -> Result<()> {
-        if self.n_replicates == 0 {
-            return Err(CoreError::Design(
-                "a replicate design needs at least one replicate".into(),
-            ));
-        }
-        if self.factors.len() != n_keys * self.n_replicates {
-            return Err(CoreError::Shape(format!(
-                "replicate weights have {} values, expected {n_keys} x {}",
-                self.factors.len(),
-                self.n_replicates
-            )));
-        }
-        if self.rscales.len() != self.n_replicates {
-            return Err(CoreError::Shape(format!(
-                "rscales has {} values for {} replicates",
-                self.rscales.len(),
-                self.n_replicates
-            )));
-        }
-        if let Some(i) = self.factors.iter().position(|v| !v.is_finite()) {
-            return Err(CoreError::Value(format!(
-                "replicate weight {} of row {} is missing or infinite; replicate weights must be complete",
-                i % self.n_replicates + 1,
-                i / self.n_replicates
-            )));
-        }
-        if !self.scale.is_finite() || self.scale < 0.0 {
-            return Err(CoreError::Design(format!(
-                "replicate scale must be a non-negative number, not {}",
-                self.scale
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Replicates {
-    /// Each replicate's analysis weights, n x R row-major: the per-unit multipliers
-    /// times the sampling weights, or the per-row weights as they are.
-    pub fn analysis_weights(&self, unit_of_row: &[u32], weights: &[f64]) -> Vec<f64> {
-        let r = self.n_replicates;
-        if !self.per_unit {
-            return self.factors.clone();
-        }
-        unit_of_row
-            .iter()
-            .zip(weights)
-            .flat_map(|(&u, &w)| {
-                self.factors[u as usize * r..(u as usize + 1) * r]
-                    .iter()
-                    .map(move |f| f * w)
-            })
-            .collect()
-    }
-}
+use crate::variance::LonelyPsu;
+/// The replicate weights built here, and the replicate variance they give, belong to the
+/// variance engine.
+pub use crate::variance::{replicate_covariance, Replicates};
 
 /// Rank of analysis weights (n x k, row-major), from their Gram matrix (R's `degf`
 /// of a replicate design is this rank minus one).
@@ -105,37 +35,6 @@ pub fn analysis_rank(rows: &[f64], k: usize) -> usize {
         }
     }
     gram_rank(&gram, k)
-}
-
-/// scale * sum_r rscales_r (theta_r - centre)(theta_r - centre)', over the replicates
-/// whose estimates are all finite (R drops the others with a warning); `thetas` is
-/// n_replicates x p.  Returns the covariance and the number of replicates dropped.
-pub fn replicate_covariance(rep: &Replicates, thetas: &[f64], full: &[f64]) -> (Vec<f64>, usize) {
-    let p = full.len();
-    let r_count = rep.n_replicates;
-    let ok: Vec<bool> = (0..r_count)
-        .map(|r| thetas[r * p..(r + 1) * p].iter().all(|v| v.is_finite()))
-        .collect();
-    let centre: Vec<f64> = if rep.mse {
-        full.to_vec()
-    } else {
-        let used: Vec<usize> = (0..r_count)
-            .filter(|&r| ok[r] && rep.rscales[r] > 0.0)
-            .collect();
-        (0..p)
-            .map(|j| used.iter().map(|&r| thetas[r * p + j]).sum::<f64>() / used.len() as f64)
-            .collect()
-    };
-    let mut v = vec![0.0; p * p];
-    for r in (0..r_count).filter(|&r| ok[r]) {
-        let dev: Vec<f64> = (0..p).map(|j| thetas[r * p + j] - centre[j]).collect();
-        for i in 0..p {
-            for j in 0..p {
-                v[i * p + j] += rep.scale * rep.rscales[r] * dev[i] * dev[j];
-            }
-        }
-    }
-    (v, ok.iter().filter(|&&b| !b).count())
 }
 
 /// Rank of the analysis-weight matrix from its Gram matrix (R's `qr(..., tol=1e-5)$rank`,
@@ -219,9 +118,6 @@ pub enum Scheme {
         seed: u64,
     },
 }
-
-/// What the scheme does with a stratum that has a single PSU (JKn only, as R).
-pub use crate::design::LonelyPsu;
 
 /// Per-PSU multipliers (n_psu x R, row-major), scale and rscales of a scheme.
 pub fn build(
@@ -409,35 +305,32 @@ fn brr(psus: &PsuLayout, rho: f64, small: BrrSmall, large: BrrLarge) -> Result<B
     let mut pseudo = vec![0usize; n];
     let mut upto = 0;
     if !lonely.is_empty() {
-        match small {
-            BrrSmall::Split => {
-                for (k, &u) in lonely.iter().enumerate() {
-                    first[u] = 0.5;
-                    pseudo[u] = k;
-                }
-                upto = lonely.len();
+        if small == BrrSmall::Split {
+            for (k, &u) in lonely.iter().enumerate() {
+                first[u] = 0.5;
+                pseudo[u] = k;
             }
-            _ => {
-                let k = lonely.len();
-                if k == 1 {
-                    return Err(CoreError::Design(
-                        "BRR: cannot merge a single stratum of one PSU; set small='split'".into(),
-                    ));
-                }
-                let half = k / 2;
-                for (j, &u) in lonely.iter().enumerate() {
-                    first[u] = (j % 2) as f64;
-                    // R: rep(1:(k/2), 2) for even k, c(1, rep(1:(k%/%2), 2)) for odd k.
-                    pseudo[u] = if k % 2 == 0 {
-                        j % half
-                    } else if j == 0 {
-                        0
-                    } else {
-                        (j - 1) % half
-                    };
-                }
-                upto = half;
+            upto = lonely.len();
+        } else {
+            let k = lonely.len();
+            if k == 1 {
+                return Err(CoreError::Design(
+                    "BRR: cannot merge a single stratum of one PSU; set small='split'".into(),
+                ));
             }
+            let half = k / 2;
+            for (j, &u) in lonely.iter().enumerate() {
+                first[u] = (j % 2) as f64;
+                // R: rep(1:(k/2), 2) for even k, c(1, rep(1:(k%/%2), 2)) for odd k.
+                pseudo[u] = if k % 2 == 0 {
+                    j % half
+                } else if j == 0 {
+                    0
+                } else {
+                    (j - 1) % half
+                };
+            }
+            upto = half;
         }
     }
     let big: Vec<&[usize]> = runs.iter().filter(|r| r.len() > 2).copied().collect();
@@ -700,7 +593,7 @@ pub fn hadamard(n: usize) -> Vec<Vec<bool>> {
 }
 
 fn is_prime(p: usize) -> bool {
-    p >= 2 && (2..).take_while(|d| d * d <= p).all(|d| p % d != 0)
+    p >= 2 && (2..=p.isqrt()).all(|d| p % d != 0)
 }
 
 /// R's `paley(n, nmax)` for primes p with p + 1 divisible by 4 (up to 7919, as R's list).
@@ -724,7 +617,7 @@ fn paley(n: usize, nmax: usize) -> Option<Vec<Vec<bool>>> {
     if n > 7919 {
         return None;
     }
-    let p = (n..).find(|&p| good_prime(p))?;
+    let p = (n..=7919).find(|&p| good_prime(p))?;
     if p + 1 > nceil + 4 && nceil + 4 < nmax {
         return paley(nceil + 3, 2 * (nceil + 3));
     }

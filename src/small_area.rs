@@ -558,7 +558,7 @@ mod tests {
     fn bootstrap_is_the_same_for_any_thread_count_and_split() {
         let y = [0.2, 0.35, 0.1, 0.5, 0.3, 0.25, 0.4, 0.15];
         let psi = [0.004, 0.01, 0.003, 0.02, 0.008, 0.005, 0.012, 0.006];
-        let x: Vec<f64> = (0..8).flat_map(|d| [1.0, d as f64 / 8.0]).collect();
+        let x: Vec<f64> = (0..8).flat_map(|d| [1.0, f64::from(d) / 8.0]).collect();
         let model = Model {
             y: &y,
             x: &x,

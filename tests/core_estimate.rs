@@ -149,7 +149,7 @@ fn dense_reference(prob: &[f64], strata: &[u32], hr_p2bar: Option<f64>) -> Vec<f
             } else {
                 match hr_p2bar {
                     None => {
-                        let fbar = (prob[i] + prob[j]) / 2.0;
+                        let fbar = f64::midpoint(prob[i], prob[j]);
                         if fbar == 1.0 {
                             0.0
                         } else {
@@ -259,7 +259,7 @@ fn random_sample(n: usize) -> Sample {
     };
     let psu: Vec<u32> = (0..n).map(|_| (next() % 60) as u32).collect();
     let strata: Vec<u32> = psu.iter().map(|&p| p / 6).collect();
-    let w: Vec<f64> = psu.iter().map(|&p| 1.0 + p as f64 * 0.37).collect();
+    let w: Vec<f64> = psu.iter().map(|&p| 1.0 + f64::from(p) * 0.37).collect();
     let y: Vec<f64> = (0..n).map(|_| (next() % 1000) as f64 / 7.0).collect();
     // Labels -3..=4 with no row at 1: a gap in the range.
     let labels: Vec<i64> = (0..n)
@@ -394,7 +394,7 @@ fn labels_found_by_the_pass_give_the_same_sums() {
     }
     // A label as far from the offset as the codes' OUTSIDE is out of range, not skipped.
     let mut far = labels.clone();
-    far[5] = -3 + u32::MAX as i64;
+    far[5] = -3 + i64::from(u32::MAX);
     assert!(estimate_by_labels(&design, Estimator::Mean, &outcomes, &far, -3, 8, false).is_err());
     let none = estimate_by_label_span(
         &design,

@@ -1,5 +1,8 @@
 //! The Python module `sscoverage._core`: thin wrappers that borrow numpy arrays, release
 //! the GIL, call the core and map its errors to exception classes.
+// pyo3 extracts each argument as an owned value (a numpy borrow, a Vec), so wrappers
+// take them by value even where they only read them.
+#![allow(clippy::needless_pass_by_value)]
 
 mod coverage;
 mod errors;
@@ -18,11 +21,11 @@ use rayon::prelude::*;
 use crate::codes::dense_codes;
 use crate::design::{Design, DesignSpec, LonelyPsu, PpsMethod, PpsVariance};
 use crate::estimate::{
-    estimate_by_domain, estimate_by_label_span, estimates_from_sums, DomainEstimates, Estimator,
-    Outcome, Sums,
+    estimate_by_domain, estimate_by_label_span, estimates_from_sums, BeyondSums, DomainEstimates,
+    Estimator, Outcome, Sums,
 };
-use crate::replicate::{replicate_covariance, BrrLarge, BrrSmall, Scheme};
-use crate::variance::{covariance, covariance_of_rows};
+use crate::replicate::{BrrLarge, BrrSmall, Scheme};
+use crate::variance::Influence;
 
 /// A built design, held on the Rust side.
 #[pyclass(name = "CoreDesign", module = "sscoverage._core", frozen)]
@@ -131,7 +134,7 @@ impl PyDesign {
                             o.iter_mut().zip(w).for_each(|(o, &x)| {
                                 let back = 1.0 / (1.0 / x);
                                 *o = if back == 0.0 && x > 0.0 { x } else { back }
-                            })
+                            });
                         });
                     owned
                 });
@@ -231,15 +234,14 @@ impl PyDesign {
 
     #[getter]
     fn is_replicate(&self) -> bool {
-        self.inner.replicates.is_some()
+        self.inner.replicates().is_some()
     }
 
     /// (scale, rscales, mse, number of replicates) of a replicate design.
     #[getter]
     fn replicate_scheme(&self) -> Option<(f64, Vec<f64>, bool, usize)> {
         self.inner
-            .replicates
-            .as_ref()
+            .replicates()
             .map(|r| (r.scale, r.rscales.clone(), r.mse, r.n_replicates))
     }
 
@@ -250,7 +252,7 @@ impl PyDesign {
         py: Python<'py>,
     ) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
         let d = &self.inner;
-        let rep = d.replicates.as_ref().ok_or_else(|| {
+        let rep = d.replicates().ok_or_else(|| {
             errors::to_py(crate::CoreError::Design("not a replicate design".into()))
         })?;
         let out = rep.analysis_weights(&d.unit_of_row, &d.weights);
@@ -265,19 +267,23 @@ impl PyDesign {
         thetas: numpy::PyReadonlyArray2<'py, f64>,
         full: PyReadonlyArray1<'py, f64>,
     ) -> PyResult<(Bound<'py, numpy::PyArray2<f64>>, usize)> {
-        let rep = self.inner.replicates.as_ref().ok_or_else(|| {
-            errors::to_py(crate::CoreError::Design("not a replicate design".into()))
-        })?;
         let full = full.as_slice()?;
         let p = full.len();
-        if thetas.shape() != [rep.n_replicates, p] {
+        if thetas.shape()[1] != p {
             return Err(errors::to_py(crate::CoreError::Shape(format!(
-                "thetas must be {} replicates x {p} estimates",
-                rep.n_replicates
+                "thetas have {} columns for {p} estimates",
+                thetas.shape()[1]
             ))));
         }
-        let (v, dropped) = replicate_covariance(rep, thetas.as_slice()?, full);
-        Ok((numpy::PyArray1::from_vec(py, v).reshape([p, p])?, dropped))
+        let thetas = thetas.as_slice()?;
+        let cov = self
+            .inner
+            .covariance(Influence::ReplicateEstimates { thetas, full })
+            .map_err(errors::to_py)?;
+        Ok((
+            numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])?,
+            cov.dropped_replicates,
+        ))
     }
 
     #[getter]
@@ -316,10 +322,16 @@ impl PyDesign {
         let rows = influence.as_slice()?;
         let mask = in_domain.as_ref().map(|m| m.as_slice()).transpose()?;
         let design = &self.inner;
-        let v = py
-            .detach(|| covariance_of_rows(design, rows, p, mask))
+        let cov = py
+            .detach(|| {
+                design.covariance(Influence::Rows {
+                    values: rows,
+                    p,
+                    in_domain: mask,
+                })
+            })
             .map_err(errors::to_py)?;
-        numpy::PyArray1::from_vec(py, v).reshape([p, p])
+        numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])
     }
 
     /// Covariance (p x p) from influence values already summed to the design's variance
@@ -332,10 +344,16 @@ impl PyDesign {
         let p = totals.shape()[1];
         let values = totals.as_slice()?;
         let design = &self.inner;
-        let v = py
-            .detach(|| covariance(design, values, p, None))
+        let cov = py
+            .detach(|| {
+                design.covariance(Influence::UnitTotals {
+                    totals: values,
+                    p,
+                    present: None,
+                })
+            })
             .map_err(errors::to_py)?;
-        numpy::PyArray1::from_vec(py, v).reshape([p, p])
+        numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])
     }
 
     /// Estimate by domain; `kind` is "total", "mean" or "ratio".  Returns a dict of arrays.
@@ -444,28 +462,13 @@ impl PyDesign {
                 })
             })
             .transpose()?;
-        let raked = cell_sums
-            .as_ref()
-            .zip(raked.as_ref().map(|(_, r)| &r.inner));
-        let n_num = if matches!(estimator, Estimator::Ratio { .. }) {
-            n_numerators
-        } else {
-            0
+        let beyond = match (&cell_sums, &raked) {
+            (Some(s), Some((_, r))) => BeyondSums::RakedCells(s, &r.inner),
+            _ => BeyondSums::Nothing,
         };
         let design = &self.inner;
         let res = py
-            .detach(|| {
-                estimates_from_sums(
-                    design,
-                    estimator,
-                    (n_num, width),
-                    &sums,
-                    None,
-                    None,
-                    raked,
-                    n_domains,
-                )
-            })
+            .detach(|| estimates_from_sums(design, estimator, n_domains, &sums, beyond))
             .map_err(errors::to_py)?;
         estimates_dict(py, res)
     }
@@ -530,6 +533,7 @@ const LABELS_TABLE_LIMIT: usize = 1 << 18;
 
 /// `estimate_labels` for labels of type T: None if they are not T; Some(None) if they
 /// span too many values.
+#[allow(clippy::option_option)]
 fn labels_estimate<'py, T>(
     py: Python<'py>,
     design: &Design,

@@ -12,7 +12,7 @@ use crate::weighting::{
 
 type Adjusted<'py> = (PyDesign, Bound<'py, PyDict>);
 
-fn finish<'py>(py: Python<'py>, result: (crate::Design, Report)) -> PyResult<Adjusted<'py>> {
+fn finish(py: Python<'_>, result: (crate::Design, Report)) -> PyResult<Adjusted<'_>> {
     let (inner, report) = result;
     Ok((PyDesign { inner }, report_dict(py, report)?))
 }

@@ -292,8 +292,6 @@ impl Prepared {
     /// Efron's steps down-weighting k's own risk at its event time.  The sums over
     /// earlier event times are carried as running totals, O(n p) in all.
     fn score_residuals(&self, beta: &[f64], ties: Ties) -> Vec<f64> {
-        let (n, p) = (self.n, self.p);
-        let risk: Vec<f64> = (0..n).map(|i| self.eta(i, beta).exp()).collect();
         // Per event time, walking back: sum dH, sum dH xbar, the same with Efron's
         // down-weights, and the mean of the steps' xbar (for the event rows' own term).
         struct Step {
@@ -304,6 +302,8 @@ impl Prepared {
             dh_down_mean: Vec<f64>,
             mean_of_means: Vec<f64>,
         }
+        let (n, p) = (self.n, self.p);
+        let risk: Vec<f64> = (0..n).map(|i| self.eta(i, beta).exp()).collect();
         let mut steps: Vec<Step> = Vec::new();
         let (mut denom, mut a) = (0.0, vec![0.0; p]);
         let mut i = n;

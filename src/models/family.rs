@@ -55,7 +55,7 @@ impl Family {
 
     /// The links R's family function accepts (of those implemented here).
     pub fn check_link(self, link: Link) -> Result<()> {
-        use Link::*;
+        use Link::{Cloglog, Identity, Inverse, Log, Logit, Probit};
         let ok = match self {
             Self::Gaussian => matches!(link, Identity | Log | Inverse),
             Self::Binomial => matches!(link, Logit | Probit | Cloglog | Log),
@@ -180,10 +180,10 @@ impl Family {
 }
 
 fn y_log_y(y: f64, mu: f64) -> f64 {
-    if y != 0.0 {
-        y * (y / mu).ln()
-    } else {
+    if y == 0.0 {
         0.0
+    } else {
+        y * (y / mu).ln()
     }
 }
 

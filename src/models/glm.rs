@@ -98,7 +98,8 @@ struct Step {
     working_weights: Vec<f64>,
 }
 
-/// The rows of one IRLS step (see [`Irls::working`]).
+/// The rows of one IRLS step (see [`Irls::working`]); the weights are R's "working".
+#[allow(clippy::struct_field_names)]
 struct Working {
     good: Vec<usize>,
     roots: Vec<f64>,
@@ -646,28 +647,25 @@ impl Irls<'_> {
     fn means(&self, beta: Option<&[f64]>) -> Result<(Vec<f64>, Vec<f64>)> {
         let n = self.input.n;
         let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
-        match beta {
-            Some(b) => {
-                if b.len() != self.input.p {
-                    return Err(CoreError::Shape(format!(
-                        "{} coefficients for {} model columns",
-                        b.len(),
-                        self.input.p
-                    )));
-                }
-                self.predict(b, &mut eta, &mut mu);
+        if let Some(b) = beta {
+            if b.len() != self.input.p {
+                return Err(CoreError::Shape(format!(
+                    "{} coefficients for {} model columns",
+                    b.len(),
+                    self.input.p
+                )));
             }
-            None => {
-                let mut y = self.input.y.to_vec();
-                let link = self.input.link;
-                let start = self
-                    .input
-                    .family
-                    .initialize(link, &mut y, self.input.weights)?;
-                for i in 0..n {
-                    eta[i] = link.link(start[i]);
-                    mu[i] = link.inverse(eta[i]);
-                }
+            self.predict(b, &mut eta, &mut mu);
+        } else {
+            let mut y = self.input.y.to_vec();
+            let link = self.input.link;
+            let start = self
+                .input
+                .family
+                .initialize(link, &mut y, self.input.weights)?;
+            for i in 0..n {
+                eta[i] = link.link(start[i]);
+                mu[i] = link.inverse(eta[i]);
             }
         }
         Ok((eta, mu))

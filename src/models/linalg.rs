@@ -379,7 +379,7 @@ impl Triangular {
         let p = self.p;
         (0..p)
             .filter(|&j| {
-                let norm = norm2(&self.r[j * p..j * p + j + 1]);
+                let norm = norm2(&self.r[(j * p)..=(j * p + j)]);
                 norm == 0.0 || self.r[j * p + j].abs() <= tol * norm
             })
             .collect()

@@ -149,14 +149,14 @@ pub fn calibrate(design: &Design, spec: &CalibrationSpec) -> Result<(Design, Rep
     };
     // The regression the variance of a linearisation design residualises on; with
     // unbounded linear calibration a collinear model is refused (R's `solve` fails).
-    let regression = match design.replicates {
+    let regression = match design.replicates() {
         None => Some(regression_step(&x, qk, w, linear, &keep)?),
         Some(_) => None,
     };
     let full = solve(w)?;
     let weights: Vec<f64> = w.iter().zip(&full.g).map(|(a, b)| a * b).collect();
     let mut not_converged = 0;
-    let analysis = match &design.replicates {
+    let analysis = match design.replicates() {
         Some(rep) => {
             let mut a = analysis_weights(design, rep);
             let converged = per_replicate(&mut a, rep.n_replicates, |column| {
@@ -267,7 +267,9 @@ fn check_feasible(
     let n = w.len();
     let mut sample = column_totals(x, q, w);
     if let Some(s) = prescale(population, &sample) {
-        sample.iter_mut().for_each(|v| *v *= s);
+        for v in &mut sample {
+            *v *= s;
+        }
     }
     for j in 0..q {
         let non_negative = (0..n).all(|r| w[r] == 0.0 || x[r * q + j] >= 0.0);
@@ -409,7 +411,9 @@ fn grake(x: &[f64], q: usize, w: &[f64], population: &[f64], spec: &CalibrationS
     let scale = prescale(population, &sample);
     let scaled: Cow<[f64]> = match scale {
         Some(s) => {
-            sample.iter_mut().for_each(|v| *v *= s);
+            for v in &mut sample {
+                *v *= s;
+            }
             Cow::Owned(w.iter().map(|v| v * s).collect())
         }
         None => Cow::Borrowed(w),
@@ -440,7 +444,9 @@ fn grake(x: &[f64], q: usize, w: &[f64], population: &[f64], spec: &CalibrationS
         (t, s) = eval(&eta);
         while iterations < spec.maxit && !finite(&t, &s) {
             iterations += 1;
-            deta.iter_mut().for_each(|d| *d /= 2.0);
+            for d in &mut deta {
+                *d /= 2.0;
+            }
             eta.iter_mut().zip(&deta).for_each(|(e, d)| *e -= d);
             (t, s) = eval(&eta);
         }

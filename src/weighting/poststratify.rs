@@ -24,7 +24,7 @@ pub fn poststratify(design: &Design, cells: &[u32], targets: &[f64]) -> Result<(
         .zip(cells)
         .map(|(w, &c)| w * ratio[c as usize])
         .collect();
-    let analysis = design.replicates.as_ref().map(|rep| {
+    let analysis = design.replicates().map(|rep| {
         let n_rep = rep.n_replicates;
         let mut a = analysis_weights(design, rep);
         let sums = cell_sums(cells, k, &a, n_rep);

@@ -60,7 +60,7 @@ pub fn rake(design: &Design, margins: &[Margin], control: RakeControl) -> Result
     let n_cells = base.len();
     let targets: Vec<&[f64]> = margins.iter().map(|m| m.targets).collect();
     // Replicates are post-stratified in the same sweeps (R's rake of a replicate design).
-    let replicates = design.replicates.as_ref().map(|rep| {
+    let replicates = design.replicates().map(|rep| {
         let a = analysis_weights(design, rep);
         let sums = cell_sums(&cell, n_cells, &a, rep.n_replicates);
         (a, sums, rep.n_replicates)
@@ -179,7 +179,7 @@ fn sweep_cells(
             for (f, &l) in factor.iter_mut().zip(levels) {
                 *f *= ratio[l as usize];
             }
-            snapshots[m] = factor.clone();
+            snapshots[m].clone_from(&factor);
             if let (Some((sums, k)), Some(rf)) = (replicates, rep_factor.as_mut()) {
                 let totals = level_totals(levels, target.len(), sums, rf, k);
                 let ratios: Vec<Vec<f64>> = (0..k)

@@ -26,7 +26,7 @@ pub fn trim_weights(
     }
     let w = &design.weights;
     let (weights, passes) = trim(w, lower, upper, strict)?;
-    let analysis = match &design.replicates {
+    let analysis = match design.replicates() {
         Some(rep) => {
             let mut a = analysis_weights(design, rep);
             per_replicate(&mut a, rep.n_replicates, |column| {
