@@ -243,3 +243,38 @@ def test_logical_and_categorical_outcomes_match_memory(df):
     lazy = pl.from_pandas(data).with_columns(pl.col("job").cast(pl.Categorical)).lazy()
     streamed = ssc.Design(lazy, ids="psu", strata="h", weights="w", progress=False)
     _same(memory.mean(["high", "job"], by="d"), streamed.mean(["high", "job"], by="d"))
+
+
+def test_domains_and_levels_come_from_the_estimating_pass(df, lazy):
+    # No pass over the data only to find the by levels or a factor's levels: once the
+    # design is built, an estimate reads the data once (the levels travel with the sums).
+    dd = pytest.importorskip("dask.dataframe")
+    memory = ssc.Design(df, ids="psu", strata="h", weights="w")
+    for data in (lazy, dd.from_pandas(df, npartitions=7)):
+        streamed = ssc.Design(data, ids="psu", strata="h", weights="w", progress=False)
+        passes = []
+        reduce_batches = streamed.reduce_batches
+        streamed.reduce_batches = lambda *a, **k: passes.append(1) or reduce_batches(*a, **k)
+        streamed._unique = None  # a separate pass for the levels would fail here
+        _same(memory.mean("job", by=["d", "h"]), streamed.mean("job", by=["d", "h"]))
+        assert passes == [1]
+
+
+def test_dask_partition_sums_are_combined_in_a_tree_on_the_workers(df):
+    # Seven partitions are combined pairwise in a fixed tree (6 combinations): the client
+    # receives one combined table, not one per partition, and the digits are the same run
+    # after run.
+    dd = pytest.importorskip("dask.dataframe")
+    streamed = ssc.Design(dd.from_pandas(df, npartitions=7), ids="psu", strata="h", weights="w", progress=False)
+    pairs = []
+
+    def combine(a, b):
+        pairs.append((a, b))
+        return a + b
+
+    total = streamed.reduce_batches(["w"], lambda batch: float(batch["w"].sum()), combine)
+    assert len(pairs) == 6
+    assert total == pytest.approx(float(df["w"].sum()), rel=1e-12)
+    first = streamed.mean("y", by="d", na_rm=True).to_pandas()
+    again = streamed.mean("y", by="d", na_rm=True).to_pandas()
+    pd.testing.assert_frame_equal(first, again, check_exact=True)

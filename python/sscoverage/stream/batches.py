@@ -47,15 +47,16 @@ class BatchSource(SurveyDesign, Protocol):
         """`reduce(*args, batch)` of every batch, in batch order."""
         ...
 
+    def reduce_batches(self, columns: list[str], reduce: Callable[..., T], combine: Callable[[T, T], T], *args: Any,
+                       label: str = ..., progress: bool | None = ...) -> T:
+        """Every batch reduced and the results combined into one, in a fixed order."""
+        ...
 
-def sum_in_order(parts: Iterable[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """Element-wise sums of the batches' arrays, added in batch order (the same digits
-    whatever the threads or the workers)."""
-    it = iter(parts)
-    total = [np.array(a, dtype=np.float64) for a in next(it)]
-    for part in it:
-        total = [t + a for t, a in zip(total, part)]
-    return total
+
+def add_parts(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Two batches' arrays of sums added element-wise (``combine`` of
+    :meth:`~sscoverage.StreamedDesign.reduce_batches`)."""
+    return [np.asarray(x, dtype=np.float64) + y for x, y in zip(a, b)]
 
 
 def on_polars(reduce: Callable[..., T], args: tuple[Any, ...], part: pd.DataFrame) -> T:

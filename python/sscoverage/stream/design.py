@@ -27,6 +27,7 @@ raked design — needs the data in memory: ``collect()``.
 from __future__ import annotations
 
 import inspect
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
@@ -38,7 +39,7 @@ from .._frames import Coded, check_weight_counts, reject_infinite
 from .._progress import track
 from .._frames import OUTSIDE, SUBSET_OPS, column_names
 from ..design.design import Design
-from .batches import UNIT, expression_columns, is_dask, on_polars, streams, sum_in_order, with_units
+from .batches import UNIT, expression_columns, is_dask, on_polars, streams, with_units
 from ..exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError, NotSupportedError, OptionError
 from ..results.estimates import Estimates
 
@@ -231,6 +232,23 @@ class StreamedDesign(Design, source=streams):
         show = self._progress if progress is None else progress
         return (reduce(*args, batch) for batch in track(batches, n_batches, label, show))
 
+    def reduce_batches(self, columns: list[str], reduce: Callable[..., T], combine: Callable[[T, T], T], *args: Any,
+                       label: str = "streamed batches", progress: bool | None = None) -> T:
+        """Every batch reduced by `reduce(*args, batch)` and the results combined into one
+        by `combine`: a LazyFrame's in batch order; Dask partitions' in a binary tree on
+        the workers (pairs of neighbouring partitions, then pairs of those, ...), so that
+        only the combined result travels to the client.  Either order is fixed by the
+        data, not by threads or workers: the same digits every run."""
+        if not self._dask:
+            return functools.reduce(combine, self.map_batches(columns, reduce, *args, label=label, progress=progress))
+        import dask
+
+        level = [dask.delayed(on_polars)(reduce, args, part) for part in self._source[columns].to_delayed()]
+        while len(level) > 1:
+            level = [dask.delayed(combine)(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                     for i in range(0, len(level), 2)]
+        return level[0].compute()
+
     def glm(
         self,
         formula: str,
@@ -285,31 +303,30 @@ class StreamedDesign(Design, source=streams):
             self.require_column(name)
         schema = self.schema()
         factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
-        # Levels for the whole data set, sorted as R sorts factor levels.
-        by_levels = self._unique(by_names).drop_nulls().sort(by_names) if by_names else None
-        factor_levels = {n: sorted(self._unique([n]).get_column(n).drop_nulls().to_list()) for n in factors}
-        n_domains = len(by_levels) if by_levels is not None else 1
-        if n_domains == 0:
-            raise EmptyDomainError(f"the by columns {by_names} hold no values")
-        domains = by_levels.with_columns(pl.Series(DOMAIN, np.arange(n_domains, dtype=np.uint32))) if by_names else None
+        # Domains sort as polars sorts the by columns (an Enum in its declared order).
+        by_rank = [{v: i for i, v in enumerate(schema[n].categories.to_list())} if isinstance(schema[n], pl.Enum)
+                   else None for n in by_names]
         raked_rows = self.raked.rows if self.raked is not None else None
         raked_columns = raked_rows.cells.columns if raked_rows is not None else []
         columns = list(dict.fromkeys(self.psu_keys + outcomes + by_names + [c for c in [self.weight_name] if c]
                                      + expression_columns(self.condition) + raked_columns))
-        width = sum(len(factor_levels[n]) if n in factor_levels else 1 for n in outcomes)
-        plan = _Plan(self.psu_keys, self.psu_table, domains, by_names, outcomes, factor_levels, self.condition,
-                     self.weight_expr, kind, len(self.psu_table), n_domains, na_rm, deff, raked_rows)
-        # Batch order: the same digits every run.
-        table, squares, cell_table, counts = sum_in_order(self.map_batches(columns, _batch_sums, plan))
-        n_removed, n_missing_by = (int(c) for c in counts)
-        raked = (cell_table, self.raked.core) if self.raked is not None else None
-        res = self.core.estimate_from_sums(kind, table, squares, n_domains, width, n_numerators=n_numerators,
-                                            raked=raked)
+        plan = _Plan(self.psu_keys, self.psu_table, by_names, by_rank, outcomes, factors, self.condition,
+                     self.weight_expr, kind, len(self.psu_table), na_rm, deff, raked_rows)
+        # One pass: each batch finds its own domains and factor levels beside its sums.
+        sums = self.reduce_batches(columns, _batch_sums, functools.partial(_combine, plan), plan)
+        n_domains = len(sums.domains)
+        if n_domains == 0:
+            raise EmptyDomainError(f"the by columns {by_names} hold no values")
+        n_removed, n_missing_by = (int(c) for c in sums.counts)
+        raked = (sums.cells.ravel(), self.raked.core) if self.raked is not None else None
+        res = self.core.estimate_from_sums(kind, sums.table.ravel(), sums.squares.ravel(), n_domains,
+                                            sums.width(plan), n_numerators=n_numerators, raked=raked)
         present = np.flatnonzero(np.asarray(res["n_rows"]) > 0)
         if len(present) == 0:
             raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
         notes = [f"{n_missing_by} rows with a missing by value are in no domain"] if n_missing_by else []
-        spec = [(n, factor_levels.get(n)) for n in outcomes]
+        spec = [(n, sums.levels.get(n)) for n in outcomes]
+        by_levels = pl.DataFrame({n: [d[i] for d in sums.domains] for i, n in enumerate(by_names)}) if by_names else None
         by_coded = [Coded(np.zeros(0, np.uint32), by_levels.get_column(n).to_list(), None) for n in by_names]
         return self._result(kind, res, spec, n_numerators, by_names, by_coded, present, level, df, n_removed,
                             notes, deff, domain_labels=by_levels)
@@ -343,52 +360,126 @@ for _method in IN_MEMORY_METHODS:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What every batch needs to be reduced: the PSU and domain tables, the outcomes and
-    their levels, the subset condition and the weight; small, so it travels to workers."""
+    """What every batch needs to be reduced: the PSU table, the by columns, the outcomes,
+    the subset condition and the weight; small, so it travels to workers."""
 
     keys: list[str]
     psus: pl.DataFrame
-    domains: pl.DataFrame | None
     by_names: list[str]
+    by_rank: list[dict[Any, int] | None]  # an Enum by column's level order; None: the values' own
     outcomes: list[str]
-    factor_levels: dict[str, list[Any]]
+    factors: list[str]  # outcomes estimated level by level
     condition: pl.Expr | None
     weight: pl.Expr
     kind: str
     n_units: int
-    n_domains: int
     na_rm: bool
     deff: bool
-    raked: Any = None  # the rows' side of the design's rake (see _streamed_weighting.RakedRows)
+    raked: Any = None  # the rows' side of the design's rake (see stream.weighting.RakedRows)
+
+    def domain_order(self, domain: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(v if rank is None else rank[v] for v, rank in zip(domain, self.by_rank))
+
+    def columns(self, levels: dict[str, list[Any]]) -> list[int]:
+        """Each outcome's first column in a table row (after rows and weight) and the
+        row's width, for factor outcomes with these levels."""
+        starts, at = [], 2
+        for name in self.outcomes:
+            starts.append(at)
+            at += len(levels[name]) if name in self.factors else 1
+        return [*starts, at]
 
 
-def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One batch reduced by the core's pass to per-(domain, PSU) sums, the design
-    effects' sums, for a raked design the per-(domain, cell) sums with weights over base
-    weights (else empty), and the rows left out for missing values and for a missing by
-    value."""
+@dataclass(frozen=True)
+class _Sums:
+    """A batch's sums (or several batches' added), with the domains and the factor
+    levels they hold: found in the same pass, never by a pass only for the levels."""
+
+    domains: list[tuple[Any, ...]]  # the by columns' values of each domain, in sort order
+    levels: dict[str, list[Any]]  # each factor outcome's levels, sorted
+    table: np.ndarray  # domains x units x (2 + width): rows, weight, weighted values
+    squares: np.ndarray  # domains x (width + 1) for design effects, else empty
+    cells: np.ndarray  # domains x cells x (2 + width) for a raked design, else empty
+    counts: np.ndarray  # rows left out for missing values, rows with a missing by value
+
+    def width(self, plan: _Plan) -> int:
+        return plan.columns(self.levels)[-1] - 2
+
+
+def _placed(plan: _Plan, part: _Sums, domains: list[tuple[Any, ...]], levels: dict[str, list[Any]],
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Where `part`'s domains (rows) and table columns go among `domains` and `levels`."""
+    row_of = {d: i for i, d in enumerate(domains)}
+    new = plan.columns(levels)
+    cols = [0, 1]
+    for k, name in enumerate(plan.outcomes):
+        if name in plan.factors:
+            at = {v: i for i, v in enumerate(levels[name])}
+            cols += [new[k] + at[v] for v in part.levels[name]]
+        else:
+            cols.append(new[k])
+    return np.array([row_of[d] for d in part.domains], dtype=np.intp), np.array(cols, dtype=np.intp)
+
+
+def _combine(plan: _Plan, a: _Sums, b: _Sums) -> _Sums:
+    """Two batches' sums as one: over the union of their domains and levels, each
+    batch's sums added into its own places (a's first, then b's)."""
+    domains = sorted(set(a.domains) | set(b.domains), key=plan.domain_order)
+    levels = {n: sorted(set(a.levels[n]) | set(b.levels[n])) for n in plan.factors}
+    stride = plan.columns(levels)[-1]
+    n_domains = len(domains)
+    table = np.zeros((n_domains, a.table.shape[1], stride))
+    squares = np.zeros((n_domains, stride - 1)) if plan.deff else np.zeros((0, 0))
+    cells = np.zeros((n_domains, a.cells.shape[1], stride)) if plan.raked is not None else np.zeros((0, 0, 0))
+    for part in (a, b):
+        rows, cols = _placed(plan, part, domains, levels)
+        table[rows[:, None], :, cols[None, :]] += part.table.transpose(0, 2, 1)
+        if plan.deff:
+            # The squares hold the value columns (without rows and weight) and, last, the
+            # weight-count column.
+            sq_cols = np.append(cols[2:] - 2, stride - 2)
+            squares[rows[:, None], sq_cols[None, :]] += part.squares
+        if plan.raked is not None:
+            cells[rows[:, None], :, cols[None, :]] += part.cells.transpose(0, 2, 1)
+    return _Sums(domains, levels, table, squares, cells, a.counts + b.counts)
+
+
+def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
+    """One batch reduced by the core's pass to per-(domain, PSU) sums over the domains
+    and factor levels the batch holds; with the design effects' sums, for a raked design
+    the per-(domain, cell) sums with weights over base weights, and the rows left out for
+    missing values and for a missing by value."""
     batch = with_units(plan.keys, plan.psus, batch)
-    if plan.domains is not None:
-        batch = batch.join(plan.domains, on=plan.by_names, how="left", maintain_order="left")
+    if plan.by_names:
+        present = batch.select(plan.by_names).unique().drop_nulls()
+        domains = sorted(present.rows(), key=plan.domain_order)
+        codes = pl.DataFrame({**{n: [d[i] for d in domains] for i, n in enumerate(plan.by_names)},
+                              DOMAIN: np.arange(len(domains), dtype=np.uint32)},
+                             schema={**{n: batch.schema[n] for n in plan.by_names}, DOMAIN: pl.UInt32})
+        batch = batch.join(codes, on=plan.by_names, how="left", maintain_order="left")
+    else:
+        domains = [()]
     if plan.condition is None:
         in_scope = np.ones(len(batch), bool)
     else:
         in_scope = batch.select(plan.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().copy()
     missing_by = 0
-    if plan.domains is not None:
+    if plan.by_names:
         no_domain = batch.get_column(DOMAIN).is_null().to_numpy()
         missing_by = int((no_domain & in_scope).sum())
         in_scope = in_scope & ~no_domain
     numeric, categorical, missing = [], [], np.zeros(len(batch), bool)
+    levels: dict[str, list[Any]] = {}
     for pos, name in enumerate(plan.outcomes):
         col = batch.get_column(name)
-        levels = plan.factor_levels.get(name)
-        if levels is not None:
+        if name in plan.factors:
             # The levels are the column's own values (text for a categorical).
             values = col.cast(pl.String) if col.dtype in (pl.Categorical, pl.Enum) else col
-            codes = values.replace_strict(levels, list(range(len(levels))), default=None, return_dtype=pl.UInt32)
-            missing |= codes.is_null().to_numpy()
-            categorical.append((pos, np.ascontiguousarray(codes.fill_null(0).to_numpy()), len(levels)))
+            levels[name] = sorted(values.drop_nulls().unique().to_list())
+            codes_of_level = values.replace_strict(levels[name], list(range(len(levels[name]))), default=None,
+                                                   return_dtype=pl.UInt32)
+            missing |= codes_of_level.is_null().to_numpy()
+            categorical.append((pos, np.ascontiguousarray(codes_of_level.fill_null(0).to_numpy()), len(levels[name])))
         else:
             if not col.dtype.is_numeric():
                 raise ColumnError(f"column {name!r} must be numeric for a {plan.kind}, not {col.dtype}")
@@ -405,22 +496,24 @@ def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarra
             "leave those rows out (they stay in the design)"
         )
     in_scope &= ~missing
-    if plan.domains is not None:
-        domain = batch.get_column(DOMAIN).fill_null(0).to_numpy()
-    else:
-        domain = np.zeros(len(batch), np.uint32)
+    domain = batch.get_column(DOMAIN).fill_null(0).to_numpy() if plan.by_names else np.zeros(len(batch), np.uint32)
     domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
     w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
-    cell_table = np.zeros(0)
+    stride = plan.columns(levels)[-1]
+    n_domains = len(domains)
+    cells = np.zeros((0, 0, 0))
     if plan.raked is not None:
-        w, cells, over_base = plan.raked.weights(batch, w)
-        cell_table, _ = _core.accumulate_batch(over_base, cells, plan.raked.n_cells, domain, plan.n_domains,
-                                               numeric, categorical)
+        w, cell_of_row, over_base = plan.raked.weights(batch, w)
+        flat, _ = _core.accumulate_batch(over_base, cell_of_row, plan.raked.n_cells, domain, n_domains,
+                                         numeric, categorical)
+        cells = flat.reshape(n_domains, plan.raked.n_cells, stride)
     units = np.ascontiguousarray(batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
     table, squares = _core.accumulate_batch(
-        w, units, plan.n_units, domain, plan.n_domains, numeric, categorical, with_squares=plan.deff
+        w, units, plan.n_units, domain, n_domains, numeric, categorical, with_squares=plan.deff
     )
-    return table, squares, cell_table, np.array([removed, missing_by], dtype=np.float64)
+    return _Sums(domains, levels, table.reshape(n_domains, plan.n_units, stride),
+                 squares.reshape(n_domains, stride - 1) if plan.deff else np.zeros((0, 0)), cells,
+                 np.array([removed, missing_by], dtype=np.float64))
 
 
 def _is_factor(dtype: pl.DataType) -> bool:

@@ -30,7 +30,7 @@ from .._frames import codes_of
 from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
 from ..formula import CONTEXT, term_name
 from ..models.glm import BINOMIAL, FAMILIES, GLMResult, check_convergence, ModelFrame, r_names, read_formula
-from .batches import UNIT, BatchSource, expression_columns, sum_in_order, with_units
+from .batches import UNIT, BatchSource, add_parts, expression_columns, with_units
 
 #: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
 _CODED = re.compile(r"\bC\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
@@ -60,10 +60,10 @@ def streamed_glm(
     fit = _Irls(design, model, family, link, epsilon, maxit, progress).run()
     check_convergence(fit, formula, maxit)
     p = len(model.terms)
-    scores, unit_rows, pearson = sum_in_order(design.map_batches(
-        model.columns, _batch_scores, model, fit, design.psu_keys, design.psu_table, design.n_psu,
+    scores, unit_rows, pearson = design.reduce_batches(
+        model.columns, _batch_scores, add_parts, model, fit, design.psu_keys, design.psu_table, design.n_psu,
         label="GLM scores", progress=progress,
-    ))
+    )
     totals = np.ascontiguousarray(scores @ fit["cov_unscaled"])
     vcov = design.core.totals_vcov(totals)
     # Pearson residuals carry sqrt(mean weight of the fitted rows / of the domain's rows),

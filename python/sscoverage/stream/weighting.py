@@ -23,7 +23,7 @@ import polars as pl
 
 from .. import _core
 from ..exceptions import CalibrationError, DesignError, MissingValueError
-from .batches import UNIT, BatchSource, sum_in_order, with_units
+from .batches import UNIT, BatchSource, add_parts, with_units
 from ..weighting.adjust import describe_levels, level_key, margin_pairs, population_counts, rake_step, name_levels_in, margin_variables
 
 #: Most combinations of the margins' levels numbered directly (before the absent ones
@@ -156,15 +156,15 @@ def streamed_rake(design: "BatchSource", margins: Any, control: Mapping[str, Any
     cells = Cells(spec, strides, n_combinations, design.psu_keys, design.psu_table, design.weight_expr)
     columns = list(dict.fromkeys(design.psu_keys + cells.columns + [c for c in [design.weight_name] if c]))
     # Pass 1: the base weight and the rows of positive and of zero weight of every combination.
-    census = sum_in_order(design.map_batches(columns, _combination_sums, cells, label="raking cells"))
+    census = design.reduce_batches(columns, _combination_sums, add_parts, cells, label="raking cells")
     present = np.flatnonzero(census[1] + census[2] > 0)
     cell_of = np.full(n_combinations, -1, dtype=np.int64)
     cell_of[present] = np.arange(len(present))
     cells = Cells(spec, strides, n_combinations, design.psu_keys, design.psu_table, design.weight_expr, cell_of)
     n_cells, n_units = len(present), design.n_psu
     # Pass 2: the same per (PSU, cell), for the variance.
-    base_by_unit, zero_by_unit = sum_in_order(design.map_batches(
-        columns, _unit_cell_sums, cells, n_cells, n_units, label="raking PSU cells"))
+    base_by_unit, zero_by_unit = design.reduce_batches(
+        columns, _unit_cell_sums, add_parts, cells, n_cells, n_units, label="raking PSU cells")
     level_of_cell = [np.ascontiguousarray((present // s) % k, dtype=np.uint32) for s, k in zip(strides, sizes)]
     counts = np.ascontiguousarray(np.column_stack([census[1][present], census[2][present]]).reshape(-1))
     names, labels = [":".join(m.variables) for m in spec], [m.labels for m in spec]
