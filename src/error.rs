@@ -13,8 +13,11 @@ pub enum CoreError {
     LonelyPsu { stratum: u32, stage: usize },
     /// Arrays whose lengths or shapes do not agree.
     Shape(String),
-    /// A value the estimator cannot use (NaN in a used row, empty domain, ...).
+    /// A value the estimator cannot use (empty domain, ...).
     Value(String),
+    /// Outcome number `outcome` is missing (NaN) at `row`, a row the estimate uses;
+    /// Python names the column and counts its missing values.
+    MissingOutcome { outcome: usize, row: usize },
     /// A domain whose total weight (a mean) or denominator total (a ratio) is zero;
     /// `domain` is the domain's code, which Python turns into its labels.
     ZeroTotal { what: &'static str, domain: usize },
@@ -52,6 +55,10 @@ impl fmt::Display for CoreError {
                  before them (aliased)"
             ),
             CoreError::History { person, reason } => write!(f, "person #{person} {reason}"),
+            CoreError::MissingOutcome { outcome, row } => write!(
+                f,
+                "outcome #{outcome} is missing at row {row}; pass na_rm=True to leave such rows out"
+            ),
             CoreError::ZeroTotal { what, domain } => {
                 write!(f, "the {what} is zero in domain {domain}")
             }

@@ -48,10 +48,8 @@ fn domain_out_of_range(d: u64, r: usize) -> CoreError {
     CoreError::Value(format!("domain code {d} at row {r} is out of range"))
 }
 
-fn missing_outcome(k: usize, r: usize) -> CoreError {
-    CoreError::Value(format!(
-        "outcome #{k} is missing at row {r}; pass na_rm=True to leave such rows out"
-    ))
+fn missing_outcome(outcome: usize, row: usize) -> CoreError {
+    CoreError::MissingOutcome { outcome, row }
 }
 
 /// Rows per chunk of the parallel pass.  Fixed, so the order in which partial sums are

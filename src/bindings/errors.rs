@@ -67,6 +67,9 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::Value(_) => EstimationError::new_err(msg),
         CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
         CoreError::ZeroTotal { what, domain } => EstimationError::new_err((msg, what, domain)),
+        CoreError::MissingOutcome { outcome, row } => {
+            EstimationError::new_err((msg, "missing outcome", outcome, row))
+        }
         CoreError::Calibration(_) => CalibrationError::new_err(msg),
         CoreError::Sampling(_) => SamplingError::new_err(msg),
         CoreError::History { person, reason } => HistoryError::new_err((msg, person, reason)),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-import re
 import warnings
 
 import numpy as np
@@ -605,16 +604,15 @@ class Design(Serializable):
                 "'adjust', 'average', 'remove' or 'certainty'"
             ) from None
         except EstimationError as err:
-            if len(err.args) == 3 and isinstance(err.args[1], str):  # the core's ZeroTotal
+            # The core's structured errors: (message, kind, ...) with codes to name.
+            if len(err.args) == 3 and isinstance(err.args[1], str):  # ZeroTotal: (message, what, domain)
                 raise EmptyDomainError(_zero_total_message(err.args[1], int(err.args[2]), domains)) from None
-            raise self._missing_value_error(str(err), outcomes, excluded) from None
+            if len(err.args) == 4 and err.args[1] == "missing outcome":  # (message, kind, outcome, row)
+                raise self._missing_value_error(outcomes[int(err.args[2])], excluded) from None
+            raise
 
-    def _missing_value_error(self, message: str, outcomes: list[str], excluded: np.ndarray | None) -> Exception:
-        """The core's 'outcome #k is missing' as an error naming the column and the count."""
-        match = re.search(r"outcome #(\d+) is missing", message)
-        if not match:
-            return EstimationError(message)
-        name = outcomes[int(match.group(1))]
+    def _missing_value_error(self, name: str, excluded: np.ndarray | None) -> MissingValueError:
+        """The core's missing outcome as an error naming the column and the count."""
         miss = self.frame.isna(name)
         count = int((miss if excluded is None else miss & ~excluded).sum())
         return MissingValueError(
