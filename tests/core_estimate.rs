@@ -230,7 +230,10 @@ fn nan_in_a_used_row_is_an_error_not_a_nan() {
         false,
     )
     .unwrap_err();
-    assert!(matches!(err, CoreError::Value(ref m) if m.contains("missing at row 1")));
+    assert!(matches!(
+        err,
+        CoreError::MissingOutcome { outcome: 0, row: 1 }
+    ));
     // Outside the domain the value is never read.
     let ok = estimate_by_domain(
         &d,
