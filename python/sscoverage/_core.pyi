@@ -15,6 +15,7 @@ __all__ = [
     "glm_batch_scores",
     "glm_fit",
     "glm_replicate_coefficients",
+    "glm_replicate_fits",
     "glm_solve_stacked",
     "dense_codes",
     "all_finite",
@@ -168,6 +169,15 @@ def glm_replicate_coefficients(
     epsilon: float = 1e-8,
     maxit: int = 25,
 ) -> NDArray[np.float64]: ...
+def glm_replicate_fits(
+    x: _F64,
+    y: _F64,
+    replicate_weights: NDArray[np.float64],
+    family: str,
+    link: str | None = None,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+) -> tuple[NDArray[np.float64], _F64]: ...
 def glm_batch_pass(
     x: _F64,
     y: _F64,

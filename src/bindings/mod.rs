@@ -663,6 +663,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDesign>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_replicate_coefficients, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_replicate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_pass, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_solve_stacked, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;

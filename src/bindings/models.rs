@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors;
-use crate::models::glm::{batch_pass, batch_scores, replicate_coefficients, solve_stacked};
+use crate::models::glm::{
+    batch_pass, batch_scores, replicate_coefficients, replicate_fits, solve_stacked,
+};
 use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
 
 /// The model's arrays as the core reads them, with the family and the link (None: the
@@ -117,6 +119,47 @@ pub fn glm_replicate_coefficients<'py>(
         .map_err(errors::to_py)?;
     let p = input.p;
     coef.into_pyarray(py).reshape([n_replicates, p])
+}
+
+/// Replicate coefficients (R x p) and deviances (R).
+type Fits<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// The model refitted with each replicate's weights (`replicate_weights` n x R, each
+/// rescaled to mean 1), from scratch: (coefficients R x p, deviances R), NaN / inf for
+/// a replicate whose fit fails.
+#[pyfunction]
+#[pyo3(signature = (x, y, replicate_weights, family, link=None, epsilon=1e-8, maxit=25))]
+#[allow(clippy::too_many_arguments)]
+pub fn glm_replicate_fits<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    replicate_weights: PyReadonlyArray2<'py, f64>,
+    family: &str,
+    link: Option<&str>,
+    epsilon: f64,
+    maxit: usize,
+) -> PyResult<Fits<'py>> {
+    let control = Control { epsilon, maxit };
+    let n = x.shape()[0];
+    if replicate_weights.shape()[0] != n {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "replicate weights have {} rows, the model matrix {n}",
+            replicate_weights.shape()[0]
+        ))));
+    }
+    let n_replicates = replicate_weights.shape()[1];
+    let ones = vec![1.0; n];
+    let input = model_input(&x, &y, &ones, (family, link), None, control)?;
+    let reps = replicate_weights.as_slice()?;
+    let (coef, deviance) = py
+        .detach(|| replicate_fits(&input, reps, n_replicates))
+        .map_err(errors::to_py)?;
+    let p = input.p;
+    Ok((
+        coef.into_pyarray(py).reshape([n_replicates, p])?,
+        deviance.into_pyarray(py),
+    ))
 }
 
 /// One batch's part of a streamed IRLS pass at `beta` (None: the starting means):

@@ -409,6 +409,55 @@ pub fn replicate_coefficients(
     Ok(fits.concat())
 }
 
+/// The model refitted from scratch with each replicate's weights (rescaled to mean 1,
+/// as the full-sample fit's): per replicate its coefficients and deviance, R x p and R
+/// values.  A replicate whose fit fails (no valid step, aliased columns in the resample,
+/// no convergence or separation) gives NaN coefficients and an infinite deviance: the
+/// caller leaves it out, as it would leave out a resample that cannot be fitted.
+pub fn replicate_fits(
+    input: &GlmInput,
+    replicate_weights: &[f64],
+    n_replicates: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (n, p) = (input.n, input.p);
+    if replicate_weights.len() != n * n_replicates {
+        return Err(CoreError::Shape(format!(
+            "replicate weights have {} values, expected {n} rows x {n_replicates}",
+            replicate_weights.len()
+        )));
+    }
+    let fits: Vec<(Vec<f64>, f64)> = (0..n_replicates)
+        .into_par_iter()
+        .map(|r| {
+            let w: Vec<f64> = (0..n)
+                .map(|i| replicate_weights[i * n_replicates + r])
+                .collect();
+            #[allow(clippy::cast_precision_loss)]
+            let mean = w.iter().sum::<f64>() / n as f64;
+            let failed = (vec![f64::NAN; p], f64::INFINITY);
+            if mean <= 0.0 || !mean.is_finite() {
+                return failed;
+            }
+            let w: Vec<f64> = w.iter().map(|v| v / mean).collect();
+            let rep_input = GlmInput {
+                weights: &w,
+                ..*input
+            };
+            match fit(&rep_input) {
+                Ok(f) if f.converged && !f.separated => (f.coefficients, f.deviance),
+                _ => failed,
+            }
+        })
+        .collect();
+    let mut coef = Vec::with_capacity(n_replicates * p);
+    let mut deviance = Vec::with_capacity(n_replicates);
+    for (c, d) in fits {
+        coef.extend(c);
+        deviance.push(d);
+    }
+    Ok((coef, deviance))
+}
+
 /// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
 /// range, aliased columns (`CoreError::Aliased`), or no valid step.
 pub fn fit(input: &GlmInput) -> Result<GlmFit> {
@@ -740,6 +789,24 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) {
         assert!((a - b).abs() <= tol * b.abs().max(1.0), "{a} != {b}");
+    }
+
+    #[test]
+    fn replicate_fits_refit_each_replicate_and_mark_failures() {
+        // y = 1 + 2x exactly: every replicate with positive weights recovers (1, 2) with
+        // zero deviance; a replicate of zero weights cannot be fitted (NaN, inf).
+        let x = [1.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 3.0];
+        let y = [1.0, 3.0, 5.0, 7.0];
+        let ones = [1.0; 4];
+        let input = input(&x, 2, &y, &ones, Family::Gaussian, Link::Identity);
+        // Rows x replicates: replicate 0 doubles row 0, replicate 1 is all zero.
+        let reps = [2.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        let (coef, deviance) = replicate_fits(&input, &reps, 2).unwrap();
+        close(coef[0], 1.0, 1e-12);
+        close(coef[1], 2.0, 1e-12);
+        assert!(deviance[0].abs() < 1e-20);
+        assert!(coef[2].is_nan() && coef[3].is_nan() && deviance[1].is_infinite());
+        assert!(replicate_fits(&input, &reps[..6], 2).is_err());
     }
 
     #[test]

@@ -64,6 +64,7 @@ from scipy import stats
 
 from ..exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
 from .glm import FAMILIES, GLMResult, irls_fit, fit_model, ModelMatrix, ModelFrame
+from .. import _core
 from ..results import display as _display
 from .._progress import track
 from .._provenance import Provenance
@@ -161,8 +162,7 @@ def threshold_glm(
     df = float(fitted.df_residual)
     if design.is_replicate:
         reps = design.replicate_weights()[model.rows]
-        rep_coef, rep_dev = _replicate_profiles(model, j, x, kind, candidates, reps, formula, family, link,
-                                                epsilon, maxit)
+        rep_coef, rep_dev = _replicate_profiles(model, j, x, kind, candidates, reps, family, link, epsilon, maxit)
         # A candidate whose fit fails in some replicate (separation in a resample) has no
         # replicate variance; it stays in the profile but not in the test.
         usable = np.isfinite(rep_coef).all(axis=0)
@@ -386,27 +386,20 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
 
 
 def _replicate_profiles(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np.ndarray,
-                        reps: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
+                        reps: np.ndarray, family: str, link: str | None, epsilon: float,
                         maxit: int) -> tuple[np.ndarray, np.ndarray]:
     """The threshold coefficient and deviance at every candidate with every replicate's
-    weights (R x G each; NaN / inf where a replicate's fit fails)."""
-    n_rep, g = reps.shape[1], len(candidates)
-    coef = np.full((n_rep, g), np.nan)
-    dev = np.full((n_rep, g), np.inf)
+    weights (R x G each; NaN / inf where a replicate's fit fails): per candidate, all
+    replicates refitted in the core."""
+    coef = np.empty((reps.shape[1], len(candidates)))
+    dev = np.empty((reps.shape[1], len(candidates)))
+    reps = np.ascontiguousarray(reps)
     xc = model.x.copy()
     for col, c in enumerate(candidates):
         xc[:, j] = _term_values(x, kind, c)
-        frame = ModelMatrix(x=xc, y=model.y, terms=model.terms)
-        for r in range(n_rep):
-            wr = reps[:, r]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    fit = irls_fit(frame, wr / wr.mean(), formula, family, link, epsilon, maxit)
-            except (ConvergenceError, EstimationError):
-                continue
-            coef[r, col] = fit["coefficients"][j]
-            dev[r, col] = fit["deviance"]
+        rep_coef, dev[:, col] = _core.glm_replicate_fits(xc, model.y, reps, family, link, epsilon=epsilon,
+                                                         maxit=maxit)
+        coef[:, col] = rep_coef[:, j]
     return coef, dev
 
 
