@@ -80,6 +80,14 @@ def test_csv_and_parquet(tmp_path, frame, suffix):
         ssc.read_survey(path, columns=["w", "nope"])
 
 
+def test_reader_options(tmp_path, frame):
+    # The reader's own options go through `options` (a semicolon-separated CSV).
+    path = tmp_path / "survey.csv"
+    pl.from_pandas(frame).write_csv(path, separator=";")
+    df = ssc.read_survey(path, columns=["w"], options={"separator": ";"})
+    assert_allclose(df["w"], frame["w"])
+
+
 def test_unknown_format(tmp_path):
     with pytest.raises(ssc.SurveyError, match="format"):
         ssc.read_survey(tmp_path / "survey.xlsx")

@@ -65,9 +65,9 @@ class Design(Serializable):
     ids : column or list of columns, one per sampling stage, outermost first.
         ``None`` or ``[]``: each row is its own PSU.
     strata : stratum column of the first stage, or a list with one per stage.
-    weights : sampling-weight column.  Alternatively ``probs``: selection
-        probabilities (weight = 1/prob).  With neither, weights come from the fpc
-        (population / sample size per stage) or are all 1.
+    weights : sampling-weight column.  With neither `weights` nor `probs`, weights
+        come from the fpc (population / sample size per stage) or are all 1.
+    probs : instead of `weights`, a column of selection probabilities (weight = 1/prob).
     fpc : one column per stage: population counts (>= 1) or sampling fractions
         (<= 1).  With fpc at every stage the variance is R's full multistage formula;
         without, the with-replacement (ultimate cluster) approximation.
@@ -221,6 +221,8 @@ class Design(Serializable):
     # ------------------------------------------------------------------ design facts
     @property
     def n_rows(self) -> int:
+        """Number of rows of the data (all of them: rows outside a subset stay in the
+        design)."""
         return self.frame.n_rows
 
     @property
@@ -324,9 +326,22 @@ class Design(Serializable):
         return w if self._mask is None else w * self._mask[:, None]
 
     def replicate_vcov(self, thetas: np.ndarray, full: np.ndarray) -> np.ndarray:
-        """The replicate variance of estimates whose value under replicate r is thetas[r]
-        (R x p), through the one replicate engine, for estimators computed outside the
-        fused pass (quantiles, models).  Replicates giving NaN are left out, as R does."""
+        """The replicate variance of estimates recomputed with each replicate's weights.
+
+        Through the one replicate engine, for estimators computed outside the fused pass
+        (quantiles, models).  Replicates giving NaN are left out, as R does.  R's
+        ``svrVar``.
+
+        Parameters
+        ----------
+        thetas : the estimates under each replicate's weights, replicates x p.
+        full : the p full-sample estimates (the centre when the design has ``mse``).
+
+        Returns
+        -------
+        numpy.ndarray
+            The p x p covariance matrix.
+        """
         full = np.ascontiguousarray(np.atleast_1d(np.asarray(full, dtype=np.float64)))
         thetas = np.ascontiguousarray(np.asarray(thetas, dtype=np.float64).reshape(self.n_replicates, full.size))
         v, dropped = self.core.replicate_vcov(thetas, full)
@@ -342,19 +357,44 @@ class Design(Serializable):
     ) -> "Design":
         """This design with replicate weights built from its first stage.
 
-        `type`: ``"JK1"`` (unstratified jackknife), ``"JKn"`` (stratified jackknife),
-        ``"BRR"`` (half-samples on R's Hadamard matrices), ``"Fay"`` (BRR with
-        Fay's `rho`), ``"bootstrap"`` / ``"subbootstrap"`` (`replicates` draws; `seed`
-        makes them reproducible on any machine), or ``"auto"`` (JK1 without strata,
-        JKn with).  R's ``as.svrepdesign``; Stata's ``svy jackknife / brr / bootstrap``.
+        R's ``as.svrepdesign``; Stata's ``svy jackknife / brr / bootstrap``.
 
+        Parameters
+        ----------
+        type : ``"JK1"`` (unstratified jackknife), ``"JKn"`` (stratified jackknife),
+            ``"BRR"`` (half-samples on R's Hadamard matrices), ``"Fay"`` (BRR with
+            Fay's `rho`), ``"bootstrap"`` / ``"subbootstrap"`` (`replicates` draws), or
+            ``"auto"`` (JK1 without strata, JKn with).
+        rho : Fay's coefficient, with ``type="Fay"``.
+        mse : centre the replicates at the full-sample estimate instead of their mean
+            (R's ``mse``).
+        replicates : number of bootstrap replicates.
+        seed : makes the bootstrap replicates reproducible on any machine.
+        small : BRR / Fay, a stratum with one PSU: an error (``"fail"``), its own pair
+            with no variance (``"split"``), or paired with another such stratum
+            (``"merge"``).
+        large : BRR / Fay, a stratum with more than two PSUs: split into pairs of
+            consecutive PSUs (``"split"``, R's default; an even number is needed),
+            halved into one pair (``"merge"``), or an error (``"fail"``).
+
+        Returns
+        -------
+        Design
+            The same data and weights, its variance by replicates.
+
+        Notes
+        -----
         BRR and Fay pair the PSUs as R's ``brrweights`` does: strata in the order of
-        their labels sorted as text, PSUs in order of first appearance.  `small`: a
-        stratum with one PSU is an error (``"fail"``), its own pair with no variance
-        (``"split"``), or paired with another such stratum (``"merge"``).  `large`: a
-        stratum with more than two PSUs is split into pairs of consecutive PSUs
-        (``"split"``, R's default; an even number is needed), halved into one pair
-        (``"merge"``), or an error (``"fail"``).
+        their labels sorted as text, PSUs in order of first appearance.
+
+        Examples
+        --------
+        >>> jk = design.as_replicates("JKn")
+        >>> jk
+        <sscoverage.Design n=400: JKn with 20 replicates>
+        >>> jk.mean("covered").to_pandas()[["estimate", "se"]].round(4)
+           estimate      se
+        0    0.9246  0.0185
         """
         core, spec = replicate_core(self, type, rho, mse, replicates, seed, small, large)
         new = object.__new__(self.__class__)
@@ -373,12 +413,23 @@ class Design(Serializable):
         return np.ones(self.n_rows, bool) if self._mask is None else self._mask.copy()
 
     def influence_vcov(self, influence: np.ndarray, in_domain: np.ndarray | None = None) -> np.ndarray:
-        """Covariance from per-row influence values (n x p), through the one variance engine.
+        """Covariance from per-row influence values, through the one variance engine.
 
         For estimators the fused pass cannot form (quantiles, GLM scores, contrasts
-        across domains).  Influence values must be zero outside the domain;
-        `in_domain` marks the domain's rows (R drops the others from the design, which
-        matters only for the lonely-PSU rules); None = every row of the design.
+        across domains).  R's ``svyrecvar``.
+
+        Parameters
+        ----------
+        influence : influence values, rows x p (or one value per row); zero outside the
+            domain.
+        in_domain : boolean, one per row: the domain's rows (R drops the others from
+            the design, which matters only for the lonely-PSU rules); None = every row.
+
+        Returns
+        -------
+        numpy.ndarray
+            The p x p covariance matrix (Taylor linearisation, with the design's fpc
+            and lonely-PSU rule).
         """
         if self.is_replicate:
             raise NotSupportedError(
@@ -395,9 +446,25 @@ class Design(Serializable):
         """The domain where `mask` holds, keeping the whole design for the variance.
 
         Rows outside stay in the design (their PSUs still count), as R's
-        ``subset(design, ...)`` and Stata's ``subpop()``.  `mask` is a boolean
-        array-like with one value per row (missing = outside), or a dict
-        ``{"column", "op", "value"}`` with op one of ``== != < <= > >= in not_na``.
+        ``subset(design, ...)`` and Stata's ``subpop()``.
+
+        Parameters
+        ----------
+        mask : a boolean array-like with one value per row (missing = outside), or a
+            dict ``{"column", "op", "value"}`` with op one of
+            ``== != < <= > >= in not_na``.
+
+        Returns
+        -------
+        Design
+            The domain; a subset of a subset is the rows where both hold.
+
+        Examples
+        --------
+        >>> high = design.subset(df["monthly_income"] >= 5000)
+        >>> high.mean("covered").to_pandas()[["estimate", "se"]].round(4)
+           estimate      se
+        0    0.9265  0.0216
         """
         # type(self): a domain of a replicate design keeps its replicate weights.
         new = object.__new__(type(self))
@@ -466,8 +533,31 @@ class Design(Serializable):
         """Weighted means (proportions for a factor: one row per level).
 
         R's ``svymean`` (``svyby`` with ``by``); Stata's ``svy: mean`` / ``svy: proportion``.
-        `df`: None for normal intervals (R's default), ``"design"`` for t on the
-        design degrees of freedom, or a number.
+
+        Parameters
+        ----------
+        y : column or list of columns; a text, categorical or logical column gives the
+            proportion in each of its levels.
+        by : domain column(s): one estimate per combination of their values (R's
+            ``svyby``, Stata's ``over()``); each domain keeps the whole design.
+        na_rm : leave rows with a missing outcome out (they stay in the design, as a
+            domain); without it a missing value is an error that counts them.
+        deff : add the design effect, ``deff`` (R's ``deff=TRUE``; Stata's ``estat effects``).
+        level : confidence level of the intervals.
+        df : None for normal intervals (R's default), ``"design"`` for t on the
+            design degrees of freedom, or a number.
+
+        Returns
+        -------
+        Estimates
+            One row per domain, variable and level: ``estimate``, ``se``, ``ci_low``,
+            ``ci_high``, ``cv``, ``n``, ``weight_sum``.
+
+        Examples
+        --------
+        >>> design.mean("covered", level=0.9, df="design").to_pandas()[["estimate", "se", "ci_low"]].round(4)
+           estimate      se  ci_low
+        0    0.9246  0.0179  0.8933
         """
         return self._estimate("mean", column_names(y, "y"), by, na_rm, deff, level, df)
 
@@ -481,7 +571,25 @@ class Design(Serializable):
         level: float = 0.95,
         df: float | str | None = None,
     ) -> Estimates:
-        """Estimated population totals (counts for a factor).  R's ``svytotal``; Stata's ``svy: total``."""
+        """Estimated population totals (counts for a factor).
+
+        R's ``svytotal``; Stata's ``svy: total``.
+
+        Parameters
+        ----------
+        y, by, na_rm, deff, level, df : as for :meth:`mean`.
+
+        Returns
+        -------
+        Estimates
+            As :meth:`mean`, with totals.
+
+        Examples
+        --------
+        >>> design.total("covered").to_pandas()[["estimate", "se"]].round(0)
+            estimate        se
+        0  3731689.0  499550.0
+        """
         return self._estimate("total", column_names(y, "y"), by, na_rm, deff, level, df)
 
     @recorded
@@ -497,6 +605,16 @@ class Design(Serializable):
         """Ratios of totals, every numerator over every denominator.
 
         R's ``svyratio``; Stata's ``svy: ratio``.
+
+        Parameters
+        ----------
+        numerator, denominator : column or list of numeric columns.
+        by, na_rm, level, df : as for :meth:`mean`.
+
+        Returns
+        -------
+        Estimates
+            One row per domain and ratio, labelled ``"numerator/denominator"``.
         """
         num, den = column_names(numerator, "numerator"), column_names(denominator, "denominator")
         return self._estimate("ratio", num + den, by, na_rm, False, level, df, n_numerators=len(num))
@@ -621,7 +739,19 @@ class Design(Serializable):
         )
 
     def by_columns(self, by: Any) -> tuple[list[str], list[Coded]]:
-        """Names and codes of the domain variables: column names or arrays (one value per row)."""
+        """Names and codes of the domain variables.
+
+        Parameters
+        ----------
+        by : a column name, an array with one value per row, or a list of them
+            (None: no domains).
+
+        Returns
+        -------
+        tuple
+            The names (``by0``, ``by1``, ... for unnamed arrays) and, for each, its
+            integer codes with their level labels.
+        """
         if by is None:
             return [], []
         items = [by] if isinstance(by, (str, pd.Series, pl.Series, np.ndarray)) else list(by)
@@ -969,6 +1099,7 @@ class Design(Serializable):
         n_draws, seed : draws and seed of the p-value of the test of no threshold (wild
             score bootstrap over PSUs; on replicate designs, simulation of the sup-Wald
             statistic's limit).
+        progress : show a progress bar over the grid's fits.
 
         Returns
         -------
@@ -1097,6 +1228,16 @@ class Design(Serializable):
         design each replicate's weights are trimmed too (R's method for replicate
         designs means to, but leaves the full-sample weights as they were).
 
+        Parameters
+        ----------
+        lower, upper : bounds on the weights.
+        strict : trim again until no weight is outside the bounds.
+
+        Returns
+        -------
+        Design
+            The design with trimmed weights.
+
         Raises
         ------
         CalibrationError : empty bounds, or with `strict` bounds that cannot keep the
@@ -1107,9 +1248,20 @@ class Design(Serializable):
         return trim_weights(self, lower, upper, strict)
 
     def plot_weights(self, before: "Design | Sequence[float] | None" = None, ax: Any = None, bins: int = 30) -> Any:
-        """Histogram of the weights, beside those of `before` (the design before an
-        adjustment, or its weights); see :func:`sscoverage.plots.weights`.  Returns the
-        matplotlib Axes."""
+        """Histogram of the weights, beside those of `before`; see
+        :func:`sscoverage.plots.weights`.
+
+        Parameters
+        ----------
+        before : the design before an adjustment, or its weights; None: this design's
+            weights alone.
+        ax : matplotlib Axes to draw on; None: a new figure.
+        bins : number of histogram bins.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from ..results.plots import weights
 
         return weights(self, before, ax, bins)
@@ -1179,8 +1331,16 @@ class Design(Serializable):
         R's ``quantile(svykm(..., se=TRUE), 0.5, ci=TRUE)``: the first time at which
         exp(-cumulative hazard) is <= 0.5, the interval from where its pointwise limits
         cross 0.5 (Inf where a curve never gets there).  Stata: ``stci, median`` (no
-        ``svy`` interval).  Arguments as :meth:`km`; returns ``estimate``, ``ci_low``,
-        ``ci_high``.
+        ``svy`` interval).
+
+        Parameters
+        ----------
+        time, event, by, level, times, na_rm : as for :meth:`km`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per `by` group: ``estimate``, ``ci_low``, ``ci_high``.
         """
         return self.km(time, event, by, times=times, se=True, na_rm=na_rm, level=level).median_survival()
 
@@ -1410,6 +1570,7 @@ class ReplicateDesign(Design):
     mse : centre the replicates at the full-sample estimate instead of their mean.
     combined_weights : the replicate columns are final analysis weights (R's
         default) rather than multipliers of ``weights``.
+    subset : a domain of the finished design, as for :class:`Design`.
 
     Notes
     -----

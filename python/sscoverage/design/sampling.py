@@ -106,20 +106,70 @@ def draw(
 def inclusion_probabilities(size: Any, n: int) -> np.ndarray:
     """Inclusion probabilities proportional to `size` for a sample of `n`, with units
     whose probability would reach 1 taken with certainty (R's
-    ``sampling::inclusionprobabilities``; Stata's ``samplepps`` certainty rule)."""
+    ``sampling::inclusionprobabilities``; Stata's ``samplepps`` certainty rule).
+
+    Parameters
+    ----------
+    size : size measure of each unit (non-negative).
+    n : sample size.
+
+    Returns
+    -------
+    numpy.ndarray
+        One probability per unit; they add up to `n`.
+
+    Examples
+    --------
+    >>> ssc.sampling.inclusion_probabilities([5.0, 1, 2, 8, 4], 3).round(4)
+    array([0.8333, 0.1667, 0.3333, 1.    , 0.6667])
+    """
     return _core.pps_probabilities(np.ascontiguousarray(np.asarray(size, dtype=np.float64)), int(n))
 
 
 def joint_inclusion_probabilities(pi: Any, method: str) -> np.ndarray:
-    """Joint inclusion probabilities (N x N, pi_i on the diagonal) of ``"systematic"``
-    selection in the given order or of ``"sampford"`` selection, for inclusion
-    probabilities `pi` (R's ``sampling::UPsystematicpi2`` / ``UPsampfordpi2``).  For
-    variance estimation with ``Design(pps={"method": "ppsmat", ...})``."""
+    """Joint inclusion probabilities of a PPS selection without replacement.
+
+    R's ``sampling::UPsystematicpi2`` / ``UPsampfordpi2``.  For variance estimation
+    with ``Design(pps={"method": "ppsmat", ...})``.
+
+    Parameters
+    ----------
+    pi : inclusion probability of each of the N units.
+    method : ``"systematic"`` (selection in the given order) or ``"sampford"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        N x N, pi_i on the diagonal.
+
+    Examples
+    --------
+    >>> ssc.sampling.joint_inclusion_probabilities([0.5, 0.5, 0.5, 0.5], "systematic")
+    array([[0.5, 0. , 0.5, 0. ],
+           [0. , 0.5, 0. , 0.5],
+           [0.5, 0. , 0.5, 0. ],
+           [0. , 0.5, 0. , 0.5]])
+    """
     return _core.joint_probabilities(np.ascontiguousarray(np.asarray(pi, dtype=np.float64)), method)
 
 
 def design_weights(*probabilities: Any) -> np.ndarray:
     """Design weights 1 / (pi_1 pi_2 ...) from the inclusion probabilities of each stage.
+
+    Parameters
+    ----------
+    *probabilities : one array per stage: each selected unit's inclusion probability
+        at that stage (given its units of the stage above).
+
+    Returns
+    -------
+    numpy.ndarray
+        The weight of each selected unit.
+
+    Examples
+    --------
+    >>> ssc.sampling.design_weights(np.array([0.1, 0.5]), np.array([0.2, 0.2]))
+    array([50., 10.])
 
     Raises
     ------
@@ -310,6 +360,25 @@ def sample_size_proportion(
     `population` N, ``n = n0 / (1 + (n0 - 1) / N)`` (Cochran 1977, 4.2); divided by the
     expected `response_rate` and rounded up.  Stata: ``power oneproportion`` (SRS) with
     a design effect; R: ``samplingbook::sample.size.prop``.
+
+    Parameters
+    ----------
+    margin : half-width of the interval, as a proportion (0.03 for +- 3 points).
+    p : the expected proportion (0.5, the default, is the most conservative).
+    deff : expected design effect.
+    level : confidence level.
+    population : population size N for the finite-population correction; None: none.
+    response_rate : expected response rate; the sample is enlarged by its inverse.
+
+    Returns
+    -------
+    int
+        The number of units to sample.
+
+    Examples
+    --------
+    >>> ssc.sampling.sample_size_proportion(0.03), ssc.sampling.sample_size_proportion(0.03, deff=1.5, response_rate=0.8)
+    (1068, 2001)
     """
     if not 0 < margin < 1 or not 0 < p < 1 or deff <= 0 or not 0 < response_rate <= 1:
         raise SamplingError("need 0 < margin < 1, 0 < p < 1, deff > 0 and 0 < response_rate <= 1")
@@ -334,6 +403,24 @@ def allocate(
     mean.  No stratum gets more than N_h or fewer than `minimum` units (the rest is
     reallocated), and the whole numbers add up to `n` (largest remainders).  R:
     ``sampling``/``stratification`` allocation; Stata: ``samplesize``-style helpers.
+
+    Parameters
+    ----------
+    n : total sample size.
+    population : stratum label -> population size N_h.
+    method : ``"proportional"`` or ``"neyman"``.
+    sd : stratum label -> standard deviation S_h (``"neyman"``).
+    minimum : fewest units in a stratum (or all its N_h, if fewer).
+
+    Returns
+    -------
+    pandas.Series
+        n_h by stratum label, named ``n``.
+
+    Examples
+    --------
+    >>> ssc.sampling.allocate(100, {"A": 5000, "B": 3000, "C": 2000}, method="neyman", sd={"A": 1, "B": 2, "C": 4}).tolist()
+    [26, 32, 42]
     """
     pop = pd.Series(population, dtype=np.float64)
     if method == "proportional":

@@ -48,10 +48,12 @@ class ChisqTest(Serializable):
     provenance: Provenance | None = field(default=None, repr=False, compare=False)
 
     def to_pandas(self) -> pd.DataFrame:
+        """One row: ``statistic``, ``ndf``, ``ddf``, ``p_value``, ``method``."""
         keys = ("statistic", "ndf", "ddf", "p_value", "method")
         return pd.DataFrame([{k: getattr(self, k) for k in keys}])
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self.to_pandas())
 
     def _lines(self) -> list[str]:

@@ -30,7 +30,7 @@ def read_survey(
     format: str | None = None,
     columns: Sequence[str] | None = None,
     value_labels: bool = True,
-    **options: Any,
+    options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Read a survey data file into a pandas DataFrame.
 
@@ -41,8 +41,9 @@ def read_survey(
         the file's suffix.
     columns : read only these columns.
     value_labels : turn fully labelled columns into categoricals (Stata, SPSS).
-    **options : passed to the reader (pyreadstat's ``read_dta`` / ``read_sav``, polars'
-        ``read_csv``, pandas' ``read_parquet``), e.g. ``encoding`` or ``separator``.
+    options : keyword arguments of the reader (pyreadstat's ``read_dta`` /
+        ``read_sav``, polars' ``read_csv``, pandas' ``read_parquet``), e.g.
+        ``{"encoding": "gbk"}`` or ``{"separator": ";"}``.
 
     Returns
     -------
@@ -67,6 +68,7 @@ def read_survey(
     if kind not in FORMATS:
         raise SurveyError(f"cannot tell the format of {path.name!r}; pass format= one of {', '.join(FORMATS)}")
     wanted = list(columns) if columns is not None else None
+    options = dict(options or {})
     if wanted is not None:
         known = _column_names(path, kind, options)
         unknown = [c for c in wanted if c not in known]

@@ -442,6 +442,7 @@ class GLMResult(CoefficientModel, Serializable):
 
     @property
     def t(self) -> np.ndarray:
+        """Wald t statistics, coef / se (R's ``t value``)."""
         return self.coef / self.se
 
     @property
@@ -452,7 +453,17 @@ class GLMResult(CoefficientModel, Serializable):
         return 2 * stats.t.sf(np.abs(self.t), self.df_residual)
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
-        """Wald intervals with t quantiles on ``df_residual`` (R's ``confint.svyglm``)."""
+        """Wald intervals with t quantiles on ``df_residual`` (R's ``confint.svyglm``).
+
+        Parameters
+        ----------
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``term``, ``ci_low``, ``ci_high``.
+        """
         level = self.level if level is None else level
         if self.df_residual <= 0:
             q = np.nan
@@ -480,6 +491,14 @@ class GLMResult(CoefficientModel, Serializable):
         A DataFrame that prints as R's ``summary.svyglm``: the model, the design (rows,
         PSUs, strata, design degrees of freedom), the coefficients with significance
         codes, the dispersion and the iterations.
+
+        Parameters
+        ----------
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
+
+        Returns
+        -------
+        pandas.DataFrame
         """
         level = self.level if level is None else level
         removed = f"; {self.n_removed} left out for missing values" if self.n_removed else ""
@@ -515,7 +534,17 @@ class GLMResult(CoefficientModel, Serializable):
 
     def plot(self, ax: Any = None, intercept: bool = False) -> Any:
         """Odds ratios (logit link) or coefficients with their intervals, as a forest
-        plot; see :func:`sscoverage.plots.coefficients`.  Returns the Axes."""
+        plot; see :func:`sscoverage.plots.coefficients`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes to draw on; None: a new figure.
+        intercept : show the intercept too.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from ..results.plots import coefficients
 
         return coefficients(self, ax, intercept)
@@ -600,6 +629,15 @@ class GLMResult(CoefficientModel, Serializable):
 
         R's ``exp(cbind(coef(fit), confint(fit)))``; Stata's ``svy: logit, or``.
         Needs the logit link.
+
+        Parameters
+        ----------
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``term``, ``odds_ratio``, ``ci_low``, ``ci_high``, ``p_value``.
         """
         if self.link != "logit":
             raise EstimationError(
@@ -630,6 +668,7 @@ class GLMResult(CoefficientModel, Serializable):
         type : ``"link"`` (the linear predictor) or ``"response"`` (the mean).
         se : compute standard errors and intervals (t on ``df_residual``).
         vcov : also keep the full covariance of the predictions (``.vcov[0]``), n x n.
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
 
         Returns
         -------
@@ -680,18 +719,41 @@ class GLMResult(CoefficientModel, Serializable):
     def predictive_margins(self, var: str, levels: Sequence[Any] | None = None, method: str = "joint",
                            level: float | None = None) -> Estimates:
         """Predictive margins: the mean predicted response with `var` set to each level for
-        every fitted row, the other variables as observed (Stata's ``margins var``, R's
-        ``svypredmeans``); design-based SEs by the delta method through the variance
-        engine (replicate designs: recomputed with each replicate's coefficients and
-        weights).  See :func:`sscoverage.margins.predictive_margins`."""
+        every fitted row, the other variables as observed.
+
+        Stata's ``margins var``, R's ``svypredmeans``; design-based SEs by the delta
+        method through the variance engine (replicate designs: recomputed with each
+        replicate's coefficients and weights).
+
+        Parameters
+        ----------
+        var, levels, method : as for :func:`sscoverage.margins.predictive_margins`.
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
+
+        Returns
+        -------
+        Estimates
+            One row per level of `var`.
+        """
         from .margins import predictive_margins
 
         return predictive_margins(self, var, levels, method, level)
 
     def marginal_effects(self, var: str, level: float | None = None) -> Estimates:
         """Average marginal effect of `var` on the response scale: the mean derivative
-        (numeric `var`) or the change from the reference level (factor); Stata's
-        ``margins, dydx(var)``.  See :func:`sscoverage.margins.marginal_effects`."""
+        (numeric `var`) or the change from the reference level (factor).
+
+        Stata's ``margins, dydx(var)``; see :func:`sscoverage.margins.marginal_effects`.
+
+        Parameters
+        ----------
+        var : a variable of the model's right-hand side.
+        level : confidence level; default the fit's (``level`` of :meth:`Design.glm`).
+
+        Returns
+        -------
+        Estimates
+        """
         from .margins import marginal_effects
 
         return marginal_effects(self, var, level)
@@ -710,6 +772,7 @@ class WaldTest(Serializable):
     formula: str
 
     def to_pandas(self) -> pd.DataFrame:
+        """One row: ``statistic``, ``ndf``, ``ddf``, ``p_value``, ``chisq``."""
         return pd.DataFrame([{"statistic": self.statistic, "ndf": self.ndf, "ddf": self.ddf,
                               "p_value": self.p_value, "chisq": self.chisq}])
 

@@ -43,8 +43,27 @@ _LOGIT_THRESH = 30.0
 
 
 def link_functions(link: str) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
-    """(mu = g^-1(eta), d mu / d eta, d^2 mu / d eta^2) of a link, vectorised, with R's
-    clamps on the first two (the second derivative is only used in gradients)."""
+    """The inverse link and its first two derivatives, vectorised.
+
+    R's ``make.link(link)$linkinv`` and ``$mu.eta``, with R's clamps on the first two
+    (the second derivative is only used in gradients).
+
+    Parameters
+    ----------
+    link : ``"identity"``, ``"log"``, ``"inverse"``, ``"logit"``, ``"probit"`` or
+        ``"cloglog"``.
+
+    Returns
+    -------
+    tuple of three functions
+        mu = g^-1(eta), d mu / d eta and d^2 mu / d eta^2, each of an array eta.
+
+    Examples
+    --------
+    >>> inverse, mu_eta, _ = ssc.margins.link_functions("logit")
+    >>> inverse(np.array([0.0, 2.0])).round(4), mu_eta(np.array([0.0])).round(4)
+    (array([0.5   , 0.8808]), array([0.25]))
+    """
     if link == "identity":
         return (lambda e: e, lambda e: np.ones_like(e), lambda e: np.zeros_like(e))
     if link == "log":
@@ -292,6 +311,12 @@ def marginal_effects(result: "FittedModel", var: str, level: float | None = None
     Mirrors Stata's ``margins, dydx(var)`` after ``svy: glm`` (R's survey has none).  The
     design-based standard errors are by the delta method through the variance engine
     (replicate designs: recomputed per replicate); see the module notes.
+
+    Parameters
+    ----------
+    result : a fit of :meth:`Design.glm`.
+    var : a right-hand-side variable of the formula.
+    level : interval level (t on the model's ``df_residual``); default the model's.
 
     Returns
     -------

@@ -278,7 +278,19 @@ class SurvivalCurves:
 
     def confint(self, times: Any = None, level: float | None = None) -> pd.DataFrame:
         """Intervals for S(t): exp(log S(t) -+ z se_log), upper end capped at 1 (R's
-        ``confint.svykm``, normal quantile z).  Needs ``se=True``."""
+        ``confint.svykm``, normal quantile z).  Needs ``se=True``.
+
+        Parameters
+        ----------
+        times : times at which to report S(t) (the value at the last tabulated time
+            <= t); default the curves' ``times``, else every tabulated time.
+        level : confidence level; default the curves' own.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``by`` column, ``time``, ``survival``, ``se_log``, ``ci_low``, ``ci_high``.
+        """
         if not self.se:
             raise EstimationError("no standard errors in these curves: estimate them with se=True")
         z = self._z(level)
@@ -304,6 +316,8 @@ class SurvivalCurves:
         return part
 
     def to_pandas(self) -> pd.DataFrame:
+        """S(t) at the curves' ``times`` (:meth:`confint` when estimated with ``se=True``):
+        the ``by`` column, ``time``, ``survival``."""
         if self.se:
             return self.confint()
         frames = [
@@ -313,11 +327,21 @@ class SurvivalCurves:
         return pd.concat(frames, ignore_index=True)
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self.to_pandas())
 
     def curve(self, group: Any = None) -> pd.DataFrame:
-        """The full tabulation of one curve (the only one without ``by``), as R's
-        ``svykm`` object: ``time``, ``survival`` and, with ``se=True``, ``se_log``."""
+        """The full tabulation of one curve, as R's ``svykm`` object.
+
+        Parameters
+        ----------
+        group : the ``by`` level of the curve; ignored without ``by`` (one curve).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``time``, ``survival`` and, with ``se=True``, ``se_log``.
+        """
         if self.by is None:
             curve = self.curves[0]
         else:
@@ -335,6 +359,16 @@ class SurvivalCurves:
         times at which the pointwise limits of S(t) cross p (``ci=TRUE``).
 
         Without standard errors (``se=False``) the interval is NaN, with a warning, as R.
+
+        Parameters
+        ----------
+        probs : survival probabilities p, each strictly between 0 and 1.
+        level : confidence level; default the curves' own.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``by`` column, ``prob``, ``estimate``, ``ci_low``, ``ci_high``.
         """
         probs = np.atleast_1d(np.asarray(probs, dtype=np.float64))
         if ((probs <= 0) | (probs >= 1)).any():
@@ -358,7 +392,17 @@ class SurvivalCurves:
 
     def median_survival(self, level: float | None = None) -> pd.DataFrame:
         """The median survival time with its interval: :meth:`quantile` at p = 0.5
-        (R's ``quantile(svykm(..., se=TRUE), 0.5, ci=TRUE)``)."""
+        (R's ``quantile(svykm(..., se=TRUE), 0.5, ci=TRUE)``).
+
+        Parameters
+        ----------
+        level : confidence level; default the curves' own.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``by`` column, ``estimate``, ``ci_low``, ``ci_high``.
+        """
         return self.quantile([0.5], level).drop(columns="prob")
 
     def _header(self) -> str:
@@ -387,8 +431,17 @@ class SurvivalCurves:
         return f"<div><p><b>{head}</b></p>{table}</div>"
 
     def plot(self, ax: Any = None, ci: bool = True) -> Any:
-        """Kaplan-Meier curves as steps, with confidence bands when estimated with
-        ``se=True``; see :func:`sscoverage.plots.survival_curves`.  Returns the Axes."""
+        """Kaplan-Meier curves as steps; see :func:`sscoverage.plots.survival_curves`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes to draw on; None: a new figure.
+        ci : draw the confidence bands (curves estimated with ``se=True``).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from ..results.plots import survival_curves
 
         return survival_curves(self, ax, ci)
@@ -557,18 +610,23 @@ class CoxResult(CoefficientModel, Serializable):
 
     @property
     def se_model(self) -> np.ndarray:
+        """Model-based standard errors, from the inverse information of the weighted fit
+        (R's ``se(coef)``)."""
         return np.sqrt(np.clip(np.diag(self.vcov_model), 0.0, None))
 
     @property
     def hazard_ratio(self) -> np.ndarray:
+        """exp(coef) (R's ``exp(coef)``; Stata's ``stcox`` default display)."""
         return np.exp(self.coef)
 
     @property
     def z(self) -> np.ndarray:
+        """Wald z statistics, coef / design-based se."""
         return self.coef / self.se
 
     @property
     def p_value(self) -> np.ndarray:
+        """Two-sided p-values of the z statistics against the normal, as R's ``summary``."""
         return 2 * stats.norm.sf(np.abs(self.z))
 
     def wald_test(self) -> tuple[float, int, float]:
@@ -579,7 +637,17 @@ class CoxResult(CoefficientModel, Serializable):
         return stat, p, float(stats.chi2.sf(stat, p))
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
-        """Wald intervals for the coefficients, normal quantiles (R's ``confint``)."""
+        """Wald intervals for the coefficients, normal quantiles (R's ``confint``).
+
+        Parameters
+        ----------
+        level : confidence level; default the fit's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``term``, ``ci_low``, ``ci_high`` (log hazard-ratio scale).
+        """
         q = critical_value(self.level if level is None else level, None)
         return pd.DataFrame({"term": self.terms, "ci_low": self.coef - q * self.se, "ci_high": self.coef + q * self.se})
 
@@ -587,7 +655,16 @@ class CoxResult(CoefficientModel, Serializable):
         """One row per term, as R's ``summary(svycoxph(...))``: coef, exp(coef), the
         model-based and design-based standard errors, z, p, and the interval for
         exp(coef).  A DataFrame that prints with the model and the design (rows, PSUs,
-        strata, design df) above and the Wald test below."""
+        strata, design df) above and the Wald test below.
+
+        Parameters
+        ----------
+        level : confidence level of the intervals; default the fit's.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         facts = None if self.provenance is None else self.provenance.facts()
         header = [*self._header().split("\n"), *_display.design_line(facts)]
         return _display.summary_frame(self._coefficients(level), header, [self._footer()])

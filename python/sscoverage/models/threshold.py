@@ -551,11 +551,21 @@ class ThresholdResult(Serializable):
         }])
 
     def to_pandas(self) -> pd.DataFrame:
+        """:meth:`summary`: one row with the threshold, its interval and the test."""
         return self.summary()
 
     def plot(self, ax: Any = None) -> Any:
         """The profile of the likelihood-ratio statistic over the candidate thresholds;
-        see :func:`sscoverage.plots.threshold_profile`.  Returns the Axes."""
+        see :func:`sscoverage.plots.threshold_profile`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes to draw on; None: a new figure.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from ..results.plots import threshold_profile
 
         return threshold_profile(self, ax)

@@ -86,10 +86,12 @@ class Estimates(Serializable):
 
     @property
     def estimate(self) -> np.ndarray:
+        """The estimates, in the row order of :meth:`to_pandas` (R's ``coef``)."""
         return self.table["estimate"].to_numpy()
 
     @property
     def se(self) -> np.ndarray:
+        """Their standard errors (R's ``SE``)."""
         return self.table["se"].to_numpy()
 
     @property
@@ -98,7 +100,26 @@ class Estimates(Serializable):
         return self.table["label"].tolist()
 
     def conf_int(self, level: float = 0.95, df: float | None = None) -> pd.DataFrame:
-        """Intervals estimate +- q * se at `level`; q normal unless `df` is given (R's confint)."""
+        """Intervals estimate +- q * se at another level.
+
+        R's ``confint``; Stata's ``level()`` option on replay.
+
+        Parameters
+        ----------
+        level : confidence level.
+        df : degrees of freedom of a t quantile q; None: normal (R's default).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``by`` columns, ``variable``, ``level``, ``ci_low``, ``ci_high``.
+
+        Examples
+        --------
+        >>> design.mean("covered").conf_int(level=0.9).round(4)
+          variable level  ci_low  ci_high
+        0  covered  None  0.8951   0.9541
+        """
         q = critical_value(level, df)
         out = self.table[self.by + ["variable", "level"]].copy()
         out["ci_low"] = self.estimate - q * self.se
@@ -106,9 +127,11 @@ class Estimates(Serializable):
         return out
 
     def to_pandas(self) -> pd.DataFrame:
+        """The table of estimates (columns as in the class notes), a copy."""
         return self.table.drop(columns=["label"]).copy()
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self.to_pandas())
 
     def _header(self) -> list[str]:
@@ -155,8 +178,18 @@ class Estimates(Serializable):
         return _display.to_html(self._header(), self._shown(), self._footer())
 
     def plot(self, ax: "Axes | None" = None, sort: bool = True, group: str | None = None) -> "Axes":
-        """Point estimates with confidence-interval bars, sorted, coloured by `group`;
-        see :func:`sscoverage.plots.estimates`.  Returns the matplotlib Axes."""
+        """Point estimates with confidence-interval bars; see :func:`sscoverage.plots.estimates`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes to draw on; None: a new figure.
+        sort : order the rows by estimate.
+        group : a ``by`` column whose values colour the points.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from .plots import estimates
 
         return estimates(self, ax, sort, group)
@@ -229,14 +262,19 @@ class CoefficientModel:
 
     @property
     def estimate(self) -> np.ndarray:
+        """The coefficients (``coef``), as on every result."""
         return self.coef
 
     @property
     def se(self) -> np.ndarray:
+        """Design-based standard errors of the coefficients (R's ``SE``)."""
         return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
 
     def to_pandas(self) -> pd.DataFrame:
+        """The coefficient table: one row per term, with its estimate, standard error,
+        test statistic and p-value."""
         return self._coefficients()
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self._coefficients())

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 
 
 def get_axes(ax: Axes | None) -> Axes:
+    """The Axes to draw on: `ax` itself, or those of a new figure.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes, or None for a new figure (``plt.subplots()``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt

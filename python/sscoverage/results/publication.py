@@ -247,9 +247,11 @@ class SuppressedTable(Serializable):
     notes: list[str] = field(default_factory=list)
 
     def to_pandas(self) -> pd.DataFrame:
+        """The published values, suppressed cells NaN (a copy of ``table``)."""
         return self.table.copy()
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame, the row labels as a column."""
         return pl.from_pandas(self.table.reset_index())
 
     def _shown(self) -> pd.DataFrame:

@@ -51,8 +51,18 @@ T = TypeVar("T")
 class StreamedDesign(Design, source=streams):
     """A survey design over a polars LazyFrame or a Dask DataFrame; see the module notes.
 
-    Built by :class:`Design` when `data` is one of those; `batch_rows` sets the rows
-    per streamed batch (LazyFrame), and `progress` shows a bar over the batches.
+    Built by :class:`Design` when `data` is one of those.
+
+    Parameters
+    ----------
+    data : a polars LazyFrame (``pl.scan_parquet(...)``) or a Dask DataFrame.
+    ids, strata, weights, probs, fpc, nest, lonely_psu : as for :class:`Design`; one
+        strata and at most one fpc column (the first-stage variance), ids required.
+    adjust_domain_lonely, pps, variance : as for :class:`Design`; only their defaults
+        stream (the others need the rows in memory).
+    subset : a domain: a polars expression or ``{"column", "op", "value"}``.
+    batch_rows : rows per streamed batch of a LazyFrame.
+    progress : show a progress bar over the batches.
     """
 
     def __init__(
@@ -122,6 +132,12 @@ class StreamedDesign(Design, source=streams):
 
     # ------------------------------------------------------------ data access
     def require_column(self, name: str) -> None:
+        """Raise :class:`~sscoverage.ColumnError` unless the data have a column `name`.
+
+        Parameters
+        ----------
+        name : the column's name.
+        """
         if name not in self.columns:
             raise ColumnError(f"column {name!r} is not in the data")
 
@@ -167,6 +183,7 @@ class StreamedDesign(Design, source=streams):
     # ------------------------------------------------------------ design facts
     @property
     def n_rows(self) -> int:
+        """Number of rows of the whole data set (counted in one pass when built)."""
         return self._n_rows
 
     @property
@@ -182,14 +199,28 @@ class StreamedDesign(Design, source=streams):
 
     @property
     def weights(self) -> np.ndarray:
+        """Not held: a streamed design never has every row's weight in memory (raises
+        :class:`~sscoverage.DesignError`)."""
         raise DesignError("a streamed design does not hold its rows' weights")
 
     @property
     def is_subset(self) -> bool:
+        """True for a domain taken with :meth:`subset`."""
         return self.condition is not None
 
     def subset(self, mask: Any) -> "StreamedDesign":
-        """The domain where `mask` holds: a polars expression or ``{"column", "op", "value"}``."""
+        """The domain where `mask` holds, keeping the whole design for the variance
+        (R's ``subset(design, ...)``, Stata's ``subpop()``).
+
+        Parameters
+        ----------
+        mask : a polars expression (``pl.col("age") >= 16``; null = outside) or
+            ``{"column", "op", "value"}`` as for :meth:`Design.subset`.
+
+        Returns
+        -------
+        StreamedDesign
+        """
         new = object.__new__(StreamedDesign)
         new.__dict__.update(self.__dict__)
         expr = self._expression(mask)
@@ -219,9 +250,24 @@ class StreamedDesign(Design, source=streams):
 
     def map_batches(self, columns: list[str], reduce: Callable[..., T], *args: Any, label: str = "streamed batches",
                      progress: bool | None = None) -> Iterable[T]:
-        """`reduce(*args, batch)` of every batch (a polars frame) of `columns`, in batch
-        order: a LazyFrame's batches streamed here, or each Dask partition reduced where it
-        lives (only the results travel)."""
+        """`reduce(*args, batch)` of every batch (a polars frame) of `columns`, in batch order.
+
+        A LazyFrame's batches are streamed here; each Dask partition is reduced where it
+        lives (only the results travel).
+
+        Parameters
+        ----------
+        columns : the columns each batch holds.
+        reduce : called as ``reduce(*args, batch)``; its results are what travels.
+        *args : passed to `reduce` before the batch (small: they go to every worker).
+        label : text of the progress bar.
+        progress : show a progress bar; None: as the design was built.
+
+        Returns
+        -------
+        Iterable
+            `reduce`'s result for each batch, in batch order.
+        """
         if self._dask:
             import dask
 
@@ -262,7 +308,17 @@ class StreamedDesign(Design, source=streams):
     ) -> Any:
         """Design-based GLM over the streamed rows, one pass over the batches per IRLS
         iteration; the numbers of :meth:`Design.glm` on the same data (see
-        :func:`sscoverage._streamed_glm.streamed_glm`)."""
+        :func:`sscoverage.stream.glm.streamed_glm`).
+
+        Parameters
+        ----------
+        formula, family, link, levels, level, epsilon, maxit : as for :meth:`Design.glm`.
+        progress : show a progress bar over the batches of each pass.
+
+        Returns
+        -------
+        GLMResult
+        """
         from .glm import streamed_glm
 
         return streamed_glm(self, formula, family, link, levels, level, epsilon, maxit, progress)
@@ -270,7 +326,16 @@ class StreamedDesign(Design, source=streams):
     def rake(self, margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "StreamedDesign":
         """:meth:`Design.rake` on the collapsed cell table: two passes over the batches,
         then later estimates carry the rake into their variance as in memory (see
-        :mod:`sscoverage._streamed_weighting`)."""
+        :mod:`sscoverage.stream.weighting`).
+
+        Parameters
+        ----------
+        margins, control, force : as for :meth:`Design.rake`.
+
+        Returns
+        -------
+        StreamedDesign
+        """
         from .weighting import streamed_rake
 
         return streamed_rake(self, margins, control, force)

@@ -80,7 +80,23 @@ class Bands:
     right: bool = False
 
     def cut(self, values: Any) -> pd.Categorical:
-        """The band of each value; a value outside every band is missing."""
+        """The band of each value; a value outside every band is missing.
+
+        Parameters
+        ----------
+        values : numbers (array-like).
+
+        Returns
+        -------
+        pandas.Categorical
+            The band labels, ordered as the bands.
+
+        Examples
+        --------
+        >>> bands = ssc.coverage.Bands((0, 5000, np.inf), ("<5000", ">=5000"))
+        >>> list(bands.cut([100, 5000, 9000]))
+        ['<5000', '>=5000', '>=5000']
+        """
         return pd.cut(np.asarray(values, dtype=np.float64), self.edges, right=self.right, labels=list(self.labels))
 
 
@@ -115,9 +131,11 @@ class Summary(Serializable):
     notes: tuple[str, ...] = ()
 
     def to_pandas(self) -> pd.DataFrame:
+        """The table of estimates, a copy."""
         return self.table.copy()
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self.table)
 
     def _header(self) -> str:
@@ -354,8 +372,17 @@ class CoverageTable(Summary):
 
     def plot(self, ax: Any = None, lang: str = "en") -> Any:
         """Horizontal dots with intervals: one row per scheme, one colour per
-        population group, on a % axis, labelled in `lang` (``"en"`` or ``"zh"``); see
-        :func:`sscoverage.plots.coverage_table`.  Returns the Axes."""
+        population group, on a % axis; see :func:`sscoverage.plots.coverage_table`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes to draw on; None: a new figure.
+        lang : language of the labels, ``"en"`` or ``"zh"``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
         from ..results.plots import coverage_table
 
         return coverage_table(self, ax, lang)
@@ -776,6 +803,14 @@ def presumed_coverage(
     Among the people asked the indicators (with a determined presumption), the rate of
     `scheme` by ``employment_presumed`` ("presumed" / "not presumed").
 
+    Parameters
+    ----------
+    design : the survey design.
+    scheme : the scheme whose coverage is estimated (a node of the scheme tree).
+    indicators, threshold : as for :func:`employment_presumption`.
+    schemes : the scheme tree; default the study's.
+    level : interval level.
+
     Returns
     -------
     Estimates
@@ -1144,6 +1179,29 @@ def band_shares(design: "Design", column: str, bands: Bands, subgroup: Any = Non
     For contribution levels: the share of employee-scheme contributors paying 400-700
     yuan a month is ``band_shares(design, "employee_contribution_monthly",
     EMPLOYEE_CONTRIBUTION_BANDS)``.  A known value outside every band is an error.
+    R: ``svymean(~cut(x, breaks), subset(design, !is.na(x)))``; Stata: ``svy, subpop():
+    proportion`` of the banded variable.
+
+    Parameters
+    ----------
+    design : the survey design.
+    column : a numeric column.
+    bands : the bands (:class:`Bands`).
+    subgroup : boolean mask or ``{"column", "op", "value"}`` condition.
+    level : interval level.
+
+    Returns
+    -------
+    Estimates
+        One row per band: its share among the rows where `column` is known.
+
+    Examples
+    --------
+    >>> bands = ssc.coverage.Bands((0, 5000, np.inf), ("<5000", ">=5000"))
+    >>> ssc.band_shares(design, "monthly_income", bands).to_pandas()[["level", "estimate", "se"]].round(3)
+        level  estimate     se
+    0   <5000     0.276  0.029
+    1  >=5000     0.724  0.029
     """
     values = design.frame.numeric(column, "banded values")
     band = bands.cut(values)

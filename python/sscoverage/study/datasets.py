@@ -90,6 +90,24 @@ def demo_sample(
     each county; ``weight`` is the inverse of the selection probability.  Coverage
     (``covered``: basic pension) depends on the population type and on income, with a
     county effect, so the design effect is above one as in real coverage surveys.
+
+    Parameters
+    ----------
+    n_strata : number of strata (provinces).
+    psus_per_stratum : PSUs (counties) sampled in each stratum.
+    persons_per_psu : persons sampled in each PSU.
+    seed : seed of the random draws: the same sample on any machine.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per person: ``stratum``, ``psu``, ``weight``, ``population_type``,
+        ``monthly_income``, ``covered`` (0/1).
+
+    Examples
+    --------
+    >>> ssc.demo_sample(n_strata=2, psus_per_stratum=3, persons_per_psu=4, seed=1).shape
+    (24, 6)
     """
     rng = np.random.default_rng(seed)
     n_psu = n_strata * psus_per_stratum

@@ -91,16 +91,20 @@ class FayHerriotResult(Serializable):
 
     @property
     def mse(self) -> np.ndarray:
+        """The EBLUPs' estimated mean squared errors (by ``mse_method``)."""
         return self.table["mse"].to_numpy()
 
     @property
     def labels(self) -> list[Any]:
+        """The areas, in the row order of :attr:`estimate`."""
         return self.table[self.area].tolist()
 
     def to_pandas(self) -> pd.DataFrame:
+        """The area table (columns as in the class notes), a copy."""
         return self.table.copy()
 
     def to_polars(self) -> pl.DataFrame:
+        """:meth:`to_pandas` as a polars DataFrame."""
         return pl.from_pandas(self.table)
 
     def _header(self) -> list[str]:

@@ -115,7 +115,16 @@ class WeightingReport(Serializable):
 
 
 def report(design: "SurveyDesign") -> WeightingReport:
-    """The weighting diagnostics of `design` (see :class:`WeightingReport`)."""
+    """The weighting diagnostics of `design` (see :class:`WeightingReport`).
+
+    Parameters
+    ----------
+    design : the survey design (weighted or not).
+
+    Returns
+    -------
+    WeightingReport
+    """
     w = design.weights
     used = w[w != 0]
     n = len(used)
@@ -143,7 +152,18 @@ def report(design: "SurveyDesign") -> WeightingReport:
 
 # ---------------------------------------------------------------------- the four steps
 def poststratify(design: "SurveyDesign", strata: Any, population: Any, partial: bool = False) -> "SurveyDesign":
-    """Post-stratify `design`; see :meth:`sscoverage.Design.poststratify`."""
+    """Post-stratify `design`; see :meth:`sscoverage.Design.poststratify`.
+
+    Parameters
+    ----------
+    design : the survey design.
+    strata, population, partial : as for :meth:`sscoverage.Design.poststratify`.
+
+    Returns
+    -------
+    SurveyDesign
+        A new design; `design` is unchanged.
+    """
     variables = margin_variables(strata, "strata")
     pop = population_counts(population, variables, "population")
     cells, targets, labels = _cells(design, variables, pop)
@@ -161,7 +181,18 @@ def poststratify(design: "SurveyDesign", strata: Any, population: Any, partial: 
 
 
 def rake(design: "SurveyDesign", margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "SurveyDesign":
-    """Rake `design` to `margins`; see :meth:`sscoverage.Design.rake`."""
+    """Rake `design` to `margins`; see :meth:`sscoverage.Design.rake`.
+
+    Parameters
+    ----------
+    design : the survey design.
+    margins, control, force : as for :meth:`sscoverage.Design.rake`.
+
+    Returns
+    -------
+    SurveyDesign
+        A new design; `design` is unchanged.
+    """
     control = {"maxit": 10, "epsilon": 1.0, **(control or {})}
     coded = []
     names: list[str] = []
@@ -213,7 +244,18 @@ def calibrate(
     maxit: int = 50,
     force: bool = False,
 ) -> "SurveyDesign":
-    """Calibrate `design`; see :meth:`sscoverage.Design.calibrate`."""
+    """Calibrate `design`; see :meth:`sscoverage.Design.calibrate`.
+
+    Parameters
+    ----------
+    design : the survey design.
+    formula, population, calfun, bounds, epsilon, maxit, force : as for :meth:`sscoverage.Design.calibrate`.
+
+    Returns
+    -------
+    SurveyDesign
+        A new design; `design` is unchanged.
+    """
     if calfun not in CALFUNS:
         raise OptionError(f"calfun={calfun!r}; use one of {', '.join(CALFUNS)}")
     lower, upper = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
@@ -266,7 +308,18 @@ def calibrate(
 
 
 def trim_weights(design: "SurveyDesign", lower: float = -np.inf, upper: float = np.inf, strict: bool = False) -> "SurveyDesign":
-    """Trim the weights of `design`; see :meth:`sscoverage.Design.trim_weights`."""
+    """Trim the weights of `design`; see :meth:`sscoverage.Design.trim_weights`.
+
+    Parameters
+    ----------
+    design : the survey design.
+    lower, upper, strict : as for :meth:`sscoverage.Design.trim_weights`.
+
+    Returns
+    -------
+    SurveyDesign
+        A new design; `design` is unchanged.
+    """
     _whole(design)
     core, info = _core.trim_weights(design.core, lower=float(lower), upper=float(upper), strict=bool(strict))
     table = pd.DataFrame({"term": "sum of weights", "level": None, "target": info["before"],
@@ -305,6 +358,17 @@ def adjust_nonresponse(
        their own (no weight, target 0: ratio 1, and no residual term since the cell
        has no weight).  The variance uses R's post-stratification residuals (weighted
        by the old weights) over the respondents.
+
+    Parameters
+    ----------
+    design : the survey design, not yet weighted.
+    respondent, classes, propensity, n_classes : as for
+        :meth:`sscoverage.Design.adjust_nonresponse`.
+
+    Returns
+    -------
+    SurveyDesign
+        A new design; `design` is unchanged.
     """
     _whole(design)
     if (classes is None) == (propensity is None):
