@@ -284,7 +284,18 @@ class StreamedDesign(Design, source=streams):
         by `combine`: a LazyFrame's in batch order; Dask partitions' in a binary tree on
         the workers (pairs of neighbouring partitions, then pairs of those, ...), so that
         only the combined result travels to the client.  Either order is fixed by the
-        data, not by threads or workers: the same digits every run."""
+        data, not by threads or workers: the same digits every run.
+
+        Parameters
+        ----------
+        columns, reduce, *args, label, progress : as for :meth:`map_batches`.
+        combine : ``combine(a, b)`` of two results, `a` from the earlier batches.
+
+        Returns
+        -------
+        object
+            The one combined result.
+        """
         if not self._dask:
             return functools.reduce(combine, self.map_batches(columns, reduce, *args, label=label, progress=progress))
         import dask
