@@ -9,8 +9,8 @@ engine takes it from there — the numbers of the in-memory path.
 
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
 and ``deff``; GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
-:mod:`sscoverage._streamed_glm`); raking (:meth:`StreamedDesign.rake`: two passes to
-the collapsed cell table, see :mod:`sscoverage._streamed_weighting`), after which
+:mod:`sscoverage.stream.glm`); raking (:meth:`StreamedDesign.rake`: two passes to
+the collapsed cell table, see :mod:`sscoverage.stream.weighting`), after which
 estimates carry R's raking residuals into their variance.
 
 Memory bound: one batch (``batch_rows`` rows of the columns an estimate reads, or a
@@ -123,7 +123,7 @@ class StreamedDesign(Design, source=streams):
         self.frame = None
         self._mask = None
         self.condition: pl.Expr | None = None
-        self.raked: Any = None  # a Raked (see _streamed_weighting) once raked
+        self.raked: Any = None  # a Raked (see stream.weighting) once raked
         self._n_rows = int(self._count())
         self.spec = {"ids": id_names, "strata": strata_names, "weights": weights, "probs": probs,
                      "fpc": fpc_names, "nest": nest, "lonely_psu": lonely_psu, "streamed": True}
