@@ -116,7 +116,7 @@ pub struct DomainEstimates {
 /// `est` from per-unit sums: total y_u; mean (y_u - est w_u) / W; ratio
 /// (n_u - est d_u) / D (Woodruff 1971; R's svymean / svyratio influence functions).
 #[allow(clippy::too_many_arguments)]
-fn linearization_influence(
+pub(crate) fn linearization_influence(
     estimator: Estimator,
     n_num: usize,
     width: usize,
@@ -224,7 +224,7 @@ fn row_values(outcomes: &[Outcome], r: usize, values: &mut Vec<(usize, f64)>) ->
 /// cell [1, w, w y...] put through `linearization_influence`, whose unit sums the fused
 /// pass forms.  For a calibrated design, whose variance needs them row by row.
 #[allow(clippy::too_many_arguments)]
-fn row_influence(
+pub(crate) fn row_influence(
     design: &Design,
     estimator: Estimator,
     outcomes: &[Outcome],
@@ -264,8 +264,14 @@ fn accumulate_rows<T: Copy + Into<i64>>(
     rows: std::ops::Range<usize>,
     with_squares: bool,
 ) -> Result<Sums> {
-    if let (Keys::Units, [Outcome::Numeric(y)], false) = (keys, outcomes, with_squares) {
-        return accumulate_numeric(data, y, domain, n_domains, rows);
+    match (keys, outcomes, with_squares) {
+        (Keys::Units, [Outcome::Numeric(y)], false) => {
+            return accumulate_numeric(data, y, domain, n_domains, rows);
+        }
+        (Keys::Units, [Outcome::Categorical { codes, n_levels }], false) => {
+            return accumulate_categorical(data, codes, *n_levels, domain, n_domains, rows);
+        }
+        _ => {}
     }
     let width: usize = outcomes.iter().map(Outcome::width).sum();
     let stride = 2 + width;
@@ -370,6 +376,115 @@ fn accumulate_numeric<T: Copy + Into<i64>>(
     })
 }
 
+/// `accumulate_rows` for one factor outcome (a table's cells) summed per (domain,
+/// unit) without squares: the same additions in the same order as the general loop.
+fn accumulate_categorical<T: Copy + Into<i64>>(
+    data: &RowData,
+    codes: &[u32],
+    n_levels: u32,
+    domain: Domains<T>,
+    n_domains: usize,
+    rows: std::ops::Range<usize>,
+) -> Result<Sums> {
+    let stride = 2 + n_levels as usize;
+    let n_units = data.n_units;
+    let mut table = vec![0.0; n_domains * n_units * stride];
+    let start = rows.start;
+    let columns = domain.labels[rows.clone()]
+        .iter()
+        .zip(&codes[rows.clone()])
+        .zip(&data.weights[rows.clone()])
+        .zip(&data.unit_of_row[rows]);
+    for (i, (((&label, &code), &w), &u)) in columns.enumerate() {
+        let d = Domains::code_of(label, domain.offset);
+        if d >= n_domains as u64 {
+            if domain.outside && d == u64::from(OUTSIDE) {
+                continue;
+            }
+            return Err(domain_out_of_range(d, start + i));
+        }
+        if code >= n_levels {
+            return Err(missing_outcome(0, start + i));
+        }
+        let base = (d as usize * n_units + u as usize) * stride;
+        let cell = &mut table[base..base + stride];
+        cell[0] += 1.0;
+        cell[1] += w;
+        cell[2 + code as usize] += w;
+    }
+    Ok(Sums {
+        stride,
+        table,
+        squares: Vec::new(),
+    })
+}
+
+/// The fused pass of [`estimate_by_domain`] for estimators finished elsewhere: sums per
+/// (domain, unit) and, for replicate weights given per row, per (domain, replicate).
+pub(crate) fn domain_sums(
+    design: &Design,
+    outcomes: &[Outcome],
+    domain: &[u32],
+    n_domains: usize,
+    with_squares: bool,
+) -> Result<(Sums, Option<Sums>)> {
+    let n = design.n_rows;
+    if domain.len() != n || outcomes.iter().any(|o| o.len() != n) {
+        return Err(CoreError::Shape(format!(
+            "domain codes and outcomes must have the design's {n} rows"
+        )));
+    }
+    let domain = Domains {
+        labels: domain,
+        offset: 0,
+        outside: true,
+    };
+    let data = RowData::of(design);
+    let sums = accumulate(
+        &data,
+        outcomes,
+        domain,
+        n_domains,
+        Keys::Units,
+        with_squares,
+    )?;
+    let rep_sums = match &design.variance {
+        Variance::Replicates(rep) if !rep.per_unit => Some(accumulate(
+            &data,
+            outcomes,
+            domain,
+            n_domains,
+            Keys::Replicates(rep),
+            false,
+        )?),
+        _ => None,
+    };
+    Ok((sums, rep_sums))
+}
+
+/// Replicate r's sums of domain d: from the per-(domain, replicate) sums of replicate
+/// weights given per row, or from its unit sums `cells` (n_units x stride) times each
+/// unit's multiplier for compressed weights (into `scratch`).
+pub(crate) fn replicate_sums<'a>(
+    rep: &Replicates,
+    per_row: Option<&'a Sums>,
+    cells: &[f64],
+    (d, r): (usize, usize),
+    scratch: &'a mut [f64],
+) -> &'a [f64] {
+    let stride = scratch.len();
+    if let Some(rs) = per_row {
+        let at = (d * rep.n_replicates + r) * stride;
+        return &rs.table[at..at + stride];
+    }
+    scratch.fill(0.0);
+    for (u, cell) in cells.chunks_exact(stride).enumerate() {
+        let f = rep.factors[u * rep.n_replicates + r];
+        scratch.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
+    }
+    scratch
+}
+
 /// The single pass: chunks of rows summed in parallel, then added in chunk order.
 fn accumulate<T: Copy + Into<i64> + Sync>(
     data: &RowData,
@@ -447,7 +562,7 @@ pub fn batch_sums(
 
 /// Estimates from one set of sums [rows, sum w, sum w y...]; NaN where a denominator
 /// is zero (the caller decides whether that is an error).
-fn point_estimates(
+pub(crate) fn point_estimates(
     estimator: Estimator,
     n_num: usize,
     width: usize,
@@ -907,18 +1022,13 @@ fn replicate_estimates(
     };
     let mut thetas = vec![0.0; rep.n_replicates * p];
     let mut rsum = vec![0.0; stride];
+    let per_row = match beyond {
+        BeyondSums::ReplicateSums(rs) => Some(rs),
+        _ => None,
+    };
     for (r, theta) in thetas.chunks_exact_mut(p).enumerate() {
-        let replicate_sums: &[f64] = if let BeyondSums::ReplicateSums(rs) = beyond {
-            &rs.table[(d * rep.n_replicates + r) * stride..(d * rep.n_replicates + r + 1) * stride]
-        } else {
-            rsum.fill(0.0);
-            for (u, cell) in cells.chunks_exact(stride).enumerate() {
-                let f = rep.factors[u * rep.n_replicates + r];
-                rsum.iter_mut().zip(cell).for_each(|(a, c)| *a += f * c);
-            }
-            &rsum
-        };
-        point_estimates(estimator, n_num, width, replicate_sums, theta);
+        let sums = replicate_sums(rep, per_row, cells, (d, r), &mut rsum);
+        point_estimates(estimator, n_num, width, sums, theta);
     }
     thetas
 }

@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod design;
 pub mod error;
 pub mod estimate;
+pub mod estimators;
 pub mod models;
 pub mod replicate;
 mod rng;

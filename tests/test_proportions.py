@@ -143,29 +143,29 @@ def test_result_object(design):
 
 
 def test_logit_link_clamps_are_r_s():
-    """The intercept fit uses R's binomial() link, clamped beyond |eta| = 30 (C
-    logit_linkinv, logit_mu_eta).  R: ``options(digits=17); e <- c(-40, -30.5, -30,
-    -29.5, 0, 1.5, 29.5, 30, 30.5, 40); binomial()$linkinv(e); binomial()$mu.eta(e)``."""
-    from sscoverage.estimators.proportions import _linkinv, _mu_eta
+    """The likelihood profile's means use R's binomial() link, clamped beyond |eta| = 30
+    (C logit_linkinv; the core's fit has the same, with mu.eta and the deviance, in
+    src/models/family.rs).  R: ``options(digits=17); e <- c(-40, -30.5, -30, -29.5, 0,
+    1.5, 29.5, 30, 30.5, 40); binomial()$linkinv(e)``."""
+    from sscoverage.estimators.proportions import _linkinv
 
     eta = np.array([-40, -30.5, -30, -29.5, 0, 1.5, 29.5, 30, 30.5, 40])
     linkinv = [2.2204460492503126e-16, 2.2204460492503126e-16, 9.3576229688393001e-14, 1.5428112031916497e-13,
                0.5, 8.1757447619364365e-01, 9.9999999999984568e-01, 9.9999999999990641e-01,
                9.9999999999999978e-01, 9.9999999999999978e-01]
-    mu_eta = [2.2204460492503131e-16, 2.2204460492503131e-16, 9.3576229688384254e-14, 1.5428112031914116e-13,
-              0.25, 1.4914645207033286e-01, 1.5428112031914119e-13, 9.3576229688384229e-14,
-              2.2204460492503131e-16, 2.2204460492503131e-16]
     # The same double operations as R's C code: the same doubles (R printed 17 digits).
     np.testing.assert_array_equal(_linkinv(eta), linkinv)
-    np.testing.assert_array_equal(_mu_eta(eta), mu_eta)
 
 
-def test_binomial_deviance_is_r_s():
-    """R: ``y <- c(0,1,0,1,1,0); mu <- c(.2,.7,.5,.9,.35,.05); wt <- c(1,2,3,.5,1.5,2);
-    sum(binomial()$dev.resids(y, mu, wt))`` (y log y taken as 0)."""
-    from sscoverage.estimators.proportions import _deviance
+def test_likelihood_profile_deviance_is_r_s_binomial_deviance():
+    """The profile's deviance at a common mean from the fit's sums equals R's sum of
+    ``binomial()$dev.resids``.  R: ``y <- c(0,1,0,1,1,0.25); wt <- c(1,2,3,.5,1.5,2);
+    sum(binomial()$dev.resids(y, rep(0.4, 6), wt))`` gives 11.61635786981806."""
+    from sscoverage.estimators.proportions import _InterceptFit
 
-    y = np.array([0.0, 1, 0, 1, 1, 0])
-    mu = np.array([0.2, 0.7, 0.5, 0.9, 0.35, 0.05])
+    y = np.array([0.0, 1, 0, 1, 1, 0.25])
     wt = np.array([1, 2, 3, 0.5, 1.5, 2])
-    assert _deviance(y, mu, wt) == pytest.approx(9.4918700284470816, rel=1e-14)
+    inner = (y > 0) & (y < 1)
+    entropy = float(np.sum(wt[inner] * (y[inner] * np.log(y[inner]) + (1 - y[inner]) * np.log(1 - y[inner]))))
+    fit = _InterceptFit(0.0, 1.0, 1.0, 0.0, 1.0, (float(wt.sum()), float(wt @ y), entropy), 6)
+    assert fit.deviance_at(np.log(0.4 / 0.6)) == pytest.approx(11.61635786981806, rel=1e-14)

@@ -23,14 +23,14 @@ def design() -> ssc.Design:
 
 
 # ---------------------------------------------------------------------------- flags
-def test_korn_graubard_is_svycipropbeta_when_the_cap_does_not_bind():
+def test_nchs_korn_graubard_is_svycipropbeta_when_the_cap_does_not_bind():
     p, var, n, df = 0.3, 0.0021, 200, 25
-    n_eff, low, high = korn_graubard(p, var, n, df)
+    n_eff, low, high = korn_graubard(p, var, n, df, nchs=True)
     assert n_eff < n
     assert_allclose([low, high], proportion_interval("beta", p, var, 0.95, df, n, df), rtol=1e-12)
     # The cap: a variance below the binomial one gives no more than n.
-    assert korn_graubard(p, 1e-6, n, df)[0] == n
-    assert korn_graubard(0.0, 0.0, 50, 10)[1:] == (0.0, pytest.approx(1 - 0.025 ** (1 / 50)))
+    assert korn_graubard(p, 1e-6, n, df, nchs=True)[0] == n
+    assert korn_graubard(0.0, 0.0, 50, 10, nchs=True)[1:] == (0.0, pytest.approx(1 - 0.025 ** (1 / 50)))
 
 
 def test_domain_df_is_the_degf_of_each_domain(design):

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.testing import assert_allclose
-
 import sscoverage as ssc
+from numpy.testing import assert_allclose
 
 HERE = Path(__file__).resolve().parent / "data" / "r_edges"
 R = json.loads((HERE / "expected.json").read_text())
@@ -156,9 +155,9 @@ def test_likelihood_interval_beyond_double_range_is_an_error_as_in_r() -> None:
     # underflows to 0 (R then stops in spline(): "'from' must be a finite number").
     from sscoverage.estimators.proportions import _InterceptFit, _likelihood_interval
 
-    y = np.array([0.0, 1.0, 1.0, 1.0])
-    fit = _InterceptFit(beta=np.log(3), mu=0.75, cov_unscaled=5000 * 0.01, naive_cov=0.01, deviance=4.5,
-                        dispersion=1.0, y=y, prior=np.ones(4), n_rows=4)
+    # y = 0, 1, 1, 1 at prior weight 1: sum w = 4, sum w y = 3.
+    fit = _InterceptFit(beta=np.log(3), cov_unscaled=5000 * 0.01, naive_cov=0.01, deviance=4.5,
+                        dispersion=1.0, sums=(4.0, 3.0, 0.0), n_rows=4)
     with pytest.raises(ssc.EstimationError, match="use method='logit'"):
         _likelihood_interval(fit, 0.95, 19)
 

@@ -36,6 +36,8 @@ __all__ = [
     "km_replicate_cumhaz",
     "cox_fit",
     "cox_replicates",
+    "proportion",
+    "joint_estimate",
     "FayHerriotFit",
     "fay_herriot_fit",
     "fay_herriot_bootstrap",
@@ -106,6 +108,8 @@ class CoreDesign:
     def degf(self) -> int: ...
     def replicate_degf_in(self, in_domain: _Bool) -> int: ...
     @property
+    def any_zero_weight(self) -> bool: ...
+    @property
     def weights(self) -> _F64: ...
     @property
     def n_units(self) -> int: ...
@@ -147,6 +151,25 @@ class CoreDesign:
 @final
 class CellRake: ...
 
+def proportion(
+    design: CoreDesign,
+    y: _F64,
+    used: _U32,
+    all: _U32 | None,
+    n_domains: int,
+    fit: bool,
+    dispersion: bool,
+    model_keeps_all_rows: bool,
+) -> dict[str, Any]: ...
+def joint_estimate(
+    design: CoreDesign,
+    kind: str,
+    domain: _U32,
+    n_domains: int,
+    numeric: list[tuple[int, _F64]],
+    categorical: list[tuple[int, _U32, int]],
+    in_design: _Bool | None = None,
+) -> dict[str, Any]: ...
 def dense_codes(labels: NDArray[np.integer[Any]]) -> tuple[_U32, NDArray[np.int64]]: ...
 def all_finite(values: _F64) -> bool: ...
 def glm_fit(

@@ -11,6 +11,7 @@ mod sampling;
 mod small_area;
 mod stream;
 mod survival;
+mod tables;
 mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -297,6 +298,13 @@ impl PyDesign {
         self.inner
             .replicate_degf_in(in_domain.as_slice()?)
             .map_err(errors::to_py)
+    }
+
+    /// Whether some row has weight zero (one parallel pass, no copy of the weights).
+    #[getter]
+    fn any_zero_weight(&self, py: Python<'_>) -> bool {
+        let w = &self.inner.weights;
+        py.detach(|| w.par_chunks(1 << 16).any(|c| c.contains(&0.0)))
     }
 
     #[getter]
@@ -675,6 +683,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     small_area::register(m)?;
     stream::register(m)?;
     survival::register(m)?;
+    tables::register(m)?;
     errors::register(m)?;
     Ok(())
 }

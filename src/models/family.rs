@@ -578,6 +578,38 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)] // R's 17 printed digits, as R printed them
+    fn logit_mu_eta_and_binomial_deviance_are_r_s_digits() {
+        // R: options(digits=17); e <- c(-40, -30.5, -30, -29.5, 0, 1.5, 29.5, 30, 30.5,
+        // 40); binomial()$mu.eta(e): the same doubles from the same operations.
+        let eta = [-40.0, -30.5, -30.0, -29.5, 0.0, 1.5, 29.5, 30.0, 30.5, 40.0];
+        let r = [
+            2.2204460492503131e-16,
+            2.2204460492503131e-16,
+            9.3576229688384254e-14,
+            1.5428112031914116e-13,
+            0.25,
+            1.4914645207033286e-01,
+            1.5428112031914119e-13,
+            9.3576229688384229e-14,
+            2.2204460492503131e-16,
+            2.2204460492503131e-16,
+        ];
+        for (e, want) in eta.iter().zip(r) {
+            assert_eq!(Link::Logit.mu_eta(*e), want, "at {e}");
+        }
+        // R: y <- c(0,1,0,1,1,0); mu <- c(.2,.7,.5,.9,.35,.05); wt <- c(1,2,3,.5,1.5,2);
+        // sum(binomial()$dev.resids(y, mu, wt)) is 9.4918700284470816.
+        let y = [0.0, 1.0, 0.0, 1.0, 1.0, 0.0];
+        let mu = [0.2, 0.7, 0.5, 0.9, 0.35, 0.05];
+        let wt = [1.0, 2.0, 3.0, 0.5, 1.5, 2.0];
+        let dev: f64 = (0..6)
+            .map(|i| Family::Binomial.deviance_residual(y[i], mu[i], wt[i]))
+            .sum();
+        assert!(rel(dev, 9.491_870_028_447_081_6) < 1e-14);
+    }
+
+    #[test]
     fn deviance_residuals() {
         // Binomial with y in {0, 1}: -2 w log(mu) or -2 w log(1 - mu).
         let d = Family::Binomial.deviance_residual(1.0, 0.25, 2.0);

@@ -721,6 +721,125 @@ impl Irls<'_> {
     }
 }
 
+// The intercept-only logistic model y ~ 1 (R's `svyciprop` methods "logit" and
+// "likelihood" fit it with `svyglm`).  With a column of ones every IRLS step after the
+// first starts from one linear predictor shared by all rows, so the step, the deviance
+// and the working weights are functions of three prior-weighted sums; only the first
+// step, from R's starting means (which differ by row), needs the rows.  The iterations
+// are R's `glm.fit` step for step, so the fit stops where R's stops.
+
+/// Prior-weighted sums of an outcome in [0, 1]: sum w, sum w y and sum w (y log y +
+/// (1 - y) log(1 - y)) (zero for a 0/1 outcome).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProportionSums {
+    pub weight: f64,
+    pub weighted_y: f64,
+    pub entropy: f64,
+}
+
+impl ProportionSums {
+    /// The binomial deviance with every mean at `mu` (R's sum of `dev.resids`).
+    pub fn deviance(&self, mu: f64) -> f64 {
+        2.0 * (self.entropy
+            - self.weighted_y * mu.ln()
+            - (self.weight - self.weighted_y) * (1.0 - mu).ln())
+    }
+}
+
+/// One row's part of the first IRLS step of y ~ 1 (logit link) from R's starting mean
+/// (`binomial()$initialize`), at prior weight `w`: [working weight, working weight times
+/// working response, deviance at the start].  Summed over the rows: [`FirstStep`].
+pub fn intercept_first_step_row(y: f64, w: f64) -> [f64; 3] {
+    let link = Link::Logit;
+    let eta = link.link((w * y + 0.5) / (w + 1.0));
+    let mu = link.inverse(eta);
+    let mu_eta = link.mu_eta(eta);
+    let wt = w * mu_eta * mu_eta / Family::Binomial.variance(mu);
+    let z = eta + (y - mu) / mu_eta;
+    [wt, wt * z, Family::Binomial.deviance_residual(y, mu, w)]
+}
+
+/// Where the IRLS of y ~ 1 starts: R's starting means (the sums of
+/// [`intercept_first_step_row`] over the rows), or R's `start=` coefficient.
+#[derive(Clone, Copy, Debug)]
+pub enum InterceptStart {
+    Rows([f64; 3]),
+    Coefficient(f64),
+}
+
+/// R's `glm.fit(y ~ 1, family = quasibinomial)` as it leaves the fit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InterceptFit {
+    /// The intercept: the logit of the fitted proportion.
+    pub coefficient: f64,
+    pub mu: f64,
+    /// The working weight per unit of prior weight in the last step (None when that was
+    /// the first step, whose working weights differ by row).
+    pub working_weight: Option<f64>,
+    /// Sum of the last step's working weights: 1 / `cov.unscaled`.
+    pub working_weight_sum: f64,
+    pub deviance: f64,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+/// Fit y ~ 1 with the logit link from the sums of its rows (see [`ProportionSums`]).
+/// No step can leave the family's range (the logit link clamps the means inside (0,
+/// 1)), so R's step halving never applies.
+pub fn intercept_logit(
+    sums: &ProportionSums,
+    start: InterceptStart,
+    control: &Control,
+) -> Result<InterceptFit> {
+    let link = Link::Logit;
+    let (mut first, mut eta, mut devold) = match start {
+        InterceptStart::Rows(first) => (Some(first), f64::NAN, first[2]),
+        InterceptStart::Coefficient(b) => (None, b, sums.deviance(link.inverse(b))),
+    };
+    let mut fit = InterceptFit {
+        coefficient: f64::NAN,
+        mu: f64::NAN,
+        working_weight: None,
+        working_weight_sum: f64::NAN,
+        deviance: f64::NAN,
+        iterations: 0,
+        converged: false,
+    };
+    for iter in 1..=control.maxit {
+        let (beta, working_weight, working_weight_sum) = if let Some([wt, wtz, _]) = first.take() {
+            (wtz / wt, None, wt)
+        } else {
+            let mu = link.inverse(eta);
+            let mu_eta = link.mu_eta(eta);
+            let ww = mu_eta * mu_eta / Family::Binomial.variance(mu);
+            let beta = eta + (sums.weighted_y - mu * sums.weight) / (mu_eta * sums.weight);
+            (beta, Some(ww), ww * sums.weight)
+        };
+        if !beta.is_finite() || working_weight_sum.is_nan() || working_weight_sum <= 0.0 {
+            return Err(CoreError::Value(format!(
+                "no observations informative at iteration {iter}"
+            )));
+        }
+        eta = beta;
+        let mu = link.inverse(eta);
+        let dev = sums.deviance(mu);
+        fit = InterceptFit {
+            coefficient: beta,
+            mu,
+            working_weight,
+            working_weight_sum,
+            deviance: dev,
+            iterations: iter,
+            converged: (dev - devold).abs() / (dev.abs() + 0.1) < control.epsilon,
+        };
+        if fit.converged {
+            break;
+        }
+        devold = dev;
+    }
+    Ok(fit)
+}
+
 fn check(input: &GlmInput) -> Result<()> {
     let n = input.n;
     if input.x.len() != n * input.p {
@@ -807,6 +926,50 @@ mod tests {
         assert!(deviance[0].abs() < 1e-20);
         assert!(coef[2].is_nan() && coef[3].is_nan() && deviance[1].is_infinite());
         assert!(replicate_fits(&input, &reps[..6], 2).is_err());
+    }
+
+    #[test]
+    fn intercept_logit_from_sums_is_the_row_by_row_fit() {
+        // y ~ 1, quasibinomial: the fit from three sums and the first step's row sums
+        // takes R's iterations and lands where the row-by-row IRLS does; its coefficient
+        // is logit(sum w y / sum w) = log(3.625 / 5.375) to R's tolerance.
+        let y = [1.0, 0.0, 1.0, 0.0, 1.0, 0.25];
+        let w = [1.0, 2.0, 0.5, 3.0, 2.0, 0.5];
+        let x = [1.0; 6];
+        let rows = fit(&input(&x, 1, &y, &w, Family::Binomial, Link::Logit)).unwrap();
+        let mut first = [0.0; 3];
+        let mut sums = ProportionSums {
+            weight: 0.0,
+            weighted_y: 0.0,
+            entropy: 0.0,
+        };
+        for (&yi, &wi) in y.iter().zip(&w) {
+            let part = intercept_first_step_row(yi, wi);
+            first.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+            sums.weight += wi;
+            sums.weighted_y += wi * yi;
+            if yi > 0.0 && yi < 1.0 {
+                sums.entropy += wi * (yi * yi.ln() + (1.0 - yi) * (1.0 - yi).ln());
+            }
+        }
+        assert_eq!((sums.weight, sums.weighted_y), (9.0, 3.625));
+        let fast =
+            intercept_logit(&sums, InterceptStart::Rows(first), &Control::default()).unwrap();
+        assert_eq!(fast.iterations, rows.iterations);
+        assert!(fast.converged);
+        close(fast.coefficient, rows.coefficients[0], 1e-13);
+        close(fast.coefficient, (3.625f64 / 5.375).ln(), 1e-8);
+        close(fast.deviance, rows.deviance, 1e-13);
+        close(1.0 / fast.working_weight_sum, rows.cov_unscaled[0], 1e-13);
+        // R's start=: from the solution one more step changes nothing that matters.
+        let again = intercept_logit(
+            &sums,
+            InterceptStart::Coefficient(fast.coefficient),
+            &Control::default(),
+        )
+        .unwrap();
+        close(again.coefficient, fast.coefficient, 1e-12);
+        assert_eq!(again.iterations, 1);
     }
 
     #[test]

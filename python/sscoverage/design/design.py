@@ -254,10 +254,10 @@ class Design(Serializable):
         """Rows whose PSUs and strata count (R's ``degf``: rows of non-zero weight, in the
         subset if there is one, e.g. after a nonresponse adjustment zeroed the
         nonrespondents); None when that is every row."""
+        if self._mask is None and not self.core.any_zero_weight:
+            return None
         nonzero = self.core.weights != 0
-        if self._mask is None:
-            return None if nonzero.all() else nonzero
-        return self._mask & nonzero
+        return nonzero if self._mask is None else self._mask & nonzero
 
     @property
     def n_psu(self) -> int | None:

@@ -16,12 +16,12 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
-from ..results import display as _display
-from .domains import linear
+from .._frames import OUTSIDE
 from .._provenance import Provenance
 from .._rmath import r_sum, uniroot
 from ..exceptions import DesignError, EstimationError, MissingValueError
 from ..io.serialize import Serializable
+from ..results import display as _display
 
 STATISTICS = ("F", "Chisq", "Wald", "adjWald", "saddlepoint")
 
@@ -72,24 +72,41 @@ class ChisqTest(Serializable):
 
 
 def _coded(design: Any, name: str, na_rm: bool) -> tuple[np.ndarray, list[Any]]:
-    """Level index per row (-1 where missing) and the levels present in the design's
-    rows (R's ``factor()`` drops the others)."""
+    """Dense u32 codes of the levels present in the design's rows (R's ``factor()``
+    drops the others), ``OUTSIDE`` where missing; and those levels."""
     c = design.frame.codes(name, "table variable")
-    rows = design.in_subset()
-    missing = np.zeros(design.n_rows, bool) if c.missing is None else c.missing
-    if (missing & rows).any() and not na_rm:
-        raise MissingValueError(
-            f"column {name!r} has {int((missing & rows).sum())} missing values in the rows used; "
-            "pass na_rm=True to leave those rows out of the table"
-        )
-    present = np.unique(c.codes[rows & ~missing])
+    mask = design.in_subset() if design.is_subset else None
+    rows = c.codes if mask is None else c.codes[mask]
+    if c.missing is not None:
+        hit = c.missing if mask is None else c.missing & mask
+        if hit.any() and not na_rm:
+            raise MissingValueError(
+                f"column {name!r} has {int(hit.sum())} missing values in the rows used; "
+                "pass na_rm=True to leave those rows out of the table"
+            )
+        rows = rows[rows != OUTSIDE]
+    if mask is None and c.missing is None and not _declares_levels(design.frame.column(name)):
+        # Levels found in the column itself: every one has rows.
+        present = np.arange(len(c.labels))
+    else:
+        present = np.flatnonzero(np.bincount(rows, minlength=len(c.labels)))
     if len(present) < 2:
         raise EstimationError(
             f"column {name!r} has {len(present)} level(s) in the rows used; a table test needs two or more"
         )
-    lookup = np.full(len(c.labels), -1)
-    lookup[present] = np.arange(len(present))
-    return np.where(missing, -1, lookup[np.where(missing, 0, c.codes)]), [c.labels[i] for i in present]
+    levels = [c.labels[i] for i in present]
+    if len(present) == len(c.labels):
+        return c.codes, levels
+    lookup = np.full(len(c.labels) + 1, OUTSIDE, dtype=np.uint32)
+    lookup[present] = np.arange(len(present), dtype=np.uint32)
+    return lookup[np.minimum(c.codes, len(c.labels))], levels
+
+
+def _declares_levels(col: Any) -> bool:
+    """A categorical column, whose levels need not all occur."""
+    if isinstance(col, pl.Series):
+        return col.dtype in (pl.Categorical, pl.Enum)
+    return isinstance(col.dtype, pd.CategoricalDtype)
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,7 +120,16 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _indicators(index: np.ndarray, k: int) -> np.ndarray:
+    """Which of k levels each of a few cells is in (cells x k)."""
     return (index[:, None] == np.arange(k)[None, :]).astype(np.float64)
+
+
+def _cells(design: Any, domain: np.ndarray, cell: np.ndarray, k: int, kind: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Means or totals of the k cell indicators over the rows of domain 0, their
+    covariance and the rows' weight sum: one pass of the core's engine with the cell as
+    a factor outcome (no per-row indicator matrix)."""
+    res = design.core.estimate(kind, domain, 1, [], [(0, cell, k)])
+    return np.asarray(res["estimate"]), np.asarray(res["vcov"]).reshape(k, k), float(res["weight_sum"][0])
 
 
 def _pearson(table: np.ndarray) -> float:
@@ -155,26 +181,27 @@ def _p_saddlepoint(x: float, a: np.ndarray, ddf: float) -> float:
     return p if np.isnan(s) else s
 
 
-def _wald(used: Any, cell: np.ndarray, ri: np.ndarray, ci: np.ndarray, shape: tuple[int, int], nu: int, adjusted: bool):
+def _wald(cells: np.ndarray, v_cells: np.ndarray, shape: tuple[int, int], nu: int, adjusted: bool):
     """R's Wald test on the interaction contrasts N_rc - N_r N_c / N of the estimated
-    cell, margin and grand totals, with their design covariance (delta method)."""
+    cell, margin and grand totals, with their design covariance (delta method).  The
+    margins are sums of the cell totals, so the cells' totals and covariance are all
+    the data give."""
     nr, nc = shape
+    k = nr * nc
     rows_of, cols_of = _cell_levels(nr, nc)
-    x = np.hstack([_indicators(cell, nr * nc), _indicators(ri, nr), _indicators(ci, nc), np.ones((used.n_rows, 1))])
-    totals, v_totals = linear(used, x, "total")
-    cells, tr, tc, total = np.split(totals, np.cumsum([nr * nc, nr, nc]))
-    total = total[0]
+    tr, tc = _indicators(rows_of, nr).T @ cells, _indicators(cols_of, nc).T @ cells
+    total = float(cells.sum())
     expected = np.outer(tr, tc).ravel(order="F")  # column-major: the cells' order
-    jac = np.hstack(
-        [
-            np.eye(nr * nc),
-            -_indicators(rows_of, nr) * (tc / total)[cols_of][:, None],
-            -_indicators(cols_of, nc) * (tr / total)[rows_of][:, None],
-            (expected / total**2)[:, None],
-        ]
+    # d(N_rc - N_r N_c / N) / d(N_cells): the cell itself, less its row's and column's
+    # shares of the margins, plus the expected count's share of the grand total.
+    jac = (
+        np.eye(k)
+        - (tc / total)[cols_of][:, None] * (rows_of[:, None] == rows_of[None, :])
+        - (tr / total)[rows_of][:, None] * (cols_of[:, None] == cols_of[None, :])
+        + (expected / total**2)[:, None]
     )
     y = cells - expected / total
-    v = jac @ v_totals @ jac.T
+    v = jac @ v_cells @ jac.T
     use = (rows_of > 0) & (cols_of > 0)
     stat = float(y[use] @ _solve(v[np.ix_(use, use)], y[use]))
     ndf = (nr - 1) * (nc - 1)
@@ -183,12 +210,11 @@ def _wald(used: Any, cell: np.ndarray, ri: np.ndarray, ci: np.ndarray, shape: tu
     return stat, float(ndf), float(ddf), float(stats.f.sf(stat, ndf, ddf))
 
 
-def _rao_scott_delta(used: Any, cell: np.ndarray, shape: tuple[int, int], n_rows: int) -> np.ndarray:
+def _rao_scott_delta(mean: np.ndarray, v: np.ndarray, shape: tuple[int, int], n_rows: int) -> np.ndarray:
     """R's design-effect matrix Delta: the design covariance of the cell proportions
     over their multinomial covariance, on the interaction contrasts (those orthogonal
     to the main effects)."""
     nr, nc = shape
-    mean, v = linear(used, _indicators(cell, nr * nc))
     rows_of, cols_of = _cell_levels(nr, nc)
     main = np.hstack([np.ones((nr * nc, 1)), _indicators(rows_of, nr)[:, 1:], _indicators(cols_of, nc)[:, 1:]])
     inter = np.column_stack([(rows_of == i) & (cols_of == j) for j in range(1, nc) for i in range(1, nr)]).astype(float)
@@ -213,16 +239,28 @@ def chisq(design: Any, row: str, col: str, statistic: str = "F", na_rm: bool = T
     ri, row_levels = _coded(design, row, na_rm)
     ci, col_levels = _coded(design, col, na_rm)
     shape = nr, nc = len(row_levels), len(col_levels)
-    rows = design.in_subset()
-    complete = rows & (ri >= 0) & (ci >= 0)
-    n_rows = int(rows.sum())  # R's N counts rows with a missing value too
-    n_missing = n_rows - int(complete.sum())
-    used = design.subset(complete) if n_missing else design
+    k = nr * nc
+    n_rows = int(design.in_subset().sum()) if design.is_subset else design.n_rows  # R's N counts rows with a missing value too
+    # The cell of each row (R's order: row level fastest); the rows of the table are
+    # domain 0, the others (outside the design's rows, or missing a level) outside.
+    cell = ri + np.uint32(nr) * ci
+    incomplete = ~design.in_subset() if design.is_subset else None
+    for codes in (ri, ci):
+        if codes.max(initial=0) == OUTSIDE:
+            incomplete = (codes == OUTSIDE) if incomplete is None else incomplete | (codes == OUTSIDE)
+    if incomplete is None:
+        domain, n_missing = np.zeros(design.n_rows, np.uint32), 0
+    else:
+        domain = np.where(incomplete, OUTSIDE, 0).astype(np.uint32)
+        cell[incomplete] = 0
+        n_missing = n_rows - (design.n_rows - int(np.count_nonzero(incomplete)))
     nu = design.degf
-    cell = np.where(complete, ri + nr * ci, -1)
+    # One pass: the cells' totals (Wald) or proportions (Rao-Scott) and covariance.
+    wald = statistic in ("Wald", "adjWald")
+    est, v, weight_sum = _cells(design, domain, cell, k, "total" if wald else "mean")
+    counts = est if wald else est * weight_sum
     # Pearson's X^2 of the weighted table scaled to N rows (R's svytable(Ntotal=N)).
-    counts = np.array([r_sum(design.weights[cell == k]) for k in range(nr * nc)])
-    table = (counts * n_rows / r_sum(counts)).reshape(nc, nr).T
+    table = (counts * n_rows / counts.sum()).reshape(nc, nr).T
     pearson = _pearson(table)
     notes = [f"{n_missing} rows with a missing value left out (na_rm=True)"] if n_missing else []
     shown = pd.DataFrame(table, index=pd.Index(row_levels, name=row), columns=pd.Index(col_levels, name=col))
@@ -230,11 +268,11 @@ def chisq(design: Any, row: str, col: str, statistic: str = "F", na_rm: bool = T
     def result(stat: float, ndf: float | None, ddf: float | None, p: float, method: str) -> ChisqTest:
         return ChisqTest(stat, ndf, ddf, p, method, row, col, shown, notes)
 
-    if statistic in ("Wald", "adjWald"):
+    if wald:
         adjusted = statistic == "adjWald"
-        stat, ndf, ddf, p = _wald(used, cell, ri, ci, shape, nu, adjusted)
+        stat, ndf, ddf, p = _wald(est, v, shape, nu, adjusted)
         return result(stat, ndf, ddf, p, "Design-based Wald test of association" + (" (adjusted)" if adjusted else ""))
-    delta = _rao_scott_delta(used, cell, shape, n_rows)
+    delta = _rao_scott_delta(est, v, shape, n_rows)
     trace = float(np.trace(delta))
     d0 = trace**2 / float(np.trace(delta @ delta))
     if statistic == "F":

@@ -1,11 +1,10 @@
 """Linear contrasts of means or totals, across variables and across domains.
 
 Mirrors R's ``survey::svycontrast`` applied to ``svymean`` / ``svytotal`` of several
-variables, or to ``svyby(..., covmat=TRUE)``.  The joint covariance across domains
-comes from one estimate over the whole design: a domain total is the total of
-y * 1[domain], a domain mean the ratio of that total to the total of 1[domain], so the
-core's fused pass gives every domain estimate and their covariance at once — by
-linearisation (R's svyby covmat: the full design) or by replicates alike.
+variables, or to ``svyby(..., covmat=TRUE)``.  One call of the core gives every domain's
+estimates and their joint covariance across domains and variables (each domain's
+influence totals side by side through the one variance engine, or its replicate
+estimates through the replicate engine); the contrasts are small matrix products.
 """
 
 from __future__ import annotations
@@ -15,32 +14,35 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .domains import domains, linear
-from ..exceptions import DesignError, MissingValueError, ShapeError, OptionError
+from .. import _core
+from ..exceptions import DesignError, MissingValueError, OptionError, ShapeError
 from ..results.estimates import Estimates, critical_value, standard_errors
+from .domains import domain_rows, present_domains
 
 STATISTICS = ("mean", "total")
 
 
-def _columns(design: Any, names: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Numeric columns as they are, factors as one 0/1 column per level (R's naming
-    ``stypeE``); and the rows with a missing value in any of them."""
+def _outcomes(design: Any, names: list[str]) -> tuple[list, list, list[str], np.ndarray | None]:
+    """The core's outcomes: numeric columns as they are, factors as codes (one estimate
+    per level, R's naming ``stypeE``); their labels; and the rows with a missing value
+    in any of them (None when there are none)."""
     frame = design.frame
-    cols, labels = [], []
-    missing = np.zeros(design.n_rows, bool)
-    for name in names:
+    numeric, categorical, labels = [], [], []
+    missing = None
+    for pos, name in enumerate(names):
         if frame.is_factor(name):
             c = frame.codes(name, "contrast variable")
-            cols.extend(c.codes == k for k in range(len(c.labels)))
+            categorical.append((pos, c.codes, len(c.labels)))
             labels.extend(f"{name}{lv}" for lv in c.labels)
-            if c.missing is not None:
-                missing |= c.missing
+            miss = c.missing
         else:
             x = frame.numeric(name, "contrast variable")
-            cols.append(np.nan_to_num(x))
+            numeric.append((pos, x))
             labels.append(name)
-            missing |= np.isnan(x)
-    return np.column_stack(cols).astype(np.float64), labels, missing
+            miss = np.isnan(x) if np.isnan(x.sum()) else None
+        if miss is not None:
+            missing = miss if missing is None else missing | miss
+    return numeric, categorical, labels, missing
 
 
 def _weights(contrasts: Any, n: int, labels: list[str]) -> tuple[list[str], np.ndarray]:
@@ -80,36 +82,31 @@ def contrast(
     if statistic not in STATISTICS:
         raise DesignError(f"statistic={statistic!r}; use one of {', '.join(STATISTICS)}")
     names = [y] if isinstance(y, str) else list(y)
-    x, labels, missing = _columns(design, names)
-    hit = missing & design.in_subset()
-    n_removed = int(hit.sum())
+    numeric, categorical, labels, missing = _outcomes(design, names)
+    n_removed = 0 if missing is None else int(np.count_nonzero(missing & design.in_subset()))
     if n_removed and not na_rm:
         raise MissingValueError(
             f"{n_removed} rows used have a missing value in {names}; pass na_rm=True to leave them out "
             "(they stay in the design)"
         )
     base = design.subset(~missing) if n_removed else design
-    by_names, doms, notes = domains(base, by)
-    scope = base.in_subset()
-    x = np.where(scope[:, None], x, 0.0)
-    k = x.shape[1]
-    indicators = np.column_stack([dom.in_subset() for _, dom in doms]).astype(np.float64)
-    # Columns y_j * 1[d], domain by domain: estimates in the order domain, variable.
-    y_by_domain = (indicators[:, :, None] * x[:, None, :]).reshape(base.n_rows, -1)
-    domain_labels = [
-        ":".join([*(str(v) for v in dom_labels.values()), label]) for dom_labels, _ in doms for label in labels
-    ]
+    by_names, coded, domain, n_domains, notes = domain_rows(base, by)
     # R's svyby(covmat=TRUE) takes the covariance over the design given; svymean(na.rm)
     # over the rows left once missing values are dropped.
     over = design if by_names else base
-    if statistic == "total":
-        est, v = linear(over, y_by_domain, "total")
-    else:
-        # Every (y_j 1[d]) / 1[d'] ratio comes out; keep the pairs with d' = d.
-        n_dom = len(doms)
-        est_all, v_all = linear(over, np.hstack([y_by_domain, indicators]), "ratio", n_numerators=n_dom * k)
-        keep = np.array([(i * n_dom) + i // k for i in range(n_dom * k)])
-        est, v = est_all[keep], v_all[np.ix_(keep, keep)]
+    res = _core.joint_estimate(design.core, statistic, domain, n_domains, numeric, categorical,
+                               np.ascontiguousarray(over.in_subset()) if over.is_subset else None)
+    present, values = present_domains(res["n_rows"], res["weight_sum"], by_names, coded, notes)
+    p = int(res["p"])
+    # Estimates in the order domain, variable.
+    keep = (present[:, None] * p + np.arange(p)[None, :]).ravel()
+    est = np.asarray(res["estimate"])[keep]
+    k = n_domains * p
+    v = np.asarray(res["vcov"]).reshape(k, k)[np.ix_(keep, keep)]
+    domain_labels = [
+        ":".join([*(str(values[name][i]) for name in by_names), label])
+        for i in range(len(present)) for label in labels
+    ]
     contrast_names, matrix = _weights(contrasts, len(est), domain_labels)
     values = matrix @ est
     cov = matrix @ v @ matrix.T

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._rmath import r_sum
 from .._frames import OUTSIDE, domain_codes, domain_values
 from ..exceptions import EmptyDomainError, SurveyWarning
 
@@ -62,18 +61,42 @@ def domains(design: "SurveyDesign", by: Any) -> tuple[list[str], list[tuple[dict
     return names, out, notes
 
 
-def weighted_mean(design: "SurveyDesign", x: np.ndarray) -> np.ndarray:
-    """Weighted means of the columns of x (rows x p) over the design's rows.
+def domain_rows(design: "SurveyDesign", by: Any) -> tuple[list[str], list[Any], np.ndarray, int, list[str]]:
+    """(by names, their codes, each row's domain code, the number of codes, notes): the
+    domains of :func:`domains` as codes for one call of the core, ``OUTSIDE`` for rows
+    outside the design's rows or with a missing `by` value (a note says how many)."""
+    names, coded = design.by_columns(by)
+    codes, n_domains = domain_codes(coded, design.n_rows)
+    excluded = ~design.in_subset() if design.is_subset else None
+    notes = []
+    for name, c in zip(names, coded):
+        if c.missing is not None:
+            hit = c.missing if excluded is None else c.missing & ~excluded
+            notes.append(f"{int(hit.sum())} rows with a missing {name!r} are in no domain")
+            excluded = c.missing if excluded is None else excluded | c.missing
+    if excluded is not None and excluded.all():
+        raise EmptyDomainError("no rows are in any domain of the by columns")
+    domain = codes if excluded is None else np.where(excluded, OUTSIDE, codes).astype(np.uint32)
+    return names, coded, domain, n_domains, notes
 
-    As R's ``svymean``: sum of x * w / sum(w), accumulated in long double.
-    """
-    rows = design.in_subset()
-    w = design.weights[rows]
-    psum = r_sum(w)
-    if psum == 0:
-        raise EmptyDomainError("the weights of the rows used sum to zero")
-    xw = x[rows] * w[:, None] / psum
-    return np.array([r_sum(col) for col in xw.T])
+
+def present_domains(n_rows: np.ndarray, weight_sum: np.ndarray, names: list[str], coded: list[Any],
+                    notes: list[str]) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """The domain codes with rows, less those whose rows all have zero weight (left out
+    with a warning, as R's svyby does), and their labels."""
+    present = np.flatnonzero(n_rows > 0)
+    empty = present[weight_sum[present] == 0]
+    if len(empty) == len(present):
+        raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
+    if len(empty):
+        gone = domain_values(empty, names, coded, None)
+        text = ", ".join("/".join(str(gone[name][i]) for name in names) for i in range(len(empty)))
+        message = (f"{'/'.join(names)} = {text}: every row has zero weight, so the domain is left out "
+                   "of the table (as R's svyby)")
+        warnings.warn(message, SurveyWarning, stacklevel=4)
+        notes.append(message)
+        present = present[weight_sum[present] > 0]
+    return present, domain_values(present, names, coded, None)
 
 
 def linear(design: "SurveyDesign", x: np.ndarray, kind: str = "mean", n_numerators: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -16,10 +16,19 @@ import pandas as pd
 from scipy import stats
 
 from .. import _core
-from .domains import domains, linear, weighted_mean
-from .._rmath import approx, qt, r_mean, r_sum, spline_fmm
-from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, SurveyWarning
+from .._frames import OUTSIDE
+from .._rmath import approx, qt, spline_fmm
+from ..exceptions import (
+    ColumnError,
+    DesignError,
+    EmptyDomainError,
+    EstimationError,
+    MissingValueError,
+    SurveyWarning,
+)
 from ..results.estimates import Estimates, standard_errors
+from ..results.publication import korn_graubard
+from .domains import domain_rows, present_domains
 
 METHODS = ("logit", "likelihood", "asin", "beta", "mean", "xlogit", "wilson")
 
@@ -29,7 +38,7 @@ def _expit(eta: np.ndarray) -> np.ndarray:
     return np.exp(eta) / (1 + np.exp(eta))
 
 
-# R's binomial()$linkinv and $mu.eta (C logit_linkinv, logit_mu_eta), clamped as in R.
+# R's binomial()$linkinv (C logit_linkinv), clamped as in R.
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -38,114 +47,51 @@ def _linkinv(eta: np.ndarray) -> np.ndarray:
     return t / (1 + t)
 
 
-def _mu_eta(eta: np.ndarray) -> np.ndarray:
-    opexp = 1 + np.exp(np.clip(eta, -30, 30))
-    return np.where((eta > 30) | (eta < -30), _EPS, np.exp(np.clip(eta, -30, 30)) / (opexp * opexp))
-
-
-def _deviance(y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
-    """Sum of R's ``binomial()$dev.resids`` (y log y taken as 0 at y = 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(y != 0, y * np.log(y / mu), 0.0)
-        b = np.where(1 - y != 0, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0)
-    return r_sum(2 * wt * (a + b))
+def _model_keeps_all_rows(design: Any) -> bool:
+    """R's subset of a calibrated (post-stratified, raked) or PPS design keeps every
+    row, those outside at zero weight (``[.survey.design2``): its model frame, row
+    counts and mean weights count them."""
+    weighted = set(design.spec.get("weighting") or ()) & {"calibrate", "rake", "poststratify"}
+    return not design.is_replicate and (design.spec.get("pps") is not None or bool(weighted))
 
 
 def rows_in_r(design: Any) -> np.ndarray:
-    """The rows R's subset of `design` keeps: for a calibrated (post-stratified, raked)
-    or PPS design every row, those outside with zero weight (``[.survey.design2``);
-    otherwise the rows in the domain.  R's row counts and mean weights count them."""
-    spec = design.spec
-    weighted = set(spec.get("weighting") or ()) & {"calibrate", "rake", "poststratify"}
-    if not design.is_replicate and (spec.get("pps") is not None or weighted):
-        return np.ones(design.n_rows, bool)
-    return design.in_subset()
+    """The rows R's subset of `design` keeps: every row (see
+    :func:`_model_keeps_all_rows`), otherwise the rows in the domain."""
+    return np.ones(design.n_rows, bool) if _model_keeps_all_rows(design) else design.in_subset()
 
 
 @dataclass(frozen=True)
 class _InterceptFit:
-    """``svyglm(y ~ 1, design, family=quasibinomial)`` as R leaves it."""
+    """``svyglm(y ~ 1, design, family=quasibinomial)`` as R leaves it, fitted by the core
+    from the domain's prior-weighted sums (``sum w``, ``sum w y`` and ``sum w (y log y +
+    (1 - y) log(1 - y))``, which give the deviance at any common mean)."""
 
     beta: float  # the intercept, logit of the fitted proportion
-    mu: float  # the fitted proportion
     cov_unscaled: float  # design-based variance of beta
     naive_cov: float  # model-based (X'WX)^-1 at the working weights of the last iteration
     deviance: float
     dispersion: float  # design variance of the Pearson residuals (summary.svyglm)
-    y: np.ndarray  # the rows used
-    prior: np.ndarray  # their prior weights
+    sums: tuple[float, float, float]
     n_rows: int  # the rows of R's model frame (with those R keeps at zero weight)
 
-
-def _fit_intercept(dom: Any, used: Any, x: np.ndarray, epsilon: float = 1e-8, maxit: int = 25) -> _InterceptFit:
-    """R's svyglm fit of an intercept-only logistic model, IRLS iteration by iteration.
-
-    glm stops when the deviance changes by less than `epsilon` relatively, a few
-    iterations in: R's intercept is logit(p) only to that tolerance (1e-9 or so), and
-    its model-based variance uses the working weights of the iteration before (1e-4 or
-    so off).  Both enter R's intervals, so the iterations are repeated here rather than
-    the fit solved exactly.
-    `dom` is the design given, `used` its rows with a value of y.
-    """
-    rows = used.in_subset()
-    y, w = x[rows], used.weights[rows]
-    # Prior weights: sampling weights over their mean in the design given (rows with a
-    # missing y included, as svyglm scales them before glm drops those rows).
-    all_mean = r_mean(np.where(dom.in_subset(), dom.weights, 0.0)[rows_in_r(dom)])
-    prior = w / all_mean
-    good = prior > 0
-    mu = (prior * y + 0.5) / (prior + 1)  # binomial()$initialize
-    eta = np.log(mu / (1 - mu))
-    dev_old = _deviance(y, mu, prior)
-    for _ in range(maxit):
-        mu_eta = _mu_eta(eta)[good]
-        z = eta[good] + (y - mu)[good] / mu_eta
-        wt = prior[good] * mu_eta**2 / (mu * (1 - mu))[good]  # squared working weights
-        beta = float(r_sum(wt * z) / r_sum(wt))
-        eta = np.full(len(y), beta)
-        mu = _linkinv(eta)
-        dev = _deviance(y, mu, prior)
-        if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
-            break
-        dev_old = dev
-    naive_cov = 1 / r_sum(wt)
-    if used.is_replicate:
-        # svyglm.svyrep.design: the fit refitted with each replicate's weights (in the
-        # core, from this fit's coefficient, as R), their spread the variance; and
-        # summary.svrepglm's dispersion, sum(w r^2) / sum(w) with its Pearson residuals
-        # r = e sqrt(prior / (w / sum(w))), which is sum(prior e^2) (about n, not 1).
-        reps = np.ascontiguousarray(used.replicate_weights()[rows])
-        thetas = _core.glm_replicate_coefficients(
-            np.ones((len(y), 1)), np.ascontiguousarray(y), reps, np.array([beta]), "quasibinomial"
-        )
-        cov_unscaled = float(used.replicate_vcov(thetas, np.array([beta]))[0, 0])
-        dispersion = r_sum(prior * (y - mu) ** 2 / (mu * (1 - mu)))
-        return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior,
-                             int(rows_in_r(used).sum()))
-    # svy.varcoef: working residuals times working weights, through (X'WX)^-1.
-    score = np.zeros(used.n_rows)
-    score[np.flatnonzero(rows)[good]] = ((y - mu) / _mu_eta(eta))[good] * wt * naive_cov
-    cov_unscaled = float(used.influence_vcov(score, used.in_subset())[0, 0])
-    # Pearson residuals weigh by prior / (weights over their mean in the rows used).
-    resid = np.zeros(used.n_rows)
-    in_r = rows_in_r(used)
-    used_mean = r_mean(np.where(rows, used.weights, 0.0)[in_r])
-    resid[rows] = (y - mu) * np.sqrt(used_mean / all_mean) / np.sqrt(mu * (1 - mu))
-    n_obs = int((w != 0).sum())
-    r_bar = weighted_mean(used, resid[:, None])[0]
-    dispersion = weighted_mean(used, ((resid - r_bar) ** 2 * n_obs / (n_obs - 1))[:, None])[0]
-    return _InterceptFit(beta, float(mu[0]), cov_unscaled, naive_cov, dev, dispersion, y, prior, int(in_r.sum()))
+    def deviance_at(self, beta: float) -> float:
+        """The deviance with every mean at expit(beta), as the core computes the fit's."""
+        weight, weighted_y, entropy = self.sums
+        mu = float(_linkinv(np.float64(beta)))
+        return 2 * (entropy - weighted_y * np.log(mu) - (weight - weighted_y) * np.log(1 - mu))
 
 
-def _wald_interval(fit: _InterceptFit, level: float, df: float) -> np.ndarray:
-    """R's ``confint.svyglm(method="Wald", ddf=df)``: a normal interval at the level
-    whose normal quantile is the t quantile, back on the proportion scale."""
-    if df <= 0:
-        return np.array([np.nan, np.nan])
-    t_level = 1 - 2 * stats.norm.cdf(qt((1 - level) / 2, df))
+def _wald_interval(beta: np.ndarray, cov_unscaled: np.ndarray, level: float, df: np.ndarray) -> np.ndarray:
+    """R's ``confint.svyglm(method="Wald", ddf=df)`` of each domain's intercept: a normal
+    interval at the level whose normal quantile is the t quantile, back on the
+    proportion scale (2 x domains; NaN where df <= 0)."""
+    df = np.asarray(df, dtype=np.float64)
+    t = np.where(np.isinf(df), stats.norm.ppf((1 - level) / 2), stats.t.ppf((1 - level) / 2, np.where(df > 0, df, 1)))
+    t_level = 1 - 2 * stats.norm.cdf(t)
     a = (1 - t_level) / 2
-    fac = stats.norm.ppf([a, 1 - a])
-    return _expit(fit.beta + np.sqrt(fit.cov_unscaled) * fac)
+    fac = np.array([stats.norm.ppf(a), stats.norm.ppf(1 - a)])
+    return np.where(df > 0, _expit(beta + np.sqrt(cov_unscaled) * fac), np.nan)
 
 
 def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndarray:
@@ -168,12 +114,13 @@ def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndar
     step_size = zmax / 5
     std_err = np.sqrt(fit.cov_unscaled)
     z_values, betas = [0.0], [fit.beta]
+    # MASS's grid: up to 9 steps each way, until |z| passes zmax (a walk along the
+    # profile, not over rows: each deviance is a closed form of the fit's sums).
     for sign in (-1, 1):
         step, z = 0, 0.0
         while (step := step + 1) < 10 and abs(z) < zmax:
             b = fit.beta + sign * step * step_size * std_err
-            mu = _linkinv(np.full(len(fit.y), b))
-            zz = (_deviance(fit.y, mu, fit.prior) - fit.deviance) / fit.dispersion
+            zz = (fit.deviance_at(b) - fit.deviance) / fit.dispersion
             if zz <= -0.001:
                 raise EstimationError(
                     "the likelihood profile found a better fit than the original one, which had not "
@@ -198,9 +145,9 @@ def _likelihood_interval(fit: _InterceptFit, level: float, df: float) -> np.ndar
     return limits
 
 
-def _values(design: Any, name: str) -> np.ndarray:
+def _values(design: Any, name: str) -> tuple[np.ndarray, bool]:
     """The column as 0/1 floats (NaN where missing): numeric in [0, 1], boolean, or a
-    FALSE/TRUE factor (R's logical)."""
+    FALSE/TRUE factor (R's logical); and whether any value is missing."""
     frame = design.frame
     if frame.is_factor(name):
         c = frame.codes(name, "proportion")
@@ -211,12 +158,16 @@ def _values(design: Any, name: str) -> np.ndarray:
                 f"(e.g. ({name} == 'Yes'))"
             )
         mapped = np.array([truth[lv] for lv in c.labels] + [np.nan])
-        return mapped[np.where(c.missing if c.missing is not None else False, len(c.labels), c.codes)]
+        return mapped[np.where(c.missing if c.missing is not None else False, len(c.labels), c.codes)], \
+            c.missing is not None
     x = frame.numeric(name, "proportion")
-    present = x[~np.isnan(x)]
-    if present.size and (present.min() < 0 or present.max() > 1):
+    lo, hi = x.min(initial=0.0), x.max(initial=0.0)
+    missing = bool(np.isnan(lo) or np.isnan(hi))
+    if missing:
+        lo, hi = np.nanmin(x, initial=0.0), np.nanmax(x, initial=0.0)
+    if lo < 0 or hi > 1:
         raise ColumnError(f"column {name!r} has values outside [0, 1]; ciprop needs a 0/1 or logical column")
-    return x
+    return x, missing
 
 
 def proportion_interval(
@@ -241,11 +192,7 @@ def proportion_interval(
     elif method == "asin":
         lo, hi = np.sin(np.arcsin(np.sqrt(p)) + se * 0.5 / np.sqrt(p) / np.sqrt(1 - p) * fac) ** 2
     elif method == "beta":
-        # Korn-Graubard: Clopper-Pearson on the effective sample size.
-        alpha = 1 - level if alpha is None else alpha
-        n_eff = p * (1 - p) / var * (qt(alpha / 2, n_rows - 1) / qt(alpha / 2, degf)) ** 2
-        lo = stats.beta.ppf(alpha / 2, n_eff * p, n_eff * (1 - p) + 1)
-        hi = stats.beta.ppf(1 - alpha / 2, n_eff * p + 1, n_eff * (1 - p))
+        _, lo, hi = korn_graubard(p, var, n_rows, degf, level, alpha=alpha)
     elif method == "wilson":
         # Wilson's score interval with n the effective sample size p(1-p)/var.
         n_eff = p * (1 - p) / var
@@ -267,63 +214,88 @@ def ciprop(
     df: float | None = None,
     na_rm: bool = False,
 ) -> Estimates:
-    """A proportion with a confidence interval; see :meth:`Design.ciprop`."""
+    """A proportion with a confidence interval; see :meth:`Design.ciprop`.
+
+    One call of the core gives every domain's proportion, its variance and degrees of
+    freedom and, for "logit" and "likelihood", R's svyglm fit of y ~ 1 with its design
+    variance (refitted per replicate on a replicate design); the intervals follow from
+    those few numbers per domain.
+    """
     if method not in METHODS:
         raise DesignError(f"method={method!r}; use one of {', '.join(METHODS)}")
     if not 0 < level < 1:
         raise EstimationError(f"level must lie strictly between 0 and 1, not {level}")
-    values = _values(design, y)
-    missing = np.isnan(values)
-    by_names, doms, notes = domains(design, by)
-    records, vcovs, n_removed = [], [], 0
-    for labels, dom in doms:
-        # As R: df comes from the design given, before missing values leave it; the
-        # proportion and its variance from the rows with a value.
-        dom_df = float(dom.degf) if df is None else float(df)
-        hit = missing & dom.in_subset()
-        if hit.any():
+    values, any_missing = _values(design, y)
+    by_names, coded, domain, n_domains, notes = domain_rows(design, by)
+    # As R: df comes from the design given, before missing values leave it; the
+    # proportion and its variance from the rows with a value.
+    n_removed, used, all_rows = 0, domain, None
+    if any_missing:
+        missing = np.isnan(values)
+        n_removed = int(np.count_nonzero(missing & (domain != OUTSIDE)))
+        if n_removed:
             if not na_rm:
                 raise MissingValueError(
-                    f"column {y!r} has {int(hit.sum())} missing values in the rows used; pass na_rm=True "
+                    f"column {y!r} has {n_removed} missing values in the rows used; pass na_rm=True "
                     "to leave them out (they stay in the design)"
                 )
-            n_removed += int(hit.sum())
-            used = dom.subset(~missing)
-        else:
-            used = dom
-        x = np.where(used.in_subset(), values, 0.0)
-        est, v = linear(used, x)
-        var = float(v[0, 0])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if method in ("logit", "likelihood"):
-                # R fits svyglm(y ~ 1, quasibinomial): its estimate and interval.
-                fit = _fit_intercept(dom, used, x)
-                p = float(_expit(fit.beta))
-                interval = _wald_interval if method == "logit" else _likelihood_interval
-                lo, hi = interval(fit, level, dom_df)
+            used, all_rows = np.where(missing, OUTSIDE, domain).astype(np.uint32), domain
+    keeps_all = _model_keeps_all_rows(design)
+    res = _core.proportion(design.core, values, used, all_rows, n_domains, method in ("logit", "likelihood"),
+                           method == "likelihood", keeps_all)
+    present, labels = present_domains(res["n_domain_rows"], res["domain_weight_sum"], by_names, coded, notes)
+    if res["dropped_replicates"]:
+        notes.append(f"{res['dropped_replicates']} replicates gave undefined estimates and were left out (as R)")
+    for i, d in enumerate(present):
+        if res["n_rows"][d] == 0 or res["weight_sum"][d] == 0:
+            where = ", ".join(f"{name} = {labels[name][i]!r}" for name in by_names) or "the design's rows"
+            raise EmptyDomainError(f"{y!r} has no value of positive weight in {where}: nothing to estimate")
+    if not design.is_replicate:
+        degf = res["degf"][present].astype(int)
+    elif not design.is_subset and not by_names:
+        degf = np.array([design.degf])
+    else:
+        # R's degf of a replicate design's domain: the rank of its replicate weights.
+        degf = np.array([design.core.replicate_degf_in(np.ascontiguousarray(domain == d)) for d in present])
+    dom_df = degf.astype(float) if df is None else np.full(len(present), float(df))
+    var = res["variance"][present]
+    fits = [
+        _InterceptFit(float(res["coefficient"][d]), float(res["cov_unscaled"][d]), float(res["naive_cov"][d]),
+                      float(res["deviance"][d]), float(res["dispersion"][d]),
+                      (float(res["prior_weight"][d]), float(res["prior_weighted_y"][d]),
+                       float(res["prior_entropy"][d])), int(res["model_rows"][d]))
+        for d in present
+    ] if method == "likelihood" else []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method in ("logit", "likelihood"):
+            # R fits svyglm(y ~ 1, quasibinomial): its estimate and interval.
+            beta = res["coefficient"][present]
+            estimate = _expit(beta)
+            if method == "logit":
+                ci = _wald_interval(beta, res["cov_unscaled"][present], level, dom_df)
             else:
-                # R takes the row count and degf of the design given, before missing
-                # values leave it.
-                p = float(est[0])
-                n_rows = int(rows_in_r(dom).sum())
-                lo, hi = proportion_interval(method, p, var, level, dom_df, n_rows, dom.degf)
-        records.append(
-            {
-                **labels,
-                "variable": y,
-                "level": None,
-                "label": y,
-                "estimate": p,
-                "se": float(standard_errors(np.array([var]))[0]),
-                "ci_low": lo,
-                "ci_high": hi,
-                "df": dom_df,
-                "n": int(used.in_subset().sum()),
-                "weight_sum": r_sum(used.weights[used.in_subset()]),
-            }
-        )
-        vcovs.append(np.array([[var]]))
-    table = pd.DataFrame.from_records(records)
+                ci = np.array([_likelihood_interval(f, level, v) for f, v in zip(fits, dom_df)]).T
+        else:
+            # R takes the row count and degf of the design given, before missing values
+            # leave it.
+            estimate = res["estimate"][present]
+            n_rows = np.full(len(present), design.n_rows) if keeps_all else res["n_domain_rows"][present].astype(int)
+            ci = np.array([proportion_interval(method, float(p), float(v), level, float(f), int(n), int(g))
+                           for p, v, f, n, g in zip(estimate, var, dom_df, n_rows, degf)]).T
+    table = pd.DataFrame({
+        **{name: labels[name] for name in by_names},
+        "variable": y,
+        "level": None,
+        "label": y,
+        "estimate": estimate,
+        "se": standard_errors(var),
+        "ci_low": ci[0],
+        "ci_high": ci[1],
+        "df": dom_df,
+        "n": res["n_rows"][present].astype(int),
+        "weight_sum": res["weight_sum"][present],
+    })
+    vcovs = [np.array([[v]]) for v in var]
     undefined = int(table[["ci_low", "ci_high"]].isna().to_numpy().sum())
     if undefined:
         notes.append(f"{undefined} interval limits are undefined (NaN), as in R (a proportion of 0 or 1?)")

@@ -78,26 +78,32 @@ class ReliabilityRules:
     level: float = 0.95
 
 
-def korn_graubard(p: Any, var: Any, n: Any, df: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Effective sample size and Korn-Graubard interval of proportions, as NCHS computes
-    them (element by element over arrays).
+def korn_graubard(
+    p: Any, var: Any, n: Any, df: Any, level: float = 0.95, *, alpha: float | None = None, nchs: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Korn and Graubard's interval of proportions p with design variances var, element
+    by element: Clopper-Pearson on the effective sample size p (1 - p) / var times the
+    squared ratio of t quantiles on n - 1 (n rows) and on df.  Returns (effective
+    sample size, lower, upper).
 
-    Unlike R's ``svyciprop(method="beta")`` the effective sample size is capped at the
-    number of rows `n` (NCHS), and a proportion of 0 or 1 gets the exact one-sided
-    limit.  A `df` of NaN (unknown) leaves out the degrees-of-freedom factor.
+    As R's ``svyciprop(method="beta")`` by default (`alpha` overrides ``1 - level``, as
+    R's woodruffCI takes the alpha given).  ``nchs=True`` is NCHS's rule: the effective
+    sample size capped at n, a proportion of 0 or 1 given the exact one-sided limit, and
+    no t ratio where df is unknown (NaN) or n is 1.
     """
     p, var, n, df = (np.asarray(a, dtype=np.float64) for a in (p, var, n, df))
-    alpha = 1 - level
+    alpha = 1 - level if alpha is None else alpha
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(
-            (n > 1) & np.isfinite(df) & (df > 0),
-            (stats.t.ppf(alpha / 2, n - 1) / stats.t.ppf(alpha / 2, df)) ** 2,
-            1.0,
-        )
-        n_eff = np.where(var > 0, np.minimum(n, p * (1 - p) / var * factor), n)
+        factor = (stats.t.ppf(alpha / 2, n - 1) / stats.t.ppf(alpha / 2, df)) ** 2
+        n_eff = p * (1 - p) / var * factor
+        if nchs:
+            factor = np.where((n > 1) & np.isfinite(df) & (df > 0), factor, 1.0)
+            n_eff = np.where(var > 0, np.minimum(n, p * (1 - p) / var * factor), n)
         x = p * n_eff
-        low = np.where(x <= 0, 0.0, stats.beta.ppf(alpha / 2, x, n_eff - x + 1))
-        high = np.where(x >= n_eff, 1.0, stats.beta.ppf(1 - alpha / 2, x + 1, n_eff - x))
+        low = stats.beta.ppf(alpha / 2, x, n_eff - x + 1)
+        high = stats.beta.ppf(1 - alpha / 2, x + 1, n_eff - x)
+        if nchs:
+            low, high = np.where(x <= 0, 0.0, low), np.where(x >= n_eff, 1.0, high)
     return n_eff, low, high
 
 
@@ -117,7 +123,8 @@ def flags(est: EstimateTable, rules: ReliabilityRules | None = None, proportion:
     n_eff = np.full(len(t), np.nan)
     kg = np.full((len(t), 2), np.nan)
     sel = is_prop & np.isfinite(se) & (n > 0)
-    n_eff[sel], kg[sel, 0], kg[sel, 1] = korn_graubard(estimate[sel], se[sel] ** 2, n[sel], df[sel], rules.level)
+    n_eff[sel], kg[sel, 0], kg[sel, 1] = korn_graubard(estimate[sel], se[sel] ** 2, n[sel], df[sel], rules.level,
+                                                       nchs=True)
     width = kg[:, 1] - kg[:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = width / estimate

@@ -1,0 +1,230 @@
+//! Totals or means of every domain with their joint covariance across domains and
+//! variables (R's `svyby(..., covmat = TRUE)`), for contrasts between domains: the
+//! domains' influence totals side by side through the one engine, or their replicate
+//! estimates side by side through the replicate engine.
+
+use crate::design::Design;
+use crate::error::{CoreError, Result};
+use crate::estimate::{
+    domain_sums, linearization_influence, point_estimates, replicate_sums, row_influence,
+    Estimator, Outcome,
+};
+use crate::variance::Influence;
+
+/// Estimates of every domain (n_domains x p, NaN for a domain with no rows or no
+/// weight, which adds nothing to the covariance) and their covariance ((n_domains p)
+/// squared, domain-major: estimate j of domain d is row d p + j).
+#[derive(Clone, Debug)]
+pub struct JointEstimates {
+    pub p: usize,
+    pub estimate: Vec<f64>,
+    pub vcov: Vec<f64>,
+    pub n_rows: Vec<f64>,
+    pub weight_sum: Vec<f64>,
+    pub dropped_replicates: usize,
+}
+
+/// Totals or means (`estimator`) of `outcomes` in every domain (codes 0..n_domains,
+/// `OUTSIDE` for rows in none) with their joint covariance.  `in_design` marks the rows
+/// of the design the domains are taken from (its PSUs are those present for the
+/// lonely-PSU rules); None: every row.
+pub fn estimate_joint(
+    design: &Design,
+    estimator: Estimator,
+    outcomes: &[Outcome],
+    domain: &[u32],
+    n_domains: usize,
+    in_design: Option<&[bool]>,
+) -> Result<JointEstimates> {
+    if matches!(estimator, Estimator::Ratio { .. }) {
+        return Err(CoreError::Value(
+            "joint covariance across domains is for totals and means".into(),
+        ));
+    }
+    if outcomes.is_empty() {
+        return Err(CoreError::Value("no outcome variable given".into()));
+    }
+    let width: usize = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Numeric(_) => 1,
+            Outcome::Categorical { n_levels, .. } => *n_levels as usize,
+        })
+        .sum();
+    let p = width;
+    let k = n_domains * p;
+    let (sums, rep_sums) = domain_sums(design, outcomes, domain, n_domains, false)?;
+    let (n_units, stride) = (design.n_units, sums.stride);
+    let mut out = JointEstimates {
+        p,
+        estimate: vec![f64::NAN; k],
+        vcov: vec![0.0; k * k],
+        n_rows: vec![0.0; n_domains],
+        weight_sum: vec![0.0; n_domains],
+        dropped_replicates: 0,
+    };
+    let mut col_tots = vec![vec![0.0; stride]; n_domains];
+    let mut estimated = vec![false; n_domains];
+    for d in 0..n_domains {
+        let cells = &sums.table[d * n_units * stride..(d + 1) * n_units * stride];
+        let col_tot = &mut col_tots[d];
+        for cell in cells.chunks_exact(stride) {
+            col_tot.iter_mut().zip(cell).for_each(|(t, c)| *t += c);
+        }
+        out.n_rows[d] = col_tot[0];
+        out.weight_sum[d] = col_tot[1];
+        if col_tot[0] > 0.0 && col_tot[1] != 0.0 {
+            point_estimates(
+                estimator,
+                0,
+                width,
+                col_tot,
+                &mut out.estimate[d * p..(d + 1) * p],
+            );
+            estimated[d] = true;
+        }
+    }
+    if let Some(rep) = design.replicates() {
+        let mut thetas = vec![f64::NAN; rep.n_replicates * k];
+        let mut rsum = vec![0.0; stride];
+        for d in (0..n_domains).filter(|&d| estimated[d]) {
+            let cells = &sums.table[d * n_units * stride..(d + 1) * n_units * stride];
+            for r in 0..rep.n_replicates {
+                let s = replicate_sums(rep, rep_sums.as_ref(), cells, (d, r), &mut rsum);
+                point_estimates(
+                    estimator,
+                    0,
+                    width,
+                    s,
+                    &mut thetas[r * k + d * p..r * k + (d + 1) * p],
+                );
+            }
+        }
+        // Domains without an estimate stay out (zero rows and columns).
+        let keep: Vec<usize> = (0..k).filter(|&j| estimated[j / p]).collect();
+        let kept: Vec<f64> = (0..rep.n_replicates)
+            .flat_map(|r| keep.iter().map(move |&j| (r, j)))
+            .map(|(r, j)| thetas[r * k + j])
+            .collect();
+        let full: Vec<f64> = keep.iter().map(|&j| out.estimate[j]).collect();
+        let cov = design.covariance(Influence::ReplicateEstimates {
+            thetas: &kept,
+            full: &full,
+        })?;
+        out.dropped_replicates = cov.dropped_replicates;
+        let v = cov.matrix;
+        let m = keep.len();
+        for (a, &i) in keep.iter().enumerate() {
+            for (b, &j) in keep.iter().enumerate() {
+                out.vcov[i * k + j] = v[a * m + b];
+            }
+        }
+        return Ok(out);
+    }
+    if design.is_calibrated() {
+        // A calibrated design's residuals need the rows: each domain's per-row
+        // influence values, side by side.
+        let context_rows = design.n_rows;
+        let mut rows = vec![0.0; context_rows * k];
+        for d in (0..n_domains).filter(|&d| estimated[d]) {
+            let z = row_influence(
+                design,
+                estimator,
+                outcomes,
+                domain,
+                d as u32,
+                (0, width),
+                &out.estimate[d * p..(d + 1) * p],
+                &col_tots[d],
+            )?;
+            for (r, zr) in z.chunks_exact(p).enumerate() {
+                rows[r * k + d * p..r * k + (d + 1) * p].copy_from_slice(zr);
+            }
+        }
+        out.vcov = design
+            .covariance(Influence::Rows {
+                values: &rows,
+                p: k,
+                in_domain: in_design,
+            })?
+            .matrix;
+        return Ok(out);
+    }
+    let mut totals = vec![0.0; n_units * k];
+    let mut infl = vec![0.0; n_units * p];
+    for d in (0..n_domains).filter(|&d| estimated[d]) {
+        let cells = &sums.table[d * n_units * stride..(d + 1) * n_units * stride];
+        linearization_influence(
+            estimator,
+            0,
+            width,
+            &out.estimate[d * p..(d + 1) * p],
+            cells,
+            stride,
+            &col_tots[d],
+            &mut infl,
+        );
+        for (u, z) in infl.chunks_exact(p).enumerate() {
+            totals[u * k + d * p..u * k + (d + 1) * p].copy_from_slice(z);
+        }
+    }
+    let present = in_design.map(|rows| {
+        let mut present = vec![false; n_units];
+        for (&u, &inside) in design.unit_of_row.iter().zip(rows) {
+            present[u as usize] |= inside;
+        }
+        present
+    });
+    out.vcov = design
+        .covariance(Influence::UnitTotals {
+            totals: &totals,
+            p: k,
+            present: present.as_deref(),
+        })?
+        .matrix;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::estimate::estimate_by_domain;
+
+    #[test]
+    fn joint_covariance_holds_each_domain_s_own_and_their_cross_terms() {
+        // Four PSUs without strata, two domains.  Each domain's block is its own
+        // covariance (estimate_by_domain); the cross term is, by hand, the PSU totals'
+        // n/(n-1) sum of products of the two domains' centred influence totals.
+        let psu: Vec<u32> = vec![0, 0, 1, 1, 2, 2, 3, 3];
+        let w = [1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 3.0];
+        let y = [1.0, 4.0, 2.0, 0.0, 3.0, 1.0, 5.0, 2.0];
+        let domain = [0u32, 1, 0, 1, 0, 1, 1, 0];
+        let design = Design::new(&DesignSpec {
+            n_rows: 8,
+            clusters: vec![Some(&psu)],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(&w),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap();
+        let outcomes = [Outcome::Numeric(&y)];
+        let joint = estimate_joint(&design, Estimator::Total, &outcomes, &domain, 2, None).unwrap();
+        let own =
+            estimate_by_domain(&design, Estimator::Total, &outcomes, &domain, 2, false).unwrap();
+        // Totals: domain 0 = 1 + 2 + 6 + 6 = 15, domain 1 = 8 + 0 + 1 + 5 = 14.
+        assert_eq!(joint.estimate, vec![15.0, 14.0]);
+        assert!((joint.vcov[0] - own.vcov[0]).abs() < 1e-12);
+        assert!((joint.vcov[3] - own.vcov[1]).abs() < 1e-12);
+        // PSU totals: domain 0: 1, 2, 6, 6 (mean 15/4); domain 1: 8, 0, 1, 5 (mean 14/4).
+        let a = [1.0 - 3.75, 2.0 - 3.75, 6.0 - 3.75, 6.0 - 3.75];
+        let b = [8.0 - 3.5, 0.0 - 3.5, 1.0 - 3.5, 5.0 - 3.5];
+        let cross: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() * 4.0 / 3.0;
+        assert!((joint.vcov[1] - cross).abs() < 1e-12);
+        assert!((joint.vcov[1] - joint.vcov[2]).abs() < 1e-12);
+    }
+}
