@@ -151,3 +151,63 @@ def test_result_object(srs):
     assert res.labels == ["x.0.25", "x.0.5"]
     # R reports no covariance between quantiles: NaN off the diagonal.
     assert np.isnan(res.vcov[0][0, 1]) and res.vcov[0][0, 0] == pytest.approx(res.se[0] ** 2)
+
+
+def _math_rule(x: np.ndarray, w: np.ndarray, p: float) -> float:
+    """R's qrule_math written out with numpy (exact for integer weights): the first value
+    whose cumulative weight reaches p * sum(w)."""
+    order = np.argsort(x, kind="stable")
+    cumw = np.cumsum(w[order])
+    return float(x[order][min(np.searchsorted(cumw, p * w.sum()), len(x) - 1)])
+
+
+def test_a_rule_given_as_a_function(srs):
+    """R's svyquantile takes a function as qrule; ours runs it domain by domain (and
+    replicate by replicate) in Python, and gives the core's numbers for the same rule."""
+    srs = srs.assign(w=np.floor(srs["w"]) + 1)
+    design = ssc.Design(srs, ids="psu", strata="stratum", weights="w")
+    for d, interval in ((design, "beta"), (design.as_replicates("JKn"), "quantile")):
+        ours = d.quantile("x", [0.3, 0.5, 0.8], by="g", qrule="math", interval_type=interval).table
+        theirs = d.quantile("x", [0.3, 0.5, 0.8], by="g", qrule=_math_rule, interval_type=interval,
+                            progress=False).table
+        cols = ["estimate", "ci_low", "ci_high", "se"]
+        assert_allclose(theirs[cols].to_numpy(), ours[cols].to_numpy(), rtol=1e-13)
+
+
+def test_undefined_quantile_is_an_error_not_nan():
+    """R's hf7 needs two values (cumw[n - 1]); a domain with one row says so."""
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "g": ["a", "a", "a", "b"]})
+    with pytest.raises(ssc.EstimationError, match="undefined.*two rows"):
+        ssc.Design(df).quantile("x", [0.5], by="g", qrule="hf7")
+
+
+_THREADS_SCRIPT = """
+import numpy as np, pandas as pd, sscoverage as ssc
+rng = np.random.default_rng(5)
+n = 300_000
+df = pd.DataFrame({"x": np.round(rng.lognormal(3, 1, n), 2), "w": rng.uniform(1, 40, n),
+                   "psu": rng.integers(0, 40, n), "g": rng.integers(0, 5, n)})
+df["h"] = df["psu"] % 4
+design = ssc.Design(df, ids="psu", strata="h", weights="w")
+out = []
+for d, interval in ((design, "mean"), (design, "beta"), (design.as_replicates("JKn"), "quantile")):
+    for rule in ("math", "hf7"):
+        t = d.quantile("x", [0.1, 0.5, 0.75], by="g", qrule=rule, interval_type=interval).table
+        out += [v.hex() for v in t[["estimate", "ci_low", "ci_high", "se"]].to_numpy().ravel()]
+print(" ".join(out))
+"""
+
+
+def test_the_same_digits_with_any_number_of_threads():
+    """The core sorts, sums and estimates in parallel; the numbers may not depend on
+    how many threads it has."""
+    import os
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], capture_output=True, text=True, check=True,
+                       env={**os.environ, "RAYON_NUM_THREADS": threads}).stdout
+        for threads in ("1", "2")
+    ]
+    assert runs[0] and runs[0] == runs[1]

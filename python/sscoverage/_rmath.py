@@ -40,12 +40,19 @@ def r_mean(x: np.ndarray) -> float:
     return float(s)
 
 
-def qt(p: float | np.ndarray, df: float, lower_tail: bool = True) -> float | np.ndarray:
-    """R's ``qt(p, df, lower.tail)``; ``df=Inf`` is the normal quantile, as in R."""
-    if np.isinf(df):
-        return stats.norm.ppf(p) if lower_tail else stats.norm.isf(p)
-    # Not a frozen stats.t(df): freezing costs a millisecond a call, the numbers are the same.
-    return stats.t.ppf(p, df) if lower_tail else stats.t.isf(p, df)
+def qt(p: float | np.ndarray, df: float | np.ndarray, lower_tail: bool = True) -> float | np.ndarray:
+    """R's ``qt(p, df, lower.tail)``; ``df=Inf`` is the normal quantile, as in R.  p and
+    df broadcast."""
+    if np.ndim(df) == 0:
+        if np.isinf(df):
+            return stats.norm.ppf(p) if lower_tail else stats.norm.isf(p)
+        # Not a frozen stats.t(df): freezing costs a millisecond a call, the numbers are the same.
+        return stats.t.ppf(p, df) if lower_tail else stats.t.isf(p, df)
+    infinite = np.isinf(df)
+    finite_df = np.where(infinite, 1.0, df)
+    t = stats.t.ppf(p, finite_df) if lower_tail else stats.t.isf(p, finite_df)
+    z = stats.norm.ppf(p) if lower_tail else stats.norm.isf(p)
+    return np.where(infinite, z, t)
 
 
 def iqr(x: np.ndarray) -> float:

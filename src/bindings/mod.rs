@@ -7,6 +7,7 @@
 mod coverage;
 mod errors;
 mod models;
+mod quantile;
 mod sampling;
 mod small_area;
 mod stream;
@@ -684,6 +685,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stream::register(m)?;
     survival::register(m)?;
     tables::register(m)?;
+    quantile::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -19,29 +19,33 @@ if TYPE_CHECKING:
     from ..protocols import SurveyDesign
 
 
-def domains(design: "SurveyDesign", by: Any) -> tuple[list[str], list[tuple[dict[str, Any], "SurveyDesign"]], list[str]]:
-    """(by names, [(labels of the domain, the domain as a subset design)], notes).
+def coded_domains(design: "SurveyDesign", by: Any) -> tuple[list[str], np.ndarray, int, list[dict[str, Any]], list[str]]:
+    """(by names, the domain code of each row, how many domains, the labels of each,
+    notes): the domains of :func:`domains` as codes 0..k-1 in their order, for the
+    estimators that take every domain in one call.
 
-    Domains are the combinations of the `by` columns present in the design's rows, in
-    the order of :meth:`Design.mean` with `by` (first column slowest).  Without `by`
-    the one domain is the design itself.  Rows with a missing `by` value are in no
-    domain (a note says how many).
+    A row's code is ``OUTSIDE`` when it is in no domain (outside the design's subset, a
+    missing `by` value, or a domain left out).
     """
     names, coded = design.by_columns(by)
-    if not names:
-        return [], [({}, design)], []
     scope = design.in_subset()
+    codes, n_codes = domain_codes(coded, design.n_rows)
+    if not names:
+        return [], np.where(scope, 0, OUTSIDE).astype(np.uint32), 1, [{}], []
     notes = []
     for name, c in zip(names, coded):
         if c.missing is not None:
             notes.append(f"{int((c.missing & scope).sum())} rows with a missing {name!r} are in no domain")
             scope &= ~c.missing
-    codes, _ = domain_codes(coded, design.n_rows)
     if not scope.any():
         raise EmptyDomainError("no rows are in any domain of the by columns")
-    present = np.unique(codes[scope])
+    everywhere = bool(scope.all())
+    codes = codes.astype(np.uint32) if everywhere else np.where(scope, codes, OUTSIDE).astype(np.uint32)
+    used = codes if everywhere else codes[scope]
+    present = np.flatnonzero(np.bincount(used, minlength=n_codes))
     # A domain whose rows all have zero weight is left out, as R's svyby does.
-    weight = np.bincount(codes[scope], weights=design.weights[scope], minlength=int(present.max()) + 1)
+    weights = design.weights
+    weight = np.bincount(used, weights=weights if everywhere else weights[scope], minlength=n_codes)
     empty = present[weight[present] == 0]
     if len(empty) == len(present):
         raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
@@ -52,13 +56,30 @@ def domains(design: "SurveyDesign", by: Any) -> tuple[list[str], list[tuple[dict
                    "of the table (as R's svyby)")
         warnings.warn(message, SurveyWarning, stacklevel=3)
         notes.append(message)
+        codes[np.isin(codes, empty)] = OUTSIDE
         present = present[weight[present] > 0]
     values = domain_values(present, names, coded, None)
-    out = [
-        ({name: values[name][i] for name in names}, design.subset(scope & (codes == code)))
-        for i, code in enumerate(present)
-    ]
-    return names, out, notes
+    labels = [{name: values[name][i] for name in names} for i in range(len(present))]
+    if len(present) < n_codes:
+        # Domains renumbered 0..k-1 in the order of their codes.
+        out = np.full(n_codes, OUTSIDE, dtype=np.uint32)
+        out[present] = np.arange(len(present), dtype=np.uint32)
+        codes = np.where(codes == OUTSIDE, OUTSIDE, out[np.minimum(codes, n_codes - 1)]).astype(np.uint32)
+    return names, codes, len(present), labels, notes
+
+
+def domains(design: "SurveyDesign", by: Any) -> tuple[list[str], list[tuple[dict[str, Any], "SurveyDesign"]], list[str]]:
+    """(by names, [(labels of the domain, the domain as a subset design)], notes).
+
+    Domains are the combinations of the `by` columns present in the design's rows, in
+    the order of :meth:`Design.mean` with `by` (first column slowest).  Without `by`
+    the one domain is the design itself.  Rows with a missing `by` value are in no
+    domain (a note says how many).
+    """
+    if by is None:
+        return [], [({}, design)], []
+    names, codes, n_domains, labels, notes = coded_domains(design, by)
+    return names, [(labels[d], design.subset(codes == d)) for d in range(n_domains)], notes
 
 
 def domain_rows(design: "SurveyDesign", by: Any) -> tuple[list[str], list[Any], np.ndarray, int, list[str]]:

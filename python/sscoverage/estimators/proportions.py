@@ -47,7 +47,7 @@ def _linkinv(eta: np.ndarray) -> np.ndarray:
     return t / (1 + t)
 
 
-def _model_keeps_all_rows(design: Any) -> bool:
+def keeps_all_rows(design: Any) -> bool:
     """R's subset of a calibrated (post-stratified, raked) or PPS design keeps every
     row, those outside at zero weight (``[.survey.design2``): its model frame, row
     counts and mean weights count them."""
@@ -57,8 +57,8 @@ def _model_keeps_all_rows(design: Any) -> bool:
 
 def rows_in_r(design: Any) -> np.ndarray:
     """The rows R's subset of `design` keeps: every row (see
-    :func:`_model_keeps_all_rows`), otherwise the rows in the domain."""
-    return np.ones(design.n_rows, bool) if _model_keeps_all_rows(design) else design.in_subset()
+    :func:`keeps_all_rows`), otherwise the rows in the domain."""
+    return np.ones(design.n_rows, bool) if keeps_all_rows(design) else design.in_subset()
 
 
 @dataclass(frozen=True)
@@ -171,8 +171,8 @@ def _values(design: Any, name: str) -> tuple[np.ndarray, bool]:
 
 
 def proportion_interval(
-    method: str, p: float, var: float, level: float, df: float, n_rows: int, degf: int, alpha: float | None = None
-) -> tuple[float, float]:
+    method: str, p: Any, var: Any, level: float, df: Any, n_rows: Any, degf: Any, alpha: float | None = None
+) -> tuple[Any, Any]:
     """Interval for a proportion p with design variance var, by R's ``svyciprop`` methods
     ``mean``, ``xlogit``, ``asin`` and ``beta`` (also R's ``woodruffCI`` for quantiles),
     or ``wilson``.
@@ -180,8 +180,10 @@ def proportion_interval(
     The t quantiles are on `df`; ``beta`` rescales the effective sample size by R's
     ratio of t quantiles on ``n_rows - 1`` and on `degf`, at `alpha` (R's woodruffCI
     takes the alpha given, svyciprop ``1 - level``: they can differ in the last bit).
+    Scalars give two floats; arrays (p and var alike, df, n_rows and degf broadcasting
+    against them) give two arrays, element by element the same numbers.
     """
-    var = np.float64(var)  # a zero variance gives R's NaN limits, not an exception
+    var = np.asarray(var, dtype=np.float64)  # a zero variance gives R's NaN limits, not an exception
     se = np.sqrt(var)
     a = (1 - level) / 2
     fac = np.array([qt(a, df), qt(1 - a, df)])
@@ -190,7 +192,8 @@ def proportion_interval(
     elif method == "xlogit":
         lo, hi = _expit(np.log(p / (1 - p)) + se / (p * (1 - p)) * fac)
     elif method == "asin":
-        lo, hi = np.sin(np.arcsin(np.sqrt(p)) + se * 0.5 / np.sqrt(p) / np.sqrt(1 - p) * fac) ** 2
+        s = np.sin(np.arcsin(np.sqrt(p)) + se * 0.5 / np.sqrt(p) / np.sqrt(1 - p) * fac)
+        lo, hi = s * s  # R's x^2 is x * x (numpy's scalar ** 2 is pow(), a bit off at times)
     elif method == "beta":
         _, lo, hi = korn_graubard(p, var, n_rows, degf, level, alpha=alpha)
     elif method == "wilson":
@@ -202,7 +205,9 @@ def proportion_interval(
         lo, hi = centre - half, centre + half
     else:
         raise DesignError(f"no interval method {method!r}")
-    return float(lo), float(hi)
+    if np.ndim(lo) == 0:
+        return float(lo), float(hi)
+    return lo, hi
 
 
 def ciprop(
@@ -240,7 +245,7 @@ def ciprop(
                     "to leave them out (they stay in the design)"
                 )
             used, all_rows = np.where(missing, OUTSIDE, domain).astype(np.uint32), domain
-    keeps_all = _model_keeps_all_rows(design)
+    keeps_all = keeps_all_rows(design)
     res = _core.proportion(design.core, values, used, all_rows, n_domains, method in ("logit", "likelihood"),
                            method == "likelihood", keeps_all)
     present, labels = present_domains(res["n_domain_rows"], res["domain_weight_sum"], by_names, coded, notes)

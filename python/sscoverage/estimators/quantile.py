@@ -1,152 +1,105 @@
 """Quantiles of a survey variable with Woodruff or score (Francisco-Fuller) intervals.
 
-Mirrors R's ``survey::svyquantile`` (survey >= 4.1, linearisation designs): the
-quantile rules ``qrule`` and the interval types ``interval.type`` are R's, step by
-step, so estimates and interval limits are the same data values R reports.
+Mirrors R's ``survey::svyquantile`` (survey >= 4.1): the quantile rules ``qrule`` and the
+interval types ``interval.type`` are R's, step by step, so estimates and interval limits
+are the same data values R reports.
+
+The core does the work on the rows (``sscoverage._core.DomainQuantiles``): it sorts each
+domain's rows by value once, reads every quantile and interval limit from that order
+with R's rule and R's long-double sums, re-weights the same order for each replicate,
+and estimates the proportions below the quantiles of every domain in one pass of the
+variance engine.  Here: names, the missing-value policy, R's intervals for those
+proportions (scipy's t and beta quantiles), labels and the result.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .domains import domains, linear
+from .. import _core
+from .._frames import OUTSIDE
 from .._progress import track
-from .._rmath import approx, iqr, qt, r_cumsum, r_mean, r_sum, uniroot
-from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
-from .proportions import rows_in_r, proportion_interval
+from .._rmath import iqr, qt, r_sum, uniroot
+from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError, SurveyWarning
 from ..results.estimates import Estimates
+from .domains import coded_domains, linear
+from .proportions import keeps_all_rows, proportion_interval, rows_in_r
 
 INTERVAL_TYPES = ("mean", "beta", "xlogit", "asin", "score", "quantile")
+#: R's woodruffCI methods: an interval for the proportion below the quantile.
+WOODRUFF = ("mean", "beta", "xlogit", "asin")
+QRULES = ("math", "school", "shahvaish", *(f"hf{i}" for i in range(1, 10)))
 
 QRule = Callable[[np.ndarray, np.ndarray, float], float]
 
 
-# ---------------------------------------------------------------- quantile rules
-def _positive(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with non-zero weight: every R rule drops the others first."""
-    keep = w != 0
-    return x[keep], w[keep]
+class _PythonRule:
+    """A ``qrule`` given as a Python function ``(x, w, p)``, as R's svyquantile allows:
+    the :class:`sscoverage._core.DomainQuantiles` calls, with the function applied to each
+    domain's rows (and each replicate's weights) in Python, since it is Python code."""
+
+    def __init__(self, design: Any, x: np.ndarray, codes: np.ndarray, n_domains: int, rule: QRule, progress: bool):
+        self._rows = [np.flatnonzero(codes == d) for d in range(n_domains)]
+        self._x = [x[rows] for rows in self._rows]
+        self._w = design.weights
+        self._rule = rule
+        self._progress = progress
+        self.n_rows = np.array([len(rows) for rows in self._rows])
+        self.weight_sum = np.array([r_sum(self._w[rows]) for rows in self._rows])
+
+    def at(self, levels: np.ndarray) -> np.ndarray:
+        return np.array(
+            [[np.nan if np.isnan(p) else self._rule(x, self._w[rows], p) for p in ps]
+             for ps, x, rows in zip(levels, self._x, self._rows)],
+            dtype=np.float64,
+        ).reshape(levels.shape)
+
+    def replicate_variances(self, core: Any, probs: list[float], full: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        reps = core.replicate_weights()
+        n_rep = reps.shape[1]
+        var, dropped = np.empty_like(full), []
+        for d, (x, rows) in enumerate(zip(self._x, self._rows)):
+            for j, p in enumerate(probs):
+                steps = track(range(n_rep), n_rep, f"quantile {p:g} replicates", self._progress)
+                thetas = np.array([[self._rule(x, reps[rows, r], p)] for r in steps])
+                v, n_dropped = core.replicate_vcov(thetas, full[d, j:j + 1])
+                var[d, j] = v[0, 0]
+                dropped.append(n_dropped)
+        return var, dropped
 
 
-def _qs(x: np.ndarray, w: np.ndarray, p: float) -> dict[str, float]:
-    """R's ``survey:::qs``: the data values either side of the p-th weighted quantile."""
-    ii = np.argsort(x, kind="stable")
-    xs = x[ii]
-    cumw = r_cumsum(w[ii])
-    total = r_sum(w)
-    below = np.flatnonzero(cumw <= p * total)
-    pos = below[-1] if len(below) else 0
-    nxt = pos if pos == len(xs) - 1 else pos + 1
-    return {
-        "qlow": xs[pos],
-        "qup": xs[nxt],
-        "ilow": pos + 1,
-        "wlow": p - cumw[pos] / total,
-        "wup": cumw[nxt] / total - p,
-    }
-
-
-def _qrule_math(x: np.ndarray, w: np.ndarray, p: float) -> float:
-    q = _qs(*_positive(x, w), p)
-    return q["qlow"] if q["wlow"] == 0 else q["qup"]
-
-
-def _qrule_school(x: np.ndarray, w: np.ndarray, p: float) -> float:
-    q = _qs(*_positive(x, w), p)
-    return (q["qlow"] + q["qup"]) / 2 if q["wlow"] == 0 else q["qup"]
-
-
-def _qrule_hf3(x: np.ndarray, w: np.ndarray, p: float) -> float:
-    x, w = _positive(x, w)
-    ux, group = np.unique(x, return_inverse=True)
-    wsum = np.zeros(len(ux))
-    np.add.at(wsum, group, w)  # R's rowsum: sums in row order, in double
-    q = _qs(ux, wsum, p)
-    return q["qlow"] if q["wlow"] == 0 and q["ilow"] % 2 == 0 else q["qup"]
-
-
-def _qrule_hf4(x: np.ndarray, w: np.ndarray, p: float) -> float:
-    q = _qs(*_positive(x, w), p)
-    gamma = q["wlow"] / (q["wup"] + q["wlow"])
-    return q["qlow"] * (1 - gamma) + q["qup"] * gamma
-
-
-def _sorted_cumw(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, w = _positive(x, w)
-    ii = np.argsort(x, kind="stable")
-    return x[ii], w[ii], r_cumsum(w[ii])
-
-
-def _interpolating(pk_of: Callable[[np.ndarray, np.ndarray], np.ndarray], method: str = "linear") -> QRule:
-    """A rule that interpolates the sorted data at plotting positions pk(w, cumw)."""
-
-    def rule(x: np.ndarray, w: np.ndarray, p: float) -> float:
-        xs, ws, cumw = _sorted_cumw(x, w)
-        return approx(pk_of(ws, cumw), xs, p, method=method, rule=2)
-
-    return rule
-
-
-def _previous(cumw: np.ndarray) -> np.ndarray:
-    """R's ``c(0, cumw[-n])``."""
-    return np.concatenate([[0.0], cumw[:-1]])
-
-
-QRULES: dict[str, QRule] = {
-    "math": _qrule_math,
-    "hf1": _qrule_math,
-    "school": _qrule_school,
-    "hf2": _qrule_school,
-    "hf3": _qrule_hf3,
-    "hf4": _qrule_hf4,
-    "hf5": _interpolating(lambda w, cw: (cw - w / 2) / cw[-1]),
-    "hf6": _interpolating(lambda w, cw: cw / (cw[-1] + w[-1])),
-    "hf7": _interpolating(lambda w, cw: _previous(cw) / cw[-2]),
-    "hf8": _interpolating(lambda w, cw: (_previous(cw) * 1 / 3 + cw * 2 / 3) / (cw[-1] + w[-1] / 3)),
-    "hf9": _interpolating(lambda w, cw: (_previous(cw) * 3 / 8 + cw * 5 / 8) / (cw[-1] + w[-1] / 4)),
-    # R divides by the mean weight for the positions but subtracts half the raw weight.
-    "shahvaish": _interpolating(
-        lambda w, cw: (r_cumsum(w / r_mean(w)) + 0.5 - w / 2) / (len(w) + 1), method="constant"
-    ),
-}
-
-
-def _rule(qrule: str | QRule) -> QRule:
+def _distributions(design: Any, x: np.ndarray, codes: np.ndarray, n_domains: int, qrule: Any, progress: bool) -> Any:
+    """Each domain's weighted distribution of x, sorted once: the core's for R's rules."""
     if callable(qrule):
-        return qrule
-    if qrule not in QRULES:
-        raise DesignError(f"qrule={qrule!r}; use one of {', '.join(QRULES)} or a function (x, w, p)")
-    return QRULES[qrule]
+        return _PythonRule(design, x, codes, n_domains, qrule, progress)
+    return _core.DomainQuantiles(design.core, x, codes, n_domains, qrule)
 
 
 # ---------------------------------------------------------------- intervals
-def _woodruff(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
-    """R's ``survey:::woodruffCI``: an interval for the proportion of the domain at or
-    below the estimate, read back through the quantile rule."""
-    rows = dom.in_subset()
-    est, v = linear(dom, (x <= qhat).astype(np.float64))
-    var = float(v[0, 0])
+def _woodruff(design: Any, dist: Any, x: np.ndarray, codes: np.ndarray, qhat: np.ndarray, method: str, alpha: float,
+              df: np.ndarray, n_rows_in_r: np.ndarray, degf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R's ``survey:::woodruffCI`` for every domain and quantile at once: an interval for
+    the proportion of the domain at or below the estimate, read back through the rule."""
+    est, var = _core.quantile_proportions(design.core, x, codes, len(qhat), qhat)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = proportion_interval(method, float(est[0]), var, 1 - alpha, df, int(rows_in_r(dom).sum()), dom.degf,
+        lo, hi = proportion_interval(method, est, var, 1 - alpha, df[:, None], n_rows_in_r[:, None], degf[:, None],
                                      alpha)
-    xs, ws = x[rows], dom.weights[rows]
     # Outside [0, 1] the proportion has no quantile: R reports NaN there.
-    lower = np.nan if np.isnan(lo) or lo < 0 else rule(xs, ws, lo)
-    upper = np.nan if np.isnan(hi) or hi > 1 else rule(xs, ws, hi)
+    lower = dist.at(np.where(np.isnan(lo) | (lo < 0), np.nan, lo))
+    upper = dist.at(np.where(np.isnan(hi) | (hi > 1), np.nan, hi))
     return lower, upper
 
 
-def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str):
+def _score(dom: Any, x: np.ndarray, p: float, quantile_at: Callable[[float], float], alpha: float, df: float):
     """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p.
 
     The search interval, tolerance and the fractions below the roots are R's, over the
-    rows R's design holds (for a domain of a calibrated or PPS design, all rows)."""
-    rows = dom.in_subset()
-    xs, ws = x[rows], dom.weights[rows]
+    rows R's design holds (for a domain of a calibrated or PPS design, all rows).  Each
+    step of the root finder is one estimate pass of the core."""
     x_r = x[rows_in_r(dom)]
 
     def scoretest(theta: float, qlimit: float) -> float:
@@ -166,22 +119,7 @@ def _score(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: f
             "rows or PSUs for this interval): use interval_type='mean' or 'beta'"
         ) from None
     # R maps the roots back through the rule at the unweighted fraction below them.
-    return rule(xs, ws, float(np.mean(x_r <= qlow))), rule(xs, ws, float(np.mean(x_r <= qup)))
-
-
-def _replicate(dom: Any, x: np.ndarray, qhat: float, p: float, rule: QRule, alpha: float, df: float, method: str,
-               progress: bool = True):
-    """R's ``survey:::repCI``: the quantile re-estimated with each replicate's weights,
-    their replicate variance, and a symmetric interval."""
-    rows = dom.in_subset()
-    reps = dom.replicate_weights()[rows]
-    xs = x[rows]
-    n_rep = reps.shape[1]
-    steps = track(range(n_rep), n_rep, f"quantile {p:g} replicates", progress)
-    thetas = np.array([rule(xs, reps[:, r], p) for r in steps])
-    se = float(np.sqrt(dom.replicate_vcov(thetas[:, None], np.array([qhat]))[0, 0]))
-    half = se * qt(1 - alpha / 2, df)
-    return qhat - half, qhat + half
+    return quantile_at(float(np.mean(x_r <= qlow))), quantile_at(float(np.mean(x_r <= qup)))
 
 
 # ---------------------------------------------------------------- estimator
@@ -216,8 +154,8 @@ def quantile(
     alpha = 1 - level  # R's svyquantile speaks of alpha
     if interval_type not in INTERVAL_TYPES:
         raise DesignError(f"interval_type={interval_type!r}; use one of {', '.join(INTERVAL_TYPES)}")
-    rule = _rule(qrule)
-    ci = {"score": _score, "quantile": partial(_replicate, progress=progress)}.get(interval_type, _woodruff)
+    if not callable(qrule) and qrule not in QRULES:
+        raise DesignError(f"qrule={qrule!r}; use one of {', '.join(QRULES)} or a function (x, w, p)")
     frame = design.frame
     values = {}
     for name in names:
@@ -225,52 +163,98 @@ def quantile(
             raise ColumnError(f"column {name!r} must be numeric to take quantiles")
         values[name] = frame.numeric(name, "quantile variable")
     missing = np.any([np.isnan(v) for v in values.values()], axis=0)
-    by_names, doms, notes = domains(design, by)
-    records, vcovs, n_removed = [], [], 0
-    for labels, dom in doms:
-        rows = dom.in_subset()
-        hit = missing & rows
-        if hit.any():
-            if not na_rm:
-                raise MissingValueError(
-                    f"{int(hit.sum())} rows used have a missing value in {names}; pass na_rm=True to "
-                    "leave them out (they stay in the design)"
-                )
-            # As R: the rows leave the design, which is then a domain of fewer rows.
-            n_removed += int(hit.sum())
-            dom = dom.subset(~missing)
-            rows = dom.in_subset()
-        dom_df = float(dom.degf) if df is None else float(df)
-        w = dom.weights
-        q = qt(1 - alpha / 2, dom_df)
-        ses = []
-        for name in names:
-            # Rows R keeps outside a domain (calibrated, PPS) carry their values too.
-            x = np.where(rows_in_r(dom) & ~missing, values[name], 0.0)
-            for p in probs:
-                qhat = rule(x[rows], w[rows], p)
-                lower, upper = ci(dom, x, qhat, p, rule, alpha, dom_df, interval_type)
-                se = (upper - lower) / (2 * q)
-                ses.append(se)
-                records.append(
-                    {
-                        **labels,
-                        "variable": name,
-                        "quantile": p,
-                        "level": None,
-                        "label": f"{name}.{p:g}",
-                        "estimate": qhat,
-                        "se": se,
-                        "ci_low": lower,
-                        "ci_high": upper,
-                        "df": dom_df,
-                        "n": int(rows.sum()),
-                        "weight_sum": r_sum(w[rows]),
-                    }
-                )
-        # R reports only the variances of quantiles (vcov has NA off the diagonal).
-        v = np.full((len(ses), len(ses)), np.nan)
-        np.fill_diagonal(v, np.square(ses))
+    by_names, codes, n_dom, labels, notes = coded_domains(design, by)
+    hit = missing & (codes != OUTSIDE)
+    n_removed = int(hit.sum())
+    if n_removed:
+        if not na_rm:
+            per_domain = np.bincount(codes[hit], minlength=n_dom)
+            raise MissingValueError(
+                f"{int(per_domain[per_domain > 0][0])} rows used have a missing value in {names}; pass na_rm=True "
+                "to leave them out (they stay in the design)"
+            )
+        # As R: the rows leave the design, which is then a domain of fewer rows.
+        codes = np.where(hit, OUTSIDE, codes).astype(np.uint32)
+    whole = by is None and not design.is_subset and not n_removed
+    # Each domain as R's subset of the design, for what R takes from it: degrees of
+    # freedom of a replicate design, and the score interval's estimates.
+    subsets = [design if whole else design.subset(codes == d) for d in range(n_dom)] if (
+        design.is_replicate or interval_type == "score") else None
+    if design.is_replicate:
+        degf = np.array([dom.degf for dom in subsets], dtype=np.float64)
+    else:
+        degf = _core.domain_degf(design.core, codes, n_dom).astype(np.float64)
+    dom_df = degf if df is None else np.full(n_dom, float(df))
+    q = qt(1 - alpha / 2, dom_df)
+    k = len(probs)
+    estimates, lowers, uppers, n_rows, weight_sums = [], [], [], None, None
+    for name in names:
+        # Rows in no domain (missing values among them) are not read.
+        x = np.ascontiguousarray(values[name], dtype=np.float64)
+        dist = _distributions(design, x, codes, n_dom, qrule, progress)
+        n_rows, weight_sums = np.asarray(dist.n_rows), np.asarray(dist.weight_sum)
+        qhat = dist.at(np.tile(probs, (n_dom, 1)))
+        if np.isnan(qhat).any():
+            d, j = np.argwhere(np.isnan(qhat))[0]
+            where = f" in {labels[d]}" if by_names else ""
+            raise EstimationError(
+                f"the {probs[j]:g} quantile of {name!r}{where} is undefined: qrule {qrule!r} needs "
+                f"{'two rows' if qrule == 'hf7' else 'a row'} of non-zero weight there"
+            )
+        if interval_type in WOODRUFF:
+            # R's nrow(design) of each domain (every row for a calibrated or PPS design).
+            rows_in_r = np.full(n_dom, design.n_rows) if keeps_all_rows(design) else n_rows
+            lower, upper = _woodruff(design, dist, x, codes, qhat, interval_type, alpha, dom_df, rows_in_r, degf)
+        elif interval_type == "quantile":
+            # R's repCI: each replicate's quantile, their replicate variance, a t interval.
+            var, dropped = dist.replicate_variances(design.core, [float(p) for p in probs], qhat)
+            if max(dropped, default=0):
+                warnings.warn(f"{max(dropped)} replicates gave undefined estimates and were left out (R: "
+                              "\"replicates gave NA results and were discarded\")", SurveyWarning, stacklevel=3)
+            half = np.sqrt(var) * q[:, None]
+            lower, upper = qhat - half, qhat + half
+        else:
+            lower, upper = np.empty_like(qhat), np.empty_like(qhat)
+            for d, dom in enumerate(subsets):
+                # Rows R keeps outside a domain (calibrated, PPS) carry their values too.
+                x_dom = np.where(rows_in_r(dom) & ~missing, values[name], 0.0)
+                for j, p in enumerate(probs):
+                    def quantile_at(level: float, d: int = d) -> float:
+                        levels = np.full((n_dom, 1), np.nan)
+                        levels[d] = level
+                        return float(dist.at(levels)[d, 0])
+
+                    lower[d, j], upper[d, j] = _score(dom, x_dom, p, quantile_at, alpha, dom_df[d])
+        estimates.append(qhat)
+        lowers.append(lower)
+        uppers.append(upper)
+    # Per domain: the variables, each at every probability.
+    est, lo, hi = (np.stack(a, axis=1).reshape(n_dom, -1) for a in (estimates, lowers, uppers))
+    se = (hi - lo) / (2 * q[:, None])
+    records = [
+        {
+            **labels[d],
+            "variable": name,
+            "quantile": p,
+            "level": None,
+            "label": f"{name}.{p:g}",
+            "estimate": est[d, i * k + j],
+            "se": se[d, i * k + j],
+            "ci_low": lo[d, i * k + j],
+            "ci_high": hi[d, i * k + j],
+            "df": dom_df[d],
+            "n": int(n_rows[d]),
+            "weight_sum": weight_sums[d],
+        }
+        for d in range(n_dom)
+        for i, name in enumerate(names)
+        for j, p in enumerate(probs)
+    ]
+    # R reports only the variances of quantiles (vcov has NA off the diagonal).
+    vcovs = []
+    for d in range(n_dom):
+        v = np.full((se.shape[1], se.shape[1]), np.nan)
+        np.fill_diagonal(v, np.square(se[d]))
         vcovs.append(v)
     table = pd.DataFrame.from_records(records)
     undefined = int(table[["ci_low", "ci_high"]].isna().to_numpy().sum())

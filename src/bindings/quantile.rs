@@ -1,0 +1,139 @@
+//! Quantiles by domain: the sorted distributions of one call, held on the Rust side
+//! while Python works out the intervals for the proportions; replicate variances; the
+//! Woodruff proportions; domain degrees of freedom.
+
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+
+use super::{errors, PyDesign};
+use crate::quantile::{
+    domain_degf, proportions_at_or_below, replicate_variances, DomainQuantiles, QuantileRule,
+};
+
+/// Each domain's weighted distribution of one variable, sorted once (see
+/// `crate::quantile::DomainQuantiles`).
+#[pyclass(name = "DomainQuantiles", module = "sscoverage._core", frozen)]
+struct PyDomainQuantiles {
+    inner: DomainQuantiles,
+}
+
+type Matrix<'py> = Bound<'py, PyArray2<f64>>;
+
+fn matrix(py: Python<'_>, values: Vec<f64>, k: usize) -> PyResult<Bound<'_, PyArray2<f64>>> {
+    let rows = values.len().checked_div(k).unwrap_or(0);
+    PyArray1::from_vec(py, values).reshape([rows, k])
+}
+
+#[pymethods]
+impl PyDomainQuantiles {
+    /// Sort each domain's rows of `values` (codes 0..n_domains in `domain`, `OUTSIDE` for
+    /// none) and form their distributions under the design's weights with R's `rule`.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        design: &Bound<'_, PyDesign>,
+        values: PyReadonlyArray1<'_, f64>,
+        domain: PyReadonlyArray1<'_, u32>,
+        n_domains: usize,
+        rule: &str,
+    ) -> PyResult<Self> {
+        let rule = QuantileRule::parse(rule).map_err(errors::to_py)?;
+        let design = &design.get().inner;
+        let (values, domain) = (values.as_slice()?, domain.as_slice()?);
+        let inner = py
+            .detach(|| DomainQuantiles::new(design, values, domain, n_domains, rule))
+            .map_err(errors::to_py)?;
+        Ok(PyDomainQuantiles { inner })
+    }
+
+    /// The quantiles at `levels` (n_domains x k), each domain at its own row.
+    fn at<'py>(
+        &self,
+        py: Python<'py>,
+        levels: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let k = levels.shape()[1];
+        let levels = levels.as_slice()?;
+        let inner = &self.inner;
+        let out = py.detach(|| inner.at(levels, k)).map_err(errors::to_py)?;
+        matrix(py, out, k)
+    }
+
+    /// Replicate variances of the quantiles `full` (n_domains x k, at `probs`): each
+    /// replicate's quantiles, then the replicate engine per quantile.  Returns the
+    /// variances (n_domains x k) and the replicates dropped for each.
+    fn replicate_variances<'py>(
+        &self,
+        py: Python<'py>,
+        design: &Bound<'py, PyDesign>,
+        probs: Vec<f64>,
+        full: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Vec<usize>)> {
+        let k = probs.len();
+        let design = &design.get().inner;
+        let full = full.as_slice()?;
+        let inner = &self.inner;
+        let (var, dropped) = py
+            .detach(|| {
+                let thetas = inner.replicate_quantiles(design, &probs)?;
+                replicate_variances(design, &thetas, full, k)
+            })
+            .map_err(errors::to_py)?;
+        Ok((matrix(py, var, k)?, dropped))
+    }
+
+    #[getter]
+    fn n_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<usize>> {
+        PyArray1::from_slice(py, &self.inner.n_rows)
+    }
+
+    #[getter]
+    fn weight_sum<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, &self.inner.weight_sum)
+    }
+}
+
+/// The proportion of each domain at or below its quantiles `q` (n_domains x k) and its
+/// variance, through the design's estimate pass: (estimates, variances), n_domains x k.
+#[pyfunction]
+fn quantile_proportions<'py>(
+    py: Python<'py>,
+    design: &Bound<'py, PyDesign>,
+    values: PyReadonlyArray1<'py, f64>,
+    domain: PyReadonlyArray1<'py, u32>,
+    n_domains: usize,
+    q: PyReadonlyArray2<'py, f64>,
+) -> PyResult<(Matrix<'py>, Matrix<'py>)> {
+    let k = q.shape()[1];
+    let design = &design.get().inner;
+    let (values, domain, q) = (values.as_slice()?, domain.as_slice()?, q.as_slice()?);
+    let (estimate, variance) = py
+        .detach(|| proportions_at_or_below(design, values, domain, n_domains, q))
+        .map_err(errors::to_py)?;
+    Ok((matrix(py, estimate, k)?, matrix(py, variance, k)?))
+}
+
+/// Degrees of freedom of each domain of a linearisation design (R's `degf` of a subset).
+#[pyfunction(name = "domain_degf")]
+fn domain_degf_py<'py>(
+    py: Python<'py>,
+    design: &Bound<'py, PyDesign>,
+    domain: PyReadonlyArray1<'py, u32>,
+    n_domains: usize,
+) -> PyResult<Bound<'py, PyArray1<usize>>> {
+    let design = &design.get().inner;
+    let domain = domain.as_slice()?;
+    let degf = py
+        .detach(|| domain_degf(design, domain, n_domains))
+        .map_err(errors::to_py)?;
+    Ok(degf.into_pyarray(py))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDomainQuantiles>()?;
+    m.add_function(wrap_pyfunction!(quantile_proportions, m)?)?;
+    m.add_function(wrap_pyfunction!(domain_degf_py, m)?)
+}

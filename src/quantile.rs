@@ -1,0 +1,876 @@
+//! Weighted quantiles by domain with R's rules (mirrors `survey::svyquantile`, survey >=
+//! 4.1).  Each domain's rows are sorted by value once per call; the full-sample weighted
+//! distribution and every replicate's are read from that one order (only the weights
+//! differ), and the proportions at or below the quantiles, whose intervals Woodruff's
+//! method inverts, go through the fused estimate pass and the one variance engine.
+
+use rayon::prelude::*;
+
+use crate::design::Design;
+use crate::error::{CoreError, Result};
+use crate::estimate::{estimate_by_domain, Estimator, Outcome, OUTSIDE};
+use crate::long_double::{r_cumsum, r_mean, r_sum};
+use crate::replicate::replicate_covariance;
+
+/// R's rule for the quantile of a weighted step function (`qrule` of svyquantile): the
+/// Hyndman-Fan types generalised to weights, and Shah & Vaish's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantileRule {
+    /// hf1: the smallest value whose cumulative weight reaches p.
+    Math,
+    /// hf2: as Math, averaging the two values either side where the weight is exactly p.
+    School,
+    /// survey's hf3 (not R's `quantile(type = 3)`): the lower value only at an even position.
+    Hf3,
+    /// Linear interpolation between the values either side (hf4).
+    Hf4,
+    /// Interpolation at plotting positions (hf5 .. hf9).
+    Hf5,
+    Hf6,
+    Hf7,
+    Hf8,
+    Hf9,
+    /// Shah & Vaish (2006): a step at plotting positions of the normalised weights.
+    ShahVaish,
+}
+
+impl QuantileRule {
+    /// R's name of the rule (`hf1` and `hf2` are `math` and `school`).
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "math" | "hf1" => QuantileRule::Math,
+            "school" | "hf2" => QuantileRule::School,
+            "hf3" => QuantileRule::Hf3,
+            "hf4" => QuantileRule::Hf4,
+            "hf5" => QuantileRule::Hf5,
+            "hf6" => QuantileRule::Hf6,
+            "hf7" => QuantileRule::Hf7,
+            "hf8" => QuantileRule::Hf8,
+            "hf9" => QuantileRule::Hf9,
+            "shahvaish" => QuantileRule::ShahVaish,
+            other => {
+                return Err(CoreError::Value(format!(
+                    "qrule={other:?}; use one of math, school, hf1 .. hf9, shahvaish"
+                )))
+            }
+        })
+    }
+}
+
+/// One domain's weighted distribution under one set of weights, as R's rule sees it:
+/// the rows with non-zero weight, by value (R's `order`, ties in row order).
+#[derive(Clone, Debug)]
+struct Distribution {
+    rule: QuantileRule,
+    /// Step rules: the values (for hf3 the distinct values) ...
+    x: Vec<f64>,
+    /// ... their cumulative weights in that order (R's `cumsum`) ...
+    cumw: Vec<f64>,
+    /// ... and R's `sum` of the weights (row order; hf3: of the distinct values' sums).
+    total: f64,
+    /// No negative weight, so `cumw` never decreases.
+    monotone: bool,
+    /// Interpolating rules: R's `approx` knots (plotting positions) and the values
+    /// there, after `regularize.values` (sorted, ties averaged).  Empty when the rule is
+    /// undefined (hf7 with one value).
+    knots: Vec<f64>,
+    at_knots: Vec<f64>,
+}
+
+impl Distribution {
+    /// `by_value`: the domain's (value, weight) pairs by value, ties in row order;
+    /// `row_total`: R's `sum` of the weights in row order (for math, school and hf4).
+    fn new(
+        rule: QuantileRule,
+        by_value: impl Iterator<Item = (f64, f64)>,
+        row_total: f64,
+    ) -> Distribution {
+        // Every R rule first drops the rows of zero weight.
+        let (mut x, mut w) = (Vec::new(), Vec::new());
+        for (v, wt) in by_value {
+            if wt != 0.0 {
+                x.push(v);
+                w.push(wt);
+            }
+        }
+        let mut cumw = Vec::with_capacity(x.len());
+        let mut dist = Distribution {
+            rule,
+            x: Vec::new(),
+            cumw: Vec::new(),
+            total: row_total,
+            monotone: w.iter().all(|&v| v >= 0.0),
+            knots: Vec::new(),
+            at_knots: Vec::new(),
+        };
+        match rule {
+            QuantileRule::Math | QuantileRule::School | QuantileRule::Hf4 => {
+                r_cumsum(w.iter().copied(), &mut cumw);
+                dist.x = x;
+                dist.cumw = cumw;
+            }
+            QuantileRule::Hf3 => {
+                // R's rowsum(w, x): each distinct value's weights added in double, in row
+                // order; then qs over the distinct values.
+                let mut distinct: Vec<f64> = Vec::new();
+                let mut sums: Vec<f64> = Vec::new();
+                for (&v, &wt) in x.iter().zip(&w) {
+                    match (distinct.last(), sums.last_mut()) {
+                        (Some(&last), Some(s)) if last == v => *s += wt,
+                        _ => {
+                            distinct.push(v);
+                            sums.push(wt);
+                        }
+                    }
+                }
+                r_cumsum(sums.iter().copied(), &mut cumw);
+                dist.monotone = sums.iter().all(|&v| v >= 0.0);
+                dist.total = cumw.last().copied().unwrap_or(0.0);
+                dist.x = distinct;
+                dist.cumw = cumw;
+            }
+            _ => {
+                r_cumsum(w.iter().copied(), &mut cumw);
+                if let Some(knots) = plotting_positions(rule, &w, &cumw) {
+                    (dist.knots, dist.at_knots) = regularize(knots, x);
+                }
+            }
+        }
+        dist
+    }
+
+    /// The p-th quantile; NaN when the domain has no row of non-zero weight (or, for
+    /// hf7, only one) or p is NaN.
+    fn quantile(&self, p: f64) -> f64 {
+        if p.is_nan() {
+            return f64::NAN;
+        }
+        match self.rule {
+            QuantileRule::Math | QuantileRule::School | QuantileRule::Hf3 | QuantileRule::Hf4 => {
+                self.step_quantile(p)
+            }
+            QuantileRule::ShahVaish => approx(&self.knots, &self.at_knots, p, true),
+            _ => approx(&self.knots, &self.at_knots, p, false),
+        }
+    }
+
+    /// R's `survey:::qs` and the step rules on it: `pos` is the last value whose
+    /// cumulative weight is at most p * sum(w) (the first if none).
+    fn step_quantile(&self, p: f64) -> f64 {
+        let n = self.x.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        let bound = p * self.total;
+        let last_at_or_below = if self.monotone {
+            self.cumw.partition_point(|&c| c <= bound).checked_sub(1)
+        } else {
+            self.cumw.iter().rposition(|&c| c <= bound)
+        };
+        let pos = last_at_or_below.unwrap_or(0);
+        let next = if pos + 1 == n { pos } else { pos + 1 };
+        let (qlow, qup) = (self.x[pos], self.x[next]);
+        let wlow = p - self.cumw[pos] / self.total;
+        match self.rule {
+            QuantileRule::Math => {
+                if wlow == 0.0 {
+                    qlow
+                } else {
+                    qup
+                }
+            }
+            QuantileRule::School => {
+                if wlow == 0.0 {
+                    (qlow + qup) / 2.0
+                } else {
+                    qup
+                }
+            }
+            // R's ilow is 1-based: pos + 1.
+            QuantileRule::Hf3 => {
+                if wlow == 0.0 && (pos + 1) % 2 == 0 {
+                    qlow
+                } else {
+                    qup
+                }
+            }
+            _ => {
+                let wup = self.cumw[next] / self.total - p;
+                let gamma = wlow / (wup + wlow);
+                qlow * (1.0 - gamma) + qup * gamma
+            }
+        }
+    }
+}
+
+/// Plotting positions pk of the interpolating rules, from the weights w and their
+/// cumulative sums cw in value order (R's qrule_hf5 .. hf9 and qrule_shahvaish, operation
+/// by operation); None where R's rule is undefined (hf7 with one value).
+fn plotting_positions(rule: QuantileRule, w: &[f64], cw: &[f64]) -> Option<Vec<f64>> {
+    let n = w.len();
+    let (last_cw, last_w) = (*cw.last()?, *w.last()?);
+    // R's c(0, cumw[-n]): the cumulative weight before each value.
+    let before = |k: usize| if k == 0 { 0.0 } else { cw[k - 1] };
+    let pk: Vec<f64> = match rule {
+        QuantileRule::Hf5 => (0..n).map(|k| (cw[k] - w[k] / 2.0) / last_cw).collect(),
+        QuantileRule::Hf6 => (0..n).map(|k| cw[k] / (last_cw + last_w)).collect(),
+        QuantileRule::Hf7 => {
+            let denom = *cw.get(n.checked_sub(2)?)?;
+            (0..n).map(|k| before(k) / denom).collect()
+        }
+        QuantileRule::Hf8 => {
+            let denom = last_cw + last_w / 3.0;
+            (0..n)
+                .map(|k| (before(k) / 3.0 + cw[k] * 2.0 / 3.0) / denom)
+                .collect()
+        }
+        QuantileRule::Hf9 => {
+            let denom = last_cw + last_w / 4.0;
+            (0..n)
+                .map(|k| (before(k) * 3.0 / 8.0 + cw[k] * 5.0 / 8.0) / denom)
+                .collect()
+        }
+        QuantileRule::ShahVaish => {
+            // R divides by the mean weight for the positions but subtracts half the raw weight.
+            let mean = r_mean(w);
+            let mut s = Vec::with_capacity(n);
+            r_cumsum(w.iter().map(|&v| v / mean), &mut s);
+            (0..n)
+                .map(|k| (s[k] + 0.5 - w[k] / 2.0) / (n as f64 + 1.0))
+                .collect()
+        }
+        _ => return None,
+    };
+    Some(pk)
+}
+
+/// R's `regularize.values(x, y, mean)`: sorted by x (stably), y averaged (R's `mean`)
+/// over tied x.  Plotting positions of positive weights almost always increase already.
+fn regularize(x: Vec<f64>, y: Vec<f64>) -> (Vec<f64>, Vec<f64>) {
+    if x.windows(2).all(|p| p[0] < p[1]) {
+        return (x, y);
+    }
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    // NaN last, as R's order.
+    order.sort_by(|&a, &b| {
+        x[a].partial_cmp(&x[b])
+            .unwrap_or_else(|| x[a].is_nan().cmp(&x[b].is_nan()))
+    });
+    let (mut knots, mut values) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < order.len() {
+        let knot = x[order[start]];
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&i| x[i] == knot || (x[i].is_nan() && knot.is_nan()))
+                .count();
+        let tied: Vec<f64> = order[start..end].iter().map(|&i| y[i]).collect();
+        knots.push(knot);
+        values.push(if tied.len() == 1 {
+            tied[0]
+        } else {
+            r_mean(&tied)
+        });
+        start = end;
+    }
+    (knots, values)
+}
+
+/// R's `approx(x, y, xout = v, method, rule = 2, f = 0)$y` at one point (C `approx1`):
+/// the end values beyond the knots, linear or constant (left value) in between.
+fn approx(x: &[f64], y: &[f64], v: f64, constant: bool) -> f64 {
+    let n = x.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (mut i, mut j) = (0, n - 1);
+    if v < x[i] {
+        return y[i];
+    }
+    if v > x[j] {
+        return y[j];
+    }
+    while i + 1 < j {
+        let ij = (i + j) / 2;
+        if v < x[ij] {
+            j = ij;
+        } else {
+            i = ij;
+        }
+    }
+    if v == x[j] {
+        return y[j];
+    }
+    if v == x[i] || constant {
+        return y[i];
+    }
+    y[i] + (y[j] - y[i]) * ((v - x[i]) / (x[j] - x[i]))
+}
+
+/// Key whose unsigned order is the order of the doubles, -0 and +0 as one value (as R's
+/// `order`).  NaN never gets here.
+fn order_key(x: f64) -> u64 {
+    let bits = (x + 0.0).to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The double of an `order_key` (+0 for either zero).
+fn key_value(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+/// (keys, rows) stably sorted by key: a least-significant-digit radix sort, 11 bits a
+/// pass, skipping the passes on which every key has the same digit.
+fn radix_sort(mut keys: Vec<u64>, mut rows: Vec<u32>) -> (Vec<u64>, Vec<u32>) {
+    const BITS: usize = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const PASSES: usize = 64usize.div_ceil(BITS);
+    let n = keys.len();
+    if n < 256 {
+        let mut pairs: Vec<(u64, u32)> = keys.into_iter().zip(rows).collect();
+        pairs.sort_by_key(|&(k, _)| k);
+        return pairs.into_iter().unzip();
+    }
+    let digit = |k: u64, pass: usize| ((k >> (pass * BITS)) as usize) & (BUCKETS - 1);
+    let mut counts = vec![[0usize; BUCKETS]; PASSES];
+    for &k in &keys {
+        for (pass, c) in counts.iter_mut().enumerate() {
+            c[digit(k, pass)] += 1;
+        }
+    }
+    let (mut keys_out, mut rows_out) = (vec![0u64; n], vec![0u32; n]);
+    for (pass, c) in counts.iter().enumerate() {
+        if c.contains(&n) {
+            continue;
+        }
+        let mut next = [0usize; BUCKETS];
+        let mut sum = 0;
+        for (slot, &count) in next.iter_mut().zip(c.iter()) {
+            *slot = sum;
+            sum += count;
+        }
+        for (&k, &r) in keys.iter().zip(&rows) {
+            let slot = &mut next[digit(k, pass)];
+            keys_out[*slot] = k;
+            rows_out[*slot] = r;
+            *slot += 1;
+        }
+        std::mem::swap(&mut keys, &mut keys_out);
+        std::mem::swap(&mut rows, &mut rows_out);
+    }
+    (keys, rows)
+}
+
+/// The rows of one domain, in row order and by value (ties in row order), and the
+/// values in that order.
+#[derive(Clone, Debug)]
+struct DomainRows {
+    by_row: Vec<u32>,
+    by_value: Vec<u32>,
+    sorted: Vec<f64>,
+}
+
+impl DomainRows {
+    /// A domain's rows (in row order) sorted by value, and the values in that order.
+    fn sort(by_row: &[u32], values: &[f64]) -> (Vec<u32>, Vec<f64>) {
+        let keys = by_row
+            .iter()
+            .map(|&r| order_key(values[r as usize]))
+            .collect();
+        let (keys, by_value) = radix_sort(keys, by_row.to_vec());
+        let sorted = keys
+            .iter()
+            .zip(&by_value)
+            .map(|(&k, &r)| match key_value(k) {
+                // The key made -0 into +0: the row's own zero.
+                0.0 => values[r as usize],
+                v => v,
+            })
+            .collect();
+        (by_value, sorted)
+    }
+}
+
+/// Rows per chunk of the parallel checks.
+const CHUNK: usize = 1 << 16;
+
+/// Each domain's rows (codes 0..n_domains, `OUTSIDE` for none), in row order.  Checks the
+/// codes and that the value is present in every row of a domain.
+fn rows_by_domain(values: &[f64], domain: &[u32], n_domains: usize) -> Result<Vec<Vec<u32>>> {
+    let bad = |r: usize| {
+        let d = domain[r];
+        d != OUTSIDE && (d as usize >= n_domains || values[r].is_nan())
+    };
+    let chunk_counts: Vec<Option<Vec<usize>>> = domain
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(c, codes)| {
+            let mut counts = vec![0usize; n_domains];
+            for (i, &d) in codes.iter().enumerate() {
+                if d != OUTSIDE {
+                    if bad(c * CHUNK + i) {
+                        return None;
+                    }
+                    counts[d as usize] += 1;
+                }
+            }
+            Some(counts)
+        })
+        .collect();
+    if chunk_counts.iter().any(Option::is_none) {
+        let r = (0..domain.len()).find(|&r| bad(r)).unwrap_or(0);
+        return Err(if domain[r] as usize >= n_domains {
+            CoreError::Value(format!(
+                "domain code {} at row {r} is out of range",
+                domain[r]
+            ))
+        } else {
+            CoreError::Value(format!(
+                "the quantile variable is missing at row {r}; pass na_rm=True to leave such rows out"
+            ))
+        });
+    }
+    let mut counts = vec![0usize; n_domains];
+    for c in chunk_counts.into_iter().flatten() {
+        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    }
+    let mut rows: Vec<Vec<u32>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+    for (r, &d) in domain.iter().enumerate() {
+        if d != OUTSIDE {
+            rows[d as usize].push(r as u32);
+        }
+    }
+    Ok(rows)
+}
+
+/// Every domain's weighted distribution of one variable under the design's weights, with
+/// the sorted rows kept for the replicates and for quantiles at further levels (the
+/// Woodruff limits).
+#[derive(Clone, Debug)]
+pub struct DomainQuantiles {
+    rule: QuantileRule,
+    domains: Vec<DomainRows>,
+    full: Vec<Distribution>,
+    /// Rows of each domain.
+    pub n_rows: Vec<usize>,
+    /// R's `sum` of each domain's weights, in row order.
+    pub weight_sum: Vec<f64>,
+}
+
+impl DomainQuantiles {
+    /// Sorts each domain's rows by `values` (domains in parallel) and forms their weighted
+    /// distributions under the design's sampling weights.  `domain`: codes 0..n_domains,
+    /// `OUTSIDE` for rows in none; `values` must be present in every row of a domain.
+    pub fn new(
+        design: &Design,
+        values: &[f64],
+        domain: &[u32],
+        n_domains: usize,
+        rule: QuantileRule,
+    ) -> Result<DomainQuantiles> {
+        let n = design.n_rows;
+        if values.len() != n || domain.len() != n {
+            return Err(CoreError::Shape(format!(
+                "values have {} rows and domain codes {}, the design {n}",
+                values.len(),
+                domain.len()
+            )));
+        }
+        if n > u32::MAX as usize {
+            return Err(CoreError::Shape(format!(
+                "quantiles take at most {} rows, not {n}",
+                u32::MAX
+            )));
+        }
+        let weights: &[f64] = &design.weights;
+        // Per domain: R's sum of the weights in row order, and the rows sorted by value.
+        let (domains, weight_sum): (Vec<DomainRows>, Vec<f64>) =
+            rows_by_domain(values, domain, n_domains)?
+                .into_par_iter()
+                .map(|by_row| {
+                    let (sorted, total) = rayon::join(
+                        || DomainRows::sort(&by_row, values),
+                        || r_sum(by_row.iter().map(|&r| weights[r as usize])),
+                    );
+                    let (by_value, sorted) = sorted;
+                    let rows = DomainRows {
+                        by_row,
+                        by_value,
+                        sorted,
+                    };
+                    (rows, total)
+                })
+                .unzip();
+        let full = domains
+            .par_iter()
+            .zip(&weight_sum)
+            .map(|(rows, &total)| {
+                let pairs = rows
+                    .sorted
+                    .iter()
+                    .zip(&rows.by_value)
+                    .map(|(&v, &r)| (v, weights[r as usize]));
+                Distribution::new(rule, pairs, total)
+            })
+            .collect();
+        Ok(DomainQuantiles {
+            rule,
+            n_rows: domains.iter().map(|d| d.by_row.len()).collect(),
+            domains,
+            full,
+            weight_sum,
+        })
+    }
+
+    pub fn n_domains(&self) -> usize {
+        self.domains.len()
+    }
+
+    /// The quantile of each domain at its own levels: `levels` is n_domains x k
+    /// (row-major), and so is the result; NaN where a level is NaN or the domain has no
+    /// row of non-zero weight.
+    pub fn at(&self, levels: &[f64], k: usize) -> Result<Vec<f64>> {
+        if levels.len() != self.n_domains() * k {
+            return Err(CoreError::Shape(format!(
+                "levels have {} values for {} domains x {k}",
+                levels.len(),
+                self.n_domains()
+            )));
+        }
+        Ok(levels
+            .chunks(k.max(1))
+            .zip(&self.full)
+            .flat_map(|(ps, dist)| ps.iter().map(|&p| dist.quantile(p)))
+            .collect())
+    }
+
+    /// Each replicate's quantiles at `probs`, domain by domain: n_domains x n_replicates x
+    /// k (row-major).  R's `repCI`: the rule applied to the domain's values with the
+    /// replicate's analysis weights; NaN where a replicate leaves no weight in the domain.
+    pub fn replicate_quantiles(&self, design: &Design, probs: &[f64]) -> Result<Vec<f64>> {
+        let rep = design
+            .replicates
+            .as_ref()
+            .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
+        let n_rep = rep.n_replicates;
+        let k = probs.len();
+        // Replicate r's analysis weight of a row: a multiplier of its unit times the
+        // sampling weight (R's compressed weights), or the weight itself.
+        let weight = |row: u32, r: usize| -> f64 {
+            let row = row as usize;
+            if rep.per_unit {
+                rep.factors[design.unit_of_row[row] as usize * n_rep + r] * design.weights[row]
+            } else {
+                rep.factors[row * n_rep + r]
+            }
+        };
+        let mut thetas = vec![0.0; self.n_domains() * n_rep * k];
+        thetas
+            .par_chunks_mut(k.max(1))
+            .enumerate()
+            .for_each(|(cell, out)| {
+                let (d, r) = (cell / n_rep, cell % n_rep);
+                let rows = &self.domains[d];
+                let total = r_sum(rows.by_row.iter().map(|&row| weight(row, r)));
+                let pairs = rows
+                    .sorted
+                    .iter()
+                    .zip(&rows.by_value)
+                    .map(|(&v, &row)| (v, weight(row, r)));
+                let dist = Distribution::new(self.rule, pairs, total);
+                out.iter_mut()
+                    .zip(probs)
+                    .for_each(|(o, &p)| *o = dist.quantile(p));
+            });
+        Ok(thetas)
+    }
+}
+
+/// The replicate variance of each domain's quantiles (n_domains x k) from their
+/// replicate values (`thetas`, n_domains x n_replicates x k) and full-sample values
+/// (`full`, n_domains x k), each quantile on its own (R's `repCI` calls `svrVar` per
+/// quantile, so a replicate undefined for one quantile is dropped for that one only).
+/// Also the number of replicates dropped for each.
+pub fn replicate_variances(
+    design: &Design,
+    thetas: &[f64],
+    full: &[f64],
+    k: usize,
+) -> Result<(Vec<f64>, Vec<usize>)> {
+    let rep = design
+        .replicates
+        .as_ref()
+        .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
+    let n_rep = rep.n_replicates;
+    if k == 0 || full.len() % k != 0 || thetas.len() != full.len() * n_rep {
+        return Err(CoreError::Shape(format!(
+            "{} replicate quantiles for {} full-sample quantiles and {n_rep} replicates",
+            thetas.len(),
+            full.len()
+        )));
+    }
+    let mut column = vec![0.0; n_rep];
+    let mut var = Vec::with_capacity(full.len());
+    let mut dropped = Vec::with_capacity(full.len());
+    for (cell, &estimate) in full.iter().enumerate() {
+        let (d, j) = (cell / k, cell % k);
+        for (r, c) in column.iter_mut().enumerate() {
+            *c = thetas[(d * n_rep + r) * k + j];
+        }
+        let (v, n_dropped) = replicate_covariance(rep, &column, &[estimate]);
+        var.push(v[0]);
+        dropped.push(n_dropped);
+    }
+    Ok((var, dropped))
+}
+
+/// The proportion of each domain at or below each of its quantiles, with its variance:
+/// the mean of the indicator `value <= q[d, j]` (R's `svymean(x <= qhat, design)` in
+/// `woodruffCI`), every domain at once, one estimate pass per quantile.  `q` is
+/// n_domains x k; returns (estimates, variances), each n_domains x k.
+pub fn proportions_at_or_below(
+    design: &Design,
+    values: &[f64],
+    domain: &[u32],
+    n_domains: usize,
+    q: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = design.n_rows;
+    if n_domains == 0 || q.is_empty() || q.len() % n_domains != 0 {
+        return Err(CoreError::Shape(format!(
+            "{} quantiles for {n_domains} domains",
+            q.len()
+        )));
+    }
+    if values.len() != n || domain.len() != n {
+        return Err(CoreError::Shape(format!(
+            "values have {} rows and domain codes {}, the design {n}",
+            values.len(),
+            domain.len()
+        )));
+    }
+    let k = q.len() / n_domains;
+    let (mut estimate, mut variance) = (vec![0.0; q.len()], vec![0.0; q.len()]);
+    let mut indicator = vec![0.0; n];
+    for j in 0..k {
+        indicator
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let start = c * CHUNK;
+                for (i, o) in out.iter_mut().enumerate() {
+                    let d = domain[start + i] as usize;
+                    *o = if d < n_domains {
+                        f64::from(u8::from(values[start + i] <= q[d * k + j]))
+                    } else {
+                        0.0
+                    };
+                }
+            });
+        let res = estimate_by_domain(
+            design,
+            Estimator::Mean,
+            &[Outcome::Numeric(&indicator)],
+            domain,
+            n_domains,
+            false,
+        )?;
+        for d in 0..n_domains {
+            estimate[d * k + j] = res.estimate[d];
+            variance[d * k + j] = res.vcov[d];
+        }
+    }
+    Ok((estimate, variance))
+}
+
+/// Degrees of freedom of each domain of a linearisation design (R's `degf` of the domain
+/// as a subset): first-stage PSUs minus strata among the domain's rows of non-zero weight.
+pub fn domain_degf(design: &Design, domain: &[u32], n_domains: usize) -> Result<Vec<usize>> {
+    let stage = design
+        .stages
+        .first()
+        .ok_or_else(|| CoreError::Design("the design has no sampling stages".into()))?;
+    if domain.len() != design.n_rows {
+        return Err(CoreError::Shape(format!(
+            "domain codes have {} rows, the design {}",
+            domain.len(),
+            design.n_rows
+        )));
+    }
+    let n_clusters = stage.n_clusters;
+    let cluster_of_row = |r: usize| stage.cluster_of_unit[design.unit_of_row[r] as usize] as usize;
+    let used = |r: usize| (domain[r] as usize) < n_domains && design.weights[r] != 0.0;
+    // (domain, PSU) pairs present: a bit table when it is small, else sorted keys.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let bits = n_domains.saturating_mul(n_clusters);
+    if bits <= 1 << 28 {
+        let mut seen = vec![0u64; bits.div_ceil(64)];
+        for r in (0..design.n_rows).filter(|&r| used(r)) {
+            let key = domain[r] as usize * n_clusters + cluster_of_row(r);
+            if seen[key / 64] & (1 << (key % 64)) == 0 {
+                seen[key / 64] |= 1 << (key % 64);
+                pairs.push((domain[r] as usize, cluster_of_row(r)));
+            }
+        }
+    } else {
+        let mut keys: Vec<(usize, usize)> = (0..design.n_rows)
+            .filter(|&r| used(r))
+            .map(|r| (domain[r] as usize, cluster_of_row(r)))
+            .collect();
+        keys.par_sort_unstable();
+        keys.dedup();
+        pairs = keys;
+    }
+    let mut n_psu = vec![0usize; n_domains];
+    let mut strata: Vec<(usize, u32)> = Vec::with_capacity(pairs.len());
+    for &(d, c) in &pairs {
+        n_psu[d] += 1;
+        strata.push((d, stage.group_of_cluster[c]));
+    }
+    strata.sort_unstable();
+    strata.dedup();
+    let mut n_strata = vec![0usize; n_domains];
+    for &(d, _) in &strata {
+        n_strata[d] += 1;
+    }
+    Ok(n_psu
+        .iter()
+        .zip(&n_strata)
+        .map(|(&p, &h)| p.saturating_sub(h))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quantile(rule: QuantileRule, x: &[f64], w: &[f64], p: f64) -> f64 {
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        order.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap());
+        let total = r_sum(w.iter().copied());
+        Distribution::new(rule, order.iter().map(|&i| (x[i], w[i])), total).quantile(p)
+    }
+
+    const ONE_TO_TEN: [f64; 10] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+
+    #[test]
+    fn step_rules_by_hand() {
+        // x = 1..10 with weight 1: the cumulative weight reaches 5 = 0.5 x 10 exactly at 5.
+        let w = [1.0; 10];
+        assert_eq!(quantile(QuantileRule::Math, &ONE_TO_TEN, &w, 0.5), 5.0);
+        assert_eq!(quantile(QuantileRule::School, &ONE_TO_TEN, &w, 0.5), 5.5);
+        assert_eq!(quantile(QuantileRule::Math, &ONE_TO_TEN, &w, 0.55), 6.0);
+        // hf3 takes the lower value at an even position only: 5 is the 5th.
+        assert_eq!(quantile(QuantileRule::Hf3, &ONE_TO_TEN, &w, 0.5), 6.0);
+        assert_eq!(quantile(QuantileRule::Hf3, &ONE_TO_TEN, &w, 0.4), 4.0);
+        // hf4 interpolates: at 0.55 the weight is half-way from 5 (cum 5) to 6 (cum 6).
+        assert!((quantile(QuantileRule::Hf4, &ONE_TO_TEN, &w, 0.55) - 5.5).abs() < 1e-12);
+        // R: survey:::qrule_math(1:10, rep(1, 10), 0.05) is 2: when no cumulative weight
+        // is at most p * sum(w), survey's last() gives the first position, and its
+        // weight is above p, so the next value.
+        assert_eq!(quantile(QuantileRule::Math, &ONE_TO_TEN, &w, 0.05), 2.0);
+    }
+
+    #[test]
+    fn weights_move_the_step() {
+        // Weights 1, 1, 2 on 1, 2, 3: half the total (2) is reached exactly at 2.
+        let (x, w) = ([3.0, 1.0, 2.0], [2.0, 1.0, 1.0]);
+        assert_eq!(quantile(QuantileRule::Math, &x, &w, 0.5), 2.0);
+        assert_eq!(quantile(QuantileRule::School, &x, &w, 0.5), 2.5);
+        assert_eq!(quantile(QuantileRule::Math, &x, &w, 0.6), 3.0);
+        // A row of zero weight is not there at all: a quarter of the weight is reached
+        // at 1, not at 0.5.
+        let (x0, w0) = ([3.0, 1.0, 2.0, 0.5], [2.0, 1.0, 1.0, 0.0]);
+        assert_eq!(quantile(QuantileRule::Math, &x0, &w0, 0.25), 1.0);
+    }
+
+    #[test]
+    fn hf3_merges_tied_values() {
+        // 1, 1, 2, 3 with weight 1: distinct 1 (weight 2), 2, 3; the cumulative weight
+        // reaches 2 = 0.5 x 4 at the first distinct value (odd position): the next one.
+        let x = [1.0, 2.0, 1.0, 3.0];
+        assert_eq!(quantile(QuantileRule::Hf3, &x, &[1.0; 4], 0.5), 2.0);
+        // At 0.75 it reaches 3 at the second distinct value (even): that one.
+        assert_eq!(quantile(QuantileRule::Hf3, &x, &[1.0; 4], 0.75), 2.0);
+    }
+
+    #[test]
+    fn interpolating_rules_are_hyndman_fan_with_equal_weights() {
+        // x = 1..10: type 7 at p is 1 + 9p; type 6 is p (n + 1); type 5 is n p + 1/2;
+        // type 8 is (n + 1/3) p + 1/3; type 9 is (n + 1/4) p + 3/8 (Hyndman & Fan 1996).
+        let w = [1.0; 10];
+        let q = |rule, p| quantile(rule, &ONE_TO_TEN, &w, p);
+        assert_eq!(q(QuantileRule::Hf7, 0.5), 5.5);
+        assert!((q(QuantileRule::Hf7, 0.25) - 3.25).abs() < 1e-14);
+        assert!((q(QuantileRule::Hf6, 0.25) - 2.75).abs() < 1e-14);
+        assert!((q(QuantileRule::Hf5, 0.25) - 3.0).abs() < 1e-14);
+        assert!((q(QuantileRule::Hf8, 0.25) - (10.0 + 1.0 / 3.0) * 0.25 - 1.0 / 3.0).abs() < 1e-14);
+        assert!((q(QuantileRule::Hf9, 0.25) - (10.25 * 0.25 + 0.375)).abs() < 1e-14);
+        // Beyond the plotting positions: the end values (R's rule = 2).
+        assert_eq!(q(QuantileRule::Hf6, 0.01), 1.0);
+        assert_eq!(q(QuantileRule::Hf6, 0.99), 10.0);
+    }
+
+    #[test]
+    fn shah_vaish_steps_at_normalised_positions() {
+        // Equal weights: pk = (k + 1/2 - 1/2) / (n + 1) = k / 11 for the k-th value; between
+        // two positions the step keeps the value on the left.
+        let w = [1.0; 10];
+        let q = |p| quantile(QuantileRule::ShahVaish, &ONE_TO_TEN, &w, p);
+        assert_eq!(q(5.0 / 11.0), 5.0);
+        assert_eq!(q(5.9 / 11.0), 5.0);
+        assert_eq!(q(4.9 / 11.0), 4.0);
+        assert_eq!(q(0.01), 1.0);
+    }
+
+    #[test]
+    fn undefined_cases_are_nan() {
+        assert!(quantile(QuantileRule::Math, &[], &[], 0.5).is_nan());
+        assert!(quantile(QuantileRule::Math, &[1.0], &[0.0], 0.5).is_nan());
+        // hf7 needs two values (R's cumw[n - 1]).
+        assert!(quantile(QuantileRule::Hf7, &[1.0], &[1.0], 0.5).is_nan());
+        assert_eq!(quantile(QuantileRule::Hf6, &[1.0], &[1.0], 0.5), 1.0);
+        assert!(quantile(QuantileRule::Math, &[1.0, 2.0], &[1.0, 1.0], f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn approx_averages_tied_knots() {
+        // R: approx(c(0, 1, 1, 2), c(0, 10, 20, 30), xout = 0.5)$y is 7.5 (the tie is 15).
+        let (x, y) = regularize(vec![0.0, 1.0, 1.0, 2.0], vec![0.0, 10.0, 20.0, 30.0]);
+        assert_eq!(x, vec![0.0, 1.0, 2.0]);
+        assert_eq!(approx(&x, &y, 0.5, false), 7.5);
+        assert_eq!(approx(&x, &y, 1.5, true), 15.0);
+    }
+
+    #[test]
+    fn radix_sort_is_stable_and_orders_signs() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 101) as f64 - 50.0 + if i % 3 == 0 { -0.0 } else { 0.0 })
+            .collect();
+        let rows: Vec<u32> = (0..values.len() as u32).collect();
+        let keys = rows
+            .iter()
+            .map(|&r| order_key(values[r as usize]))
+            .collect();
+        let (sorted_keys, sorted) = radix_sort(keys, rows);
+        assert!(sorted_keys.windows(2).all(|k| k[0] <= k[1]));
+        for pair in sorted.windows(2) {
+            let (a, b) = (values[pair[0] as usize], values[pair[1] as usize]);
+            assert!(a < b || (a == b && pair[0] < pair[1]));
+        }
+        assert_eq!(order_key(-0.0), order_key(0.0));
+        for x in [-2.5, -0.0, 0.0, 1e-300, 7.0, f64::INFINITY] {
+            assert_eq!(key_value(order_key(x)), x + 0.0);
+        }
+        assert!(order_key(-1.0) < order_key(-0.5) && order_key(1.0) < order_key(f64::INFINITY));
+    }
+}
