@@ -82,7 +82,7 @@ impl LongDouble {
         if drop > 65 {
             return sign * 0.0;
         }
-        let m = self.sig as u128;
+        let m = u128::from(self.sig);
         let rem = m & ((1u128 << drop) - 1);
         let half = 1u128 << (drop - 1);
         let mut kept = (m >> drop) as u64;
@@ -138,6 +138,7 @@ impl LongDouble {
     /// self + x for a finite double.  The common step of a cumulative sum of weights
     /// (both positive, x no larger in exponent) in u64 arithmetic; otherwise the general sum.
     #[inline]
+    #[must_use]
     pub fn add_f64(self, x: f64) -> LongDouble {
         let bits = x.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as i32;
@@ -198,14 +199,14 @@ impl Add for LongDouble {
         } else {
             (self, other)
         };
-        let a = (big.sig as u128) << GUARD;
-        let s = (small.sig as u128) << GUARD;
+        let a = u128::from(big.sig) << GUARD;
+        let s = u128::from(small.sig) << GUARD;
         let shift = (big.exp - small.exp) as u32;
         // Bits shifted out only matter as "some": a sticky lowest bit stands for them.
         let b = if shift > 125 {
             1
         } else {
-            (s >> shift) | ((s & ((1u128 << shift) - 1) != 0) as u128)
+            (s >> shift) | u128::from(s & ((1u128 << shift) - 1) != 0)
         };
         let m = if big.negative == small.negative {
             a + b
@@ -235,13 +236,13 @@ impl Div for LongDouble {
         if self.sig == 0 {
             return Self::ZERO;
         }
-        let d = other.sig as u128;
+        let d = u128::from(other.sig);
         // Both significands lie in [2^63, 2^64): the quotient of (a 2^64) / b has 64 or 65
         // bits; three more quotient bits and a sticky remainder bit decide the rounding.
-        let n = (self.sig as u128) << 64;
+        let n = u128::from(self.sig) << 64;
         let (q, r) = (n / d, n % d);
         let (q2, r2) = ((r << 3) / d, (r << 3) % d);
-        let m = (((q << 3) | q2) << 1) | (r2 != 0) as u128;
+        let m = (((q << 3) | q2) << 1) | u128::from(r2 != 0);
         Self::round(
             self.negative != other.negative,
             m,

@@ -10,7 +10,7 @@ use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome, OUTSIDE};
 use crate::long_double::{r_cumsum, r_mean, r_sum};
-use crate::replicate::replicate_covariance;
+use crate::variance::{replicate_covariance, Variance};
 
 /// R's rule for the quantile of a weighted step function (`qrule` of svyquantile): the
 /// Hyndman-Fan types generalised to weights, and Shah & Vaish's.
@@ -179,6 +179,8 @@ impl Distribution {
                     qup
                 }
             }
+            // R's (qlow + qup) / 2, overflowing where R's does.
+            #[allow(clippy::manual_midpoint)]
             QuantileRule::School => {
                 if wlow == 0.0 {
                     (qlow + qup) / 2.0
@@ -292,7 +294,7 @@ fn approx(x: &[f64], y: &[f64], v: f64, constant: bool) -> f64 {
         return y[j];
     }
     while i + 1 < j {
-        let ij = (i + j) / 2;
+        let ij = i.midpoint(j);
         if v < x[ij] {
             j = ij;
         } else {
@@ -558,8 +560,7 @@ impl DomainQuantiles {
     /// replicate's analysis weights; NaN where a replicate leaves no weight in the domain.
     pub fn replicate_quantiles(&self, design: &Design, probs: &[f64]) -> Result<Vec<f64>> {
         let rep = design
-            .replicates
-            .as_ref()
+            .replicates()
             .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
         let n_rep = rep.n_replicates;
         let k = probs.len();
@@ -607,8 +608,7 @@ pub fn replicate_variances(
     k: usize,
 ) -> Result<(Vec<f64>, Vec<usize>)> {
     let rep = design
-        .replicates
-        .as_ref()
+        .replicates()
         .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
     let n_rep = rep.n_replicates;
     if k == 0 || full.len() % k != 0 || thetas.len() != full.len() * n_rep {
@@ -695,10 +695,11 @@ pub fn proportions_at_or_below(
 /// Degrees of freedom of each domain of a linearisation design (R's `degf` of the domain
 /// as a subset): first-stage PSUs minus strata among the domain's rows of non-zero weight.
 pub fn domain_degf(design: &Design, domain: &[u32], n_domains: usize) -> Result<Vec<usize>> {
-    let stage = design
-        .stages
-        .first()
-        .ok_or_else(|| CoreError::Design("the design has no sampling stages".into()))?;
+    let stage = match &design.variance {
+        Variance::Linearization(lin) => lin.stages.first(),
+        Variance::Replicates(_) => None,
+    }
+    .ok_or_else(|| CoreError::Design("the design has no sampling stages".into()))?;
     if domain.len() != design.n_rows {
         return Err(CoreError::Shape(format!(
             "domain codes have {} rows, the design {}",
@@ -854,7 +855,7 @@ mod tests {
     #[test]
     fn radix_sort_is_stable_and_orders_signs() {
         let values: Vec<f64> = (0..1000)
-            .map(|i| ((i * 7919) % 101) as f64 - 50.0 + if i % 3 == 0 { -0.0 } else { 0.0 })
+            .map(|i| f64::from((i * 7919) % 101) - 50.0 + if i % 3 == 0 { -0.0 } else { 0.0 })
             .collect();
         let rows: Vec<u32> = (0..values.len() as u32).collect();
         let keys = rows

@@ -203,8 +203,8 @@ def quantile(
             )
         if interval_type in WOODRUFF:
             # R's nrow(design) of each domain (every row for a calibrated or PPS design).
-            rows_in_r = np.full(n_dom, design.n_rows) if keeps_all_rows(design) else n_rows
-            lower, upper = _woodruff(design, dist, x, codes, qhat, interval_type, alpha, dom_df, rows_in_r, degf)
+            n_rows_in_r = np.full(n_dom, design.n_rows) if keeps_all_rows(design) else n_rows
+            lower, upper = _woodruff(design, dist, x, codes, qhat, interval_type, alpha, dom_df, n_rows_in_r, degf)
         elif interval_type == "quantile":
             # R's repCI: each replicate's quantile, their replicate variance, a t interval.
             var, dropped = dist.replicate_variances(design.core, [float(p) for p in probs], qhat)
