@@ -887,8 +887,9 @@ class Design(Serializable):
         na_rm : rows with a missing value leave the design (PSU counts kept).
         df : degrees of freedom of the t quantiles; default the design's (for a domain,
             its own ``degf``, as R).
-        progress : show a progress bar while replicate intervals (``"quantile"``) are
-            worked out.
+        progress : show a progress bar while a `qrule` given as a Python function is
+            applied replicate by replicate (``"quantile"`` intervals); R's rules run in
+            the core, all replicates at once.
 
         Returns
         -------
