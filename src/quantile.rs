@@ -86,7 +86,8 @@ impl Distribution {
         row_total: f64,
     ) -> Distribution {
         // Every R rule first drops the rows of zero weight.
-        let (mut x, mut w) = (Vec::new(), Vec::new());
+        let rows = by_value.size_hint().0;
+        let (mut x, mut w) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
         for (v, wt) in by_value {
             if wt != 0.0 {
                 x.push(v);
