@@ -99,9 +99,10 @@ def korn_graubard(
         if nchs:
             factor = np.where((n > 1) & np.isfinite(df) & (df > 0), factor, 1.0)
             n_eff = np.where(var > 0, np.minimum(n, p * (1 - p) / var * factor), n)
-        x = p * n_eff
-        low = stats.beta.ppf(alpha / 2, x, n_eff - x + 1)
-        high = stats.beta.ppf(1 - alpha / 2, x + 1, n_eff - x)
+        # The beta shapes as R writes them (n.eff * p, n.eff * (1 - p) + 1), so the digits are R's.
+        x, rest = n_eff * p, n_eff * (1 - p)
+        low = stats.beta.ppf(alpha / 2, x, rest + 1)
+        high = stats.beta.ppf(1 - alpha / 2, x + 1, rest)
         if nchs:
             low, high = np.where(x <= 0, 0.0, low), np.where(x >= n_eff, 1.0, high)
     return n_eff, low, high
