@@ -295,7 +295,9 @@ def codes_of(col: pd.Series | pl.Series, name: str, role: str) -> Coded:
             levels = sorted(col.dropna().unique().tolist())
         except TypeError:
             raise ColumnError(f"column {name!r} ({role}) mixes types that cannot be ordered as factor levels") from None
-    raw = pd.Categorical(col, categories=levels).codes.astype(np.int64)
+    # A categorical is already coded by its levels (-1: missing); other values are coded here.
+    raw = col.cat.codes if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col, categories=levels).codes
+    raw = np.asarray(raw, dtype=np.int64)
     codes = np.where(raw < 0, np.iinfo(np.uint32).max, raw).astype(np.uint32)
     return Coded(np.ascontiguousarray(codes), levels, missing)
 
