@@ -41,6 +41,22 @@ fn model_input<'a>(
     })
 }
 
+/// The number of replicates in `replicate_weights` (rows x replicates), whose rows must
+/// be the model matrix's.
+fn replicate_count(
+    x: &PyReadonlyArray2<'_, f64>,
+    replicate_weights: &PyReadonlyArray2<'_, f64>,
+) -> PyResult<usize> {
+    let n = x.shape()[0];
+    if replicate_weights.shape()[0] != n {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "replicate weights have {} rows, the model matrix {n}",
+            replicate_weights.shape()[0]
+        ))));
+    }
+    Ok(replicate_weights.shape()[1])
+}
+
 /// Fit a GLM by R's IRLS.  `x` is the n x p model matrix (C order), `weights` the prior
 /// weights; `link` None = the family's default.  Returns coefficients, fitted values,
 /// working weights and residuals, Pearson residuals, the unscaled covariance, the
@@ -103,15 +119,8 @@ pub fn glm_replicate_coefficients<'py>(
     maxit: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let control = Control { epsilon, maxit };
-    let n = x.shape()[0];
-    if replicate_weights.shape()[0] != n {
-        return Err(errors::to_py(crate::CoreError::Shape(format!(
-            "replicate weights have {} rows, the model matrix {n}",
-            replicate_weights.shape()[0]
-        ))));
-    }
-    let n_replicates = replicate_weights.shape()[1];
-    let ones = vec![1.0; n];
+    let n_replicates = replicate_count(&x, &replicate_weights)?;
+    let ones = vec![1.0; x.shape()[0]];
     let input = model_input(&x, &y, &ones, (family, link), None, control)?;
     let (reps, start) = (replicate_weights.as_slice()?, start.as_slice()?);
     let coef = py
@@ -141,15 +150,8 @@ pub fn glm_replicate_fits<'py>(
     maxit: usize,
 ) -> PyResult<Fits<'py>> {
     let control = Control { epsilon, maxit };
-    let n = x.shape()[0];
-    if replicate_weights.shape()[0] != n {
-        return Err(errors::to_py(crate::CoreError::Shape(format!(
-            "replicate weights have {} rows, the model matrix {n}",
-            replicate_weights.shape()[0]
-        ))));
-    }
-    let n_replicates = replicate_weights.shape()[1];
-    let ones = vec![1.0; n];
+    let n_replicates = replicate_count(&x, &replicate_weights)?;
+    let ones = vec![1.0; x.shape()[0]];
     let input = model_input(&x, &y, &ones, (family, link), None, control)?;
     let reps = replicate_weights.as_slice()?;
     let (coef, deviance) = py

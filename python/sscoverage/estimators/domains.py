@@ -42,23 +42,13 @@ def coded_domains(design: "SurveyDesign", by: Any) -> tuple[list[str], np.ndarra
     everywhere = bool(scope.all())
     codes = codes.astype(np.uint32) if everywhere else np.where(scope, codes, OUTSIDE).astype(np.uint32)
     used = codes if everywhere else codes[scope]
-    present = np.flatnonzero(np.bincount(used, minlength=n_codes))
-    # A domain whose rows all have zero weight is left out, as R's svyby does.
+    counts = np.bincount(used, minlength=n_codes)
     weights = design.weights
     weight = np.bincount(used, weights=weights if everywhere else weights[scope], minlength=n_codes)
-    empty = present[weight[present] == 0]
-    if len(empty) == len(present):
-        raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
-    if len(empty):
-        gone = domain_values(empty, names, coded, None)
-        text = ", ".join("/".join(str(gone[name][i]) for name in names) for i in range(len(empty)))
-        message = (f"{'/'.join(names)} = {text}: every row has zero weight, so the domain is left out "
-                   "of the table (as R's svyby)")
-        warnings.warn(message, SurveyWarning, stacklevel=3)
-        notes.append(message)
-        codes[np.isin(codes, empty)] = OUTSIDE
-        present = present[weight[present] > 0]
-    values = domain_values(present, names, coded, None)
+    present, values = present_domains(counts, weight, names, coded, notes)
+    left_out = np.setdiff1d(np.flatnonzero(counts), present)
+    if len(left_out):
+        codes[np.isin(codes, left_out)] = OUTSIDE
     labels = [{name: values[name][i] for name in names} for i in range(len(present))]
     if len(present) < n_codes:
         # Domains renumbered 0..k-1 in the order of their codes.
