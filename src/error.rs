@@ -15,6 +15,14 @@ pub enum CoreError {
     Shape(String),
     /// A value the estimator cannot use (empty domain, ...).
     Value(String),
+    /// A weighting's targets cannot be met at a cell: level `level` of margin `margin`
+    /// (post-stratification has one margin, 0), or the margin as a whole (`level`
+    /// None).  Python names the margin and the level with the user's labels.
+    Cell {
+        margin: usize,
+        level: Option<usize>,
+        problem: String,
+    },
     /// Outcome number `outcome` is missing (NaN) at `row`, a row the estimate uses;
     /// Python names the column and counts its missing values.
     MissingOutcome { outcome: usize, row: usize },
@@ -55,6 +63,16 @@ impl fmt::Display for CoreError {
                  before them (aliased)"
             ),
             CoreError::History { person, reason } => write!(f, "person #{person} {reason}"),
+            CoreError::Cell {
+                margin,
+                level: Some(level),
+                problem,
+            } => write!(f, "margin #{margin} level #{level} {problem}"),
+            CoreError::Cell {
+                margin,
+                level: None,
+                problem,
+            } => write!(f, "margin #{margin} {problem}"),
             CoreError::MissingOutcome { outcome, row } => write!(
                 f,
                 "outcome #{outcome} is missing at row {row}; pass na_rm=True to leave such rows out"

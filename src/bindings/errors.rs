@@ -67,6 +67,11 @@ pub fn to_py(err: CoreError) -> PyErr {
         CoreError::Value(_) => EstimationError::new_err(msg),
         CoreError::Aliased { columns } => EstimationError::new_err((msg, columns)),
         CoreError::ZeroTotal { what, domain } => EstimationError::new_err((msg, what, domain)),
+        CoreError::Cell {
+            margin,
+            level,
+            ref problem,
+        } => CalibrationError::new_err((msg.clone(), "cell", margin, level, problem.clone())),
         CoreError::MissingOutcome { outcome, row } => {
             EstimationError::new_err((msg, "missing outcome", outcome, row))
         }

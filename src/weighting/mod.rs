@@ -78,14 +78,26 @@ fn check_cells(cell: &[u32], n_rows: usize, n_cells: usize, what: &str) -> Resul
     Ok(())
 }
 
-/// Population counts must be finite and non-negative.
-fn check_counts(targets: &[f64], what: &dyn Fn(usize) -> String) -> Result<()> {
+/// The error at level `level` of margin `margin`.
+fn cell_error(margin: usize, level: usize, problem: String) -> CoreError {
+    CoreError::Cell {
+        margin,
+        level: Some(level),
+        problem,
+    }
+}
+
+/// Population counts of margin `margin` must be finite and non-negative.
+fn check_counts(targets: &[f64], margin: usize) -> Result<()> {
     if let Some(k) = targets.iter().position(|t| !t.is_finite() || *t < 0.0) {
-        return Err(CoreError::Calibration(format!(
-            "{} has population count {}; counts must be finite and non-negative",
-            what(k),
-            targets[k]
-        )));
+        return Err(cell_error(
+            margin,
+            k,
+            format!(
+                "has population count {}; counts must be finite and non-negative",
+                targets[k]
+            ),
+        ));
     }
     Ok(())
 }
@@ -93,25 +105,23 @@ fn check_counts(targets: &[f64], what: &dyn Fn(usize) -> String) -> Result<()> {
 /// Post-stratification ratios target / sample total, refusing a cell that is in the
 /// sample but not the population or the other way round (R's `postStratify`); a cell
 /// empty in both keeps its weights.
-fn cell_ratios(
-    sample: &[f64],
-    targets: &[f64],
-    what: &dyn Fn(usize) -> String,
-) -> Result<Vec<f64>> {
+fn cell_ratios(sample: &[f64], targets: &[f64], margin: usize) -> Result<Vec<f64>> {
     sample
         .iter()
         .zip(targets)
         .enumerate()
         .map(|(k, (&s, &t))| match (s == 0.0, t == 0.0) {
             (true, true) => Ok(1.0),
-            (false, true) => Err(CoreError::Calibration(format!(
-                "{} is in the sample (weight {s}) but has a population count of 0",
-                what(k)
-            ))),
-            (true, false) => Err(CoreError::Calibration(format!(
-                "{} has a population count of {t} but no sample weight",
-                what(k)
-            ))),
+            (false, true) => Err(cell_error(
+                margin,
+                k,
+                format!("is in the sample (weight {s}) but has a population count of 0"),
+            )),
+            (true, false) => Err(cell_error(
+                margin,
+                k,
+                format!("has a population count of {t} but no sample weight"),
+            )),
             (false, false) => Ok(t / s),
         })
         .collect()
@@ -225,11 +235,17 @@ mod tests {
 
     #[test]
     fn ratios_refuse_one_sided_cells() {
-        let what = |k: usize| format!("cell #{k}");
-        assert!(cell_ratios(&[1.0, 0.0], &[2.0, 1.0], &what).is_err());
-        assert!(cell_ratios(&[1.0, 1.0], &[2.0, 0.0], &what).is_err());
+        assert!(matches!(
+            cell_ratios(&[1.0, 0.0], &[2.0, 1.0], 3),
+            Err(CoreError::Cell {
+                margin: 3,
+                level: Some(1),
+                ..
+            })
+        ));
+        assert!(cell_ratios(&[1.0, 1.0], &[2.0, 0.0], 0).is_err());
         assert_eq!(
-            cell_ratios(&[2.0, 0.0], &[1.0, 0.0], &what).unwrap(),
+            cell_ratios(&[2.0, 0.0], &[1.0, 0.0], 0).unwrap(),
             vec![0.5, 1.0]
         );
     }

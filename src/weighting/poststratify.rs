@@ -14,11 +14,10 @@ use crate::error::Result;
 pub fn poststratify(design: &Design, cells: &[u32], targets: &[f64]) -> Result<(Design, Report)> {
     let k = targets.len();
     check_cells(cells, design.n_rows, k, "post-stratum")?;
-    let what = |c: usize| format!("post-stratum #{c}");
-    check_counts(targets, &what)?;
+    check_counts(targets, 0)?;
     let w = &design.weights;
     let before = cell_sums(cells, k, w, 1);
-    let ratio = cell_ratios(&before, targets, &what)?;
+    let ratio = cell_ratios(&before, targets, 0)?;
     let weights: Vec<f64> = w
         .iter()
         .zip(cells)

@@ -174,8 +174,7 @@ fn sweep_cells(
         for (m, target) in targets.iter().enumerate() {
             let levels = &level_of_cell[m];
             let totals = level_totals(levels, target.len(), base, &factor, 1);
-            let what = |k: usize| format!("margin #{m} level #{k}");
-            let ratio = cell_ratios(&totals, target, &what)?;
+            let ratio = cell_ratios(&totals, target, m)?;
             for (f, &l) in factor.iter_mut().zip(levels) {
                 *f *= ratio[l as usize];
             }
@@ -288,16 +287,20 @@ fn check_targets(targets: &[&[f64]], control: RakeControl) -> Result<()> {
                 "margin #{m} has no levels; it needs at least one"
             )));
         }
-        check_counts(target, &|k| format!("margin #{m} level #{k}"))?;
+        check_counts(target, m)?;
         totals.push(target.iter().sum::<f64>());
     }
     for (m, &t) in totals.iter().enumerate().skip(1) {
         if (t - totals[0]).abs() > MARGIN_AGREEMENT * totals[0].abs().max(t.abs()) {
-            return Err(CoreError::Calibration(format!(
-                "the margins disagree: margin #0 totals {} but margin #{m} totals {t}; raking \
-                 cannot meet both",
-                totals[0]
-            )));
+            return Err(CoreError::Cell {
+                margin: m,
+                level: None,
+                problem: format!(
+                    "totals {t} but the first margin totals {}: the margins disagree; raking \
+                     cannot meet both",
+                    totals[0]
+                ),
+            });
         }
     }
     Ok(())
@@ -470,9 +473,14 @@ mod tests {
                 targets: &[1.0, 2.0],
             },
         ];
+        // The second margin totals 3, the first 2.
         assert!(matches!(
             rake(&d, &margins, RakeControl::default()),
-            Err(CoreError::Calibration(_))
+            Err(CoreError::Cell {
+                margin: 1,
+                level: None,
+                ..
+            })
         ));
     }
 }

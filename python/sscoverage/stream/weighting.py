@@ -24,7 +24,7 @@ import polars as pl
 from .. import _core
 from ..exceptions import CalibrationError, DesignError, MissingValueError
 from .batches import UNIT, BatchSource, add_parts, with_units
-from ..weighting.adjust import describe_levels, level_key, margin_pairs, population_counts, rake_step, name_levels_in, margin_variables
+from ..weighting.adjust import describe_levels, level_key, margin_pairs, population_counts, rake_step, named_cell_error, margin_variables
 
 #: Most combinations of the margins' levels numbered directly (before the absent ones
 #: are dropped); beyond this the cross-classification is refused.
@@ -175,7 +175,7 @@ def streamed_rake(design: "BatchSource", margins: Any, control: Mapping[str, Any
             maxit=int(control["maxit"]), epsilon=float(control["epsilon"]),
         )
     except CalibrationError as err:
-        raise CalibrationError(name_levels_in(str(err), names, labels)) from None
+        raise named_cell_error(err, names, labels) from None
     step = rake_step(names, [m.targets for m in spec], labels, info, force)
     new = object.__new__(type(design))
     new.__dict__.update(design.__dict__)

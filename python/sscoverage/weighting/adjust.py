@@ -175,7 +175,7 @@ def poststratify(design: "SurveyDesign", strata: Any, population: Any, partial: 
     try:
         core, info = _core.poststratify(design.core, cells, targets)
     except CalibrationError as err:
-        raise CalibrationError(name_levels_in(str(err), [name], [labels])) from None
+        raise named_cell_error(err, [name], [labels], post_stratum=True) from None
     table = pd.DataFrame({"term": name, "level": labels, "target": targets, "before": info["before"], "after": info["after"]})
     return _adjusted(design, core, Adjustment("poststratify", table, info["iterations"], info["converged"], info["misfit"]))
 
@@ -207,7 +207,7 @@ def rake(design: "SurveyDesign", margins: Any, control: Mapping[str, Any] | None
     try:
         core, info = _core.rake(design.core, coded, maxit=int(control["maxit"]), epsilon=float(control["epsilon"]))
     except CalibrationError as err:
-        raise CalibrationError(name_levels_in(str(err), names, all_labels)) from None
+        raise named_cell_error(err, names, all_labels) from None
     return _adjusted(design, core, rake_step(names, [t for _, t in coded], all_labels, info, force))
 
 
@@ -526,7 +526,7 @@ def _adjust_in_classes(
     try:
         core, info = _core.poststratify(base.core, np.ascontiguousarray(cell), targets)
     except CalibrationError as err:
-        raise CalibrationError(name_levels_in(str(err), [term], [[*labels, "nonrespondents"]])) from None
+        raise named_cell_error(err, [term], [[*labels, "nonrespondents"]], post_stratum=True) from None
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame({
             "term": term,
@@ -618,17 +618,26 @@ def _not_converged(message: str, info: Mapping[str, Any], force: bool) -> None:
     warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
 
-def name_levels_in(message: str, names: list[str], labels: list[list[str]]) -> str:
-    """The core's 'post-stratum #k' / 'margin #m level #k' / 'margin #m' in the user's
-    names and level labels."""
-    message = re.sub(r"post-stratum #(\d+)", lambda m: f"post-stratum {names[0]} = {labels[0][int(m.group(1))]!r}", message)
-    message = re.sub(
-        r"margin #(\d+) level #(\d+)",
-        lambda m: f"margin {names[int(m.group(1))]} level {labels[int(m.group(1))][int(m.group(2))]!r}",
-        message,
-    )
-    return re.sub(r"margin #(\d+)", lambda m: f"margin {names[int(m.group(1))]}", message)
+def named_cell_error(err: CalibrationError, names: list[str], labels: list[list[str]],
+                     post_stratum: bool = False) -> CalibrationError:
+    """The core's error at a weighting cell (margin, level) in the user's names and
+    level labels: "post-stratum stype = 'H' ...", "margin sch.wide level 'No' ...".
 
+    Parameters
+    ----------
+    err : the core's CalibrationError; its arguments locate the cell.
+    names : each margin's name (one for post-stratification).
+    labels : each margin's level labels.
+    post_stratum : the cells are post-strata (one margin).
+    """
+    if len(err.args) != 5 or err.args[1] != "cell":
+        return CalibrationError(str(err))
+    _, _, margin, level, problem = err.args
+    if post_stratum:
+        where = f"post-stratum {names[0]}" + ("" if level is None else f" = {labels[0][level]!r}")
+    else:
+        where = f"margin {names[margin]}" + ("" if level is None else f" level {labels[margin][level]!r}")
+    return CalibrationError(f"{where} {problem}")
 
 def margin_variables(strata: Any, role: str) -> list[str]:
     """Column names of a strata / margin specification: ``"~a+b"``, ``"a"`` or ``["a", "b"]``."""
