@@ -9,6 +9,7 @@ use crate::calibration::CellRaking;
 use crate::codes::{chunk_range, label_range};
 use crate::design::Design;
 use crate::error::{CoreError, Result};
+use crate::svyvar::WeightedMoments;
 use crate::variance::{Influence, Linearization, Pps, Replicates, Variance};
 
 /// Domain code of a row that takes part in no domain (outside the subset, or removed for
@@ -990,9 +991,13 @@ pub fn estimates_from_sums(
                 sq[width]
             };
             for j in 0..p {
-                let mean = col_tot[2 + j] / wsum;
-                // R's svyvar: weighted variance with the n/(n-1) divisor.
-                let svyvar = (sq[j] / wsum - mean * mean) * nobs / (nobs - 1.0);
+                let svyvar = WeightedMoments {
+                    weight: wsum,
+                    first: col_tot[2 + j],
+                    second: sq[j],
+                    n_obs: nobs,
+                }
+                .svyvar();
                 let vsrs = match (estimator, pps_quadratic) {
                     (Estimator::Mean, _) => svyvar * (wsum - nobs) / (wsum * nobs),
                     (_, false) => svyvar * wsum * wsum * (wsum - nobs) / (wsum * nobs),

@@ -15,6 +15,7 @@ pub mod replicate;
 mod rng;
 pub mod sampling;
 pub mod small_area;
+pub mod svyvar;
 pub mod variance;
 pub mod weighting;
 

@@ -11,6 +11,12 @@ __version__: str
 __all__ = [
     "__version__",
     "CoreDesign",
+    "DomainEstimates",
+    "InterruptionSpells",
+    "Proportions",
+    "WeightingReport",
+    "svyvar",
+    "svyvar_of_sums",
     "glm_batch_pass",
     "glm_batch_scores",
     "glm_fit",
@@ -66,6 +72,61 @@ class EstimationError(SurveyError): ...
 class CalibrationError(SurveyError): ...
 class SamplingError(SurveyError): ...
 class HistoryError(SurveyError): ...
+
+# Typed records the core returns (frozen; attributes only).
+@final
+class DomainEstimates:
+    p: int
+    estimate: _F64
+    vcov: _F64
+    n_rows: _F64
+    weight_sum: _F64
+    dropped_replicates: int
+    deff: _F64 | None
+    offset: int | None
+
+@final
+class Proportions:
+    n_rows: _F64
+    weight_sum: _F64
+    n_domain_rows: _F64
+    domain_weight_sum: _F64
+    estimate: _F64
+    variance: _F64
+    degf: _F64
+    dropped_replicates: int
+    coefficient: _F64
+    cov_unscaled: _F64
+    naive_cov: _F64
+    deviance: _F64
+    dispersion: _F64
+    model_rows: _F64
+    prior_weight: _F64
+    prior_weighted_y: _F64
+    prior_entropy: _F64
+
+@final
+class WeightingReport:
+    iterations: int
+    converged: bool
+    misfit: float
+    before: _F64
+    after: _F64
+    replicates_not_converged: int
+
+@final
+class InterruptionSpells:
+    first_contribution: _F64
+    paid_years: _U32
+    n_interruptions: _U32
+    years_interrupted: _U32
+    years_since_first_job: _U32
+    density: _F64
+    n_reentries: _U32
+    spell_person: NDArray[np.int64]
+    spell_start: NDArray[np.int64]
+    spell_years: NDArray[np.int64]
+    spell_reentered: NDArray[np.bool_]
 
 @final
 class CoreDesign:
@@ -129,7 +190,7 @@ class CoreDesign:
         categorical: list[tuple[int, _U32, int]],
         n_numerators: int = 0,
         deff: bool = False,
-    ) -> dict[str, Any]: ...
+    ) -> DomainEstimates: ...
     def estimate_labels(
         self,
         kind: str,
@@ -139,7 +200,7 @@ class CoreDesign:
         n_numerators: int = 0,
         deff: bool = False,
         max_domains: int = 256,
-    ) -> dict[str, Any] | None: ...
+    ) -> DomainEstimates | None: ...
     def estimate_from_sums(
         self,
         kind: str,
@@ -149,7 +210,7 @@ class CoreDesign:
         width: int,
         n_numerators: int = 0,
         raked: tuple[_F64, CellRake] | None = None,
-    ) -> dict[str, Any]: ...
+    ) -> DomainEstimates: ...
 
 @final
 class CellRake: ...
@@ -163,7 +224,7 @@ def proportion(
     fit: bool,
     dispersion: bool,
     model_keeps_all_rows: bool,
-) -> dict[str, Any]: ...
+) -> Proportions: ...
 def joint_estimate(
     design: CoreDesign,
     kind: str,
@@ -172,7 +233,9 @@ def joint_estimate(
     numeric: list[tuple[int, _F64]],
     categorical: list[tuple[int, _U32, int]],
     in_design: _Bool | None = None,
-) -> dict[str, Any]: ...
+) -> DomainEstimates: ...
+def svyvar(values: _F64, weights: _F64) -> float: ...
+def svyvar_of_sums(weight: float, first: float, second: float, n_obs: float) -> float: ...
 def dense_codes(labels: NDArray[np.integer[Any]]) -> tuple[_U32, NDArray[np.int64]]: ...
 
 # quantile.rs: each domain's rows sorted once; quantiles at levels (n_domains x k).
@@ -244,10 +307,10 @@ def glm_batch_scores(
 ) -> tuple[_F64, _F64, _F64]: ...
 
 # weighting.rs: the adjusted design and a report of iterations, misfit, totals before / after.
-def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDesign, dict[str, Any]]: ...
+def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDesign, WeightingReport]: ...
 def rake(
     design: CoreDesign, margins: list[tuple[_U32, _F64]], maxit: int = 10, epsilon: float = 1.0
-) -> tuple[CoreDesign, dict[str, Any]]: ...
+) -> tuple[CoreDesign, WeightingReport]: ...
 def rake_cells(
     margins: list[tuple[_U32, _F64]],
     weight: _F64,
@@ -256,7 +319,7 @@ def rake_cells(
     zero_by_unit: _F64,
     maxit: int = 10,
     epsilon: float = 1.0,
-) -> tuple[_F64, CellRake, dict[str, Any]]: ...
+) -> tuple[_F64, CellRake, WeightingReport]: ...
 def calibrate(
     design: CoreDesign,
     x: _F64,
@@ -266,10 +329,10 @@ def calibrate(
     upper: float = ...,
     epsilon: float = 1e-7,
     maxit: int = 50,
-) -> tuple[CoreDesign, dict[str, Any]]: ...
+) -> tuple[CoreDesign, WeightingReport]: ...
 def trim_weights(
     design: CoreDesign, lower: float = ..., upper: float = ..., strict: bool = False
-) -> tuple[CoreDesign, dict[str, Any]]: ...
+) -> tuple[CoreDesign, WeightingReport]: ...
 
 # survival.rs
 def km_product_limit(time: _F64, event: _Bool, weights: _F64) -> tuple[_F64, _F64]: ...
@@ -311,7 +374,7 @@ def accumulate_batch(
 # coverage.rs
 def interruption_spells(
     person: _U32, year: NDArray[np.int32], contributed: _Bool, first_job: _F64, survey_year: int
-) -> dict[str, Any]: ...
+) -> InterruptionSpells: ...
 
 # small_area.rs
 @final

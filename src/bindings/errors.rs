@@ -93,3 +93,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HistoryError", py.get_type::<HistoryError>())?;
     Ok(())
 }
+
+/// Run core work with the GIL released and its error mapped to the Python exception:
+/// the one way every binding calls into the core.
+pub fn in_core<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: Send + FnOnce() -> Result<T, CoreError>,
+{
+    py.detach(work).map_err(to_py)
+}

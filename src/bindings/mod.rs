@@ -17,7 +17,6 @@ mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use rayon::prelude::*;
 
 use crate::codes::dense_codes;
@@ -27,6 +26,7 @@ use crate::estimate::{
     Estimator, Outcome, Sums,
 };
 use crate::replicate::{BrrLarge, BrrSmall, Scheme};
+use crate::svyvar::WeightedMoments;
 use crate::variance::Influence;
 
 /// A built design, held on the Rust side.
@@ -124,29 +124,27 @@ impl PyDesign {
             adjust_domain_lonely,
             pps,
         };
-        let inner = py
-            .detach(|| {
-                let owned_weights = weight_slice.filter(|_| weights_roundtrip).map(|w| {
-                    let mut owned = vec![0.0; w.len()];
-                    owned
-                        .par_chunks_mut(1 << 16)
-                        .zip(w.par_chunks(1 << 16))
-                        .for_each(|(o, w)| {
-                            // A subnormal weight has no finite reciprocal: it is kept.
-                            o.iter_mut().zip(w).for_each(|(o, &x)| {
-                                let back = 1.0 / (1.0 / x);
-                                *o = if back == 0.0 && x > 0.0 { x } else { back }
-                            });
+        let inner = errors::in_core(py, || {
+            let owned_weights = weight_slice.filter(|_| weights_roundtrip).map(|w| {
+                let mut owned = vec![0.0; w.len()];
+                owned
+                    .par_chunks_mut(1 << 16)
+                    .zip(w.par_chunks(1 << 16))
+                    .for_each(|(o, w)| {
+                        // A subnormal weight has no finite reciprocal: it is kept.
+                        o.iter_mut().zip(w).for_each(|(o, &x)| {
+                            let back = 1.0 / (1.0 / x);
+                            *o = if back == 0.0 && x > 0.0 { x } else { back }
                         });
-                    owned
-                });
-                if owned_weights.is_none() && first_ids.is_none() {
-                    Design::new(&spec)
-                } else {
-                    Design::with_owned(&spec, owned_weights, first_ids)
-                }
-            })
-            .map_err(errors::to_py)?;
+                    });
+                owned
+            });
+            if owned_weights.is_none() && first_ids.is_none() {
+                Design::new(&spec)
+            } else {
+                Design::with_owned(&spec, owned_weights, first_ids)
+            }
+        })?;
         Ok(PyDesign { inner })
     }
 
@@ -164,11 +162,9 @@ impl PyDesign {
         let n_rep = analysis.shape()[1];
         let analysis = analysis.as_slice()?.to_vec();
         let weights = weights.as_slice()?;
-        let inner = py
-            .detach(|| {
-                Design::from_replicate_weights(weights, analysis, n_rep, scale, rscales, mse)
-            })
-            .map_err(errors::to_py)?;
+        let inner = errors::in_core(py, || {
+            Design::from_replicate_weights(weights, analysis, n_rep, scale, rscales, mse)
+        })?;
         Ok(PyDesign { inner })
     }
 
@@ -228,9 +224,9 @@ impl PyDesign {
             }
         };
         let design = &self.inner;
-        let inner = py
-            .detach(|| design.to_replicates(scheme, mse, stratum_rank.as_deref()))
-            .map_err(errors::to_py)?;
+        let inner = errors::in_core(py, || {
+            design.to_replicates(scheme, mse, stratum_rank.as_deref())
+        })?;
         Ok(PyDesign { inner })
     }
 
@@ -331,15 +327,13 @@ impl PyDesign {
         let rows = influence.as_slice()?;
         let mask = in_domain.as_ref().map(|m| m.as_slice()).transpose()?;
         let design = &self.inner;
-        let cov = py
-            .detach(|| {
-                design.covariance(Influence::Rows {
-                    values: rows,
-                    p,
-                    in_domain: mask,
-                })
+        let cov = errors::in_core(py, || {
+            design.covariance(Influence::Rows {
+                values: rows,
+                p,
+                in_domain: mask,
             })
-            .map_err(errors::to_py)?;
+        })?;
         numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])
     }
 
@@ -353,19 +347,17 @@ impl PyDesign {
         let p = totals.shape()[1];
         let values = totals.as_slice()?;
         let design = &self.inner;
-        let cov = py
-            .detach(|| {
-                design.covariance(Influence::UnitTotals {
-                    totals: values,
-                    p,
-                    present: None,
-                })
+        let cov = errors::in_core(py, || {
+            design.covariance(Influence::UnitTotals {
+                totals: values,
+                p,
+                present: None,
             })
-            .map_err(errors::to_py)?;
+        })?;
         numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])
     }
 
-    /// Estimate by domain; `kind` is "total", "mean" or "ratio".  Returns a dict of arrays.
+    /// Estimate by domain; `kind` is "total", "mean" or "ratio".  Returns a `DomainEstimates` record.
     #[pyo3(signature = (kind, domain, n_domains, numeric, categorical, n_numerators=0, deff=false))]
     #[allow(clippy::too_many_arguments)]
     fn estimate<'py>(
@@ -378,15 +370,15 @@ impl PyDesign {
         categorical: Vec<(usize, PyReadonlyArray1<'py, u32>, u32)>,
         n_numerators: usize,
         deff: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<PyDomainEstimates> {
         let estimator = estimator(kind, n_numerators)?;
         let outcomes = outcomes(&numeric, &categorical)?;
         let domain = domain.as_slice()?;
         let design = &self.inner;
-        let res = py
-            .detach(|| estimate_by_domain(design, estimator, &outcomes, domain, n_domains, deff))
-            .map_err(errors::to_py)?;
-        estimates_dict(py, res)
+        let res = errors::in_core(py, || {
+            estimate_by_domain(design, estimator, &outcomes, domain, n_domains, deff)
+        })?;
+        Ok(PyDomainEstimates::new(py, res, None))
     }
 
     /// `estimate` with the domains given by a column of integer labels (int8 to int64,
@@ -406,7 +398,7 @@ impl PyDesign {
         n_numerators: usize,
         deff: bool,
         max_domains: usize,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+    ) -> PyResult<Option<PyDomainEstimates>> {
         let estimator = estimator(kind, n_numerators)?;
         let outcomes = outcomes(&numeric, &categorical)?;
         let attempts = [
@@ -454,7 +446,7 @@ impl PyDesign {
             PyReadonlyArray1<'py, f64>,
             PyRef<'py, weighting::PyCellRake>,
         )>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<PyDomainEstimates> {
         let estimator = estimator(kind, n_numerators)?;
         let sums = Sums {
             stride: 2 + width,
@@ -476,10 +468,10 @@ impl PyDesign {
             _ => BeyondSums::Nothing,
         };
         let design = &self.inner;
-        let res = py
-            .detach(|| estimates_from_sums(design, estimator, n_domains, &sums, beyond))
-            .map_err(errors::to_py)?;
-        estimates_dict(py, res)
+        let res = errors::in_core(py, || {
+            estimates_from_sums(design, estimator, n_domains, &sums, beyond)
+        })?;
+        Ok(PyDomainEstimates::new(py, res, None))
     }
 
     /// The variance unit of each row (for a design over PSUs: each PSU's code).
@@ -523,18 +515,36 @@ fn outcomes<'a>(
     Ok(tagged.into_iter().map(|(_, o)| o).collect())
 }
 
-fn estimates_dict(py: Python<'_>, res: DomainEstimates) -> PyResult<Bound<'_, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("p", res.p)?;
-    out.set_item("estimate", res.estimate.into_pyarray(py))?;
-    out.set_item("vcov", res.vcov.into_pyarray(py))?;
-    out.set_item("n_rows", res.n_rows.into_pyarray(py))?;
-    out.set_item("weight_sum", res.weight_sum.into_pyarray(py))?;
-    out.set_item("dropped_replicates", res.dropped_replicates)?;
-    if let Some(d) = res.deff {
-        out.set_item("deff", d.into_pyarray(py))?;
+/// Estimates of every domain as the core returns them (see `DomainEstimates`): `p`
+/// estimates per domain, `estimate` (n_domains x p), `vcov` (n_domains x p x p, or
+/// (n_domains p)^2 for the joint covariance), `n_rows` and `weight_sum` per domain, the
+/// most replicates any domain left out, `deff` when asked for, and `offset`, the
+/// smallest label of the labels path.
+#[pyclass(name = "DomainEstimates", module = "sscoverage._core", frozen, get_all)]
+pub struct PyDomainEstimates {
+    p: usize,
+    estimate: Py<numpy::PyArray1<f64>>,
+    vcov: Py<numpy::PyArray1<f64>>,
+    n_rows: Py<numpy::PyArray1<f64>>,
+    weight_sum: Py<numpy::PyArray1<f64>>,
+    dropped_replicates: usize,
+    deff: Option<Py<numpy::PyArray1<f64>>>,
+    offset: Option<i64>,
+}
+
+impl PyDomainEstimates {
+    fn new(py: Python<'_>, res: DomainEstimates, offset: Option<i64>) -> Self {
+        PyDomainEstimates {
+            p: res.p,
+            estimate: res.estimate.into_pyarray(py).unbind(),
+            vcov: res.vcov.into_pyarray(py).unbind(),
+            n_rows: res.n_rows.into_pyarray(py).unbind(),
+            weight_sum: res.weight_sum.into_pyarray(py).unbind(),
+            dropped_replicates: res.dropped_replicates.into_iter().max().unwrap_or(0),
+            deff: res.deff.map(|d| d.into_pyarray(py).unbind()),
+            offset,
+        }
     }
-    Ok(out)
 }
 
 /// Largest table of sums per chunk (domains x units x columns) for the labels path.
@@ -549,7 +559,7 @@ fn labels_estimate<'py, T>(
     labels: &Bound<'py, PyAny>,
     (estimator, outcomes, deff): (Estimator, &[Outcome], bool),
     max_domains: usize,
-) -> PyResult<Option<Option<Bound<'py, PyDict>>>>
+) -> PyResult<Option<Option<PyDomainEstimates>>>
 where
     T: numpy::Element + Copy + Into<i64> + Send + Sync,
 {
@@ -557,25 +567,21 @@ where
         return Ok(None);
     };
     let slice = array.as_slice()?;
-    let found = py
-        .detach(|| {
-            estimate_by_label_span(
-                design,
-                estimator,
-                outcomes,
-                slice,
-                max_domains,
-                LABELS_TABLE_LIMIT,
-                deff,
-            )
-        })
-        .map_err(errors::to_py)?;
+    let found = errors::in_core(py, || {
+        estimate_by_label_span(
+            design,
+            estimator,
+            outcomes,
+            slice,
+            max_domains,
+            LABELS_TABLE_LIMIT,
+            deff,
+        )
+    })?;
     let Some((lo, res)) = found else {
         return Ok(Some(None));
     };
-    let out = estimates_dict(py, res)?;
-    out.set_item("offset", lo)?;
-    Ok(Some(Some(out)))
+    Ok(Some(Some(PyDomainEstimates::new(py, res, Some(lo)))))
 }
 
 /// Dense codes (sorted label order) of a column of integer labels, owned.
@@ -666,6 +672,37 @@ fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<boo
     }))
 }
 
+/// R's `svyvar` of `values` under `weights` (see `svyvar::WeightedMoments`).
+#[pyfunction]
+fn svyvar(
+    py: Python<'_>,
+    values: PyReadonlyArray1<'_, f64>,
+    weights: PyReadonlyArray1<'_, f64>,
+) -> PyResult<f64> {
+    let (values, weights) = (values.as_slice()?, weights.as_slice()?);
+    if values.len() != weights.len() {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "svyvar: {} values and {} weights",
+            values.len(),
+            weights.len()
+        ))));
+    }
+    Ok(py.detach(|| WeightedMoments::of_rows(values, weights).svyvar()))
+}
+
+/// R's `svyvar` from sums gathered elsewhere (batches of a streamed data set):
+/// sum w, sum w y, sum w y^2 and the rows of non-zero weight.
+#[pyfunction]
+fn svyvar_of_sums(weight: f64, first: f64, second: f64, n_obs: f64) -> f64 {
+    WeightedMoments {
+        weight,
+        first,
+        second,
+        n_obs,
+    }
+    .svyvar()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -678,6 +715,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(svyvar, m)?)?;
+    m.add_function(wrap_pyfunction!(svyvar_of_sums, m)?)?;
+    m.add_class::<PyDomainEstimates>()?;
+    m.add_class::<tables::PyProportions>()?;
+    m.add_class::<weighting::PyWeightingReport>()?;
+    m.add_class::<coverage::PyInterruptionSpells>()?;
     weighting::register(m)?;
     coverage::register(m)?;
     sampling::register(m)?;

@@ -24,9 +24,7 @@ pub fn select<'py>(
     let method = Method::parse(method).map_err(errors::to_py)?;
     let size = size.as_ref().map(|s| s.as_slice()).transpose()?;
     let strata = strata.as_slice()?;
-    let s = py
-        .detach(|| sampling::select(size, strata, &n, method, seed))
-        .map_err(errors::to_py)?;
+    let s = errors::in_core(py, || sampling::select(size, strata, &n, method, seed))?;
     Ok((s.units.into_pyarray(py), s.prob.into_pyarray(py)))
 }
 
@@ -60,9 +58,7 @@ pub fn joint_probabilities<'py>(
     };
     let prob = prob.as_slice()?;
     let n = prob.len();
-    let v = py
-        .detach(|| sampling::joint_probabilities(prob, design))
-        .map_err(errors::to_py)?;
+    let v = errors::in_core(py, || sampling::joint_probabilities(prob, design))?;
     v.into_pyarray(py).reshape([n, n])
 }
 

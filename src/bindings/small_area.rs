@@ -122,7 +122,7 @@ fn fay_herriot_fit(
         max_iter,
         precision,
     };
-    py.detach(|| {
+    errors::in_core(py, || {
         let fit = small_area::fit(&model, method, control)?;
         let (mse, mse_out) = small_area::prasad_rao(&model, &fit, x_out);
         let synthetic_out = x_out
@@ -136,7 +136,6 @@ fn fay_herriot_fit(
             mse_out,
         })
     })
-    .map_err(errors::to_py)
 }
 
 /// Sums of squared errors (EBLUPs, then out-of-sample synthetic estimates) over bootstrap
@@ -176,18 +175,16 @@ fn fay_herriot_bootstrap<'py>(
         precision,
     };
     let fitted = &fit.inner;
-    let sums = py
-        .detach(|| {
-            small_area::bootstrap(
-                &model,
-                fitted,
-                x_out,
-                control,
-                scale,
-                Replicates { seed, first, count },
-            )
-        })
-        .map_err(errors::to_py)?;
+    let sums = errors::in_core(py, || {
+        small_area::bootstrap(
+            &model,
+            fitted,
+            x_out,
+            control,
+            scale,
+            Replicates { seed, first, count },
+        )
+    })?;
     Ok((PyArray1::from_vec(py, sums.squared_error), sums.failed))
 }
 

@@ -32,9 +32,9 @@ pub fn accumulate_batch<'py>(
         n_units,
     };
     let domain = domain.as_slice()?;
-    let sums = py
-        .detach(|| batch_sums(&data, &outcomes, domain, n_domains, with_squares))
-        .map_err(errors::to_py)?;
+    let sums = errors::in_core(py, || {
+        batch_sums(&data, &outcomes, domain, n_domains, with_squares)
+    })?;
     Ok((sums.table.into_pyarray(py), sums.squares.into_pyarray(py)))
 }
 

@@ -3,29 +3,43 @@
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::{errors, PyDesign};
 use crate::weighting::{
     self, Bounds, CalFun, CalibrationSpec, CellRaking, Margin, RakeControl, Report,
 };
 
-type Adjusted<'py> = (PyDesign, Bound<'py, PyDict>);
+type Adjusted = (PyDesign, PyWeightingReport);
 
-fn finish(py: Python<'_>, result: (crate::Design, Report)) -> PyResult<Adjusted<'_>> {
+fn finish(py: Python<'_>, result: (crate::Design, Report)) -> Adjusted {
     let (inner, report) = result;
-    Ok((PyDesign { inner }, report_dict(py, report)?))
+    (PyDesign { inner }, PyWeightingReport::new(py, report))
 }
 
-fn report_dict(py: Python<'_>, report: Report) -> PyResult<Bound<'_, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("iterations", report.iterations)?;
-    out.set_item("converged", report.converged)?;
-    out.set_item("misfit", report.misfit)?;
-    out.set_item("before", report.before.into_pyarray(py))?;
-    out.set_item("after", report.after.into_pyarray(py))?;
-    out.set_item("replicates_not_converged", report.replicates_not_converged)?;
-    Ok(out)
+/// How a weighting went (see `weighting::Report`): iterations, convergence, the largest
+/// misfit left, the weights' summaries before and after, and replicates whose own
+/// weighting did not converge.
+#[pyclass(name = "WeightingReport", module = "sscoverage._core", frozen, get_all)]
+pub struct PyWeightingReport {
+    iterations: usize,
+    converged: bool,
+    misfit: f64,
+    before: Py<PyArray1<f64>>,
+    after: Py<PyArray1<f64>>,
+    replicates_not_converged: usize,
+}
+
+impl PyWeightingReport {
+    fn new(py: Python<'_>, report: Report) -> Self {
+        PyWeightingReport {
+            iterations: report.iterations,
+            converged: report.converged,
+            misfit: report.misfit,
+            before: report.before.into_pyarray(py).unbind(),
+            after: report.after.into_pyarray(py).unbind(),
+            replicates_not_converged: report.replicates_not_converged,
+        }
+    }
 }
 
 /// The rake of a streamed design, as its variance needs it (see `CellRaking`).
@@ -34,7 +48,7 @@ pub struct PyCellRake {
     pub inner: CellRaking,
 }
 
-type RakedCells<'py> = (Bound<'py, PyArray1<f64>>, PyCellRake, Bound<'py, PyDict>);
+type RakedCells<'py> = (Bound<'py, PyArray1<f64>>, PyCellRake, PyWeightingReport);
 
 /// Rake the cells of a streamed data set: each margin's level of every cell and its
 /// population counts, the cells' base weights, their rows of positive and zero base
@@ -67,21 +81,19 @@ pub fn rake_cells<'py>(
         zero_by_unit.as_slice()?.to_vec(),
     );
     let weight = weight.as_slice()?;
-    let (factor, inner, report) = py
-        .detach(|| {
-            weighting::rake_cells(
-                levels,
-                &targets,
-                weight,
-                tables,
-                RakeControl { maxit, epsilon },
-            )
-        })
-        .map_err(errors::to_py)?;
+    let (factor, inner, report) = errors::in_core(py, || {
+        weighting::rake_cells(
+            levels,
+            &targets,
+            weight,
+            tables,
+            RakeControl { maxit, epsilon },
+        )
+    })?;
     Ok((
         factor.into_pyarray(py),
         PyCellRake { inner },
-        report_dict(py, report)?,
+        PyWeightingReport::new(py, report),
     ))
 }
 
@@ -93,13 +105,11 @@ pub fn poststratify<'py>(
     design: PyRef<'py, PyDesign>,
     cells: PyReadonlyArray1<'py, u32>,
     targets: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Adjusted<'py>> {
+) -> PyResult<Adjusted> {
     let (cells, targets) = (cells.as_slice()?, targets.as_slice()?);
     let d = &design.inner;
-    let res = py
-        .detach(|| weighting::poststratify(d, cells, targets))
-        .map_err(errors::to_py)?;
-    finish(py, res)
+    let res = errors::in_core(py, || weighting::poststratify(d, cells, targets))?;
+    Ok(finish(py, res))
 }
 
 /// Rake (R's `rake`) to margins given as (level codes, population counts) pairs.
@@ -111,7 +121,7 @@ pub fn rake<'py>(
     margins: Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, f64>)>,
     maxit: usize,
     epsilon: f64,
-) -> PyResult<Adjusted<'py>> {
+) -> PyResult<Adjusted> {
     let margins: Vec<Margin> = margins
         .iter()
         .map(|(c, t)| {
@@ -122,10 +132,10 @@ pub fn rake<'py>(
         })
         .collect::<PyResult<_>>()?;
     let d = &design.inner;
-    let res = py
-        .detach(|| weighting::rake(d, &margins, RakeControl { maxit, epsilon }))
-        .map_err(errors::to_py)?;
-    finish(py, res)
+    let res = errors::in_core(py, || {
+        weighting::rake(d, &margins, RakeControl { maxit, epsilon })
+    })?;
+    Ok(finish(py, res))
 }
 
 /// Calibrate (R's `calibrate`) the model matrix `x` (n x q, C order) to `population`.
@@ -143,7 +153,7 @@ pub fn calibrate<'py>(
     upper: f64,
     epsilon: f64,
     maxit: usize,
-) -> PyResult<Adjusted<'py>> {
+) -> PyResult<Adjusted> {
     let calfun = CalFun::parse(calfun).map_err(errors::to_py)?;
     let spec = CalibrationSpec {
         x: x.as_slice()?,
@@ -155,10 +165,8 @@ pub fn calibrate<'py>(
         maxit,
     };
     let d = &design.inner;
-    let res = py
-        .detach(|| weighting::calibrate(d, &spec))
-        .map_err(errors::to_py)?;
-    finish(py, res)
+    let res = errors::in_core(py, || weighting::calibrate(d, &spec))?;
+    Ok(finish(py, res))
 }
 
 /// Trim the weights to [lower, upper] (R's `trimWeights`).
@@ -170,12 +178,10 @@ pub fn trim_weights<'py>(
     lower: f64,
     upper: f64,
     strict: bool,
-) -> PyResult<Adjusted<'py>> {
+) -> PyResult<Adjusted> {
     let d = &design.inner;
-    let res = py
-        .detach(|| weighting::trim_weights(d, lower, upper, strict))
-        .map_err(errors::to_py)?;
-    finish(py, res)
+    let res = errors::in_core(py, || weighting::trim_weights(d, lower, upper, strict))?;
+    Ok(finish(py, res))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

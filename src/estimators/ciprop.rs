@@ -14,6 +14,7 @@ use crate::models::glm::{
     intercept_first_step_row, intercept_logit, InterceptFit, InterceptStart, ProportionSums,
 };
 use crate::models::{Control, Link};
+use crate::svyvar::WeightedMoments;
 use crate::variance::{Influence, Variance};
 
 /// The rows of a proportion by domain.
@@ -277,10 +278,14 @@ pub fn proportion_by_domain(
             // which weigh by the mean weight of the rows used over that of the domain.
             let dispersion = if input.dispersion {
                 let sq = &sums.squares[d * (width + 1)..(d + 1) * (width + 1)];
-                let n_obs = sq[width];
+                let moments = WeightedMoments {
+                    weight: p.weight_sum,
+                    first: total(2),
+                    second: sq[0],
+                    n_obs: sq[width],
+                };
                 let used_mean = p.weight_sum / model_rows(p.n_rows);
-                used_mean / a / binomial * squares(p.estimate) / p.weight_sum * n_obs
-                    / (n_obs - 1.0)
+                used_mean / a / binomial * moments.svyvar()
             } else {
                 f64::NAN
             };

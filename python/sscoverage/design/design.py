@@ -681,8 +681,8 @@ class Design(Serializable):
                 (by, int(labels.min())),
             )
             if res is not None:
-                first = int(res["offset"])
-                by_coded = [Coded(labels[:0], list(range(first, first + len(res["n_rows"]))), None)]
+                first = int(res.offset)
+                by_coded = [Coded(labels[:0], list(range(first, first + len(res.n_rows))), None)]
         if res is None:
             if labels is not None:
                 by_names, by_coded = self.by_columns(by)
@@ -699,8 +699,8 @@ class Design(Serializable):
                 excluded,
                 (by_names, by_coded) if by_names else None,
             )
-        present = np.flatnonzero(res["n_rows"] > 0)
-        dropped = max(res["dropped_replicates"], default=0)
+        present = np.flatnonzero(res.n_rows > 0)
+        dropped = res.dropped_replicates
         if dropped:
             notes.append(f"{dropped} replicates gave undefined estimates and were left out (as R)")
         if len(present) == 0:
@@ -770,7 +770,7 @@ class Design(Serializable):
     def _result(
         self,
         kind: str,
-        res: dict[str, Any],
+        res: "_core.DomainEstimates",
         spec: list[tuple[str, list[Any] | None]],
         n_numerators: int,
         by_names: list[str],
@@ -794,7 +794,7 @@ class Design(Serializable):
                 else:
                     rows.extend((name, lv, f"{name}{lv}") for lv in levels)
         # A domain whose rows all have zero weight is left out, as R's svyby does.
-        weight_sums = np.asarray(res["weight_sum"])
+        weight_sums = np.asarray(res.weight_sum)
         empty = present[weight_sums[present] == 0]
         if len(empty):
             if not by_names or len(empty) == len(present):
@@ -808,13 +808,13 @@ class Design(Serializable):
             warnings.warn(message, SurveyWarning, stacklevel=4)
             notes = [*notes, message]
             present = present[weight_sums[present] > 0]
-        p = int(res["p"])
-        n_all = len(res["n_rows"])
-        est = res["estimate"].reshape(n_all, p)[present]
-        vcov = res["vcov"].reshape(n_all, p, p)[present]
-        n_rows = res["n_rows"][present]
-        weight_sum = res["weight_sum"][present]
-        deffs = res["deff"].reshape(n_all, p)[present] if deff else None
+        p = int(res.p)
+        n_all = len(res.n_rows)
+        est = res.estimate.reshape(n_all, p)[present]
+        vcov = res.vcov.reshape(n_all, p, p)[present]
+        n_rows = res.n_rows[present]
+        weight_sum = res.weight_sum[present]
+        deffs = res.deff.reshape(n_all, p)[present] if deff else None
         n_dom = len(present)
         se = standard_errors(np.diagonal(vcov, axis1=1, axis2=2))
         df_value = float(self.degf) if df == "design" else df

@@ -129,7 +129,7 @@ def _cells(design: Any, domain: np.ndarray, cell: np.ndarray, k: int, kind: str)
     covariance and the rows' weight sum: one pass of the core's engine with the cell as
     a factor outcome (no per-row indicator matrix)."""
     res = design.core.estimate(kind, domain, 1, [], [(0, cell, k)])
-    return np.asarray(res["estimate"]), np.asarray(res["vcov"]).reshape(k, k), float(res["weight_sum"][0])
+    return np.asarray(res.estimate), np.asarray(res.vcov).reshape(k, k), float(res.weight_sum[0])
 
 
 def _pearson(table: np.ndarray) -> float:

@@ -96,13 +96,13 @@ def contrast(
     over = design if by_names else base
     res = _core.joint_estimate(design.core, statistic, domain, n_domains, numeric, categorical,
                                np.ascontiguousarray(over.in_subset()) if over.is_subset else None)
-    present, values = present_domains(res["n_rows"], res["weight_sum"], by_names, coded, notes)
-    p = int(res["p"])
+    present, values = present_domains(res.n_rows, res.weight_sum, by_names, coded, notes)
+    p = int(res.p)
     # Estimates in the order domain, variable.
     keep = (present[:, None] * p + np.arange(p)[None, :]).ravel()
-    est = np.asarray(res["estimate"])[keep]
+    est = np.asarray(res.estimate)[keep]
     k = n_domains * p
-    v = np.asarray(res["vcov"]).reshape(k, k)[np.ix_(keep, keep)]
+    v = np.asarray(res.vcov).reshape(k, k)[np.ix_(keep, keep)]
     domain_labels = [
         ":".join([*(str(values[name][i]) for name in by_names), label])
         for i in range(len(present)) for label in labels

@@ -122,5 +122,5 @@ def linear(design: "SurveyDesign", x: np.ndarray, kind: str = "mean", n_numerato
     domain = np.where(design.in_subset(), 0, OUTSIDE).astype(np.uint32)
     numeric = [(j, np.ascontiguousarray(x[:, j])) for j in range(x.shape[1])]
     res = design.core.estimate(kind, domain, 1, numeric, [], n_numerators, False)
-    p = int(res["p"])
-    return np.asarray(res["estimate"]), np.asarray(res["vcov"]).reshape(p, p)
+    p = int(res.p)
+    return np.asarray(res.estimate), np.asarray(res.vcov).reshape(p, p)

@@ -248,43 +248,43 @@ def ciprop(
     keeps_all = keeps_all_rows(design)
     res = _core.proportion(design.core, values, used, all_rows, n_domains, method in ("logit", "likelihood"),
                            method == "likelihood", keeps_all)
-    present, labels = present_domains(res["n_domain_rows"], res["domain_weight_sum"], by_names, coded, notes)
-    if res["dropped_replicates"]:
-        notes.append(f"{res['dropped_replicates']} replicates gave undefined estimates and were left out (as R)")
+    present, labels = present_domains(res.n_domain_rows, res.domain_weight_sum, by_names, coded, notes)
+    if res.dropped_replicates:
+        notes.append(f"{res.dropped_replicates} replicates gave undefined estimates and were left out (as R)")
     for i, d in enumerate(present):
-        if res["n_rows"][d] == 0 or res["weight_sum"][d] == 0:
+        if res.n_rows[d] == 0 or res.weight_sum[d] == 0:
             where = ", ".join(f"{name} = {labels[name][i]!r}" for name in by_names) or "the design's rows"
             raise EmptyDomainError(f"{y!r} has no value of positive weight in {where}: nothing to estimate")
     if not design.is_replicate:
-        degf = res["degf"][present].astype(int)
+        degf = res.degf[present].astype(int)
     elif not design.is_subset and not by_names:
         degf = np.array([design.degf])
     else:
         # R's degf of a replicate design's domain: the rank of its replicate weights.
         degf = np.array([design.core.replicate_degf_in(np.ascontiguousarray(domain == d)) for d in present])
     dom_df = degf.astype(float) if df is None else np.full(len(present), float(df))
-    var = res["variance"][present]
+    var = res.variance[present]
     fits = [
-        _InterceptFit(float(res["coefficient"][d]), float(res["cov_unscaled"][d]), float(res["naive_cov"][d]),
-                      float(res["deviance"][d]), float(res["dispersion"][d]),
-                      (float(res["prior_weight"][d]), float(res["prior_weighted_y"][d]),
-                       float(res["prior_entropy"][d])), int(res["model_rows"][d]))
+        _InterceptFit(float(res.coefficient[d]), float(res.cov_unscaled[d]), float(res.naive_cov[d]),
+                      float(res.deviance[d]), float(res.dispersion[d]),
+                      (float(res.prior_weight[d]), float(res.prior_weighted_y[d]),
+                       float(res.prior_entropy[d])), int(res.model_rows[d]))
         for d in present
     ] if method == "likelihood" else []
     with np.errstate(divide="ignore", invalid="ignore"):
         if method in ("logit", "likelihood"):
             # R fits svyglm(y ~ 1, quasibinomial): its estimate and interval.
-            beta = res["coefficient"][present]
+            beta = res.coefficient[present]
             estimate = _expit(beta)
             if method == "logit":
-                ci = _wald_interval(beta, res["cov_unscaled"][present], level, dom_df)
+                ci = _wald_interval(beta, res.cov_unscaled[present], level, dom_df)
             else:
                 ci = np.array([_likelihood_interval(f, level, v) for f, v in zip(fits, dom_df)]).T
         else:
             # R takes the row count and degf of the design given, before missing values
             # leave it.
-            estimate = res["estimate"][present]
-            n_rows = np.full(len(present), design.n_rows) if keeps_all else res["n_domain_rows"][present].astype(int)
+            estimate = res.estimate[present]
+            n_rows = np.full(len(present), design.n_rows) if keeps_all else res.n_domain_rows[present].astype(int)
             ci = np.array([proportion_interval(method, float(p), float(v), level, float(f), int(n), int(g))
                            for p, v, f, n, g in zip(estimate, var, dom_df, n_rows, degf)]).T
     table = pd.DataFrame({
@@ -297,8 +297,8 @@ def ciprop(
         "ci_low": ci[0],
         "ci_high": ci[1],
         "df": dom_df,
-        "n": res["n_rows"][present].astype(int),
-        "weight_sum": res["weight_sum"][present],
+        "n": res.n_rows[present].astype(int),
+        "weight_sum": res.weight_sum[present],
     })
     vcovs = [np.array([[v]]) for v in var]
     undefined = int(table[["ci_low", "ci_high"]].isna().to_numpy().sum())

@@ -196,13 +196,9 @@ def check_convergence(fit: dict[str, Any], formula: str, maxit: int) -> None:
 
 
 def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
-    """R's ``summary.svyglm`` dispersion: ``svyvar`` of the Pearson residuals, i.e. their
-    weighted variance times n/(n-1), n the rows of non-zero weight."""
-    n = int((w != 0).sum())
-    if n < 2:
-        return float("nan")
-    centred = pearson - (w * pearson).sum() / w.sum()
-    return float((w * centred * centred * n / (n - 1)).sum() / w.sum())
+    """R's ``summary.svyglm`` dispersion: ``svyvar`` of the Pearson residuals (NaN with
+    fewer than two rows of non-zero weight)."""
+    return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
 
 
 class ModelFrame:

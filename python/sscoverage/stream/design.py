@@ -397,7 +397,7 @@ class StreamedDesign(Design, source=streams):
         raked = (sums.cells.ravel(), self.raked.core) if self.raked is not None else None
         res = self.core.estimate_from_sums(kind, sums.table.ravel(), sums.squares.ravel(), n_domains,
                                             sums.width(plan), n_numerators=n_numerators, raked=raked)
-        present = np.flatnonzero(np.asarray(res["n_rows"]) > 0)
+        present = np.flatnonzero(np.asarray(res.n_rows) > 0)
         if len(present) == 0:
             raise EmptyDomainError("no rows are left to estimate from (subset and missing values)")
         notes = [f"{n_missing_by} rows with a missing by value are in no domain"] if n_missing_by else []

@@ -67,10 +67,8 @@ def streamed_glm(
     totals = np.ascontiguousarray(scores @ fit["cov_unscaled"])
     vcov = design.core.totals_vcov(totals)
     # Pearson residuals carry sqrt(mean weight of the fitted rows / of the domain's rows),
-    # as in memory; the dispersion is their design-weighted variance times n / (n - 1).
-    s0, s1, s2, n_nonzero = pearson
-    scale = model.mean_fit / model.mean_w
-    dispersion = (scale * (s2 - s1 * s1 / s0) / s0 * n_nonzero / (n_nonzero - 1)) if n_nonzero > 1 else float("nan")
+    # as in memory: the dispersion is svyvar of the residuals times that ratio.
+    dispersion = model.mean_fit / model.mean_w * _core.svyvar_of_sums(*map(float, pearson))
     return GLMResult(
         formula=formula, family=family, link=str(fit["link"]), terms=model.terms,
         coef=np.asarray(fit["coefficients"]), vcov=vcov, dispersion=float(dispersion),

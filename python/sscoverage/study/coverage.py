@@ -937,23 +937,23 @@ def contribution_histories(
     except HistoryError as err:
         _, who, reason = err.args
         raise HistoryError(f"person {ids[who]!r} {reason}") from None
-    first = out["first_contribution"]
+    first = out.first_contribution
     table = pd.DataFrame(
         {
             person: ids.to_numpy(),
             "first_contribution_year": pd.array(first, dtype="Int64"),
-            **{k: out[k] for k in PER_PERSON},
+            **{k: getattr(out, k) for k in PER_PERSON},
         }
     )
     table["ever_interrupted"] = (table["n_interruptions"] > 0).astype(np.float64)
     table["reentered"] = (table["n_reentries"] > 0).astype(np.float64)
     spells = pd.DataFrame(
         {
-            person: ids.to_numpy()[out["spell_person"]],
-            "start_year": out["spell_start"],
-            "years": out["spell_years"],
-            "end_year": out["spell_start"] + out["spell_years"] - 1,
-            "reentered": out["spell_reentered"],
+            person: ids.to_numpy()[out.spell_person],
+            "start_year": out.spell_start,
+            "years": out.spell_years,
+            "end_year": out.spell_start + out.spell_years - 1,
+            "reentered": out.spell_reentered,
         }
     )
     return Histories(persons=table, spells=spells, survey_year=survey_year)

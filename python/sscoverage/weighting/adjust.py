@@ -176,8 +176,8 @@ def poststratify(design: "SurveyDesign", strata: Any, population: Any, partial: 
         core, info = _core.poststratify(design.core, cells, targets)
     except CalibrationError as err:
         raise named_cell_error(err, [name], [labels], post_stratum=True) from None
-    table = pd.DataFrame({"term": name, "level": labels, "target": targets, "before": info["before"], "after": info["after"]})
-    return _adjusted(design, core, Adjustment("poststratify", table, info["iterations"], info["converged"], info["misfit"]))
+    table = pd.DataFrame({"term": name, "level": labels, "target": targets, "before": info.before, "after": info.after})
+    return _adjusted(design, core, Adjustment("poststratify", table, info.iterations, info.converged, info.misfit))
 
 
 def rake(design: "SurveyDesign", margins: Any, control: Mapping[str, Any] | None = None, force: bool = False) -> "SurveyDesign":
@@ -211,7 +211,7 @@ def rake(design: "SurveyDesign", margins: Any, control: Mapping[str, Any] | None
     return _adjusted(design, core, rake_step(names, [t for _, t in coded], all_labels, info, force))
 
 
-def rake_step(names: list[str], targets: list[np.ndarray], all_labels: list[list[str]], info: Mapping[str, Any],
+def rake_step(names: list[str], targets: list[np.ndarray], all_labels: list[list[str]], info: "_core.WeightingReport",
                force: bool) -> Adjustment:
     """A rake's record (targets against totals before and after, margin by margin), or
     its refusal when the sweeps did not converge (unless `force`)."""
@@ -219,19 +219,19 @@ def rake_step(names: list[str], targets: list[np.ndarray], all_labels: list[list
         "term": [names[m] for m, t in enumerate(targets) for _ in t],
         "level": [lv for labels in all_labels for lv in labels],
         "target": np.concatenate(targets),
-        "before": info["before"],
-        "after": info["after"],
+        "before": info.before,
+        "after": info.after,
     })
-    if not info["converged"]:
+    if not info.converged:
         worst = _furthest(table)
         message = (
-            f"raking did not converge in {info['iterations']} sweeps (a cell still changed by "
-            f"{info['misfit']:.4g}); margin {worst['term']} is furthest from its targets: level "
+            f"raking did not converge in {info.iterations} sweeps (a cell still changed by "
+            f"{info.misfit:.4g}); margin {worst['term']} is furthest from its targets: level "
             f"{worst['level']!r} reached {worst['after']:.6g} for a target of {worst['target']:.6g}. "
             "Raise control['maxit'], or check that the margins can be met together"
         )
         _not_converged(message, info, force)
-    return Adjustment("rake", table, info["iterations"], info["converged"], info["misfit"])
+    return Adjustment("rake", table, info.iterations, info.converged, info.misfit)
 
 
 def calibrate(
@@ -284,26 +284,26 @@ def calibrate(
                          str(err))
         message = re.sub(r"model-matrix column #(\d+)", lambda m: f"term {terms[int(m.group(1))]!r}", message)
         raise CalibrationError(message) from None
-    table = pd.DataFrame({"term": terms, "level": None, "target": targets, "before": info["before"], "after": info["after"]})
-    if not info["converged"]:
+    table = pd.DataFrame({"term": terms, "level": None, "target": targets, "before": info.before, "after": info.after})
+    if not info.converged:
         worst = _furthest(table)
         hint = " or the bounds may be infeasible" if bounds is not None else ""
         _not_converged(
-            f"calibration ({calfun}) did not converge in {info['iterations']} iterations: the largest "
-            f"|misfit|/(1+|target|) is {info['misfit']:.4g} (epsilon {epsilon}), for {worst['term']!r} "
+            f"calibration ({calfun}) did not converge in {info.iterations} iterations: the largest "
+            f"|misfit|/(1+|target|) is {info.misfit:.4g} (epsilon {epsilon}), for {worst['term']!r} "
             f"({worst['after']:.6g} against {worst['target']:.6g}); raise maxit{hint}",
             info,
             force,
         )
-    if info["replicates_not_converged"]:
+    if info.replicates_not_converged:
         warnings.warn(
-            f"{info['replicates_not_converged']} replicates did not converge in their own calibration; "
+            f"{info.replicates_not_converged} replicates did not converge in their own calibration; "
             "they are kept as they ended (as R)",
             ConvergenceWarning,
             stacklevel=3,
         )
-    step = Adjustment("calibrate", table, info["iterations"], info["converged"], info["misfit"],
-                      int(info["replicates_not_converged"]))
+    step = Adjustment("calibrate", table, info.iterations, info.converged, info.misfit,
+                      int(info.replicates_not_converged))
     return _adjusted(design, core, step)
 
 
@@ -322,9 +322,9 @@ def trim_weights(design: "SurveyDesign", lower: float = -np.inf, upper: float = 
     """
     _whole(design)
     core, info = _core.trim_weights(design.core, lower=float(lower), upper=float(upper), strict=bool(strict))
-    table = pd.DataFrame({"term": "sum of weights", "level": None, "target": info["before"],
-                          "before": info["before"], "after": info["after"]})
-    return _adjusted(design, core, Adjustment("trim_weights", table, info["iterations"], True, 0.0))
+    table = pd.DataFrame({"term": "sum of weights", "level": None, "target": info.before,
+                          "before": info.before, "after": info.after})
+    return _adjusted(design, core, Adjustment("trim_weights", table, info.iterations, True, 0.0))
 
 
 # ---------------------------------------------------------------------- nonresponse
@@ -533,7 +533,7 @@ def _adjust_in_classes(
             "level": labels,
             "target": total,
             "before": resp_total,
-            "after": info["after"][:k],
+            "after": info.after[:k],
             "factor": total / resp_total,
             "n": n,
             "n_respondents": n_resp,
@@ -542,7 +542,7 @@ def _adjust_in_classes(
             **extra,
         })
     method = "nonresponse (propensity classes)" if extra else "nonresponse (weighting classes)"
-    step = Adjustment(method, table, info["iterations"], info["converged"], info["misfit"], details=details)
+    step = Adjustment(method, table, info.iterations, info.converged, info.misfit, details=details)
     return _adjusted(base, core, step)
 
 
@@ -609,11 +609,11 @@ def _furthest(table: pd.DataFrame) -> pd.Series:
     return table.loc[gap.idxmax()]
 
 
-def _not_converged(message: str, info: Mapping[str, Any], force: bool) -> None:
+def _not_converged(message: str, info: "_core.WeightingReport", force: bool) -> None:
     if not force:
         err = ConvergenceError(message + "; or pass force=True to keep these weights")
-        err.misfit = float(info["misfit"])
-        err.iterations = int(info["iterations"])
+        err.misfit = float(info.misfit)
+        err.iterations = int(info.iterations)
         raise err
     warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
