@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::calibration::Calibration;
 use crate::codes::{densify, interaction};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, Role};
 use crate::replicate::{analysis_rank, build, gram_rank, PsuLayout, Scheme};
 use crate::variance::{
     replicate_covariance, Covariance, Influence, Linearization, Pps, Replicates, Stage, Variance,
@@ -119,10 +119,13 @@ fn weights_error(w: &[f64]) -> Result<()> {
         return Ok(());
     }
     if let Some(i) = w.iter().position(bad) {
-        return Err(CoreError::Design(format!(
-            "weights must be finite and non-negative: row {i} has {}",
-            w[i]
-        )));
+        return Err(CoreError::column(
+            Role::Weights,
+            format!(
+                "weights must be finite and non-negative: row {i} has {}",
+                w[i]
+            ),
+        ));
     }
     Ok(())
 }
@@ -163,10 +166,10 @@ impl StageFacts {
         check_nested: bool,
     ) -> Result<StageFacts> {
         let not_nested = || {
-            CoreError::Design(
+            CoreError::column(
+                Role::Strata,
                 "clusters are not nested in strata at the first stage: PSU labels repeat \
-                 across strata; set nest=True"
-                    .into(),
+                 across strata; set nest=True",
             )
         };
         // The first row of each cluster of a run of rows; whether every row of a cluster
@@ -274,8 +277,9 @@ impl Design {
             return Err(CoreError::Value("the data have no rows".into()));
         }
         if spec.clusters.is_empty() {
-            return Err(CoreError::Design(
-                "ids must name at least one stage (or none: one row per PSU)".into(),
+            return Err(CoreError::column(
+                Role::Ids,
+                "ids must name at least one stage (or none: one row per PSU)",
             ));
         }
         let n_stages = spec.clusters.len();
@@ -320,8 +324,9 @@ impl Design {
             }
         }
         if clusters[0].1 == 1 && !(spec.nest && has_strata) {
-            return Err(CoreError::Design(
-                "the design has only one primary sampling unit: check ids".into(),
+            return Err(CoreError::column(
+                Role::Ids,
+                "the design has only one primary sampling unit: check ids",
             ));
         }
         // Strata of each stage: the given strata column nested in the parent cluster
@@ -382,8 +387,9 @@ impl Design {
             weights.iter().sum::<f64>() <= 0.0
         };
         if zero_sum {
-            return Err(CoreError::Design(
-                "weights sum to zero: at least one row needs a positive weight".into(),
+            return Err(CoreError::column(
+                Role::Weights,
+                "weights sum to zero: at least one row needs a positive weight",
             ));
         }
 
@@ -525,10 +531,13 @@ impl Design {
             return Err(CoreError::Value("the data have no rows".into()));
         }
         if let Some(i) = weights.iter().position(|x| !x.is_finite() || *x < 0.0) {
-            return Err(CoreError::Design(format!(
-                "weights must be finite and non-negative: row {i} has {}",
-                weights[i]
-            )));
+            return Err(CoreError::column(
+                Role::Weights,
+                format!(
+                    "weights must be finite and non-negative: row {i} has {}",
+                    weights[i]
+                ),
+            ));
         }
         let rep = Replicates {
             factors: analysis,
@@ -797,11 +806,14 @@ impl Design {
         }
         let n_stages = spec.clusters.len();
         if spec.fpc.len() != n_stages {
-            return Err(CoreError::Design(format!(
-                "fpc has {} columns for {} stages of ids: give one fpc column per stage",
-                spec.fpc.len(),
-                n_stages
-            )));
+            return Err(CoreError::column(
+                Role::Fpc,
+                format!(
+                    "fpc has {} columns for {} stages of ids: give one fpc column per stage",
+                    spec.fpc.len(),
+                    n_stages
+                ),
+            ));
         }
         for (s, f) in spec.fpc.iter().enumerate() {
             check_len(&format!("fpc (stage {})", s + 1), f.len(), spec.n_rows)?;
@@ -816,24 +828,25 @@ impl Design {
         let any_big = spec.fpc.iter().any(|f| f.iter().any(|&x| x > 1.0));
         let all_ge1 = spec.fpc.iter().all(|f| f.iter().all(|&x| x >= 1.0));
         if any_big && !all_ge1 {
-            return Err(CoreError::Design(
-                "fpc must be all population sizes (>= 1) or all sampling fractions (<= 1)".into(),
+            return Err(CoreError::column(
+                Role::Fpc,
+                "fpc must be all population sizes (>= 1) or all sampling fractions (<= 1)",
             ));
         }
         if all_ge1 && !any_big {
             // Every fpc exactly 1: a census as fractions, one unit per stratum as
             // population sizes (R's as.fpc refuses it too).
-            return Err(CoreError::Design(
+            return Err(CoreError::column(
+                Role::Fpc,
                 "fpc is 1 in every row, which reads both as sampling fractions (a census: every \
                  SE 0) and as population sizes (one PSU in each stratum's population); give \
-                 population sizes, fractions below 1, or no fpc"
-                    .into(),
+                 population sizes, fractions below 1, or no fpc",
             ));
         }
         if any_big && spec.pps.is_some() {
-            return Err(CoreError::Design(
-                "with pps, fpc must hold inclusion probabilities (<= 1), not population sizes"
-                    .into(),
+            return Err(CoreError::column(
+                Role::Fpc,
+                "with pps, fpc must hold inclusion probabilities (<= 1), not population sizes",
             ));
         }
         for (s, (f, fpc)) in facts.iter_mut().zip(&spec.fpc).enumerate() {
@@ -842,7 +855,7 @@ impl Design {
                 let sampled = f.sampled(c);
                 let pop = if any_big { fpc[r] } else { sampled / fpc[r] };
                 if pop < sampled {
-                    return Err(CoreError::Design(format!(
+                    return Err(CoreError::column(Role::Fpc, format!(
                         "fpc (stage {}) is smaller than the number of sampled PSUs: row {r} has population {pop} \
                          but {sampled} sampled units in its stratum",
                         s + 1
@@ -959,7 +972,13 @@ mod tests {
             assert_eq!(design.weights[0], 2.0);
         }
         let design = Design::new(&spec(&PSU, &STRATUM, vec![&[1.0; 8]]));
-        assert!(matches!(design, Err(CoreError::Design(_))));
+        assert!(matches!(
+            design,
+            Err(CoreError::DesignColumn {
+                role: Role::Fpc,
+                ..
+            })
+        ));
     }
 
     #[test]

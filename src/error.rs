@@ -6,8 +6,11 @@ use std::fmt;
 /// exception class under `sscoverage.SurveyError`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CoreError {
-    /// The design itself is inconsistent (clusters not nested, bad fpc, bad weights).
+    /// The design itself is inconsistent.
     Design(String),
+    /// A column the design was given in `role` cannot serve it (clusters not nested,
+    /// bad fpc, bad weights); Python names the user's columns of that role.
+    DesignColumn { role: Role, problem: String },
     /// A stratum has one PSU and `lonely_psu = "fail"`.  `stratum` is the stratum code at
     /// `stage` (1-based); Python turns it into the stratum's label.
     LonelyPsu { stratum: u32, stage: usize },
@@ -35,6 +38,12 @@ pub enum CoreError {
     /// Weighting targets that cannot be met: categories without sample weight or without
     /// a target, margins whose totals disagree, infeasible bounds.
     Calibration(String),
+    /// Calibration variables (model-matrix columns, 0-based) whose targets cannot be met
+    /// for the reason `problem` gives; Python names them by the model's terms.
+    CalibrationColumns {
+        columns: Vec<usize>,
+        problem: String,
+    },
     /// A selection that cannot be made: bad sizes or probabilities, more units asked for
     /// than a stratum has, a rejective method that does not finish.
     Sampling(String),
@@ -44,10 +53,43 @@ pub enum CoreError {
     History { person: u32, reason: String },
 }
 
+/// The part a column plays in a design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ids,
+    Strata,
+    Fpc,
+    Weights,
+}
+
+impl Role {
+    /// The design argument that names the columns of this role.
+    #[must_use]
+    pub fn argument(self) -> &'static str {
+        match self {
+            Role::Ids => "ids",
+            Role::Strata => "strata",
+            Role::Fpc => "fpc",
+            Role::Weights => "weights",
+        }
+    }
+}
+
+impl CoreError {
+    /// A design column of `role` that cannot serve it.
+    pub fn column(role: Role, problem: impl Into<String>) -> Self {
+        CoreError::DesignColumn {
+            role,
+            problem: problem.into(),
+        }
+    }
+}
+
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CoreError::Design(m)
+            | CoreError::DesignColumn { problem: m, .. }
             | CoreError::Shape(m)
             | CoreError::Value(m)
             | CoreError::Calibration(m)
@@ -63,6 +105,9 @@ impl fmt::Display for CoreError {
                  before them (aliased)"
             ),
             CoreError::History { person, reason } => write!(f, "person #{person} {reason}"),
+            CoreError::CalibrationColumns { columns, problem } => {
+                write!(f, "model-matrix columns {columns:?}: {problem}")
+            }
             CoreError::Cell {
                 margin,
                 level: Some(level),

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, Role};
 
 /// What a stratum with a single PSU contributes (R's `options(survey.lonely.psu)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,8 +320,9 @@ impl Pps {
         n_rows: usize,
     ) -> Result<Pps> {
         if !has_fpc {
-            return Err(CoreError::Design(
-                "pps needs fpc: a column of inclusion probabilities".into(),
+            return Err(CoreError::column(
+                Role::Fpc,
+                "pps needs fpc: a column of inclusion probabilities",
             ));
         }
         if *method == PpsMethod::Brewer {

@@ -87,9 +87,10 @@ def test_empty_domain(df):
 
 
 def test_fpc_smaller_than_sample(df):
-    with pytest.raises(ssc.DesignError, match="fpc.*smaller than the number of sampled PSUs"):
+    # The core says which role failed; the message names the user's column of that role.
+    with pytest.raises(ssc.DesignError, match=r"fpc.*smaller than the number of sampled PSUs.*fpc=\['N'\]"):
         design(df.assign(N=3.0), fpc="N")
-    with pytest.raises(ssc.DesignError, match="all population sizes.*or all sampling fractions"):
+    with pytest.raises(ssc.DesignError, match=r"all population sizes.*or all sampling fractions.*fpc=\['N'\]"):
         design(df.assign(N=np.where(df.region == "north", 0.5, 10.0)), fpc="N")
 
 
@@ -108,7 +109,7 @@ def test_missing_design_variable(df):
 
 def test_clusters_not_nested_in_strata(df):
     df["psu"] = np.tile(np.arange(4), 6)
-    with pytest.raises(ssc.DesignError, match="nest=True"):
+    with pytest.raises(ssc.DesignError, match=r"nest=True \(columns strata=\['region'\]\)$"):
         design(df)
     assert np.isfinite(design(df, nest=True).mean("y").se[0])
 
@@ -152,3 +153,18 @@ def test_labels_beyond_int64_keep_their_values():
     by_huge = derived.mean("covered", by="huge").to_pandas()
     assert by_huge["huge"].tolist() == [2.0, 1e300]
     assert by_big["estimate"].tolist() == by_huge["estimate"].tolist()
+
+
+def test_calibration_names_the_terms_it_cannot_meet(df):
+    # x2 = 2 x1: the second is a linear combination of the first (and the intercept).
+    df = df.assign(x1=np.arange(24.0), x2=2 * np.arange(24.0))
+    with pytest.raises(ssc.CalibrationError, match=r"^term 'x2': linear combinations of the columns before them"):
+        design(df).calibrate("~ x1 + x2", {"(Intercept)": 100.0, "x1": 1000.0, "x2": 2000.0})
+    with pytest.raises(ssc.CalibrationError, match=r"^term '\(Intercept\)': target 100, but the bounds .*infeasible"):
+        design(df).calibrate("~ x1", {"(Intercept)": 100.0, "x1": 1000.0}, bounds=(0.9, 1.1))
+
+
+def test_structured_errors_read_as_their_message():
+    # Errors the core raises with details for Python to name still print as a message.
+    err = ssc.DesignError("fpc must be given per stage", "fpc")
+    assert str(err) == "fpc must be given per stage"

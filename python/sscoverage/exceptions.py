@@ -18,11 +18,21 @@ from ._core import (
 )
 
 
+
+def _message(self: BaseException) -> str:
+    return str(self.args[0]) if self.args else ""
+
+
+# The core raises some errors with structured details after the message (a stratum's
+# code, a column's role, a cell's margin and level) for Python to name in the user's
+# labels; wherever such an error is shown as it is, it reads as its message.
+SurveyError.__str__ = _message  # type: ignore[method-assign,assignment]
+
+
 class ColumnError(SurveyError, KeyError):
     """A column named in the call is not in the data, or has the wrong type."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    __str__ = _message  # KeyError's own would quote the message
 
 
 class MissingValueError(SurveyError):

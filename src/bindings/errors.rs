@@ -62,6 +62,7 @@ pub fn to_py(err: CoreError) -> PyErr {
     let msg = err.to_string();
     match err {
         CoreError::Design(_) => DesignError::new_err(msg),
+        CoreError::DesignColumn { role, .. } => DesignError::new_err((msg, role.argument())),
         CoreError::LonelyPsu { stratum, stage } => LonelyPsuError::new_err((msg, stratum, stage)),
         CoreError::Shape(_) => ShapeError::new_err(msg),
         CoreError::Value(_) => EstimationError::new_err(msg),
@@ -76,6 +77,10 @@ pub fn to_py(err: CoreError) -> PyErr {
             EstimationError::new_err((msg, "missing outcome", outcome, row))
         }
         CoreError::Calibration(_) => CalibrationError::new_err(msg),
+        CoreError::CalibrationColumns {
+            columns,
+            ref problem,
+        } => CalibrationError::new_err((msg.clone(), "columns", columns, problem.clone())),
         CoreError::Sampling(_) => SamplingError::new_err(msg),
         CoreError::History { person, reason } => HistoryError::new_err((msg, person, reason)),
     }

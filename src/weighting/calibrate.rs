@@ -206,9 +206,10 @@ fn validate(spec: &CalibrationSpec, n: usize) -> Result<()> {
         )));
     }
     if let Some(j) = spec.population.iter().position(|v| !v.is_finite()) {
-        return Err(CoreError::Calibration(format!(
-            "model-matrix column #{j} has no finite population total"
-        )));
+        return Err(CoreError::CalibrationColumns {
+            columns: vec![j],
+            problem: "no finite population total".into(),
+        });
     }
     if spec.epsilon.is_nan() || spec.epsilon <= 0.0 || spec.maxit == 0 {
         return Err(CoreError::Value(
@@ -279,11 +280,14 @@ fn check_feasible(
         let (lo, hi) = (bounds.lower.max(0.0) * sample[j], bounds.upper * sample[j]);
         let slack = 1e-9 * population[j].abs();
         if population[j] < lo - slack || population[j] > hi + slack {
-            return Err(CoreError::Calibration(format!(
-                "infeasible bounds: model-matrix column #{} has target {} but the bounds [{}, {}] \
-                 allow only totals from {lo} to {hi} (its sample total is {})",
-                names[j], population[j], bounds.lower, bounds.upper, sample[j]
-            )));
+            return Err(CoreError::CalibrationColumns {
+                columns: vec![names[j]],
+                problem: format!(
+                    "target {}, but the bounds [{}, {}] allow only totals from {lo} to {hi} \
+                     (sample total {}): infeasible bounds",
+                    population[j], bounds.lower, bounds.upper, sample[j]
+                ),
+            });
         }
     }
     Ok(())
@@ -312,11 +316,12 @@ fn regression_step(
         Ok(qr) => qr,
         Err(aliased) => {
             if strict {
-                let cols: Vec<usize> = aliased.iter().map(|&j| names[j]).collect();
-                return Err(CoreError::Calibration(format!(
-                    "model-matrix columns {cols:?} are linear combinations of the columns \
-                     before them: linear calibration cannot solve for their totals"
-                )));
+                return Err(CoreError::CalibrationColumns {
+                    columns: aliased.iter().map(|&j| names[j]).collect(),
+                    problem: "linear combinations of the columns before them, so linear \
+                              calibration cannot solve for their totals"
+                        .into(),
+                });
             }
             let kept: Vec<usize> = all.into_iter().filter(|j| !aliased.contains(j)).collect();
             linalg::qr(matrix(&kept), n, kept.len(), QR_TOLERANCE).map_err(|_| {
@@ -337,11 +342,9 @@ fn regcalibrate(
 ) -> Result<Solution> {
     let (t, sample) = gram(x, q, w, |_| (1.0, 1.0));
     let rhs: Vec<f64> = population.iter().zip(&sample).map(|(p, s)| p - s).collect();
-    let coef = cholesky_solve(&t, q, &rhs).ok_or_else(|| {
-        CoreError::Calibration(format!(
-            "the calibration variables (model-matrix columns {names:?}) are collinear in these \
-             weights: X'WX is singular"
-        ))
+    let coef = cholesky_solve(&t, q, &rhs).ok_or_else(|| CoreError::CalibrationColumns {
+        columns: names.to_vec(),
+        problem: "collinear in these weights (X'WX is singular)".into(),
     })?;
     let g: Vec<f64> = (0..w.len())
         .map(|r| 1.0 + dot(&x[r * q..(r + 1) * q], &coef))
@@ -666,7 +669,9 @@ mod tests {
                 },
             ),
         );
-        assert!(matches!(err, Err(CoreError::Calibration(_))));
+        assert!(
+            matches!(err, Err(CoreError::CalibrationColumns { ref columns, .. }) if columns == &[0])
+        );
     }
 
     #[test]

@@ -199,7 +199,8 @@ class Design(Serializable):
                     raise weights_err from None
             if not isinstance(err, DesignError):
                 raise
-            raise type(err)(_name_columns(str(err), id_names, strata_names, fpc_names, weights or probs)) from None
+            raise type(err)(_name_columns(err, {"ids": id_names, "strata": strata_names, "fpc": fpc_names,
+                                                 "weights": weights or probs})) from None
         if fpc_arrays and pps is None:
             _warn_fpc_varies(frame, id_names, strata_coded, fpc_arrays, ids_labels)
         self.frame = frame
@@ -1539,16 +1540,15 @@ def _pps_arguments(pps: Any, n_rows: int) -> tuple[str | None, float | None, np.
     raise DesignError(f"pps must be a string or a dict, not {type(pps).__name__}")
 
 
-def _name_columns(message: str, ids: list[str], strata: list[str], fpc: list[str], weights: str | None) -> str:
-    """Point the core's message at the user's columns."""
-    named = {"ids": ids, "strata": strata, "fpc": fpc}
-    for role, cols in named.items():
-        if cols and role in message:
-            message += f" (columns {role}={cols})"
-            break
-    if weights and "weights" in message:
-        message += f" (column {weights!r})"
-    return message
+def _name_columns(err: DesignError, columns: Mapping[str, Any]) -> str:
+    """The core's message pointing at the user's columns of the role it names (the core
+    passes the role, e.g. "fpc", after the message)."""
+    message = str(err.args[0])
+    role = err.args[1] if len(err.args) > 1 else None
+    named = columns.get(role)
+    if not named:
+        return message
+    return f"{message} (column {named!r})" if isinstance(named, str) else f"{message} (columns {role}={named})"
 
 
 class ReplicateDesign(Design):

@@ -279,11 +279,11 @@ def calibrate(
             design.core, x, targets, calfun, lower=lower, upper=upper, epsilon=float(epsilon), maxit=int(maxit)
         )
     except CalibrationError as err:
-        message = re.sub(r"model-matrix columns \[([\d, ]*)\]",
-                         lambda m: "terms " + ", ".join(repr(terms[int(i)]) for i in m.group(1).split(",") if i.strip()),
-                         str(err))
-        message = re.sub(r"model-matrix column #(\d+)", lambda m: f"term {terms[int(m.group(1))]!r}", message)
-        raise CalibrationError(message) from None
+        if len(err.args) < 4 or err.args[1] != "columns":
+            raise
+        _, _, columns, problem = err.args
+        names = ", ".join(repr(terms[j]) for j in columns)
+        raise CalibrationError(f"{'term' if len(columns) == 1 else 'terms'} {names}: {problem}") from None
     table = pd.DataFrame({"term": terms, "level": None, "target": targets, "before": info.before, "after": info.after})
     if not info.converged:
         worst = _furthest(table)
