@@ -744,6 +744,49 @@ impl Design {
         })
     }
 
+    /// A wild bootstrap of per-row influence values (n_rows x p): draw d multiplies the
+    /// rows of variance unit u by `signs[d * n_units + u]` (Rademacher signs, say).
+    /// Returns each draw's column sums and variances (draws x p each, row-major), every
+    /// draw's variance through [`Design::covariance`], the draws in parallel.
+    pub fn sign_flip_variances(
+        &self,
+        values: &[f64],
+        p: usize,
+        in_domain: Option<&[bool]>,
+        signs: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let units = self.n_units;
+        if units == 0 || signs.len() % units != 0 || values.len() != self.n_rows * p {
+            return Err(CoreError::Shape(format!(
+                "{} signs for {units} units, {} influence values for {} rows x {p}",
+                signs.len(),
+                values.len(),
+                self.n_rows
+            )));
+        }
+        let draws: Vec<(Vec<f64>, Vec<f64>)> = signs
+            .par_chunks(units)
+            .map(|sign| {
+                let mut flipped = values.to_vec();
+                let mut sums = vec![0.0; p];
+                for (row, &u) in flipped.chunks_mut(p).zip(self.unit_of_row.iter()) {
+                    for (v, s) in row.iter_mut().zip(&mut sums) {
+                        *v *= sign[u as usize];
+                        *s += *v;
+                    }
+                }
+                let cov = self.covariance(Influence::Rows {
+                    values: &flipped,
+                    p,
+                    in_domain,
+                })?;
+                Ok((sums, (0..p).map(|j| cov.matrix[j * p + j]).collect()))
+            })
+            .collect::<Result<_>>()?;
+        let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
+        Ok((sums.concat(), variances.concat()))
+    }
+
     /// Per-row influence values (n_rows x p) as residuals from the calibration, summed to
     /// the variance units; and which units hold a row of the domain `in_domain`.
     fn unit_totals(
@@ -979,6 +1022,22 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn sign_flips_are_variances_of_the_flipped_totals_by_hand() {
+        // Three PSUs of one row, y = 3, 5, 10: unflipped, the total's variance is
+        // 3/2 ((3-6)^2 + (5-6)^2 + (10-6)^2) = 39 and its sum 18; with the second unit
+        // flipped, 3, -5, 10 around 8/3: 3/2 (1 + 529 + 484) / 9 = 169, sum 8.
+        let design = Design::new(&spec(&[0, 1, 2], &[], vec![])).unwrap();
+        let (sums, variances) = design
+            .sign_flip_variances(&[3.0, 5.0, 10.0], 1, None, &[1.0, 1.0, 1.0, 1.0, -1.0, 1.0])
+            .unwrap();
+        assert_eq!(sums, vec![18.0, 8.0]);
+        close(&variances, &[39.0, 169.0]);
+        assert!(design
+            .sign_flip_variances(&[3.0, 5.0, 10.0], 1, None, &[1.0, 1.0])
+            .is_err());
     }
 
     #[test]

@@ -424,25 +424,25 @@ def _null_scores(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates
 def _score_test(design: "SurveyDesign", rows: np.ndarray, in_fit: np.ndarray, scores: np.ndarray, n_draws: int,
                 seed: int) -> tuple[np.ndarray, float, float]:
     """LM(c) over the grid, its sup, and the wild score bootstrap p-value: Rademacher
-    signs per first-stage PSU, every draw's variance from the design's engine."""
+    signs per first-stage PSU, every draw's variance from the design's engine (all draws
+    in one core call)."""
     z = np.zeros((design.n_rows, scores.shape[1]))
     z[rows] = scores
+    mask = np.ascontiguousarray(in_fit, dtype=bool)
 
-    def lm_of(values: np.ndarray) -> np.ndarray:
-        var = np.diag(design.influence_vcov(values, in_fit))
+    def lm_of(sums: np.ndarray, var: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(var > 0, values.sum(axis=0) ** 2 / var, np.nan)
+            return np.where(var > 0, sums**2 / var, np.nan)
 
-    lm = lm_of(z)
-    observed = float(np.nanmax(lm))
-    unit = np.asarray(design.core.unit_of_row)[rows]
-    n_units = int(unit.max()) + 1
+    # The observed statistic is the draw with every sign +1.
+    n_units = design.core.n_units
     rng = np.random.default_rng(seed)
-    count = 0
-    for _ in range(n_draws):
-        signs = rng.choice(np.array([-1.0, 1.0]), size=n_units)
-        z[rows] = scores * signs[unit][:, None]
-        count += bool(np.nanmax(lm_of(z)) >= observed)
+    signs = np.vstack([np.ones(n_units), rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_units))])
+    sums, var = design.core.sign_flip_variances(z, np.ascontiguousarray(signs), mask)
+    lm_all = lm_of(sums, var)
+    lm = lm_all[0]
+    observed = float(np.nanmax(lm))
+    count = int((np.nanmax(lm_all[1:], axis=1) >= observed).sum()) if n_draws else 0
     return lm, observed, float((1 + count) / (1 + n_draws))
 
 
