@@ -267,10 +267,28 @@ fn accumulate_rows<T: Copy + Into<i64>>(
 ) -> Result<Sums> {
     match (keys, outcomes, with_squares) {
         (Keys::Units, [Outcome::Numeric(y)], false) => {
-            return accumulate_numeric(data, y, domain, n_domains, rows);
+            return accumulate_one(data, y, 3, domain, n_domains, rows, |cell, v: f64, w| {
+                cell[0] += w * v;
+                !v.is_nan()
+            });
         }
         (Keys::Units, [Outcome::Categorical { codes, n_levels }], false) => {
-            return accumulate_categorical(data, codes, *n_levels, domain, n_domains, rows);
+            let stride = 2 + *n_levels as usize;
+            return accumulate_one(
+                data,
+                codes,
+                stride,
+                domain,
+                n_domains,
+                rows,
+                |cell, code: u32, w| match cell.get_mut(code as usize) {
+                    Some(c) => {
+                        *c += w;
+                        true
+                    }
+                    None => false,
+                },
+            );
         }
         _ => {}
     }
@@ -334,23 +352,26 @@ fn accumulate_rows<T: Copy + Into<i64>>(
     })
 }
 
-/// `accumulate_rows` for the common case, one numeric outcome summed per (domain,
-/// unit) without squares: the same additions in the same order, so the same sums to
-/// the last bit, without the general loop's per-row indirection.
-fn accumulate_numeric<T: Copy + Into<i64>>(
+/// `accumulate_rows` for one outcome summed per (domain, unit) without squares (one
+/// numeric outcome, or one factor: a table's cells): the same additions in the same
+/// order as the general loop, so the same sums to the last bit, without its per-row
+/// indirection.  `add` adds a row's value of weight w to its cell after the row count
+/// and weight (the first two entries); false for a missing value.
+fn accumulate_one<T: Copy + Into<i64>, V: Copy>(
     data: &RowData,
-    y: &[f64],
+    values: &[V],
+    stride: usize,
     domain: Domains<T>,
     n_domains: usize,
     rows: std::ops::Range<usize>,
+    add: impl Fn(&mut [f64], V, f64) -> bool,
 ) -> Result<Sums> {
-    const STRIDE: usize = 3;
     let n_units = data.n_units;
-    let mut table = vec![0.0; n_domains * n_units * STRIDE];
+    let mut table = vec![0.0; n_domains * n_units * stride];
     let start = rows.start;
     let columns = domain.labels[rows.clone()]
         .iter()
-        .zip(&y[rows.clone()])
+        .zip(&values[rows.clone()])
         .zip(&data.weights[rows.clone()])
         .zip(&data.unit_of_row[rows]);
     for (i, (((&label, &v), &w), &u)) in columns.enumerate() {
@@ -361,57 +382,13 @@ fn accumulate_numeric<T: Copy + Into<i64>>(
             }
             return Err(domain_out_of_range(d, start + i));
         }
-        if v.is_nan() {
-            return Err(missing_outcome(0, start + i));
-        }
-        let base = (d as usize * n_units + u as usize) * STRIDE;
-        let cell = &mut table[base..base + STRIDE];
-        cell[0] += 1.0;
-        cell[1] += w;
-        cell[2] += w * v;
-    }
-    Ok(Sums {
-        stride: STRIDE,
-        table,
-        squares: Vec::new(),
-    })
-}
-
-/// `accumulate_rows` for one factor outcome (a table's cells) summed per (domain,
-/// unit) without squares: the same additions in the same order as the general loop.
-fn accumulate_categorical<T: Copy + Into<i64>>(
-    data: &RowData,
-    codes: &[u32],
-    n_levels: u32,
-    domain: Domains<T>,
-    n_domains: usize,
-    rows: std::ops::Range<usize>,
-) -> Result<Sums> {
-    let stride = 2 + n_levels as usize;
-    let n_units = data.n_units;
-    let mut table = vec![0.0; n_domains * n_units * stride];
-    let start = rows.start;
-    let columns = domain.labels[rows.clone()]
-        .iter()
-        .zip(&codes[rows.clone()])
-        .zip(&data.weights[rows.clone()])
-        .zip(&data.unit_of_row[rows]);
-    for (i, (((&label, &code), &w), &u)) in columns.enumerate() {
-        let d = Domains::code_of(label, domain.offset);
-        if d >= n_domains as u64 {
-            if domain.outside && d == u64::from(OUTSIDE) {
-                continue;
-            }
-            return Err(domain_out_of_range(d, start + i));
-        }
-        if code >= n_levels {
-            return Err(missing_outcome(0, start + i));
-        }
         let base = (d as usize * n_units + u as usize) * stride;
         let cell = &mut table[base..base + stride];
         cell[0] += 1.0;
         cell[1] += w;
-        cell[2 + code as usize] += w;
+        if !add(&mut cell[2..], v, w) {
+            return Err(missing_outcome(0, start + i));
+        }
     }
     Ok(Sums {
         stride,
