@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome, OUTSIDE};
-use crate::long_double::{r_cumsum, r_mean, r_sum};
+use crate::long_double::{r_cumsum, r_mean, r_sum, LongDouble};
 use crate::variance::{replicate_covariance, Variance};
 
 /// R's rule for the quantile of a weighted step function (`qrule` of svyquantile): the
@@ -693,6 +693,108 @@ pub fn proportions_at_or_below(
     Ok((estimate, variance))
 }
 
+/// Quantiles read from windows of domains' distributions (a streamed design's last
+/// pass, where the rows never meet in memory).  Window `t` is `x[starts[t]..starts[t +
+/// 1]]` with `cumw` alike: values in R's order, each with its cumulative weight as R's
+/// `cumsum` gives it on all the rows (the rows below the window are its first entry,
+/// the last row below with the weight of all of them; the first row above follows with
+/// an infinite `cumw`), `totals[t]` R's `sum` of the domain's weights and `levels[t]`
+/// the probability.  R's step rule on the window picks the value it picks on all the
+/// rows, since only the entries around `p * total` take part in its decision; for the
+/// step rules `math` and `school` only (the others read every weight).
+pub fn window_quantiles(
+    rule: QuantileRule,
+    x: &[f64],
+    cumw: &[f64],
+    starts: &[usize],
+    totals: &[f64],
+    levels: &[f64],
+) -> Result<Vec<f64>> {
+    if !matches!(rule, QuantileRule::Math | QuantileRule::School) {
+        return Err(CoreError::Value(format!(
+            "qrule {rule:?} reads every weight: only math and school read a window"
+        )));
+    }
+    let n_windows = totals.len();
+    if x.len() != cumw.len()
+        || starts.len() != n_windows + 1
+        || levels.len() != n_windows
+        || starts.windows(2).any(|s| s[0] > s[1])
+        || starts.last().is_some_and(|&end| end > x.len())
+    {
+        return Err(CoreError::Shape(format!(
+            "{} window values, {} cumulative weights, {} starts for {n_windows} windows",
+            x.len(),
+            cumw.len(),
+            starts.len()
+        )));
+    }
+    Ok((0..n_windows)
+        .map(|t| {
+            let (a, b) = (starts[t], starts[t + 1]);
+            Distribution {
+                rule,
+                x: x[a..b].to_vec(),
+                cumw: cumw[a..b].to_vec(),
+                total: totals[t],
+                monotone: true,
+                knots: Vec::new(),
+                at_knots: Vec::new(),
+            }
+            .quantile(levels[t])
+        })
+        .collect())
+}
+
+/// R's `cumsum` of one weight repeated, read after each of `counts` (increasing)
+/// additions: the running long-double sum of a domain of equal weights, whatever the
+/// rows' order, so the cumulative weight of the first k rows is known from k alone.
+pub fn repeated_cumsum(weight: f64, counts: &[u64]) -> Vec<f64> {
+    let mut sum = LongDouble::ZERO;
+    let mut done = 0u64;
+    counts
+        .iter()
+        .map(|&k| {
+            while done < k {
+                sum = sum.add_f64(weight);
+                done += 1;
+            }
+            sum.to_f64()
+        })
+        .collect()
+}
+
+/// The quantiles at `levels` of one domain's rows (`values` and `weights` in row order):
+/// the in-memory rule (R's order, `cumsum` and `sum`), for the rows a streamed design
+/// collects when the sums of its windows cannot decide at the last bit.
+pub fn rows_quantiles(
+    rule: QuantileRule,
+    values: &[f64],
+    weights: &[f64],
+    levels: &[f64],
+) -> Result<Vec<f64>> {
+    if values.len() != weights.len() || values.len() > u32::MAX as usize {
+        return Err(CoreError::Shape(format!(
+            "{} values and {} weights",
+            values.len(),
+            weights.len()
+        )));
+    }
+    if let Some(r) = values.iter().position(|v| v.is_nan()) {
+        return Err(CoreError::Value(format!(
+            "the quantile variable is missing at row {r}"
+        )));
+    }
+    let by_row: Vec<u32> = (0..values.len() as u32).collect();
+    let (by_value, sorted) = DomainRows::sort(&by_row, values);
+    let pairs = sorted
+        .iter()
+        .zip(&by_value)
+        .map(|(&v, &r)| (v, weights[r as usize]));
+    let dist = Distribution::new(rule, pairs, r_sum(weights.iter().copied()));
+    Ok(levels.iter().map(|&p| dist.quantile(p)).collect())
+}
+
 /// Degrees of freedom of each domain of a linearisation design (R's `degf` of the domain
 /// as a subset): first-stage PSUs minus strata among the domain's rows of non-zero weight.
 pub fn domain_degf(design: &Design, domain: &[u32], n_domains: usize) -> Result<Vec<usize>> {
@@ -874,5 +976,41 @@ mod tests {
             assert_eq!(key_value(order_key(x)), x + 0.0);
         }
         assert!(order_key(-1.0) < order_key(-0.5) && order_key(1.0) < order_key(f64::INFINITY));
+    }
+
+    #[test]
+    fn a_window_decides_as_all_rows() {
+        // 1..10 with weight 1: the window 4..6 below which 3 rows weigh 3 (the row 3
+        // stands for them), then 7 with an infinite cumulative weight.
+        let x = [3.0, 4.0, 5.0, 6.0, 7.0];
+        let cumw = [3.0, 4.0, 5.0, 6.0, f64::INFINITY];
+        for (rule, p) in [
+            (QuantileRule::Math, 0.5),
+            (QuantileRule::School, 0.5),
+            (QuantileRule::Math, 0.55),
+        ] {
+            let w = window_quantiles(rule, &x, &cumw, &[0, 5], &[10.0], &[p]).unwrap();
+            assert_eq!(w[0], quantile(rule, &ONE_TO_TEN, &[1.0; 10], p));
+        }
+        assert!(window_quantiles(QuantileRule::Hf7, &x, &cumw, &[0, 5], &[10.0], &[0.5]).is_err());
+    }
+
+    #[test]
+    fn repeated_weights_sum_as_r() {
+        // R: cumsum(rep(0.1, 10))[c(3, 10)] is 0.3 and 1 in long double, rounded once.
+        let c = repeated_cumsum(0.1, &[3, 10]);
+        assert_eq!(c, vec![r_sum([0.1; 3]), r_sum([0.1; 10])]);
+        assert_eq!(c[1], 1.0);
+    }
+
+    #[test]
+    fn rows_quantiles_are_the_in_memory_rule() {
+        let (x, w) = ([3.0, 1.0, 2.0, 2.0], [2.0, 1.0, 0.5, 0.5]);
+        let got = rows_quantiles(QuantileRule::Math, &x, &w, &[0.25, 0.5, 0.6]).unwrap();
+        let want: Vec<f64> = [0.25, 0.5, 0.6]
+            .iter()
+            .map(|&p| quantile(QuantileRule::Math, &x, &w, p))
+            .collect();
+        assert_eq!(got, want);
     }
 }

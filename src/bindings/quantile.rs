@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 
 use super::{errors, PyDesign};
 use crate::quantile::{
-    domain_degf, proportions_at_or_below, replicate_variances, DomainQuantiles, QuantileRule,
+    domain_degf, proportions_at_or_below, repeated_cumsum, replicate_variances, rows_quantiles,
+    window_quantiles, DomainQuantiles, QuantileRule,
 };
 
 /// Each domain's weighted distribution of one variable, sorted once (see
@@ -132,8 +133,67 @@ fn domain_degf_py<'py>(
     Ok(degf.into_pyarray(py))
 }
 
+/// Quantiles from windows of distributions (see `crate::quantile::window_quantiles`).
+#[pyfunction(name = "window_quantiles")]
+fn window_quantiles_py<'py>(
+    py: Python<'py>,
+    rule: &str,
+    x: PyReadonlyArray1<'py, f64>,
+    cumw: PyReadonlyArray1<'py, f64>,
+    starts: PyReadonlyArray1<'py, u64>,
+    totals: PyReadonlyArray1<'py, f64>,
+    levels: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let rule = QuantileRule::parse(rule).map_err(errors::to_py)?;
+    let starts: Vec<usize> = starts
+        .as_slice()?
+        .iter()
+        .map(|&s| usize::try_from(s).unwrap_or(usize::MAX))
+        .collect();
+    let (x, cumw, totals, levels) = (
+        x.as_slice()?,
+        cumw.as_slice()?,
+        totals.as_slice()?,
+        levels.as_slice()?,
+    );
+    let out = window_quantiles(rule, x, cumw, &starts, totals, levels).map_err(errors::to_py)?;
+    Ok(out.into_pyarray(py))
+}
+
+/// R's `cumsum` of `weight` repeated, read after each of `counts` additions.
+#[pyfunction(name = "repeated_cumsum")]
+fn repeated_cumsum_py<'py>(
+    py: Python<'py>,
+    weight: f64,
+    counts: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let counts = counts.as_slice()?;
+    let out = py.detach(|| repeated_cumsum(weight, counts));
+    Ok(out.into_pyarray(py))
+}
+
+/// One domain's quantiles at `levels` from its rows (values, weights in row order).
+#[pyfunction(name = "rows_quantiles")]
+fn rows_quantiles_py<'py>(
+    py: Python<'py>,
+    rule: &str,
+    values: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    levels: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let rule = QuantileRule::parse(rule).map_err(errors::to_py)?;
+    let (values, weights, levels) = (values.as_slice()?, weights.as_slice()?, levels.as_slice()?);
+    let out = py
+        .detach(|| rows_quantiles(rule, values, weights, levels))
+        .map_err(errors::to_py)?;
+    Ok(out.into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDomainQuantiles>()?;
     m.add_function(wrap_pyfunction!(quantile_proportions, m)?)?;
-    m.add_function(wrap_pyfunction!(domain_degf_py, m)?)
+    m.add_function(wrap_pyfunction!(domain_degf_py, m)?)?;
+    m.add_function(wrap_pyfunction!(window_quantiles_py, m)?)?;
+    m.add_function(wrap_pyfunction!(repeated_cumsum_py, m)?)?;
+    m.add_function(wrap_pyfunction!(rows_quantiles_py, m)?)
 }

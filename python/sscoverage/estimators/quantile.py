@@ -228,6 +228,18 @@ def quantile(
         estimates.append(qhat)
         lowers.append(lower)
         uppers.append(upper)
+    return quantile_estimates(names, probs, labels, by_names, estimates, lowers, uppers, q, dom_df, n_rows,
+                              weight_sums, level, interval_type, qrule, n_removed, notes)
+
+
+def quantile_estimates(names: list[str], probs: np.ndarray, labels: list[dict[str, Any]], by_names: list[str],
+                       estimates: list[np.ndarray], lowers: list[np.ndarray], uppers: list[np.ndarray], q: np.ndarray,
+                       dom_df: np.ndarray, n_rows: np.ndarray, weight_sums: np.ndarray, level: float,
+                       interval_type: str, qrule: Any, n_removed: int, notes: list[str]) -> Estimates:
+    """The result of :func:`quantile` (in memory or streamed): `estimates`, `lowers` and
+    `uppers` per variable (n_domains x quantiles), the t quantiles `q` and degrees of
+    freedom `dom_df` of each domain, its rows and weight."""
+    n_dom, k = len(labels), len(probs)
     # Per domain: the variables, each at every probability.
     est, lo, hi = (np.stack(a, axis=1).reshape(n_dom, -1) for a in (estimates, lowers, uppers))
     se = (hi - lo) / (2 * q[:, None])

@@ -351,6 +351,38 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_rake(self, margins, control, force)
 
+    def quantile(
+        self,
+        y: str | Sequence[str],
+        quantiles: float | Sequence[float] = (0.5,),
+        by: Any = None,
+        level: float = 0.95,
+        qrule: Any = "math",
+        interval_type: str = "mean",
+        na_rm: bool = False,
+        df: float | None = None,
+        progress: bool = True,
+    ) -> Estimates:
+        """:meth:`Design.quantile` over the streamed rows, with its numbers: a few passes
+        narrow each domain's distribution to a window around the quantile (and around the
+        Woodruff limits) and the core's rule reads the window (see
+        :mod:`sscoverage.stream.quantile`).  Serves the step rules (``math``, ``school``)
+        and Woodruff's intervals (``mean``, ``beta``, ``xlogit``, ``asin``); the others
+        raise :class:`~sscoverage.NotSupportedError`.
+
+        Parameters
+        ----------
+        y, quantiles, by, level, qrule, interval_type, na_rm, df : as for :meth:`Design.quantile`.
+        progress : unused (the passes are quick); kept for the in-memory signature.
+
+        Returns
+        -------
+        Estimates
+        """
+        from .quantile import streamed_quantile
+
+        return streamed_quantile(self, y, quantiles, by, level, qrule, interval_type, na_rm, df)
+
     # ------------------------------------------------------------ what it cannot serve
     def _not_supported(self, method: str) -> NotSupportedError:
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
@@ -409,11 +441,11 @@ class StreamedDesign(Design, source=streams):
 
 
 #: The methods a streamed design serves with the in-memory numbers.
-STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "to_json")
+STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "subset", "glm", "rake", "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")
@@ -520,11 +552,24 @@ def _combine(plan: _Plan, a: _Sums, b: _Sums) -> _Sums:
     return _Sums(domains, levels, table, squares, cells, a.counts + b.counts)
 
 
-def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
-    """One batch reduced by the core's pass to per-(domain, PSU) sums over the domains
-    and factor levels the batch holds; with the design effects' sums, for a raked design
-    the per-(domain, cell) sums with weights over base weights, and the rows left out for
-    missing values and for a missing by value."""
+@dataclass(frozen=True)
+class _Rows:
+    """A batch's rows as every streamed reduction reads them."""
+
+    batch: pl.DataFrame  # with the PSU code of each row (column UNIT)
+    domains: list[tuple[Any, ...]]  # the by columns' values of the batch's domains, in sort order
+    domain: np.ndarray  # u32: each row's domain among `domains`; OUTSIDE when in none or left out
+    levels: dict[str, list[Any]]  # each factor outcome's levels in the batch
+    numeric: list[tuple[int, np.ndarray]]  # (outcome position, values; 0 where missing)
+    categorical: list[tuple[int, np.ndarray, int]]  # (outcome position, level codes, levels)
+    w: np.ndarray  # the sampling weights
+    removed: int  # rows in scope left out for a missing outcome
+    missing_by: int  # rows in scope with a missing by value
+
+
+def _batch_rows(plan: _Plan, batch: pl.DataFrame) -> _Rows:
+    """A batch's PSU codes, domains (within the subset; a missing by value or, with
+    na_rm, a missing outcome puts a row in none), outcome values and weights."""
     batch = with_units(plan.keys, plan.psus, batch)
     if plan.by_names:
         present = batch.select(plan.by_names).unique().drop_nulls()
@@ -575,6 +620,17 @@ def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
     domain = batch.get_column(DOMAIN).fill_null(0).to_numpy() if plan.by_names else np.zeros(len(batch), np.uint32)
     domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
     w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
+    return _Rows(batch, domains, domain, levels, numeric, categorical, w, removed, missing_by)
+
+
+def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
+    """One batch reduced by the core's pass to per-(domain, PSU) sums over the domains
+    and factor levels the batch holds; with the design effects' sums, for a raked design
+    the per-(domain, cell) sums with weights over base weights, and the rows left out for
+    missing values and for a missing by value."""
+    rows = _batch_rows(plan, batch)
+    batch, domains, domain, levels, w = rows.batch, rows.domains, rows.domain, rows.levels, rows.w
+    numeric, categorical = rows.numeric, rows.categorical
     stride = plan.columns(levels)[-1]
     n_domains = len(domains)
     cells = np.zeros((0, 0, 0))
@@ -589,7 +645,7 @@ def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
     )
     return _Sums(domains, levels, table.reshape(n_domains, plan.n_units, stride),
                  squares.reshape(n_domains, stride - 1) if plan.deff else np.zeros((0, 0)), cells,
-                 np.array([removed, missing_by], dtype=np.float64))
+                 np.array([rows.removed, rows.missing_by], dtype=np.float64))
 
 
 def _is_factor(dtype: pl.DataType) -> bool:
