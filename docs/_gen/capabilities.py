@@ -72,6 +72,7 @@ def methods(df: pd.DataFrame) -> dict[str, Callable[[Any], Any]]:
         "`ratio`": lambda d: d.ratio("covered", "lapsed"),
         "`subset`": lambda d: d.subset(low_income).mean("covered"),
         "`quantile`": lambda d: d.quantile("monthly_income", [0.5]),
+        "`quantile(by=)`": lambda d: d.quantile("monthly_income", [0.25, 0.75], by="population_type"),
         "`ciprop`": lambda d: d.ciprop("covered"),
         "`chisq`": lambda d: d.chisq("population_type", "stratum"),
         "`contrast`": lambda d: d.contrast("covered", [1, -1, 0, 0], "mean", by="population_type"),

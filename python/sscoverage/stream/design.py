@@ -8,20 +8,25 @@ with PSUs and domains coded for the whole data set; the sums are added in batch 
 engine takes it from there — the numbers of the in-memory path.
 
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
-and ``deff``; GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+and ``deff``; quantiles with Woodruff intervals, ``by=`` and subsets
+(:meth:`StreamedDesign.quantile`: windows of each domain's values narrowed pass by pass
+and read by the core's rule, see :mod:`sscoverage.stream.quantile`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
 :mod:`sscoverage.stream.glm`); raking (:meth:`StreamedDesign.rake`: two passes to
 the collapsed cell table, see :mod:`sscoverage.stream.weighting`), after which
 estimates carry R's raking residuals into their variance.
 
 Memory bound: one batch (``batch_rows`` rows of the columns an estimate reads, or a
 Dask partition per worker) plus the tables of sums — n_domains x n_PSUs x (2 + outcome
-columns) for an estimate, p x p per batch for a GLM, n_PSUs x n_cells for a rake — and
+columns) for an estimate, p x p per batch for a GLM, n_PSUs x n_cells for a rake, a
+16-bit histogram per domain and quantile level and a few thousand values at most per
+window for a quantile — and
 the design's PSU table.  Nothing grows with the number of rows.
 
 Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
 ultimate-cluster approximation, as without fpc).  What needs every row at once —
-calibration other than raking, per-row replicate weights, PPS, quantiles, a GLM on a
-raked design — needs the data in memory: ``collect()``.
+calibration other than raking, per-row replicate weights, PPS, the interpolating
+quantile rules and score intervals, a GLM or quantiles on a raked design — needs the
+data in memory: ``collect()``.
 """
 
 from __future__ import annotations

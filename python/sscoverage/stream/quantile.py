@@ -131,31 +131,30 @@ def _window_counts(targets: _Targets, batch: pl.DataFrame) -> _Windows:
     for j in range(targets.slot.shape[1]):
         t = targets.slot[d, j]
         on = t >= 0
-        tj, kj, wj, pos = t[on], key[on], w[on], np.flatnonzero(on)
+        tj, kj, wj = t[on], key[on], w[on]
         below, above = kj < targets.lo[tj], kj > targets.hi[tj]
         below_count += np.bincount(tj[below], minlength=n_targets)
         below_weight += np.bincount(tj[below], weights=wj[below], minlength=n_targets)
         np.maximum.at(below_max, tj[below], kj[below])
         np.minimum.at(above_min, tj[above], kj[above])
         inside = ~below & ~above
-        parts.append((tj[inside], kj[inside] >> targets.shift[tj[inside]].astype(np.uint64), wj[inside], pos[inside]))
-    t, b, wt, pos = (np.concatenate(a) for a in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 4
+        parts.append((tj[inside], kj[inside] >> targets.shift[tj[inside]].astype(np.uint64), wj[inside]))
+    t, b, wt = (np.concatenate(a) for a in zip(*parts))
     facts = np.zeros((0, 3))
     if targets.stats:
         facts = np.tile([np.inf, -np.inf, np.inf], (n_domains, 1))
         np.minimum.at(facts[:, 0], d, w)
         np.maximum.at(facts[:, 1], d, w)
         np.minimum.at(facts[:, 2], d, _lowest_bit(w).astype(np.float64))
-    # Row order within each (target, bin), for the entry's first row.
-    return _entries(t, b.astype(np.uint64), np.ones(len(t), np.int64), wt, wt, np.argsort(pos, kind="stable"),
-                    below_count, below_weight, below_max, above_min, facts)
+    # A target's rows come from one slot j, so they are in row order (for the first row).
+    return _entries(t, b.astype(np.uint64), np.ones(len(t), np.int64), wt, wt, below_count, below_weight, below_max,
+                    above_min, facts)
 
 
 def _entries(t: np.ndarray, b: np.ndarray, count: np.ndarray, weight: np.ndarray, first: np.ndarray,
-             order: np.ndarray, below_count: np.ndarray, below_weight: np.ndarray, below_max: np.ndarray,
-             above_min: np.ndarray, facts: np.ndarray) -> _Windows:
-    """Entries grouped by (target, bin), each group's in the order `order` gives (stable)."""
-    t, b, count, weight, first = t[order], b[order], count[order], weight[order], first[order]
+             below_count: np.ndarray, below_weight: np.ndarray, below_max: np.ndarray, above_min: np.ndarray,
+             facts: np.ndarray) -> _Windows:
+    """Entries grouped by (target, bin), each group in its given order (a stable sort)."""
     sort = np.lexsort((b, t))
     t, b, count, weight, first = t[sort], b[sort], count[sort], weight[sort], first[sort]
     starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (b[1:] != b[:-1])]) if len(t) else np.zeros(0, np.intp)
@@ -173,7 +172,7 @@ def _merge(a: _Windows, b: _Windows) -> _Windows:
     if len(a.facts):
         facts = np.column_stack([np.minimum(a.facts[:, 0], b.facts[:, 0]), np.maximum(a.facts[:, 1], b.facts[:, 1]),
                                  np.minimum(a.facts[:, 2], b.facts[:, 2])])
-    return _entries(*cat, np.arange(len(cat[0])), a.below_count + b.below_count, a.below_weight + b.below_weight,
+    return _entries(*cat, a.below_count + b.below_count, a.below_weight + b.below_weight,
                     np.maximum(a.below_max, b.below_max), np.minimum(a.above_min, b.above_min), facts)
 
 
