@@ -39,6 +39,9 @@ __all__ = [
     "DomainQuantiles",
     "quantile_proportions",
     "domain_degf",
+    "window_quantiles",
+    "repeated_cumsum",
+    "rows_quantiles",
     "km_product_limit",
     "km_nelson_aalen",
     "km_log_influence",
@@ -254,6 +257,12 @@ def quantile_proportions(
     design: CoreDesign, values: _F64, domain: _U32, n_domains: int, q: _F64
 ) -> tuple[_F64, _F64]: ...
 def domain_degf(design: CoreDesign, domain: _U32, n_domains: int) -> NDArray[np.uintp]: ...
+# A streamed design's quantiles: windows of the distributions read by R's step rule.
+def window_quantiles(
+    rule: str, x: _F64, cumw: _F64, starts: NDArray[np.uint64], totals: _F64, levels: _F64
+) -> _F64: ...
+def repeated_cumsum(weight: float, counts: NDArray[np.uint64]) -> _F64: ...
+def rows_quantiles(rule: str, values: _F64, weights: _F64, levels: _F64) -> _F64: ...
 def all_finite(values: _F64) -> bool: ...
 def glm_fit(
     x: _F64,

@@ -156,7 +156,9 @@ fn window_quantiles_py<'py>(
         totals.as_slice()?,
         levels.as_slice()?,
     );
-    let out = window_quantiles(rule, x, cumw, &starts, totals, levels).map_err(errors::to_py)?;
+    let out = errors::in_core(py, || {
+        window_quantiles(rule, x, cumw, &starts, totals, levels)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -183,9 +185,7 @@ fn rows_quantiles_py<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let rule = QuantileRule::parse(rule).map_err(errors::to_py)?;
     let (values, weights, levels) = (values.as_slice()?, weights.as_slice()?, levels.as_slice()?);
-    let out = py
-        .detach(|| rows_quantiles(rule, values, weights, levels))
-        .map_err(errors::to_py)?;
+    let out = errors::in_core(py, || rows_quantiles(rule, values, weights, levels))?;
     Ok(out.into_pyarray(py))
 }
 

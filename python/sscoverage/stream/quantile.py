@@ -451,8 +451,8 @@ def streamed_quantile(
         row_of = {dm: i for i, dm in enumerate(isums.domains)}
         rows = [row_of[dm] for dm in domains]
         res = design.core.estimate_from_sums("mean", isums.table[rows].ravel(), np.zeros(0), n_dom, k)
-        est = np.asarray(res["estimate"]).reshape(n_dom, k)
-        var = np.asarray(res["vcov"]).reshape(n_dom, k, k)[:, range(k), range(k)]
+        est = np.asarray(res.estimate).reshape(n_dom, k)
+        var = np.asarray(res.vcov).reshape(n_dom, k, k)[:, range(k), range(k)]
         with np.errstate(divide="ignore", invalid="ignore"):
             lo, hi = proportion_interval(interval_type, est, var, 1 - alpha, dom_df[:, None], n_rows[:, None],
                                          degf[:, None], alpha)
