@@ -186,7 +186,6 @@ def quantile(
         degf = _core.domain_degf(design.core, codes, n_dom).astype(np.float64)
     dom_df = degf if df is None else np.full(n_dom, float(df))
     q = qt(1 - alpha / 2, dom_df)
-    k = len(probs)
     estimates, lowers, uppers, n_rows, weight_sums = [], [], [], None, None
     for name in names:
         # Rows in no domain (missing values among them) are not read.

@@ -33,23 +33,20 @@ from __future__ import annotations
 
 import inspect
 import functools
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import polars as pl
 
-from .. import _core
-from .._frames import Coded, check_weight_counts, reject_infinite
+from .._frames import Coded, check_weight_counts
 from .._progress import track
-from .._frames import OUTSIDE, SUBSET_OPS, column_names
+from .._frames import SUBSET_OPS, column_names
 from ..design.design import Design
-from .batches import UNIT, expression_columns, is_dask, on_polars, streams, with_units
+from .batches import UNIT, expression_columns, is_dask, on_polars, streams
+from .sums import Plan, add_sums, batch_sums
 from ..exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError, NotSupportedError, OptionError
 from ..results.estimates import Estimates
 
-DOMAIN = "__ssc_domain"
-IN_SCOPE = "__ssc_in"
 T = TypeVar("T")
 
 
@@ -101,7 +98,7 @@ class StreamedDesign(Design, source=streams):
             raise DesignError("give weights or probs, not both")
         self._source = data
         self._dask = is_dask(data)
-        self._batch_rows = int(batch_rows)
+        self.batch_rows = int(batch_rows)
         self._progress = progress
         columns = list(data.columns) if self._dask else list(data.collect_schema().names())
         self.columns = columns
@@ -278,8 +275,8 @@ class StreamedDesign(Design, source=streams):
 
             parts = self._source[columns].to_delayed()
             return dask.compute(*[dask.delayed(on_polars)(reduce, args, part) for part in parts])
-        batches = self._source.select(columns).collect_batches(chunk_size=self._batch_rows, maintain_order=True)
-        n_batches = -(-self._n_rows // self._batch_rows)
+        batches = self._source.select(columns).collect_batches(chunk_size=self.batch_rows, maintain_order=True)
+        n_batches = -(-self._n_rows // self.batch_rows)
         show = self._progress if progress is None else progress
         return (reduce(*args, batch) for batch in track(batches, n_batches, label, show))
 
@@ -423,10 +420,10 @@ class StreamedDesign(Design, source=streams):
         raked_columns = raked_rows.cells.columns if raked_rows is not None else []
         columns = list(dict.fromkeys(self.psu_keys + outcomes + by_names + [c for c in [self.weight_name] if c]
                                      + expression_columns(self.condition) + raked_columns))
-        plan = _Plan(self.psu_keys, self.psu_table, by_names, by_rank, outcomes, factors, self.condition,
+        plan = Plan(self.psu_keys, self.psu_table, by_names, by_rank, outcomes, factors, self.condition,
                      self.weight_expr, kind, len(self.psu_table), na_rm, deff, raked_rows)
         # One pass: each batch finds its own domains and factor levels beside its sums.
-        sums = self.reduce_batches(columns, _batch_sums, functools.partial(_combine, plan), plan)
+        sums = self.reduce_batches(columns, batch_sums, functools.partial(add_sums, plan), plan)
         n_domains = len(sums.domains)
         if n_domains == 0:
             raise EmptyDomainError(f"the by columns {by_names} hold no values")
@@ -469,188 +466,6 @@ def _refuse(method: str) -> Callable[..., Any]:
 
 for _method in IN_MEMORY_METHODS:
     setattr(StreamedDesign, _method, _refuse(_method))
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What every batch needs to be reduced: the PSU table, the by columns, the outcomes,
-    the subset condition and the weight; small, so it travels to workers."""
-
-    keys: list[str]
-    psus: pl.DataFrame
-    by_names: list[str]
-    by_rank: list[dict[Any, int] | None]  # an Enum by column's level order; None: the values' own
-    outcomes: list[str]
-    factors: list[str]  # outcomes estimated level by level
-    condition: pl.Expr | None
-    weight: pl.Expr
-    kind: str
-    n_units: int
-    na_rm: bool
-    deff: bool
-    raked: Any = None  # the rows' side of the design's rake (see stream.weighting.RakedRows)
-
-    def domain_order(self, domain: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(v if rank is None else rank[v] for v, rank in zip(domain, self.by_rank))
-
-    def columns(self, levels: dict[str, list[Any]]) -> list[int]:
-        """Each outcome's first column in a table row (after rows and weight) and the
-        row's width, for factor outcomes with these levels."""
-        starts, at = [], 2
-        for name in self.outcomes:
-            starts.append(at)
-            at += len(levels[name]) if name in self.factors else 1
-        return [*starts, at]
-
-
-@dataclass(frozen=True)
-class _Sums:
-    """A batch's sums (or several batches' added), with the domains and the factor
-    levels they hold: found in the same pass, never by a pass only for the levels."""
-
-    domains: list[tuple[Any, ...]]  # the by columns' values of each domain, in sort order
-    levels: dict[str, list[Any]]  # each factor outcome's levels, sorted
-    table: np.ndarray  # domains x units x (2 + width): rows, weight, weighted values
-    squares: np.ndarray  # domains x (width + 1) for design effects, else empty
-    cells: np.ndarray  # domains x cells x (2 + width) for a raked design, else empty
-    counts: np.ndarray  # rows left out for missing values, rows with a missing by value
-
-    def width(self, plan: _Plan) -> int:
-        return plan.columns(self.levels)[-1] - 2
-
-
-def _placed(plan: _Plan, part: _Sums, domains: list[tuple[Any, ...]], levels: dict[str, list[Any]],
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Where `part`'s domains (rows) and table columns go among `domains` and `levels`."""
-    row_of = {d: i for i, d in enumerate(domains)}
-    new = plan.columns(levels)
-    cols = [0, 1]
-    for k, name in enumerate(plan.outcomes):
-        if name in plan.factors:
-            at = {v: i for i, v in enumerate(levels[name])}
-            cols += [new[k] + at[v] for v in part.levels[name]]
-        else:
-            cols.append(new[k])
-    return np.array([row_of[d] for d in part.domains], dtype=np.intp), np.array(cols, dtype=np.intp)
-
-
-def _combine(plan: _Plan, a: _Sums, b: _Sums) -> _Sums:
-    """Two batches' sums as one: over the union of their domains and levels, each
-    batch's sums added into its own places (a's first, then b's)."""
-    domains = sorted(set(a.domains) | set(b.domains), key=plan.domain_order)
-    levels = {n: sorted(set(a.levels[n]) | set(b.levels[n])) for n in plan.factors}
-    stride = plan.columns(levels)[-1]
-    n_domains = len(domains)
-    table = np.zeros((n_domains, a.table.shape[1], stride))
-    squares = np.zeros((n_domains, stride - 1)) if plan.deff else np.zeros((0, 0))
-    cells = np.zeros((n_domains, a.cells.shape[1], stride)) if plan.raked is not None else np.zeros((0, 0, 0))
-    for part in (a, b):
-        rows, cols = _placed(plan, part, domains, levels)
-        table[rows[:, None], :, cols[None, :]] += part.table.transpose(0, 2, 1)
-        if plan.deff:
-            # The squares hold the value columns (without rows and weight) and, last, the
-            # weight-count column.
-            sq_cols = np.append(cols[2:] - 2, stride - 2)
-            squares[rows[:, None], sq_cols[None, :]] += part.squares
-        if plan.raked is not None:
-            cells[rows[:, None], :, cols[None, :]] += part.cells.transpose(0, 2, 1)
-    return _Sums(domains, levels, table, squares, cells, a.counts + b.counts)
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """A batch's rows as every streamed reduction reads them."""
-
-    batch: pl.DataFrame  # with the PSU code of each row (column UNIT)
-    domains: list[tuple[Any, ...]]  # the by columns' values of the batch's domains, in sort order
-    domain: np.ndarray  # u32: each row's domain among `domains`; OUTSIDE when in none or left out
-    levels: dict[str, list[Any]]  # each factor outcome's levels in the batch
-    numeric: list[tuple[int, np.ndarray]]  # (outcome position, values; 0 where missing)
-    categorical: list[tuple[int, np.ndarray, int]]  # (outcome position, level codes, levels)
-    w: np.ndarray  # the sampling weights
-    removed: int  # rows in scope left out for a missing outcome
-    missing_by: int  # rows in scope with a missing by value
-
-
-def _batch_rows(plan: _Plan, batch: pl.DataFrame) -> _Rows:
-    """A batch's PSU codes, domains (within the subset; a missing by value or, with
-    na_rm, a missing outcome puts a row in none), outcome values and weights."""
-    batch = with_units(plan.keys, plan.psus, batch)
-    if plan.by_names:
-        present = batch.select(plan.by_names).unique().drop_nulls()
-        domains = sorted(present.rows(), key=plan.domain_order)
-        codes = pl.DataFrame({**{n: [d[i] for d in domains] for i, n in enumerate(plan.by_names)},
-                              DOMAIN: np.arange(len(domains), dtype=np.uint32)},
-                             schema={**{n: batch.schema[n] for n in plan.by_names}, DOMAIN: pl.UInt32})
-        batch = batch.join(codes, on=plan.by_names, how="left", maintain_order="left")
-    else:
-        domains = [()]
-    if plan.condition is None:
-        in_scope = np.ones(len(batch), bool)
-    else:
-        in_scope = batch.select(plan.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().copy()
-    missing_by = 0
-    if plan.by_names:
-        no_domain = batch.get_column(DOMAIN).is_null().to_numpy()
-        missing_by = int((no_domain & in_scope).sum())
-        in_scope = in_scope & ~no_domain
-    numeric, categorical, missing = [], [], np.zeros(len(batch), bool)
-    levels: dict[str, list[Any]] = {}
-    for pos, name in enumerate(plan.outcomes):
-        col = batch.get_column(name)
-        if name in plan.factors:
-            # The levels are the column's own values (text for a categorical).
-            values = col.cast(pl.String) if col.dtype in (pl.Categorical, pl.Enum) else col
-            levels[name] = sorted(values.drop_nulls().unique().to_list())
-            codes_of_level = values.replace_strict(levels[name], list(range(len(levels[name]))), default=None,
-                                                   return_dtype=pl.UInt32)
-            missing |= codes_of_level.is_null().to_numpy()
-            categorical.append((pos, np.ascontiguousarray(codes_of_level.fill_null(0).to_numpy()), len(levels[name])))
-        else:
-            if not col.dtype.is_numeric():
-                raise ColumnError(f"column {name!r} must be numeric for a {plan.kind}, not {col.dtype}")
-            values = col.cast(pl.Float64).to_numpy()
-            if not _core.all_finite(values):
-                reject_infinite(values, name, "outcome")
-            missing |= np.isnan(values)
-            numeric.append((pos, np.ascontiguousarray(np.nan_to_num(values))))
-    hit = missing & in_scope
-    removed = int(hit.sum())
-    if removed and not plan.na_rm:
-        raise MissingValueError(
-            f"outcomes {plan.outcomes} have missing values in the rows used; pass na_rm=True to "
-            "leave those rows out (they stay in the design)"
-        )
-    in_scope &= ~missing
-    domain = batch.get_column(DOMAIN).fill_null(0).to_numpy() if plan.by_names else np.zeros(len(batch), np.uint32)
-    domain = np.ascontiguousarray(np.where(in_scope, domain, OUTSIDE), dtype=np.uint32)
-    w = np.ascontiguousarray(batch.select(plan.weight.alias("w")).get_column("w").to_numpy(), dtype=np.float64)
-    return _Rows(batch, domains, domain, levels, numeric, categorical, w, removed, missing_by)
-
-
-def _batch_sums(plan: _Plan, batch: pl.DataFrame) -> _Sums:
-    """One batch reduced by the core's pass to per-(domain, PSU) sums over the domains
-    and factor levels the batch holds; with the design effects' sums, for a raked design
-    the per-(domain, cell) sums with weights over base weights, and the rows left out for
-    missing values and for a missing by value."""
-    rows = _batch_rows(plan, batch)
-    batch, domains, domain, levels, w = rows.batch, rows.domains, rows.domain, rows.levels, rows.w
-    numeric, categorical = rows.numeric, rows.categorical
-    stride = plan.columns(levels)[-1]
-    n_domains = len(domains)
-    cells = np.zeros((0, 0, 0))
-    if plan.raked is not None:
-        w, cell_of_row, over_base = plan.raked.weights(batch, w)
-        flat, _ = _core.accumulate_batch(over_base, cell_of_row, plan.raked.n_cells, domain, n_domains,
-                                         numeric, categorical)
-        cells = flat.reshape(n_domains, plan.raked.n_cells, stride)
-    units = np.ascontiguousarray(batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
-    table, squares = _core.accumulate_batch(
-        w, units, plan.n_units, domain, n_domains, numeric, categorical, with_squares=plan.deff
-    )
-    return _Sums(domains, levels, table.reshape(n_domains, plan.n_units, stride),
-                 squares.reshape(n_domains, stride - 1) if plan.deff else np.zeros((0, 0)), cells,
-                 np.array([rows.removed, rows.missing_by], dtype=np.float64))
 
 
 def _is_factor(dtype: pl.DataType) -> bool:

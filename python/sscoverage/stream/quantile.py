@@ -42,8 +42,8 @@ from ..estimators.proportions import proportion_interval
 from ..estimators.quantile import QRULES, WOODRUFF, quantile_estimates
 from ..exceptions import ColumnError, EmptyDomainError, EstimationError, NotSupportedError, OptionError
 from ..results.estimates import Estimates
-from .batches import UNIT, expression_columns
-from .design import StreamedDesign, _batch_rows, _batch_sums, _combine, _Plan
+from .batches import UNIT, BatchSource, expression_columns
+from .sums import Plan, add_sums, batch_rows, batch_sums
 
 #: R's step rules, the ones a window decides.
 STEP_RULES = ("math", "school", "hf1", "hf2")
@@ -83,7 +83,7 @@ class _Targets:
     [lo[t], hi[t]], counted in bins of ``key >> shift[t]``; slot[d, j] is domain d's
     j-th target (-1: none)."""
 
-    plan: _Plan
+    plan: Plan
     index: dict[tuple[Any, ...], int]  # a domain's by values -> its global position
     domain: np.ndarray
     lo: np.ndarray
@@ -112,7 +112,7 @@ class _Windows:
 def _rows_in_domains(targets: _Targets, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(global domain, key, weight) of the batch's rows in a domain with positive weight
     (R's rule drops rows of zero weight), in row order."""
-    rows = _batch_rows(targets.plan, batch)
+    rows = batch_rows(targets.plan, batch)
     to_global = np.array([targets.index.get(d, -1) for d in rows.domains] + [-1], dtype=np.int64)
     local = np.where(rows.domain == OUTSIDE, len(rows.domains), rows.domain)
     d = to_global[local]
@@ -190,7 +190,7 @@ class _Domain:
 class _Reader:
     """The windows of a streamed design's domains for one variable."""
 
-    def __init__(self, design: StreamedDesign, plan: _Plan, domains: list[tuple[Any, ...]], columns: list[str],
+    def __init__(self, design: BatchSource, plan: Plan, domains: list[tuple[Any, ...]], columns: list[str],
                  rule: str) -> None:
         self.design, self.plan, self.columns, self.rule = design, plan, columns, rule
         self.index = {d: i for i, d in enumerate(domains)}
@@ -338,7 +338,7 @@ def _domain_rows(targets: _Targets, d: int, batch: pl.DataFrame) -> tuple[np.nda
     return key_values(key[dom == d]), w[dom == d]
 
 
-def _indicator_sums(plan: _Plan, name: str, names: list[str], q: pl.DataFrame, by_names: list[str],
+def _indicator_sums(plan: Plan, name: str, names: list[str], q: pl.DataFrame, by_names: list[str],
                     batch: pl.DataFrame) -> Any:
     """A batch's sums of the indicators ``name <= estimate`` of the row's domain (missing
     where a variable is, as those rows are in no domain)."""
@@ -349,11 +349,11 @@ def _indicator_sums(plan: _Plan, name: str, names: list[str], q: pl.DataFrame, b
     batch = batch.with_columns([
         pl.when(missing).then(None).otherwise((pl.col(name).cast(pl.Float64) <= pl.col(f"__ssc_q{i}"))
                                               .cast(pl.Float64)).alias(f"__ssc_at{i}") for i in range(k)])
-    return _batch_sums(plan, batch)
+    return batch_sums(plan, batch)
 
 
 def streamed_quantile(
-    design: StreamedDesign,
+    design: BatchSource,
     y: str | Sequence[str],
     quantiles: float | Sequence[float] = (0.5,),
     by: Any = None,
@@ -401,10 +401,10 @@ def streamed_quantile(
                               + expression_columns(design.condition)))
     k = len(probs)
     # Rows of a domain: those with every variable present (as in memory).
-    plan = _Plan(design.psu_keys, design.psu_table, by_names, by_rank, names, [], design.condition,
+    plan = Plan(design.psu_keys, design.psu_table, by_names, by_rank, names, [], design.condition,
                  design.weight_expr, "mean", len(design.psu_table), na_rm, False)
     columns = list(dict.fromkeys(base + names))
-    sums = design.reduce_batches(columns, _batch_sums, functools.partial(_combine, plan), plan,
+    sums = design.reduce_batches(columns, batch_sums, functools.partial(add_sums, plan), plan,
                                  label="quantile domains")
     n_rows_all = sums.table[:, :, 0].sum(axis=1)
     weight_all = sums.table[:, :, 1].sum(axis=1)
@@ -428,7 +428,7 @@ def streamed_quantile(
     estimates, lowers, uppers, weight_sums = [], [], [], None
     for name in names:
         # The variable first; rows with another variable missing are in no domain.
-        one = _Plan(design.psu_keys, design.psu_table, by_names, by_rank, [name] + [n for n in names if n != name],
+        one = Plan(design.psu_keys, design.psu_table, by_names, by_rank, [name] + [n for n in names if n != name],
                     [], design.condition, design.weight_expr, "mean", len(design.psu_table), True, False)
         reader = _Reader(design, one, domains, columns, qrule)
         weight_sums = np.array([dom.total for dom in reader.domains])
@@ -444,10 +444,10 @@ def streamed_quantile(
                                **{f"__ssc_q{j}": qhat[:, j] for j in range(k)}},
                               schema={**{n: schema[n] for n in by_names}, **{f"__ssc_q{j}": pl.Float64
                                                                              for j in range(k)}})
-        iplan = _Plan(design.psu_keys, design.psu_table, by_names, by_rank, at, [], design.condition,
+        iplan = Plan(design.psu_keys, design.psu_table, by_names, by_rank, at, [], design.condition,
                       design.weight_expr, "mean", len(design.psu_table), na_rm, False)
         isums = design.reduce_batches(columns, functools.partial(_indicator_sums, iplan, name, names, qframe, by_names),
-                                      functools.partial(_combine, iplan), label="quantile proportions")
+                                      functools.partial(add_sums, iplan), label="quantile proportions")
         row_of = {dm: i for i, dm in enumerate(isums.domains)}
         rows = [row_of[dm] for dm in domains]
         res = design.core.estimate_from_sums("mean", isums.table[rows].ravel(), np.zeros(0), n_dom, k)
