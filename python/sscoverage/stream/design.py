@@ -18,9 +18,11 @@ estimates carry R's raking residuals into their variance.
 Memory bound: one batch (``batch_rows`` rows of the columns an estimate reads, or a
 Dask partition per worker) plus the tables of sums — n_domains x n_PSUs x (2 + outcome
 columns) for an estimate, p x p per batch for a GLM, n_PSUs x n_cells for a rake, a
-16-bit histogram per domain and quantile level and a few thousand values at most per
-window for a quantile — and
-the design's PSU table.  Nothing grows with the number of rows.
+histogram of the occupied bins (a 256th of a binade, then finer) per domain and quantile
+level and a few thousand values at most per window for a quantile — and
+the design's PSU table.  Nothing grows with the number of rows (but a quantile whose
+window cannot decide at the last bit reads its domain's values and weights, see
+:mod:`sscoverage.stream.quantile`).
 
 Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
 ultimate-cluster approximation, as without fpc).  What needs every row at once —

@@ -5,7 +5,7 @@ R's step rules (``math``, ``school``) decide from the cumulative weights around
 
 1. one pass of the estimate machinery finds the domains, their rows and PSUs;
 2. passes of weighted counts in windows of the values narrow each (domain, level)
-   down: a histogram of a domain's values (the top 16 bits of an order-preserving key
+   down: a histogram of a domain's values (the top 24 bits of an order-preserving key
    of the doubles, then the next 16 inside the bin that holds ``p * total``, ...) until
    the window holds few rows, its last pass at full resolution: each distinct value's
    rows, weight and first weight (the weights of tied rows matter only through those);
@@ -47,7 +47,9 @@ from .sums import Plan, add_sums, batch_rows, batch_sums
 
 #: R's step rules, the ones a window decides.
 STEP_RULES = ("math", "school", "hf1", "hf2")
-#: Bits of the value key each narrowing pass resolves.
+#: Bits of the value key the first pass resolves (a 256th of a binade), then each
+#: narrowing pass.
+FIRST_BITS = 24
 BIN_BITS = 16
 #: A window of at most this many rows is read at full resolution in the next pass.
 WINDOW_ROWS = 4096
@@ -195,7 +197,7 @@ class _Reader:
         self.design, self.plan, self.columns, self.rule = design, plan, columns, rule
         self.index = {d: i for i, d in enumerate(domains)}
         n = len(domains)
-        first = self._pass(np.arange(n), np.zeros(n, np.uint64), np.full(n, ALL), np.full(n, 64 - BIN_BITS),
+        first = self._pass(np.arange(n), np.zeros(n, np.uint64), np.full(n, ALL), np.full(n, 64 - FIRST_BITS),
                            np.arange(n)[:, None], stats=True)
         self.domains = []
         for d in range(n):
@@ -232,7 +234,7 @@ class _Reader:
         window = {}
         for d, j in todo:
             bins, counts, weights = self.domains[d].base
-            window[d, j] = self._narrow(d, levels[d, j], bins, counts, weights, 0.0, 64 - BIN_BITS)
+            window[d, j] = self._narrow(d, levels[d, j], bins, counts, weights, 0.0, 64 - FIRST_BITS)
         final: dict[tuple[int, int], tuple[_Windows, int]] = {}
         while window:
             keys = list(window)
@@ -429,7 +431,7 @@ def streamed_quantile(
     for name in names:
         # The variable first; rows with another variable missing are in no domain.
         one = Plan(design.psu_keys, design.psu_table, by_names, by_rank, [name] + [n for n in names if n != name],
-                    [], design.condition, design.weight_expr, "mean", len(design.psu_table), True, False)
+                   [], design.condition, design.weight_expr, "mean", len(design.psu_table), True, False, units=False)
         reader = _Reader(design, one, domains, columns, qrule)
         weight_sums = np.array([dom.total for dom in reader.domains])
         qhat = reader.quantiles(np.tile(probs, (n_dom, 1)))

@@ -37,6 +37,7 @@ class Plan:
     na_rm: bool
     deff: bool
     raked: Any = None  # the rows' side of the design's rake (see stream.weighting.RakedRows)
+    units: bool = True  # the rows' PSU codes are needed (not by a quantile's windows)
 
     def domain_order(self, domain: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(v if rank is None else rank[v] for v, rank in zip(domain, self.by_rank))
@@ -123,7 +124,8 @@ class Rows:
 def batch_rows(plan: Plan, batch: pl.DataFrame) -> Rows:
     """A batch's PSU codes, domains (within the subset; a missing by value or, with
     na_rm, a missing outcome puts a row in none), outcome values and weights."""
-    batch = with_units(plan.keys, plan.psus, batch)
+    if plan.units:
+        batch = with_units(plan.keys, plan.psus, batch)
     if plan.by_names:
         present = batch.select(plan.by_names).unique().drop_nulls()
         domains = sorted(present.rows(), key=plan.domain_order)
