@@ -693,6 +693,107 @@ pub fn proportions_at_or_below(
     Ok((estimate, variance))
 }
 
+/// One batch's counts in the windows of its domains' distributions (see `window_counts`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowCounts {
+    /// Entries by (target, bin): the target, its bin (`order_key >> shift`) ...
+    pub target: Vec<u32>,
+    pub bin: Vec<u64>,
+    /// ... the rows in it, their weight (added in row order) and the first row's weight.
+    pub count: Vec<u64>,
+    pub weight: Vec<f64>,
+    pub first: Vec<f64>,
+    /// Per target: the rows below its window and their weight, ...
+    pub below_count: Vec<u64>,
+    pub below_weight: Vec<f64>,
+    /// ... the largest key below (0: none) and the smallest key above (`u64::MAX`: none).
+    pub below_max: Vec<u64>,
+    pub above_min: Vec<u64>,
+}
+
+/// The windows a streamed pass reads of a batch: target t holds the rows of its domain
+/// with `order_key(value)` in `lo[t]..=hi[t]`, counted in bins of `key >> shift[t]`;
+/// `slot` (n_domains x `per_domain`) names each domain's targets (`u32::MAX`: none).
+/// Rows in no domain (`OUTSIDE`) or of zero weight (which R's rules drop) are not read.
+#[allow(clippy::too_many_arguments)]
+pub fn window_counts(
+    values: &[f64],
+    weights: &[f64],
+    domain: &[u32],
+    slot: &[u32],
+    per_domain: usize,
+    lo: &[u64],
+    hi: &[u64],
+    shift: &[u32],
+) -> Result<WindowCounts> {
+    let n_targets = lo.len();
+    let n_domains = slot.len().checked_div(per_domain).unwrap_or(0);
+    if values.len() != weights.len()
+        || values.len() != domain.len()
+        || hi.len() != n_targets
+        || shift.len() != n_targets
+        || slot.len() != n_domains * per_domain
+        || slot
+            .iter()
+            .any(|&t| t != u32::MAX && t as usize >= n_targets)
+        || shift.iter().any(|&s| s >= 64)
+    {
+        return Err(CoreError::Shape(format!(
+            "window counts: {} values, {} weights, {} domain codes, {} slots for {n_targets} targets",
+            values.len(),
+            weights.len(),
+            domain.len(),
+            slot.len()
+        )));
+    }
+    let mut out = WindowCounts {
+        below_count: vec![0; n_targets],
+        below_weight: vec![0.0; n_targets],
+        below_max: vec![0; n_targets],
+        above_min: vec![u64::MAX; n_targets],
+        ..WindowCounts::default()
+    };
+    let mut inside: Vec<(u32, u64, f64)> = Vec::new();
+    for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
+        if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
+            continue;
+        }
+        let key = order_key(v);
+        for &t in &slot[d as usize * per_domain..(d as usize + 1) * per_domain] {
+            if t == u32::MAX {
+                continue;
+            }
+            let ti = t as usize;
+            if key < lo[ti] {
+                out.below_count[ti] += 1;
+                out.below_weight[ti] += w;
+                out.below_max[ti] = out.below_max[ti].max(key);
+            } else if key > hi[ti] {
+                out.above_min[ti] = out.above_min[ti].min(key);
+            } else {
+                inside.push((t, key >> shift[ti], w));
+            }
+        }
+    }
+    // Stable: each entry's rows stay in row order.
+    inside.sort_by_key(|&(t, b, _)| (t, b));
+    for (t, b, w) in inside {
+        if out.target.last() == Some(&t) && out.bin.last() == Some(&b) {
+            if let (Some(c), Some(s)) = (out.count.last_mut(), out.weight.last_mut()) {
+                *c += 1;
+                *s += w;
+            }
+        } else {
+            out.target.push(t);
+            out.bin.push(b);
+            out.count.push(1);
+            out.weight.push(w);
+            out.first.push(w);
+        }
+    }
+    Ok(out)
+}
+
 /// Quantiles read from windows of domains' distributions (a streamed design's last
 /// pass, where the rows never meet in memory).  Window `t` is `x[starts[t]..starts[t +
 /// 1]]` with `cumw` alike: values in R's order, each with its cumulative weight as R's
@@ -1012,5 +1113,26 @@ mod tests {
             .map(|&p| quantile(QuantileRule::Math, &x, &w, p))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn window_counts_by_hand() {
+        // Domain 0 (weights 1..6 on 1..6, one row outside, one of zero weight), one
+        // target: keys of 2..4 counted at full resolution.
+        let values = [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 9.0, 2.5];
+        let weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0];
+        let domain = [0, 0, 0, 0, 0, 0, OUTSIDE, 0];
+        let (lo, hi) = (order_key(2.0), order_key(4.0));
+        let c = window_counts(&values, &weights, &domain, &[0], 1, &[lo], &[hi], &[0]).unwrap();
+        assert_eq!(c.bin, vec![order_key(2.0), order_key(3.0), order_key(4.0)]);
+        assert_eq!(
+            (c.count, c.weight, c.first),
+            (vec![1, 2, 1], vec![2.0, 7.0, 5.0], vec![2.0, 3.0, 5.0])
+        );
+        assert_eq!((c.below_count, c.below_weight), (vec![1], vec![1.0]));
+        assert_eq!(
+            (c.below_max, c.above_min),
+            (vec![order_key(1.0)], vec![order_key(5.0)])
+        );
     }
 }

@@ -39,6 +39,8 @@ __all__ = [
     "DomainQuantiles",
     "quantile_proportions",
     "domain_degf",
+    "WindowCounts",
+    "window_counts",
     "window_quantiles",
     "repeated_cumsum",
     "rows_quantiles",
@@ -257,7 +259,30 @@ def quantile_proportions(
     design: CoreDesign, values: _F64, domain: _U32, n_domains: int, q: _F64
 ) -> tuple[_F64, _F64]: ...
 def domain_degf(design: CoreDesign, domain: _U32, n_domains: int) -> NDArray[np.uintp]: ...
-# A streamed design's quantiles: windows of the distributions read by R's step rule.
+# A streamed design's quantiles: windows of the distributions counted batch by batch,
+# then read by R's step rule.
+@final
+class WindowCounts:
+    target: NDArray[np.uint32]
+    bin: NDArray[np.uint64]
+    count: NDArray[np.uint64]
+    weight: _F64
+    first: _F64
+    below_count: NDArray[np.uint64]
+    below_weight: _F64
+    below_max: NDArray[np.uint64]
+    above_min: NDArray[np.uint64]
+
+def window_counts(
+    values: _F64,
+    weights: _F64,
+    domain: _U32,
+    slot: _U32,
+    per_domain: int,
+    lo: NDArray[np.uint64],
+    hi: NDArray[np.uint64],
+    shift: _U32,
+) -> WindowCounts: ...
 def window_quantiles(
     rule: str, x: _F64, cumw: _F64, starts: NDArray[np.uint64], totals: _F64, levels: _F64
 ) -> _F64: ...

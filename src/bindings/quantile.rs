@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use super::{errors, PyDesign};
 use crate::quantile::{
     domain_degf, proportions_at_or_below, repeated_cumsum, replicate_variances, rows_quantiles,
-    window_quantiles, DomainQuantiles, QuantileRule,
+    window_counts, window_quantiles, DomainQuantiles, QuantileRule, WindowCounts,
 };
 
 /// Each domain's weighted distribution of one variable, sorted once (see
@@ -133,6 +133,64 @@ fn domain_degf_py<'py>(
     Ok(degf.into_pyarray(py))
 }
 
+/// One batch's counts in the windows of its domains' distributions (see
+/// `crate::quantile::window_counts`).
+#[pyclass(name = "WindowCounts", module = "sscoverage._core", frozen, get_all)]
+struct PyWindowCounts {
+    target: Py<PyArray1<u32>>,
+    bin: Py<PyArray1<u64>>,
+    count: Py<PyArray1<u64>>,
+    weight: Py<PyArray1<f64>>,
+    first: Py<PyArray1<f64>>,
+    below_count: Py<PyArray1<u64>>,
+    below_weight: Py<PyArray1<f64>>,
+    below_max: Py<PyArray1<u64>>,
+    above_min: Py<PyArray1<u64>>,
+}
+
+impl PyWindowCounts {
+    fn new(py: Python<'_>, c: WindowCounts) -> Self {
+        PyWindowCounts {
+            target: c.target.into_pyarray(py).unbind(),
+            bin: c.bin.into_pyarray(py).unbind(),
+            count: c.count.into_pyarray(py).unbind(),
+            weight: c.weight.into_pyarray(py).unbind(),
+            first: c.first.into_pyarray(py).unbind(),
+            below_count: c.below_count.into_pyarray(py).unbind(),
+            below_weight: c.below_weight.into_pyarray(py).unbind(),
+            below_max: c.below_max.into_pyarray(py).unbind(),
+            above_min: c.above_min.into_pyarray(py).unbind(),
+        }
+    }
+}
+
+/// A batch's window counts (see `crate::quantile::window_counts`).
+#[pyfunction(name = "window_counts")]
+#[allow(clippy::too_many_arguments)]
+fn window_counts_py<'py>(
+    py: Python<'py>,
+    values: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    domain: PyReadonlyArray1<'py, u32>,
+    slot: PyReadonlyArray1<'py, u32>,
+    per_domain: usize,
+    lo: PyReadonlyArray1<'py, u64>,
+    hi: PyReadonlyArray1<'py, u64>,
+    shift: PyReadonlyArray1<'py, u32>,
+) -> PyResult<PyWindowCounts> {
+    let (values, weights, domain, slot) = (
+        values.as_slice()?,
+        weights.as_slice()?,
+        domain.as_slice()?,
+        slot.as_slice()?,
+    );
+    let (lo, hi, shift) = (lo.as_slice()?, hi.as_slice()?, shift.as_slice()?);
+    let counts = errors::in_core(py, || {
+        window_counts(values, weights, domain, slot, per_domain, lo, hi, shift)
+    })?;
+    Ok(PyWindowCounts::new(py, counts))
+}
+
 /// Quantiles from windows of distributions (see `crate::quantile::window_quantiles`).
 #[pyfunction(name = "window_quantiles")]
 fn window_quantiles_py<'py>(
@@ -193,6 +251,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDomainQuantiles>()?;
     m.add_function(wrap_pyfunction!(quantile_proportions, m)?)?;
     m.add_function(wrap_pyfunction!(domain_degf_py, m)?)?;
+    m.add_class::<PyWindowCounts>()?;
+    m.add_function(wrap_pyfunction!(window_counts_py, m)?)?;
     m.add_function(wrap_pyfunction!(window_quantiles_py, m)?)?;
     m.add_function(wrap_pyfunction!(repeated_cumsum_py, m)?)?;
     m.add_function(wrap_pyfunction!(rows_quantiles_py, m)?)

@@ -112,45 +112,29 @@ class _Windows:
 
 
 def _rows_in_domains(targets: _Targets, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(global domain, key, weight) of the batch's rows in a domain with positive weight
-    (R's rule drops rows of zero weight), in row order."""
+    """(domain among the reader's, or OUTSIDE; value; weight) of the batch's rows."""
     rows = batch_rows(targets.plan, batch)
-    to_global = np.array([targets.index.get(d, -1) for d in rows.domains] + [-1], dtype=np.int64)
+    to_global = np.array([targets.index.get(d, OUTSIDE) for d in rows.domains] + [OUTSIDE], dtype=np.uint32)
     local = np.where(rows.domain == OUTSIDE, len(rows.domains), rows.domain)
-    d = to_global[local]
-    keep = (d >= 0) & (rows.w > 0)
-    return d[keep], order_keys(rows.numeric[0][1][keep]), rows.w[keep]
+    return to_global[local], rows.numeric[0][1], rows.w
 
 
 def _window_counts(targets: _Targets, batch: pl.DataFrame) -> _Windows:
-    d, key, w = _rows_in_domains(targets, batch)
-    n_targets, n_domains = len(targets.domain), targets.slot.shape[0]
-    below_count = np.zeros(n_targets, np.int64)
-    below_weight = np.zeros(n_targets)
-    below_max = np.zeros(n_targets, np.uint64)
-    above_min = np.full(n_targets, ALL, np.uint64)
-    parts = []
-    for j in range(targets.slot.shape[1]):
-        t = targets.slot[d, j]
-        on = t >= 0
-        tj, kj, wj = t[on], key[on], w[on]
-        below, above = kj < targets.lo[tj], kj > targets.hi[tj]
-        below_count += np.bincount(tj[below], minlength=n_targets)
-        below_weight += np.bincount(tj[below], weights=wj[below], minlength=n_targets)
-        np.maximum.at(below_max, tj[below], kj[below])
-        np.minimum.at(above_min, tj[above], kj[above])
-        inside = ~below & ~above
-        parts.append((tj[inside], kj[inside] >> targets.shift[tj[inside]].astype(np.uint64), wj[inside]))
-    t, b, wt = (np.concatenate(a) for a in zip(*parts))
+    d, x, w = _rows_in_domains(targets, batch)
+    n_domains, per_domain = targets.slot.shape
+    c = _core.window_counts(x, w, d, np.where(targets.slot < 0, OUTSIDE, targets.slot).astype(np.uint32).ravel(),
+                            per_domain, targets.lo, targets.hi, targets.shift.astype(np.uint32))
     facts = np.zeros((0, 3))
     if targets.stats:
+        # Per domain, over its rows of positive weight: the smallest and largest weight
+        # and the lowest bit any weight sets.
+        used = (d != OUTSIDE) & (w > 0)
+        per = pl.DataFrame({"d": d[used], "w": w[used], "bit": _lowest_bit(w[used])}).group_by("d").agg(
+            pl.col("w").min().alias("lo"), pl.col("w").max().alias("hi"), pl.col("bit").min())
         facts = np.tile([np.inf, -np.inf, np.inf], (n_domains, 1))
-        np.minimum.at(facts[:, 0], d, w)
-        np.maximum.at(facts[:, 1], d, w)
-        np.minimum.at(facts[:, 2], d, _lowest_bit(w).astype(np.float64))
-    # A target's rows come from one slot j, so they are in row order (for the first row).
-    return _entries(t, b.astype(np.uint64), np.ones(len(t), np.int64), wt, wt, below_count, below_weight, below_max,
-                    above_min, facts)
+        facts[per["d"].to_numpy()] = per.select("lo", "hi", pl.col("bit").cast(pl.Float64)).to_numpy()
+    return _Windows(c.target.astype(np.int64), c.bin, c.count.astype(np.int64), c.weight, c.first,
+                    c.below_count.astype(np.int64), c.below_weight, c.below_max, c.above_min, facts)
 
 
 def _entries(t: np.ndarray, b: np.ndarray, count: np.ndarray, weight: np.ndarray, first: np.ndarray,
@@ -336,8 +320,8 @@ class _Reader:
 
 
 def _domain_rows(targets: _Targets, d: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    dom, key, w = _rows_in_domains(targets, batch)
-    return key_values(key[dom == d]), w[dom == d]
+    dom, x, w = _rows_in_domains(targets, batch)
+    return x[dom == d], w[dom == d]
 
 
 def _indicator_sums(plan: Plan, name: str, names: list[str], q: pl.DataFrame, by_names: list[str],
