@@ -88,6 +88,18 @@ def test_tiny_domains_and_a_subset():
           streamed.subset(pl.col("children") <= 1.0).quantile("income", [0.25, 0.5], by="d"))
 
 
+def test_a_domain_of_zero_weight_is_left_out_with_a_warning():
+    df = _frame(10, n=3_000)
+    df.loc[df.d == 2, "w"] = 0.0
+    memory, streamed = ssc.Design(df, **DESIGN), _lazy(df)
+    with pytest.warns(ssc.SurveyWarning, match="d = 2: every row has zero weight"):
+        want = memory.quantile("income", 0.5, by="d")
+    with pytest.warns(ssc.SurveyWarning, match="d = 2: every row has zero weight"):
+        got = streamed.quantile("income", 0.5, by="d")
+    _same(want, got)
+    assert list(got.to_pandas()["d"]) == [0, 1, 3]
+
+
 def test_missing_values_leave_the_rows_out():
     df = _frame(6, n=8_000)
     df.loc[::37, "income"] = np.nan

@@ -29,6 +29,7 @@ the in-memory one unless its level lies that close to a step of the distribution
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -40,7 +41,8 @@ from .._frames import OUTSIDE, column_names
 from .._rmath import qt
 from ..estimators.proportions import proportion_interval
 from ..estimators.quantile import QRULES, WOODRUFF, quantile_estimates
-from ..exceptions import ColumnError, EmptyDomainError, EstimationError, NotSupportedError, OptionError
+from ..exceptions import (ColumnError, EmptyDomainError, EstimationError, NotSupportedError, OptionError,
+                          SurveyWarning)
 from ..results.estimates import Estimates
 from .batches import UNIT, BatchSource, expression_columns
 from .sums import Plan, add_sums, batch_rows, batch_sums
@@ -57,15 +59,9 @@ ALL = np.uint64(2**64 - 1)
 SIGN = np.uint64(1 << 63)
 
 
-def order_keys(x: np.ndarray) -> np.ndarray:
-    """Keys whose unsigned order is the doubles' order, -0 and +0 as one (the core's
-    ``order_key``)."""
-    bits = (np.asarray(x, dtype=np.float64) + 0.0).view(np.uint64)
-    return np.where(bits >> np.uint64(63) == 1, ~bits, bits | SIGN)
-
-
 def key_values(keys: np.ndarray) -> np.ndarray:
-    """The doubles of `order_keys`."""
+    """The doubles of the core's order keys (its ``order_key``: unsigned order is the
+    doubles' order, -0 and +0 one key)."""
     keys = np.asarray(keys, dtype=np.uint64)
     return np.where(keys >> np.uint64(63) == 1, keys & ~SIGN, ~keys).view(np.float64)
 
@@ -81,13 +77,11 @@ def _lowest_bit(w: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Targets:
-    """The windows a pass reads: target t is domain `domain[t]`'s values with keys in
-    [lo[t], hi[t]], counted in bins of ``key >> shift[t]``; slot[d, j] is domain d's
-    j-th target (-1: none)."""
+    """The windows a pass reads: slot[d, j] = t is domain d's j-th target (-1: none),
+    its values with keys in [lo[t], hi[t]], counted in bins of ``key >> shift[t]``."""
 
     plan: Plan
     index: dict[tuple[Any, ...], int]  # a domain's by values -> its global position
-    domain: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     shift: np.ndarray
@@ -181,7 +175,7 @@ class _Reader:
         self.design, self.plan, self.columns, self.rule = design, plan, columns, rule
         self.index = {d: i for i, d in enumerate(domains)}
         n = len(domains)
-        first = self._pass(np.arange(n), np.zeros(n, np.uint64), np.full(n, ALL), np.full(n, 64 - FIRST_BITS),
+        first = self._pass(np.zeros(n, np.uint64), np.full(n, ALL), np.full(n, 64 - FIRST_BITS),
                            np.arange(n)[:, None], stats=True)
         self.domains = []
         for d in range(n):
@@ -197,9 +191,9 @@ class _Reader:
                 mode, exact_total = "bounded", total
             self.domains.append(_Domain(exact_total, n_pos, mode, lo_w, (bins, counts, weights)))
 
-    def _pass(self, domain: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray, slot: np.ndarray,
+    def _pass(self, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray, slot: np.ndarray,
               stats: bool = False) -> _Windows:
-        targets = _Targets(self.plan, self.index, domain, lo.astype(np.uint64), hi.astype(np.uint64),
+        targets = _Targets(self.plan, self.index, lo.astype(np.uint64), hi.astype(np.uint64),
                            shift.astype(np.int64), slot, stats)
         return self.design.reduce_batches(self.columns, _window_counts, _merge, targets,
                                           label="quantile windows", progress=False)
@@ -226,7 +220,7 @@ class _Reader:
             for t, (d, j) in enumerate(keys):
                 slot[d, j] = t
             lo, hi, shift = (np.array([window[key][i] for key in keys]) for i in range(3))
-            counts = self._pass(np.array([d for d, _ in keys]), lo, hi, shift, slot)
+            counts = self._pass(lo, hi, shift, slot)
             window = {}
             for t, (d, j) in enumerate(keys):
                 if shift[t] == 0:
@@ -312,7 +306,7 @@ class _Reader:
 
     def _rows_of(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """Domain d's values and weights in row order (for the in-memory rule)."""
-        targets = _Targets(self.plan, self.index, np.zeros(0, np.int64), np.zeros(0, np.uint64),
+        targets = _Targets(self.plan, self.index, np.zeros(0, np.uint64),
                            np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros((0, 0), np.int64), False)
         parts = self.design.map_batches(self.columns, _domain_rows, targets, d, label="quantile rows", progress=False)
         values, weights = zip(*parts)
@@ -397,10 +391,18 @@ def streamed_quantile(
     present = np.flatnonzero((n_rows_all > 0) & (weight_all > 0))
     if len(present) == 0:
         raise EmptyDomainError("no rows are left to take quantiles of (subset and missing values)")
-    domains = [sums.domains[d] for d in present]
-    n_dom = len(domains)
     n_removed, n_missing_by = (int(c) for c in sums.counts)
     notes = [f"{n_missing_by} rows with a missing by value are in no domain"] if n_missing_by else []
+    weightless = [sums.domains[d] for d in np.flatnonzero((n_rows_all > 0) & (weight_all == 0))]
+    if weightless:
+        # As in memory (and R's svyby): such a domain is left out, with a warning.
+        text = ", ".join("/".join(str(v) for v in d) for d in weightless)
+        message = (f"{'/'.join(by_names)} = {text}: every row has zero weight, so the domain is left out "
+                   "of the table (as R's svyby)")
+        warnings.warn(message, SurveyWarning, stacklevel=3)
+        notes.append(message)
+    domains = [sums.domains[d] for d in present]
+    n_dom = len(domains)
     labels = [dict(zip(by_names, d)) for d in domains]
     # Degrees of freedom of each domain: its PSUs of positive weight less their strata.
     used = sums.table[present, :, 1] > 0
@@ -430,8 +432,10 @@ def streamed_quantile(
                                **{f"__ssc_q{j}": qhat[:, j] for j in range(k)}},
                               schema={**{n: schema[n] for n in by_names}, **{f"__ssc_q{j}": pl.Float64
                                                                              for j in range(k)}})
+        # Missing values were dealt with in the first pass; a domain left out has no
+        # estimate (its indicators are missing).
         iplan = Plan(design.psu_keys, design.psu_table, by_names, by_rank, at, [], design.condition,
-                      design.weight_expr, "mean", len(design.psu_table), na_rm, False)
+                     design.weight_expr, "mean", len(design.psu_table), True, False)
         isums = design.reduce_batches(columns, functools.partial(_indicator_sums, iplan, name, names, qframe, by_names),
                                       functools.partial(add_sums, iplan), label="quantile proportions")
         row_of = {dm: i for i, dm in enumerate(isums.domains)}
