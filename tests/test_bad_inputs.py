@@ -218,8 +218,15 @@ def io_cases() -> list[tuple[str, str | None]]:
         ("ssc.coverage_table(d, schemes=['nope'])", "nope"),
         ("ssc.lapse_indicators(df)", "column|lapse|missing|'"),
         ("ssc.population_type(df, 'nope', 'nope2')", "is not in the data"),
-        ("ssc.Design(pl.from_pandas(df).lazy(), ids='psu', strata='stratum', weights='weight').quantile('age', 0.5)",
-         "stream|collect|not supported|LazyFrame"),
+        ("ssc.Design(pl.from_pandas(df).lazy(), ids='psu', strata='stratum', weights='weight')"
+         ".quantile('age', 0.5, qrule='hf7')", "collect"),
+        ("ssc.Design(pl.from_pandas(df).lazy(), ids='psu', weights='weight').quantile('age', 0.5, "
+         "interval_type='score')", "collect"),
+        ("ssc.Design(pl.from_pandas(df).lazy(), ids='psu', weights='weight').quantile('nope', 0.5)", "'nope'"),
+        ("ssc.Design(pl.from_pandas(df.assign(age=np.inf)).lazy(), ids='psu', weights='weight').quantile('age', 0.5)",
+         "infinite"),
+        ("ssc.Design(pl.from_pandas(df).lazy(), ids='psu', weights='weight').quantile('population_type', 0.5)",
+         "numeric"),
         ("ssc.Design(pl.from_pandas(df.assign(weight=-1.0)).lazy(), ids='psu', weights='weight')", "negative"),
         ("ssc.Design(pl.from_pandas(df.assign(weight=np.nan)).lazy(), ids='psu', weights='weight')", "missing"),
         ("ssc.Design(pl.from_pandas(df.assign(age=np.inf)).lazy(), ids='psu', weights='weight').mean('age')",
