@@ -699,10 +699,13 @@ pub struct WindowCounts {
     /// Entries by (target, bin): the target, its bin (`order_key >> shift`) ...
     pub target: Vec<u32>,
     pub bin: Vec<u64>,
-    /// ... the rows in it, their weight (added in row order) and the first row's weight.
+    /// ... the rows in it, their weight (added in row order), the first row's weight ...
     pub count: Vec<u64>,
     pub weight: Vec<f64>,
     pub first: Vec<f64>,
+    /// ... and the smallest and largest key in it (one value: the bin cannot be split).
+    pub low: Vec<u64>,
+    pub high: Vec<u64>,
     /// Per target: the rows below its window and their weight, ...
     pub below_count: Vec<u64>,
     pub below_weight: Vec<f64>,
@@ -753,7 +756,7 @@ pub fn window_counts(
         above_min: vec![u64::MAX; n_targets],
         ..WindowCounts::default()
     };
-    let mut inside: Vec<(u32, u64, f64)> = Vec::new();
+    let mut inside: Vec<(u32, u64, f64, u64)> = Vec::new();
     for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
         if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
             continue;
@@ -771,24 +774,35 @@ pub fn window_counts(
             } else if key > hi[ti] {
                 out.above_min[ti] = out.above_min[ti].min(key);
             } else {
-                inside.push((t, key >> shift[ti], w));
+                inside.push((t, key >> shift[ti], w, key));
             }
         }
     }
     // Stable: each entry's rows stay in row order.
-    inside.sort_by_key(|&(t, b, _)| (t, b));
-    for (t, b, w) in inside {
-        if out.target.last() == Some(&t) && out.bin.last() == Some(&b) {
-            if let (Some(c), Some(s)) = (out.count.last_mut(), out.weight.last_mut()) {
+    inside.sort_by_key(|&(t, b, _, _)| (t, b));
+    for (t, b, w, key) in inside {
+        let same = out.target.last() == Some(&t) && out.bin.last() == Some(&b);
+        match (
+            out.count.last_mut(),
+            out.weight.last_mut(),
+            out.low.last_mut(),
+            out.high.last_mut(),
+        ) {
+            (Some(c), Some(s), Some(low), Some(high)) if same => {
                 *c += 1;
                 *s += w;
+                *low = (*low).min(key);
+                *high = (*high).max(key);
             }
-        } else {
-            out.target.push(t);
-            out.bin.push(b);
-            out.count.push(1);
-            out.weight.push(w);
-            out.first.push(w);
+            _ => {
+                out.target.push(t);
+                out.bin.push(b);
+                out.count.push(1);
+                out.weight.push(w);
+                out.first.push(w);
+                out.low.push(key);
+                out.high.push(key);
+            }
         }
     }
     Ok(out)
@@ -1129,6 +1143,8 @@ mod tests {
             (c.count, c.weight, c.first),
             (vec![1, 2, 1], vec![2.0, 7.0, 5.0], vec![2.0, 3.0, 5.0])
         );
+        assert_eq!(c.low, c.bin);
+        assert_eq!(c.high, c.bin);
         assert_eq!((c.below_count, c.below_weight), (vec![1], vec![1.0]));
         assert_eq!(
             (c.below_max, c.above_min),

@@ -268,6 +268,8 @@ class WindowCounts:
     count: NDArray[np.uint64]
     weight: _F64
     first: _F64
+    low: NDArray[np.uint64]
+    high: NDArray[np.uint64]
     below_count: NDArray[np.uint64]
     below_weight: _F64
     below_max: NDArray[np.uint64]

@@ -97,7 +97,9 @@ class _Windows:
     bin: np.ndarray
     count: np.ndarray
     weight: np.ndarray
-    first: np.ndarray  # ... the weight of the entry's first row in row order
+    first: np.ndarray  # ... the weight of the entry's first row in row order,
+    low: np.ndarray  # ... its smallest and largest key
+    high: np.ndarray
     below_count: np.ndarray  # per target: rows below the window, their weight,
     below_weight: np.ndarray
     below_max: np.ndarray  # the largest key below (0 when none)
@@ -127,27 +129,28 @@ def _window_counts(targets: _Targets, batch: pl.DataFrame) -> _Windows:
             pl.col("w").min().alias("lo"), pl.col("w").max().alias("hi"), pl.col("bit").min())
         facts = np.tile([np.inf, -np.inf, np.inf], (n_domains, 1))
         facts[per["d"].to_numpy()] = per.select("lo", "hi", pl.col("bit").cast(pl.Float64)).to_numpy()
-    return _Windows(c.target.astype(np.int64), c.bin, c.count.astype(np.int64), c.weight, c.first,
+    return _Windows(c.target.astype(np.int64), c.bin, c.count.astype(np.int64), c.weight, c.first, c.low, c.high,
                     c.below_count.astype(np.int64), c.below_weight, c.below_max, c.above_min, facts)
 
 
 def _entries(t: np.ndarray, b: np.ndarray, count: np.ndarray, weight: np.ndarray, first: np.ndarray,
-             below_count: np.ndarray, below_weight: np.ndarray, below_max: np.ndarray, above_min: np.ndarray,
-             facts: np.ndarray) -> _Windows:
+             low: np.ndarray, high: np.ndarray, below_count: np.ndarray, below_weight: np.ndarray,
+             below_max: np.ndarray, above_min: np.ndarray, facts: np.ndarray) -> _Windows:
     """Entries grouped by (target, bin), each group in its given order (a stable sort)."""
     sort = np.lexsort((b, t))
-    t, b, count, weight, first = t[sort], b[sort], count[sort], weight[sort], first[sort]
-    starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (b[1:] != b[:-1])]) if len(t) else np.zeros(0, np.intp)
-    if len(t) == 0:
-        return _Windows(t, b, count, weight, first, below_count, below_weight, below_max, above_min, facts)
-    return _Windows(t[starts], b[starts], np.add.reduceat(count, starts), np.add.reduceat(weight, starts),
-                    first[starts], below_count, below_weight, below_max, above_min, facts)
+    t, b, count, weight, first, low, high = (a[sort] for a in (t, b, count, weight, first, low, high))
+    if len(t):
+        starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (b[1:] != b[:-1])])
+        t, b, first = t[starts], b[starts], first[starts]
+        count, weight = np.add.reduceat(count, starts), np.add.reduceat(weight, starts)
+        low, high = np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
+    return _Windows(t, b, count, weight, first, low, high, below_count, below_weight, below_max, above_min, facts)
 
 
 def _merge(a: _Windows, b: _Windows) -> _Windows:
     """Two passes' counts as one, a's rows before b's."""
-    cat = [np.concatenate([x, y]) for x, y in zip((a.target, a.bin, a.count, a.weight, a.first),
-                                                   (b.target, b.bin, b.count, b.weight, b.first))]
+    fields = ("target", "bin", "count", "weight", "first", "low", "high")
+    cat = [np.concatenate([getattr(a, f), getattr(b, f)]) for f in fields]
     facts = a.facts
     if len(a.facts):
         facts = np.column_stack([np.minimum(a.facts[:, 0], b.facts[:, 0]), np.maximum(a.facts[:, 1], b.facts[:, 1]),
@@ -164,7 +167,7 @@ class _Domain:
     n_positive: int  # rows of positive weight
     mode: str  # "exact" (no partial sum rounds), "equal" (one weight) or "bounded"
     weight: float  # the one weight ("equal")
-    base: tuple[np.ndarray, np.ndarray, np.ndarray]  # its first histogram: bins, counts, weights
+    base: _Windows  # the first pass's histograms (target d: this domain's)
 
 
 class _Reader:
@@ -180,8 +183,7 @@ class _Reader:
         self.domains = []
         for d in range(n):
             on = first.target == d
-            bins, counts, weights = first.bin[on], first.count[on], first.weight[on]
-            total, n_pos = float(weights.sum()), int(counts.sum())
+            total, n_pos = float(first.weight[on].sum()), int(first.count[on].sum())
             lo_w, hi_w, low_bit = first.facts[d]
             if n_pos and total * (1 + 1e-9) < 2.0 ** (low_bit + 52):
                 mode, exact_total = "exact", total
@@ -189,7 +191,7 @@ class _Reader:
                 mode, exact_total = "equal", float(_core.repeated_cumsum(lo_w, np.array([n_pos], np.uint64))[0])
             else:
                 mode, exact_total = "bounded", total
-            self.domains.append(_Domain(exact_total, n_pos, mode, lo_w, (bins, counts, weights)))
+            self.domains.append(_Domain(exact_total, n_pos, mode, lo_w, first))
 
     def _pass(self, lo: np.ndarray, hi: np.ndarray, shift: np.ndarray, slot: np.ndarray,
               stats: bool = False) -> _Windows:
@@ -211,8 +213,8 @@ class _Reader:
         # Each target's window, narrowed from the domain's first histogram.
         window = {}
         for d, j in todo:
-            bins, counts, weights = self.domains[d].base
-            window[d, j] = self._narrow(d, levels[d, j], bins, counts, weights, 0.0, 64 - FIRST_BITS)
+            base = self.domains[d].base
+            window[d, j] = self._narrow(d, levels[d, j], base, base.target == d, 0.0, 64 - FIRST_BITS)
         final: dict[tuple[int, int], tuple[_Windows, int]] = {}
         while window:
             keys = list(window)
@@ -226,8 +228,7 @@ class _Reader:
                 if shift[t] == 0:
                     final[d, j] = (counts, t)
                     continue
-                on = counts.target == t
-                window[d, j] = self._narrow(d, levels[d, j], counts.bin[on], counts.count[on], counts.weight[on],
+                window[d, j] = self._narrow(d, levels[d, j], counts, counts.target == t,
                                             float(counts.below_weight[t]), int(shift[t]))
         fallback = set()
         xs, cums, starts, totals, ps, cells = [], [], [0], [], [], []
@@ -256,10 +257,12 @@ class _Reader:
             out[d, np.isnan(row)] = np.nan
         return out
 
-    def _narrow(self, d: int, p: float, bins: np.ndarray, counts: np.ndarray, weights: np.ndarray,
-                below: float, shift: int) -> tuple[int, int, int]:
-        """The bins around ``p * total`` (with a margin for the sums' rounding) as the
-        next window (lo, hi, shift): at full resolution when it holds few rows."""
+    def _narrow(self, d: int, p: float, counts: _Windows, on: np.ndarray, below: float,
+                shift: int) -> tuple[int, int, int]:
+        """The bins around ``p * total`` (with a margin for the sums' rounding) among the
+        entries `on` of `counts` as the next window (lo, hi, shift): at full resolution
+        when it holds few rows or one value."""
+        bins, weights = counts.bin[on], counts.weight[on]
         dom = self.domains[d]
         target = p * dom.total
         margin = 4 * self.margin(dom) + 1e-9 * dom.total
@@ -268,8 +271,9 @@ class _Reader:
         last = min(int(np.searchsorted(ends, target + margin, side="right")), len(bins) - 1)
         lo = int(bins[first]) << shift
         hi = min(((int(bins[last]) + 1) << shift) - 1, 2**64 - 1)
-        rows = int(counts[first:last + 1].sum())
-        next_shift = 0 if rows <= WINDOW_ROWS else max(shift - BIN_BITS, 0)
+        rows = int(counts.count[on][first:last + 1].sum())
+        one_value = counts.low[on][first] == counts.high[on][last]
+        next_shift = 0 if rows <= WINDOW_ROWS or one_value else max(shift - BIN_BITS, 0)
         return lo, hi, next_shift
 
     def _window(self, dom: _Domain, counts: _Windows, t: int) -> tuple[np.ndarray, np.ndarray]:
