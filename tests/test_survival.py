@@ -5,6 +5,10 @@ the discrete hazard; R's figures for the median; and the errors."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -302,3 +306,88 @@ def test_person_period_refuses_bad_input():
         ssc.person_period(people.assign(pid=[1, 2], years=[0.5, 2]), "pid", "years", "lapsed")
     with pytest.raises(ssc.MissingValueError):
         ssc.person_period(people.assign(pid=[1, 2], lapsed=[np.nan, 1]), "pid", "years", "lapsed")
+
+
+# ---------------------------------------------------------------------------- km at scale
+def _influence_oracle(t: np.ndarray, dead: np.ndarray, w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nelson-Aalen entries of the rows `rows` by brute force (one per event of non-zero
+    weight, in time then row order) and each row's influence on log S at every entry:
+    w_k (-1{k is entry j <= a} / Y_j + sum_{j <= a, t_j <= t_k} dN_j / Y_j^2)."""
+    ev = np.flatnonzero(rows & (dead == 1) & (w > 0))
+    ev = ev[np.argsort(t[ev], kind="stable")]
+    y = np.array([w[rows & (t >= t[j])].sum() for j in ev])
+    c = np.cumsum(w[ev] / y**2)
+    infl = np.zeros((len(t), len(ev)))
+    for a in range(len(ev)):
+        for k in np.flatnonzero(rows):
+            seen = np.flatnonzero(t[ev[: a + 1]] <= t[k])
+            v = c[seen[-1]] if len(seen) else 0.0
+            own = np.flatnonzero(ev[: a + 1] == k)
+            infl[k, a] = w[k] * (v - (1 / y[own[0]] if len(own) else 0.0))
+    return ev, infl
+
+
+def test_se_curve_variance_is_the_engine_on_the_influence_values(cohort):
+    # Each curve of a by= call, on a subset, with ties and a zero-weight event: its
+    # variance at every entry (mid-tie ones too) is the engine's on the brute-force
+    # influence values of that curve's rows.
+    df = cohort.assign(wv=np.where(np.arange(len(cohort)) == 7, 0.0, cohort.wv))
+    design = ssc.Design(df, ids="psu", strata="stratum", weights="wv").subset(df.x > -1)
+    res = design.km("time", "status", by="g", se=True)
+    t, dead, w = df.time.to_numpy(), df.status.to_numpy(), df.wv.to_numpy()
+    for g in (0.0, 1.0):
+        rows = (df.g == g).to_numpy() & (df.x > -1).to_numpy()
+        ev, infl = _influence_oracle(t, dead, w, rows)
+        curve = res.curve(g)
+        assert_allclose(curve["time"], t[ev], rtol=0)
+        expected = np.diag(design.influence_vcov(infl, rows))
+        assert_allclose(curve["se_log"] ** 2, expected, rtol=1e-11, atol=1e-15)
+
+
+def test_product_limit_by_group_in_one_pass_is_each_groups_curve():
+    # Several chunks of rows, many distinct times in one group (sorted) and few in the
+    # other (hashed): each curve equals the hand product limit of its own rows.
+    rng = np.random.default_rng(3)
+    n = 150_000
+    g = rng.integers(0, 2, n)
+    t = np.where(g == 0, rng.integers(1, 30, n).astype(float), rng.exponential(10.0, n))
+    df = pd.DataFrame({"t": t, "e": (rng.uniform(size=n) < 0.6).astype(float), "w": rng.uniform(1, 3, n), "g": g})
+    res = ssc.Design(df, weights="w").km("t", "e", by="g")
+    for level in (0, 1):
+        part = df[df.g == level]
+        times, inverse = np.unique(part.t.to_numpy(), return_inverse=True)
+        weight = np.bincount(inverse, part.w.to_numpy())
+        died = np.bincount(inverse, part.w.to_numpy() * part.e.to_numpy())
+        at_risk = weight.sum() - np.concatenate([[0.0], np.cumsum(weight)[:-1]])
+        curve = res.curve(level)
+        assert_allclose(curve["time"], np.concatenate([[0.0], times]), rtol=0)
+        # 75,000 factors: rounding of the sums in another order moves the tail by ~1e-10.
+        assert_allclose(curve["survival"], np.concatenate([[1.0], np.cumprod(1 - died / at_risk)]), rtol=1e-9)
+
+
+THREADS_CODE = """
+import numpy as np, pandas as pd, sscoverage as ssc
+rng = np.random.default_rng(5); n = 300_000
+df = pd.DataFrame({'s': rng.integers(0, 10, n), 'g': rng.integers(0, 3, n)})
+df['p'] = df.s * 100 + rng.integers(0, 20, n)
+df['w'] = rng.uniform(1, 3, n)
+df['t'] = np.where(df.g == 2, rng.exponential(20.0, n), np.ceil(rng.exponential(20.0, n)))
+df['e'] = (rng.uniform(size=n) < 0.7).astype(float)
+design = ssc.Design(df, ids='p', strata='s', weights='w')
+out = design.km('t', 'e', by='g').to_pandas()['survival'].tolist()
+se = design.km('t', 'e', by='g', times=[1, 5, 20, 60], se=True).to_pandas()
+out += se['survival'].tolist() + se['se_log'].tolist()
+jk = ssc.Design(df.assign(p=df.p % 30), ids='p', weights='w').as_replicates('JK1')
+out += jk.km('t', 'e', times=[2, 10, 40], se=True).to_pandas()['se_log'].tolist()
+print([float(v).hex() for v in out])
+"""
+
+
+def test_km_is_the_same_whatever_the_thread_count():
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        outs.append(subprocess.run([sys.executable, "-c", THREADS_CODE], env=env, capture_output=True, text=True,
+                                   check=True).stdout)
+    assert outs[0] == outs[1]
+    assert len(eval(outs[0])) > 1000

@@ -1,4 +1,5 @@
-//! Survival numerics for `sscoverage.survival`: numpy arrays in, arrays or a dict out.
+//! Survival numerics for `sscoverage.survival`: numpy arrays in, typed records or
+//! arrays out.
 
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -7,87 +8,157 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::errors;
+use super::{errors, PyDesign};
 use crate::models::coxph::{self, Control, CoxInput, Ties};
-use crate::models::km::{product_limit, NelsonAalen};
+use crate::models::km::{nelson_aalen, product_limits, time_tables, NelsonAalen, SurvivalRows};
 
+/// Tabulated times and S at each.
 type Curve<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
-/// Entry rows, entry times and cumulative hazard of a Nelson–Aalen curve.
-type Hazard<'py> = (
-    Bound<'py, PyArray1<usize>>,
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyArray1<f64>>,
-);
 
-/// The weighted product-limit curve (R's `survey:::svykm.fit`): (times, survival).
+/// One survival curve: its tabulated times, S at each, and the rows it was built from.
+#[pyclass(name = "SurvivalCurve", module = "sscoverage._core", frozen, get_all)]
+struct PySurvivalCurve {
+    time: Py<PyArray1<f64>>,
+    surv: Py<PyArray1<f64>>,
+    n_rows: u64,
+}
+
+fn survival_rows<'a>(
+    time: &'a PyReadonlyArray1<'_, f64>,
+    event: &'a PyReadonlyArray1<'_, f64>,
+    weights: &'a PyReadonlyArray1<'_, f64>,
+    curve: Option<&'a PyReadonlyArray1<'_, u32>>,
+    n_curves: usize,
+) -> PyResult<SurvivalRows<'a>> {
+    Ok(SurvivalRows {
+        time: time.as_slice()?,
+        event: event.as_slice()?,
+        weights: weights.as_slice()?,
+        curve: curve.map(|c| c.as_slice()).transpose()?,
+        n_curves,
+    })
+}
+
+/// Each curve's weighted product-limit estimate (R's `survey:::svykm.fit`), from one
+/// pass over the rows: `event` 0/1, `curve` the curve of each row (0..n_curves,
+/// OUTSIDE for none; None: one curve of every row).
 #[pyfunction]
+#[pyo3(signature = (time, event, weights, curve, n_curves))]
 fn km_product_limit<'py>(
     py: Python<'py>,
     time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
+    event: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Curve<'py>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let c = py
-        .detach(|| product_limit(t, e, w))
-        .map_err(errors::to_py)?;
-    Ok((c.time.into_pyarray(py), c.surv.into_pyarray(py)))
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<PySurvivalCurve>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let curves = py.detach(|| product_limits(&rows)).map_err(errors::to_py)?;
+    Ok(curves
+        .into_iter()
+        .map(|(c, n_rows)| PySurvivalCurve {
+            time: c.time.into_pyarray(py).unbind(),
+            surv: c.surv.into_pyarray(py).unbind(),
+            n_rows,
+        })
+        .collect())
 }
 
-/// The Nelson–Aalen curve of R's `svykm(se=TRUE)`: (entry rows, entry times,
-/// cumulative hazard), one entry per event of non-zero weight.
-#[pyfunction]
-fn km_nelson_aalen<'py>(
-    py: Python<'py>,
-    time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
-    weights: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Hazard<'py>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let na = py
-        .detach(|| NelsonAalen::new(t, e, w))
-        .map_err(errors::to_py)?;
-    Ok((
-        na.rows.into_pyarray(py),
-        na.time.into_pyarray(py),
-        na.cumhaz.into_pyarray(py),
-    ))
+/// Nelson–Aalen curves (R's `svykm(se=TRUE)`), one entry per event of non-zero weight,
+/// with the rows they came from, for the variance of log S at any of their entries.
+#[pyclass(name = "HazardCurves", module = "sscoverage._core", frozen)]
+struct PyHazardCurves {
+    time: Py<PyArray1<f64>>,
+    event: Py<PyArray1<f64>>,
+    weights: Py<PyArray1<f64>>,
+    curve: Option<Py<PyArray1<u32>>>,
+    n_curves: usize,
+    curves: Vec<NelsonAalen>,
+    n_rows: Vec<u64>,
 }
 
-/// Influence values (n x len(at)) of log S at the Nelson–Aalen entries `at`.
-#[pyfunction]
-fn km_log_influence<'py>(
-    py: Python<'py>,
-    time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
-    weights: PyReadonlyArray1<'py, f64>,
-    at: Vec<usize>,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let infl = py
-        .detach(|| NelsonAalen::new(t, e, w)?.log_survival_influence(t, w, &at))
-        .map_err(errors::to_py)?;
-    infl.into_pyarray(py).reshape([t.len(), at.len()])
+#[pymethods]
+impl PyHazardCurves {
+    /// The curves of (time, event, weights, curve, n_curves) as for `km_product_limit`.
+    #[new]
+    #[pyo3(signature = (time, event, weights, curve, n_curves))]
+    fn new(
+        py: Python<'_>,
+        time: PyReadonlyArray1<'_, f64>,
+        event: PyReadonlyArray1<'_, f64>,
+        weights: PyReadonlyArray1<'_, f64>,
+        curve: Option<PyReadonlyArray1<'_, u32>>,
+        n_curves: usize,
+    ) -> PyResult<Self> {
+        let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+        let (curves, n_rows) = py
+            .detach(|| {
+                let tables = time_tables(&rows)?;
+                let n_rows = tables
+                    .iter()
+                    .map(crate::models::km::TimeTable::n_rows)
+                    .collect();
+                Ok((nelson_aalen(&rows, &tables)?, n_rows))
+            })
+            .map_err(errors::to_py)?;
+        Ok(PyHazardCurves {
+            time: time.as_unbound().clone_ref(py),
+            event: event.as_unbound().clone_ref(py),
+            weights: weights.as_unbound().clone_ref(py),
+            curve: curve.map(|c| c.as_unbound().clone_ref(py)),
+            n_curves,
+            curves,
+            n_rows,
+        })
+    }
+
+    /// Rows of each curve.
+    #[getter]
+    fn n_rows(&self) -> Vec<u64> {
+        self.n_rows.clone()
+    }
+
+    /// Curve `d`: (entry times, S = exp(-cumulative hazard)).
+    fn curve<'py>(&self, py: Python<'py>, d: usize) -> PyResult<Curve<'py>> {
+        let na = self.get(d)?;
+        let surv: Vec<f64> = na.cumhaz.iter().map(|h| (-h).exp()).collect();
+        Ok((PyArray1::from_slice(py, &na.time), surv.into_pyarray(py)))
+    }
+
+    /// The variance of log S of curve `d` at its `entries` under `design` (R's
+    /// `varlog`), and the replicates left out for undefined estimates.
+    fn log_variance<'py>(
+        &self,
+        py: Python<'py>,
+        design: &Bound<'py, PyDesign>,
+        d: usize,
+        entries: Vec<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<f64>>, usize)> {
+        let na = self.get(d)?;
+        let (time, event, weights) = (
+            self.time.bind(py).readonly(),
+            self.event.bind(py).readonly(),
+            self.weights.bind(py).readonly(),
+        );
+        let curve = self.curve.as_ref().map(|c| c.bind(py).readonly());
+        let rows = survival_rows(&time, &event, &weights, curve.as_ref(), self.n_curves)?;
+        let design = &design.get().inner;
+        let (var, dropped) = py
+            .detach(|| na.log_survival_variance(design, &rows, &entries))
+            .map_err(errors::to_py)?;
+        Ok((var.into_pyarray(py), dropped))
+    }
 }
 
-/// The cumulative hazard at the Nelson–Aalen entries `at` of (time, event, weights),
-/// recomputed with each replicate's weights (n x R): R x len(at).
-#[pyfunction]
-fn km_replicate_cumhaz<'py>(
-    py: Python<'py>,
-    time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
-    weights: PyReadonlyArray1<'py, f64>,
-    replicate_weights: PyReadonlyArray2<'py, f64>,
-    at: Vec<usize>,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let r = replicate_weights.shape()[1];
-    let reps = replicate_weights.as_slice()?;
-    let h = py
-        .detach(|| NelsonAalen::new(t, e, w)?.replicate_cumhaz(t, reps, r, &at))
-        .map_err(errors::to_py)?;
-    h.into_pyarray(py).reshape([r, at.len()])
+impl PyHazardCurves {
+    fn get(&self, d: usize) -> PyResult<&NelsonAalen> {
+        self.curves.get(d).ok_or_else(|| {
+            errors::to_py(crate::CoreError::Value(format!(
+                "curve {d} asked for, there are {}",
+                self.curves.len()
+            )))
+        })
+    }
 }
 
 fn control(eps: f64, maxit: usize) -> Control {
@@ -183,10 +254,9 @@ fn cox_replicates<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySurvivalCurve>()?;
+    m.add_class::<PyHazardCurves>()?;
     m.add_function(wrap_pyfunction!(km_product_limit, m)?)?;
-    m.add_function(wrap_pyfunction!(km_nelson_aalen, m)?)?;
-    m.add_function(wrap_pyfunction!(km_log_influence, m)?)?;
-    m.add_function(wrap_pyfunction!(km_replicate_cumhaz, m)?)?;
     m.add_function(wrap_pyfunction!(cox_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_replicates, m)?)?;
     Ok(())

@@ -1,18 +1,22 @@
 //! Weighted survival curves, as R's `survey::svykm`: the product-limit estimate
 //! (`svykm.fit`, what `se = FALSE` returns) and the Nelson–Aalen estimate exp(-H(t))
-//! that `se = TRUE` returns instead (`survey:::km.stderr`), with the influence values of
-//! log S(t) = -H(t) whose design-based variance is R's `varlog`.
+//! that `se = TRUE` returns instead (`survey:::km.stderr`), with the design-based
+//! variance of log S(t) = -H(t) (R's `varlog`) through the design's one engine.
 //!
-//! R forms `varlog` as a delta-method combination of the design covariance of two
-//! vectors of totals (the weight of each event, the weight at risk at each event time),
-//! an n x events matrix.  The same linear combination taken row by row gives influence
-//! values with the same design covariance in O(n) per time, for the one variance engine.
-
-use std::collections::HashMap;
+//! Both curves come from the rows summed at each distinct time ([`TimeTable`]): one pass
+//! over the rows, in chunks whose tables are merged in chunk order (a batch of a
+//! streamed data set is such a chunk).  R forms `varlog` as a delta-method combination
+//! of the design covariance of two vectors of totals (the weight of each event, the
+//! weight at risk at each event time), an n x events matrix; the same linear
+//! combination taken row by row gives influence values, and their totals per variance
+//! unit at the entries asked for come from one more pass over the rows.
 
 use rayon::prelude::*;
 
+use crate::design::Design;
 use crate::error::{CoreError, Result};
+use crate::estimate::OUTSIDE;
+use crate::variance::{Influence, Variance};
 
 /// A survival curve: S(t) at each tabulated time, ascending.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,121 +25,371 @@ pub struct Curve {
     pub surv: Vec<f64>,
 }
 
-fn check(time: &[f64], event: &[bool], weights: &[f64]) -> Result<()> {
-    if event.len() != time.len() || weights.len() != time.len() {
-        return Err(CoreError::Shape(format!(
-            "time, event and weights have {}, {} and {} rows",
-            time.len(),
-            event.len(),
-            weights.len()
-        )));
-    }
-    if let Some(i) = time.iter().position(|t| !(t.is_finite() && *t >= 0.0)) {
-        return Err(CoreError::Value(format!(
-            "survival time {} at row {i} is not a finite number >= 0",
-            time[i]
-        )));
-    }
-    if let Some(i) = weights.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
-        return Err(CoreError::Value(format!(
-            "weight {} at row {i} is not a finite number >= 0",
-            weights[i]
-        )));
-    }
-    Ok(())
+/// Survival rows and the curve each belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct SurvivalRows<'a> {
+    pub time: &'a [f64],
+    /// 1 for an event, 0 for a censored time.
+    pub event: &'a [f64],
+    pub weights: &'a [f64],
+    /// The curve of each row (0..n_curves; `OUTSIDE`: in none, its values unread);
+    /// None: every row is in curve 0.
+    pub curve: Option<&'a [u32]>,
+    pub n_curves: usize,
 }
 
-/// Row positions in ascending time, tied rows in row order (a stable sort).  The pairs
-/// (time, row) are sorted together: sorting positions by looking their times up would
-/// miss the cache at every comparison; the row breaks ties, so the order is unique and
-/// the parallel sort gives it whatever the threads.
-fn time_order(time: &[f64]) -> Vec<usize> {
-    let mut pairs: Vec<(f64, usize)> = time.iter().copied().zip(0..).collect();
-    pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    pairs.into_iter().map(|(_, r)| r).collect()
-}
+impl SurvivalRows<'_> {
+    fn len(&self) -> usize {
+        self.time.len()
+    }
 
-/// The weighted product-limit estimate (R's `survey:::svykm.fit`): tabulated at 0 (where
-/// S = 1) and at every distinct time, censored or not.  Where no weight is left at risk
-/// the curve stays where it was (R would give 0/0 = NaN there).
-pub fn product_limit(time: &[f64], event: &[bool], weights: &[f64]) -> Result<Curve> {
-    check(time, event, weights)?;
-    let total: f64 = weights.iter().sum();
-    // The weight of all rows and of the events at each distinct time, added in row
-    // order (as a stable sort by time would add them), then the times in order: one
-    // pass over the rows instead of a sort of them.
-    let mut at_time: HashMap<u64, (f64, f64)> = HashMap::new();
-    for ((&t, &e), &w) in time.iter().zip(event).zip(weights) {
-        // +0.0 makes -0.0 and 0.0 one time, as == does.
-        let sums = at_time.entry((t + 0.0).to_bits()).or_insert((0.0, 0.0));
-        sums.0 += w;
-        if e {
-            sums.1 += w;
+    #[inline]
+    fn curve_of(&self, k: usize) -> Option<usize> {
+        match self.curve {
+            None => Some(0),
+            Some(c) if c[k] == OUTSIDE => None,
+            Some(c) => Some(c[k] as usize),
         }
     }
-    let mut times: Vec<(f64, f64, f64)> = at_time
-        .into_iter()
-        .map(|(bits, (all, died))| (f64::from_bits(bits), all, died))
+
+    fn check_shape(&self) -> Result<()> {
+        let n = self.len();
+        let curve_len = self.curve.map_or(n, <[u32]>::len);
+        if self.event.len() != n || self.weights.len() != n || curve_len != n {
+            return Err(CoreError::Shape(format!(
+                "time, event, weights and curve codes have {n}, {}, {} and {curve_len} rows",
+                self.event.len(),
+                self.weights.len()
+            )));
+        }
+        if let Some(&c) = self.curve.and_then(|c| {
+            c.iter()
+                .find(|&&c| c != OUTSIDE && c as usize >= self.n_curves)
+        }) {
+            return Err(CoreError::Shape(format!(
+                "curve code {c} for {} curves",
+                self.n_curves
+            )));
+        }
+        Ok(())
+    }
+
+    /// Row k's (time, event, weight), checked; time -0.0 read as 0.0.
+    #[inline]
+    fn row(&self, k: usize) -> Result<(f64, bool, f64)> {
+        let (t, e, w) = (self.time[k], self.event[k], self.weights[k]);
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(CoreError::Value(format!(
+                "survival time {t} at row {k} is not a finite number >= 0"
+            )));
+        }
+        if e != 0.0 && e != 1.0 {
+            return Err(CoreError::Value(format!(
+                "event {e} at row {k} is not 0 (censored) or 1 (event)"
+            )));
+        }
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(CoreError::Value(format!(
+                "weight {w} at row {k} is not a finite number >= 0"
+            )));
+        }
+        Ok((t + 0.0, e == 1.0, w))
+    }
+}
+
+/// One curve's rows summed at each of its distinct times (ascending).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TimeTable {
+    pub time: Vec<f64>,
+    /// Rows (of any weight) at each time.
+    pub rows: Vec<u64>,
+    pub weight: Vec<f64>,
+    /// Weight of the events.
+    pub died: Vec<f64>,
+    /// Events of non-zero weight: the Nelson–Aalen entries at each time.
+    pub entries: Vec<u64>,
+}
+
+impl TimeTable {
+    fn push(&mut self, time: f64, (rows, weight, died, entries): (u64, f64, f64, u64)) {
+        self.time.push(time);
+        self.rows.push(rows);
+        self.weight.push(weight);
+        self.died.push(died);
+        self.entries.push(entries);
+    }
+
+    fn at(&self, i: usize) -> (u64, f64, f64, u64) {
+        (self.rows[i], self.weight[i], self.died[i], self.entries[i])
+    }
+
+    /// The two tables as one: at a time both hold, this table's sums plus `later`'s (the
+    /// rows of `later` come after this table's).
+    #[must_use]
+    pub fn merge(&self, later: &TimeTable) -> TimeTable {
+        let mut out = TimeTable::default();
+        let (mut i, mut j) = (0, 0);
+        while i < self.time.len() || j < later.time.len() {
+            let next_mine =
+                j == later.time.len() || (i < self.time.len() && self.time[i] <= later.time[j]);
+            if next_mine && j < later.time.len() && self.time[i] == later.time[j] {
+                let (a, b) = (self.at(i), later.at(j));
+                out.push(self.time[i], (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3));
+                i += 1;
+                j += 1;
+            } else if next_mine {
+                out.push(self.time[i], self.at(i));
+                i += 1;
+            } else {
+                out.push(later.time[j], later.at(j));
+                j += 1;
+            }
+        }
+        out
+    }
+
+    /// Rows of the curve.
+    pub fn n_rows(&self) -> u64 {
+        self.rows.iter().sum()
+    }
+
+    /// The weighted product-limit estimate (R's `survey:::svykm.fit`): tabulated at 0
+    /// (where S = 1) and at every distinct time, censored or not.  Where no weight is
+    /// left at risk the curve stays where it was (R would give 0/0 = NaN there).
+    pub fn product_limit(&self) -> Curve {
+        let total: f64 = self.weight.iter().sum();
+        let mut curve = Curve {
+            time: Vec::with_capacity(self.time.len() + 1),
+            surv: Vec::with_capacity(self.time.len() + 1),
+        };
+        curve.time.push(0.0);
+        curve.surv.push(1.0);
+        // R's at-risk weight is sum(w) minus the running total of the earlier times' weight.
+        let mut earlier = 0.0;
+        let mut s = 1.0;
+        for ((&t, &all), &died) in self.time.iter().zip(&self.weight).zip(&self.died) {
+            let at_risk = total - earlier;
+            if at_risk > 0.0 {
+                s *= 1.0 - died / at_risk;
+            }
+            curve.time.push(t);
+            curve.surv.push(s.max(0.0));
+            earlier += all;
+        }
+        curve
+    }
+}
+
+/// Rows per chunk of the passes over the rows.
+const CHUNK: usize = 1 << 16;
+/// Distinct times of a chunk beyond which it is sorted rather than hashed: most of its
+/// times are distinct, and a table per distinct time would be as large as the rows.
+const HASHED_TIMES: usize = 1 << 12;
+/// No time's bits (a finite time's are never all ones).
+const EMPTY: u64 = u64::MAX;
+
+/// Each curve's time table: chunks of rows summed at their distinct times (hashed, or
+/// sorted when most of a chunk's times are distinct), merged in chunk order, so the
+/// sums are the same whatever the threads.
+pub fn time_tables(rows: &SurvivalRows) -> Result<Vec<TimeTable>> {
+    rows.check_shape()?;
+    let n = rows.len();
+    let parts: Vec<Result<Vec<TimeTable>>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| chunk_tables(rows, c * CHUNK..n.min((c + 1) * CHUNK)))
         .collect();
-    times.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let mut curve = Curve {
-        time: vec![0.0],
-        surv: vec![1.0],
-    };
-    // R's at-risk weight is sum(w) minus the running total of the earlier times' weight.
-    let mut earlier = 0.0;
-    let mut s = 1.0;
-    for (t, all, died) in times {
-        let at_risk = total - earlier;
-        if at_risk > 0.0 {
-            s *= 1.0 - died / at_risk;
+    let mut level = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    // Neighbouring chunks merged pairwise, then pairs of those: a fixed tree, and
+    // O(n log chunks) work when the tables are as long as the chunks.
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => a.iter().zip(&b).map(|(x, y)| x.merge(y)).collect(),
+                None => a,
+            });
         }
-        curve.time.push(t);
-        curve.surv.push(s.max(0.0));
-        earlier += all;
+        level = next;
     }
-    Ok(curve)
+    Ok(level
+        .pop()
+        .unwrap_or_else(|| vec![TimeTable::default(); rows.n_curves]))
 }
 
-/// Rows sorted by time, to total the weight at risk at any time.
-struct RiskSets {
-    order: Vec<usize>,
-    sorted: Vec<f64>,
+/// Where each of a curve's distinct times is among them: a hash of their bits (one
+/// memory access per row, where a binary search over many times takes twenty).
+#[derive(Clone, Debug)]
+struct TimeIndex {
+    keys: Vec<u64>,
+    position: Vec<u32>,
 }
 
-impl RiskSets {
-    fn new(time: &[f64]) -> Self {
-        let order = time_order(time);
-        let sorted = order.iter().map(|&r| time[r]).collect();
-        RiskSets { order, sorted }
-    }
-
-    /// For each t of `times`, the position in time order of the first row with time >= t.
-    fn positions(&self, times: &[f64]) -> Vec<usize> {
-        times
-            .iter()
-            .map(|&t| self.sorted.partition_point(|&s| s < t))
-            .collect()
-    }
-
-    /// Weight of the rows at or after each of `positions`.
-    fn at_risk(&self, weights: &[f64], positions: &[usize]) -> Vec<f64> {
-        let mut suffix = vec![0.0; self.order.len() + 1];
-        for (k, &r) in self.order.iter().enumerate().rev() {
-            suffix[k] = suffix[k + 1] + weights[r];
+impl TimeIndex {
+    fn new(times: &[f64]) -> Self {
+        let cap = (2 * times.len()).next_power_of_two().max(16);
+        let mut index = TimeIndex {
+            keys: vec![EMPTY; cap],
+            position: vec![0; cap],
+        };
+        for (i, &t) in times.iter().enumerate() {
+            let key = t.to_bits();
+            let mut h = slot(key, cap);
+            while index.keys[h] != EMPTY {
+                h = (h + 1) & (cap - 1);
+            }
+            index.keys[h] = key;
+            index.position[h] = i as u32;
         }
-        positions.iter().map(|&k| suffix[k]).collect()
+        index
+    }
+
+    /// Position of `t`, one of the times (read as +0.0 for -0.0).
+    #[inline]
+    fn get(&self, t: f64) -> usize {
+        let key = (t + 0.0).to_bits();
+        let cap = self.keys.len();
+        let mut h = slot(key, cap);
+        while self.keys[h] != key {
+            h = (h + 1) & (cap - 1);
+        }
+        self.position[h] as usize
     }
 }
 
-/// Replicates whose weights are gathered into one contiguous block at a time.
-const REPLICATE_BLOCK: usize = 64;
+fn chunk_tables(rows: &SurvivalRows, range: std::ops::Range<usize>) -> Result<Vec<TimeTable>> {
+    let nc = rows.n_curves;
+    let mut cap: usize = 256;
+    let mut keys = vec![EMPTY; cap];
+    let mut slot_of = vec![0u32; cap];
+    let mut times: Vec<f64> = Vec::new();
+    // Per (distinct time, curve): rows, weight, event weight, events of non-zero weight.
+    let mut sums: Vec<(u64, f64, f64, u64)> = Vec::new();
+    for k in range.clone() {
+        let Some(d) = rows.curve_of(k) else { continue };
+        let (t, event, w) = rows.row(k)?;
+        let key = t.to_bits();
+        let mut h = slot(key, cap);
+        while keys[h] != key && keys[h] != EMPTY {
+            h = (h + 1) & (cap - 1);
+        }
+        if keys[h] == EMPTY {
+            if times.len() == HASHED_TIMES {
+                return sorted_chunk_tables(rows, range);
+            }
+            keys[h] = key;
+            slot_of[h] = times.len() as u32;
+            times.push(t);
+            sums.resize(times.len() * nc, (0, 0.0, 0.0, 0));
+            if 2 * times.len() > cap {
+                cap *= 2;
+                (keys, slot_of) = rehash(&keys, &slot_of, cap);
+            }
+            h = slot(key, cap);
+            while keys[h] != key {
+                h = (h + 1) & (cap - 1);
+            }
+        }
+        let s = &mut sums[slot_of[h] as usize * nc + d];
+        s.0 += 1;
+        s.1 += w;
+        if event {
+            s.2 += w;
+            s.3 += u64::from(w != 0.0);
+        }
+    }
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_unstable_by(|&a, &b| times[a].total_cmp(&times[b]));
+    let mut out = vec![TimeTable::default(); nc];
+    for i in order {
+        for (d, table) in out.iter_mut().enumerate() {
+            let s = sums[i * nc + d];
+            if s.0 > 0 {
+                table.push(times[i], s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[inline]
+fn slot(key: u64, cap: usize) -> usize {
+    // Fibonacci hashing of the bits, high bits folded in first (integer-valued times
+    // differ only there).
+    ((key ^ (key >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - cap.trailing_zeros()))
+        as usize
+}
+
+fn rehash(keys: &[u64], slot_of: &[u32], cap: usize) -> (Vec<u64>, Vec<u32>) {
+    let mut new_keys = vec![EMPTY; cap];
+    let mut new_slots = vec![0u32; cap];
+    for (&key, &s) in keys.iter().zip(slot_of).filter(|(&k, _)| k != EMPTY) {
+        let mut h = slot(key, cap);
+        while new_keys[h] != EMPTY {
+            h = (h + 1) & (cap - 1);
+        }
+        new_keys[h] = key;
+        new_slots[h] = s;
+    }
+    (new_keys, new_slots)
+}
+
+/// A chunk whose times are mostly distinct: its rows sorted by (curve, time, row).
+fn sorted_chunk_tables(
+    rows: &SurvivalRows,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<TimeTable>> {
+    let mut keyed = Vec::with_capacity(range.len());
+    for k in range {
+        if let Some(d) = rows.curve_of(k) {
+            let (t, event, w) = rows.row(k)?;
+            keyed.push((d, t, event, w));
+        }
+    }
+    // A stable sort: tied rows keep their order, so their sums are in row order.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out = vec![TimeTable::default(); rows.n_curves];
+    for (d, t, event, w) in keyed {
+        let table = &mut out[d];
+        if table.time.last() != Some(&t) {
+            table.push(t, (0, 0.0, 0.0, 0));
+        }
+        let i = table.time.len() - 1;
+        table.rows[i] += 1;
+        table.weight[i] += w;
+        if event {
+            table.died[i] += w;
+            table.entries[i] += u64::from(w != 0.0);
+        }
+    }
+    Ok(out)
+}
+
+/// Each curve's weighted product-limit estimate (R's `survey:::svykm.fit`) and rows.
+pub fn product_limits(rows: &SurvivalRows) -> Result<Vec<(Curve, u64)>> {
+    Ok(time_tables(rows)?
+        .iter()
+        .map(|t| (t.product_limit(), t.n_rows()))
+        .collect())
+}
+
+/// A chunk's sums per (variance unit, bin of entries) of weight and weight times
+/// C(s), and which units hold rows of the curve.
+type UnitBins = (Vec<f64>, Vec<f64>, Vec<bool>);
+
+/// Entries per call of the variance engine: it forms a covariance matrix of which only
+/// the diagonal is wanted.
+const VARIANCE_BLOCK: usize = 16;
+/// Entries per call for a calibrated design, whose engine call takes n x entries values.
+const CALIBRATED_BLOCK: usize = 4;
 
 /// The Nelson–Aalen curve as R's `svykm(se = TRUE)` tabulates it: one entry per event of
 /// non-zero weight, in time order with tied events in row order, each adding its own
 /// weight over the weight at risk, so the last of tied entries holds the full hazard.
 #[derive(Clone, Debug)]
 pub struct NelsonAalen {
+    /// The curve's code among the rows' curves.
+    curve: u32,
     /// The event row of each entry.
     pub rows: Vec<usize>,
     pub time: Vec<f64>,
@@ -143,153 +397,426 @@ pub struct NelsonAalen {
     pub cumhaz: Vec<f64>,
     /// Weight at risk at each entry's time.
     at_risk: Vec<f64>,
+    /// Where each of the curve's distinct times is, and the entries at or before each.
+    index: TimeIndex,
+    seen: Vec<usize>,
+}
+
+/// Each curve's Nelson–Aalen estimate from its time table: the entries placed by a
+/// counting sort over (time, row), in one pass over the rows.
+pub fn nelson_aalen(rows: &SurvivalRows, tables: &[TimeTable]) -> Result<Vec<NelsonAalen>> {
+    let mut out: Vec<NelsonAalen> = tables
+        .iter()
+        .enumerate()
+        .map(|(d, table)| {
+            let n_entries = table.entries.iter().sum::<u64>() as usize;
+            let mut seen = Vec::with_capacity(table.time.len());
+            let mut acc = 0;
+            for &e in &table.entries {
+                acc += e as usize;
+                seen.push(acc);
+            }
+            NelsonAalen {
+                curve: d as u32,
+                rows: vec![0; n_entries],
+                time: Vec::with_capacity(n_entries),
+                cumhaz: Vec::with_capacity(n_entries),
+                at_risk: Vec::with_capacity(n_entries),
+                index: TimeIndex::new(&table.time),
+                seen,
+            }
+        })
+        .collect();
+    // Next free place of each (curve, time).
+    let mut next: Vec<Vec<usize>> = out
+        .iter()
+        .map(|na| {
+            let mut start = 0;
+            na.seen
+                .iter()
+                .map(|&s| std::mem::replace(&mut start, s))
+                .collect()
+        })
+        .collect();
+    for k in 0..rows.len() {
+        let Some(d) = rows.curve_of(k) else { continue };
+        let (t, event, w) = rows.row(k)?;
+        if event && w != 0.0 {
+            let i = out[d].index.get(t);
+            out[d].rows[next[d][i]] = k;
+            next[d][i] += 1;
+        }
+    }
+    for (na, table) in out.iter_mut().zip(tables) {
+        // Weight at risk at each time: the weight at it and after it.
+        let mut at_risk = vec![0.0; table.time.len()];
+        let mut later = 0.0;
+        for (y, &w) in at_risk.iter_mut().zip(&table.weight).rev() {
+            later += w;
+            *y = later;
+        }
+        let mut h = 0.0;
+        for (i, (&t, &e)) in table.time.iter().zip(&table.entries).enumerate() {
+            for _ in 0..e {
+                let r = na.rows[na.time.len()];
+                h += rows.weights[r] / at_risk[i];
+                na.time.push(t);
+                na.cumhaz.push(h);
+                na.at_risk.push(at_risk[i]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The entries asked for, sorted and without repeats, and where each asked one is among them.
+fn distinct_entries(at: &[usize], n_entries: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    if let Some(&a) = at.iter().find(|&&a| a >= n_entries) {
+        return Err(CoreError::Value(format!(
+            "entry {a} asked for, the curve has {n_entries}"
+        )));
+    }
+    let mut wanted = at.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let place = at
+        .iter()
+        .map(|a| wanted.partition_point(|w| w < a))
+        .collect();
+    Ok((wanted, place))
 }
 
 impl NelsonAalen {
-    pub fn new(time: &[f64], event: &[bool], weights: &[f64]) -> Result<Self> {
-        check(time, event, weights)?;
-        let rows: Vec<usize> = time_order(time)
-            .into_iter()
-            .filter(|&r| event[r] && weights[r] != 0.0)
-            .collect();
-        let times: Vec<f64> = rows.iter().map(|&r| time[r]).collect();
-        let sets = RiskSets::new(time);
-        let at_risk = sets.at_risk(weights, &sets.positions(&times));
-        let mut h = 0.0;
-        let cumhaz = rows
+    fn in_curve(&self, rows: &SurvivalRows, k: usize) -> bool {
+        rows.curve_of(k) == Some(self.curve as usize)
+    }
+
+    /// sum over entries up to each j of dN / Y^2.
+    fn squared_hazard(&self, weights: &[f64]) -> Vec<f64> {
+        let mut acc = 0.0;
+        self.rows
             .iter()
-            .zip(&at_risk)
+            .zip(&self.at_risk)
             .map(|(&r, y)| {
-                h += weights[r] / y;
-                h
+                acc += weights[r] / (y * y);
+                acc
+            })
+            .collect()
+    }
+
+    /// The variance of log S at the entries `at` (R's `varlog`) under `design`, for the
+    /// rows the curve was built from; and the replicates left out (undefined estimates).
+    ///
+    /// Linearisation: the influence of log S at entry a for row k is w_k times
+    /// -1{k is entry j <= a} / Y_j + sum_{j <= a, t_j <= t_k} dN_j / Y_j^2 (log S linearised
+    /// in the totals dN_j and Y_j).  Replicates: the hazard recomputed with each
+    /// replicate's weights (beyond R, which has no standard errors for `svykm` on
+    /// replicate designs).
+    pub fn log_survival_variance(
+        &self,
+        design: &Design,
+        rows: &SurvivalRows,
+        at: &[usize],
+    ) -> Result<(Vec<f64>, usize)> {
+        if rows.len() != design.n_rows {
+            return Err(CoreError::Shape(format!(
+                "survival data have {} rows, the design {}",
+                rows.len(),
+                design.n_rows
+            )));
+        }
+        let (wanted, place) = distinct_entries(at, self.rows.len())?;
+        let (var, dropped) = match &design.variance {
+            Variance::Replicates(_) => self.replicate_variance(design, rows, &wanted)?,
+            Variance::Linearization(_) if design.is_calibrated() => {
+                (self.calibrated_variance(design, rows, &wanted)?, 0)
+            }
+            Variance::Linearization(_) => (self.linearized_variance(design, rows, &wanted)?, 0),
+        };
+        Ok((place.iter().map(|&i| var[i]).collect(), dropped))
+    }
+
+    /// For each of the curve's distinct times: the last entry at or before it (None
+    /// before the first) and how many of the entries `wanted` come before that entry.
+    fn seen_entries(&self, wanted: &[usize]) -> Vec<(Option<usize>, usize)> {
+        self.seen
+            .iter()
+            .map(|&s| {
+                let last = s.checked_sub(1);
+                (last, last.map_or(0, |l| wanted.partition_point(|&a| a < l)))
+            })
+            .collect()
+    }
+
+    /// Influence totals per variance unit (n_units x m) at the m entries `wanted`, and
+    /// which units hold rows of the curve.  With s_k the last entry at or before t_k and
+    /// C_j the sum of dN / Y^2 to entry j, row k adds w_k C(min(s_k, a)) at entry a;
+    /// binned by where s_k falls among the wanted entries, the totals are prefix sums
+    /// of w C(s) and suffix sums of w (times C(a)) over the bins: one pass.
+    fn unit_totals(
+        &self,
+        design: &Design,
+        rows: &SurvivalRows,
+        wanted: &[usize],
+    ) -> Result<(Vec<f64>, Vec<bool>)> {
+        let (n_units, m) = (design.n_units, wanted.len());
+        let bins = m + 1;
+        let c = self.squared_hazard(rows.weights);
+        let seen = self.seen_entries(wanted);
+        let units = &design.unit_of_row;
+        // Per unit and bin: weight, weight times C(s); and the units of the curve.
+        let parts: Vec<Result<UnitBins>> = (0..rows.len().div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|ch| {
+                let mut wb = vec![0.0; n_units * bins];
+                let mut wcb = vec![0.0; n_units * bins];
+                let mut present = vec![false; n_units];
+                for k in ch * CHUNK..rows.len().min((ch + 1) * CHUNK) {
+                    if !self.in_curve(rows, k) {
+                        continue;
+                    }
+                    let (t, _, w) = rows.row(k)?;
+                    let u = units[k] as usize;
+                    present[u] = true;
+                    if w == 0.0 {
+                        continue;
+                    }
+                    let (last, bin) = seen[self.index.get(t)];
+                    wb[u * bins + bin] += w;
+                    if let Some(l) = last {
+                        wcb[u * bins + bin] += w * c[l];
+                    }
+                }
+                Ok((wb, wcb, present))
             })
             .collect();
-        Ok(NelsonAalen {
-            rows,
-            time: times,
-            cumhaz,
-            at_risk,
-        })
+        let mut wb = vec![0.0; n_units * bins];
+        let mut wcb = vec![0.0; n_units * bins];
+        let mut present = vec![false; n_units];
+        for part in parts {
+            let (w, wc, p) = part?;
+            wb.iter_mut().zip(&w).for_each(|(a, b)| *a += b);
+            wcb.iter_mut().zip(&wc).for_each(|(a, b)| *a += b);
+            present.iter_mut().zip(&p).for_each(|(a, b)| *a |= b);
+        }
+        // The entries' own terms, -w_j / Y_j from entry j on, binned the same way.
+        let mut eb = vec![0.0; n_units * bins];
+        let mut bin = 0;
+        for j in 0..wanted.last().map_or(0, |&a| a + 1) {
+            while bin < m && wanted[bin] < j {
+                bin += 1;
+            }
+            let r = self.rows[j];
+            eb[units[r] as usize * bins + bin] += rows.weights[r] / self.at_risk[j];
+        }
+        let mut totals = vec![0.0; n_units * m];
+        for u in 0..n_units {
+            let (w, wc, e) = (
+                &wb[u * bins..(u + 1) * bins],
+                &wcb[u * bins..(u + 1) * bins],
+                &eb[u * bins..(u + 1) * bins],
+            );
+            let out = &mut totals[u * m..(u + 1) * m];
+            let mut after = 0.0;
+            for i in (0..m).rev() {
+                after += w[i + 1];
+                out[i] = c[wanted[i]] * after;
+            }
+            let (mut before, mut events) = (0.0, 0.0);
+            for i in 0..m {
+                before += wc[i];
+                events += e[i];
+                out[i] += before - events;
+            }
+        }
+        Ok((totals, present))
     }
 
-    /// Influence values of log S = -H at the entries `at` (n x at.len(), row-major) for
-    /// the rows, times and weights the curve was built from: row k's share of
-    /// -sum_{j <= a} dN_j / Y_j linearised in the totals dN_j and Y_j, that is
-    /// -w_k [1{k is entry j <= a} / Y_j - sum_{j <= a, t_j <= t_k} dN_j / Y_j^2].
-    pub fn log_survival_influence(
+    fn linearized_variance(
         &self,
-        time: &[f64],
-        weights: &[f64],
-        at: &[usize],
+        design: &Design,
+        rows: &SurvivalRows,
+        wanted: &[usize],
     ) -> Result<Vec<f64>> {
-        if let Some(&a) = at.iter().find(|&&a| a >= self.rows.len()) {
-            return Err(CoreError::Value(format!(
-                "entry {a} asked for, the curve has {}",
-                self.rows.len()
-            )));
+        let m = wanted.len();
+        let (totals, present) = self.unit_totals(design, rows, wanted)?;
+        let mut out = Vec::with_capacity(m);
+        for lo in (0..m).step_by(VARIANCE_BLOCK) {
+            let p = VARIANCE_BLOCK.min(m - lo);
+            let block: Vec<f64> = totals
+                .chunks_exact(m)
+                .flat_map(|t| &t[lo..lo + p])
+                .copied()
+                .collect();
+            let cov = design.covariance(Influence::UnitTotals {
+                totals: &block,
+                p,
+                present: Some(&present),
+            })?;
+            out.extend((0..p).map(|i| cov.matrix[i * p + i]));
         }
-        let n = time.len();
-        // c[j]: sum over entries up to j of dN / Y^2.
-        let mut c = Vec::with_capacity(self.rows.len());
-        let mut acc = 0.0;
-        for (&r, y) in self.rows.iter().zip(&self.at_risk) {
-            acc += weights[r] / (y * y);
-            c.push(acc);
-        }
-        let mut entry_of_row = vec![None; n];
+        Ok(out)
+    }
+
+    /// A calibrated design's engine replaces per-row influence values by their
+    /// calibration residuals: the rows' values, a few entries at a time.
+    fn calibrated_variance(
+        &self,
+        design: &Design,
+        rows: &SurvivalRows,
+        wanted: &[usize],
+    ) -> Result<Vec<f64>> {
+        let n = rows.len();
+        let c = self.squared_hazard(rows.weights);
+        let mut entry_of_row = vec![usize::MAX; n];
         for (j, &r) in self.rows.iter().enumerate() {
-            entry_of_row[r] = Some(j);
+            entry_of_row[r] = j;
         }
-        let m = at.len();
-        let mut out = vec![0.0; n * m];
-        for k in 0..n {
-            if weights[k] == 0.0 {
-                continue;
-            }
-            // Entries at times <= t_k: the event times at which row k was at risk.
-            let seen = self.time.partition_point(|&t| t <= time[k]);
-            for (col, &a) in at.iter().enumerate() {
-                let mut v = if seen > 0 { c[(seen - 1).min(a)] } else { 0.0 };
-                if let Some(j) = entry_of_row[k].filter(|&j| j <= a) {
-                    v -= 1.0 / self.at_risk[j];
+        let in_domain: Vec<bool> = (0..n).map(|k| self.in_curve(rows, k)).collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for part in wanted.chunks(CALIBRATED_BLOCK) {
+            let p = part.len();
+            let mut values = vec![0.0; n * p];
+            for k in (0..n).filter(|&k| in_domain[k]) {
+                let (t, _, w) = rows.row(k)?;
+                if w == 0.0 {
+                    continue;
                 }
-                out[k * m + col] = weights[k] * v;
+                let seen = self.seen[self.index.get(t)];
+                for (col, &a) in part.iter().enumerate() {
+                    let mut v = if seen > 0 { c[(seen - 1).min(a)] } else { 0.0 };
+                    let j = entry_of_row[k];
+                    if j <= a {
+                        v -= 1.0 / self.at_risk[j];
+                    }
+                    values[k * p + col] = w * v;
+                }
             }
+            let cov = design.covariance(Influence::Rows {
+                values: &values,
+                p,
+                in_domain: Some(&in_domain),
+            })?;
+            out.extend((0..p).map(|i| cov.matrix[i * p + i]));
         }
         Ok(out)
     }
 
-    /// The cumulative hazard at the entries `at` recomputed with other weights
-    /// (`weights`: n x r row-major, one column per replicate): r x at.len().  An entry
-    /// whose event lost its weight adds nothing.
-    pub fn replicate_cumhaz(
+    /// log S at the entries `wanted` under each replicate's weights, then the replicate
+    /// engine.  An entry whose event lost its weight adds nothing.
+    fn replicate_variance(
         &self,
-        time: &[f64],
-        weights: &[f64],
-        r: usize,
-        at: &[usize],
-    ) -> Result<Vec<f64>> {
-        let n = time.len();
-        if weights.len() != n * r {
-            return Err(CoreError::Shape(format!(
-                "replicate weights have {} values, expected {n} rows x {r}",
-                weights.len()
-            )));
-        }
-        if let Some(&a) = at.iter().find(|&&a| a >= self.rows.len()) {
-            return Err(CoreError::Value(format!(
-                "entry {a} asked for, the curve has {}",
-                self.rows.len()
-            )));
-        }
-        let sets = RiskSets::new(time);
-        let positions = sets.positions(&self.time);
-        let m = at.len();
-        let mut out = vec![0.0; r * m];
-        // Columns of a row-major matrix are far apart in memory: copy a block of
-        // replicates into contiguous rows first.
-        let mut block = vec![0.0; REPLICATE_BLOCK * n];
-        let mut h_at = vec![0.0; self.rows.len()];
-        for first in (0..r).step_by(REPLICATE_BLOCK) {
-            let width = REPLICATE_BLOCK.min(r - first);
-            for i in 0..n {
-                for b in 0..width {
-                    block[b * n + i] = weights[i * r + first + b];
+        design: &Design,
+        rows: &SurvivalRows,
+        wanted: &[usize],
+    ) -> Result<(Vec<f64>, usize)> {
+        let Some(rep) = design.replicates() else {
+            return Err(CoreError::Design("not a replicate design".into()));
+        };
+        let (n, r_count, m) = (rows.len(), rep.n_replicates, wanted.len());
+        let last = wanted.last().map_or(0, |&a| a + 1);
+        // Each row's time position in the curve (usize::MAX outside it).
+        let position: Vec<usize> = (0..n)
+            .into_par_iter()
+            .map(|k| {
+                if self.in_curve(rows, k) {
+                    self.index.get(rows.time[k])
+                } else {
+                    usize::MAX
                 }
+            })
+            .collect();
+        let units = &design.unit_of_row;
+        let weight = |k: usize, r: usize| {
+            if rep.per_unit {
+                rep.factors[units[k] as usize * r_count + r] * design.weights[k]
+            } else {
+                rep.factors[k * r_count + r]
             }
-            for b in 0..width {
-                let w = &block[b * n..(b + 1) * n];
-                let y = sets.at_risk(w, &positions);
-                let mut h = 0.0;
-                for (j, &row) in self.rows.iter().enumerate() {
-                    if w[row] != 0.0 {
-                        h += w[row] / y[j];
+        };
+        let thetas: Vec<Vec<f64>> = (0..r_count)
+            .into_par_iter()
+            .map(|r| {
+                let mut at_time = vec![0.0; self.seen.len()];
+                for (k, &i) in position.iter().enumerate() {
+                    if i != usize::MAX {
+                        at_time[i] += weight(k, r);
                     }
-                    h_at[j] = h;
                 }
-                let rep = first + b;
-                for (o, &a) in out[rep * m..(rep + 1) * m].iter_mut().zip(at) {
-                    *o = h_at[a];
+                let mut later = 0.0;
+                for y in at_time.iter_mut().rev() {
+                    later += *y;
+                    *y = later;
                 }
-            }
+                let mut h = 0.0;
+                let mut out = Vec::with_capacity(m);
+                let mut next = 0;
+                for j in 0..last {
+                    let row = self.rows[j];
+                    let w = weight(row, r);
+                    if w != 0.0 {
+                        h += w / at_time[position[row]];
+                    }
+                    while next < m && wanted[next] == j {
+                        out.push(-h);
+                        next += 1;
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut var = Vec::with_capacity(m);
+        let mut dropped = 0;
+        for lo in (0..m).step_by(VARIANCE_BLOCK) {
+            let p = VARIANCE_BLOCK.min(m - lo);
+            let block: Vec<f64> = thetas
+                .iter()
+                .flat_map(|t| &t[lo..lo + p])
+                .copied()
+                .collect();
+            let full: Vec<f64> = wanted[lo..lo + p]
+                .iter()
+                .map(|&a| -self.cumhaz[a])
+                .collect();
+            let cov = design.covariance(Influence::ReplicateEstimates {
+                thetas: &block,
+                full: &full,
+            })?;
+            dropped = dropped.max(cov.dropped_replicates);
+            var.extend((0..p).map(|i| cov.matrix[i * p + i]));
         }
-        Ok(out)
+        Ok((var, dropped))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::design::{DesignSpec, LonelyPsu};
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() <= 1e-14 * b.abs().max(1.0), "{a} != {b}");
+    }
+
+    fn one_curve<'a>(time: &'a [f64], event: &'a [f64], w: &'a [f64]) -> SurvivalRows<'a> {
+        SurvivalRows {
+            time,
+            event,
+            weights: w,
+            curve: None,
+            n_curves: 1,
+        }
+    }
+
+    fn product_limit(time: &[f64], event: &[f64], w: &[f64]) -> Result<Curve> {
+        Ok(product_limits(&one_curve(time, event, w))?.remove(0).0)
     }
 
     #[test]
     fn product_limit_by_hand() {
         // Times 1, 2, 2+, 3, 4+ with weights 1, 2, 1, 1, 3 (total 8).
         let time = [1.0, 2.0, 2.0, 3.0, 4.0];
-        let event = [true, true, false, true, false];
+        let event = [1.0, 1.0, 0.0, 1.0, 0.0];
         let w = [1.0, 2.0, 1.0, 1.0, 3.0];
         let c = product_limit(&time, &event, &w).unwrap();
         assert_eq!(c.time, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
@@ -305,7 +832,7 @@ mod tests {
     fn product_limit_takes_rows_in_any_order_and_signed_zero_as_one_time() {
         // The rows of product_limit_by_hand shuffled, and a death at -0.0 and 0.0.
         let time = [3.0, 2.0, 4.0, 1.0, 2.0, -0.0, 0.0];
-        let event = [true, false, false, true, true, true, true];
+        let event = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
         let w = [1.0, 1.0, 3.0, 1.0, 2.0, 1.0, 1.0];
         let c = product_limit(&time, &event, &w).unwrap();
         assert_eq!(c.time, vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
@@ -319,11 +846,42 @@ mod tests {
     }
 
     #[test]
+    fn hashed_and_sorted_chunks_and_curves_agree() {
+        // More distinct times than a hashed chunk holds, over several chunks, two curves
+        // and rows in none: the curves equal each curve computed on its own rows.
+        let n = 3 * CHUNK + 17;
+        let time: Vec<f64> = (0..n).map(|k| ((k * 7919) % 9001) as f64 / 3.0).collect();
+        let event: Vec<f64> = (0..n).map(|k| f64::from(u8::from((k % 3) != 0))).collect();
+        let w: Vec<f64> = (0..n).map(|k| 1.0 + (k % 5) as f64 / 4.0).collect();
+        let curve: Vec<u32> = (0..n).map(|k| [0, 1, OUTSIDE][k % 3]).collect();
+        let rows = SurvivalRows {
+            time: &time,
+            event: &event,
+            weights: &w,
+            curve: Some(&curve),
+            n_curves: 2,
+        };
+        let both = product_limits(&rows).unwrap();
+        for (d, (c, n_rows)) in both.iter().enumerate() {
+            let keep: Vec<usize> = (0..n).filter(|&k| curve[k] == d as u32).collect();
+            let pick = |v: &[f64]| keep.iter().map(|&k| v[k]).collect::<Vec<f64>>();
+            let alone = product_limit(&pick(&time), &pick(&event), &pick(&w)).unwrap();
+            assert_eq!(*n_rows as usize, keep.len());
+            assert_eq!(c.time, alone.time);
+            for (a, b) in c.surv.iter().zip(&alone.surv) {
+                assert!((a - b).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
     fn nelson_aalen_tabulates_each_event() {
         let time = [2.0, 1.0, 2.0, 3.0, 2.0];
-        let event = [true, true, true, false, true];
+        let event = [1.0, 1.0, 1.0, 0.0, 1.0];
         let w = [1.0, 1.0, 2.0, 1.0, 0.0];
-        let na = NelsonAalen::new(&time, &event, &w).unwrap();
+        let rows = one_curve(&time, &event, &w);
+        let na = nelson_aalen(&rows, &time_tables(&rows).unwrap()).unwrap();
+        let na = &na[0];
         // The zero-weight event is not tabulated; the tied events at 2 follow row order.
         assert_eq!(na.rows, vec![1, 0, 2]);
         close(na.cumhaz[0], 1.0 / 5.0);
@@ -331,59 +889,85 @@ mod tests {
         close(na.cumhaz[2], 1.0 / 5.0 + 3.0 / 4.0);
     }
 
+    fn design_of(psu: &[u32], w: &[f64]) -> Design {
+        Design::new(&DesignSpec {
+            n_rows: w.len(),
+            clusters: vec![Some(psu)],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(w),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap()
+    }
+
     #[test]
-    fn influence_is_the_derivative_in_the_weights() {
+    fn variance_is_that_of_the_derivative_in_the_weights() {
         // Influence values of a total-based estimator are w_k times its derivative with
-        // respect to the weight of row k: check against a finite difference.
-        let time = [1.0, 2.0, 2.0, 3.0, 4.0, 5.0];
-        let event = [true, false, true, true, true, false];
-        let w = [1.5, 2.0, 1.0, 0.5, 3.0, 1.0];
-        let na = NelsonAalen::new(&time, &event, &w).unwrap();
-        let at: Vec<usize> = (0..na.rows.len()).collect();
-        let infl = na.log_survival_influence(&time, &w, &at).unwrap();
+        // respect to the weight of row k (a finite difference here); their PSU totals'
+        // n/(n-1) sum of squares around the mean is the variance, by hand.
+        let time = [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 2.0, 4.0];
+        let event = [1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+        let w = [1.5, 2.0, 1.0, 0.5, 3.0, 1.0, 2.5, 1.0];
+        let psu = [0, 0, 1, 1, 2, 2, 3, 3];
+        let rows = one_curve(&time, &event, &w);
+        let na = nelson_aalen(&rows, &time_tables(&rows).unwrap()).unwrap();
+        let na = &na[0];
+        let design = design_of(&psu, &w);
+        let at: Vec<usize> = (0..na.rows.len()).rev().collect();
+        let (var, _) = na.log_survival_variance(&design, &rows, &at).unwrap();
         let h = 1e-6;
-        for k in 0..time.len() {
-            let mut up = w;
-            up[k] *= 1.0 + h;
-            let mut down = w;
-            down[k] *= 1.0 - h;
-            let hu = NelsonAalen::new(&time, &event, &up).unwrap().cumhaz;
-            let hd = NelsonAalen::new(&time, &event, &down).unwrap().cumhaz;
-            for a in 0..at.len() {
-                let numeric = -(hu[a] - hd[a]) / (2.0 * h);
-                let got = infl[k * at.len() + a];
-                assert!(
-                    (got - numeric).abs() < 1e-8,
-                    "row {k} entry {a}: {got} vs {numeric}"
-                );
+        for (col, &a) in at.iter().enumerate() {
+            let mut totals = [0.0; 4];
+            for k in 0..time.len() {
+                let (mut up, mut down) = (w, w);
+                up[k] *= 1.0 + h;
+                down[k] *= 1.0 - h;
+                let hazard = |w: &[f64]| {
+                    let rows = one_curve(&time, &event, w);
+                    nelson_aalen(&rows, &time_tables(&rows).unwrap()).unwrap()[0].cumhaz[a]
+                };
+                totals[psu[k] as usize] += -(hazard(&up) - hazard(&down)) / (2.0 * h);
             }
+            let mean = totals.iter().sum::<f64>() / 4.0;
+            let by_hand = totals.iter().map(|t| (t - mean).powi(2)).sum::<f64>() * 4.0 / 3.0;
+            assert!(
+                (var[col] - by_hand).abs() < 1e-8 * by_hand.max(1.0),
+                "entry {a}: {} vs {by_hand}",
+                var[col]
+            );
         }
     }
 
     #[test]
-    fn replicates_with_the_full_weights_give_the_curve() {
+    fn replicates_with_the_full_weights_give_no_variance() {
         let time = [1.0, 2.0, 2.0, 3.0];
-        let event = [true, true, false, true];
+        let event = [1.0, 1.0, 0.0, 1.0];
         let w = [1.0, 2.0, 1.0, 1.0];
-        let na = NelsonAalen::new(&time, &event, &w).unwrap();
-        // Two replicates: the full weights, and the first row dropped.
-        let reps = [1.0, 0.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0];
-        let h = na.replicate_cumhaz(&time, &reps, 2, &[0, 1, 2]).unwrap();
-        for (g, w) in h[..3].iter().zip(&na.cumhaz) {
-            close(*g, *w);
-        }
-        close(h[3], 0.0);
-        close(h[4], 2.0 / 4.0);
-        close(h[5], 2.0 / 4.0 + 1.0);
-        // Only the entries asked for, in the order asked.
-        let h = na.replicate_cumhaz(&time, &reps, 2, &[2, 0]).unwrap();
-        close(h[0], na.cumhaz[2]);
-        close(h[3], 0.0);
+        let rows = one_curve(&time, &event, &w);
+        let na = nelson_aalen(&rows, &time_tables(&rows).unwrap()).unwrap();
+        // Two replicates: the full weights twice (per-row weights).
+        let mut design = design_of(&[0, 1, 2, 3], &w);
+        design.variance = Variance::Replicates(crate::variance::Replicates {
+            factors: w.iter().flat_map(|&x| [x, x]).collect(),
+            per_unit: false,
+            n_replicates: 2,
+            scale: 1.0,
+            rscales: vec![1.0, 1.0],
+            mse: true,
+        });
+        let (var, dropped) = na[0]
+            .log_survival_variance(&design, &rows, &[2, 0])
+            .unwrap();
+        assert_eq!((var, dropped), (vec![0.0, 0.0], 0));
     }
 
     #[test]
     fn refuses_negative_times() {
-        let err = product_limit(&[1.0, -2.0], &[true, false], &[1.0, 1.0]).unwrap_err();
+        let err = product_limit(&[1.0, -2.0], &[1.0, 0.0], &[1.0, 1.0]).unwrap_err();
         assert!(matches!(err, CoreError::Value(_)));
     }
 }
