@@ -6,6 +6,7 @@ the discrete hazard; R's figures for the median; and the errors."""
 from __future__ import annotations
 
 import os
+from typing import Any
 import subprocess
 import sys
 
@@ -391,3 +392,66 @@ def test_km_is_the_same_whatever_the_thread_count():
                                    check=True).stdout)
     assert outs[0] == outs[1]
     assert len(eval(outs[0])) > 1000
+
+
+# ---------------------------------------------------------------------------- streamed km
+@pytest.fixture(scope="module")
+def survey_rows() -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    n = 30_000
+    df = pd.DataFrame({"h": rng.integers(0, 6, n), "w": rng.uniform(1, 4, n), "d": rng.integers(0, 4, n)})
+    df["psu"] = df.h * 100 + rng.integers(0, 25, n)
+    # Few distinct times in domains 0-2 (hashed), all distinct in domain 3 (sorted).
+    df["t"] = np.where(df.d == 3, rng.exponential(10.0, n), np.ceil(rng.exponential(10.0, n)))
+    df["e"] = (rng.uniform(size=n) < 0.6).astype(float)
+    df.loc[::97, "t"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module")
+def survey_lazy(survey_rows, tmp_path_factory) -> pl.LazyFrame:
+    folder = tmp_path_factory.mktemp("km")
+    n = len(survey_rows)
+    for i in range(3):
+        pl.from_pandas(survey_rows.iloc[i * n // 3:(i + 1) * n // 3]).write_parquet(folder / f"part{i}.parquet")
+    return pl.scan_parquet(folder / "*.parquet")
+
+
+KM_CALLS = [dict(by="d", na_rm=True), dict(na_rm=True, times=[0.5, 1, 5, 12, 40])]
+
+
+def _same_curves(memory: Any, streamed: Any) -> None:
+    a, b = memory.to_pandas(), streamed.to_pandas()
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-12, atol=1e-12)
+    assert (streamed.n, streamed.n_removed, streamed.groups) == (memory.n, memory.n_removed, memory.groups)
+
+
+@pytest.mark.parametrize("kw", KM_CALLS)
+def test_streamed_km_is_the_in_memory_km(survey_rows, survey_lazy, kw):
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", batch_rows=4_000, progress=False)
+    _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+    low = {"column": "h", "op": "<", "value": 3}
+    _same_curves(memory.subset(low).km("t", "e", **kw), streamed.subset(low).km("t", "e", **kw))
+
+
+def test_streamed_km_on_dask_is_the_in_memory_km(survey_rows):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("dask.distributed")
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        streamed = ssc.Design(dd.from_pandas(survey_rows, npartitions=5), ids="psu", strata="h", weights="w")
+        for kw in KM_CALLS:
+            _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+
+
+def test_streamed_km_refuses_as_in_memory(survey_rows, survey_lazy):
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", progress=False)
+    with pytest.raises(ssc.MissingValueError, match=r"310 rows .*'t': 310"):
+        streamed.km("t", "e")
+    with pytest.raises(ssc.NotSupportedError, match="collect()"):
+        streamed.km("t", "e", se=True, na_rm=True)
+    with pytest.raises(ssc.NotSupportedError, match="collect()"):
+        streamed.median_survival("t", "e", na_rm=True)

@@ -42,6 +42,10 @@ __all__ = [
     "SurvivalCurve",
     "HazardCurves",
     "km_product_limit",
+    "km_time_tables",
+    "km_merge_tables",
+    "km_table_product_limit",
+    "CoxFit",
     "cox_fit",
     "cox_replicates",
     "proportion",
@@ -357,9 +361,34 @@ class HazardCurves:
 def km_product_limit(
     time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
 ) -> list[SurvivalCurve]: ...
+
+_TimeTable = tuple[_F64, NDArray[np.uint64], _F64, _F64, NDArray[np.uint64]]
+
+def km_time_tables(
+    time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
+) -> list[_TimeTable]: ...
+def km_merge_tables(earlier: _TimeTable, later: _TimeTable) -> _TimeTable: ...
+def km_table_product_limit(table: _TimeTable) -> SurvivalCurve: ...
+@final
+class CoxFit:
+    @property
+    def coefficients(self) -> _F64: ...
+    @property
+    def var(self) -> _F64: ...
+    @property
+    def loglik(self) -> _F64: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def infinite(self) -> list[int]: ...
+    @property
+    def influence(self) -> _F64: ...
+
 def cox_fit(
     x: _F64, time: _F64, event: _Bool, weights: _F64, ties: str = "efron", eps: float = 1e-9, maxit: int = 20
-) -> dict[str, Any]: ...
+) -> CoxFit: ...
 def cox_replicates(
     x: _F64,
     time: _F64,

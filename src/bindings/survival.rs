@@ -6,11 +6,12 @@ use numpy::{
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::{errors, PyDesign};
 use crate::models::coxph::{self, Control, CoxInput, Ties};
-use crate::models::km::{nelson_aalen, product_limits, time_tables, NelsonAalen, SurvivalRows};
+use crate::models::km::{
+    nelson_aalen, product_limits, time_tables, NelsonAalen, SurvivalRows, TimeTable,
+};
 
 /// Tabulated times and S at each.
 type Curve<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -62,6 +63,98 @@ fn km_product_limit<'py>(
             n_rows,
         })
         .collect())
+}
+
+/// A curve's time table as arrays: (times, rows, weight, event weight, events of
+/// non-zero weight), one value per distinct time: what a batch of a streamed data set
+/// sends back.
+type Table<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+);
+type TableIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+);
+
+fn table_out(py: Python<'_>, t: TimeTable) -> Table<'_> {
+    (
+        t.time.into_pyarray(py),
+        t.rows.into_pyarray(py),
+        t.weight.into_pyarray(py),
+        t.died.into_pyarray(py),
+        t.entries.into_pyarray(py),
+    )
+}
+
+fn table_in(t: &TableIn<'_>) -> PyResult<TimeTable> {
+    let table = TimeTable {
+        time: t.0.as_slice()?.to_vec(),
+        rows: t.1.as_slice()?.to_vec(),
+        weight: t.2.as_slice()?.to_vec(),
+        died: t.3.as_slice()?.to_vec(),
+        entries: t.4.as_slice()?.to_vec(),
+    };
+    let n = table.time.len();
+    if [
+        table.rows.len(),
+        table.weight.len(),
+        table.died.len(),
+        table.entries.len(),
+    ]
+    .iter()
+    .any(|&len| len != n)
+    {
+        return Err(errors::to_py(crate::CoreError::Shape(
+            "a time table's arrays differ in length".into(),
+        )));
+    }
+    Ok(table)
+}
+
+/// Each curve's rows summed at its distinct times (arguments as `km_product_limit`).
+#[pyfunction]
+#[pyo3(signature = (time, event, weights, curve, n_curves))]
+fn km_time_tables<'py>(
+    py: Python<'py>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<Table<'py>>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let tables = py.detach(|| time_tables(&rows)).map_err(errors::to_py)?;
+    Ok(tables.into_iter().map(|t| table_out(py, t)).collect())
+}
+
+/// Two time tables of a curve as one (`later`'s rows after `earlier`'s).
+#[pyfunction]
+fn km_merge_tables<'py>(
+    py: Python<'py>,
+    earlier: TableIn<'py>,
+    later: TableIn<'py>,
+) -> PyResult<Table<'py>> {
+    let merged = table_in(&earlier)?.merge(&table_in(&later)?);
+    Ok(table_out(py, merged))
+}
+
+/// The product-limit curve of a time table.
+#[pyfunction]
+fn km_table_product_limit(py: Python<'_>, table: TableIn<'_>) -> PyResult<PySurvivalCurve> {
+    let table = table_in(&table)?;
+    let c = table.product_limit();
+    Ok(PySurvivalCurve {
+        time: c.time.into_pyarray(py).unbind(),
+        surv: c.surv.into_pyarray(py).unbind(),
+        n_rows: table.n_rows(),
+    })
 }
 
 /// Nelson–Aalen curves (R's `svykm(se=TRUE)`), one entry per event of non-zero weight,
@@ -170,10 +263,22 @@ fn control(eps: f64, maxit: usize) -> Control {
     }
 }
 
-/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).  Returns the
-/// coefficients, the model-based covariance `var`, the log partial likelihoods,
-/// iterations, convergence, the columns that may be infinite and the weighted dfbeta
-/// influence values (n x p).
+/// A Cox model fitted as R's `coxph`: the coefficients, the model-based covariance
+/// `var` (p x p), the log partial likelihoods (at the start and at the end),
+/// iterations, convergence, the columns whose coefficient may be infinite and the
+/// weighted dfbeta influence values (n x p).
+#[pyclass(name = "CoxFit", module = "sscoverage._core", frozen, get_all)]
+struct PyCoxFit {
+    coefficients: Py<PyArray1<f64>>,
+    var: Py<PyArray2<f64>>,
+    loglik: Py<PyArray1<f64>>,
+    iterations: usize,
+    converged: bool,
+    infinite: Vec<usize>,
+    influence: Py<PyArray2<f64>>,
+}
+
+/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).
 #[pyfunction]
 #[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20))]
 #[allow(clippy::too_many_arguments)]
@@ -186,7 +291,7 @@ fn cox_fit<'py>(
     ties: &str,
     eps: f64,
     maxit: usize,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<PyCoxFit> {
     let (n, p) = (x.shape()[0], x.shape()[1]);
     let input = CoxInput {
         x: x.as_slice()?,
@@ -205,15 +310,15 @@ fn cox_fit<'py>(
             Ok((fit, influence))
         })
         .map_err(errors::to_py)?;
-    let out = PyDict::new(py);
-    out.set_item("coefficients", fit.coefficients.into_pyarray(py))?;
-    out.set_item("var", fit.var.into_pyarray(py).reshape([p, p])?)?;
-    out.set_item("loglik", fit.loglik.to_vec().into_pyarray(py))?;
-    out.set_item("iterations", fit.iterations)?;
-    out.set_item("converged", fit.converged)?;
-    out.set_item("infinite", fit.infinite)?;
-    out.set_item("influence", influence.into_pyarray(py).reshape([n, p])?)?;
-    Ok(out)
+    Ok(PyCoxFit {
+        coefficients: fit.coefficients.into_pyarray(py).unbind(),
+        var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
+        loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
+        iterations: fit.iterations,
+        converged: fit.converged,
+        infinite: fit.infinite,
+        influence: influence.into_pyarray(py).reshape([n, p])?.unbind(),
+    })
 }
 
 /// The Cox model fitted with `weights` (whose coefficients are `init`) refitted with
@@ -256,7 +361,11 @@ fn cox_replicates<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySurvivalCurve>()?;
     m.add_class::<PyHazardCurves>()?;
+    m.add_class::<PyCoxFit>()?;
     m.add_function(wrap_pyfunction!(km_product_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(km_time_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(km_merge_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(km_table_product_limit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_replicates, m)?)?;
     Ok(())

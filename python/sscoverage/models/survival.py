@@ -502,7 +502,7 @@ def coxph(
     if not e_fit.any():
         raise EstimationError(f"{formula}: no events among the rows used; the model cannot be fitted")
     fit = _cox_fit(x, t_fit, e_fit, w_fit, ties, eps, maxit, formula, terms)
-    coef = np.asarray(fit["coefficients"])
+    coef = np.asarray(fit.coefficients)
     in_fit = np.zeros(design.n_rows, bool)
     in_fit[rows_all] = True
     fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
@@ -514,7 +514,7 @@ def coxph(
         vcov = design.replicate_vcov(np.asarray(thetas), coef)
     else:
         influence = np.zeros((design.n_rows, len(terms)))
-        influence[rows] = fit["influence"]
+        influence[rows] = fit.influence
         vcov = design.influence_vcov(influence, None if in_fit.all() else in_fit)
     return CoxResult(
         formula=formula,
@@ -522,9 +522,9 @@ def coxph(
         terms=terms,
         coef=coef,
         vcov=vcov,
-        vcov_model=np.asarray(fit["var"]),
-        loglik=tuple(float(v) for v in fit["loglik"]),
-        iterations=int(fit["iterations"]),
+        vcov_model=np.asarray(fit.var),
+        loglik=tuple(float(v) for v in fit.loglik),
+        iterations=int(fit.iterations),
         n=len(rows),
         n_events=int(e_fit.sum()),
         n_removed=n_removed,
@@ -535,7 +535,7 @@ def coxph(
 
 
 def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
-             formula: str, terms: list[str]) -> dict[str, Any]:
+             formula: str, terms: list[str]) -> _core.CoxFit:
     """The core's fit, its errors in the model's terms."""
     try:
         fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit)
@@ -547,13 +547,13 @@ def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: s
                 "combination of the terms before them); drop them from the formula"
             ) from None
         raise type(err)(f"{formula}: {err}") from None
-    if not fit["converged"]:
+    if not fit.converged:
         raise ConvergenceError(
             f"{formula}: Newton-Raphson did not converge in {maxit} iterations (R warns 'Ran out "
             "of iterations'); raise maxit, and check for a covariate that separates the events"
         )
-    if fit["infinite"]:
-        names = ", ".join(terms[j] for j in fit["infinite"])
+    if fit.infinite:
+        names = ", ".join(terms[j] for j in fit.infinite)
         raise ConvergenceError(
             f"{formula}: the partial likelihood has no finite maximum in term(s) {names} (a group "
             "with no events, or a covariate that orders the event times perfectly); R warns that "

@@ -8,7 +8,8 @@ with PSUs and domains coded for the whole data set; the sums are added in batch 
 engine takes it from there — the numbers of the in-memory path.
 
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
-and ``deff``; GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+and ``deff``; product-limit survival curves (:meth:`StreamedDesign.km`, one pass, see
+:mod:`sscoverage.stream.survival`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
 :mod:`sscoverage.stream.glm`); raking (:meth:`StreamedDesign.rake`: two passes to
 the collapsed cell table, see :mod:`sscoverage.stream.weighting`), after which
 estimates carry R's raking residuals into their variance.
@@ -351,6 +352,32 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_rake(self, margins, control, force)
 
+    def km(
+        self,
+        time: str,
+        event: str,
+        by: str | None = None,
+        times: Any = None,
+        se: bool = False,
+        na_rm: bool = False,
+        level: float = 0.95,
+    ) -> Any:
+        """:meth:`Design.km` over the streamed batches: one pass sums each curve's rows
+        at its distinct times (see :mod:`sscoverage.stream.survival`).  Product-limit
+        curves (``se=False``); ``se=True`` needs the rows in memory.
+
+        Parameters
+        ----------
+        time, event, by, times, se, na_rm, level : as for :meth:`Design.km`.
+
+        Returns
+        -------
+        SurvivalCurves
+        """
+        from .survival import streamed_km
+
+        return streamed_km(self, time, event, by, times, se, na_rm, level)
+
     # ------------------------------------------------------------ what it cannot serve
     def _not_supported(self, method: str) -> NotSupportedError:
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
@@ -409,11 +436,11 @@ class StreamedDesign(Design, source=streams):
 
 
 #: The methods a streamed design serves with the in-memory numbers.
-STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "to_json")
+STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "km", "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "median_survival", "coxph", "threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")
