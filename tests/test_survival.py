@@ -445,13 +445,31 @@ def test_streamed_km_on_dask_is_the_in_memory_km(survey_rows):
         streamed = ssc.Design(dd.from_pandas(survey_rows, npartitions=5), ids="psu", strata="h", weights="w")
         for kw in KM_CALLS:
             _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+        kw = dict(by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
 
 
 def test_streamed_km_refuses_as_in_memory(survey_rows, survey_lazy):
     streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", progress=False)
     with pytest.raises(ssc.MissingValueError, match=r"310 rows .*'t': 310"):
         streamed.km("t", "e")
-    with pytest.raises(ssc.NotSupportedError, match="collect()"):
-        streamed.km("t", "e", se=True, na_rm=True)
-    with pytest.raises(ssc.NotSupportedError, match="collect()"):
-        streamed.median_survival("t", "e", na_rm=True)
+    negative = survey_lazy.with_row_index("row").with_columns(
+        t=pl.when(pl.col("row").is_in([3, 20_000])).then(-1.0).otherwise(pl.col("t")))
+    with pytest.raises(ssc.ColumnError, match="2 negative"):
+        ssc.Design(negative, ids="psu", strata="h", weights="w", progress=False).km("t", "e")
+
+
+def test_streamed_se_curves_are_the_in_memory_ones(survey_rows, survey_lazy):
+    # The Nelson-Aalen curves (an entry per event, ties across batches in row order),
+    # the variance at the times asked for, and the quantiles (every entry's variance).
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", batch_rows=4_000, progress=False)
+    low = {"column": "h", "op": "<", "value": 3}
+    for m, s in ((memory, streamed), (memory.subset(low), streamed.subset(low))):
+        a = m.km("t", "e", by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        b = s.km("t", "e", by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        _same_curves(a, b)
+        assert_allclose(b.curve(2).to_numpy(float)[:, :2], a.curve(2).to_numpy(float)[:, :2], rtol=1e-12)
+    a = memory.median_survival("t", "e", by="d", na_rm=True)
+    b = streamed.median_survival("t", "e", by="d", na_rm=True)
+    assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-12)

@@ -45,6 +45,9 @@ __all__ = [
     "km_time_tables",
     "km_merge_tables",
     "km_table_product_limit",
+    "km_batch_entries",
+    "km_merge_entries",
+    "km_unit_bins",
     "CoxFit",
     "cox_fit",
     "cox_replicates",
@@ -339,6 +342,10 @@ def trim_weights(
 ) -> tuple[CoreDesign, WeightingReport]: ...
 
 # survival.rs
+_TimeTable = tuple[_F64, NDArray[np.uint64], _F64, _F64, NDArray[np.uint64]]
+_BinPlan = tuple[_F64, NDArray[np.uint64], _F64, int]
+_Bins = tuple[_F64, _F64, _Bool]
+
 @final
 class SurvivalCurve:
     @property
@@ -353,22 +360,44 @@ class HazardCurves:
     def __new__(
         cls, time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
     ) -> HazardCurves: ...
+    @staticmethod
+    def from_tables(tables: list[_TimeTable], entry_weights: list[_F64]) -> HazardCurves: ...
     @property
     def n_rows(self) -> list[int]: ...
     def curve(self, d: int) -> tuple[_F64, _F64]: ...
     def log_variance(self, design: CoreDesign, d: int, entries: list[int]) -> tuple[_F64, int]: ...
+    def bin_plan(self, d: int, entries: list[int]) -> _BinPlan: ...
+    def variance_from_bins(
+        self, design: CoreDesign, d: int, entries: list[int], entry_units: _U32, bins: _Bins
+    ) -> _F64: ...
 
 def km_product_limit(
     time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
 ) -> list[SurvivalCurve]: ...
 
-_TimeTable = tuple[_F64, NDArray[np.uint64], _F64, _F64, NDArray[np.uint64]]
 
 def km_time_tables(
     time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
 ) -> list[_TimeTable]: ...
 def km_merge_tables(earlier: _TimeTable, later: _TimeTable) -> _TimeTable: ...
 def km_table_product_limit(table: _TimeTable) -> SurvivalCurve: ...
+def km_batch_entries(
+    time: _F64, event: _F64, weights: _F64, units: _U32, curve: _U32 | None, n_curves: int
+) -> list[tuple[_TimeTable, _F64, _U32]]: ...
+def km_merge_entries(
+    earlier: tuple[_TimeTable, _F64, _U32], later: tuple[_TimeTable, _F64, _U32]
+) -> tuple[_F64, _U32]: ...
+def km_unit_bins(
+    time: _F64,
+    event: _F64,
+    weights: _F64,
+    units: _U32,
+    n_units: int,
+    curve: _U32 | None,
+    n_curves: int,
+    d: int,
+    plan: _BinPlan,
+) -> _Bins: ...
 @final
 class CoxFit:
     @property

@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use super::{errors, PyDesign};
 use crate::models::coxph::{self, Control, CoxInput, Ties};
 use crate::models::km::{
-    nelson_aalen, product_limits, time_tables, NelsonAalen, SurvivalRows, TimeTable,
+    merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
+    SurvivalRows, TimeTable, UnitBins,
 };
 
 /// Tabulated times and S at each.
@@ -157,17 +158,164 @@ fn km_table_product_limit(py: Python<'_>, table: TableIn<'_>) -> PyResult<PySurv
     })
 }
 
+/// A curve's table with its entries' event weights and variance units.
+type TableEntries<'py> = (
+    Table<'py>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u32>>,
+);
+
+/// A batch's time table and Nelson–Aalen entries per curve: (table, each entry's
+/// event weight, its variance unit), entries in (time, row) order.
+#[pyfunction]
+#[pyo3(signature = (time, event, weights, units, curve, n_curves))]
+fn km_batch_entries<'py>(
+    py: Python<'py>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    units: PyReadonlyArray1<'py, u32>,
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<TableEntries<'py>>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let units = units.as_slice()?;
+    if units.len() != rows.time.len() {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "{} unit codes for {} rows",
+            units.len(),
+            rows.time.len()
+        ))));
+    }
+    let (tables, curves) = py
+        .detach(|| {
+            let tables = time_tables(&rows)?;
+            let curves = nelson_aalen(&rows, &tables)?;
+            Ok((tables, curves))
+        })
+        .map_err(errors::to_py)?;
+    Ok(tables
+        .into_iter()
+        .zip(curves)
+        .map(|(t, na)| {
+            let entry_units: Vec<u32> = na.rows.iter().map(|&r| units[r]).collect();
+            (
+                table_out(py, t),
+                na.entry_weights().to_vec().into_pyarray(py),
+                entry_units.into_pyarray(py),
+            )
+        })
+        .collect())
+}
+
+/// Two batches' entries of a curve (weights, units) as their merged table's.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn km_merge_entries<'py>(
+    py: Python<'py>,
+    earlier: (
+        TableIn<'py>,
+        PyReadonlyArray1<'py, f64>,
+        PyReadonlyArray1<'py, u32>,
+    ),
+    later: (
+        TableIn<'py>,
+        PyReadonlyArray1<'py, f64>,
+        PyReadonlyArray1<'py, u32>,
+    ),
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<u32>>)> {
+    let (a, b) = (table_in(&earlier.0)?, table_in(&later.0)?);
+    let w = merge_entries(&a, earlier.1.as_slice()?, &b, later.1.as_slice()?);
+    let u = merge_entries(&a, earlier.2.as_slice()?, &b, later.2.as_slice()?);
+    let (w, u) = (w.map_err(errors::to_py)?, u.map_err(errors::to_py)?);
+    Ok((w.into_pyarray(py), u.into_pyarray(py)))
+}
+
+/// A batch's rows of curve `d` binned by a curve's plan (`HazardCurves.bin_plan`) per
+/// variance unit: (weight, weight times C, units present), to add over the batches.
+#[pyfunction]
+#[pyo3(signature = (time, event, weights, units, n_units, curve, n_curves, d, plan))]
+#[allow(clippy::too_many_arguments)]
+fn km_unit_bins<'py>(
+    py: Python<'py>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    units: PyReadonlyArray1<'py, u32>,
+    n_units: usize,
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+    d: u32,
+    plan: PlanIn<'py>,
+) -> PyResult<Bins<'py>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let plan = plan_in(&plan)?;
+    let units = units.as_slice()?;
+    let bins = py
+        .detach(|| unit_bins(&rows, d, units, n_units, &plan))
+        .map_err(errors::to_py)?;
+    Ok(bins_out(py, bins))
+}
+
+/// Where the rows' influence goes: (times, bin of each, C at each, bins).
+type Plan<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<f64>>,
+    usize,
+);
+type PlanIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, f64>,
+    usize,
+);
+/// Per (unit, bin) sums of weight and weight times C, and the units present.
+type Bins<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<bool>>,
+);
+type BinsIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, bool>,
+);
+
+fn plan_in(plan: &PlanIn<'_>) -> PyResult<BinPlan> {
+    Ok(BinPlan {
+        time: plan.0.as_slice()?.to_vec(),
+        bin: plan.1.as_slice()?.iter().map(|&b| b as usize).collect(),
+        c: plan.2.as_slice()?.to_vec(),
+        n_bins: plan.3,
+    })
+}
+
+fn bins_out(py: Python<'_>, bins: UnitBins) -> Bins<'_> {
+    (
+        bins.weight.into_pyarray(py),
+        bins.weight_c.into_pyarray(py),
+        bins.present.into_pyarray(py),
+    )
+}
+
 /// Nelson–Aalen curves (R's `svykm(se=TRUE)`), one entry per event of non-zero weight,
 /// with the rows they came from, for the variance of log S at any of their entries.
 #[pyclass(name = "HazardCurves", module = "sscoverage._core", frozen)]
 struct PyHazardCurves {
+    /// The rows (time, event, weights, curve codes), None for a streamed data set's
+    /// curves (built from its batches' tables).
+    rows: Option<HeldRows>,
+    n_curves: usize,
+    curves: Vec<NelsonAalen>,
+    n_rows: Vec<u64>,
+}
+
+struct HeldRows {
     time: Py<PyArray1<f64>>,
     event: Py<PyArray1<f64>>,
     weights: Py<PyArray1<f64>>,
     curve: Option<Py<PyArray1<u32>>>,
-    n_curves: usize,
-    curves: Vec<NelsonAalen>,
-    n_rows: Vec<u64>,
 }
 
 #[pymethods]
@@ -195,14 +343,90 @@ impl PyHazardCurves {
             })
             .map_err(errors::to_py)?;
         Ok(PyHazardCurves {
-            time: time.as_unbound().clone_ref(py),
-            event: event.as_unbound().clone_ref(py),
-            weights: weights.as_unbound().clone_ref(py),
-            curve: curve.map(|c| c.as_unbound().clone_ref(py)),
+            rows: Some(HeldRows {
+                time: time.as_unbound().clone_ref(py),
+                event: event.as_unbound().clone_ref(py),
+                weights: weights.as_unbound().clone_ref(py),
+                curve: curve.map(|c| c.as_unbound().clone_ref(py)),
+            }),
             n_curves,
             curves,
             n_rows,
         })
+    }
+
+    /// The curves of a streamed data set from each curve's time table and entry
+    /// weights (merged over its batches).
+    #[staticmethod]
+    fn from_tables(
+        tables: Vec<TableIn<'_>>,
+        entry_weights: Vec<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Self> {
+        if tables.len() != entry_weights.len() {
+            return Err(errors::to_py(crate::CoreError::Shape(format!(
+                "{} tables and {} entry weights",
+                tables.len(),
+                entry_weights.len()
+            ))));
+        }
+        let mut curves = Vec::with_capacity(tables.len());
+        let mut n_rows = Vec::with_capacity(tables.len());
+        for (d, (table, weight)) in tables.iter().zip(&entry_weights).enumerate() {
+            let table = table_in(table)?;
+            n_rows.push(table.n_rows());
+            let na = NelsonAalen::from_entries(
+                d as u32,
+                &table,
+                Vec::new(),
+                weight.as_slice()?.to_vec(),
+            )
+            .map_err(errors::to_py)?;
+            curves.push(na);
+        }
+        Ok(PyHazardCurves {
+            rows: None,
+            n_curves: tables.len(),
+            curves,
+            n_rows,
+        })
+    }
+
+    /// Where the rows of curve `d` put their influence at its `entries` (for
+    /// `km_unit_bins` on each batch).
+    fn bin_plan<'py>(&self, py: Python<'py>, d: usize, entries: Vec<usize>) -> PyResult<Plan<'py>> {
+        let plan = self.get(d)?.bin_plan(&entries).map_err(errors::to_py)?;
+        let bin: Vec<u64> = plan.bin.iter().map(|&b| b as u64).collect();
+        Ok((
+            plan.time.into_pyarray(py),
+            bin.into_pyarray(py),
+            plan.c.into_pyarray(py),
+            plan.n_bins,
+        ))
+    }
+
+    /// The variance of log S of curve `d` at its `entries` from the rows' bins (added
+    /// over the batches) and the variance unit of each entry.
+    fn variance_from_bins<'py>(
+        &self,
+        py: Python<'py>,
+        design: &Bound<'py, PyDesign>,
+        d: usize,
+        entries: Vec<usize>,
+        entry_units: PyReadonlyArray1<'py, u32>,
+        bins: BinsIn<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let na = self.get(d)?;
+        let bins = UnitBins {
+            weight: bins.0.as_slice()?.to_vec(),
+            weight_c: bins.1.as_slice()?.to_vec(),
+            present: bins.2.as_slice()?.to_vec(),
+        };
+        let units = entry_units.as_slice()?;
+        let design = &design.get().inner;
+        let var = py
+            .detach(|| na.variance_from_bins(design, &entries, units, &bins))
+            .map_err(errors::to_py)?;
+        Ok(var.into_pyarray(py))
     }
 
     /// Rows of each curve.
@@ -228,12 +452,17 @@ impl PyHazardCurves {
         entries: Vec<usize>,
     ) -> PyResult<(Bound<'py, PyArray1<f64>>, usize)> {
         let na = self.get(d)?;
+        let held = self.rows.as_ref().ok_or_else(|| {
+            errors::to_py(crate::CoreError::Value(
+                "these curves do not hold their rows: use bin_plan and variance_from_bins".into(),
+            ))
+        })?;
         let (time, event, weights) = (
-            self.time.bind(py).readonly(),
-            self.event.bind(py).readonly(),
-            self.weights.bind(py).readonly(),
+            held.time.bind(py).readonly(),
+            held.event.bind(py).readonly(),
+            held.weights.bind(py).readonly(),
         );
-        let curve = self.curve.as_ref().map(|c| c.bind(py).readonly());
+        let curve = held.curve.as_ref().map(|c| c.bind(py).readonly());
         let rows = survival_rows(&time, &event, &weights, curve.as_ref(), self.n_curves)?;
         let design = &design.get().inner;
         let (var, dropped) = py
@@ -366,6 +595,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(km_time_tables, m)?)?;
     m.add_function(wrap_pyfunction!(km_merge_tables, m)?)?;
     m.add_function(wrap_pyfunction!(km_table_product_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(km_batch_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(km_merge_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(km_unit_bins, m)?)?;
     m.add_function(wrap_pyfunction!(cox_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_replicates, m)?)?;
     Ok(())

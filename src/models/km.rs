@@ -244,6 +244,21 @@ impl TimeIndex {
         index
     }
 
+    /// Position of `t`, or None if it is not one of the times.
+    #[inline]
+    fn get_checked(&self, t: f64) -> Option<usize> {
+        let key = (t + 0.0).to_bits();
+        let cap = self.keys.len();
+        let mut h = slot(key, cap);
+        loop {
+            match self.keys[h] {
+                k if k == key => return Some(self.position[h] as usize),
+                EMPTY => return None,
+                _ => h = (h + 1) & (cap - 1),
+            }
+        }
+    }
+
     /// Position of `t`, one of the times (read as +0.0 for -0.0).
     #[inline]
     fn get(&self, t: f64) -> usize {
@@ -365,6 +380,49 @@ fn sorted_chunk_tables(
     Ok(out)
 }
 
+/// The entries of two time tables of a curve (values per entry, in time order) as the
+/// entries of their merge: at each time `earlier`'s, then `later`'s.
+pub fn merge_entries<T: Copy>(
+    earlier: &TimeTable,
+    earlier_entries: &[T],
+    later: &TimeTable,
+    later_entries: &[T],
+) -> Result<Vec<T>> {
+    let count = |t: &TimeTable| t.entries.iter().sum::<u64>() as usize;
+    if count(earlier) != earlier_entries.len() || count(later) != later_entries.len() {
+        return Err(CoreError::Shape(format!(
+            "{} and {} entries for tables of {} and {}",
+            earlier_entries.len(),
+            later_entries.len(),
+            count(earlier),
+            count(later)
+        )));
+    }
+    let mut out = Vec::with_capacity(earlier_entries.len() + later_entries.len());
+    let (mut i, mut j, mut a, mut b) = (0, 0, 0, 0);
+    while i < earlier.time.len() || j < later.time.len() {
+        let t = match (earlier.time.get(i), later.time.get(j)) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => break,
+        };
+        if earlier.time.get(i) == Some(&t) {
+            let e = earlier.entries[i] as usize;
+            out.extend_from_slice(&earlier_entries[a..a + e]);
+            a += e;
+            i += 1;
+        }
+        if later.time.get(j) == Some(&t) {
+            let e = later.entries[j] as usize;
+            out.extend_from_slice(&later_entries[b..b + e]);
+            b += e;
+            j += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Each curve's weighted product-limit estimate (R's `survey:::svykm.fit`) and rows.
 pub fn product_limits(rows: &SurvivalRows) -> Result<Vec<(Curve, u64)>> {
     Ok(time_tables(rows)?
@@ -372,10 +430,6 @@ pub fn product_limits(rows: &SurvivalRows) -> Result<Vec<(Curve, u64)>> {
         .map(|t| (t.product_limit(), t.n_rows()))
         .collect())
 }
-
-/// A chunk's sums per (variance unit, bin of entries) of weight and weight times
-/// C(s), and which units hold rows of the curve.
-type UnitBins = (Vec<f64>, Vec<f64>, Vec<bool>);
 
 /// Entries per call of the variance engine: it forms a covariance matrix of which only
 /// the diagonal is wanted.
@@ -395,9 +449,11 @@ pub struct NelsonAalen {
     pub time: Vec<f64>,
     /// Cumulative hazard H at each entry; S = exp(-H).
     pub cumhaz: Vec<f64>,
-    /// Weight at risk at each entry's time.
+    /// Weight of each entry's event, and the weight at risk at its time.
+    weight: Vec<f64>,
     at_risk: Vec<f64>,
-    /// Where each of the curve's distinct times is, and the entries at or before each.
+    /// The curve's distinct times, where each is, and the entries at or before each.
+    table_time: Vec<f64>,
     index: TimeIndex,
     seen: Vec<usize>,
 }
@@ -405,68 +461,43 @@ pub struct NelsonAalen {
 /// Each curve's Nelson–Aalen estimate from its time table: the entries placed by a
 /// counting sort over (time, row), in one pass over the rows.
 pub fn nelson_aalen(rows: &SurvivalRows, tables: &[TimeTable]) -> Result<Vec<NelsonAalen>> {
-    let mut out: Vec<NelsonAalen> = tables
-        .iter()
-        .enumerate()
-        .map(|(d, table)| {
-            let n_entries = table.entries.iter().sum::<u64>() as usize;
-            let mut seen = Vec::with_capacity(table.time.len());
-            let mut acc = 0;
-            for &e in &table.entries {
-                acc += e as usize;
-                seen.push(acc);
-            }
-            NelsonAalen {
-                curve: d as u32,
-                rows: vec![0; n_entries],
-                time: Vec::with_capacity(n_entries),
-                cumhaz: Vec::with_capacity(n_entries),
-                at_risk: Vec::with_capacity(n_entries),
-                index: TimeIndex::new(&table.time),
-                seen,
-            }
-        })
-        .collect();
+    let indexes: Vec<TimeIndex> = tables.iter().map(|t| TimeIndex::new(&t.time)).collect();
     // Next free place of each (curve, time).
-    let mut next: Vec<Vec<usize>> = out
+    let mut next: Vec<Vec<usize>> = tables
         .iter()
-        .map(|na| {
+        .map(|t| {
             let mut start = 0;
-            na.seen
+            t.entries
                 .iter()
-                .map(|&s| std::mem::replace(&mut start, s))
+                .map(|&e| {
+                    start += e as usize;
+                    start - e as usize
+                })
                 .collect()
         })
+        .collect();
+    let mut entry_rows: Vec<Vec<usize>> = tables
+        .iter()
+        .map(|t| vec![0; t.entries.iter().sum::<u64>() as usize])
         .collect();
     for k in 0..rows.len() {
         let Some(d) = rows.curve_of(k) else { continue };
         let (t, event, w) = rows.row(k)?;
         if event && w != 0.0 {
-            let i = out[d].index.get(t);
-            out[d].rows[next[d][i]] = k;
+            let i = indexes[d].get(t);
+            entry_rows[d][next[d][i]] = k;
             next[d][i] += 1;
         }
     }
-    for (na, table) in out.iter_mut().zip(tables) {
-        // Weight at risk at each time: the weight at it and after it.
-        let mut at_risk = vec![0.0; table.time.len()];
-        let mut later = 0.0;
-        for (y, &w) in at_risk.iter_mut().zip(&table.weight).rev() {
-            later += w;
-            *y = later;
-        }
-        let mut h = 0.0;
-        for (i, (&t, &e)) in table.time.iter().zip(&table.entries).enumerate() {
-            for _ in 0..e {
-                let r = na.rows[na.time.len()];
-                h += rows.weights[r] / at_risk[i];
-                na.time.push(t);
-                na.cumhaz.push(h);
-                na.at_risk.push(at_risk[i]);
-            }
-        }
-    }
-    Ok(out)
+    tables
+        .iter()
+        .zip(entry_rows)
+        .enumerate()
+        .map(|(d, (table, entries))| {
+            let weight = entries.iter().map(|&r| rows.weights[r]).collect();
+            NelsonAalen::from_entries(d as u32, table, entries, weight)
+        })
+        .collect()
 }
 
 /// The entries asked for, sorted and without repeats, and where each asked one is among them.
@@ -486,19 +517,208 @@ fn distinct_entries(at: &[usize], n_entries: usize) -> Result<(Vec<usize>, Vec<u
     Ok((wanted, place))
 }
 
+/// Where a row's influence at the wanted entries goes, per distinct time of its curve:
+/// the bin (how many wanted entries come before the last entry at or before the time)
+/// and C there (the sum of dN / Y^2 to that entry; 0 before the first).  Plain arrays:
+/// the plan travels to the batches of a streamed data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinPlan {
+    pub time: Vec<f64>,
+    pub bin: Vec<usize>,
+    pub c: Vec<f64>,
+    /// Wanted entries plus one.
+    pub n_bins: usize,
+}
+
+/// Sums per (variance unit, bin) of the rows' weight and weight times C, and which
+/// units hold rows of the curve: what a pass over the rows (or a batch) gives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitBins {
+    pub weight: Vec<f64>,
+    pub weight_c: Vec<f64>,
+    pub present: Vec<bool>,
+}
+
+impl UnitBins {
+    fn zeros(n_units: usize, n_bins: usize) -> Self {
+        UnitBins {
+            weight: vec![0.0; n_units * n_bins],
+            weight_c: vec![0.0; n_units * n_bins],
+            present: vec![false; n_units],
+        }
+    }
+
+    /// These sums plus `later`'s.
+    pub fn add(&mut self, later: &UnitBins) {
+        self.weight
+            .iter_mut()
+            .zip(&later.weight)
+            .for_each(|(a, b)| *a += b);
+        self.weight_c
+            .iter_mut()
+            .zip(&later.weight_c)
+            .for_each(|(a, b)| *a += b);
+        self.present
+            .iter_mut()
+            .zip(&later.present)
+            .for_each(|(a, b)| *a |= b);
+    }
+}
+
+/// The rows of curve `curve` binned by `plan` per variance unit (`units`: each row's
+/// unit, 0..n_units), in chunks added in chunk order.
+pub fn unit_bins(
+    rows: &SurvivalRows,
+    curve: u32,
+    units: &[u32],
+    n_units: usize,
+    plan: &BinPlan,
+) -> Result<UnitBins> {
+    rows.check_shape()?;
+    if units.len() != rows.len()
+        || plan.bin.len() != plan.time.len()
+        || plan.c.len() != plan.time.len()
+    {
+        return Err(CoreError::Shape(format!(
+            "{} rows with {} unit codes; a plan of {} times, {} bins and {} C values",
+            rows.len(),
+            units.len(),
+            plan.time.len(),
+            plan.bin.len(),
+            plan.c.len()
+        )));
+    }
+    if let Some(&u) = units.iter().find(|&&u| u as usize >= n_units) {
+        return Err(CoreError::Shape(format!(
+            "unit code {u} for {n_units} units"
+        )));
+    }
+    let index = TimeIndex::new(&plan.time);
+    let bins = plan.n_bins;
+    let parts: Vec<Result<UnitBins>> = (0..rows.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|ch| {
+            let mut out = UnitBins::zeros(n_units, bins);
+            let first = ch * CHUNK;
+            let chunk_units = &units[first..rows.len().min(first + CHUNK)];
+            for (k, &u) in (first..).zip(chunk_units) {
+                if rows.curve_of(k) != Some(curve as usize) {
+                    continue;
+                }
+                let (t, _, w) = rows.row(k)?;
+                let u = u as usize;
+                out.present[u] = true;
+                if w == 0.0 {
+                    continue;
+                }
+                let i = index.get_checked(t).ok_or_else(|| {
+                    CoreError::Value(format!(
+                        "time {t} at row {k} is not one of the curve's times"
+                    ))
+                })?;
+                out.weight[u * bins + plan.bin[i]] += w;
+                out.weight_c[u * bins + plan.bin[i]] += w * plan.c[i];
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut total = UnitBins::zeros(n_units, bins);
+    for part in parts {
+        total.add(&part?);
+    }
+    Ok(total)
+}
+
 impl NelsonAalen {
+    /// The curve from its time table and its entries' event rows (empty for a streamed
+    /// curve, whose rows are not held) and weights, in (time, row) order.
+    pub fn from_entries(
+        curve: u32,
+        table: &TimeTable,
+        rows: Vec<usize>,
+        weight: Vec<f64>,
+    ) -> Result<NelsonAalen> {
+        let n_entries = table.entries.iter().sum::<u64>() as usize;
+        if weight.len() != n_entries || !(rows.is_empty() || rows.len() == n_entries) {
+            return Err(CoreError::Shape(format!(
+                "{} entry weights and {} entry rows for a curve of {n_entries} entries",
+                weight.len(),
+                rows.len()
+            )));
+        }
+        // Weight at risk at each time: the weight at it and after it.
+        let mut at_time = vec![0.0; table.time.len()];
+        let mut later = 0.0;
+        for (y, &w) in at_time.iter_mut().zip(&table.weight).rev() {
+            later += w;
+            *y = later;
+        }
+        let mut na = NelsonAalen {
+            curve,
+            rows,
+            time: Vec::with_capacity(n_entries),
+            cumhaz: Vec::with_capacity(n_entries),
+            weight,
+            at_risk: Vec::with_capacity(n_entries),
+            table_time: table.time.clone(),
+            index: TimeIndex::new(&table.time),
+            seen: Vec::with_capacity(table.time.len()),
+        };
+        let mut h = 0.0;
+        for (i, (&t, &e)) in table.time.iter().zip(&table.entries).enumerate() {
+            for _ in 0..e {
+                h += na.weight[na.time.len()] / at_time[i];
+                na.time.push(t);
+                na.cumhaz.push(h);
+                na.at_risk.push(at_time[i]);
+            }
+            na.seen.push(na.time.len());
+        }
+        Ok(na)
+    }
+
+    /// Each entry's event weight.
+    pub fn entry_weights(&self) -> &[f64] {
+        &self.weight
+    }
+
+    /// Entries of the curve.
+    pub fn n_entries(&self) -> usize {
+        self.time.len()
+    }
+
+    /// Where the rows' influence at the entries `at` goes (see [`BinPlan`]).
+    pub fn bin_plan(&self, at: &[usize]) -> Result<BinPlan> {
+        let (wanted, _) = distinct_entries(at, self.n_entries())?;
+        let c = self.squared_hazard();
+        let (bin, c_at) = self
+            .seen
+            .iter()
+            .map(|&s| match s.checked_sub(1) {
+                Some(last) => (wanted.partition_point(|&a| a < last), c[last]),
+                None => (0, 0.0),
+            })
+            .unzip();
+        Ok(BinPlan {
+            time: self.table_time.clone(),
+            bin,
+            c: c_at,
+            n_bins: wanted.len() + 1,
+        })
+    }
+
     fn in_curve(&self, rows: &SurvivalRows, k: usize) -> bool {
         rows.curve_of(k) == Some(self.curve as usize)
     }
 
     /// sum over entries up to each j of dN / Y^2.
-    fn squared_hazard(&self, weights: &[f64]) -> Vec<f64> {
+    fn squared_hazard(&self) -> Vec<f64> {
         let mut acc = 0.0;
-        self.rows
+        self.weight
             .iter()
             .zip(&self.at_risk)
-            .map(|(&r, y)| {
-                acc += weights[r] / (y * y);
+            .map(|(w, y)| {
+                acc += w / (y * y);
                 acc
             })
             .collect()
@@ -525,7 +745,12 @@ impl NelsonAalen {
                 design.n_rows
             )));
         }
-        let (wanted, place) = distinct_entries(at, self.rows.len())?;
+        if self.rows.len() != self.n_entries() {
+            return Err(CoreError::Value(
+                "the curve does not hold its rows (a streamed curve): use its bins".into(),
+            ));
+        }
+        let (wanted, place) = distinct_entries(at, self.n_entries())?;
         let (var, dropped) = match &design.variance {
             Variance::Replicates(_) => self.replicate_variance(design, rows, &wanted)?,
             Variance::Linearization(_) if design.is_calibrated() => {
@@ -536,85 +761,32 @@ impl NelsonAalen {
         Ok((place.iter().map(|&i| var[i]).collect(), dropped))
     }
 
-    /// For each of the curve's distinct times: the last entry at or before it (None
-    /// before the first) and how many of the entries `wanted` come before that entry.
-    fn seen_entries(&self, wanted: &[usize]) -> Vec<(Option<usize>, usize)> {
-        self.seen
-            .iter()
-            .map(|&s| {
-                let last = s.checked_sub(1);
-                (last, last.map_or(0, |l| wanted.partition_point(|&a| a < l)))
-            })
-            .collect()
-    }
-
-    /// Influence totals per variance unit (n_units x m) at the m entries `wanted`, and
-    /// which units hold rows of the curve.  With s_k the last entry at or before t_k and
-    /// C_j the sum of dN / Y^2 to entry j, row k adds w_k C(min(s_k, a)) at entry a;
-    /// binned by where s_k falls among the wanted entries, the totals are prefix sums
-    /// of w C(s) and suffix sums of w (times C(a)) over the bins: one pass.
-    fn unit_totals(
-        &self,
-        design: &Design,
-        rows: &SurvivalRows,
-        wanted: &[usize],
-    ) -> Result<(Vec<f64>, Vec<bool>)> {
-        let (n_units, m) = (design.n_units, wanted.len());
-        let bins = m + 1;
-        let c = self.squared_hazard(rows.weights);
-        let seen = self.seen_entries(wanted);
-        let units = &design.unit_of_row;
-        // Per unit and bin: weight, weight times C(s); and the units of the curve.
-        let parts: Vec<Result<UnitBins>> = (0..rows.len().div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|ch| {
-                let mut wb = vec![0.0; n_units * bins];
-                let mut wcb = vec![0.0; n_units * bins];
-                let mut present = vec![false; n_units];
-                for k in ch * CHUNK..rows.len().min((ch + 1) * CHUNK) {
-                    if !self.in_curve(rows, k) {
-                        continue;
-                    }
-                    let (t, _, w) = rows.row(k)?;
-                    let u = units[k] as usize;
-                    present[u] = true;
-                    if w == 0.0 {
-                        continue;
-                    }
-                    let (last, bin) = seen[self.index.get(t)];
-                    wb[u * bins + bin] += w;
-                    if let Some(l) = last {
-                        wcb[u * bins + bin] += w * c[l];
-                    }
-                }
-                Ok((wb, wcb, present))
-            })
-            .collect();
-        let mut wb = vec![0.0; n_units * bins];
-        let mut wcb = vec![0.0; n_units * bins];
-        let mut present = vec![false; n_units];
-        for part in parts {
-            let (w, wc, p) = part?;
-            wb.iter_mut().zip(&w).for_each(|(a, b)| *a += b);
-            wcb.iter_mut().zip(&wc).for_each(|(a, b)| *a += b);
-            present.iter_mut().zip(&p).for_each(|(a, b)| *a |= b);
-        }
-        // The entries' own terms, -w_j / Y_j from entry j on, binned the same way.
-        let mut eb = vec![0.0; n_units * bins];
+    /// Influence totals per variance unit (n_units x m) at the m entries `wanted`.
+    /// With s_k the last entry at or before t_k and C_j the sum of dN / Y^2 to entry j,
+    /// row k adds w_k C(min(s_k, a)) at entry a: binned by where s_k falls among the
+    /// wanted entries (`bins`, see [`BinPlan`]), that is prefix sums of w C(s) and
+    /// suffix sums of w (times C(a)) over the bins.  Entry j adds -w_j / Y_j from entry
+    /// j on, to the unit `entry_units[j]`.
+    fn unit_totals(&self, wanted: &[usize], entry_units: &[u32], bins: &UnitBins) -> Vec<f64> {
+        let m = wanted.len();
+        let n_bins = m + 1;
+        let n_units = bins.present.len();
+        let c = self.squared_hazard();
+        let mut eb = vec![0.0; n_units * n_bins];
         let mut bin = 0;
         for j in 0..wanted.last().map_or(0, |&a| a + 1) {
             while bin < m && wanted[bin] < j {
                 bin += 1;
             }
-            let r = self.rows[j];
-            eb[units[r] as usize * bins + bin] += rows.weights[r] / self.at_risk[j];
+            eb[entry_units[j] as usize * n_bins + bin] += self.weight[j] / self.at_risk[j];
         }
         let mut totals = vec![0.0; n_units * m];
         for u in 0..n_units {
+            let span = u * n_bins..(u + 1) * n_bins;
             let (w, wc, e) = (
-                &wb[u * bins..(u + 1) * bins],
-                &wcb[u * bins..(u + 1) * bins],
-                &eb[u * bins..(u + 1) * bins],
+                &bins.weight[span.clone()],
+                &bins.weight_c[span.clone()],
+                &eb[span],
             );
             let out = &mut totals[u * m..(u + 1) * m];
             let mut after = 0.0;
@@ -629,18 +801,44 @@ impl NelsonAalen {
                 out[i] += before - events;
             }
         }
-        Ok((totals, present))
+        totals
     }
 
-    fn linearized_variance(
+    /// The linearisation variance of log S at the entries `at` from the rows' sums
+    /// `bins` (binned by `bin_plan(at)`, over all the rows or added over batches) and
+    /// the variance unit of each entry's event: through the design's engine, a few
+    /// entries at a time.
+    pub fn variance_from_bins(
         &self,
         design: &Design,
-        rows: &SurvivalRows,
-        wanted: &[usize],
+        at: &[usize],
+        entry_units: &[u32],
+        bins: &UnitBins,
     ) -> Result<Vec<f64>> {
+        let (wanted, place) = distinct_entries(at, self.n_entries())?;
         let m = wanted.len();
-        let (totals, present) = self.unit_totals(design, rows, wanted)?;
-        let mut out = Vec::with_capacity(m);
+        let n_units = design.n_units;
+        if entry_units.len() != self.n_entries()
+            || bins.present.len() != n_units
+            || bins.weight.len() != n_units * (m + 1)
+            || bins.weight_c.len() != n_units * (m + 1)
+        {
+            return Err(CoreError::Shape(format!(
+                "sums for {} units and {} bins, entry units for {} entries; the design has \
+                 {n_units} units, the curve {} entries and {m} are asked for",
+                bins.present.len(),
+                bins.weight.len() / bins.present.len().max(1),
+                entry_units.len(),
+                self.n_entries()
+            )));
+        }
+        if let Some(&u) = entry_units.iter().find(|&&u| u as usize >= n_units) {
+            return Err(CoreError::Shape(format!(
+                "unit code {u} for {n_units} units"
+            )));
+        }
+        let totals = self.unit_totals(&wanted, entry_units, bins);
+        let mut var = Vec::with_capacity(m);
         for lo in (0..m).step_by(VARIANCE_BLOCK) {
             let p = VARIANCE_BLOCK.min(m - lo);
             let block: Vec<f64> = totals
@@ -651,11 +849,24 @@ impl NelsonAalen {
             let cov = design.covariance(Influence::UnitTotals {
                 totals: &block,
                 p,
-                present: Some(&present),
+                present: Some(&bins.present),
             })?;
-            out.extend((0..p).map(|i| cov.matrix[i * p + i]));
+            var.extend((0..p).map(|i| cov.matrix[i * p + i]));
         }
-        Ok(out)
+        Ok(place.iter().map(|&i| var[i]).collect())
+    }
+
+    fn linearized_variance(
+        &self,
+        design: &Design,
+        rows: &SurvivalRows,
+        wanted: &[usize],
+    ) -> Result<Vec<f64>> {
+        let units = &design.unit_of_row;
+        let plan = self.bin_plan(wanted)?;
+        let bins = unit_bins(rows, self.curve, units, design.n_units, &plan)?;
+        let entry_units: Vec<u32> = self.rows.iter().map(|&r| units[r]).collect();
+        self.variance_from_bins(design, wanted, &entry_units, &bins)
     }
 
     /// A calibrated design's engine replaces per-row influence values by their
@@ -667,7 +878,7 @@ impl NelsonAalen {
         wanted: &[usize],
     ) -> Result<Vec<f64>> {
         let n = rows.len();
-        let c = self.squared_hazard(rows.weights);
+        let c = self.squared_hazard();
         let mut entry_of_row = vec![usize::MAX; n];
         for (j, &r) in self.rows.iter().enumerate() {
             entry_of_row[r] = j;
@@ -963,6 +1174,27 @@ mod tests {
             .log_survival_variance(&design, &rows, &[2, 0])
             .unwrap();
         assert_eq!((var, dropped), (vec![0.0, 0.0], 0));
+    }
+
+    #[test]
+    fn two_batches_merged_are_the_whole() {
+        // The tables and entries (their weights) of two halves, merged: the whole's.
+        let time = [2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 3.0, 2.0];
+        let event = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let w = [1.0, 1.0, 2.0, 1.0, 0.5, 3.0, 1.0, 4.0];
+        let entries = |lo: usize, hi: usize| {
+            let rows = one_curve(&time[lo..hi], &event[lo..hi], &w[lo..hi]);
+            let table = time_tables(&rows).unwrap().remove(0);
+            let na = nelson_aalen(&rows, std::slice::from_ref(&table)).unwrap();
+            (table, na[0].weight.clone())
+        };
+        let (whole, whole_w) = entries(0, 8);
+        let ((a, aw), (b, bw)) = (entries(0, 3), entries(3, 8));
+        let merged = a.merge(&b);
+        assert_eq!(merged, whole);
+        assert_eq!(merge_entries(&a, &aw, &b, &bw).unwrap(), whole_w);
+        // Tied events at 2 in row order: rows 0, 2, 4, 7.
+        assert_eq!(whole_w, vec![1.0, 3.0, 1.0, 2.0, 0.5, 4.0, 1.0]);
     }
 
     #[test]

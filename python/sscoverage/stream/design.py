@@ -8,8 +8,8 @@ with PSUs and domains coded for the whole data set; the sums are added in batch 
 engine takes it from there — the numbers of the in-memory path.
 
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
-and ``deff``; product-limit survival curves (:meth:`StreamedDesign.km`, one pass, see
-:mod:`sscoverage.stream.survival`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+and ``deff``; survival curves (:meth:`StreamedDesign.km`: one pass, and one more per
+variance with ``se=True``, see :mod:`sscoverage.stream.survival`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
 :mod:`sscoverage.stream.glm`); raking (:meth:`StreamedDesign.rake`: two passes to
 the collapsed cell table, see :mod:`sscoverage.stream.weighting`), after which
 estimates carry R's raking residuals into their variance.
@@ -363,8 +363,8 @@ class StreamedDesign(Design, source=streams):
         level: float = 0.95,
     ) -> Any:
         """:meth:`Design.km` over the streamed batches: one pass sums each curve's rows
-        at its distinct times (see :mod:`sscoverage.stream.survival`).  Product-limit
-        curves (``se=False``); ``se=True`` needs the rows in memory.
+        at its distinct times; with ``se=True`` each variance asked for is one more pass
+        (see :mod:`sscoverage.stream.survival`).
 
         Parameters
         ----------
@@ -436,11 +436,11 @@ class StreamedDesign(Design, source=streams):
 
 
 #: The methods a streamed design serves with the in-memory numbers.
-STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "km", "to_json")
+STREAMED_METHODS = ("mean", "total", "ratio", "subset", "glm", "rake", "km", "median_survival", "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "median_survival", "coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("quantile", "ciprop", "chisq", "contrast", "coxph", "threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")
