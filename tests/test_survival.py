@@ -345,6 +345,19 @@ def test_se_curve_variance_is_the_engine_on_the_influence_values(cohort):
         assert_allclose(curve["se_log"] ** 2, expected, rtol=1e-11, atol=1e-15)
 
 
+def test_se_curve_on_a_calibrated_design_uses_the_calibration_residuals(cohort):
+    # A post-stratified design: the engine replaces the rows' influence values by their
+    # residuals from the post-strata, in the core as for the brute-force values.
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv").poststratify(
+        "g", {0.0: 100.0, 1.0: 120.0})
+    res = design.km("time", "status", se=True)
+    rows = np.ones(len(cohort), bool)
+    w = design.weights
+    ev, infl = _influence_oracle(cohort.time.to_numpy(), cohort.status.to_numpy(), w, rows)
+    expected = np.diag(design.influence_vcov(infl))
+    assert_allclose(res.curve()["se_log"] ** 2, expected, rtol=1e-11, atol=1e-15)
+
+
 def test_product_limit_by_group_in_one_pass_is_each_groups_curve():
     # Several chunks of rows, many distinct times in one group (sorted) and few in the
     # other (hashed): each curve equals the hand product limit of its own rows.
@@ -453,6 +466,9 @@ def test_streamed_km_refuses_as_in_memory(survey_rows, survey_lazy):
     streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", progress=False)
     with pytest.raises(ssc.MissingValueError, match=r"310 rows .*'t': 310"):
         streamed.km("t", "e")
+    raked = streamed.rake([("d", {0: 2e4, 1: 2e4, 2: 2e4, 3: 2e4})])
+    with pytest.raises(ssc.NotSupportedError, match="raked"):
+        raked.km("t", "e", na_rm=True)
     negative = survey_lazy.with_row_index("row").with_columns(
         t=pl.when(pl.col("row").is_in([3, 20_000])).then(-1.0).otherwise(pl.col("t")))
     with pytest.raises(ssc.ColumnError, match="2 negative"):

@@ -434,6 +434,10 @@ pub fn product_limits(rows: &SurvivalRows) -> Result<Vec<(Curve, u64)>> {
 /// Entries per call of the variance engine: it forms a covariance matrix of which only
 /// the diagonal is wanted.
 const VARIANCE_BLOCK: usize = 16;
+/// Entries whose linearisation variance one pass over the rows gives.
+const ENTRIES_PER_PASS: usize = 256;
+/// Entries whose replicate estimates one pass per replicate gives.
+const REPLICATE_ENTRIES_PER_PASS: usize = 4096;
 /// Entries per call for a calibrated design, whose engine call takes n x entries values.
 const CALIBRATED_BLOCK: usize = 4;
 
@@ -751,13 +755,25 @@ impl NelsonAalen {
             ));
         }
         let (wanted, place) = distinct_entries(at, self.n_entries())?;
-        let (var, dropped) = match &design.variance {
-            Variance::Replicates(_) => self.replicate_variance(design, rows, &wanted)?,
-            Variance::Linearization(_) if design.is_calibrated() => {
-                (self.calibrated_variance(design, rows, &wanted)?, 0)
-            }
-            Variance::Linearization(_) => (self.linearized_variance(design, rows, &wanted)?, 0),
+        let mut var = Vec::with_capacity(wanted.len());
+        let mut dropped = 0;
+        // Entries per pass over the rows bound the sums it holds: units x entries per
+        // chunk of rows, replicates x entries.
+        let per_pass = match &design.variance {
+            Variance::Replicates(_) => REPLICATE_ENTRIES_PER_PASS,
+            Variance::Linearization(_) => ENTRIES_PER_PASS,
         };
+        for block in wanted.chunks(per_pass) {
+            let (v, d) = match &design.variance {
+                Variance::Replicates(_) => self.replicate_variance(design, rows, block)?,
+                Variance::Linearization(_) if design.is_calibrated() => {
+                    (self.calibrated_variance(design, rows, block)?, 0)
+                }
+                Variance::Linearization(_) => (self.linearized_variance(design, rows, block)?, 0),
+            };
+            var.extend(v);
+            dropped = dropped.max(d);
+        }
         Ok((place.iter().map(|&i| var[i]).collect(), dropped))
     }
 

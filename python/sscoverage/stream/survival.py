@@ -155,7 +155,7 @@ def _add_bins(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.
 
 #: Entries of a curve whose variance one pass over the batches gives: bounds the sums
 #: each batch sends (PSUs x entries).
-ENTRIES_PER_PASS = 1024
+ENTRIES_PER_PASS = 256
 
 
 def _streamed_variance(design: Any, plan: _Plan, columns: list[str], hazard: Any, d: int, group: Any,
