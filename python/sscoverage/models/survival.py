@@ -45,7 +45,7 @@ _SPECIALS = re.compile(r"\b(strata|cluster|tt|frailty|pspline)\s*\(")
 
 
 # ---------------------------------------------------------------------------- inputs
-def _event_values(frame: Frame, name: str) -> np.ndarray:
+def event_values(frame: Frame, name: str) -> np.ndarray:
     """An event column as 0.0 / 1.0 (NaN where missing): numbers or booleans."""
     col = frame.column(name)
     dtype = col.dtype
@@ -75,7 +75,7 @@ def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np
     """(time, event) as float arrays, NaN where missing; negative times refused."""
     frame = design.frame
     t = frame.numeric(time, "survival time")
-    e = _event_values(frame, event)
+    e = event_values(frame, event)
     # NaN compares false: the masks hold only negative and infinite times.
     for bad, what in ((t < 0, "negative survival time(s); times are durations from the time origin and must "
                        "be >= 0"), (np.isinf(t), "infinite survival times")):
@@ -86,7 +86,8 @@ def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np
     return t, e
 
 
-def _missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
+def missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
+    """The error for `total` rows of the domain with missing values, `counts` per column."""
     detail = ", ".join(f"{name!r}: {k}" for name, k in counts.items() if k)
     return MissingValueError(
         f"{total} rows of the domain have a missing value ({detail}); pass na_rm=True to leave "
@@ -94,7 +95,8 @@ def _missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
     )
 
 
-def _times(times: Any) -> np.ndarray | None:
+def survival_times(times: Any) -> np.ndarray | None:
+    """The times at which to report S(t), checked (None: every tabulated time)."""
     if times is None:
         return None
     out = np.atleast_1d(np.asarray(times, dtype=np.float64))
@@ -149,7 +151,7 @@ def km(
     """Design-weighted survival curves; see :meth:`sscoverage.Design.km`."""
     if by is not None and not isinstance(by, str):
         raise OptionError("by must be one column name (combine several into one column first)")
-    at_times = _times(times)
+    at_times = survival_times(times)
     t, e = _survival_outcome(design, time, event)
     coded = None if by is None else design.frame.codes(by, "by")
     curve, n_removed = _curve_codes(design, t, e, time, event, by, coded, na_rm)
@@ -198,7 +200,7 @@ def _curve_codes(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, time: str
         counts = {time: np.isnan(t) & scope, event: np.isnan(e) & scope}
         if by is not None and coded.missing is not None:
             counts[by] = coded.missing & scope
-        raise _missing_error({k: int(v.sum()) for k, v in counts.items()}, n_removed)
+        raise missing_error({k: int(v.sum()) for k, v in counts.items()}, n_removed)
     used = scope & ~missing
     return np.where(used, 0 if codes is None else codes, OUTSIDE).astype(np.uint32), n_removed
 
@@ -278,7 +280,7 @@ class SurvivalCurves:
         z = self._z(level)
         frames = []
         for label, curve in zip(self.groups, self.curves):
-            r = self._rows(curve, self.times if times is None else _times(times))
+            r = self._rows(curve, self.times if times is None else survival_times(times))
             log_s = np.log(r["survival"])
             part = pd.DataFrame(
                 {
@@ -484,7 +486,7 @@ def coxph(
     model = ModelFrame(base, f"{time_token} ~ {rhs}", "gaussian", levels or {})
     n_removed = int(miss_outcome.sum()) + model.n_removed
     if n_removed and not na_rm:
-        raise _missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
+        raise missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
     keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
     if not keep:
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
@@ -739,7 +741,7 @@ def person_period(data: Any, id: str, time: str, event: str, period: str = "peri
     if ((t < 1) | (t != np.round(t))).any():
         bad = int(((t < 1) | (t != np.round(t))).sum())
         raise ColumnError(f"column {time!r} has {bad} values that are not whole numbers of periods >= 1")
-    e = _event_values(frame, event)
+    e = event_values(frame, event)
     ids = frame.column(id)
     duplicated = ids.is_duplicated().to_numpy() if isinstance(ids, pl.Series) else ids.duplicated(keep=False).to_numpy()
     if duplicated.any():

@@ -17,7 +17,7 @@ import polars as pl
 from .. import _core
 from .._frames import OUTSIDE, Frame
 from ..exceptions import ColumnError, EstimationError, NotSupportedError, OptionError
-from ..models.survival import Curve, SurvivalCurves, _event_values, _missing_error, _times
+from ..models.survival import Curve, SurvivalCurves, event_values, missing_error, survival_times
 from .batches import UNIT, expression_columns, with_units
 
 IN_SCOPE = "__ssc_in"
@@ -64,7 +64,7 @@ def _batch_rows(plan: _Plan, batch: pl.DataFrame, groups: list[Any] | None
     curves are `groups` if given, else the by values the batch holds."""
     frame = Frame(batch)
     t = frame.numeric(plan.time, "survival time")
-    e = _event_values(frame, plan.event)
+    e = event_values(frame, plan.event)
     n = len(batch)
     scope = (np.ones(n, bool) if plan.condition is None
              else batch.select(plan.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().astype(bool))
@@ -190,7 +190,7 @@ def streamed_km(design: Any, time: str, event: str, by: str | None, times: Any, 
         )
     if by is not None and not isinstance(by, str):
         raise OptionError("by must be one column name (combine several into one column first)")
-    at_times = _times(times)
+    at_times = survival_times(times)
     for name in [time, event] + ([by] if by else []):
         design.require_column(name)
     schema = design.schema()
@@ -211,7 +211,7 @@ def streamed_km(design: Any, time: str, event: str, by: str | None, times: Any, 
     n_removed = counts["missing"]
     if n_removed and not na_rm:
         named = {time: counts["time"], event: counts["event"], **({by: counts["by"]} if by else {})}
-        raise _missing_error(named, n_removed)
+        raise missing_error(named, n_removed)
     if not merged.groups:
         raise EstimationError("no rows are left to estimate a survival curve from (subset and missing values)")
     if se:
