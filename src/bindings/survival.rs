@@ -8,11 +8,11 @@ use numpy::{
 use pyo3::prelude::*;
 
 use super::{errors, PyDesign};
-use crate::models::coxph::{self, Control, CoxInput, Ties};
-use crate::models::km::{
+use crate::estimators::km::{
     merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
     SurvivalRows, TimeTable, UnitBins,
 };
+use crate::models::coxph::{self, Control, CoxInput, Ties};
 
 /// Tabulated times and S at each.
 type Curve<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -337,7 +337,7 @@ impl PyHazardCurves {
                 let tables = time_tables(&rows)?;
                 let n_rows = tables
                     .iter()
-                    .map(crate::models::km::TimeTable::n_rows)
+                    .map(crate::estimators::km::TimeTable::n_rows)
                     .collect();
                 Ok((nelson_aalen(&rows, &tables)?, n_rows))
             })

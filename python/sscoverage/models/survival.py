@@ -3,7 +3,7 @@ and person-period data for discrete-time hazard models.
 
 :func:`km` mirrors R's ``survey::svykm`` (with ``confint.svykm`` and
 ``quantile.svykm``), :func:`coxph` R's ``survey::svycoxph`` (Stata's ``svy: stcox``).
-The numerics are in the Rust core (``src/models/km.rs``, ``src/models/coxph.rs``); every
+The numerics are in the Rust core (``src/estimators/km.rs``, ``src/models/coxph.rs``); every
 variance goes through the design's one engine: influence values for a linearisation
 design, estimates recomputed with each replicate's weights for a replicate design.
 """
