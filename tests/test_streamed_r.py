@@ -104,7 +104,6 @@ NEEDS_ROWS = {
     "ciprop": lambda d: d.ciprop("y"),
     "chisq": lambda d: d.chisq("grp", "y"),
     "contrast": lambda d: d.contrast("x", {"a": 1}),
-    "km": lambda d: d.km("x", "y"),
     "coxph": lambda d: d.coxph("Surv(x, y) ~ z"),
     "threshold_glm": lambda d: d.threshold_glm("y ~ x", "x"),
 }

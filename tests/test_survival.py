@@ -5,6 +5,11 @@ the discrete hazard; R's figures for the median; and the errors."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -302,3 +307,185 @@ def test_person_period_refuses_bad_input():
         ssc.person_period(people.assign(pid=[1, 2], years=[0.5, 2]), "pid", "years", "lapsed")
     with pytest.raises(ssc.MissingValueError):
         ssc.person_period(people.assign(pid=[1, 2], lapsed=[np.nan, 1]), "pid", "years", "lapsed")
+
+
+# ---------------------------------------------------------------------------- km at scale
+def _influence_oracle(t: np.ndarray, dead: np.ndarray, w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nelson-Aalen entries of the rows `rows` by brute force (one per event of non-zero
+    weight, in time then row order) and each row's influence on log S at every entry:
+    w_k (-1{k is entry j <= a} / Y_j + sum_{j <= a, t_j <= t_k} dN_j / Y_j^2)."""
+    ev = np.flatnonzero(rows & (dead == 1) & (w > 0))
+    ev = ev[np.argsort(t[ev], kind="stable")]
+    y = np.array([w[rows & (t >= t[j])].sum() for j in ev])
+    c = np.cumsum(w[ev] / y**2)
+    infl = np.zeros((len(t), len(ev)))
+    for a in range(len(ev)):
+        for k in np.flatnonzero(rows):
+            seen = np.flatnonzero(t[ev[: a + 1]] <= t[k])
+            v = c[seen[-1]] if len(seen) else 0.0
+            own = np.flatnonzero(ev[: a + 1] == k)
+            infl[k, a] = w[k] * (v - (1 / y[own[0]] if len(own) else 0.0))
+    return ev, infl
+
+
+def test_se_curve_variance_is_the_engine_on_the_influence_values(cohort):
+    # Each curve of a by= call, on a subset, with ties and a zero-weight event: its
+    # variance at every entry (mid-tie ones too) is the engine's on the brute-force
+    # influence values of that curve's rows.
+    df = cohort.assign(wv=np.where(np.arange(len(cohort)) == 7, 0.0, cohort.wv))
+    design = ssc.Design(df, ids="psu", strata="stratum", weights="wv").subset(df.x > -1)
+    res = design.km("time", "status", by="g", se=True)
+    t, dead, w = df.time.to_numpy(), df.status.to_numpy(), df.wv.to_numpy()
+    for g in (0.0, 1.0):
+        rows = (df.g == g).to_numpy() & (df.x > -1).to_numpy()
+        ev, infl = _influence_oracle(t, dead, w, rows)
+        curve = res.curve(g)
+        assert_allclose(curve["time"], t[ev], rtol=0)
+        expected = np.diag(design.influence_vcov(infl, rows))
+        assert_allclose(curve["se_log"] ** 2, expected, rtol=1e-11, atol=1e-15)
+
+
+def test_se_curve_on_a_calibrated_design_uses_the_calibration_residuals(cohort):
+    # A post-stratified design: the engine replaces the rows' influence values by their
+    # residuals from the post-strata, in the core as for the brute-force values.
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv").poststratify(
+        "g", {0.0: 100.0, 1.0: 120.0})
+    res = design.km("time", "status", se=True)
+    rows = np.ones(len(cohort), bool)
+    w = design.weights
+    ev, infl = _influence_oracle(cohort.time.to_numpy(), cohort.status.to_numpy(), w, rows)
+    expected = np.diag(design.influence_vcov(infl))
+    assert_allclose(res.curve()["se_log"] ** 2, expected, rtol=1e-11, atol=1e-15)
+
+
+def test_product_limit_by_group_in_one_pass_is_each_groups_curve():
+    # Several chunks of rows, many distinct times in one group (sorted) and few in the
+    # other (hashed): each curve equals the hand product limit of its own rows.
+    rng = np.random.default_rng(3)
+    n = 150_000
+    g = rng.integers(0, 2, n)
+    t = np.where(g == 0, rng.integers(1, 30, n).astype(float), rng.exponential(10.0, n))
+    df = pd.DataFrame({"t": t, "e": (rng.uniform(size=n) < 0.6).astype(float), "w": rng.uniform(1, 3, n), "g": g})
+    res = ssc.Design(df, weights="w").km("t", "e", by="g")
+    for level in (0, 1):
+        part = df[df.g == level]
+        times, inverse = np.unique(part.t.to_numpy(), return_inverse=True)
+        weight = np.bincount(inverse, part.w.to_numpy())
+        died = np.bincount(inverse, part.w.to_numpy() * part.e.to_numpy())
+        at_risk = weight.sum() - np.concatenate([[0.0], np.cumsum(weight)[:-1]])
+        curve = res.curve(level)
+        assert_allclose(curve["time"], np.concatenate([[0.0], times]), rtol=0)
+        # 75,000 factors: rounding of the sums in another order moves the tail by ~1e-10.
+        assert_allclose(curve["survival"], np.concatenate([[1.0], np.cumprod(1 - died / at_risk)]), rtol=1e-9)
+
+
+THREADS_CODE = """
+import numpy as np, pandas as pd, sscoverage as ssc
+rng = np.random.default_rng(5); n = 300_000
+df = pd.DataFrame({'s': rng.integers(0, 10, n), 'g': rng.integers(0, 3, n)})
+df['p'] = df.s * 100 + rng.integers(0, 20, n)
+df['w'] = rng.uniform(1, 3, n)
+df['t'] = np.where(df.g == 2, rng.exponential(20.0, n), np.ceil(rng.exponential(20.0, n)))
+df['e'] = (rng.uniform(size=n) < 0.7).astype(float)
+design = ssc.Design(df, ids='p', strata='s', weights='w')
+out = design.km('t', 'e', by='g').to_pandas()['survival'].tolist()
+se = design.km('t', 'e', by='g', times=[1, 5, 20, 60], se=True).to_pandas()
+out += se['survival'].tolist() + se['se_log'].tolist()
+jk = ssc.Design(df.assign(p=df.p % 30), ids='p', weights='w').as_replicates('JK1')
+out += jk.km('t', 'e', times=[2, 10, 40], se=True).to_pandas()['se_log'].tolist()
+print([float(v).hex() for v in out])
+"""
+
+
+def test_km_is_the_same_whatever_the_thread_count():
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "RAYON_NUM_THREADS": threads}
+        outs.append(subprocess.run([sys.executable, "-c", THREADS_CODE], env=env, capture_output=True, text=True,
+                                   check=True).stdout)
+    assert outs[0] == outs[1]
+    assert len(eval(outs[0])) > 1000
+
+
+# ---------------------------------------------------------------------------- streamed km
+@pytest.fixture(scope="module")
+def survey_rows() -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    n = 30_000
+    df = pd.DataFrame({"h": rng.integers(0, 6, n), "w": rng.uniform(1, 4, n), "d": rng.integers(0, 4, n)})
+    df["psu"] = df.h * 100 + rng.integers(0, 25, n)
+    # Few distinct times in domains 0-2 (hashed), all distinct in domain 3 (sorted).
+    df["t"] = np.where(df.d == 3, rng.exponential(10.0, n), np.ceil(rng.exponential(10.0, n)))
+    df["e"] = (rng.uniform(size=n) < 0.6).astype(float)
+    df.loc[::97, "t"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module")
+def survey_lazy(survey_rows, tmp_path_factory) -> pl.LazyFrame:
+    folder = tmp_path_factory.mktemp("km")
+    n = len(survey_rows)
+    for i in range(3):
+        pl.from_pandas(survey_rows.iloc[i * n // 3:(i + 1) * n // 3]).write_parquet(folder / f"part{i}.parquet")
+    return pl.scan_parquet(folder / "*.parquet")
+
+
+KM_CALLS = [dict(by="d", na_rm=True), dict(na_rm=True, times=[0.5, 1, 5, 12, 40])]
+
+
+def _same_curves(memory: Any, streamed: Any) -> None:
+    a, b = memory.to_pandas(), streamed.to_pandas()
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-12, atol=1e-12)
+    assert (streamed.n, streamed.n_removed, streamed.groups) == (memory.n, memory.n_removed, memory.groups)
+
+
+@pytest.mark.parametrize("kw", KM_CALLS)
+def test_streamed_km_is_the_in_memory_km(survey_rows, survey_lazy, kw):
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", batch_rows=4_000, progress=False)
+    _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+    low = {"column": "h", "op": "<", "value": 3}
+    _same_curves(memory.subset(low).km("t", "e", **kw), streamed.subset(low).km("t", "e", **kw))
+
+
+def test_streamed_km_on_dask_is_the_in_memory_km(survey_rows):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("dask.distributed")
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    with distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster):
+        streamed = ssc.Design(dd.from_pandas(survey_rows, npartitions=5), ids="psu", strata="h", weights="w")
+        for kw in KM_CALLS:
+            _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+        kw = dict(by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        _same_curves(memory.km("t", "e", **kw), streamed.km("t", "e", **kw))
+
+
+def test_streamed_km_refuses_as_in_memory(survey_rows, survey_lazy):
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", progress=False)
+    with pytest.raises(ssc.MissingValueError, match=r"310 rows .*'t': 310"):
+        streamed.km("t", "e")
+    raked = streamed.rake([("d", {0: 2e4, 1: 2e4, 2: 2e4, 3: 2e4})])
+    with pytest.raises(ssc.NotSupportedError, match="raked"):
+        raked.km("t", "e", na_rm=True)
+    negative = survey_lazy.with_row_index("row").with_columns(
+        t=pl.when(pl.col("row").is_in([3, 20_000])).then(-1.0).otherwise(pl.col("t")))
+    with pytest.raises(ssc.ColumnError, match="2 negative"):
+        ssc.Design(negative, ids="psu", strata="h", weights="w", progress=False).km("t", "e")
+
+
+def test_streamed_se_curves_are_the_in_memory_ones(survey_rows, survey_lazy):
+    # The Nelson-Aalen curves (an entry per event, ties across batches in row order),
+    # the variance at the times asked for, and the quantiles (every entry's variance).
+    memory = ssc.Design(survey_rows, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(survey_lazy, ids="psu", strata="h", weights="w", batch_rows=4_000, progress=False)
+    low = {"column": "h", "op": "<", "value": 3}
+    for m, s in ((memory, streamed), (memory.subset(low), streamed.subset(low))):
+        a = m.km("t", "e", by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        b = s.km("t", "e", by="d", times=[1, 3, 10, 30], se=True, na_rm=True)
+        _same_curves(a, b)
+        assert_allclose(b.curve(2).to_numpy(float)[:, :2], a.curve(2).to_numpy(float)[:, :2], rtol=1e-12)
+    a = memory.median_survival("t", "e", by="d", na_rm=True)
+    b = streamed.median_survival("t", "e", by="d", na_rm=True)
+    assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-12)

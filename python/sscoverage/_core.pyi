@@ -44,10 +44,16 @@ __all__ = [
     "window_quantiles",
     "repeated_cumsum",
     "rows_quantiles",
+    "SurvivalCurve",
+    "HazardCurves",
     "km_product_limit",
-    "km_nelson_aalen",
-    "km_log_influence",
-    "km_replicate_cumhaz",
+    "km_time_tables",
+    "km_merge_tables",
+    "km_table_product_limit",
+    "km_batch_entries",
+    "km_merge_entries",
+    "km_unit_bins",
+    "CoxFit",
     "cox_fit",
     "cox_replicates",
     "proportion",
@@ -372,13 +378,82 @@ def trim_weights(
 ) -> tuple[CoreDesign, WeightingReport]: ...
 
 # survival.rs
-def km_product_limit(time: _F64, event: _Bool, weights: _F64) -> tuple[_F64, _F64]: ...
-def km_nelson_aalen(time: _F64, event: _Bool, weights: _F64) -> tuple[NDArray[np.uintp], _F64, _F64]: ...
-def km_log_influence(time: _F64, event: _Bool, weights: _F64, at: list[int]) -> _F64: ...
-def km_replicate_cumhaz(time: _F64, event: _Bool, weights: _F64, replicate_weights: _F64, at: list[int]) -> _F64: ...
+_TimeTable = tuple[_F64, NDArray[np.uint64], _F64, _F64, NDArray[np.uint64]]
+_BinPlan = tuple[_F64, NDArray[np.uint64], _F64, int]
+_Bins = tuple[_F64, _F64, _Bool]
+
+@final
+class SurvivalCurve:
+    @property
+    def time(self) -> _F64: ...
+    @property
+    def surv(self) -> _F64: ...
+    @property
+    def n_rows(self) -> int: ...
+
+@final
+class HazardCurves:
+    def __new__(
+        cls, time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
+    ) -> HazardCurves: ...
+    @staticmethod
+    def from_tables(tables: list[_TimeTable], entry_weights: list[_F64]) -> HazardCurves: ...
+    @property
+    def n_rows(self) -> list[int]: ...
+    def curve(self, d: int) -> tuple[_F64, _F64]: ...
+    def log_variance(self, design: CoreDesign, d: int, entries: list[int]) -> tuple[_F64, int]: ...
+    def bin_plan(self, d: int, entries: list[int]) -> _BinPlan: ...
+    def variance_from_bins(
+        self, design: CoreDesign, d: int, entries: list[int], entry_units: _U32, bins: _Bins
+    ) -> _F64: ...
+
+def km_product_limit(
+    time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
+) -> list[SurvivalCurve]: ...
+
+
+def km_time_tables(
+    time: _F64, event: _F64, weights: _F64, curve: _U32 | None, n_curves: int
+) -> list[_TimeTable]: ...
+def km_merge_tables(earlier: _TimeTable, later: _TimeTable) -> _TimeTable: ...
+def km_table_product_limit(table: _TimeTable) -> SurvivalCurve: ...
+def km_batch_entries(
+    time: _F64, event: _F64, weights: _F64, units: _U32, curve: _U32 | None, n_curves: int
+) -> list[tuple[_TimeTable, _F64, _U32]]: ...
+def km_merge_entries(
+    earlier: tuple[_TimeTable, _F64, _U32], later: tuple[_TimeTable, _F64, _U32]
+) -> tuple[_F64, _U32]: ...
+def km_unit_bins(
+    time: _F64,
+    event: _F64,
+    weights: _F64,
+    units: _U32,
+    n_units: int,
+    curve: _U32 | None,
+    n_curves: int,
+    d: int,
+    plan: _BinPlan,
+) -> _Bins: ...
+@final
+class CoxFit:
+    @property
+    def coefficients(self) -> _F64: ...
+    @property
+    def var(self) -> _F64: ...
+    @property
+    def loglik(self) -> _F64: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def infinite(self) -> list[int]: ...
+    @property
+    def influence(self) -> _F64: ...
+
 def cox_fit(
     x: _F64, time: _F64, event: _Bool, weights: _F64, ties: str = "efron", eps: float = 1e-9, maxit: int = 20
-) -> dict[str, Any]: ...
+) -> CoxFit: ...
 def cox_replicates(
     x: _F64,
     time: _F64,

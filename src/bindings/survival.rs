@@ -1,93 +1,486 @@
-//! Survival numerics for `sscoverage.survival`: numpy arrays in, arrays or a dict out.
+//! Survival numerics for `sscoverage.survival`: numpy arrays in, typed records or
+//! arrays out.
 
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use super::errors;
+use super::{errors, PyDesign};
+use crate::estimators::km::{
+    merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
+    SurvivalRows, TimeTable, UnitBins,
+};
 use crate::models::coxph::{self, Control, CoxInput, Ties};
-use crate::models::km::{product_limit, NelsonAalen};
 
+/// Tabulated times and S at each.
 type Curve<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
-/// Entry rows, entry times and cumulative hazard of a Nelson–Aalen curve.
-type Hazard<'py> = (
-    Bound<'py, PyArray1<usize>>,
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyArray1<f64>>,
-);
 
-/// The weighted product-limit curve (R's `survey:::svykm.fit`): (times, survival).
+/// One survival curve: its tabulated times, S at each, and the rows it was built from.
+#[pyclass(name = "SurvivalCurve", module = "sscoverage._core", frozen, get_all)]
+struct PySurvivalCurve {
+    time: Py<PyArray1<f64>>,
+    surv: Py<PyArray1<f64>>,
+    n_rows: u64,
+}
+
+fn survival_rows<'a>(
+    time: &'a PyReadonlyArray1<'_, f64>,
+    event: &'a PyReadonlyArray1<'_, f64>,
+    weights: &'a PyReadonlyArray1<'_, f64>,
+    curve: Option<&'a PyReadonlyArray1<'_, u32>>,
+    n_curves: usize,
+) -> PyResult<SurvivalRows<'a>> {
+    Ok(SurvivalRows {
+        time: time.as_slice()?,
+        event: event.as_slice()?,
+        weights: weights.as_slice()?,
+        curve: curve.map(|c| c.as_slice()).transpose()?,
+        n_curves,
+    })
+}
+
+/// Each curve's weighted product-limit estimate (R's `survey:::svykm.fit`), from one
+/// pass over the rows: `event` 0/1, `curve` the curve of each row (0..n_curves,
+/// OUTSIDE for none; None: one curve of every row).
 #[pyfunction]
+#[pyo3(signature = (time, event, weights, curve, n_curves))]
 fn km_product_limit<'py>(
     py: Python<'py>,
     time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
+    event: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Curve<'py>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let c = py
-        .detach(|| product_limit(t, e, w))
-        .map_err(errors::to_py)?;
-    Ok((c.time.into_pyarray(py), c.surv.into_pyarray(py)))
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<PySurvivalCurve>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let curves = py.detach(|| product_limits(&rows)).map_err(errors::to_py)?;
+    Ok(curves
+        .into_iter()
+        .map(|(c, n_rows)| PySurvivalCurve {
+            time: c.time.into_pyarray(py).unbind(),
+            surv: c.surv.into_pyarray(py).unbind(),
+            n_rows,
+        })
+        .collect())
 }
 
-/// The Nelson–Aalen curve of R's `svykm(se=TRUE)`: (entry rows, entry times,
-/// cumulative hazard), one entry per event of non-zero weight.
-#[pyfunction]
-fn km_nelson_aalen<'py>(
-    py: Python<'py>,
-    time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
-    weights: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Hazard<'py>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let na = py
-        .detach(|| NelsonAalen::new(t, e, w))
-        .map_err(errors::to_py)?;
-    Ok((
-        na.rows.into_pyarray(py),
-        na.time.into_pyarray(py),
-        na.cumhaz.into_pyarray(py),
-    ))
+/// A curve's time table as arrays: (times, rows, weight, event weight, events of
+/// non-zero weight), one value per distinct time: what a batch of a streamed data set
+/// sends back.
+type Table<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+);
+type TableIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+);
+
+fn table_out(py: Python<'_>, t: TimeTable) -> Table<'_> {
+    (
+        t.time.into_pyarray(py),
+        t.rows.into_pyarray(py),
+        t.weight.into_pyarray(py),
+        t.died.into_pyarray(py),
+        t.entries.into_pyarray(py),
+    )
 }
 
-/// Influence values (n x len(at)) of log S at the Nelson–Aalen entries `at`.
-#[pyfunction]
-fn km_log_influence<'py>(
-    py: Python<'py>,
-    time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
-    weights: PyReadonlyArray1<'py, f64>,
-    at: Vec<usize>,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let infl = py
-        .detach(|| NelsonAalen::new(t, e, w)?.log_survival_influence(t, w, &at))
-        .map_err(errors::to_py)?;
-    infl.into_pyarray(py).reshape([t.len(), at.len()])
+fn table_in(t: &TableIn<'_>) -> PyResult<TimeTable> {
+    let table = TimeTable {
+        time: t.0.as_slice()?.to_vec(),
+        rows: t.1.as_slice()?.to_vec(),
+        weight: t.2.as_slice()?.to_vec(),
+        died: t.3.as_slice()?.to_vec(),
+        entries: t.4.as_slice()?.to_vec(),
+    };
+    let n = table.time.len();
+    if [
+        table.rows.len(),
+        table.weight.len(),
+        table.died.len(),
+        table.entries.len(),
+    ]
+    .iter()
+    .any(|&len| len != n)
+    {
+        return Err(errors::to_py(crate::CoreError::Shape(
+            "a time table's arrays differ in length".into(),
+        )));
+    }
+    Ok(table)
 }
 
-/// The cumulative hazard at the Nelson–Aalen entries `at` of (time, event, weights),
-/// recomputed with each replicate's weights (n x R): R x len(at).
+/// Each curve's rows summed at its distinct times (arguments as `km_product_limit`).
 #[pyfunction]
-fn km_replicate_cumhaz<'py>(
+#[pyo3(signature = (time, event, weights, curve, n_curves))]
+fn km_time_tables<'py>(
     py: Python<'py>,
     time: PyReadonlyArray1<'py, f64>,
-    event: PyReadonlyArray1<'py, bool>,
+    event: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
-    replicate_weights: PyReadonlyArray2<'py, f64>,
-    at: Vec<usize>,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (t, e, w) = (time.as_slice()?, event.as_slice()?, weights.as_slice()?);
-    let r = replicate_weights.shape()[1];
-    let reps = replicate_weights.as_slice()?;
-    let h = py
-        .detach(|| NelsonAalen::new(t, e, w)?.replicate_cumhaz(t, reps, r, &at))
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<Table<'py>>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let tables = py.detach(|| time_tables(&rows)).map_err(errors::to_py)?;
+    Ok(tables.into_iter().map(|t| table_out(py, t)).collect())
+}
+
+/// Two time tables of a curve as one (`later`'s rows after `earlier`'s).
+#[pyfunction]
+fn km_merge_tables<'py>(
+    py: Python<'py>,
+    earlier: TableIn<'py>,
+    later: TableIn<'py>,
+) -> PyResult<Table<'py>> {
+    let merged = table_in(&earlier)?.merge(&table_in(&later)?);
+    Ok(table_out(py, merged))
+}
+
+/// The product-limit curve of a time table.
+#[pyfunction]
+fn km_table_product_limit(py: Python<'_>, table: TableIn<'_>) -> PyResult<PySurvivalCurve> {
+    let table = table_in(&table)?;
+    let c = table.product_limit();
+    Ok(PySurvivalCurve {
+        time: c.time.into_pyarray(py).unbind(),
+        surv: c.surv.into_pyarray(py).unbind(),
+        n_rows: table.n_rows(),
+    })
+}
+
+/// A curve's table with its entries' event weights and variance units.
+type TableEntries<'py> = (
+    Table<'py>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u32>>,
+);
+
+/// A batch's time table and Nelson–Aalen entries per curve: (table, each entry's
+/// event weight, its variance unit), entries in (time, row) order.
+#[pyfunction]
+#[pyo3(signature = (time, event, weights, units, curve, n_curves))]
+fn km_batch_entries<'py>(
+    py: Python<'py>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    units: PyReadonlyArray1<'py, u32>,
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+) -> PyResult<Vec<TableEntries<'py>>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let units = units.as_slice()?;
+    if units.len() != rows.time.len() {
+        return Err(errors::to_py(crate::CoreError::Shape(format!(
+            "{} unit codes for {} rows",
+            units.len(),
+            rows.time.len()
+        ))));
+    }
+    let (tables, curves) = py
+        .detach(|| {
+            let tables = time_tables(&rows)?;
+            let curves = nelson_aalen(&rows, &tables)?;
+            Ok((tables, curves))
+        })
         .map_err(errors::to_py)?;
-    h.into_pyarray(py).reshape([r, at.len()])
+    Ok(tables
+        .into_iter()
+        .zip(curves)
+        .map(|(t, na)| {
+            let entry_units: Vec<u32> = na.rows.iter().map(|&r| units[r]).collect();
+            (
+                table_out(py, t),
+                na.entry_weights().to_vec().into_pyarray(py),
+                entry_units.into_pyarray(py),
+            )
+        })
+        .collect())
+}
+
+/// Two batches' entries of a curve (weights, units) as their merged table's.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn km_merge_entries<'py>(
+    py: Python<'py>,
+    earlier: (
+        TableIn<'py>,
+        PyReadonlyArray1<'py, f64>,
+        PyReadonlyArray1<'py, u32>,
+    ),
+    later: (
+        TableIn<'py>,
+        PyReadonlyArray1<'py, f64>,
+        PyReadonlyArray1<'py, u32>,
+    ),
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<u32>>)> {
+    let (a, b) = (table_in(&earlier.0)?, table_in(&later.0)?);
+    let w = merge_entries(&a, earlier.1.as_slice()?, &b, later.1.as_slice()?);
+    let u = merge_entries(&a, earlier.2.as_slice()?, &b, later.2.as_slice()?);
+    let (w, u) = (w.map_err(errors::to_py)?, u.map_err(errors::to_py)?);
+    Ok((w.into_pyarray(py), u.into_pyarray(py)))
+}
+
+/// A batch's rows of curve `d` binned by a curve's plan (`HazardCurves.bin_plan`) per
+/// variance unit: (weight, weight times C, units present), to add over the batches.
+#[pyfunction]
+#[pyo3(signature = (time, event, weights, units, n_units, curve, n_curves, d, plan))]
+#[allow(clippy::too_many_arguments)]
+fn km_unit_bins<'py>(
+    py: Python<'py>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    units: PyReadonlyArray1<'py, u32>,
+    n_units: usize,
+    curve: Option<PyReadonlyArray1<'py, u32>>,
+    n_curves: usize,
+    d: u32,
+    plan: PlanIn<'py>,
+) -> PyResult<Bins<'py>> {
+    let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+    let plan = plan_in(&plan)?;
+    let units = units.as_slice()?;
+    let bins = py
+        .detach(|| unit_bins(&rows, d, units, n_units, &plan))
+        .map_err(errors::to_py)?;
+    Ok(bins_out(py, bins))
+}
+
+/// Where the rows' influence goes: (times, bin of each, C at each, bins).
+type Plan<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<f64>>,
+    usize,
+);
+type PlanIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, f64>,
+    usize,
+);
+/// Per (unit, bin) sums of weight and weight times C, and the units present.
+type Bins<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<bool>>,
+);
+type BinsIn<'py> = (
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, bool>,
+);
+
+fn plan_in(plan: &PlanIn<'_>) -> PyResult<BinPlan> {
+    Ok(BinPlan {
+        time: plan.0.as_slice()?.to_vec(),
+        bin: plan.1.as_slice()?.iter().map(|&b| b as usize).collect(),
+        c: plan.2.as_slice()?.to_vec(),
+        n_bins: plan.3,
+    })
+}
+
+fn bins_out(py: Python<'_>, bins: UnitBins) -> Bins<'_> {
+    (
+        bins.weight.into_pyarray(py),
+        bins.weight_c.into_pyarray(py),
+        bins.present.into_pyarray(py),
+    )
+}
+
+/// Nelson–Aalen curves (R's `svykm(se=TRUE)`), one entry per event of non-zero weight,
+/// with the rows they came from, for the variance of log S at any of their entries.
+#[pyclass(name = "HazardCurves", module = "sscoverage._core", frozen)]
+struct PyHazardCurves {
+    /// The rows (time, event, weights, curve codes), None for a streamed data set's
+    /// curves (built from its batches' tables).
+    rows: Option<HeldRows>,
+    n_curves: usize,
+    curves: Vec<NelsonAalen>,
+    n_rows: Vec<u64>,
+}
+
+struct HeldRows {
+    time: Py<PyArray1<f64>>,
+    event: Py<PyArray1<f64>>,
+    weights: Py<PyArray1<f64>>,
+    curve: Option<Py<PyArray1<u32>>>,
+}
+
+#[pymethods]
+impl PyHazardCurves {
+    /// The curves of (time, event, weights, curve, n_curves) as for `km_product_limit`.
+    #[new]
+    #[pyo3(signature = (time, event, weights, curve, n_curves))]
+    fn new(
+        py: Python<'_>,
+        time: PyReadonlyArray1<'_, f64>,
+        event: PyReadonlyArray1<'_, f64>,
+        weights: PyReadonlyArray1<'_, f64>,
+        curve: Option<PyReadonlyArray1<'_, u32>>,
+        n_curves: usize,
+    ) -> PyResult<Self> {
+        let rows = survival_rows(&time, &event, &weights, curve.as_ref(), n_curves)?;
+        let (curves, n_rows) = py
+            .detach(|| {
+                let tables = time_tables(&rows)?;
+                let n_rows = tables
+                    .iter()
+                    .map(crate::estimators::km::TimeTable::n_rows)
+                    .collect();
+                Ok((nelson_aalen(&rows, &tables)?, n_rows))
+            })
+            .map_err(errors::to_py)?;
+        Ok(PyHazardCurves {
+            rows: Some(HeldRows {
+                time: time.as_unbound().clone_ref(py),
+                event: event.as_unbound().clone_ref(py),
+                weights: weights.as_unbound().clone_ref(py),
+                curve: curve.map(|c| c.as_unbound().clone_ref(py)),
+            }),
+            n_curves,
+            curves,
+            n_rows,
+        })
+    }
+
+    /// The curves of a streamed data set from each curve's time table and entry
+    /// weights (merged over its batches).
+    #[staticmethod]
+    fn from_tables(
+        tables: Vec<TableIn<'_>>,
+        entry_weights: Vec<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Self> {
+        if tables.len() != entry_weights.len() {
+            return Err(errors::to_py(crate::CoreError::Shape(format!(
+                "{} tables and {} entry weights",
+                tables.len(),
+                entry_weights.len()
+            ))));
+        }
+        let mut curves = Vec::with_capacity(tables.len());
+        let mut n_rows = Vec::with_capacity(tables.len());
+        for (d, (table, weight)) in tables.iter().zip(&entry_weights).enumerate() {
+            let table = table_in(table)?;
+            n_rows.push(table.n_rows());
+            let na = NelsonAalen::from_entries(
+                d as u32,
+                &table,
+                Vec::new(),
+                weight.as_slice()?.to_vec(),
+            )
+            .map_err(errors::to_py)?;
+            curves.push(na);
+        }
+        Ok(PyHazardCurves {
+            rows: None,
+            n_curves: tables.len(),
+            curves,
+            n_rows,
+        })
+    }
+
+    /// Where the rows of curve `d` put their influence at its `entries` (for
+    /// `km_unit_bins` on each batch).
+    fn bin_plan<'py>(&self, py: Python<'py>, d: usize, entries: Vec<usize>) -> PyResult<Plan<'py>> {
+        let plan = self.get(d)?.bin_plan(&entries).map_err(errors::to_py)?;
+        let bin: Vec<u64> = plan.bin.iter().map(|&b| b as u64).collect();
+        Ok((
+            plan.time.into_pyarray(py),
+            bin.into_pyarray(py),
+            plan.c.into_pyarray(py),
+            plan.n_bins,
+        ))
+    }
+
+    /// The variance of log S of curve `d` at its `entries` from the rows' bins (added
+    /// over the batches) and the variance unit of each entry.
+    fn variance_from_bins<'py>(
+        &self,
+        py: Python<'py>,
+        design: &Bound<'py, PyDesign>,
+        d: usize,
+        entries: Vec<usize>,
+        entry_units: PyReadonlyArray1<'py, u32>,
+        bins: BinsIn<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let na = self.get(d)?;
+        let bins = UnitBins {
+            weight: bins.0.as_slice()?.to_vec(),
+            weight_c: bins.1.as_slice()?.to_vec(),
+            present: bins.2.as_slice()?.to_vec(),
+        };
+        let units = entry_units.as_slice()?;
+        let design = &design.get().inner;
+        let var = py
+            .detach(|| na.variance_from_bins(design, &entries, units, &bins))
+            .map_err(errors::to_py)?;
+        Ok(var.into_pyarray(py))
+    }
+
+    /// Rows of each curve.
+    #[getter]
+    fn n_rows(&self) -> Vec<u64> {
+        self.n_rows.clone()
+    }
+
+    /// Curve `d`: (entry times, S = exp(-cumulative hazard)).
+    fn curve<'py>(&self, py: Python<'py>, d: usize) -> PyResult<Curve<'py>> {
+        let na = self.get(d)?;
+        let surv: Vec<f64> = na.cumhaz.iter().map(|h| (-h).exp()).collect();
+        Ok((PyArray1::from_slice(py, &na.time), surv.into_pyarray(py)))
+    }
+
+    /// The variance of log S of curve `d` at its `entries` under `design` (R's
+    /// `varlog`), and the replicates left out for undefined estimates.
+    fn log_variance<'py>(
+        &self,
+        py: Python<'py>,
+        design: &Bound<'py, PyDesign>,
+        d: usize,
+        entries: Vec<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<f64>>, usize)> {
+        let na = self.get(d)?;
+        let held = self.rows.as_ref().ok_or_else(|| {
+            errors::to_py(crate::CoreError::Value(
+                "these curves do not hold their rows: use bin_plan and variance_from_bins".into(),
+            ))
+        })?;
+        let (time, event, weights) = (
+            held.time.bind(py).readonly(),
+            held.event.bind(py).readonly(),
+            held.weights.bind(py).readonly(),
+        );
+        let curve = held.curve.as_ref().map(|c| c.bind(py).readonly());
+        let rows = survival_rows(&time, &event, &weights, curve.as_ref(), self.n_curves)?;
+        let design = &design.get().inner;
+        let (var, dropped) = py
+            .detach(|| na.log_survival_variance(design, &rows, &entries))
+            .map_err(errors::to_py)?;
+        Ok((var.into_pyarray(py), dropped))
+    }
+}
+
+impl PyHazardCurves {
+    fn get(&self, d: usize) -> PyResult<&NelsonAalen> {
+        self.curves.get(d).ok_or_else(|| {
+            errors::to_py(crate::CoreError::Value(format!(
+                "curve {d} asked for, there are {}",
+                self.curves.len()
+            )))
+        })
+    }
 }
 
 fn control(eps: f64, maxit: usize) -> Control {
@@ -99,10 +492,22 @@ fn control(eps: f64, maxit: usize) -> Control {
     }
 }
 
-/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).  Returns the
-/// coefficients, the model-based covariance `var`, the log partial likelihoods,
-/// iterations, convergence, the columns that may be infinite and the weighted dfbeta
-/// influence values (n x p).
+/// A Cox model fitted as R's `coxph`: the coefficients, the model-based covariance
+/// `var` (p x p), the log partial likelihoods (at the start and at the end),
+/// iterations, convergence, the columns whose coefficient may be infinite and the
+/// weighted dfbeta influence values (n x p).
+#[pyclass(name = "CoxFit", module = "sscoverage._core", frozen, get_all)]
+struct PyCoxFit {
+    coefficients: Py<PyArray1<f64>>,
+    var: Py<PyArray2<f64>>,
+    loglik: Py<PyArray1<f64>>,
+    iterations: usize,
+    converged: bool,
+    infinite: Vec<usize>,
+    influence: Py<PyArray2<f64>>,
+}
+
+/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).
 #[pyfunction]
 #[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20))]
 #[allow(clippy::too_many_arguments)]
@@ -115,7 +520,7 @@ fn cox_fit<'py>(
     ties: &str,
     eps: f64,
     maxit: usize,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<PyCoxFit> {
     let (n, p) = (x.shape()[0], x.shape()[1]);
     let input = CoxInput {
         x: x.as_slice()?,
@@ -134,15 +539,15 @@ fn cox_fit<'py>(
             Ok((fit, influence))
         })
         .map_err(errors::to_py)?;
-    let out = PyDict::new(py);
-    out.set_item("coefficients", fit.coefficients.into_pyarray(py))?;
-    out.set_item("var", fit.var.into_pyarray(py).reshape([p, p])?)?;
-    out.set_item("loglik", fit.loglik.to_vec().into_pyarray(py))?;
-    out.set_item("iterations", fit.iterations)?;
-    out.set_item("converged", fit.converged)?;
-    out.set_item("infinite", fit.infinite)?;
-    out.set_item("influence", influence.into_pyarray(py).reshape([n, p])?)?;
-    Ok(out)
+    Ok(PyCoxFit {
+        coefficients: fit.coefficients.into_pyarray(py).unbind(),
+        var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
+        loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
+        iterations: fit.iterations,
+        converged: fit.converged,
+        infinite: fit.infinite,
+        influence: influence.into_pyarray(py).reshape([n, p])?.unbind(),
+    })
 }
 
 /// The Cox model fitted with `weights` (whose coefficients are `init`) refitted with
@@ -183,10 +588,16 @@ fn cox_replicates<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySurvivalCurve>()?;
+    m.add_class::<PyHazardCurves>()?;
+    m.add_class::<PyCoxFit>()?;
     m.add_function(wrap_pyfunction!(km_product_limit, m)?)?;
-    m.add_function(wrap_pyfunction!(km_nelson_aalen, m)?)?;
-    m.add_function(wrap_pyfunction!(km_log_influence, m)?)?;
-    m.add_function(wrap_pyfunction!(km_replicate_cumhaz, m)?)?;
+    m.add_function(wrap_pyfunction!(km_time_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(km_merge_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(km_table_product_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(km_batch_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(km_merge_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(km_unit_bins, m)?)?;
     m.add_function(wrap_pyfunction!(cox_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_replicates, m)?)?;
     Ok(())

@@ -1,5 +1,7 @@
 //! Estimators finished from the fused pass's sums: proportions with R's `svyciprop`
-//! fits, and estimates of every domain with their joint covariance (tables, contrasts).
+//! fits, estimates of every domain with their joint covariance (tables, contrasts),
+//! and survival curves with the variance of log S (R's `svykm`).
 
 pub mod ciprop;
 pub mod joint;
+pub mod km;

@@ -1,12 +1,11 @@
 //! Regression models fitted to survey data: the model numerics (families, IRLS, small
-//! dense least squares, survival curves, Cox regression), kept free of any design so the
+//! dense least squares, Cox regression), kept free of any design so the
 //! variance of the estimates goes through the one variance engine from their influence
 //! values.
 
 pub mod coxph;
 pub mod family;
 pub mod glm;
-pub mod km;
 pub mod linalg;
 
 pub use family::{Family, Link};

@@ -3,7 +3,7 @@ and person-period data for discrete-time hazard models.
 
 :func:`km` mirrors R's ``survey::svykm`` (with ``confint.svykm`` and
 ``quantile.svykm``), :func:`coxph` R's ``survey::svycoxph`` (Stata's ``svy: stcox``).
-The numerics are in the Rust core (``src/models/km.rs``, ``src/models/coxph.rs``); every
+The numerics are in the Rust core (``src/estimators/km.rs``, ``src/models/coxph.rs``); every
 variance goes through the design's one engine: influence values for a linearisation
 design, estimates recomputed with each replicate's weights for a replicate design.
 """
@@ -24,8 +24,9 @@ from scipy import stats
 from .. import _core
 
 from ..results import display as _display
-from .._frames import Frame
-from ..exceptions import ColumnError, ConvergenceError, EstimationError, MissingValueError, OptionError
+from .._frames import OUTSIDE, Frame
+from ..exceptions import (ColumnError, ConvergenceError, EstimationError, MissingValueError, OptionError,
+                          SurveyWarning)
 from .glm import ModelFrame
 from .._provenance import Provenance
 from ..results.estimates import CoefficientModel, critical_value
@@ -35,11 +36,6 @@ if TYPE_CHECKING:
     from ..protocols import SurveyDesign
 
 TIES = ("efron", "breslow")
-#: Times per call of the variance engine for a curve's standard errors: bounds the
-#: n x times influence matrix and the covariance, of which only the diagonal is used.
-CHUNK = 64
-#: Replicate estimates held at once for a curve's replicate standard errors.
-REPLICATE_VALUES = 1 << 24
 #: R's ``svycoxph.svyrep.design`` adds this to every replicate weight ("coxph doesn't
 #: allow zero weights"), so a row a replicate drops still counts, with a negligible
 #: weight, among tied events in Efron's approximation.
@@ -49,7 +45,7 @@ _SPECIALS = re.compile(r"\b(strata|cluster|tt|frailty|pspline)\s*\(")
 
 
 # ---------------------------------------------------------------------------- inputs
-def _event_values(frame: Frame, name: str) -> np.ndarray:
+def event_values(frame: Frame, name: str) -> np.ndarray:
     """An event column as 0.0 / 1.0 (NaN where missing): numbers or booleans."""
     col = frame.column(name)
     dtype = col.dtype
@@ -63,7 +59,9 @@ def _event_values(frame: Frame, name: str) -> np.ndarray:
         raise ColumnError(
             f"event column {name!r} holds {dtype}; it must be 0/1 (1 = event, 0 = censored) or boolean"
         )
-    bad = ~np.isnan(out) & (out != 0) & (out != 1)
+    bad = (out != 0) & (out != 1)
+    if bad.any():
+        bad &= ~np.isnan(out)
     if bad.any():
         seen = ", ".join(f"{v:g}" for v in np.unique(out[bad])[:3])
         raise ColumnError(
@@ -77,21 +75,19 @@ def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np
     """(time, event) as float arrays, NaN where missing; negative times refused."""
     frame = design.frame
     t = frame.numeric(time, "survival time")
-    e = _event_values(frame, event)
-    scope = design.in_subset()
-    negative = scope & ~np.isnan(t) & (t < 0)
-    if negative.any():
-        raise ColumnError(
-            f"column {time!r} has {int(negative.sum())} negative survival time(s); times are "
-            "durations from the time origin and must be >= 0"
-        )
-    infinite = scope & np.isinf(t)
-    if infinite.any():
-        raise ColumnError(f"column {time!r} has {int(infinite.sum())} infinite survival times")
+    e = event_values(frame, event)
+    # NaN compares false: the masks hold only negative and infinite times.
+    for bad, what in ((t < 0, "negative survival time(s); times are durations from the time origin and must "
+                       "be >= 0"), (np.isinf(t), "infinite survival times")):
+        if bad.any():
+            bad &= design.in_subset()
+            if bad.any():
+                raise ColumnError(f"column {time!r} has {int(bad.sum())} {what}")
     return t, e
 
 
-def _missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
+def missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
+    """The error for `total` rows of the domain with missing values, `counts` per column."""
     detail = ", ".join(f"{name!r}: {k}" for name, k in counts.items() if k)
     return MissingValueError(
         f"{total} rows of the domain have a missing value ({detail}); pass na_rm=True to leave "
@@ -99,7 +95,8 @@ def _missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
     )
 
 
-def _times(times: Any) -> np.ndarray | None:
+def survival_times(times: Any) -> np.ndarray | None:
+    """The times at which to report S(t), checked (None: every tabulated time)."""
     if times is None:
         return None
     out = np.atleast_1d(np.asarray(times, dtype=np.float64))
@@ -117,9 +114,9 @@ class Curve:
     log S (R's ``varlog``) at a list of entries; otherwise 0 and every distinct time,
     as R's product-limit fit.
 
-    The variance costs a pass over all rows per entry, so it is computed for the
-    entries a result needs (the requested times; the whole curve for quantiles) and
-    kept."""
+    The variance costs a pass over the rows (in the core, for all the entries asked for
+    at once), so it is computed for the entries a result needs (the requested times;
+    the whole curve for quantiles) and kept."""
 
     time: np.ndarray
     surv: np.ndarray
@@ -154,88 +151,75 @@ def km(
     """Design-weighted survival curves; see :meth:`sscoverage.Design.km`."""
     if by is not None and not isinstance(by, str):
         raise OptionError("by must be one column name (combine several into one column first)")
-    at_times = _times(times)
+    at_times = survival_times(times)
     t, e = _survival_outcome(design, time, event)
-    frame = design.frame
-    scope = design.in_subset()
-    miss = {time: np.isnan(t) & scope, event: np.isnan(e) & scope}
-    coded = None
-    if by is not None:
-        coded = frame.codes(by, "by")
-        miss[by] = (coded.missing if coded.missing is not None else np.zeros(design.n_rows, bool)) & scope
-    missing = np.logical_or.reduce(list(miss.values()))
-    n_removed = int(missing.sum())
-    if n_removed and not na_rm:
-        raise _missing_error({k: int(v.sum()) for k, v in miss.items()}, n_removed)
-    used = scope & ~missing
-    if not used.any():
-        raise EstimationError("no rows are left to estimate a survival curve from (subset and missing values)")
-    # Rows outside the curve's domain enter with weight 0 (and placeholder values), as R
-    # keeps the rows of a subset of the design.
-    tf = np.where(used, t, 0.0)
-    ef = np.where(used, e, 0.0) == 1
-    w = design.weights
-    if coded is None:
-        groups: list[tuple[Any, np.ndarray]] = [(None, used)]
+    coded = None if by is None else design.frame.codes(by, "by")
+    curve, n_removed = _curve_codes(design, t, e, time, event, by, coded, na_rm)
+    n_curves = 1 if coded is None else len(coded.labels)
+    labels = [None] if coded is None else coded.labels
+    # Rows outside the curves (subset, missing values) are not read: their weight stays.
+    w = design.core.weights
+    if se:
+        hazard = _core.HazardCurves(t, e, w, curve, n_curves)
+        n_rows = list(hazard.n_rows)
+        made = [_hazard_curve(design, hazard, d) for d in range(n_curves) if n_rows[d]]
     else:
-        groups = [(label, used & (coded.codes == g)) for g, label in enumerate(coded.labels)]
-        groups = [(label, rows) for label, rows in groups if rows.any()]
-    curves = []
-    for _, rows in groups:
-        if se:
-            curves.append(_hazard_curve(design, tf, ef, np.where(rows, w, 0.0), rows))
-        else:
-            ct, cs = _core.km_product_limit(tf[rows], ef[rows], w[rows])
-            curves.append(Curve(np.asarray(ct), np.asarray(cs)))
+        product_limit = _core.km_product_limit(t, e, w, curve, n_curves)
+        n_rows = [c.n_rows for c in product_limit]
+        made = [Curve(c.time, c.surv) for c in product_limit if c.n_rows]
+    if not any(n_rows):
+        raise EstimationError("no rows are left to estimate a survival curve from (subset and missing values)")
     return SurvivalCurves(
         time_column=time,
         event_column=event,
         by=by,
-        groups=[label for label, _ in groups],
-        curves=curves,
+        groups=[labels[d] for d in range(n_curves) if n_rows[d]],
+        curves=made,
         times=at_times,
         se=se,
         level=level,
-        n=[int(rows.sum()) for _, rows in groups],
+        n=[int(k) for k in n_rows if k],
         n_removed=n_removed,
     )
 
 
-def _hazard_curve(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, w: np.ndarray, rows: np.ndarray) -> Curve:
+def _curve_codes(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, time: str, event: str, by: str | None,
+                 coded: Any, na_rm: bool) -> tuple[np.ndarray | None, int]:
+    """Each row's curve (the ``by`` code; OUTSIDE outside the subset and where a value is
+    missing; None when every row is in the one curve) and the rows left out as missing."""
+    codes = None if coded is None else coded.codes  # OUTSIDE where by is missing
+    missing = np.isnan(t) | np.isnan(e)
+    if codes is not None and coded.missing is not None:
+        missing |= coded.missing
+    if not design.is_subset and not missing.any():
+        return (None if codes is None else np.ascontiguousarray(codes, dtype=np.uint32)), 0
+    scope = design.in_subset()
+    missing &= scope
+    n_removed = int(missing.sum())
+    if n_removed and not na_rm:
+        counts = {time: np.isnan(t) & scope, event: np.isnan(e) & scope}
+        if by is not None and coded.missing is not None:
+            counts[by] = coded.missing & scope
+        raise missing_error({k: int(v.sum()) for k, v in counts.items()}, n_removed)
+    used = scope & ~missing
+    return np.where(used, 0 if codes is None else codes, OUTSIDE).astype(np.uint32), n_removed
+
+
+def _hazard_curve(design: "SurveyDesign", hazard: Any, d: int) -> Curve:
     """R's ``survey:::km.stderr``: S = exp(-Nelson–Aalen hazard) at each event, and the
-    design-based variance of log S there."""
-    _, entry_time, cumhaz = _core.km_nelson_aalen(t, e, w)
-    cumhaz = np.asarray(cumhaz)
+    design-based variance of log S there (linearisation, or the hazard recomputed with
+    each replicate's weights, beyond R, which has no standard errors for ``svykm`` on
+    replicate designs)."""
+    entry_time, surv = hazard.curve(d)
 
-    def linearised(at: list[int]) -> np.ndarray:
-        in_domain = None if rows.all() else rows
-        out = np.empty(len(at))
-        for lo in range(0, len(at), CHUNK):
-            part = at[lo : lo + CHUNK]
-            influence = _core.km_log_influence(t, e, w, part)
-            out[lo : lo + len(part)] = np.diag(design.influence_vcov(influence, in_domain))
-        return out
+    def variance(at: list[int]) -> np.ndarray:
+        var, dropped = hazard.log_variance(design.core, d, at)
+        if dropped:
+            warnings.warn(f"{dropped} replicates gave undefined estimates and were left out (R: \"replicates "
+                          "gave NA results and were discarded\")", SurveyWarning, stacklevel=4)
+        return np.asarray(var)
 
-    def replicated(at: list[int]) -> np.ndarray:
-        # Beyond R, which has no standard errors for svykm on replicate designs: the
-        # hazard recomputed with each replicate's weights, through the replicate engine.
-        reps = np.ascontiguousarray(design.replicate_weights())
-        reps[~rows] = 0.0
-        # Replicate hazards for a bounded number of entries (about 128 MB) at a time.
-        per_call = max(CHUNK, REPLICATE_VALUES // reps.shape[1])
-        out = np.empty(len(at))
-        for first in range(0, len(at), per_call):
-            some = at[first : first + per_call]
-            thetas = -np.asarray(_core.km_replicate_cumhaz(t, e, w, reps, some))
-            full = -cumhaz[some]
-            for lo in range(0, len(some), CHUNK):
-                part = slice(lo, min(lo + CHUNK, len(some)))
-                out[first + part.start : first + part.stop] = np.diag(
-                    design.replicate_vcov(thetas[:, part], full[part])
-                )
-        return out
-
-    return Curve(np.asarray(entry_time), np.exp(-cumhaz), replicated if design.is_replicate else linearised)
+    return Curve(entry_time, surv, variance)
 
 
 @dataclass(frozen=True)
@@ -296,7 +280,7 @@ class SurvivalCurves:
         z = self._z(level)
         frames = []
         for label, curve in zip(self.groups, self.curves):
-            r = self._rows(curve, self.times if times is None else _times(times))
+            r = self._rows(curve, self.times if times is None else survival_times(times))
             log_s = np.log(r["survival"])
             part = pd.DataFrame(
                 {
@@ -502,7 +486,7 @@ def coxph(
     model = ModelFrame(base, f"{time_token} ~ {rhs}", "gaussian", levels or {})
     n_removed = int(miss_outcome.sum()) + model.n_removed
     if n_removed and not na_rm:
-        raise _missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
+        raise missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
     keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
     if not keep:
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
@@ -520,7 +504,7 @@ def coxph(
     if not e_fit.any():
         raise EstimationError(f"{formula}: no events among the rows used; the model cannot be fitted")
     fit = _cox_fit(x, t_fit, e_fit, w_fit, ties, eps, maxit, formula, terms)
-    coef = np.asarray(fit["coefficients"])
+    coef = np.asarray(fit.coefficients)
     in_fit = np.zeros(design.n_rows, bool)
     in_fit[rows_all] = True
     fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
@@ -532,7 +516,7 @@ def coxph(
         vcov = design.replicate_vcov(np.asarray(thetas), coef)
     else:
         influence = np.zeros((design.n_rows, len(terms)))
-        influence[rows] = fit["influence"]
+        influence[rows] = fit.influence
         vcov = design.influence_vcov(influence, None if in_fit.all() else in_fit)
     return CoxResult(
         formula=formula,
@@ -540,9 +524,9 @@ def coxph(
         terms=terms,
         coef=coef,
         vcov=vcov,
-        vcov_model=np.asarray(fit["var"]),
-        loglik=tuple(float(v) for v in fit["loglik"]),
-        iterations=int(fit["iterations"]),
+        vcov_model=np.asarray(fit.var),
+        loglik=tuple(float(v) for v in fit.loglik),
+        iterations=int(fit.iterations),
         n=len(rows),
         n_events=int(e_fit.sum()),
         n_removed=n_removed,
@@ -553,7 +537,7 @@ def coxph(
 
 
 def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
-             formula: str, terms: list[str]) -> dict[str, Any]:
+             formula: str, terms: list[str]) -> _core.CoxFit:
     """The core's fit, its errors in the model's terms."""
     try:
         fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit)
@@ -565,13 +549,13 @@ def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: s
                 "combination of the terms before them); drop them from the formula"
             ) from None
         raise type(err)(f"{formula}: {err}") from None
-    if not fit["converged"]:
+    if not fit.converged:
         raise ConvergenceError(
             f"{formula}: Newton-Raphson did not converge in {maxit} iterations (R warns 'Ran out "
             "of iterations'); raise maxit, and check for a covariate that separates the events"
         )
-    if fit["infinite"]:
-        names = ", ".join(terms[j] for j in fit["infinite"])
+    if fit.infinite:
+        names = ", ".join(terms[j] for j in fit.infinite)
         raise ConvergenceError(
             f"{formula}: the partial likelihood has no finite maximum in term(s) {names} (a group "
             "with no events, or a covariate that orders the event times perfectly); R warns that "
@@ -757,7 +741,7 @@ def person_period(data: Any, id: str, time: str, event: str, period: str = "peri
     if ((t < 1) | (t != np.round(t))).any():
         bad = int(((t < 1) | (t != np.round(t))).sum())
         raise ColumnError(f"column {time!r} has {bad} values that are not whole numbers of periods >= 1")
-    e = _event_values(frame, event)
+    e = event_values(frame, event)
     ids = frame.column(id)
     duplicated = ids.is_duplicated().to_numpy() if isinstance(ids, pl.Series) else ids.duplicated(keep=False).to_numpy()
     if duplicated.any():

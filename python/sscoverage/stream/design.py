@@ -10,7 +10,9 @@ engine takes it from there — the numbers of the in-memory path.
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
 and ``deff``; quantiles with Woodruff intervals, ``by=`` and subsets
 (:meth:`StreamedDesign.quantile`: windows of each domain's values narrowed pass by pass
-and read by the core's rule, see :mod:`sscoverage.stream.quantile`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
+and read by the core's rule, see :mod:`sscoverage.stream.quantile`); survival curves
+(:meth:`StreamedDesign.km`: one pass, and one more per variance with ``se=True``, see
+:mod:`sscoverage.stream.survival`); GLMs (:meth:`StreamedDesign.glm`: one pass per IRLS iteration, see
 :mod:`sscoverage.stream.glm`); raking (:meth:`StreamedDesign.rake`: two passes to
 the collapsed cell table, see :mod:`sscoverage.stream.weighting`), after which
 estimates carry R's raking residuals into their variance.
@@ -387,6 +389,32 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_quantile(self, y, quantiles, by, level, qrule, interval_type, na_rm, df)
 
+    def km(
+        self,
+        time: str,
+        event: str,
+        by: str | None = None,
+        times: Any = None,
+        se: bool = False,
+        na_rm: bool = False,
+        level: float = 0.95,
+    ) -> Any:
+        """:meth:`Design.km` over the streamed batches: one pass sums each curve's rows
+        at its distinct times; with ``se=True`` each variance asked for is one more pass
+        (see :mod:`sscoverage.stream.survival`).
+
+        Parameters
+        ----------
+        time, event, by, times, se, na_rm, level : as for :meth:`Design.km`.
+
+        Returns
+        -------
+        SurvivalCurves
+        """
+        from .survival import streamed_km
+
+        return streamed_km(self, time, event, by, times, se, na_rm, level)
+
     # ------------------------------------------------------------ what it cannot serve
     def _not_supported(self, method: str) -> NotSupportedError:
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
@@ -445,11 +473,12 @@ class StreamedDesign(Design, source=streams):
 
 
 #: The methods a streamed design serves with the in-memory numbers.
-STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "subset", "glm", "rake", "to_json")
+STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "subset", "glm", "rake", "km", "median_survival",
+                    "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("ciprop", "chisq", "contrast", "km", "median_survival", "coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("ciprop", "chisq", "contrast", "coxph", "threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")
