@@ -32,6 +32,7 @@ from ..io.serialize import UNSTORED, Serializable
 
 if TYPE_CHECKING:
     from ..protocols import SurveyDesign
+    from ..stream.glm import StreamedFit
 
 #: R's family names (``quasi*`` fit as their namesakes; the dispersion is estimated from
 #: the design for every family).
@@ -77,23 +78,24 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     keeps_rows = bool(design.spec.get("pps"))
     scope = design.in_subset()
     mean_w = w[scope].sum() / (design.n_rows if keeps_rows else scope.sum())
-    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit)
-
+    # The core sums the influence values to the design's PSUs where they are (the
+    # fitted rows are the domain) and returns their covariance with the fit.
+    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit, design=design)
     p = len(model.terms)
-    in_fit = np.zeros(design.n_rows, bool)
-    in_fit[rows] = True
-    influence = np.zeros((design.n_rows, p))
-    influence[rows] = fit["influence"]
-    vcov = design.influence_vcov(influence, in_fit)
     # Rows left out for missing values leave the design as a domain (R refits on
     # design[-na.action, ]): degrees of freedom and dispersion are that domain's.
-    fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
+    if len(rows) == scope.sum():
+        fit_design = design
+    else:
+        in_fit = np.zeros(design.n_rows, bool)
+        in_fit[rows] = True
+        fit_design = design.subset(in_fit)
     # R's Pearson residuals carry sqrt(prior weight / design weight rescaled to mean 1
     # over the fitted rows): 1, unless rows were dropped for missing values.
     mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
-    dispersion = _dispersion(fit["pearson_residuals"] * np.sqrt(mean_fit / mean_w), w[rows])
-    return _result(fit, model, design, formula, family, level, vcov, dispersion,
-                   df_residual=fit_design.degf + 1 - p, influence=np.asarray(fit["influence"]))
+    dispersion = _dispersion(fit.pearson_residuals * np.sqrt(mean_fit / mean_w), w[rows])
+    return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
+                   df_residual=fit_design.degf + 1 - p, influence=fit.influence)
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,13 @@ class ModelMatrix:
 
 
 def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: str, family: str, link: str | None,
-         epsilon: float, maxit: int) -> dict[str, Any]:
-    """One IRLS fit in the core, with aliased columns named by their terms."""
+         epsilon: float, maxit: int, design: "SurveyDesign | None" = None) -> _core.GlmFit:
+    """One IRLS fit in the core, with aliased columns named by their terms; with a
+    (linearisation) `design` and a model frame, also the coefficients' design-based
+    covariance (``vcov``)."""
+    on_design = {} if design is None else {"design": design.core, "rows": model.rows}
     try:
-        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit)
+        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit, **on_design)
     except EstimationError as err:
         if len(err.args) > 1:  # the core's positions of aliased columns
             names = [model.terms[j] for j in err.args[1]]
@@ -133,7 +138,7 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
     w = design.weights
     prior = w[rows] / w[scope].mean()  # R rescales the sampling weights to mean 1
     fit = irls_fit(model, prior, formula, family, link, epsilon, maxit)
-    coef = np.asarray(fit["coefficients"])
+    coef = fit.coefficients
     # Every replicate refitted in the core, in parallel, from the full-sample
     # coefficients as R's svyglm.svyrep.design starts them.
     reps = np.ascontiguousarray(design.replicate_weights()[rows])
@@ -142,51 +147,51 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
     vcov = design.replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
     # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).
-    e = np.asarray(fit["pearson_residuals"])
+    e = fit.pearson_residuals
     dispersion = float((prior * e**2).sum())
     p = len(model.terms)
     return _result(fit, model, design, formula, family, level, vcov, dispersion,
                    df_residual=design.degf + 1 - p, replicate_coef=thetas)
 
 
-def _result(fit: dict[str, Any], model: "ModelFrame", design: "SurveyDesign", formula: str, family: str,
+def _result(fit: _core.GlmFit, model: "ModelFrame", design: "SurveyDesign", formula: str, family: str,
             level: float, vcov: np.ndarray, dispersion: float, **extra: Any) -> "GLMResult":
     """The GLMResult of a full-sample fit, its covariance (by linearisation or by
     replicates: `extra` carries what that route keeps) and dispersion."""
     return GLMResult(
         formula=formula,
         family=family,
-        link=str(fit["link"]),
+        link=fit.link,
         terms=model.terms,
-        coef=np.asarray(fit["coefficients"]),
+        coef=fit.coefficients,
         vcov=vcov,
         dispersion=dispersion,
-        deviance=float(fit["deviance"]),
-        iterations=int(fit["iterations"]),
+        deviance=fit.deviance,
+        iterations=fit.iterations,
         n=len(model.rows),
         n_removed=model.n_removed,
         level=level,
-        naive_cov=np.asarray(fit["cov_unscaled"]),
+        naive_cov=fit.cov_unscaled,
         design=design,
         model_frame=model,
         **extra,
     )
 
 
-def check_convergence(fit: dict[str, Any], formula: str, maxit: int) -> None:
+def check_convergence(fit: "_core.GlmFit | StreamedFit", formula: str, maxit: int) -> None:
     """R warns (or not) and returns these fits; their coefficients are not estimates, so refuse."""
-    if fit["separated"]:
+    if fit.separated:
         raise ConvergenceError(
             f"{formula}: the predictors separate the outcome (perfectly or quasi-perfectly: some "
             "group or range of a predictor has only 0s or only 1s, or no events), so the likelihood "
             "has no finite maximum and some coefficients are infinite; drop or merge the separating terms"
         )
-    if not fit["converged"]:
+    if not fit.converged:
         raise ConvergenceError(
             f"{formula}: the IRLS did not converge in {maxit} iterations; raise maxit (if it then "
             "converges, separation of the outcome by the predictors is checked)"
         )
-    if fit["boundary"]:
+    if fit.boundary:
         warnings.warn(
             f"{formula}: the IRLS halved a step to keep the fitted means in the family's range "
             "(R: step size truncated); check the fit",
