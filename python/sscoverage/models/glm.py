@@ -206,6 +206,29 @@ def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
     return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
 
 
+#: Rows per block of :func:`row_major`: the block of the matrix stays in the cache.
+_ROW_BLOCK = 8192
+
+
+def row_major(frame: pd.DataFrame) -> np.ndarray:
+    """A frame's columns as the C-ordered float64 matrix the core reads, filled a block of
+    rows at a time (a column at a time over all rows would sweep the whole matrix once
+    per column)."""
+    columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+    x = np.empty((len(frame), len(columns)))
+    for start in range(0, len(frame), _ROW_BLOCK):
+        block = slice(start, start + _ROW_BLOCK)
+        for j, column in enumerate(columns):
+            x[block, j] = column[block]
+    return x
+
+
+def _has_unused_levels(factor: pd.Series) -> bool:
+    """Whether some level of a categorical has no row (R's ``drop.unused.levels`` drops it)."""
+    codes = factor.cat.codes.to_numpy()
+    return bool((np.bincount(codes[codes >= 0], minlength=len(factor.cat.categories)) == 0).any())
+
+
 class ModelFrame:
     """The model matrix of a formula on a design's rows, with R's term names.
 
@@ -235,24 +258,32 @@ class ModelFrame:
                 data[name] = as_model_variable(values, column, levels.get(column))
             if isinstance(data[name].dtype, pd.CategoricalDtype):
                 factors.append(name)
-        # Pass 1 finds the complete rows; pass 2 builds the matrix on them without unused
-        # levels.  Pass 1 is the answer when it dropped no row and no level is unused
-        # (on a million rows a pass costs about half a second).
-        first = model_matrix(text, data, na_action="drop", context=CONTEXT)
-        kept = first.rhs.index.to_numpy()
-        if len(kept) == 0:
-            raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
-        again = len(kept) < len(data)
-        data = data.loc[kept] if again else data
-        for name in factors:
-            trimmed = data[name].cat.remove_unused_categories()
-            again |= len(trimmed.cat.categories) < len(data[name].cat.categories)
-            data[name] = trimmed
-        mm = model_matrix(text, data, na_action="raise", context=CONTEXT) if again else first
+        # With no model variable missing and every level used, one build is the answer,
+        # unless a transform made a missing value (log of a negative number).  Otherwise
+        # pass 1 finds the complete rows and pass 2 builds the matrix on them without
+        # unused levels (formulaic's row dropping costs more than the build itself).
+        mm, x = None, None
+        if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):
+            mm = model_matrix(text, data, na_action="ignore", context=CONTEXT)
+            x = row_major(mm.rhs)
+            if np.isnan(x).any() or mm.lhs.isna().to_numpy().any():
+                mm = None
+        if mm is not None:
+            kept = data.index.to_numpy()
+        else:
+            first = model_matrix(text, data, na_action="drop", context=CONTEXT)
+            kept = first.rhs.index.to_numpy()
+            if len(kept) == 0:
+                raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
+            data = data.loc[kept]
+            for name in factors:
+                data[name] = data[name].cat.remove_unused_categories()
+            mm = model_matrix(text, data, na_action="raise", context=CONTEXT)
+            x = row_major(mm.rhs)
         self.rows = kept
         self.n_removed = len(scope) - len(kept)
         self.terms = r_names(list(mm.rhs.columns), data, factors, aliases, checked.logical_terms)
-        self.x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64))
+        self.x = x
         # Kept for predictions and margins: the right-hand side's spec re-encodes new or
         # counterfactual data with the fitted levels and transform states (R's xlevels).
         self.spec = mm.rhs.model_spec
@@ -287,8 +318,7 @@ class ModelFrame:
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of (new or counterfactual) model variables, as fitted."""
-        mm = self.spec.get_model_matrix(data, na_action="ignore", context=CONTEXT)
-        return np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
+        return row_major(self.spec.get_model_matrix(data, na_action="ignore", context=CONTEXT))
 
     def new_data(self, newdata: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """The right-hand-side variables of `newdata` converted as the fitted ones (factor
