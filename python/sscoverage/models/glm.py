@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,6 @@ from ..io.serialize import UNSTORED, Serializable
 
 if TYPE_CHECKING:
     from ..protocols import SurveyDesign
-    from ..stream.glm import StreamedFit
 
 #: R's family names (``quasi*`` fit as their namesakes; the dispersion is estimated from
 #: the design for every family).
@@ -178,7 +177,18 @@ def _result(fit: _core.GlmFit, model: "ModelFrame", design: "SurveyDesign", form
     )
 
 
-def check_convergence(fit: "_core.GlmFit | StreamedFit", formula: str, maxit: int) -> None:
+class FitFlags(Protocol):
+    """How an IRLS ended (the core's ``GlmFit``, a streamed fit)."""
+
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def boundary(self) -> bool: ...
+    @property
+    def separated(self) -> bool: ...
+
+
+def check_convergence(fit: FitFlags, formula: str, maxit: int) -> None:
     """R warns (or not) and returns these fits; their coefficients are not estimates, so refuse."""
     if fit.separated:
         raise ConvergenceError(
