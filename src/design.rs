@@ -787,6 +787,65 @@ impl Design {
         Ok((sums.concat(), variances.concat()))
     }
 
+    /// [`Design::covariance`] of per-row influence values given only on some rows:
+    /// `values` (rows.len() x p, row-major) belong to the design rows `rows` (ascending
+    /// keeps R's order of addition), every other row's are zero, and the domain is those
+    /// rows.  They are summed to units where they are, without being placed on all the
+    /// design's rows first, unless the design's calibration needs every row.
+    pub fn covariance_of_rows(
+        &self,
+        values: &[f64],
+        p: usize,
+        rows: &[usize],
+    ) -> Result<Covariance> {
+        if p == 0 || values.len() != rows.len() * p {
+            return Err(CoreError::Shape(format!(
+                "influence values have {} entries, expected {} rows x {p}",
+                values.len(),
+                rows.len()
+            )));
+        }
+        if let Some(r) = rows.iter().find(|&&r| r >= self.n_rows) {
+            return Err(CoreError::Shape(format!(
+                "row {r} is not a row of the design's {}",
+                self.n_rows
+            )));
+        }
+        if self.is_calibrated() || self.replicates().is_some() {
+            let mut all = vec![0.0; self.n_rows * p];
+            let mut in_domain = vec![false; self.n_rows];
+            for (&r, v) in rows.iter().zip(values.chunks_exact(p)) {
+                all[r * p..(r + 1) * p].copy_from_slice(v);
+                in_domain[r] = true;
+            }
+            return self.covariance(Influence::Rows {
+                values: &all,
+                p,
+                in_domain: Some(&in_domain),
+            });
+        }
+        if let Some(k) = values.iter().position(|v| v.is_nan()) {
+            return Err(CoreError::Value(format!(
+                "influence value is NaN at row {}",
+                rows[k / p]
+            )));
+        }
+        let mut totals = vec![0.0; self.n_units * p];
+        let mut present = vec![false; self.n_units];
+        for (&r, v) in rows.iter().zip(values.chunks_exact(p)) {
+            let u = self.unit_of_row[r] as usize;
+            for (t, x) in totals[u * p..(u + 1) * p].iter_mut().zip(v) {
+                *t += x;
+            }
+            present[u] = true;
+        }
+        self.covariance(Influence::UnitTotals {
+            totals: &totals,
+            p,
+            present: Some(&present),
+        })
+    }
+
     /// Per-row influence values (n_rows x p) as residuals from the calibration, summed to
     /// the variance units; and which units hold a row of the domain `in_domain`.
     fn unit_totals(

@@ -12,6 +12,8 @@ __all__ = [
     "__version__",
     "CoreDesign",
     "DomainEstimates",
+    "GlmBatchPass",
+    "GlmFit",
     "InterruptionSpells",
     "Proportions",
     "WeightingReport",
@@ -95,6 +97,32 @@ class DomainEstimates:
     dropped_replicates: int
     deff: _F64 | None
     offset: int | None
+
+@final
+class GlmFit:
+    link: str
+    coefficients: _F64
+    fitted: _F64
+    working_weights: _F64
+    working_residuals: _F64
+    pearson_residuals: _F64
+    cov_unscaled: NDArray[np.float64]
+    influence: NDArray[np.float64]
+    deviance: float
+    iterations: int
+    converged: bool
+    boundary: bool
+    separated: bool
+    vcov: NDArray[np.float64] | None
+
+@final
+class GlmBatchPass:
+    link: str
+    deviance: float
+    valid: bool
+    triangle: _F64 | None
+    informative: int
+    drift: float
 
 @final
 class Proportions:
@@ -306,7 +334,9 @@ def glm_fit(
     offset: _F64 | None = None,
     epsilon: float = 1e-8,
     maxit: int = 25,
-) -> dict[str, Any]: ...
+    design: CoreDesign | None = None,
+    rows: NDArray[np.int64] | None = None,
+) -> GlmFit: ...
 def glm_replicate_coefficients(
     x: _F64,
     y: _F64,
@@ -335,7 +365,7 @@ def glm_batch_pass(
     beta: _F64 | None = None,
     step: bool = True,
     reference: _F64 | None = None,
-) -> dict[str, Any]: ...
+) -> GlmBatchPass: ...
 def glm_solve_stacked(triangles: list[_F64], p: int, epsilon: float = 1e-8) -> tuple[_F64, _F64]: ...
 def glm_batch_scores(
     x: _F64,

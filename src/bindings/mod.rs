@@ -747,6 +747,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tables::PyProportions>()?;
     m.add_class::<weighting::PyWeightingReport>()?;
     m.add_class::<coverage::PyInterruptionSpells>()?;
+    m.add_class::<models::PyGlmFit>()?;
+    m.add_class::<models::PyGlmBatchPass>()?;
     weighting::register(m)?;
     coverage::register(m)?;
     sampling::register(m)?;

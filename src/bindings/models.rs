@@ -1,17 +1,17 @@
-//! Model fitting for `sscoverage.models`: numpy arrays in, a dict of arrays out.
+//! Model fitting for `sscoverage.models`: numpy arrays in, typed records out.
 
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use super::errors;
+use super::{errors, PyDesign};
 use crate::models::glm::{
     batch_pass, batch_scores, replicate_coefficients, replicate_fits, solve_stacked,
 };
 use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
+use crate::CoreError;
 
 /// The model's arrays as the core reads them, with the family and the link (None: the
 /// family's default).
@@ -57,12 +57,37 @@ fn replicate_count(
     Ok(replicate_weights.shape()[1])
 }
 
+/// A GLM fit as the core leaves it (`models::GlmFit`): the link's name, coefficients,
+/// fitted means, working weights and residuals, Pearson residuals, the unscaled
+/// covariance (p x p), the influence values (n x p), deviance, iterations and the
+/// convergence flags; and `vcov`, the design-based covariance of the coefficients when
+/// a design was given and the fit converged without separation.
+#[pyclass(name = "GlmFit", module = "sscoverage._core", frozen, get_all)]
+pub struct PyGlmFit {
+    link: &'static str,
+    coefficients: Py<PyArray1<f64>>,
+    fitted: Py<PyArray1<f64>>,
+    working_weights: Py<PyArray1<f64>>,
+    working_residuals: Py<PyArray1<f64>>,
+    pearson_residuals: Py<PyArray1<f64>>,
+    cov_unscaled: Py<PyArray2<f64>>,
+    influence: Py<PyArray2<f64>>,
+    deviance: f64,
+    iterations: usize,
+    converged: bool,
+    boundary: bool,
+    separated: bool,
+    vcov: Option<Py<PyArray2<f64>>>,
+}
+
 /// Fit a GLM by R's IRLS.  `x` is the n x p model matrix (C order), `weights` the prior
-/// weights; `link` None = the family's default.  Returns coefficients, fitted values,
-/// working weights and residuals, Pearson residuals, the unscaled covariance, the
-/// influence values (n x p), deviance, iterations and the convergence flags.
+/// weights; `link` None = the family's default.  With `design` (a linearisation design)
+/// and `rows` (the design row of each model row, ascending), the influence values are
+/// summed to the design's units where they are and the covariance comes back as `vcov`
+/// (R's `svy.varcoef`), the fitted rows being the domain.
 #[pyfunction]
-#[pyo3(signature = (x, y, weights, family, link=None, offset=None, epsilon=1e-8, maxit=25))]
+#[pyo3(signature = (x, y, weights, family, link=None, offset=None, epsilon=1e-8, maxit=25,
+                    design=None, rows=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn glm_fit<'py>(
     py: Python<'py>,
@@ -74,30 +99,68 @@ pub fn glm_fit<'py>(
     offset: Option<PyReadonlyArray1<'py, f64>>,
     epsilon: f64,
     maxit: usize,
-) -> PyResult<Bound<'py, PyDict>> {
+    design: Option<Bound<'py, PyDesign>>,
+    rows: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<PyGlmFit> {
     let offset = offset.as_ref().map(|o| o.as_slice()).transpose()?;
     let control = Control { epsilon, maxit };
     let input = model_input(&x, &y, weights.as_slice()?, (family, link), offset, control)?;
     let (n, p) = (input.n, input.p);
-    let res = py.detach(|| fit(&input)).map_err(errors::to_py)?;
-    let out = PyDict::new(py);
-    out.set_item("link", input.link.name())?;
-    out.set_item("coefficients", res.coefficients.into_pyarray(py))?;
-    out.set_item("fitted", res.fitted.into_pyarray(py))?;
-    out.set_item("working_weights", res.working_weights.into_pyarray(py))?;
-    out.set_item("working_residuals", res.working_residuals.into_pyarray(py))?;
-    out.set_item("pearson_residuals", res.pearson_residuals.into_pyarray(py))?;
-    out.set_item(
-        "cov_unscaled",
-        res.cov_unscaled.into_pyarray(py).reshape([p, p])?,
-    )?;
-    out.set_item("influence", res.influence.into_pyarray(py).reshape([n, p])?)?;
-    out.set_item("deviance", res.deviance)?;
-    out.set_item("iterations", res.iterations)?;
-    out.set_item("converged", res.converged)?;
-    out.set_item("boundary", res.boundary)?;
-    out.set_item("separated", res.separated)?;
-    Ok(out)
+    let on_design = match (&design, &rows) {
+        (Some(d), Some(r)) => Some((&d.get().inner, r.as_slice()?)),
+        (None, None) => None,
+        _ => {
+            return Err(errors::to_py(CoreError::Shape(
+                "give the design and the design rows of the model rows together".into(),
+            )))
+        }
+    };
+    let (res, vcov) = errors::in_core(py, || {
+        let res = fit(&input)?;
+        let vcov = match on_design {
+            Some((design, rows)) if res.converged && !res.separated => {
+                let rows = design_rows(rows, n)?;
+                Some(design.covariance_of_rows(&res.influence, p, &rows)?.matrix)
+            }
+            _ => None,
+        };
+        Ok((res, vcov))
+    })?;
+    let matrix = |v: Vec<f64>, r: usize| -> PyResult<Py<PyArray2<f64>>> {
+        Ok(v.into_pyarray(py).reshape([r, p])?.unbind())
+    };
+    Ok(PyGlmFit {
+        link: input.link.name(),
+        coefficients: res.coefficients.into_pyarray(py).unbind(),
+        fitted: res.fitted.into_pyarray(py).unbind(),
+        working_weights: res.working_weights.into_pyarray(py).unbind(),
+        working_residuals: res.working_residuals.into_pyarray(py).unbind(),
+        pearson_residuals: res.pearson_residuals.into_pyarray(py).unbind(),
+        cov_unscaled: matrix(res.cov_unscaled, p)?,
+        influence: matrix(res.influence, n)?,
+        deviance: res.deviance,
+        iterations: res.iterations,
+        converged: res.converged,
+        boundary: res.boundary,
+        separated: res.separated,
+        vcov: vcov.map(|v| matrix(v, p)).transpose()?,
+    })
+}
+
+/// The design rows of the model's n rows, as indices.
+fn design_rows(rows: &[i64], n: usize) -> crate::error::Result<Vec<usize>> {
+    if rows.len() != n {
+        return Err(CoreError::Shape(format!(
+            "{} design rows for the model's {n} rows",
+            rows.len()
+        )));
+    }
+    rows.iter()
+        .map(|&r| {
+            usize::try_from(r)
+                .map_err(|_| CoreError::Shape(format!("{r} is not a row of the design")))
+        })
+        .collect()
 }
 
 /// The coefficients of the model refitted with each replicate's weights (R's
@@ -164,9 +227,22 @@ pub fn glm_replicate_fits<'py>(
     ))
 }
 
+/// One batch's part of a streamed IRLS pass (`models::glm::BatchPass`), with the link's
+/// name: deviance, validity, the triangular factor of its step (q x q flat, q = p + 1;
+/// None unless asked for and valid), its informative rows, and the drift.
+#[pyclass(name = "GlmBatchPass", module = "sscoverage._core", frozen, get_all)]
+pub struct PyGlmBatchPass {
+    link: &'static str,
+    deviance: f64,
+    valid: bool,
+    triangle: Option<Py<PyArray1<f64>>>,
+    informative: usize,
+    drift: f64,
+}
+
 /// One batch's part of a streamed IRLS pass at `beta` (None: the starting means):
-/// deviance, validity, the triangular factor of its step (q x q flat, q = p + 1; None
-/// unless `step` and valid), its informative rows, and the drift from `reference`.
+/// deviance, validity, the triangular factor of its step (when `step`), its informative
+/// rows, and the drift from `reference`.
 #[pyfunction]
 #[pyo3(signature = (x, y, weights, family, link=None, beta=None, step=true, reference=None))]
 #[allow(clippy::too_many_arguments)]
@@ -180,7 +256,7 @@ pub fn glm_batch_pass<'py>(
     beta: Option<PyReadonlyArray1<'py, f64>>,
     step: bool,
     reference: Option<PyReadonlyArray1<'py, f64>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<PyGlmBatchPass> {
     let input = model_input(
         &x,
         &y,
@@ -191,17 +267,15 @@ pub fn glm_batch_pass<'py>(
     )?;
     let beta = beta.as_ref().map(|b| b.as_slice()).transpose()?;
     let reference = reference.as_ref().map(|b| b.as_slice()).transpose()?;
-    let res = py
-        .detach(|| batch_pass(&input, beta, step, reference))
-        .map_err(errors::to_py)?;
-    let out = PyDict::new(py);
-    out.set_item("link", input.link.name())?;
-    out.set_item("deviance", res.deviance)?;
-    out.set_item("valid", res.valid)?;
-    out.set_item("triangle", res.triangle.map(|t| t.into_pyarray(py)))?;
-    out.set_item("informative", res.informative)?;
-    out.set_item("drift", res.drift)?;
-    Ok(out)
+    let res = errors::in_core(py, || batch_pass(&input, beta, step, reference))?;
+    Ok(PyGlmBatchPass {
+        link: input.link.name(),
+        deviance: res.deviance,
+        valid: res.valid,
+        triangle: res.triangle.map(|t| t.into_pyarray(py).unbind()),
+        informative: res.informative,
+        drift: res.drift,
+    })
 }
 
 /// The step from the batches' factors stacked in order: (coefficients, (X'WX)^-1 p x p).

@@ -79,144 +79,205 @@ fn qr_tolerance(control: &Control) -> f64 {
 /// (in the linear predictor) they may move it before the solution counts as separated.
 /// At a finite maximum a step moves the linear predictor by rounding (R's rule stops
 /// within about 1e-5 of it); when the maximum is at infinity each step moves the
-/// separated rows on by about 1, however small their fitted values already are.
+/// separated rows on by about 1, however small their fitted values already are.  So the
+/// probe stops at the first step that moves it by more than `PROBE_DRIFT` (separated)
+/// or by at most `PROBE_SETTLED` (a finite maximum).
 const PROBE_STEPS: usize = 3;
 const PROBE_DRIFT: f64 = 0.1;
+const PROBE_SETTLED: f64 = 1e-3;
+
+/// Rows per chunk of the passes over the rows: a fixed partition, so sums combined in
+/// chunk order give the same digits for any number of threads.
+const CHUNK_ROWS: usize = linalg::CHUNK_ROWS;
 
 /// The IRLS of one model: its data, with the outcome as the family's `initialize` left it.
 struct Irls<'a> {
     input: &'a GlmInput<'a>,
     y: Vec<f64>,
-    offset: Vec<f64>,
 }
 
-/// One weighted least-squares step: new coefficients, the factorisation of the weighted
-/// model matrix, and the working weights it used.
+/// One weighted least-squares step: new coefficients and the factorisation of the
+/// weighted model matrix.
 struct Step {
     coef: Vec<f64>,
     qr: linalg::Triangular,
-    working_weights: Vec<f64>,
 }
 
-/// The rows of one IRLS step (see [`Irls::working`]); the weights are R's "working".
-#[allow(clippy::struct_field_names)]
-struct Working {
-    good: Vec<usize>,
-    roots: Vec<f64>,
-    z: Vec<f64>,
-    working_weights: Vec<f64>,
-}
-
-/// The triangular factor of [sqrt(W) X | sqrt(W) z] over the informative rows, reduced
-/// block by block from the rows of x (see `linalg::tall_r`).
-fn triangle_of_working(x: &[f64], p: usize, good: &[usize], roots: &[f64], z: &[f64]) -> Vec<f64> {
-    linalg::tall_r(good.len(), p + 1, |start, len, block| {
-        for b in 0..len {
-            let (i, root) = (good[start + b], roots[start + b]);
-            for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
-                block[j * len + b] = xv * root;
-            }
-            block[p * len + b] = z[start + b];
-        }
-    })
+/// What a pass that sets the linear predictors and means finds: whether they are in the
+/// family's range, and the deviance.
+#[derive(Clone, Copy, Debug)]
+struct Means {
+    valid: bool,
+    deviance: f64,
 }
 
 impl Irls<'_> {
-    fn deviance(&self, mu: &[f64]) -> f64 {
-        let (family, w) = (self.input.family, self.input.weights);
-        (0..self.input.n)
-            .map(|i| family.deviance_residual(self.y[i], mu[i], w[i]))
-            .sum()
+    fn offset(&self, i: usize) -> f64 {
+        self.input.offset.map_or(0.0, |o| o[i])
     }
 
-    fn predict(&self, beta: &[f64], eta: &mut [f64], mu: &mut [f64]) {
-        let (x, p, link) = (self.input.x, self.input.p, self.input.link);
-        for i in 0..self.input.n {
-            let xi = &x[i * p..(i + 1) * p];
-            eta[i] = xi.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>() + self.offset[i];
-            mu[i] = link.inverse(eta[i]);
+    /// Set each row's linear predictor to `eta_of(row)` and its mean, in one parallel
+    /// pass that also checks the range and sums the deviance (in chunk order).
+    fn means_by(
+        &self,
+        eta: &mut [f64],
+        mu: &mut [f64],
+        eta_of: impl Fn(usize) -> f64 + Sync,
+    ) -> Means {
+        let GlmInput {
+            family,
+            link,
+            weights: w,
+            ..
+        } = *self.input;
+        let parts: Vec<Means> = eta
+            .par_chunks_mut(CHUNK_ROWS)
+            .zip(mu.par_chunks_mut(CHUNK_ROWS))
+            .enumerate()
+            .map(|(c, (eta, mu))| {
+                let mut deviance = 0.0;
+                for (k, (e, m)) in eta.iter_mut().zip(mu.iter_mut()).enumerate() {
+                    let i = c * CHUNK_ROWS + k;
+                    *e = eta_of(i);
+                    *m = link.inverse(*e);
+                    deviance += family.deviance_residual(self.y[i], *m, w[i]);
+                }
+                Means {
+                    valid: link.valid_eta(eta) && family.valid_mu(mu),
+                    deviance,
+                }
+            })
+            .collect();
+        Means {
+            valid: parts.iter().all(|m| m.valid),
+            deviance: parts.iter().map(|m| m.deviance).sum(),
         }
     }
 
-    fn valid(&self, eta: &[f64], mu: &[f64]) -> bool {
-        self.input.link.valid_eta(eta) && self.input.family.valid_mu(mu)
+    /// Linear predictors and means at the coefficients `beta`.
+    fn predict(&self, beta: &[f64], eta: &mut [f64], mu: &mut [f64]) -> Means {
+        let (x, p) = (self.input.x, self.input.p);
+        self.means_by(eta, mu, |i| {
+            let xi = &x[i * p..(i + 1) * p];
+            xi.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>() + self.offset(i)
+        })
     }
 
-    /// The rows of the weighted least-squares step from the means `mu` (R's loop body up
-    /// to `Cdqrls`): the informative rows, the square roots of their working weights and
-    /// their weighted working responses.
-    fn working(&self, eta: &[f64], mu: &[f64]) -> Result<Working> {
+    /// Linear predictors and means from the family's starting means.
+    fn start(&self, mustart: &[f64], eta: &mut [f64], mu: &mut [f64]) -> Means {
+        let link = self.input.link;
+        self.means_by(eta, mu, |i| link.link(mustart[i]))
+    }
+
+    /// Row i's part of the weighted least-squares step from its linear predictor and
+    /// mean (R's loop body up to `Cdqrls`): the square root of its working weight and
+    /// its weighted working response; None for a row that carries no information (zero
+    /// prior weight, or d mu / d eta = 0), which R leaves out of the least squares.
+    fn working_row(&self, i: usize, eta: f64, mu: f64) -> Result<Option<(f64, f64)>> {
         let GlmInput {
-            n,
             weights: w,
             family,
             link,
             ..
         } = *self.input;
-        let mut mu_eta = vec![0.0; n];
-        for i in 0..n {
-            if w[i] > 0.0 {
-                let v = family.variance(mu[i]);
-                if v.is_nan() {
-                    return Err(CoreError::Value("NAs in V(mu)".into()));
-                }
-                if v == 0.0 {
-                    return Err(CoreError::Value(
-                        "0s in V(mu): a fitted mean reached the edge of its range".into(),
-                    ));
-                }
+        let variance = family.variance(mu);
+        if w[i] > 0.0 {
+            if variance.is_nan() {
+                return Err(CoreError::Value("NAs in V(mu)".into()));
             }
-            mu_eta[i] = link.mu_eta(eta[i]);
-            if w[i] > 0.0 && mu_eta[i].is_nan() {
-                return Err(CoreError::Value("NAs in d(mu)/d(eta)".into()));
+            if variance == 0.0 {
+                return Err(CoreError::Value(
+                    "0s in V(mu): a fitted mean reached the edge of its range".into(),
+                ));
             }
         }
-        // Only rows that carry information enter the least squares.
-        let good: Vec<usize> = (0..n).filter(|&i| w[i] > 0.0 && mu_eta[i] != 0.0).collect();
-        let mut working_weights = vec![0.0; n];
-        let mut roots = Vec::with_capacity(good.len());
-        let mut z = Vec::with_capacity(good.len());
-        for &i in &good {
-            let root = (w[i] * mu_eta[i] * mu_eta[i] / family.variance(mu[i])).sqrt();
-            working_weights[i] = root * root;
-            roots.push(root);
-            z.push(((eta[i] - self.offset[i]) + (self.y[i] - mu[i]) / mu_eta[i]) * root);
+        let mu_eta = link.mu_eta(eta);
+        if w[i] > 0.0 && mu_eta.is_nan() {
+            return Err(CoreError::Value("NAs in d(mu)/d(eta)".into()));
         }
-        Ok(Working {
-            good,
-            roots,
-            z,
-            working_weights,
+        if !(w[i] > 0.0 && mu_eta != 0.0) {
+            return Ok(None);
+        }
+        let root = (w[i] * mu_eta * mu_eta / variance).sqrt();
+        let z = ((eta - self.offset(i)) + (self.y[i] - mu) / mu_eta) * root;
+        Ok(Some((root, z)))
+    }
+
+    /// The triangular factor of [sqrt(W) X | sqrt(W) z] for the step from (eta, mu),
+    /// reduced block by block as the rows are weighted (see `linalg::tall_r`; a row
+    /// that carries no information is a row of zeros), and the informative rows.
+    fn triangle(&self, eta: &[f64], mu: &[f64]) -> Result<(Vec<f64>, usize)> {
+        let (x, p) = (self.input.x, self.input.p);
+        linalg::tall_r(self.input.n, p + 1, |start, len, block, ld| {
+            let mut informative = 0;
+            for b in 0..len {
+                let i = start + b;
+                let (root, z) = match self.working_row(i, eta[i], mu[i])? {
+                    Some(rz) => {
+                        informative += 1;
+                        rz
+                    }
+                    None => (0.0, 0.0),
+                };
+                for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
+                    block[j * ld + b] = xv * root;
+                }
+                block[p * ld + b] = z;
+            }
+            Ok(informative)
         })
+    }
+
+    /// The working weights of the step from (eta, mu) (R's `fit$weights`), zero where a
+    /// row takes no part.
+    fn working_weights(&self, eta: &[f64], mu: &[f64]) -> Result<Vec<f64>> {
+        let mut weights = vec![0.0; self.input.n];
+        let chunks: Vec<Result<()>> = weights
+            .par_chunks_mut(CHUNK_ROWS)
+            .enumerate()
+            .map(|(c, out)| {
+                for (k, o) in out.iter_mut().enumerate() {
+                    let i = c * CHUNK_ROWS + k;
+                    *o = self
+                        .working_row(i, eta[i], mu[i])?
+                        .map_or(0.0, |(root, _)| root * root);
+                }
+                Ok(())
+            })
+            .collect();
+        // The first failing row's error, whatever the threads.
+        chunks.into_iter().collect::<Result<()>>()?;
+        Ok(weights)
     }
 
     /// The weighted least-squares step from the means `mu`.
     fn step(&self, eta: &[f64], mu: &[f64], iter: usize) -> Result<Step> {
-        let GlmInput { x, p, control, .. } = *self.input;
-        let Working {
-            good,
-            roots,
-            z,
-            working_weights,
-        } = self.working(eta, mu)?;
-        if good.is_empty() {
+        let GlmInput {
+            x, n, p, control, ..
+        } = *self.input;
+        let (r, informative) = self.triangle(eta, mu)?;
+        if informative == 0 {
             return Err(CoreError::Value(format!(
                 "no observations informative at iteration {iter}"
             )));
         }
-        let m = good.len();
-        let r = triangle_of_working(x, p, &good, &roots, &z);
         let (tri, qtz) = linalg::Triangular::from_augmented(&r, p + 1);
         let (qr, coef) = if tri.aliased(qr_tolerance(&control)).is_empty() {
             let coef = tri.solve(&qtz);
             (tri, coef)
         } else {
             // Near or at aliasing, decide and name the columns exactly as R's dqrdc2 (the
-            // dense QR) does.
+            // dense QR of the informative rows) does.
+            let m = informative;
             let mut a = vec![0.0; m * p];
-            for (row, (&i, root)) in good.iter().zip(&roots).enumerate() {
-                for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
-                    a[j * m + row] = xv * root;
+            let mut z = Vec::with_capacity(m);
+            for i in 0..n {
+                if let Some((root, zi)) = self.working_row(i, eta[i], mu[i])? {
+                    let row = z.len();
+                    for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
+                        a[j * m + row] = xv * root;
+                    }
+                    z.push(zi);
                 }
             }
             let dense = linalg::qr(a, m, p, qr_tolerance(&control))
@@ -229,36 +290,51 @@ impl Irls<'_> {
                 "non-finite coefficients at iteration {iter}"
             )));
         }
-        Ok(Step {
-            coef,
-            qr,
-            working_weights,
-        })
+        Ok(Step { coef, qr })
     }
 
-    /// Whether further IRLS steps from the solution (eta) keep moving it: separation.
-    fn drifts(&self, eta: &[f64]) -> bool {
+    /// Whether further IRLS steps from the solution (eta, mu) keep moving it: separation.
+    fn drifts(&self, eta: &[f64], mu: &[f64]) -> bool {
         let n = self.input.n;
-        let mut probe_eta = eta.to_vec();
-        let mut probe_mu: Vec<f64> = eta.iter().map(|&e| self.input.link.inverse(e)).collect();
+        let mut probe: Option<(Vec<f64>, Vec<f64>)> = None;
+        let mut next = (vec![0.0; n], vec![0.0; n]);
         for k in 0..PROBE_STEPS {
-            let Ok(step) = self.step(&probe_eta, &probe_mu, k) else {
+            let (from_eta, from_mu) = probe
+                .as_ref()
+                .map_or((eta, mu), |(e, m)| (e.as_slice(), m.as_slice()));
+            let Ok(step) = self.step(from_eta, from_mu, k) else {
                 return true;
             };
-            self.predict(&step.coef, &mut probe_eta, &mut probe_mu);
-            if !self.valid(&probe_eta, &probe_mu) || !self.deviance(&probe_mu).is_finite() {
+            let means = self.predict(&step.coef, &mut next.0, &mut next.1);
+            if !means.valid || !means.deviance.is_finite() {
                 return true;
             }
+            let drift = next
+                .0
+                .par_iter()
+                .zip(eta)
+                .map(|(a, b)| (a - b).abs())
+                .reduce(|| 0.0, f64::max);
+            if drift > PROBE_DRIFT {
+                return true;
+            }
+            if drift <= PROBE_SETTLED {
+                return false;
+            }
+            let spare = probe.replace(next);
+            next = spare.unwrap_or_else(|| (vec![0.0; n], vec![0.0; n]));
         }
-        (0..n).any(|i| (probe_eta[i] - eta[i]).abs() > PROBE_DRIFT)
+        false
     }
 }
 
-/// Where an IRLS run ended: the last step, the linear predictor and means it gave.
+/// Where an IRLS run ended: the last step, the linear predictor and means it gave, and
+/// those it started from (whose working weights are R's `fit$weights`).
 struct Solution {
     step: Step,
     eta: Vec<f64>,
     mu: Vec<f64>,
+    step_from: (Vec<f64>, Vec<f64>),
     dev: f64,
     iterations: usize,
     converged: bool,
@@ -268,42 +344,42 @@ struct Solution {
 /// R's `glm.fit` loop, from the family's starting means or, as R's `start=`, from
 /// coefficients `start` (which are then the coefficients a halved step falls back to).
 fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution> {
-    let GlmInput {
-        n, link, control, ..
-    } = *irls.input;
-    let mut eta: Vec<f64> = mustart.iter().map(|&m| link.link(m)).collect();
-    let mut mu: Vec<f64> = eta.iter().map(|&e| link.inverse(e)).collect();
-    if let Some(start) = start {
-        if start.len() != irls.input.p {
+    let GlmInput { n, p, control, .. } = *irls.input;
+    let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
+    let mut means = match start {
+        Some(start) if start.len() != p => {
             return Err(CoreError::Shape(format!(
-                "start has {} values for {} coefficients",
+                "start has {} values for {p} coefficients",
                 start.len(),
-                irls.input.p
             )));
         }
-        irls.predict(start, &mut eta, &mut mu);
-    }
-    debug_assert_eq!(eta.len(), n);
-    if !irls.valid(&eta, &mu) {
+        Some(start) => irls.predict(start, &mut eta, &mut mu),
+        None => irls.start(mustart, &mut eta, &mut mu),
+    };
+    if !means.valid {
         return Err(CoreError::Value(
             "cannot find valid starting values for the model".into(),
         ));
     }
-    let mut devold = irls.deviance(&mu);
+    let mut devold = means.deviance;
     let mut dev = devold;
     let mut coefold: Option<Vec<f64>> = start.map(<[f64]>::to_vec);
     let mut last: Option<Step> = None;
     let (mut converged, mut boundary) = (false, false);
     let mut iterations = 0;
+    let mut step_from = (vec![0.0; n], vec![0.0; n]);
     for iter in 1..=control.maxit {
         iterations = iter;
         let step = irls.step(&eta, &mu, iter)?;
-        irls.predict(&step.coef, &mut eta, &mut mu);
-        dev = irls.deviance(&mu);
+        // Keep where the step started; eta and mu take where it leads.
+        std::mem::swap(&mut eta, &mut step_from.0);
+        std::mem::swap(&mut mu, &mut step_from.1);
+        means = irls.predict(&step.coef, &mut eta, &mut mu);
+        dev = means.deviance;
         let mut coef = step.coef.clone();
         // R halves the step towards the previous coefficients while the deviance is not
         // finite or the means leave their range.
-        if !dev.is_finite() || !irls.valid(&eta, &mu) {
+        if !dev.is_finite() || !means.valid {
             let Some(old) = coefold.as_ref() else {
                 return Err(CoreError::Value(
                     "no valid set of coefficients has been found: the first step left the \
@@ -312,7 +388,7 @@ fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution
                 ));
             };
             let mut tries = 0;
-            while !dev.is_finite() || !irls.valid(&eta, &mu) {
+            while !dev.is_finite() || !means.valid {
                 tries += 1;
                 if tries > control.maxit {
                     return Err(CoreError::Value(
@@ -324,8 +400,8 @@ fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution
                 for (c, o) in coef.iter_mut().zip(old) {
                     *c = (*c + o) / 2.0;
                 }
-                irls.predict(&coef, &mut eta, &mut mu);
-                dev = irls.deviance(&mu);
+                means = irls.predict(&coef, &mut eta, &mut mu);
+                dev = means.deviance;
             }
             boundary = true;
         }
@@ -342,6 +418,7 @@ fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution
         step,
         eta,
         mu,
+        step_from,
         dev,
         iterations,
         converged,
@@ -356,14 +433,7 @@ fn prepare<'a>(input: &'a GlmInput<'a>) -> Result<(Irls<'a>, Vec<f64>)> {
     input.family.check_link(input.link)?;
     let mut y = input.y.to_vec();
     let mustart = input.family.initialize(input.link, &mut y, input.weights)?;
-    let irls = Irls {
-        input,
-        y,
-        offset: input
-            .offset
-            .map_or_else(|| vec![0.0; input.n], <[f64]>::to_vec),
-    };
-    Ok((irls, mustart))
+    Ok((Irls { input, y }, mustart))
 }
 
 /// The coefficients of the model refitted with each replicate's weights, normalised to
@@ -471,43 +541,50 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
     } = *input;
     let (irls, mustart) = prepare(input)?;
     let Solution {
-        step: Step {
-            coef,
-            qr,
-            working_weights,
-        },
+        step: Step { coef, qr },
         eta,
         mu,
+        step_from,
         dev,
         iterations,
         converged,
         boundary,
     } = solve(&irls, &mustart, None)?;
     // Only a converged fit can be probed: before that every step moves it anyway.
-    let separated = converged && family.has_bounded_mean() && irls.drifts(&eta);
+    let separated = converged && family.has_bounded_mean() && irls.drifts(&eta, &mu);
+    let working_weights = irls.working_weights(&step_from.0, &step_from.1)?;
+    drop(step_from);
     let y = &irls.y;
     let cov_unscaled = qr.inverse_gram();
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
     let mut influence = vec![0.0; n * p];
-    let mut score = vec![0.0; p];
-    for i in 0..n {
-        let r = (y[i] - mu[i]) / link.mu_eta(eta[i]);
-        working_residuals[i] = r;
-        pearson_residuals[i] = (y[i] - mu[i]) / family.variance(mu[i]).sqrt();
-        let xi = &x[i * p..(i + 1) * p];
-        for (s, xv) in score.iter_mut().zip(xi) {
-            *s = xv * r * working_weights[i];
-        }
-        // Row i times cov_unscaled, summed over k in order as before but with the
-        // inner loop over j, which vectorises.
-        let out = &mut influence[i * p..(i + 1) * p];
-        for (k, s) in score.iter().enumerate() {
-            for (o, c) in out.iter_mut().zip(&cov_unscaled[k * p..(k + 1) * p]) {
-                *o += s * c;
+    // Row by row, independently: in parallel over the chunks.
+    influence
+        .par_chunks_mut(CHUNK_ROWS * p)
+        .zip(working_residuals.par_chunks_mut(CHUNK_ROWS))
+        .zip(pearson_residuals.par_chunks_mut(CHUNK_ROWS))
+        .enumerate()
+        .for_each(|(c, ((influence, working), pearson))| {
+            let mut score = vec![0.0; p];
+            for (k, (r_out, e_out)) in working.iter_mut().zip(pearson.iter_mut()).enumerate() {
+                let i = c * CHUNK_ROWS + k;
+                let r = (y[i] - mu[i]) / link.mu_eta(eta[i]);
+                *r_out = r;
+                *e_out = (y[i] - mu[i]) / family.variance(mu[i]).sqrt();
+                for (s, xv) in score.iter_mut().zip(&x[i * p..(i + 1) * p]) {
+                    *s = xv * r * working_weights[i];
+                }
+                // Row i times cov_unscaled, summed over k in order, with the inner loop
+                // over j, which vectorises.
+                let out = &mut influence[k * p..(k + 1) * p];
+                for (s, row) in score.iter().zip(cov_unscaled.chunks_exact(p)) {
+                    for (o, c) in out.iter_mut().zip(row) {
+                        *o += s * c;
+                    }
+                }
             }
-        }
-    }
+        });
     Ok(GlmFit {
         coefficients: coef,
         fitted: mu,
@@ -554,11 +631,10 @@ pub fn batch_pass(
     reference: Option<&[f64]>,
 ) -> Result<BatchPass> {
     let irls = batch_irls(input)?;
-    let (eta, mu) = irls.means(beta)?;
-    let valid = irls.valid(&eta, &mu);
+    let (eta, mu, means) = irls.means(beta)?;
     let drift = match reference {
         Some(r) => {
-            let (eta_r, _) = irls.means(Some(r))?;
+            let (eta_r, _, _) = irls.means(Some(r))?;
             eta.iter()
                 .zip(&eta_r)
                 .map(|(a, b)| (a - b).abs())
@@ -566,16 +642,15 @@ pub fn batch_pass(
         }
         None => 0.0,
     };
-    let (triangle, informative) = if step && valid {
-        let w = irls.working(&eta, &mu)?;
-        let r = triangle_of_working(input.x, input.p, &w.good, &w.roots, &w.z);
-        (Some(r), w.good.len())
+    let (triangle, informative) = if step && means.valid {
+        let (r, informative) = irls.triangle(&eta, &mu)?;
+        (Some(r), informative)
     } else {
         (None, 0)
     };
     Ok(BatchPass {
-        deviance: irls.deviance(&mu),
-        valid,
+        deviance: means.deviance,
+        valid: means.valid,
         triangle,
         informative,
         drift,
@@ -646,9 +721,9 @@ pub fn batch_scores(
         )));
     }
     let irls = batch_irls(input)?;
-    let (eta_prev, mu_prev) = irls.means(previous)?;
-    let working_weights = irls.working(&eta_prev, &mu_prev)?.working_weights;
-    let (eta, mu) = irls.means(Some(beta))?;
+    let (eta_prev, mu_prev, _) = irls.means(previous)?;
+    let working_weights = irls.working_weights(&eta_prev, &mu_prev)?;
+    let (eta, mu, _) = irls.means(Some(beta))?;
     let (family, link, w) = (input.family, input.link, input.weights);
     let mut unit_scores = vec![0.0; n_units * p];
     let mut unit_rows = vec![0.0; n_units];
@@ -682,21 +757,15 @@ fn batch_irls<'a>(input: &'a GlmInput<'a>) -> Result<Irls<'a>> {
     input.family.check_link(input.link)?;
     let mut y = input.y.to_vec();
     input.family.initialize(input.link, &mut y, input.weights)?;
-    Ok(Irls {
-        input,
-        y,
-        offset: input
-            .offset
-            .map_or_else(|| vec![0.0; input.n], <[f64]>::to_vec),
-    })
+    Ok(Irls { input, y })
 }
 
 impl Irls<'_> {
     /// Linear predictors and means at `beta`, or (None) at R's starting means.
-    fn means(&self, beta: Option<&[f64]>) -> Result<(Vec<f64>, Vec<f64>)> {
+    fn means(&self, beta: Option<&[f64]>) -> Result<(Vec<f64>, Vec<f64>, Means)> {
         let n = self.input.n;
         let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
-        if let Some(b) = beta {
+        let means = if let Some(b) = beta {
             if b.len() != self.input.p {
                 return Err(CoreError::Shape(format!(
                     "{} coefficients for {} model columns",
@@ -704,20 +773,16 @@ impl Irls<'_> {
                     self.input.p
                 )));
             }
-            self.predict(b, &mut eta, &mut mu);
+            self.predict(b, &mut eta, &mut mu)
         } else {
             let mut y = self.input.y.to_vec();
-            let link = self.input.link;
-            let start = self
-                .input
-                .family
-                .initialize(link, &mut y, self.input.weights)?;
-            for i in 0..n {
-                eta[i] = link.link(start[i]);
-                mu[i] = link.inverse(eta[i]);
-            }
-        }
-        Ok((eta, mu))
+            let start =
+                self.input
+                    .family
+                    .initialize(self.input.link, &mut y, self.input.weights)?;
+            self.start(&start, &mut eta, &mut mu)
+        };
+        Ok((eta, mu, means))
     }
 }
 

@@ -101,7 +101,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn norm2(x: &[f64]) -> f64 {
-    // Scaled, so that very large or small columns neither overflow nor underflow.
+    // The plain sum of squares when it neither overflowed nor came near underflow (an
+    // element that underflowed is then below 1e-260 of the sum); else scaled.
+    let squares = dot(x, x);
+    if squares.is_finite() && squares > 1e-280 {
+        return squares.sqrt();
+    }
     let big = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if big == 0.0 || !big.is_finite() {
         return big;
@@ -274,38 +279,68 @@ fn inverse_gram(p: usize, r: impl Fn(usize, usize) -> f64) -> Vec<f64> {
     out
 }
 
-/// Rows per block of [`tall_r`]: the block's work matrix (block + q rows x q columns)
+/// Rows per block of [`tall_r`]: the block's work matrix (q + block rows x q columns)
 /// stays in the cache while its Householder reflections are applied.
 const BLOCK_ROWS: usize = 256;
 
+/// Rows per chunk of [`tall_r`] (64 blocks): the unit of parallel work.  The partition
+/// is fixed, so the digits do not depend on the number of threads.
+pub const CHUNK_ROWS: usize = 64 * BLOCK_ROWS;
+
 /// The triangular factor R (q x q, column-major, upper) of a tall n x q matrix A = QR,
-/// without Q, from blocks of rows that `fill(start, len, block)` writes (column-major,
-/// len x q).
+/// without Q, from blocks of rows that `fill(start, len, block, ld)` writes (row b of
+/// column j at `block[j * ld + b]`, b < len); `fill` returns how many of its rows carry
+/// information (counted for the caller) or an error, which stops the factorisation
+/// (the first in row order is returned).
 ///
 /// [`qr`] applies each reflection to whole columns, which for a tall matrix means
-/// streaming all of it from memory p times.  Here each block of rows is reduced to a
-/// triangle in the cache (in parallel), and the triangles are stacked and reduced in
-/// block order, so the result does not depend on the number of threads.  Householder
-/// reflections throughout: as stable as [`qr`], R equal to its R up to the signs of
-/// rows and rounding.  With a right-hand side as the last column, R's last column
-/// holds Q'b (first q - 1 entries) and the residual norm (last).
-pub fn tall_r<F>(n: usize, q: usize, fill: F) -> Vec<f64>
+/// streaming all of it from memory p times.  Here the rows are cut into chunks of
+/// [`CHUNK_ROWS`] (in parallel); within a chunk each block of rows is reduced in the
+/// cache together with the triangle of the blocks before it, and the chunks' triangles
+/// are stacked in chunk order, so the result does not depend on the number of threads.
+/// Householder reflections throughout: as stable as [`qr`], R equal to its R up to the
+/// signs of rows and rounding.  With a right-hand side as the last column, R's last
+/// column holds Q'b (first q - 1 entries) and the residual norm (last).
+pub fn tall_r<F, E>(n: usize, q: usize, fill: F) -> Result<(Vec<f64>, usize), E>
 where
-    F: Fn(usize, usize, &mut [f64]) + Sync,
+    F: Fn(usize, usize, &mut [f64], usize) -> Result<usize, E> + Sync,
+    E: Send,
 {
-    let starts: Vec<usize> = (0..n).step_by(BLOCK_ROWS).collect();
-    let triangles: Vec<Vec<f64>> = starts
-        .par_iter()
-        .map(|&start| {
-            let len = BLOCK_ROWS.min(n - start);
-            let mut block = vec![0.0; len * q];
-            fill(start, len, &mut block);
-            triangle_of(block, len, q)
+    let chunks: Vec<(Vec<f64>, usize)> = (0..n.div_ceil(CHUNK_ROWS))
+        .into_par_iter()
+        .map(|c| {
+            let (first, end) = (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n));
+            // Work matrix: the chunk's triangle so far on top, the next block below.
+            let m = q + BLOCK_ROWS;
+            let mut work = vec![0.0; m * q];
+            let mut informative = 0;
+            for start in (first..end).step_by(BLOCK_ROWS) {
+                let len = BLOCK_ROWS.min(end - start);
+                informative += fill(start, len, &mut work[q..], m)?;
+                if len < BLOCK_ROWS {
+                    // Rows of zeros leave the factor exactly as it is.
+                    for col in work.chunks_exact_mut(m) {
+                        col[q + len..].fill(0.0);
+                    }
+                }
+                reduce(&mut work, m, q);
+                // Below the diagonal of the top rows: Householder vectors, not R.
+                for (j, col) in work.chunks_exact_mut(m).enumerate() {
+                    col[j + 1..q].fill(0.0);
+                }
+            }
+            let mut r = vec![0.0; q * q];
+            for (j, col) in work.chunks_exact(m).enumerate() {
+                r[j * q..(j + 1) * q].copy_from_slice(&col[..q]);
+            }
+            Ok((r, informative))
         })
-        .collect();
-    triangles
+        .collect::<Result<_, E>>()?;
+    let informative = chunks.iter().map(|(_, k)| k).sum();
+    let r = chunks
         .iter()
-        .fold(vec![0.0; q * q], |r, t| stack_triangles(&r, t, q))
+        .fold(vec![0.0; q * q], |r, (t, _)| stack_triangles(&r, t, q));
+    Ok((r, informative))
 }
 
 /// The triangular factor of two stacked ones (q x q, column-major, upper): R of
@@ -321,9 +356,22 @@ pub fn stack_triangles(r1: &[f64], r2: &[f64], q: usize) -> Vec<f64> {
 }
 
 /// Householder-reduce a column-major m x q matrix and return its upper q x q triangle
-/// (column-major; rows below min(m, q) zero).  A column with nothing left below the
-/// diagonal is skipped: aliasing is judged by the caller from the whole R.
+/// (column-major; rows below min(m, q) zero).
 fn triangle_of(mut w: Vec<f64>, m: usize, q: usize) -> Vec<f64> {
+    reduce(&mut w, m, q);
+    let mut r = vec![0.0; q * q];
+    for j in 0..q {
+        for i in 0..=j.min(m.saturating_sub(1)) {
+            r[j * q + i] = w[j * m + i];
+        }
+    }
+    r
+}
+
+/// Householder-reduce a column-major m x q matrix in place: R on and above the
+/// diagonal, the reflections' vectors below it.  A column with nothing left below the
+/// diagonal is skipped: aliasing is judged by the caller from the whole R.
+fn reduce(w: &mut [f64], m: usize, q: usize) {
     for j in 0..q.min(m) {
         let col = j * m;
         let left = norm2(&w[col + j..col + m]);
@@ -344,13 +392,6 @@ fn triangle_of(mut w: Vec<f64>, m: usize, q: usize) -> Vec<f64> {
             reflect(h, t, &mut x[j..m]);
         }
     }
-    let mut r = vec![0.0; q * q];
-    for j in 0..q {
-        for i in 0..=j.min(m.saturating_sub(1)) {
-            r[j * q + i] = w[j * m + i];
-        }
-    }
-    r
 }
 
 /// An upper-triangular factor R (p x p) of a least-squares problem, with Q'b beside it.
@@ -420,8 +461,8 @@ mod tests {
 
     #[test]
     fn tall_r_gives_the_least_squares_solution_of_qr() {
-        // 3000 rows (several blocks) of a well-conditioned 4-column matrix and a response.
-        let (n, p) = (3000usize, 4usize);
+        // 40000 rows (several blocks and chunks, the last ones partial) of a well-conditioned 4-column matrix and a response.
+        let (n, p) = (40_000usize, 4usize);
         let value = |i: usize, j: usize| {
             ((i * 7 + j * 13) % 17) as f64 / 17.0 + if j == 0 { 1.0 } else { 0.0 }
         };
@@ -434,14 +475,17 @@ mod tests {
         }
         let dense = qr(a, n, p, 1e-7).unwrap();
         let want = dense.solve(&b);
-        let r = tall_r(n, p + 1, |start, len, block| {
+        let (r, rows) = tall_r(n, p + 1, |start, len, block, ld| {
             for i in 0..len {
                 for j in 0..p {
-                    block[j * len + i] = value(start + i, j);
+                    block[j * ld + i] = value(start + i, j);
                 }
-                block[p * len + i] = b[start + i];
+                block[p * ld + i] = b[start + i];
             }
-        });
+            Ok::<usize, ()>(len)
+        })
+        .unwrap();
+        assert_eq!(rows, n);
         let (tri, qtb) = Triangular::from_augmented(&r, p + 1);
         assert!(tri.aliased(1e-7).is_empty());
         for (x, y) in tri.solve(&qtb).iter().zip(&want) {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -77,23 +77,24 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     keeps_rows = bool(design.spec.get("pps"))
     scope = design.in_subset()
     mean_w = w[scope].sum() / (design.n_rows if keeps_rows else scope.sum())
-    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit)
-
+    # The core sums the influence values to the design's PSUs where they are (the
+    # fitted rows are the domain) and returns their covariance with the fit.
+    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit, design=design)
     p = len(model.terms)
-    in_fit = np.zeros(design.n_rows, bool)
-    in_fit[rows] = True
-    influence = np.zeros((design.n_rows, p))
-    influence[rows] = fit["influence"]
-    vcov = design.influence_vcov(influence, in_fit)
     # Rows left out for missing values leave the design as a domain (R refits on
     # design[-na.action, ]): degrees of freedom and dispersion are that domain's.
-    fit_design = design if in_fit.sum() == scope.sum() else design.subset(in_fit)
+    if len(rows) == scope.sum():
+        fit_design = design
+    else:
+        in_fit = np.zeros(design.n_rows, bool)
+        in_fit[rows] = True
+        fit_design = design.subset(in_fit)
     # R's Pearson residuals carry sqrt(prior weight / design weight rescaled to mean 1
     # over the fitted rows): 1, unless rows were dropped for missing values.
     mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
-    dispersion = _dispersion(fit["pearson_residuals"] * np.sqrt(mean_fit / mean_w), w[rows])
-    return _result(fit, model, design, formula, family, level, vcov, dispersion,
-                   df_residual=fit_design.degf + 1 - p, influence=np.asarray(fit["influence"]))
+    dispersion = _dispersion(fit.pearson_residuals * np.sqrt(mean_fit / mean_w), w[rows])
+    return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
+                   df_residual=fit_design.degf + 1 - p, influence=fit.influence)
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,13 @@ class ModelMatrix:
 
 
 def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: str, family: str, link: str | None,
-         epsilon: float, maxit: int) -> dict[str, Any]:
-    """One IRLS fit in the core, with aliased columns named by their terms."""
+         epsilon: float, maxit: int, design: "SurveyDesign | None" = None) -> _core.GlmFit:
+    """One IRLS fit in the core, with aliased columns named by their terms; with a
+    (linearisation) `design` and a model frame, also the coefficients' design-based
+    covariance (``vcov``)."""
+    on_design = {} if design is None else {"design": design.core, "rows": model.rows}
     try:
-        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit)
+        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit, **on_design)
     except EstimationError as err:
         if len(err.args) > 1:  # the core's positions of aliased columns
             names = [model.terms[j] for j in err.args[1]]
@@ -133,7 +137,7 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
     w = design.weights
     prior = w[rows] / w[scope].mean()  # R rescales the sampling weights to mean 1
     fit = irls_fit(model, prior, formula, family, link, epsilon, maxit)
-    coef = np.asarray(fit["coefficients"])
+    coef = fit.coefficients
     # Every replicate refitted in the core, in parallel, from the full-sample
     # coefficients as R's svyglm.svyrep.design starts them.
     reps = np.ascontiguousarray(design.replicate_weights()[rows])
@@ -142,51 +146,62 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
     vcov = design.replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
     # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).
-    e = np.asarray(fit["pearson_residuals"])
+    e = fit.pearson_residuals
     dispersion = float((prior * e**2).sum())
     p = len(model.terms)
     return _result(fit, model, design, formula, family, level, vcov, dispersion,
                    df_residual=design.degf + 1 - p, replicate_coef=thetas)
 
 
-def _result(fit: dict[str, Any], model: "ModelFrame", design: "SurveyDesign", formula: str, family: str,
+def _result(fit: _core.GlmFit, model: "ModelFrame", design: "SurveyDesign", formula: str, family: str,
             level: float, vcov: np.ndarray, dispersion: float, **extra: Any) -> "GLMResult":
     """The GLMResult of a full-sample fit, its covariance (by linearisation or by
     replicates: `extra` carries what that route keeps) and dispersion."""
     return GLMResult(
         formula=formula,
         family=family,
-        link=str(fit["link"]),
+        link=fit.link,
         terms=model.terms,
-        coef=np.asarray(fit["coefficients"]),
+        coef=fit.coefficients,
         vcov=vcov,
         dispersion=dispersion,
-        deviance=float(fit["deviance"]),
-        iterations=int(fit["iterations"]),
+        deviance=fit.deviance,
+        iterations=fit.iterations,
         n=len(model.rows),
         n_removed=model.n_removed,
         level=level,
-        naive_cov=np.asarray(fit["cov_unscaled"]),
+        naive_cov=fit.cov_unscaled,
         design=design,
         model_frame=model,
         **extra,
     )
 
 
-def check_convergence(fit: dict[str, Any], formula: str, maxit: int) -> None:
+class FitFlags(Protocol):
+    """How an IRLS ended (the core's ``GlmFit``, a streamed fit)."""
+
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def boundary(self) -> bool: ...
+    @property
+    def separated(self) -> bool: ...
+
+
+def check_convergence(fit: FitFlags, formula: str, maxit: int) -> None:
     """R warns (or not) and returns these fits; their coefficients are not estimates, so refuse."""
-    if fit["separated"]:
+    if fit.separated:
         raise ConvergenceError(
             f"{formula}: the predictors separate the outcome (perfectly or quasi-perfectly: some "
             "group or range of a predictor has only 0s or only 1s, or no events), so the likelihood "
             "has no finite maximum and some coefficients are infinite; drop or merge the separating terms"
         )
-    if not fit["converged"]:
+    if not fit.converged:
         raise ConvergenceError(
             f"{formula}: the IRLS did not converge in {maxit} iterations; raise maxit (if it then "
             "converges, separation of the outcome by the predictors is checked)"
         )
-    if fit["boundary"]:
+    if fit.boundary:
         warnings.warn(
             f"{formula}: the IRLS halved a step to keep the fitted means in the family's range "
             "(R: step size truncated); check the fit",
@@ -199,6 +214,29 @@ def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
     """R's ``summary.svyglm`` dispersion: ``svyvar`` of the Pearson residuals (NaN with
     fewer than two rows of non-zero weight)."""
     return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
+
+
+#: Rows per block of :func:`row_major`: the block of the matrix stays in the cache.
+_ROW_BLOCK = 8192
+
+
+def row_major(frame: pd.DataFrame) -> np.ndarray:
+    """A frame's columns as the C-ordered float64 matrix the core reads, filled a block of
+    rows at a time (a column at a time over all rows would sweep the whole matrix once
+    per column)."""
+    columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
+    x = np.empty((len(frame), len(columns)))
+    for start in range(0, len(frame), _ROW_BLOCK):
+        block = slice(start, start + _ROW_BLOCK)
+        for j, column in enumerate(columns):
+            x[block, j] = column[block]
+    return x
+
+
+def _has_unused_levels(factor: pd.Series) -> bool:
+    """Whether some level of a categorical has no row (R's ``drop.unused.levels`` drops it)."""
+    codes = factor.cat.codes.to_numpy()
+    return bool((np.bincount(codes[codes >= 0], minlength=len(factor.cat.categories)) == 0).any())
 
 
 class ModelFrame:
@@ -230,24 +268,32 @@ class ModelFrame:
                 data[name] = as_model_variable(values, column, levels.get(column))
             if isinstance(data[name].dtype, pd.CategoricalDtype):
                 factors.append(name)
-        # Pass 1 finds the complete rows; pass 2 builds the matrix on them without unused
-        # levels.  Pass 1 is the answer when it dropped no row and no level is unused
-        # (on a million rows a pass costs about half a second).
-        first = model_matrix(text, data, na_action="drop", context=CONTEXT)
-        kept = first.rhs.index.to_numpy()
-        if len(kept) == 0:
-            raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
-        again = len(kept) < len(data)
-        data = data.loc[kept] if again else data
-        for name in factors:
-            trimmed = data[name].cat.remove_unused_categories()
-            again |= len(trimmed.cat.categories) < len(data[name].cat.categories)
-            data[name] = trimmed
-        mm = model_matrix(text, data, na_action="raise", context=CONTEXT) if again else first
+        # With no model variable missing and every level used, one build is the answer,
+        # unless a transform made a missing value (log of a negative number).  Otherwise
+        # pass 1 finds the complete rows and pass 2 builds the matrix on them without
+        # unused levels (formulaic's row dropping costs more than the build itself).
+        mm, x = None, None
+        if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):
+            mm = model_matrix(text, data, na_action="ignore", context=CONTEXT)
+            x = row_major(mm.rhs)
+            if np.isnan(x).any() or mm.lhs.isna().to_numpy().any():
+                mm = None
+        if mm is not None:
+            kept = data.index.to_numpy()
+        else:
+            first = model_matrix(text, data, na_action="drop", context=CONTEXT)
+            kept = first.rhs.index.to_numpy()
+            if len(kept) == 0:
+                raise EstimationError(f"{formula}: no rows are left to fit (subset and missing values)")
+            data = data.loc[kept]
+            for name in factors:
+                data[name] = data[name].cat.remove_unused_categories()
+            mm = model_matrix(text, data, na_action="raise", context=CONTEXT)
+            x = row_major(mm.rhs)
         self.rows = kept
         self.n_removed = len(scope) - len(kept)
         self.terms = r_names(list(mm.rhs.columns), data, factors, aliases, checked.logical_terms)
-        self.x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64))
+        self.x = x
         # Kept for predictions and margins: the right-hand side's spec re-encodes new or
         # counterfactual data with the fitted levels and transform states (R's xlevels).
         self.spec = mm.rhs.model_spec
@@ -282,8 +328,7 @@ class ModelFrame:
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of (new or counterfactual) model variables, as fitted."""
-        mm = self.spec.get_model_matrix(data, na_action="ignore", context=CONTEXT)
-        return np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
+        return row_major(self.spec.get_model_matrix(data, na_action="ignore", context=CONTEXT))
 
     def new_data(self, newdata: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """The right-hand-side variables of `newdata` converted as the fitted ones (factor

@@ -362,10 +362,10 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
             dropped.append(float(c))
             continue
         keep.append(c)
-        dev.append(float(fit["deviance"]))
-        coef.append(float(fit["coefficients"][j]))
-        naive.append(float(np.asarray(fit["cov_unscaled"])[j, j]))
-        infl.append(np.asarray(fit["influence"])[:, j])
+        dev.append(fit.deviance)
+        coef.append(float(fit.coefficients[j]))
+        naive.append(float(fit.cov_unscaled[j, j]))
+        infl.append(fit.influence[:, j])
         n_below.append(int((x < c).sum()))
         n_above.append(int((x > c).sum()))
     if len(keep) < 2:
@@ -413,8 +413,7 @@ def _null_scores(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates
     x0 = np.ascontiguousarray(np.delete(model.x, j, axis=1))
     terms = [t for i, t in enumerate(model.terms) if i != j]
     fit = irls_fit(ModelMatrix(x=x0, y=model.y, terms=terms), prior, formula, family, link, epsilon, maxit)
-    ww = np.asarray(fit["working_weights"])
-    wr = np.asarray(fit["working_residuals"])
+    ww, wr = fit.working_weights, fit.working_residuals
     h = np.column_stack([_term_values(x, kind, c) for c in candidates])
     xw = x0 * ww[:, None]
     h = h - x0 @ np.linalg.solve(xw.T @ x0, xw.T @ h)

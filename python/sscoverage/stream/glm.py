@@ -8,7 +8,7 @@ coefficients and the triangular factor of its rows' weighted least squares — t
 factors, stacked in batch order by the core, give the step; a last pass sums the
 estimating functions to PSU totals, which the design's variance engine turns into the
 coefficients' covariance.  Binomial and Poisson fits take three more passes to probe for
-separation, as in memory.  Memory: one batch and its model matrix.
+separation (stopping as soon as a step settles or drifts), as in memory.  Memory: one batch and its model matrix.
 
 Stateful formula transforms (``center``, ``scale``, ``poly``, splines) learn their state
 from the data, which a streamed fit never holds at once: they are refused.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -34,9 +35,27 @@ from .batches import UNIT, BatchSource, add_parts, expression_columns, with_unit
 
 #: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
 _CODED = re.compile(r"\bC\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
-#: Extra IRLS steps from a binomial or Poisson solution, and how far they may move a
-#: linear predictor before the fit counts as separated (the core's in-memory rule).
-PROBE_STEPS, PROBE_DRIFT = 3, 0.1
+#: Extra IRLS steps from a binomial or Poisson solution, how far they may move a linear
+#: predictor before the fit counts as separated, and how little a step may move it for
+#: the solution to count as a finite maximum (the core's in-memory rule).
+PROBE_STEPS, PROBE_DRIFT, PROBE_SETTLED = 3, 0.1, 1e-3
+
+
+@dataclass(frozen=True)
+class StreamedFit:
+    """Where a streamed IRLS ended, as the core's ``GlmFit`` reports it (without per-row
+    values); ``previous``: the coefficients the last step started from (None: the
+    starting means)."""
+
+    link: str
+    coefficients: np.ndarray
+    previous: np.ndarray | None
+    cov_unscaled: np.ndarray
+    deviance: float
+    iterations: int
+    converged: bool
+    boundary: bool
+    separated: bool
 
 
 def streamed_glm(
@@ -64,17 +83,17 @@ def streamed_glm(
         model.columns, _batch_scores, add_parts, model, fit, design.psu_keys, design.psu_table, design.n_psu,
         label="GLM scores", progress=progress,
     )
-    totals = np.ascontiguousarray(scores @ fit["cov_unscaled"])
+    totals = np.ascontiguousarray(scores @ fit.cov_unscaled)
     vcov = design.core.totals_vcov(totals)
     # Pearson residuals carry sqrt(mean weight of the fitted rows / of the domain's rows),
     # as in memory: the dispersion is svyvar of the residuals times that ratio.
     dispersion = model.mean_fit / model.mean_w * _core.svyvar_of_sums(*map(float, pearson))
     return GLMResult(
-        formula=formula, family=family, link=str(fit["link"]), terms=model.terms,
-        coef=np.asarray(fit["coefficients"]), vcov=vcov, dispersion=float(dispersion),
-        df_residual=_fit_degf(design, unit_rows) + 1 - p, deviance=float(fit["deviance"]),
-        iterations=int(fit["iterations"]), n=model.n, n_removed=model.n_removed, level=level,
-        naive_cov=np.asarray(fit["cov_unscaled"]), design=design, model_frame=model,
+        formula=formula, family=family, link=fit.link, terms=model.terms,
+        coef=fit.coefficients, vcov=vcov, dispersion=float(dispersion),
+        df_residual=_fit_degf(design, unit_rows) + 1 - p, deviance=fit.deviance,
+        iterations=fit.iterations, n=model.n, n_removed=model.n_removed, level=level,
+        naive_cov=fit.cov_unscaled, design=design, model_frame=model,
     )
 
 
@@ -259,12 +278,12 @@ class _Irls:
         # collector frees late; pass after pass they would hold memory of many batches.
         gc.collect()
         return {
-            "deviance": float(sum(part["deviance"] for part in parts)),
-            "valid": all(part["valid"] for part in parts),
-            "triangles": [part["triangle"] for part in parts if part["triangle"] is not None],
-            "informative": sum(part["informative"] for part in parts),
-            "drift": max(part["drift"] for part in parts),
-            "link": parts[0]["link"],
+            "deviance": float(sum(part.deviance for part in parts)),
+            "valid": all(part.valid for part in parts),
+            "triangles": [part.triangle for part in parts if part.triangle is not None],
+            "informative": sum(part.informative for part in parts),
+            "drift": max(part.drift for part in parts),
+            "link": parts[0].link,
         }
 
     def solve(self, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +300,7 @@ class _Irls:
                 ) from None
             raise
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> StreamedFit:
         """The fit, as the core's ``glm_fit`` reports it (without per-row values)."""
         state = self.run_pass(None)
         link = state["link"]
@@ -316,11 +335,8 @@ class _Irls:
                 break
             devold, coefold = dev, coef
         separated = converged and self.family in BINOMIAL + ("poisson", "quasipoisson") and self.drifts(beta, state)
-        return {
-            "link": link, "coefficients": beta, "previous": start,
-            "cov_unscaled": cov, "deviance": dev, "iterations": iteration, "converged": converged,
-            "boundary": boundary, "separated": separated,
-        }
+        return StreamedFit(link=link, coefficients=beta, previous=start, cov_unscaled=cov, deviance=float(dev),
+                           iterations=iteration, converged=converged, boundary=boundary, separated=separated)
 
     def drifts(self, beta: np.ndarray, state: dict[str, Any]) -> bool:
         """Whether further steps from the solution keep moving it (separation), as the
@@ -334,20 +350,24 @@ class _Irls:
             state = self.run_pass(probe, step=k + 1 < PROBE_STEPS, reference=beta)
             if not (state["valid"] and np.isfinite(state["deviance"])):
                 return True
-        return state["drift"] > PROBE_DRIFT
+            if state["drift"] > PROBE_DRIFT:
+                return True
+            if state["drift"] <= PROBE_SETTLED:
+                return False
+        return False
 
 
 def _batch_pass(model: _StreamedModel, family: str, link: str | None, beta: np.ndarray | None, step: bool,
-                reference: np.ndarray | None, batch: pl.DataFrame) -> dict[str, Any]:
+                reference: np.ndarray | None, batch: pl.DataFrame) -> _core.GlmBatchPass:
     x, y, w, _ = model.batch(batch)
     return _core.glm_batch_pass(x, y, w, family, link, beta=beta, step=step, reference=reference)
 
 
-def _batch_scores(model: _StreamedModel, fit: dict[str, Any], keys: list[str], psus: pl.DataFrame,
+def _batch_scores(model: _StreamedModel, fit: StreamedFit, keys: list[str], psus: pl.DataFrame,
                   n_units: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y, w, rows = model.batch(batch)
     units = np.ascontiguousarray(with_units(keys, psus, rows).get_column(UNIT).to_numpy(), dtype=np.uint32)
-    return _core.glm_batch_scores(x, y, w, model.family, fit["link"], fit["coefficients"], fit["previous"],
+    return _core.glm_batch_scores(x, y, w, model.family, fit.link, fit.coefficients, fit.previous,
                                   units, n_units)
 
 
