@@ -301,17 +301,18 @@ def ciprop(
         "weight_sum": res.weight_sum[present],
     })
     vcovs = [np.array([[v]]) for v in var]
+    return interval_estimates(f"proportion ({method} interval)", table, vcovs, by_names, level, n_removed, notes,
+                              "as in R (a proportion of 0 or 1?)")
+
+
+def interval_estimates(statistic: str, table: pd.DataFrame, vcov: list[np.ndarray], by: list[str], level: float,
+                       n_removed: int, notes: list[str], undefined_why: str) -> Estimates:
+    """The Estimates of a table with its own interval limits (proportions, quantiles):
+    a note counting the limits that are undefined (`undefined_why` says why), and one df
+    when every row has the same."""
     undefined = int(table[["ci_low", "ci_high"]].isna().to_numpy().sum())
     if undefined:
-        notes.append(f"{undefined} interval limits are undefined (NaN), as in R (a proportion of 0 or 1?)")
+        notes.append(f"{undefined} interval limits are undefined (NaN), {undefined_why}")
     dfs = table["df"].unique()
-    return Estimates(
-        statistic=f"proportion ({method} interval)",
-        table=table,
-        vcov=vcovs,
-        by=by_names,
-        level=level,
-        df=float(dfs[0]) if len(dfs) == 1 else None,
-        n_removed=n_removed,
-        notes=notes,
-    )
+    return Estimates(statistic=statistic, table=table, vcov=vcov, by=by, level=level,
+                     df=float(dfs[0]) if len(dfs) == 1 else None, n_removed=n_removed, notes=notes)

@@ -27,7 +27,7 @@ from .._rmath import iqr, qt, r_sum, uniroot
 from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError, SurveyWarning
 from ..results.estimates import Estimates
 from .domains import coded_domains, linear
-from .proportions import keeps_all_rows, proportion_interval, rows_in_r
+from .proportions import interval_estimates, keeps_all_rows, proportion_interval, rows_in_r
 
 INTERVAL_TYPES = ("mean", "beta", "xlogit", "asin", "score", "quantile")
 #: R's woodruffCI methods: an interval for the proportion below the quantile.
@@ -268,20 +268,7 @@ def quantile_estimates(names: list[str], probs: np.ndarray, labels: list[dict[st
         np.fill_diagonal(v, np.square(se[d]))
         vcovs.append(v)
     table = pd.DataFrame.from_records(records)
-    undefined = int(table[["ci_low", "ci_high"]].isna().to_numpy().sum())
-    if undefined:
-        notes.append(
-            f"{undefined} interval limits are undefined (NaN): the interval for the proportion below "
-            "the quantile leaves [0, 1], as in R; try interval_type='beta' or 'score'"
-        )
-    dfs = table["df"].unique()
-    return Estimates(
-        statistic=f"quantile ({interval_type} interval, qrule {qrule if isinstance(qrule, str) else 'custom'})",
-        table=table,
-        vcov=vcovs,
-        by=by_names,
-        level=level,
-        df=float(dfs[0]) if len(dfs) == 1 else None,
-        n_removed=n_removed,
-        notes=notes,
-    )
+    rule = qrule if isinstance(qrule, str) else "custom"
+    return interval_estimates(f"quantile ({interval_type} interval, qrule {rule})", table, vcovs, by_names, level,
+                              n_removed, notes, "as in R: the interval for the proportion below the quantile leaves "
+                              "[0, 1]; try interval_type='beta' or 'score'")
