@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -17,6 +14,7 @@ from scipy import stats
 import sscoverage as ssc
 
 import _oracle
+from _threads import outputs_by_threads
 
 
 def stratified_sample(seed: int, n_strata: int = 5, psus: int = 4, per_psu: int = 6) -> pd.DataFrame:
@@ -177,10 +175,7 @@ def test_results_are_the_same_whatever_the_thread_count():
         "r = ssc.Design(df, ids='p', strata='s', weights='w').mean('y', by='d')\n"
         "print(repr(r.estimate.tolist()), repr(r.se.tolist()))\n"
     )
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        outs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    outs = outputs_by_threads(code)
     assert outs[0] == outs[1]
 
 

@@ -4,9 +4,7 @@ use a fixed partition (chunks of 16,384 rows) and add their sums in chunk order
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from _threads import outputs_by_threads
 
 CODE = """
 import numpy as np, pandas as pd, sscoverage as ssc
@@ -26,10 +24,6 @@ print([float(v).hex() for v in out])
 
 
 def test_glm_is_the_same_whatever_the_thread_count():
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        outs.append(subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True,
-                                   check=True).stdout)
+    outs = outputs_by_threads(CODE)
     assert outs[0] == outs[1]
     assert len(eval(outs[0])) == 2 * 5 + 3 + 2 * 8 + 3  # 5 and 8 coefficients

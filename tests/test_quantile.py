@@ -15,6 +15,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 import sscoverage as ssc
+from _threads import outputs_by_threads
 
 @pytest.fixture
 def srs() -> pd.DataFrame:
@@ -201,13 +202,5 @@ print(" ".join(out))
 def test_the_same_digits_with_any_number_of_threads():
     """The core sorts, sums and estimates in parallel; the numbers may not depend on
     how many threads it has."""
-    import os
-    import subprocess
-    import sys
-
-    runs = [
-        subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], capture_output=True, text=True, check=True,
-                       env={**os.environ, "RAYON_NUM_THREADS": threads}).stdout
-        for threads in ("1", "2")
-    ]
+    runs = outputs_by_threads(_THREADS_SCRIPT)
     assert runs[0] and runs[0] == runs[1]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -14,6 +11,7 @@ from numpy.testing import assert_allclose
 import sscoverage as ssc
 from run_cases import SHARED_REFERENCE as REFERENCE
 from run_cases import build_design, load_cases, load_data
+from _threads import outputs_by_threads
 
 AS_REPLICATES = [
     (c, d) for c, d in (load_cases([str(REFERENCE)]) if REFERENCE.is_dir() else [])
@@ -82,11 +80,7 @@ def test_bootstrap_same_seed_same_weights_any_thread_count():
         "d = ssc.Design(df, ids='p', strata='h', weights='w').as_replicates('bootstrap', replicates=30, seed=5)\n"
         "print(d.replicate_weights().sum(axis=0).tolist(), d.mean('y').se[0])\n"
     )
-    outs = [
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "RAYON_NUM_THREADS": t},
-                       capture_output=True, text=True, check=True).stdout
-        for t in ("1", "2")
-    ]
+    outs = outputs_by_threads(code)
     assert outs[0] == outs[1]
 
 

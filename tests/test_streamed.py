@@ -3,9 +3,6 @@ a Dask DataFrame on a dask.distributed cluster, give the in-memory numbers."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -14,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
+from _threads import outputs_by_threads
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +104,7 @@ def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
     )
     folder = str(tmp_path / "p.parquet")
     lazy.sink_parquet(folder)
-    outs = {
-        subprocess.run([sys.executable, "-c", code, folder], env={**os.environ, "RAYON_NUM_THREADS": t},
-                       capture_output=True, text=True, check=True).stdout
-        for t in ("1", "2", "8")
-    }
+    outs = set(outputs_by_threads(code, folder, threads=("1", "2", "8")))
     assert len(outs) == 1
 
 

@@ -5,10 +5,7 @@ the discrete hazard; R's figures for the median; and the errors."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -17,6 +14,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sscoverage as ssc
+from _threads import outputs_by_threads
 
 
 @pytest.fixture
@@ -398,11 +396,7 @@ print([float(v).hex() for v in out])
 
 
 def test_km_is_the_same_whatever_the_thread_count():
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        outs.append(subprocess.run([sys.executable, "-c", THREADS_CODE], env=env, capture_output=True, text=True,
-                                   check=True).stdout)
+    outs = outputs_by_threads(THREADS_CODE)
     assert outs[0] == outs[1]
     assert len(eval(outs[0])) > 1000
 

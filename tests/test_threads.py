@@ -4,9 +4,7 @@ or two: Cox regression, raking, calibration and the threshold model's score boot
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from _threads import outputs_by_threads
 
 CODE = """
 import numpy as np, pandas as pd, sscoverage as ssc
@@ -35,10 +33,6 @@ print([float(v).hex() for v in out])
 
 
 def test_cox_rake_calibrate_threshold_are_the_same_whatever_the_thread_count():
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        outs.append(subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True,
-                                   check=True).stdout)
+    outs = outputs_by_threads(CODE)
     assert outs[0] == outs[1]
     assert len(eval(outs[0])) > 2000
