@@ -123,6 +123,23 @@ def _score(dom: Any, x: np.ndarray, p: float, quantile_at: Callable[[float], flo
 
 
 # ---------------------------------------------------------------- estimator
+def quantile_request(y: str | Sequence[str], quantiles: Any, level: Any) -> tuple[list[str], np.ndarray]:
+    """The variables and probabilities a quantile call asks for, checked with its level
+    (in memory and streamed alike)."""
+    names = [y] if isinstance(y, str) else list(y)
+    if not names:
+        raise EstimationError("name at least one variable")
+    try:
+        probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise OptionError(f"quantiles={quantiles!r}: give probabilities between 0 and 1, as 0.5 or [0.25, 0.75]") from None
+    if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
+        raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise OptionError(f"level={level!r}: the confidence level is a number between 0 and 1, as 0.95")
+    return names, probs
+
+
 def quantile(
     design: Any,
     y: str | Sequence[str],
@@ -140,17 +157,7 @@ def quantile(
         raise DesignError("interval_type='quantile' re-estimates with replicate weights: it needs a replicate design")
     if interval_type == "score" and design.is_replicate:
         raise DesignError("interval_type='score' is for linearisation designs (as R)")
-    names = [y] if isinstance(y, str) else list(y)
-    if not names:
-        raise EstimationError("name at least one variable")
-    try:
-        probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise OptionError(f"quantiles={quantiles!r}: give probabilities between 0 and 1, as 0.5 or [0.25, 0.75]") from None
-    if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
-        raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise OptionError(f"level={level!r}: the confidence level is a number between 0 and 1, as 0.95")
+    names, probs = quantile_request(y, quantiles, level)
     alpha = 1 - level  # R's svyquantile speaks of alpha
     if interval_type not in INTERVAL_TYPES:
         raise DesignError(f"interval_type={interval_type!r}; use one of {', '.join(INTERVAL_TYPES)}")

@@ -40,7 +40,7 @@ from .. import _core
 from .._frames import OUTSIDE, column_names
 from .._rmath import qt
 from ..estimators.proportions import proportion_interval
-from ..estimators.quantile import QRULES, WOODRUFF, quantile_estimates
+from ..estimators.quantile import QRULES, WOODRUFF, quantile_estimates, quantile_request
 from ..exceptions import (ColumnError, EmptyDomainError, EstimationError, NotSupportedError, OptionError,
                           SurveyWarning)
 from ..results.estimates import Estimates
@@ -360,17 +360,7 @@ def streamed_quantile(
                                 f"intervals ({', '.join(WOODRUFF)}); for others {collect}")
     if design.raked is not None:
         raise NotSupportedError(f"quantiles of a raked streamed design: {collect}")
-    names = [y] if isinstance(y, str) else list(y)
-    if not names:
-        raise EstimationError("name at least one variable")
-    try:
-        probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise OptionError(f"quantiles={quantiles!r}: give probabilities between 0 and 1, as 0.5 or [0.25, 0.75]") from None
-    if probs.size == 0 or np.any(~((probs > 0) & (probs < 1))):
-        raise EstimationError(f"quantiles must lie strictly between 0 and 1, not {probs.tolist()}")
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise OptionError(f"level={level!r}: the confidence level is a number between 0 and 1, as 0.95")
+    names, probs = quantile_request(y, quantiles, level)
     alpha = 1 - level
     by_names = column_names(by, "by")
     schema = design.schema()
