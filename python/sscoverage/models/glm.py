@@ -216,21 +216,9 @@ def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
     return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
 
 
-#: Rows per block of :func:`row_major`: the block of the matrix stays in the cache.
-_ROW_BLOCK = 8192
-
-
 def row_major(frame: pd.DataFrame) -> np.ndarray:
-    """A frame's columns as the C-ordered float64 matrix the core reads, filled a block of
-    rows at a time (a column at a time over all rows would sweep the whole matrix once
-    per column)."""
-    columns = [frame.iloc[:, j].to_numpy() for j in range(frame.shape[1])]
-    x = np.empty((len(frame), len(columns)))
-    for start in range(0, len(frame), _ROW_BLOCK):
-        block = slice(start, start + _ROW_BLOCK)
-        for j, column in enumerate(columns):
-            x[block, j] = column[block]
-    return x
+    """A model matrix as the C-ordered float64 matrix the core reads."""
+    return np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
 
 
 def _has_unused_levels(factor: pd.Series) -> bool:
