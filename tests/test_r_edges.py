@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sscoverage as ssc
+from sscoverage.models.glm import matrix_columns
 from numpy.testing import assert_allclose
 
 HERE = Path(__file__).resolve().parent / "data" / "r_edges"
@@ -218,7 +219,7 @@ def test_replicate_refits_run_in_the_core(jkn: ssc.Design, apistrat: pd.DataFram
     y = apistrat["yes"].to_numpy()
     p = (reps * y[:, None]).sum(axis=0) / reps.sum(axis=0)
     start = np.array([np.log(0.8 / 0.2)])
-    got = ssc._core.glm_replicate_coefficients(np.ones((len(y), 1)), y, np.ascontiguousarray(reps), start,
+    got = ssc._core.glm_replicate_coefficients(matrix_columns(np.ones((len(y), 1))), y, np.ascontiguousarray(reps), start,
                                                "quasibinomial")
     assert_allclose(got[:, 0], np.log(p / (1 - p)), rtol=1e-7)
 

@@ -92,6 +92,18 @@ def test_dask_glm_on_a_local_cluster_matches_memory(model_df):
             _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family, progress=False))
 
 
+def test_dask_worker_processes_fit_a_glm(model_df):
+    # Worker processes send each pass's parts to the client pickled (threads do not).
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("dask.distributed")
+    memory = ssc.Design(model_df, ids="psu", strata="h", weights="w")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster):
+        streamed = ssc.Design(dd.from_pandas(model_df, npartitions=4), ids="psu", strata="h", weights="w")
+        formula, family = GLMS[1]
+        _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family, progress=False))
+
+
 def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
     code = (
         "import polars as pl, sscoverage as ssc, sys\n"

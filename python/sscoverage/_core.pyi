@@ -15,6 +15,7 @@ __all__ = [
     "GlmBatchPass",
     "GlmFit",
     "InterruptionSpells",
+    "ModelColumns",
     "Proportions",
     "WeightingReport",
     "svyvar",
@@ -24,7 +25,8 @@ __all__ = [
     "glm_fit",
     "glm_replicate_coefficients",
     "glm_replicate_fits",
-    "glm_solve_stacked",
+    "glm_streamed_fit",
+    "IrlsRun",
     "dense_codes",
     "all_finite",
     "poststratify",
@@ -116,13 +118,46 @@ class GlmFit:
     vcov: NDArray[np.float64] | None
 
 @final
+class ModelColumns:
+    """A model matrix's columns, each a product of numeric columns (k, None) and level
+    indicators (k, level) of codes."""
+
+    def __new__(
+        cls,
+        n: int,
+        values: list[_F64],
+        codes: list[_U32],
+        columns: list[list[tuple[int, int | None]]],
+    ) -> ModelColumns: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def p(self) -> int: ...
+    def dense(self) -> NDArray[np.float64]: ...
+
+@final
 class GlmBatchPass:
-    link: str
     deviance: float
     valid: bool
     triangle: _F64 | None
     informative: int
     drift: float
+    def __new__(
+        cls, deviance: float, valid: bool, triangle: _F64 | None, informative: int, drift: float
+    ) -> GlmBatchPass: ...
+    def __reduce__(self) -> tuple[Any, Any]: ...
+
+@final
+class IrlsRun:
+    link: str
+    coefficients: _F64
+    previous: _F64 | None
+    cov_unscaled: NDArray[np.float64]
+    deviance: float
+    iterations: int
+    converged: bool
+    boundary: bool
+    separated: bool
 
 @final
 class Proportions:
@@ -326,7 +361,7 @@ def repeated_cumsum(weight: float, counts: NDArray[np.uint64]) -> _F64: ...
 def rows_quantiles(rule: str, values: _F64, weights: _F64, levels: _F64) -> _F64: ...
 def all_finite(values: _F64) -> bool: ...
 def glm_fit(
-    x: _F64,
+    x: ModelColumns,
     y: _F64,
     weights: _F64,
     family: str,
@@ -338,7 +373,7 @@ def glm_fit(
     rows: NDArray[np.int64] | None = None,
 ) -> GlmFit: ...
 def glm_replicate_coefficients(
-    x: _F64,
+    x: ModelColumns,
     y: _F64,
     replicate_weights: NDArray[np.float64],
     start: _F64,
@@ -348,7 +383,7 @@ def glm_replicate_coefficients(
     maxit: int = 25,
 ) -> NDArray[np.float64]: ...
 def glm_replicate_fits(
-    x: _F64,
+    x: ModelColumns,
     y: _F64,
     replicate_weights: NDArray[np.float64],
     family: str,
@@ -357,7 +392,7 @@ def glm_replicate_fits(
     maxit: int = 25,
 ) -> tuple[NDArray[np.float64], _F64]: ...
 def glm_batch_pass(
-    x: _F64,
+    x: ModelColumns,
     y: _F64,
     weights: _F64,
     family: str,
@@ -366,9 +401,11 @@ def glm_batch_pass(
     step: bool = True,
     reference: _F64 | None = None,
 ) -> GlmBatchPass: ...
-def glm_solve_stacked(triangles: list[_F64], p: int, epsilon: float = 1e-8) -> tuple[_F64, _F64]: ...
+def glm_streamed_fit(
+    pass_fn: Any, p: int, family: str, link: str | None = None, epsilon: float = 1e-8, maxit: int = 25
+) -> IrlsRun: ...
 def glm_batch_scores(
-    x: _F64,
+    x: ModelColumns,
     y: _F64,
     weights: _F64,
     family: str,

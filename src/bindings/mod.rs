@@ -733,11 +733,13 @@ fn svyvar_of_sums(weight: f64, first: f64, second: f64, n_obs: f64) -> f64 {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyDesign>()?;
+    m.add_class::<models::PyModelColumns>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_replicate_coefficients, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_replicate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_pass, m)?)?;
-    m.add_function(wrap_pyfunction!(models::glm_solve_stacked, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_streamed_fit, m)?)?;
+    m.add_class::<models::PyIrlsRun>()?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;

@@ -8,15 +8,128 @@ use pyo3::prelude::*;
 
 use super::{errors, PyDesign};
 use crate::models::glm::{
-    batch_pass, batch_scores, replicate_coefficients, replicate_fits, solve_stacked,
+    batch_pass, batch_scores, replicate_coefficients, replicate_fits, run_irls, BatchPass, Passes,
 };
-use crate::models::{glm_fit as fit, Control, Family, GlmInput, Link};
+use crate::models::{glm_fit as fit, Control, Factor, Family, GlmInput, Link, Regressors};
 use crate::CoreError;
+
+/// A model matrix's columns as the core assembles them (`models::Regressors`), never an
+/// n x p matrix: numeric data columns `values`, factor codes `codes`, and for each model
+/// column its factors, multiplied in order: `(k, None)` is `values[k]`, `(k, level)` the
+/// indicator `codes[k] == level`; no factor is the intercept.
+#[pyclass(name = "ModelColumns", module = "sscoverage._core", frozen)]
+pub struct PyModelColumns {
+    #[pyo3(get)]
+    n: usize,
+    values: Vec<Py<PyArray1<f64>>>,
+    codes: Vec<Py<PyArray1<u32>>>,
+    columns: Vec<Vec<(usize, Option<u32>)>>,
+}
+
+/// The arrays of a `ModelColumns` borrowed for one call.
+struct Borrowed<'py, 'c> {
+    values: Vec<PyReadonlyArray1<'py, f64>>,
+    codes: Vec<PyReadonlyArray1<'py, u32>>,
+    of: &'c PyModelColumns,
+}
+
+impl Borrowed<'_, '_> {
+    fn regressors(&self) -> PyResult<Regressors<'_>> {
+        let values = self
+            .values
+            .iter()
+            .map(|v| v.as_slice())
+            .collect::<Result<Vec<_>, _>>()?;
+        let codes = self
+            .codes
+            .iter()
+            .map(|v| v.as_slice())
+            .collect::<Result<Vec<_>, _>>()?;
+        let columns = self
+            .of
+            .columns
+            .iter()
+            .map(|factors| {
+                factors
+                    .iter()
+                    .map(|&(k, level)| match level {
+                        None => Factor::Values(values[k]),
+                        Some(level) => Factor::Level {
+                            codes: codes[k],
+                            level,
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+        Regressors::new(self.of.n, columns).map_err(errors::to_py)
+    }
+}
+
+impl PyModelColumns {
+    fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py, '_> {
+        Borrowed {
+            values: self.values.iter().map(|v| v.bind(py).readonly()).collect(),
+            codes: self.codes.iter().map(|v| v.bind(py).readonly()).collect(),
+            of: self,
+        }
+    }
+}
+
+#[pymethods]
+impl PyModelColumns {
+    /// Model columns over `n` rows; every factor names an array of n values.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        n: usize,
+        values: Vec<Bound<'_, PyArray1<f64>>>,
+        codes: Vec<Bound<'_, PyArray1<u32>>>,
+        columns: Vec<Vec<(usize, Option<u32>)>>,
+    ) -> PyResult<Self> {
+        for &(k, level) in columns.iter().flatten() {
+            let known = if level.is_some() {
+                codes.len()
+            } else {
+                values.len()
+            };
+            if k >= known {
+                return Err(errors::to_py(CoreError::Shape(format!(
+                    "a model column names array {k} of {known}"
+                ))));
+            }
+        }
+        let out = PyModelColumns {
+            n,
+            values: values.into_iter().map(Bound::unbind).collect(),
+            codes: codes.into_iter().map(Bound::unbind).collect(),
+            columns,
+        };
+        // Lengths and finite values, checked once here as every call checks them.
+        out.borrow(py).regressors()?;
+        Ok(out)
+    }
+
+    /// The number of model columns.
+    #[getter]
+    fn p(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The model matrix itself, row-major n x p (for margins, the Cox model and
+    /// counterfactual predictions, which need the rows).
+    fn dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let borrowed = self.borrow(py);
+        let x = borrowed.regressors()?;
+        let p = x.p();
+        x.dense().into_pyarray(py).reshape([self.n, p])
+    }
+}
 
 /// The model's arrays as the core reads them, with the family and the link (None: the
 /// family's default).
 fn model_input<'a>(
-    x: &'a PyReadonlyArray2<'_, f64>,
+    x: &'a Regressors<'a>,
     y: &'a PyReadonlyArray1<'_, f64>,
     weights: &'a [f64],
     (family, link): (&str, Option<&str>),
@@ -29,9 +142,7 @@ fn model_input<'a>(
         None => family.default_link(),
     };
     Ok(GlmInput {
-        x: x.as_slice()?,
-        n: x.shape()[0],
-        p: x.shape()[1],
+        x,
         y: y.as_slice()?,
         weights,
         offset,
@@ -44,10 +155,10 @@ fn model_input<'a>(
 /// The number of replicates in `replicate_weights` (rows x replicates), whose rows must
 /// be the model matrix's.
 fn replicate_count(
-    x: &PyReadonlyArray2<'_, f64>,
+    x: &PyModelColumns,
     replicate_weights: &PyReadonlyArray2<'_, f64>,
 ) -> PyResult<usize> {
-    let n = x.shape()[0];
+    let n = x.n;
     if replicate_weights.shape()[0] != n {
         return Err(errors::to_py(crate::CoreError::Shape(format!(
             "replicate weights have {} rows, the model matrix {n}",
@@ -91,7 +202,7 @@ pub struct PyGlmFit {
 #[allow(clippy::too_many_arguments)]
 pub fn glm_fit<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
     y: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
     family: &str,
@@ -104,8 +215,17 @@ pub fn glm_fit<'py>(
 ) -> PyResult<PyGlmFit> {
     let offset = offset.as_ref().map(|o| o.as_slice()).transpose()?;
     let control = Control { epsilon, maxit };
-    let input = model_input(&x, &y, weights.as_slice()?, (family, link), offset, control)?;
-    let (n, p) = (input.n, input.p);
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
+    let input = model_input(
+        &regressors,
+        &y,
+        weights.as_slice()?,
+        (family, link),
+        offset,
+        control,
+    )?;
+    let (n, p) = (input.n(), input.p());
     let on_design = match (&design, &rows) {
         (Some(d), Some(r)) => Some((&d.get().inner, r.as_slice()?)),
         (None, None) => None,
@@ -172,7 +292,7 @@ fn design_rows(rows: &[i64], n: usize) -> crate::error::Result<Vec<usize>> {
 #[allow(clippy::too_many_arguments)]
 pub fn glm_replicate_coefficients<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
     y: PyReadonlyArray1<'py, f64>,
     replicate_weights: PyReadonlyArray2<'py, f64>,
     start: PyReadonlyArray1<'py, f64>,
@@ -183,13 +303,15 @@ pub fn glm_replicate_coefficients<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let control = Control { epsilon, maxit };
     let n_replicates = replicate_count(&x, &replicate_weights)?;
-    let ones = vec![1.0; x.shape()[0]];
-    let input = model_input(&x, &y, &ones, (family, link), None, control)?;
+    let ones = vec![1.0; x.n];
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
+    let input = model_input(&regressors, &y, &ones, (family, link), None, control)?;
     let (reps, start) = (replicate_weights.as_slice()?, start.as_slice()?);
     let coef = py
         .detach(|| replicate_coefficients(&input, reps, n_replicates, start))
         .map_err(errors::to_py)?;
-    let p = input.p;
+    let p = input.p();
     coef.into_pyarray(py).reshape([n_replicates, p])
 }
 
@@ -204,7 +326,7 @@ type Fits<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
 #[allow(clippy::too_many_arguments)]
 pub fn glm_replicate_fits<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
     y: PyReadonlyArray1<'py, f64>,
     replicate_weights: PyReadonlyArray2<'py, f64>,
     family: &str,
@@ -214,30 +336,84 @@ pub fn glm_replicate_fits<'py>(
 ) -> PyResult<Fits<'py>> {
     let control = Control { epsilon, maxit };
     let n_replicates = replicate_count(&x, &replicate_weights)?;
-    let ones = vec![1.0; x.shape()[0]];
-    let input = model_input(&x, &y, &ones, (family, link), None, control)?;
+    let ones = vec![1.0; x.n];
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
+    let input = model_input(&regressors, &y, &ones, (family, link), None, control)?;
     let reps = replicate_weights.as_slice()?;
     let (coef, deviance) = py
         .detach(|| replicate_fits(&input, reps, n_replicates))
         .map_err(errors::to_py)?;
-    let p = input.p;
+    let p = input.p();
     Ok((
         coef.into_pyarray(py).reshape([n_replicates, p])?,
         deviance.into_pyarray(py),
     ))
 }
 
-/// One batch's part of a streamed IRLS pass (`models::glm::BatchPass`), with the link's
-/// name: deviance, validity, the triangular factor of its step (q x q flat, q = p + 1;
-/// None unless asked for and valid), its informative rows, and the drift.
+/// One batch's part of a streamed IRLS pass (`models::glm::BatchPass`): deviance,
+/// validity, the triangular factor of its step (q x q flat, q = p + 1; None unless asked
+/// for and valid), its informative rows, and the drift.  It travels from a Dask worker
+/// to the client, so it pickles.
 #[pyclass(name = "GlmBatchPass", module = "sscoverage._core", frozen, get_all)]
 pub struct PyGlmBatchPass {
-    link: &'static str,
     deviance: f64,
     valid: bool,
     triangle: Option<Py<PyArray1<f64>>>,
     informative: usize,
     drift: f64,
+}
+
+#[pymethods]
+impl PyGlmBatchPass {
+    #[new]
+    fn new(
+        deviance: f64,
+        valid: bool,
+        triangle: Option<Py<PyArray1<f64>>>,
+        informative: usize,
+        drift: f64,
+    ) -> Self {
+        PyGlmBatchPass {
+            deviance,
+            valid,
+            triangle,
+            informative,
+            drift,
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let me = slf.get();
+        let args = (
+            me.deviance,
+            me.valid,
+            me.triangle.as_ref().map(|t| t.clone_ref(py)),
+            me.informative,
+            me.drift,
+        );
+        Ok((
+            slf.get_type().into_any(),
+            args.into_pyobject(py)?.into_any(),
+        ))
+    }
+}
+
+impl PyGlmBatchPass {
+    fn to_core(&self, py: Python<'_>) -> PyResult<BatchPass> {
+        Ok(BatchPass {
+            deviance: self.deviance,
+            valid: self.valid,
+            triangle: self
+                .triangle
+                .as_ref()
+                .map(|t| t.bind(py).readonly().as_slice().map(<[f64]>::to_vec))
+                .transpose()?,
+            informative: self.informative,
+            drift: self.drift,
+        })
+    }
 }
 
 /// One batch's part of a streamed IRLS pass at `beta` (None: the starting means):
@@ -248,7 +424,7 @@ pub struct PyGlmBatchPass {
 #[allow(clippy::too_many_arguments)]
 pub fn glm_batch_pass<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
     y: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
     family: &str,
@@ -257,8 +433,10 @@ pub fn glm_batch_pass<'py>(
     step: bool,
     reference: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<PyGlmBatchPass> {
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
     let input = model_input(
-        &x,
+        &regressors,
         &y,
         weights.as_slice()?,
         (family, link),
@@ -269,7 +447,6 @@ pub fn glm_batch_pass<'py>(
     let reference = reference.as_ref().map(|b| b.as_slice()).transpose()?;
     let res = errors::in_core(py, || batch_pass(&input, beta, step, reference))?;
     Ok(PyGlmBatchPass {
-        link: input.link.name(),
         deviance: res.deviance,
         valid: res.valid,
         triangle: res.triangle.map(|t| t.into_pyarray(py).unbind()),
@@ -278,25 +455,90 @@ pub fn glm_batch_pass<'py>(
     })
 }
 
-/// The step from the batches' factors stacked in order: (coefficients, (X'WX)^-1 p x p).
+/// A streamed design's batches as the IRLS passes over them: `pass_fn(beta, step,
+/// reference)` maps `glm_batch_pass` over the batches (on Dask workers or here) and
+/// returns their parts in batch order.  A Python error in a pass ends the fit with it.
+struct StreamedPasses<'py> {
+    pass_fn: Bound<'py, PyAny>,
+    failure: Option<PyErr>,
+}
+
+impl Passes for StreamedPasses<'_> {
+    fn pass(
+        &mut self,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+    ) -> crate::error::Result<Vec<BatchPass>> {
+        let py = self.pass_fn.py();
+        let parts = (|| -> PyResult<Vec<BatchPass>> {
+            let beta = beta.map(|b| b.to_vec().into_pyarray(py));
+            let reference = reference.map(|b| b.to_vec().into_pyarray(py));
+            let parts: Vec<Bound<'_, PyGlmBatchPass>> =
+                self.pass_fn.call1((beta, step, reference))?.extract()?;
+            parts.iter().map(|part| part.get().to_core(py)).collect()
+        })();
+        parts.map_err(|err| {
+            self.failure = Some(err);
+            CoreError::Value("a pass over the batches failed".into())
+        })
+    }
+}
+
+/// Where a streamed IRLS ended (`models::glm::IrlsRun`), with the link's name.
+#[pyclass(name = "IrlsRun", module = "sscoverage._core", frozen, get_all)]
+pub struct PyIrlsRun {
+    link: &'static str,
+    coefficients: Py<PyArray1<f64>>,
+    previous: Option<Py<PyArray1<f64>>>,
+    cov_unscaled: Py<PyArray2<f64>>,
+    deviance: f64,
+    iterations: usize,
+    converged: bool,
+    boundary: bool,
+    separated: bool,
+}
+
+/// R's IRLS over a streamed design's batches: the core's one `glm.fit` loop (steps,
+/// halving, convergence, the separation probe), each pass `pass_fn(beta, step,
+/// reference)` -> the batches' `GlmBatchPass` parts in batch order.
 #[pyfunction]
-#[pyo3(signature = (triangles, p, epsilon=1e-8))]
-pub fn glm_solve_stacked<'py>(
-    py: Python<'py>,
-    triangles: Vec<PyReadonlyArray1<'py, f64>>,
+#[pyo3(signature = (pass_fn, p, family, link=None, epsilon=1e-8, maxit=25))]
+pub fn glm_streamed_fit(
+    py: Python<'_>,
+    pass_fn: Bound<'_, PyAny>,
     p: usize,
+    family: &str,
+    link: Option<&str>,
     epsilon: f64,
-) -> PyResult<StepOut<'py>> {
-    let slices = triangles
-        .iter()
-        .map(|t| t.as_slice())
-        .collect::<Result<Vec<_>, _>>()?;
-    let control = Control {
-        epsilon,
-        ..Control::default()
+    maxit: usize,
+) -> PyResult<PyIrlsRun> {
+    let family = Family::parse(family).map_err(errors::to_py)?;
+    let link = match link {
+        Some(name) => Link::parse(name).map_err(errors::to_py)?,
+        None => family.default_link(),
     };
-    let (coef, cov) = solve_stacked(&slices, p, &control).map_err(errors::to_py)?;
-    Ok((coef.into_pyarray(py), cov.into_pyarray(py).reshape([p, p])?))
+    let control = Control { epsilon, maxit };
+    let mut passes = StreamedPasses {
+        pass_fn,
+        failure: None,
+    };
+    let run = run_irls(&mut passes, p, &control, family.has_bounded_mean(), None);
+    if let Some(err) = passes.failure.take() {
+        return Err(err);
+    }
+    let run = run.map_err(errors::to_py)?;
+    Ok(PyIrlsRun {
+        link: link.name(),
+        coefficients: run.coefficients.into_pyarray(py).unbind(),
+        previous: run.previous.map(|b| b.into_pyarray(py).unbind()),
+        cov_unscaled: run.cov_unscaled.into_pyarray(py).reshape([p, p])?.unbind(),
+        deviance: run.deviance,
+        iterations: run.iterations,
+        converged: run.converged,
+        boundary: run.boundary,
+        separated: run.separated,
+    })
 }
 
 /// One batch's scores at `beta` (working weights from `previous`; None: the starting
@@ -307,7 +549,7 @@ pub fn glm_solve_stacked<'py>(
 #[allow(clippy::too_many_arguments)]
 pub fn glm_batch_scores<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
     y: PyReadonlyArray1<'py, f64>,
     weights: PyReadonlyArray1<'py, f64>,
     family: &str,
@@ -317,15 +559,17 @@ pub fn glm_batch_scores<'py>(
     units: PyReadonlyArray1<'py, u32>,
     n_units: usize,
 ) -> PyResult<ScoresOut<'py>> {
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
     let input = model_input(
-        &x,
+        &regressors,
         &y,
         weights.as_slice()?,
         (family, link),
         None,
         Control::default(),
     )?;
-    let p = input.p;
+    let p = input.p();
     let beta = beta.as_slice()?;
     let previous = previous.as_ref().map(|b| b.as_slice()).transpose()?;
     let units = units.as_slice()?;
@@ -338,8 +582,6 @@ pub fn glm_batch_scores<'py>(
         res.pearson.to_vec().into_pyarray(py),
     ))
 }
-
-type StepOut<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>);
 
 type ScoresOut<'py> = (
     Bound<'py, PyArray2<f64>>,

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::family::{Family, Link};
 use super::linalg;
+use super::regressors::Regressors;
 use crate::error::{CoreError, Result};
 
 /// R's `glm.control()`.
@@ -28,11 +29,10 @@ impl Default for Control {
     }
 }
 
-/// A model to fit: the n x p model matrix (row-major), outcome, prior weights and offset.
+/// A model to fit: the n x p model matrix, outcome, prior weights and offset.
+#[derive(Clone, Copy)]
 pub struct GlmInput<'a> {
-    pub x: &'a [f64],
-    pub n: usize,
-    pub p: usize,
+    pub x: &'a Regressors<'a>,
     pub y: &'a [f64],
     pub weights: &'a [f64],
     pub offset: Option<&'a [f64]>,
@@ -70,6 +70,18 @@ pub struct GlmFit {
     pub separated: bool,
 }
 
+impl GlmInput<'_> {
+    /// Rows.
+    pub fn n(&self) -> usize {
+        self.x.n()
+    }
+
+    /// Coefficients.
+    pub fn p(&self) -> usize {
+        self.x.p()
+    }
+}
+
 /// R's `Cdqrls` tolerance in `glm.fit`: min(1e-7, epsilon / 1000).
 fn qr_tolerance(control: &Control) -> f64 {
     (control.epsilon / 1000.0).min(1e-7)
@@ -94,13 +106,8 @@ const CHUNK_ROWS: usize = linalg::CHUNK_ROWS;
 struct Irls<'a> {
     input: &'a GlmInput<'a>,
     y: Vec<f64>,
-}
-
-/// One weighted least-squares step: new coefficients and the factorisation of the
-/// weighted model matrix.
-struct Step {
-    coef: Vec<f64>,
-    qr: linalg::Triangular,
+    /// R's starting means.
+    mustart: Vec<f64>,
 }
 
 /// What a pass that sets the linear predictors and means finds: whether they are in the
@@ -116,13 +123,14 @@ impl Irls<'_> {
         self.input.offset.map_or(0.0, |o| o[i])
     }
 
-    /// Set each row's linear predictor to `eta_of(row)` and its mean, in one parallel
-    /// pass that also checks the range and sums the deviance (in chunk order).
+    /// Set each chunk's linear predictors by `set_eta(first row, chunk)` and their means,
+    /// in one parallel pass that also checks the range and sums the deviance (in chunk
+    /// order).
     fn means_by(
         &self,
         eta: &mut [f64],
         mu: &mut [f64],
-        eta_of: impl Fn(usize) -> f64 + Sync,
+        set_eta: impl Fn(usize, &mut [f64]) + Sync,
     ) -> Means {
         let GlmInput {
             family,
@@ -136,9 +144,9 @@ impl Irls<'_> {
             .enumerate()
             .map(|(c, (eta, mu))| {
                 let mut deviance = 0.0;
-                for (k, (e, m)) in eta.iter_mut().zip(mu.iter_mut()).enumerate() {
+                set_eta(c * CHUNK_ROWS, eta);
+                for (k, (e, m)) in eta.iter().zip(mu.iter_mut()).enumerate() {
                     let i = c * CHUNK_ROWS + k;
-                    *e = eta_of(i);
                     *m = link.inverse(*e);
                     deviance += family.deviance_residual(self.y[i], *m, w[i]);
                 }
@@ -156,17 +164,32 @@ impl Irls<'_> {
 
     /// Linear predictors and means at the coefficients `beta`.
     fn predict(&self, beta: &[f64], eta: &mut [f64], mu: &mut [f64]) -> Means {
-        let (x, p) = (self.input.x, self.input.p);
-        self.means_by(eta, mu, |i| {
-            let xi = &x[i * p..(i + 1) * p];
-            xi.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>() + self.offset(i)
+        let x = self.input.x;
+        self.means_by(eta, mu, |start, eta| {
+            // The chunk's columns, then x_i . beta summed over the columns in order.
+            let len = eta.len();
+            let mut block = vec![0.0; len * x.p()];
+            x.fill(start, len, &mut block, len);
+            eta.fill(0.0);
+            for (column, b) in block.chunks_exact(len).zip(beta) {
+                for (e, v) in eta.iter_mut().zip(column) {
+                    *e += v * b;
+                }
+            }
+            for (k, e) in eta.iter_mut().enumerate() {
+                *e += self.offset(start + k);
+            }
         })
     }
 
     /// Linear predictors and means from the family's starting means.
-    fn start(&self, mustart: &[f64], eta: &mut [f64], mu: &mut [f64]) -> Means {
+    fn start(&self, eta: &mut [f64], mu: &mut [f64]) -> Means {
         let link = self.input.link;
-        self.means_by(eta, mu, |i| link.link(mustart[i]))
+        self.means_by(eta, mu, |start, eta| {
+            for (e, m) in eta.iter_mut().zip(&self.mustart[start..]) {
+                *e = link.link(*m);
+            }
+        })
     }
 
     /// Row i's part of the weighted least-squares step from its linear predictor and
@@ -207,22 +230,27 @@ impl Irls<'_> {
     /// reduced block by block as the rows are weighted (see `linalg::tall_r`; a row
     /// that carries no information is a row of zeros), and the informative rows.
     fn triangle(&self, eta: &[f64], mu: &[f64]) -> Result<(Vec<f64>, usize)> {
-        let (x, p) = (self.input.x, self.input.p);
-        linalg::tall_r(self.input.n, p + 1, |start, len, block, ld| {
+        let (x, p) = (self.input.x, self.input.p());
+        linalg::tall_r(self.input.n(), p + 1, |start, len, block, ld| {
+            x.fill(start, len, block, ld);
             let mut informative = 0;
-            for b in 0..len {
+            let mut roots = vec![0.0; len];
+            for (b, root) in roots.iter_mut().enumerate() {
                 let i = start + b;
-                let (root, z) = match self.working_row(i, eta[i], mu[i])? {
+                let (r, z) = match self.working_row(i, eta[i], mu[i])? {
                     Some(rz) => {
                         informative += 1;
                         rz
                     }
                     None => (0.0, 0.0),
                 };
-                for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
-                    block[j * ld + b] = xv * root;
-                }
+                *root = r;
                 block[p * ld + b] = z;
+            }
+            for column in block.chunks_exact_mut(ld).take(p) {
+                for (v, root) in column.iter_mut().zip(&roots) {
+                    *v *= root;
+                }
             }
             Ok(informative)
         })
@@ -231,7 +259,7 @@ impl Irls<'_> {
     /// The working weights of the step from (eta, mu) (R's `fit$weights`), zero where a
     /// row takes no part.
     fn working_weights(&self, eta: &[f64], mu: &[f64]) -> Result<Vec<f64>> {
-        let mut weights = vec![0.0; self.input.n];
+        let mut weights = vec![0.0; self.input.n()];
         let chunks: Vec<Result<()>> = weights
             .par_chunks_mut(CHUNK_ROWS)
             .enumerate()
@@ -250,136 +278,192 @@ impl Irls<'_> {
         Ok(weights)
     }
 
-    /// The weighted least-squares step from the means `mu`.
-    fn step(&self, eta: &[f64], mu: &[f64], iter: usize) -> Result<Step> {
-        let GlmInput {
-            x, n, p, control, ..
-        } = *self.input;
-        let (r, informative) = self.triangle(eta, mu)?;
-        if informative == 0 {
+    /// The step from the means `mu` decided as R's dqrdc2 decides it on the dense
+    /// weighted matrix of the informative rows: near or at aliasing, where the stacked
+    /// triangular factor cannot name the columns R names.
+    fn dense_step(&self, eta: &[f64], mu: &[f64]) -> Result<(Vec<f64>, linalg::Triangular)> {
+        let GlmInput { x, control, .. } = *self.input;
+        let (n, p) = (x.n(), x.p());
+        let mut a = Vec::new();
+        let mut z = Vec::new();
+        let mut xi = vec![0.0; p];
+        let mut rows = Vec::new();
+        for i in 0..n {
+            if let Some((root, zi)) = self.working_row(i, eta[i], mu[i])? {
+                rows.push((i, root));
+                z.push(zi);
+            }
+        }
+        let m = rows.len();
+        a.resize(m * p, 0.0);
+        for (row, &(i, root)) in rows.iter().enumerate() {
+            x.row(i, &mut xi);
+            for (j, xv) in xi.iter().enumerate() {
+                a[j * m + row] = xv * root;
+            }
+        }
+        let dense = linalg::qr(a, m, p, qr_tolerance(&control))
+            .map_err(|columns| CoreError::Aliased { columns })?;
+        let coef = dense.solve(&z);
+        Ok((coef, dense.triangular()))
+    }
+}
+
+// R's `glm.fit` loop runs once, here, over any rows that can be passed over: rows in
+// memory (one batch holding them all) or a streamed design's batches, each read in a
+// pass.  A pass at the coefficients beta gives the deviance of the means there and the
+// triangular factor of the least squares of the step from there, so each iteration is
+// one pass; the step is solved from the factors stacked in batch order.
+
+/// The rows an IRLS passes over.
+pub trait Passes {
+    /// Each batch's part of a pass at `beta` (None: the starting means, or the start
+    /// coefficients the fit was given), in batch order: with `step`, the factors of the
+    /// step from there; with `reference`, the drift of the linear predictors from it.
+    fn pass(
+        &mut self,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+    ) -> Result<Vec<BatchPass>>;
+
+    /// The step from `from` when the stacked factor shows `aliased` columns.  Rows that
+    /// are not held can only refuse; rows in memory decide as R's dense QR does.
+    fn aliased_step(
+        &mut self,
+        from: Option<&[f64]>,
+        aliased: Vec<usize>,
+    ) -> Result<(Vec<f64>, linalg::Triangular)> {
+        let _ = from;
+        Err(CoreError::Aliased { columns: aliased })
+    }
+}
+
+/// A pass's batches combined: at `beta`, the deviance, validity, the stacked factor
+/// (q x q, column-major), informative rows and the largest drift.
+struct PassState {
+    beta: Option<Vec<f64>>,
+    deviance: f64,
+    valid: bool,
+    triangle: Option<Vec<f64>>,
+    informative: usize,
+    drift: f64,
+}
+
+impl PassState {
+    fn run(
+        passes: &mut impl Passes,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+        q: usize,
+    ) -> Result<Self> {
+        let parts = passes.pass(beta, step, reference)?;
+        let mut triangles = parts.iter().filter_map(|part| part.triangle.as_deref());
+        // Stacked in batch order from the first batch's own factor (rows in memory:
+        // that factor itself).
+        let triangle = triangles
+            .next()
+            .map(|first| triangles.fold(first.to_vec(), |r, t| linalg::stack_triangles(&r, t, q)));
+        Ok(PassState {
+            beta: beta.map(<[f64]>::to_vec),
+            deviance: parts.iter().map(|part| part.deviance).sum(),
+            valid: parts.iter().all(|part| part.valid),
+            triangle,
+            informative: parts.iter().map(|part| part.informative).sum(),
+            drift: parts.iter().map(|part| part.drift).fold(0.0, f64::max),
+        })
+    }
+
+    /// The weighted least-squares step from here: coefficients and (X'WX)^-1.
+    fn step(
+        &self,
+        passes: &mut impl Passes,
+        p: usize,
+        control: &Control,
+        iter: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let Some(r) = self.triangle.as_deref().filter(|_| self.informative > 0) else {
             return Err(CoreError::Value(format!(
                 "no observations informative at iteration {iter}"
             )));
+        };
+        if r.len() != (p + 1) * (p + 1) {
+            return Err(CoreError::Shape(format!(
+                "a batch factor has {} values, expected {q} x {q}",
+                r.len(),
+                q = p + 1
+            )));
         }
-        let (tri, qtz) = linalg::Triangular::from_augmented(&r, p + 1);
-        let (qr, coef) = if tri.aliased(qr_tolerance(&control)).is_empty() {
-            let coef = tri.solve(&qtz);
-            (tri, coef)
+        let (tri, qtz) = linalg::Triangular::from_augmented(r, p + 1);
+        let aliased = tri.aliased(qr_tolerance(control));
+        let (coef, tri) = if aliased.is_empty() {
+            (tri.solve(&qtz), tri)
         } else {
-            // Near or at aliasing, decide and name the columns exactly as R's dqrdc2 (the
-            // dense QR of the informative rows) does.
-            let m = informative;
-            let mut a = vec![0.0; m * p];
-            let mut z = Vec::with_capacity(m);
-            for i in 0..n {
-                if let Some((root, zi)) = self.working_row(i, eta[i], mu[i])? {
-                    let row = z.len();
-                    for (j, xv) in x[i * p..(i + 1) * p].iter().enumerate() {
-                        a[j * m + row] = xv * root;
-                    }
-                    z.push(zi);
-                }
-            }
-            let dense = linalg::qr(a, m, p, qr_tolerance(&control))
-                .map_err(|columns| CoreError::Aliased { columns })?;
-            let coef = dense.solve(&z);
-            (dense.triangular(), coef)
+            passes.aliased_step(self.beta.as_deref(), aliased)?
         };
         if coef.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::Value(format!(
                 "non-finite coefficients at iteration {iter}"
             )));
         }
-        Ok(Step { coef, qr })
-    }
-
-    /// Whether further IRLS steps from the solution (eta, mu) keep moving it: separation.
-    fn drifts(&self, eta: &[f64], mu: &[f64]) -> bool {
-        let n = self.input.n;
-        let mut probe: Option<(Vec<f64>, Vec<f64>)> = None;
-        let mut next = (vec![0.0; n], vec![0.0; n]);
-        for k in 0..PROBE_STEPS {
-            let (from_eta, from_mu) = probe
-                .as_ref()
-                .map_or((eta, mu), |(e, m)| (e.as_slice(), m.as_slice()));
-            let Ok(step) = self.step(from_eta, from_mu, k) else {
-                return true;
-            };
-            let means = self.predict(&step.coef, &mut next.0, &mut next.1);
-            if !means.valid || !means.deviance.is_finite() {
-                return true;
-            }
-            let drift = next
-                .0
-                .par_iter()
-                .zip(eta)
-                .map(|(a, b)| (a - b).abs())
-                .reduce(|| 0.0, f64::max);
-            if drift > PROBE_DRIFT {
-                return true;
-            }
-            if drift <= PROBE_SETTLED {
-                return false;
-            }
-            let spare = probe.replace(next);
-            next = spare.unwrap_or_else(|| (vec![0.0; n], vec![0.0; n]));
-        }
-        false
+        Ok((coef, tri.inverse_gram()))
     }
 }
 
-/// Where an IRLS run ended: the last step, the linear predictor and means it gave, and
-/// those it started from (whose working weights are R's `fit$weights`).
-struct Solution {
-    step: Step,
-    eta: Vec<f64>,
-    mu: Vec<f64>,
-    step_from: (Vec<f64>, Vec<f64>),
-    dev: f64,
-    iterations: usize,
-    converged: bool,
-    boundary: bool,
+/// Where R's IRLS ended: the coefficients, those the last step started from (None: the
+/// starting means), (X'WX)^-1 of that step, the deviance, iterations and flags.
+#[derive(Clone, Debug)]
+pub struct IrlsRun {
+    pub coefficients: Vec<f64>,
+    pub previous: Option<Vec<f64>>,
+    pub cov_unscaled: Vec<f64>,
+    pub deviance: f64,
+    pub iterations: usize,
+    pub converged: bool,
+    /// A step was halved (R warns "step size truncated").
+    pub boundary: bool,
+    /// Further steps keep moving the converged fit (see [`GlmFit::separated`]).
+    pub separated: bool,
 }
 
-/// R's `glm.fit` loop, from the family's starting means or, as R's `start=`, from
-/// coefficients `start` (which are then the coefficients a halved step falls back to).
-fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution> {
-    let GlmInput { n, p, control, .. } = *irls.input;
-    let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
-    let mut means = match start {
-        Some(start) if start.len() != p => {
-            return Err(CoreError::Shape(format!(
-                "start has {} values for {p} coefficients",
-                start.len(),
-            )));
-        }
-        Some(start) => irls.predict(start, &mut eta, &mut mu),
-        None => irls.start(mustart, &mut eta, &mut mu),
-    };
-    if !means.valid {
+/// R's `glm.fit` loop over `passes` (p coefficients), from the starting means or, as
+/// R's `start=`, from coefficients `start` (which a halved first step falls back to);
+/// with `probe` (a family with bounded means) a converged fit is probed for separation.
+pub fn run_irls(
+    passes: &mut impl Passes,
+    p: usize,
+    control: &Control,
+    probe: bool,
+    start: Option<&[f64]>,
+) -> Result<IrlsRun> {
+    let q = p + 1;
+    if let Some(start) = start.filter(|s| s.len() != p) {
+        return Err(CoreError::Shape(format!(
+            "start has {} values for {p} coefficients",
+            start.len(),
+        )));
+    }
+    let mut state = PassState::run(passes, start, true, None, q)?;
+    if !state.valid {
         return Err(CoreError::Value(
             "cannot find valid starting values for the model".into(),
         ));
     }
-    let mut devold = means.deviance;
-    let mut dev = devold;
+    let mut devold = state.deviance;
     let mut coefold: Option<Vec<f64>> = start.map(<[f64]>::to_vec);
-    let mut last: Option<Step> = None;
     let (mut converged, mut boundary) = (false, false);
     let mut iterations = 0;
-    let mut step_from = (vec![0.0; n], vec![0.0; n]);
+    let mut last = None;
     for iter in 1..=control.maxit {
         iterations = iter;
-        let step = irls.step(&eta, &mu, iter)?;
-        // Keep where the step started; eta and mu take where it leads.
-        std::mem::swap(&mut eta, &mut step_from.0);
-        std::mem::swap(&mut mu, &mut step_from.1);
-        means = irls.predict(&step.coef, &mut eta, &mut mu);
-        dev = means.deviance;
-        let mut coef = step.coef.clone();
-        // R halves the step towards the previous coefficients while the deviance is not
-        // finite or the means leave their range.
-        if !dev.is_finite() || !means.valid {
+        let (mut coef, cov) = state.step(passes, p, control, iter)?;
+        let previous = state.beta.take();
+        // Where the step leads, with the factors of the next step from there; R halves
+        // the step towards the previous coefficients while the deviance is not finite
+        // or the means leave their range.
+        let mut next = PassState::run(passes, Some(&coef), true, None, q)?;
+        if !next.deviance.is_finite() || !next.valid {
             let Some(old) = coefold.as_ref() else {
                 return Err(CoreError::Value(
                     "no valid set of coefficients has been found: the first step left the \
@@ -388,7 +472,7 @@ fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution
                 ));
             };
             let mut tries = 0;
-            while !dev.is_finite() || !means.valid {
+            while !next.deviance.is_finite() || !next.valid {
                 tries += 1;
                 if tries > control.maxit {
                     return Err(CoreError::Value(
@@ -400,40 +484,91 @@ fn solve(irls: &Irls, mustart: &[f64], start: Option<&[f64]>) -> Result<Solution
                 for (c, o) in coef.iter_mut().zip(old) {
                     *c = (*c + o) / 2.0;
                 }
-                means = irls.predict(&coef, &mut eta, &mut mu);
-                dev = means.deviance;
+                next = PassState::run(passes, Some(&coef), true, None, q)?;
             }
             boundary = true;
         }
-        last = Some(Step { coef, ..step });
+        state = next;
+        let dev = state.deviance;
+        last = Some((coef, cov, previous));
         if (dev - devold).abs() / (dev.abs() + 0.1) < control.epsilon {
             converged = true;
             break;
         }
         devold = dev;
-        coefold = last.as_ref().map(|s| s.coef.clone());
+        coefold.clone_from(&state.beta);
     }
-    let step = last.ok_or_else(|| CoreError::Value("maxit must be at least 1".into()))?;
-    Ok(Solution {
-        step,
-        eta,
-        mu,
-        step_from,
-        dev,
+    let (coefficients, cov_unscaled, previous) =
+        last.ok_or_else(|| CoreError::Value("maxit must be at least 1".into()))?;
+    let deviance = state.deviance;
+    // Only a converged fit can be probed: before that every step moves it anyway.
+    let separated = converged && probe && drifts(passes, state, p, control);
+    Ok(IrlsRun {
+        coefficients,
+        previous,
+        cov_unscaled,
+        deviance,
         iterations,
         converged,
         boundary,
+        separated,
     })
+}
+
+/// Whether further IRLS steps from the solution (`state`, the pass at it) keep moving
+/// its linear predictors: separation.
+fn drifts(passes: &mut impl Passes, mut state: PassState, p: usize, control: &Control) -> bool {
+    let Some(solution) = state.beta.clone() else {
+        return false;
+    };
+    for k in 0..PROBE_STEPS {
+        let Ok((probe, _)) = state.step(passes, p, control, k) else {
+            return true;
+        };
+        let step = k + 1 < PROBE_STEPS;
+        let Ok(next) = PassState::run(passes, Some(&probe), step, Some(&solution), p + 1) else {
+            return true;
+        };
+        if !next.valid || !next.deviance.is_finite() || next.drift > PROBE_DRIFT {
+            return true;
+        }
+        if next.drift <= PROBE_SETTLED {
+            return false;
+        }
+        state = next;
+    }
+    false
+}
+
+/// Rows in memory: one batch holding them all.
+impl Passes for &Irls<'_> {
+    fn pass(
+        &mut self,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+    ) -> Result<Vec<BatchPass>> {
+        Ok(vec![Irls::pass(self, beta, step, reference)?])
+    }
+
+    fn aliased_step(
+        &mut self,
+        from: Option<&[f64]>,
+        _aliased: Vec<usize>,
+    ) -> Result<(Vec<f64>, linalg::Triangular)> {
+        let (eta, mu, _) = self.means(from)?;
+        self.dense_step(&eta, &mu)
+    }
 }
 
 /// The model's IRLS set up: the outcome as the family's `initialize` leaves it, and
 /// the starting means.
-fn prepare<'a>(input: &'a GlmInput<'a>) -> Result<(Irls<'a>, Vec<f64>)> {
+fn prepare<'a>(input: &'a GlmInput<'a>) -> Result<Irls<'a>> {
     check(input)?;
     input.family.check_link(input.link)?;
     let mut y = input.y.to_vec();
     let mustart = input.family.initialize(input.link, &mut y, input.weights)?;
-    Ok((Irls { input, y }, mustart))
+    Ok(Irls { input, y, mustart })
 }
 
 /// The coefficients of the model refitted with each replicate's weights, normalised to
@@ -447,7 +582,7 @@ pub fn replicate_coefficients(
     n_replicates: usize,
     start: &[f64],
 ) -> Result<Vec<f64>> {
-    let n = input.n;
+    let n = input.n();
     if replicate_weights.len() != n * n_replicates {
         return Err(CoreError::Shape(format!(
             "replicate weights have {} values, expected {n} rows x {n_replicates}",
@@ -472,8 +607,9 @@ pub fn replicate_coefficients(
                 weights: &w,
                 ..*input
             };
-            let (irls, mustart) = prepare(&rep_input)?;
-            Ok(solve(&irls, &mustart, Some(start))?.step.coef)
+            let irls = prepare(&rep_input)?;
+            let p = rep_input.p();
+            Ok(run_irls(&mut &irls, p, &rep_input.control, false, Some(start))?.coefficients)
         })
         .collect::<Result<_>>()?;
     Ok(fits.concat())
@@ -489,7 +625,7 @@ pub fn replicate_fits(
     replicate_weights: &[f64],
     n_replicates: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (n, p) = (input.n, input.p);
+    let (n, p) = (input.n(), input.p());
     if replicate_weights.len() != n * n_replicates {
         return Err(CoreError::Shape(format!(
             "replicate weights have {} values, expected {n} rows x {n_replicates}",
@@ -532,68 +668,77 @@ pub fn replicate_fits(
 /// range, aliased columns (`CoreError::Aliased`), or no valid step.
 pub fn fit(input: &GlmInput) -> Result<GlmFit> {
     let GlmInput {
-        x,
-        n,
-        p,
-        family,
-        link,
-        ..
+        x, family, link, ..
     } = *input;
-    let (irls, mustart) = prepare(input)?;
-    let Solution {
-        step: Step { coef, qr },
-        eta,
-        mu,
-        step_from,
-        dev,
+    let (n, p) = (x.n(), x.p());
+    let irls = prepare(input)?;
+    let IrlsRun {
+        coefficients,
+        previous,
+        cov_unscaled,
+        deviance,
         iterations,
         converged,
         boundary,
-    } = solve(&irls, &mustart, None)?;
-    // Only a converged fit can be probed: before that every step moves it anyway.
-    let separated = converged && family.has_bounded_mean() && irls.drifts(&eta, &mu);
-    let working_weights = irls.working_weights(&step_from.0, &step_from.1)?;
-    drop(step_from);
+        separated,
+    } = run_irls(
+        &mut &irls,
+        p,
+        &input.control,
+        family.has_bounded_mean(),
+        None,
+    )?;
+    // R's `fit$weights` are those of the step that reached the solution.
+    let working_weights = {
+        let (eta, mu, _) = irls.means(previous.as_deref())?;
+        irls.working_weights(&eta, &mu)?
+    };
+    let (eta, mu, _) = irls.means(Some(&coefficients))?;
     let y = &irls.y;
-    let cov_unscaled = qr.inverse_gram();
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
     let mut influence = vec![0.0; n * p];
-    // Row by row, independently: in parallel over the chunks.
+    // Row by row, independently: in parallel over the chunks, each chunk's model
+    // columns assembled once.
     influence
         .par_chunks_mut(CHUNK_ROWS * p)
         .zip(working_residuals.par_chunks_mut(CHUNK_ROWS))
         .zip(pearson_residuals.par_chunks_mut(CHUNK_ROWS))
         .enumerate()
         .for_each(|(c, ((influence, working), pearson))| {
-            let mut score = vec![0.0; p];
+            let (first, len) = (c * CHUNK_ROWS, working.len());
+            let mut block = vec![0.0; len * p];
+            x.fill(first, len, &mut block, len);
+            // Summed here and then written: reading the fresh zeroed output first would
+            // map the zero page and copy it on the write, a page-table flush on every
+            // thread per page.
+            let mut sum = vec![0.0; p];
             for (k, (r_out, e_out)) in working.iter_mut().zip(pearson.iter_mut()).enumerate() {
-                let i = c * CHUNK_ROWS + k;
+                let i = first + k;
                 let r = (y[i] - mu[i]) / link.mu_eta(eta[i]);
                 *r_out = r;
                 *e_out = (y[i] - mu[i]) / family.variance(mu[i]).sqrt();
-                for (s, xv) in score.iter_mut().zip(&x[i * p..(i + 1) * p]) {
-                    *s = xv * r * working_weights[i];
-                }
-                // Row i times cov_unscaled, summed over k in order, with the inner loop
-                // over j, which vectorises.
-                let out = &mut influence[k * p..(k + 1) * p];
-                for (s, row) in score.iter().zip(cov_unscaled.chunks_exact(p)) {
-                    for (o, c) in out.iter_mut().zip(row) {
+                // Row i's estimating function times cov_unscaled, summed over j in
+                // order, with the inner loop over the output, which vectorises.
+                sum.fill(0.0);
+                for (j, row) in cov_unscaled.chunks_exact(p).enumerate() {
+                    let s = block[j * len + k] * r * working_weights[i];
+                    for (o, c) in sum.iter_mut().zip(row) {
                         *o += s * c;
                     }
                 }
+                influence[k * p..(k + 1) * p].copy_from_slice(&sum);
             }
         });
     Ok(GlmFit {
-        coefficients: coef,
+        coefficients,
         fitted: mu,
         working_weights,
         working_residuals,
         pearson_residuals,
         cov_unscaled,
         influence,
-        deviance: dev,
+        deviance,
         iterations,
         converged,
         boundary,
@@ -630,61 +775,7 @@ pub fn batch_pass(
     step: bool,
     reference: Option<&[f64]>,
 ) -> Result<BatchPass> {
-    let irls = batch_irls(input)?;
-    let (eta, mu, means) = irls.means(beta)?;
-    let drift = match reference {
-        Some(r) => {
-            let (eta_r, _, _) = irls.means(Some(r))?;
-            eta.iter()
-                .zip(&eta_r)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max)
-        }
-        None => 0.0,
-    };
-    let (triangle, informative) = if step && means.valid {
-        let (r, informative) = irls.triangle(&eta, &mu)?;
-        (Some(r), informative)
-    } else {
-        (None, 0)
-    };
-    Ok(BatchPass {
-        deviance: means.deviance,
-        valid: means.valid,
-        triangle,
-        informative,
-        drift,
-    })
-}
-
-/// The step of a streamed IRLS from the batches' factors stacked in batch order: the
-/// coefficients and (X'WX)^-1 (row-major).  Aliased columns are refused by the rule of
-/// [`fit`]'s triangular factor.
-pub fn solve_stacked(
-    triangles: &[&[f64]],
-    p: usize,
-    control: &Control,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let q = p + 1;
-    if let Some(t) = triangles.iter().find(|t| t.len() != q * q) {
-        return Err(CoreError::Shape(format!(
-            "a batch factor has {} values, expected {q} x {q}",
-            t.len()
-        )));
-    }
-    let r = triangles
-        .iter()
-        .fold(vec![0.0; q * q], |r, t| linalg::stack_triangles(&r, t, q));
-    let (tri, qtz) = linalg::Triangular::from_augmented(&r, q);
-    let aliased = tri.aliased(qr_tolerance(control));
-    if !aliased.is_empty() {
-        return Err(CoreError::Aliased { columns: aliased });
-    }
-    let coef = tri.solve(&qtz);
-    if coef.iter().any(|v| !v.is_finite()) {
-        return Err(CoreError::Value("non-finite coefficients".into()));
-    }
-    Ok((coef, tri.inverse_gram()))
+    prepare(input)?.pass(beta, step, reference)
 }
 
 /// A batch's part of a streamed fit's scores and dispersion.
@@ -708,7 +799,7 @@ pub fn batch_scores(
     units: &[u32],
     n_units: usize,
 ) -> Result<BatchScores> {
-    let (n, p) = (input.n, input.p);
+    let (n, p) = (input.n(), input.p());
     if units.len() != n {
         return Err(CoreError::Shape(format!(
             "{} unit codes for {n} rows",
@@ -720,7 +811,7 @@ pub fn batch_scores(
             "a unit code is not below the {n_units} units"
         )));
     }
-    let irls = batch_irls(input)?;
+    let irls = prepare(input)?;
     let (eta_prev, mu_prev, _) = irls.means(previous)?;
     let working_weights = irls.working_weights(&eta_prev, &mu_prev)?;
     let (eta, mu, _) = irls.means(Some(beta))?;
@@ -728,12 +819,14 @@ pub fn batch_scores(
     let mut unit_scores = vec![0.0; n_units * p];
     let mut unit_rows = vec![0.0; n_units];
     let mut pearson = [0.0; 4];
+    let mut xi = vec![0.0; p];
     for i in 0..n {
         let resid = irls.y[i] - mu[i];
         let s = resid / link.mu_eta(eta[i]) * working_weights[i];
         let u = units[i] as usize;
         let out = &mut unit_scores[u * p..(u + 1) * p];
-        for (o, xv) in out.iter_mut().zip(&input.x[i * p..(i + 1) * p]) {
+        input.x.row(i, &mut xi);
+        for (o, xv) in out.iter_mut().zip(&xi) {
             *o += xv * s;
         }
         let e = resid / family.variance(mu[i]).sqrt();
@@ -751,38 +844,59 @@ pub fn batch_scores(
     })
 }
 
-/// The IRLS state of one batch: checked input, the outcome as `initialize` leaves it.
-fn batch_irls<'a>(input: &'a GlmInput<'a>) -> Result<Irls<'a>> {
-    check(input)?;
-    input.family.check_link(input.link)?;
-    let mut y = input.y.to_vec();
-    input.family.initialize(input.link, &mut y, input.weights)?;
-    Ok(Irls { input, y })
-}
-
 impl Irls<'_> {
     /// Linear predictors and means at `beta`, or (None) at R's starting means.
     fn means(&self, beta: Option<&[f64]>) -> Result<(Vec<f64>, Vec<f64>, Means)> {
-        let n = self.input.n;
+        let n = self.input.n();
         let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
         let means = if let Some(b) = beta {
-            if b.len() != self.input.p {
+            if b.len() != self.input.p() {
                 return Err(CoreError::Shape(format!(
                     "{} coefficients for {} model columns",
                     b.len(),
-                    self.input.p
+                    self.input.p()
                 )));
             }
             self.predict(b, &mut eta, &mut mu)
         } else {
-            let mut y = self.input.y.to_vec();
-            let start =
-                self.input
-                    .family
-                    .initialize(self.input.link, &mut y, self.input.weights)?;
-            self.start(&start, &mut eta, &mut mu)
+            self.start(&mut eta, &mut mu)
         };
         Ok((eta, mu, means))
+    }
+
+    /// The rows' part of an IRLS pass at `beta` (see [`Passes::pass`]).  The factor of
+    /// the step is only made where the means are valid and the deviance finite: R would
+    /// halve the step to them rather than step from them.
+    fn pass(
+        &self,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+    ) -> Result<BatchPass> {
+        let (eta, mu, means) = self.means(beta)?;
+        let drift = match reference {
+            Some(r) => {
+                let (eta_r, _, _) = self.means(Some(r))?;
+                eta.par_iter()
+                    .zip(&eta_r)
+                    .map(|(a, b)| (a - b).abs())
+                    .reduce(|| 0.0, f64::max)
+            }
+            None => 0.0,
+        };
+        let (triangle, informative) = if step && means.valid && means.deviance.is_finite() {
+            let (r, informative) = self.triangle(&eta, &mu)?;
+            (Some(r), informative)
+        } else {
+            (None, 0)
+        };
+        Ok(BatchPass {
+            deviance: means.deviance,
+            valid: means.valid,
+            triangle,
+            informative,
+            drift,
+        })
     }
 }
 
@@ -906,14 +1020,7 @@ pub fn intercept_logit(
 }
 
 fn check(input: &GlmInput) -> Result<()> {
-    let n = input.n;
-    if input.x.len() != n * input.p {
-        return Err(CoreError::Shape(format!(
-            "the model matrix has {} values, expected {n} rows x {} columns",
-            input.x.len(),
-            input.p
-        )));
-    }
+    let n = input.n();
     for (name, v) in [
         ("outcome", Some(input.y)),
         ("weights", Some(input.weights)),
@@ -928,14 +1035,14 @@ fn check(input: &GlmInput) -> Result<()> {
             }
         }
     }
-    if input.p == 0 {
+    if input.p() == 0 {
         return Err(CoreError::Value("the model has no coefficients".into()));
     }
     let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-    if !finite(input.x) || !finite(input.y) || !input.offset.is_none_or(finite) {
+    // The model matrix's columns are checked when they are assembled.
+    if !finite(input.y) || !input.offset.is_none_or(finite) {
         return Err(CoreError::Value(
-            "the model matrix, outcome and offset must be finite (drop missing values first)"
-                .into(),
+            "the outcome and offset must be finite (drop missing values first)".into(),
         ));
     }
     if input.weights.iter().any(|&v| !(v >= 0.0 && v.is_finite())) {
@@ -950,18 +1057,30 @@ fn check(input: &GlmInput) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The model of a row-major n x p matrix.  The columns live as long as the test
+    /// process (leaked): a test's few rows, so the inputs can be built in expressions.
     fn input<'a>(
-        x: &'a [f64],
+        x: &[f64],
         p: usize,
         y: &'a [f64],
         w: &'a [f64],
         family: Family,
         link: Link,
     ) -> GlmInput<'a> {
+        let n = x.len() / p;
+        let columns: &'static [Vec<f64>] = Box::leak(
+            (0..p)
+                .map(|j| (0..n).map(|i| x[i * p + j]).collect())
+                .collect::<Vec<Vec<f64>>>()
+                .into_boxed_slice(),
+        );
+        let factors = columns
+            .iter()
+            .map(|c| vec![crate::models::Factor::Values(c)])
+            .collect();
+        let x = Box::leak(Box::new(Regressors::new(n, factors).unwrap()));
         GlmInput {
             x,
-            n: y.len(),
-            p,
             y,
             weights: w,
             offset: None,
@@ -1091,6 +1210,22 @@ mod tests {
         assert!(g.converged && g.coefficients[1] > 0.0);
     }
 
+    /// Batches of rows as a streamed design passes over them.
+    struct Batches<'a>(&'a [GlmInput<'a>]);
+    impl Passes for Batches<'_> {
+        fn pass(
+            &mut self,
+            beta: Option<&[f64]>,
+            step: bool,
+            reference: Option<&[f64]>,
+        ) -> Result<Vec<BatchPass>> {
+            self.0
+                .iter()
+                .map(|b| batch_pass(b, beta, step, reference))
+                .collect()
+        }
+    }
+
     #[test]
     fn batches_give_the_in_memory_steps_scores_and_deviance() {
         // A Poisson fit streamed over two batches (rows 0-2 and 3-4) reproduces fit():
@@ -1103,31 +1238,15 @@ mod tests {
             input(&x[..6], 2, &y[..3], &w[..3], Family::Poisson, Link::Log),
             input(&x[6..], 2, &y[3..], &w[3..], Family::Poisson, Link::Log),
         ];
-        let control = Control::default();
-        let mut beta: Option<Vec<f64>> = None;
-        let mut previous = None;
-        let (mut cov, mut deviance) = (Vec::new(), f64::NAN);
-        for _ in 0..whole.iterations {
-            let passes: Vec<BatchPass> = parts
-                .iter()
-                .map(|b| batch_pass(b, beta.as_deref(), true, None).unwrap())
-                .collect();
-            let triangles: Vec<&[f64]> = passes
-                .iter()
-                .map(|p| p.triangle.as_deref().unwrap())
-                .collect();
-            let (coef, c) = solve_stacked(&triangles, 2, &control).unwrap();
-            previous = beta.replace(coef);
-            cov = c;
-            deviance = parts
-                .iter()
-                .map(|b| {
-                    batch_pass(b, beta.as_deref(), false, None)
-                        .unwrap()
-                        .deviance
-                })
-                .sum();
-        }
+        let run = run_irls(&mut Batches(&parts), 2, &Control::default(), true, None).unwrap();
+        assert_eq!(run.iterations, whole.iterations);
+        assert!(run.converged && !run.separated);
+        let (beta, previous, cov, deviance) = (
+            Some(run.coefficients),
+            run.previous,
+            run.cov_unscaled,
+            run.deviance,
+        );
         let beta = beta.unwrap();
         for (a, b) in beta.iter().zip(&whole.coefficients) {
             close(*a, *b, 1e-13);

@@ -7,6 +7,8 @@ pub mod coxph;
 pub mod family;
 pub mod glm;
 pub mod linalg;
+pub mod regressors;
 
 pub use family::{Family, Link};
 pub use glm::{fit as glm_fit, Control, GlmFit, GlmInput};
+pub use regressors::{Factor, Regressors};

@@ -9,10 +9,13 @@ variance engine of :class:`~sscoverage.Design`.
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -106,6 +109,83 @@ class ModelMatrix:
     y: np.ndarray
     terms: list[str]
 
+    @property
+    def columns(self) -> _core.ModelColumns:
+        return matrix_columns(self.x)
+
+
+def matrix_columns(x: np.ndarray) -> _core.ModelColumns:
+    """The columns of a dense n x p model matrix as the core reads them (views of a
+    column-major copy)."""
+    x = np.asfortranarray(x, dtype=np.float64)
+    return value_columns(x.shape[0], [x[:, j] for j in range(x.shape[1])])
+
+
+def value_columns(n: int, values: Sequence[np.ndarray]) -> _core.ModelColumns:
+    """Model columns given by their values (n each)."""
+    return _core.ModelColumns(n, list(values), [], [[(j, None)] for j in range(len(values))])
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Each column of a model matrix as a product of model variables, read from formulaic's
+    spec: ``(name, None)`` a numeric variable's values, ``(name, k)`` the indicator of a
+    factor's k-th level (treatment contrasts drop the first level; R's full coding of a
+    factor in some interactions keeps it).  The core assembles the columns from the
+    variables block by block, so no n x p matrix is built."""
+
+    columns: list[list[tuple[str, int | None]]]
+
+    @classmethod
+    def of(cls, spec: Any, data: pd.DataFrame) -> "ColumnPlan | None":
+        """The plan of formulaic's model `spec` over model variables `data`, or None when
+        some factor of a term is not a plain variable (``I()``, ``log()``, ``poly()``,
+        ``C()``, other contrasts): formulaic then evaluates the columns."""
+        columns: list[list[tuple[str, int | None]]] = []
+        names: list[str] = []
+        for term in spec.structure:
+            for scoped in term.scoped_terms:
+                choices = []
+                for factor in scoped.factors:
+                    name = factor.factor.expr
+                    if name not in data.columns:
+                        return None
+                    values = data[name]
+                    if isinstance(values.dtype, pd.CategoricalDtype):
+                        cats = list(values.cat.categories)
+                        if factor.reduced:
+                            choices.append([((name, k), f"{name}[T.{cats[k]}]") for k in range(1, len(cats))])
+                        else:
+                            choices.append([((name, k), f"{name}[{cats[k]}]") for k in range(len(cats))])
+                    elif values.dtype == np.float64:
+                        choices.append([((name, None), name)])
+                    else:
+                        return None
+                # formulaic's order: the first factor's levels vary fastest.
+                for combo in itertools.product(*reversed(choices)):
+                    columns.append([c for c, _ in reversed(combo)])
+                    names.append(":".join(n for _, n in reversed(combo)) or "Intercept")
+        # Contrasts other than treatment, or a layout this reading does not know, name
+        # their columns otherwise: formulaic builds those.
+        return cls(columns) if names == list(spec.column_names) else None
+
+    def build(self, data: pd.DataFrame) -> _core.ModelColumns:
+        """The model columns over the rows of `data` (no missing values)."""
+        values: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        index: dict[str, int] = {}
+        for name, level in itertools.chain.from_iterable(self.columns):
+            if name in index:
+                continue
+            if level is None:
+                index[name] = len(values)
+                values.append(np.ascontiguousarray(data[name].to_numpy(dtype=np.float64)))
+            else:
+                index[name] = len(codes)
+                codes.append(data[name].cat.codes.to_numpy().astype(np.uint32))
+        layout = [[(index[name], level) for name, level in column] for column in self.columns]
+        return _core.ModelColumns(len(data), values, codes, layout)
+
 
 def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: str, family: str, link: str | None,
          epsilon: float, maxit: int, design: "SurveyDesign | None" = None) -> _core.GlmFit:
@@ -113,18 +193,25 @@ def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: st
     (linearisation) `design` and a model frame, also the coefficients' design-based
     covariance (``vcov``)."""
     on_design = {} if design is None else {"design": design.core, "rows": model.rows}
+    with fit_errors(formula, model.terms):
+        fit = _core.glm_fit(model.columns, model.y, weights, family, link, epsilon=epsilon, maxit=maxit, **on_design)
+    check_convergence(fit, formula, maxit)
+    return fit
+
+
+@contextmanager
+def fit_errors(formula: str, terms: Sequence[str]) -> Iterator[None]:
+    """The core's fitting errors told with the formula; aliased columns named by their terms."""
     try:
-        fit = _core.glm_fit(model.x, model.y, weights, family, link, epsilon=epsilon, maxit=maxit, **on_design)
+        yield
     except EstimationError as err:
         if len(err.args) > 1:  # the core's positions of aliased columns
-            names = [model.terms[j] for j in err.args[1]]
+            names = [terms[j] for j in err.args[1]]
             raise EstimationError(
                 f"{formula}: term(s) {', '.join(names)} are aliased (a constant predictor, or a "
                 "linear combination of the terms before them); drop them from the formula"
             ) from None
         raise type(err)(f"{formula}: {err}") from None
-    check_convergence(fit, formula, maxit)
-    return fit
 
 
 def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, family: str, link: str | None,
@@ -141,7 +228,7 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
     # Every replicate refitted in the core, in parallel, from the full-sample
     # coefficients as R's svyglm.svyrep.design starts them.
     reps = np.ascontiguousarray(design.replicate_weights()[rows])
-    thetas = _core.glm_replicate_coefficients(model.x, model.y, reps, np.ascontiguousarray(coef), family, link,
+    thetas = _core.glm_replicate_coefficients(model.columns, model.y, reps, np.ascontiguousarray(coef), family, link,
                                               epsilon=epsilon, maxit=maxit)
     vcov = design.replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
@@ -227,6 +314,32 @@ def _has_unused_levels(factor: pd.Series) -> bool:
     return bool((np.bincount(codes[codes >= 0], minlength=len(factor.cat.categories)) == 0).any())
 
 
+def _build(text: str, data: pd.DataFrame, outcome: str, na_action: str
+           ) -> tuple[Any, _core.ModelColumns, np.ndarray | None] | None:
+    """The right-hand side's spec, the model columns and the outcome's values (None: not
+    one numeric column) of a formula on complete model variables; None when a transform
+    made a missing value (with ``na_action="ignore"``).
+
+    Formulas of plain variables, factors and their interactions are read from a spec built
+    on one row and assembled by the core from the variables; others are formulaic's
+    columns.
+    """
+    if outcome in data.columns:
+        spec = model_matrix(text, data.iloc[:1], na_action=na_action, context=CONTEXT).rhs.model_spec
+        plan = ColumnPlan.of(spec, data)
+        if plan is not None:
+            lhs = data[outcome]
+            y = None if isinstance(lhs.dtype, pd.CategoricalDtype) else np.ascontiguousarray(lhs.to_numpy(np.float64))
+            return spec, plan.build(data), y
+    mm = model_matrix(text, data, na_action=na_action, context=CONTEXT)
+    # Each column as formulaic stores it: no row-major copy of the whole matrix.
+    values = [np.ascontiguousarray(mm.rhs.iloc[:, j].to_numpy(dtype=np.float64)) for j in range(mm.rhs.shape[1])]
+    if mm.lhs.isna().to_numpy().any() or any(np.isnan(v).any() for v in values):
+        return None
+    y = np.ascontiguousarray(mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64)) if mm.lhs.shape[1] == 1 else None
+    return mm.rhs.model_spec, value_columns(len(mm.rhs), values), y
+
+
 class ModelFrame:
     """The model matrix of a formula on a design's rows, with R's term names.
 
@@ -260,15 +373,11 @@ class ModelFrame:
         # unless a transform made a missing value (log of a negative number).  Otherwise
         # pass 1 finds the complete rows and pass 2 builds the matrix on them without
         # unused levels (formulaic's row dropping costs more than the build itself).
-        mm, x = None, None
+        outcome = text.split("~", 1)[0].strip()
+        built = None
         if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):
-            mm = model_matrix(text, data, na_action="ignore", context=CONTEXT)
-            x = row_major(mm.rhs)
-            if np.isnan(x).any() or mm.lhs.isna().to_numpy().any():
-                mm = None
-        if mm is not None:
-            kept = data.index.to_numpy()
-        else:
+            built = _build(text, data, outcome, na_action="ignore")
+        if built is None:
             first = model_matrix(text, data, na_action="drop", context=CONTEXT)
             kept = first.rhs.index.to_numpy()
             if len(kept) == 0:
@@ -276,15 +385,15 @@ class ModelFrame:
             data = data.loc[kept]
             for name in factors:
                 data[name] = data[name].cat.remove_unused_categories()
-            mm = model_matrix(text, data, na_action="raise", context=CONTEXT)
-            x = row_major(mm.rhs)
-        self.rows = kept
-        self.n_removed = len(scope) - len(kept)
-        self.terms = r_names(list(mm.rhs.columns), data, factors, aliases, checked.logical_terms)
-        self.x = x
+            built = _build(text, data, outcome, na_action="raise")
+            assert built is not None  # na_action="raise": no missing value is left
+        spec, self.columns, lhs = built
+        self.rows = data.index.to_numpy()
+        self.n_removed = len(scope) - len(self.rows)
+        self.terms = r_names(list(spec.column_names), data, factors, aliases, checked.logical_terms)
         # Kept for predictions and margins: the right-hand side's spec re-encodes new or
         # counterfactual data with the fitted levels and transform states (R's xlevels).
-        self.spec = mm.rhs.model_spec
+        self.spec = spec
         self.data = data
         self.aliases = aliases
         self.factors = factors
@@ -292,20 +401,24 @@ class ModelFrame:
         self.term_columns = {
             "(Intercept)" if str(term) == "1" else term_name(str(term), checked):
             list(range(sl.start, sl.stop))
-            for term, sl in mm.rhs.model_spec.term_slices.items()
+            for term, sl in spec.term_slices.items()
         }
-        outcome = text.split("~", 1)[0].strip()
         if outcome in factors and family in BINOMIAL:
             # A factor outcome: success = any level but the first, as R's binomial.
             self.y = np.ascontiguousarray((data[outcome].cat.codes != 0).to_numpy(dtype=np.float64))
-        elif mm.lhs.shape[1] == 1 and outcome not in factors:
-            self.y = np.ascontiguousarray(mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64))
+        elif lhs is not None and outcome not in factors:
+            self.y = lhs
         else:
             raise ColumnError(
                 f"the outcome of {formula!r} must be one numeric column"
                 + (" or a factor" if family in BINOMIAL else "")
             )
 
+    @cached_property
+    def x(self) -> np.ndarray:
+        """The model matrix itself, row-major n x p (margins, the Cox model and the
+        threshold model read its rows; the GLM reads the columns)."""
+        return self.columns.dense()
 
     def name_of(self, column: str) -> str:
         """The formula's name of a data column (its alias, if it is not a Python name)."""

@@ -63,7 +63,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
-from .glm import FAMILIES, GLMResult, irls_fit, fit_model, ModelMatrix, ModelFrame
+from .glm import FAMILIES, GLMResult, irls_fit, fit_model, matrix_columns, ModelMatrix, ModelFrame
 from .. import _core
 from ..results import display as _display
 from .._progress import track
@@ -349,7 +349,7 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
              prior: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
              maxit: int, progress: bool = True) -> dict[str, Any]:
     """One IRLS per candidate (the loop is cheap next to the fits, which run in Rust)."""
-    xc = model.x.copy()
+    xc = np.array(model.x, order="F")  # a copy whose columns go to the core as they are
     keep, dev, coef, naive, infl, n_below, n_above, dropped = [], [], [], [], [], [], [], []
     for c in track(candidates, len(candidates), "threshold grid", progress):
         xc[:, j] = _term_values(x, kind, c)
@@ -394,10 +394,10 @@ def _replicate_profiles(model: ModelFrame, j: int, x: np.ndarray, kind: str, can
     coef = np.empty((reps.shape[1], len(candidates)))
     dev = np.empty((reps.shape[1], len(candidates)))
     reps = np.ascontiguousarray(reps)
-    xc = model.x.copy()
+    xc = np.array(model.x, order="F")  # a copy whose columns go to the core as they are
     for col, c in enumerate(candidates):
         xc[:, j] = _term_values(x, kind, c)
-        rep_coef, dev[:, col] = _core.glm_replicate_fits(xc, model.y, reps, family, link, epsilon=epsilon,
+        rep_coef, dev[:, col] = _core.glm_replicate_fits(matrix_columns(xc), model.y, reps, family, link, epsilon=epsilon,
                                                          maxit=maxit)
         coef[:, col] = rep_coef[:, j]
     return coef, dev

@@ -1,11 +1,12 @@
 """Design-based GLMs over a streamed design (a polars LazyFrame or a Dask DataFrame).
 
-R's IRLS, as :func:`sscoverage.models.glm` runs it in memory, with every pass over the
-rows made batch by batch: a first pass finds the rows of the model (in the subset, no
-missing model variable), their weights and the factor levels present; then each IRLS
-iteration is one pass, in which every batch gives the deviance at the current
-coefficients and the triangular factor of its rows' weighted least squares — the
-factors, stacked in batch order by the core, give the step; a last pass sums the
+R's IRLS, the core's one loop that :func:`sscoverage.models.glm` runs in memory, with
+every pass over the rows made batch by batch: a first pass finds the rows of the model
+(in the subset, no missing model variable), their weights and the factor levels
+present; then each IRLS iteration is one pass, in which every batch gives the deviance
+at the coefficients the core asks for and the triangular factor of its rows' weighted
+least squares — the factors, stacked in batch order by the core, give the step; a last
+pass sums the
 estimating functions to PSU totals, which the design's variance engine turns into the
 coefficients' covariance.  Binomial and Poisson fits take three more passes to probe for
 separation (stopping as soon as a step settles or drifts), as in memory.  Memory: one batch and its model matrix.
@@ -17,8 +18,8 @@ from the data, which a streamed fit never holds at once: they are refused.
 from __future__ import annotations
 
 import gc
+import itertools
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -30,32 +31,12 @@ from .. import _core
 from .._frames import codes_of
 from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
 from ..formula import CONTEXT, term_name
-from ..models.glm import BINOMIAL, FAMILIES, GLMResult, check_convergence, ModelFrame, r_names, read_formula
+from ..models.glm import (BINOMIAL, FAMILIES, ColumnPlan, GLMResult, ModelFrame, check_convergence, fit_errors,
+                          matrix_columns, r_names, read_formula, value_columns)
 from .batches import UNIT, BatchSource, add_parts, expression_columns, with_units
 
 #: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
 _CODED = re.compile(r"\bC\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
-#: Extra IRLS steps from a binomial or Poisson solution, how far they may move a linear
-#: predictor before the fit counts as separated, and how little a step may move it for
-#: the solution to count as a finite maximum (the core's in-memory rule).
-PROBE_STEPS, PROBE_DRIFT, PROBE_SETTLED = 3, 0.1, 1e-3
-
-
-@dataclass(frozen=True)
-class StreamedFit:
-    """Where a streamed IRLS ended, as the core's ``GlmFit`` reports it (without per-row
-    values); ``previous``: the coefficients the last step started from (None: the
-    starting means)."""
-
-    link: str
-    coefficients: np.ndarray
-    previous: np.ndarray | None
-    cov_unscaled: np.ndarray
-    deviance: float
-    iterations: int
-    converged: bool
-    boundary: bool
-    separated: bool
 
 
 def streamed_glm(
@@ -76,11 +57,12 @@ def streamed_glm(
         raise DesignError("a GLM on a raked streamed design is not supported yet: collect() the data, "
                           "or fit the model before raking")
     model = _StreamedModel(design, formula, family, dict(levels or {}), progress)
-    fit = _Irls(design, model, family, link, epsilon, maxit, progress).run()
+    fit = _fit(design, model, family, link, epsilon, maxit, progress)
     check_convergence(fit, formula, maxit)
     p = len(model.terms)
     scores, unit_rows, pearson = design.reduce_batches(
-        model.columns, _batch_scores, add_parts, model, fit, design.psu_keys, design.psu_table, design.n_psu,
+        model.columns, _batch_scores, add_parts, model, fit.link, fit.coefficients, fit.previous, design.psu_keys,
+        design.psu_table, design.n_psu,
         label="GLM scores", progress=progress,
     )
     totals = np.ascontiguousarray(scores @ fit.cov_unscaled)
@@ -168,6 +150,9 @@ class _StreamedModel(ModelFrame):
         outcome = text.split("~", 1)[0].strip()
         self.factor_outcome = outcome in self.levels and family in BINOMIAL
         self.outcome = outcome
+        # Plain variables, factors and their interactions: each batch's columns
+        # assembled by the core from its variables; others evaluated by formulaic.
+        self.plan = ColumnPlan.of(self.spec, prototype) if outcome in prototype.columns else None
         if not self.factor_outcome and (outcome in self.levels or mm.lhs.shape[1] != 1):
             raise ColumnError(
                 f"the outcome of {formula!r} must be one numeric column"
@@ -191,18 +176,22 @@ class _StreamedModel(ModelFrame):
         expr = ~pl.any_horizontal([_missing(c, self.schema[c]) for c in self.variables.values()])
         return expr if self.condition is None else expr & self.condition
 
-    def batch(self, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.DataFrame]:
-        """A batch's model matrix, outcome and prior weights (rescaled to mean 1 over the
+    def batch(self, batch: pl.DataFrame) -> tuple[_core.ModelColumns, np.ndarray, np.ndarray, pl.DataFrame]:
+        """A batch's model columns, outcome and prior weights (rescaled to mean 1 over the
         domain, as in memory) on its rows of the fit, and those rows."""
         rows = batch.filter(self.complete())
         data = pd.DataFrame({name: self.column(name, rows.get_column(c)) for name, c in self.variables.items()})
-        mm = self.specs.get_model_matrix(data, na_action="raise", context=CONTEXT) if len(rows) else None
-        p = len(self.terms)
-        x = np.ascontiguousarray(mm.rhs.to_numpy(dtype=np.float64)) if mm is not None else np.zeros((0, p))
-        if self.factor_outcome:
-            y = (data[self.outcome].cat.codes != 0).to_numpy(dtype=np.float64)
+        if not len(rows):
+            x, y = matrix_columns(np.zeros((0, len(self.terms)))), np.zeros(0)
+        elif self.plan is not None:
+            x = self.plan.build(data)
+            y = None if self.factor_outcome else data[self.outcome].to_numpy(dtype=np.float64)
         else:
-            y = mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64) if mm is not None else np.zeros(0)
+            mm = self.specs.get_model_matrix(data, na_action="raise", context=CONTEXT)
+            x = value_columns(len(data), [mm.rhs.iloc[:, j].to_numpy(dtype=np.float64) for j in range(mm.rhs.shape[1])])
+            y = mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64)
+        if self.factor_outcome and len(rows):
+            y = (data[self.outcome].cat.codes != 0).to_numpy(dtype=np.float64)
         w = rows.select(self.weight.alias("w")).get_column("w").to_numpy().astype(np.float64) / self.mean_w
         return x, np.ascontiguousarray(y), np.ascontiguousarray(w), rows
 
@@ -256,105 +245,25 @@ def _missing(column: str, dtype: pl.DataType) -> pl.Expr:
     return c.is_null() | c.is_nan() if dtype.is_float() else c.is_null()
 
 
-class _Irls:
-    """R's IRLS (``glm.fit``) with one pass over the batches per iteration: the pass at the
-    current coefficients gives their deviance and the next step's stacked factors."""
+def _fit(design: "BatchSource", model: _StreamedModel, family: str, link: str | None, epsilon: float,
+         maxit: int, progress: bool) -> _core.IrlsRun:
+    """R's IRLS, the core's one loop, with one pass over the batches per iteration: each
+    pass maps the batches to their parts at the coefficients the core asks for (on the
+    Dask workers, or here batch by batch)."""
+    passes = itertools.count(1)
 
-    def __init__(self, design: "BatchSource", model: _StreamedModel, family: str, link: str | None,
-                 epsilon: float, maxit: int, progress: bool) -> None:
-        self.design, self.model, self.family, self.link = design, model, family, link
-        self.epsilon, self.maxit, self.progress = epsilon, maxit, progress
-        self.iteration = 0
-
-    def run_pass(self, beta: np.ndarray | None, step: bool = True,
-                 reference: np.ndarray | None = None) -> dict[str, Any]:
-        """Deviance, validity and (with `step`) the factors of the batches at `beta`."""
-        self.iteration += 1
-        parts = list(self.design.map_batches(
-            self.model.columns, _batch_pass, self.model, self.family, self.link, beta, step, reference,
-            label=f"GLM pass {self.iteration}", progress=self.progress,
+    def pass_fn(beta: np.ndarray | None, step: bool, reference: np.ndarray | None) -> list[_core.GlmBatchPass]:
+        parts = list(design.map_batches(
+            model.columns, _batch_pass, model, family, link, beta, step, reference,
+            label=f"GLM pass {next(passes)}", progress=progress,
         ))
         # Model matrices leave reference cycles (formulaic, pandas) that the generational
         # collector frees late; pass after pass they would hold memory of many batches.
         gc.collect()
-        return {
-            "deviance": float(sum(part.deviance for part in parts)),
-            "valid": all(part.valid for part in parts),
-            "triangles": [part.triangle for part in parts if part.triangle is not None],
-            "informative": sum(part.informative for part in parts),
-            "drift": max(part.drift for part in parts),
-            "link": parts[0].link,
-        }
+        return parts
 
-    def solve(self, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        if state["informative"] == 0:
-            raise EstimationError(f"{self.model.formula}: no observations informative")
-        try:
-            return _core.glm_solve_stacked(state["triangles"], len(self.model.terms), epsilon=self.epsilon)
-        except EstimationError as err:
-            if len(err.args) > 1:  # the core's positions of aliased columns
-                names = [self.model.terms[j] for j in err.args[1]]
-                raise EstimationError(
-                    f"{self.model.formula}: term(s) {', '.join(names)} are aliased (a constant predictor, or "
-                    "a linear combination of the terms before them); drop them from the formula"
-                ) from None
-            raise
-
-    def run(self) -> StreamedFit:
-        """The fit, as the core's ``glm_fit`` reports it (without per-row values)."""
-        state = self.run_pass(None)
-        link = state["link"]
-        if not state["valid"]:
-            raise EstimationError(f"{self.model.formula}: cannot find valid starting values for the model")
-        devold = state["deviance"]
-        beta: np.ndarray | None = None  # where the last step started (None: the starting means)
-        coefold: np.ndarray | None = None
-        converged = boundary = False
-        for iteration in range(1, self.maxit + 1):  # noqa: B007 (the count is returned)
-            coef, cov = self.solve(state)
-            start = beta
-            nxt = self.run_pass(coef)
-            # R halves the step towards the previous coefficients while the deviance is not
-            # finite or the means leave their range.
-            tries = 0
-            while not (np.isfinite(nxt["deviance"]) and nxt["valid"]):
-                if coefold is None:
-                    raise EstimationError(f"{self.model.formula}: no valid set of coefficients has been found: "
-                                          "the first step left the range of the family")
-                tries += 1
-                if tries > self.maxit:
-                    raise EstimationError(f"{self.model.formula}: cannot correct the step size: the fit keeps "
-                                          "leaving the range of the family")
-                coef = (coef + coefold) / 2.0
-                nxt = self.run_pass(coef)
-                boundary = True
-            beta, state = coef, nxt
-            dev = nxt["deviance"]
-            if abs(dev - devold) / (abs(dev) + 0.1) < self.epsilon:
-                converged = True
-                break
-            devold, coefold = dev, coef
-        separated = converged and self.family in BINOMIAL + ("poisson", "quasipoisson") and self.drifts(beta, state)
-        return StreamedFit(link=link, coefficients=beta, previous=start, cov_unscaled=cov, deviance=float(dev),
-                           iterations=iteration, converged=converged, boundary=boundary, separated=separated)
-
-    def drifts(self, beta: np.ndarray, state: dict[str, Any]) -> bool:
-        """Whether further steps from the solution keep moving it (separation), as the
-        core's in-memory probe judges it."""
-        probe = beta
-        for k in range(PROBE_STEPS):
-            try:
-                probe, _ = self.solve(state)
-            except EstimationError:
-                return True
-            state = self.run_pass(probe, step=k + 1 < PROBE_STEPS, reference=beta)
-            if not (state["valid"] and np.isfinite(state["deviance"])):
-                return True
-            if state["drift"] > PROBE_DRIFT:
-                return True
-            if state["drift"] <= PROBE_SETTLED:
-                return False
-        return False
+    with fit_errors(model.formula, model.terms):
+        return _core.glm_streamed_fit(pass_fn, len(model.terms), family, link, epsilon=epsilon, maxit=maxit)
 
 
 def _batch_pass(model: _StreamedModel, family: str, link: str | None, beta: np.ndarray | None, step: bool,
@@ -363,12 +272,12 @@ def _batch_pass(model: _StreamedModel, family: str, link: str | None, beta: np.n
     return _core.glm_batch_pass(x, y, w, family, link, beta=beta, step=step, reference=reference)
 
 
-def _batch_scores(model: _StreamedModel, fit: StreamedFit, keys: list[str], psus: pl.DataFrame,
-                  n_units: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _batch_scores(model: _StreamedModel, link: str, beta: np.ndarray, previous: np.ndarray | None, keys: list[str],
+                  psus: pl.DataFrame, n_units: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's scores at the solution `beta` (working weights from `previous`)."""
     x, y, w, rows = model.batch(batch)
     units = np.ascontiguousarray(with_units(keys, psus, rows).get_column(UNIT).to_numpy(), dtype=np.uint32)
-    return _core.glm_batch_scores(x, y, w, model.family, fit.link, fit.coefficients, fit.previous,
-                                  units, n_units)
+    return _core.glm_batch_scores(x, y, w, model.family, link, beta, previous, units, n_units)
 
 
 def _fit_degf(design: "BatchSource", unit_rows: np.ndarray) -> int:

@@ -1,0 +1,73 @@
+"""The GLM's model columns assembled by the core from the formula's variables equal
+formulaic's model matrix value for value (the columns R's model.matrix gives)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from formulaic import model_matrix
+
+import sscoverage as ssc
+from sscoverage.models.glm import ColumnPlan, ModelFrame
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 400
+    return pd.DataFrame({
+        "y": rng.random(n),
+        "x": rng.normal(size=n),
+        "z": rng.uniform(-3, 3, n),
+        "u": rng.lognormal(size=n),
+        "a": pd.Categorical(rng.choice(["p", "q", "r"], n), categories=["p", "q", "r"]),
+        "b": pd.Categorical(rng.choice(["u", "v", "w", "t"], n), categories=["u", "v", "w", "t"]),
+    })
+
+
+PLAIN = [
+    "y ~ x + a",
+    "y ~ x * a",
+    "y ~ a:b",
+    "y ~ x + a:b + x:a",
+    "y ~ x:z:u",
+    "y ~ 0 + a",
+    "y ~ a * b * x",
+    "y ~ b + z - 1",
+    "y ~ 1",
+]
+
+
+@pytest.mark.parametrize("formula", PLAIN)
+def test_plain_formula_columns_equal_formulaic(data: pd.DataFrame, formula: str) -> None:
+    dense = model_matrix(formula, data)
+    # The plan is read from a spec built on one row, as ModelFrame does.
+    plan = ColumnPlan.of(model_matrix(formula, data.iloc[:1]).rhs.model_spec, data)
+    assert plan is not None
+    columns = plan.build(data)
+    assert (columns.n, columns.p) == dense.rhs.shape
+    np.testing.assert_array_equal(columns.dense(), dense.rhs.to_numpy())
+
+
+@pytest.mark.parametrize("formula", ["y ~ center(x) + a", "y ~ I(x * 2)", "y ~ C(a, contr.sum)", "y ~ x + C(b)"])
+def test_other_terms_are_left_to_formulaic(data: pd.DataFrame, formula: str) -> None:
+    assert ColumnPlan.of(model_matrix(formula, data).rhs.model_spec, data) is None
+
+
+@pytest.mark.parametrize("formula", ["y ~ x * a + b", "y ~ log(u) + a", "y ~ I(x > 0) + z"])
+def test_model_frame_matrix_is_formulaics(data: pd.DataFrame, formula: str) -> None:
+    design = ssc.Design(data.assign(w=1.0 + np.arange(len(data)) % 3), weights="w")
+    model = ModelFrame(design, formula, "gaussian", {})
+    np.testing.assert_array_equal(model.x, model_matrix(formula, data).rhs.to_numpy())
+    np.testing.assert_array_equal(model.y, data["y"].to_numpy())
+
+
+def test_model_columns_refuse_bad_layouts() -> None:
+    from sscoverage import _core
+
+    x = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ssc.SurveyError, match="names array 1 of 1"):
+        _core.ModelColumns(3, [x], [], [[(1, None)]])
+    with pytest.raises(ssc.SurveyError, match="missing or infinite"):
+        _core.ModelColumns(3, [np.array([1.0, np.inf, 0.0])], [], [[(0, None)]])
