@@ -36,6 +36,7 @@ PLAIN = [
     "y ~ a * b * x",
     "y ~ b + z - 1",
     "y ~ 1",
+    "y ~ x + C(b)",
 ]
 
 
@@ -50,7 +51,7 @@ def test_plain_formula_columns_equal_formulaic(data: pd.DataFrame, formula: str)
     np.testing.assert_array_equal(columns.dense(), dense.rhs.to_numpy())
 
 
-@pytest.mark.parametrize("formula", ["y ~ center(x) + a", "y ~ I(x * 2)", "y ~ C(a, contr.sum)", "y ~ x + C(b)"])
+@pytest.mark.parametrize("formula", ["y ~ center(x) + a", "y ~ I(x * 2)", "y ~ C(a, contr.sum)", "y ~ C(b, levels=['v', 'u', 'w', 't'])"])
 def test_other_terms_are_left_to_formulaic(data: pd.DataFrame, formula: str) -> None:
     assert ColumnPlan.of(model_matrix(formula, data).rhs.model_spec, data) is None
 
@@ -71,3 +72,19 @@ def test_model_columns_refuse_bad_layouts() -> None:
         _core.ModelColumns(3, [x], [], [[(1, None)]])
     with pytest.raises(ssc.SurveyError, match="missing or infinite"):
         _core.ModelColumns(3, [np.array([1.0, np.inf, 0.0])], [], [[(0, None)]])
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + C(k)", "y ~ x * C(k)", "y ~ k + C(k)", "y ~ C(k):a"])
+def test_coded_numbers_are_formulaics_c(data: pd.DataFrame, formula: str) -> None:
+    # Whole numbers used as C(k) are coded from the frame's cached codes; the matrix and
+    # the names are formulaic's C() of the numbers, also on a subset without k = 2 and
+    # with a missing x (the levels left are those of the fitted rows).
+    rng = np.random.default_rng(5)
+    frame = data.assign(k=rng.integers(0, 4, len(data)), w=1.0)
+    frame.loc[3, "x"] = np.nan
+    design = ssc.Design(frame, weights="w")
+    for d, rows in ((design, frame), (design.subset(frame["k"] != 2), frame[frame["k"] != 2])):
+        model = ModelFrame(d, formula, "gaussian", {})
+        want = model_matrix(formula, rows.assign(k=rows["k"].astype(float)))  # drops rows with a missing value
+        assert len(model.terms) == want.rhs.shape[1]
+        np.testing.assert_array_equal(model.x, want.rhs.to_numpy())

@@ -1022,7 +1022,10 @@ class Design(Serializable):
         formula : an R-style formula, ``"y ~ x1 + x2"``: ``*`` and ``:`` for
             interactions, ``- 1`` for no intercept, ``I(...)`` and ``log(...)`` for
             transformations; text, logical and categorical columns are factors with
-            treatment contrasts, the first level (R's order) the reference.
+            treatment contrasts, the first level (R's order) the reference.  Plain
+            variables, factors and their interactions are assembled by the core from the
+            columns, block by block, never as an n x p matrix; a term with a function
+            (``I()``, ``log()``, ``poly()``, ``C()``) is evaluated by formulaic first.
         family : ``"gaussian"``, ``"binomial"``, ``"quasibinomial"``, ``"poisson"``,
             ``"quasipoisson"`` or ``"Gamma"``.
         link : ``"identity"``, ``"log"``, ``"inverse"``, ``"logit"``, ``"probit"`` or

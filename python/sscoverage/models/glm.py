@@ -148,15 +148,18 @@ class ColumnPlan:
                 choices = []
                 for factor in scoped.factors:
                     name = factor.factor.expr
-                    if name not in data.columns:
+                    # ``C(f)`` of a factor variable codes it as the factor itself.
+                    variable = name[2:-1] if name.startswith("C(") and name.endswith(")") else name
+                    if variable not in data.columns or (variable != name and
+                                                        not isinstance(data[variable].dtype, pd.CategoricalDtype)):
                         return None
-                    values = data[name]
+                    values = data[variable]
                     if isinstance(values.dtype, pd.CategoricalDtype):
                         cats = list(values.cat.categories)
                         if factor.reduced:
-                            choices.append([((name, k), f"{name}[T.{cats[k]}]") for k in range(1, len(cats))])
+                            choices.append([((variable, k), f"{name}[T.{cats[k]}]") for k in range(1, len(cats))])
                         else:
-                            choices.append([((name, k), f"{name}[{cats[k]}]") for k in range(len(cats))])
+                            choices.append([((variable, k), f"{name}[{cats[k]}]") for k in range(len(cats))])
                     elif values.dtype == np.float64:
                         choices.append([((name, None), name)])
                     else:
@@ -308,6 +311,17 @@ def row_major(frame: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
 
 
+def _coded_numbers(parsed: Any, used: Sequence[str]) -> set[str]:
+    """The variables a formula uses only as ``C(name)`` on its right-hand side."""
+    exprs = {str(factor.expr) for term in parsed.rhs for factor in term.factors}
+    return {
+        name for name in used
+        if f"C({name})" in exprs
+        and not any(re.search(rf"\b{re.escape(name)}\b", e) for e in exprs - {f"C({name})"})
+        and not re.search(rf"\b{re.escape(name)}\b", str(parsed.lhs))
+    }
+
+
 def _has_unused_levels(factor: pd.Series) -> bool:
     """Whether some level of a categorical has no row (R's ``drop.unused.levels`` drops it)."""
     codes = factor.cat.codes.to_numpy()
@@ -355,16 +369,27 @@ class ModelFrame:
         scope = np.flatnonzero(design.in_subset())
         data = pd.DataFrame(index=scope)
         factors: list[str] = []  # the formula names of factor variables
+        coded_numbers = _coded_numbers(parsed, used)
         for name in used:
             column = aliases.get(name, name)
             values = as_pandas(frame.column(column)).iloc[scope].set_axis(scope)
-            if levels.get(column) is None and _is_text(values):
-                # Text: the frame's cached codes (one hash of the column per data set,
-                # not one per model); levels absent from the scope are dropped below.
+            coded = None
+            if levels.get(column) is None and (_is_text(values) or name in coded_numbers):
+                # Text, and whole numbers the formula only codes as C(name): the frame's
+                # cached codes (one pass over the column per data set, not a sort per
+                # model); levels absent from the scope are dropped below.
                 coded = frame.codes(column, "model term")
+                labels: Any = coded.labels
+                if name in coded_numbers:
+                    # formulaic's C() of numbers: the sorted values, as floats.
+                    whole = all(isinstance(v, (int, np.integer)) for v in labels)
+                    labels = np.asarray(labels, dtype=np.float64) if whole else None
+                    if labels is None or (np.diff(labels) <= 0).any():
+                        coded = None
+            if coded is not None:
                 codes = coded.codes[scope].astype(np.int64)
                 codes[codes == _OUTSIDE] = -1
-                data[name] = pd.Series(pd.Categorical.from_codes(codes, categories=coded.labels), index=scope)
+                data[name] = pd.Series(pd.Categorical.from_codes(codes, categories=labels), index=scope)
             else:
                 data[name] = as_model_variable(values, column, levels.get(column))
             if isinstance(data[name].dtype, pd.CategoricalDtype):
