@@ -525,8 +525,9 @@ fn drifts(passes: &mut impl Passes, mut state: PassState, p: usize, control: &Co
         let Ok((probe, _)) = state.step(passes, p, control, k) else {
             return true;
         };
-        let step = k + 1 < PROBE_STEPS;
-        let Ok(next) = PassState::run(passes, Some(&probe), step, Some(&solution), p + 1) else {
+        // The drift first; the factors of a further step only if it is neither settled
+        // nor drifting (usually the first probe settles).
+        let Ok(next) = PassState::run(passes, Some(&probe), false, Some(&solution), p + 1) else {
             return true;
         };
         if !next.valid || !next.deviance.is_finite() || next.drift > PROBE_DRIFT {
@@ -535,7 +536,12 @@ fn drifts(passes: &mut impl Passes, mut state: PassState, p: usize, control: &Co
         if next.drift <= PROBE_SETTLED {
             return false;
         }
-        state = next;
+        if k + 1 < PROBE_STEPS {
+            let Ok(next) = PassState::run(passes, Some(&probe), true, None, p + 1) else {
+                return true;
+            };
+            state = next;
+        }
     }
     false
 }
