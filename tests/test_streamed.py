@@ -92,16 +92,28 @@ def test_dask_glm_on_a_local_cluster_matches_memory(model_df):
             _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family, progress=False))
 
 
-def test_dask_worker_processes_fit_a_glm(model_df):
-    # Worker processes send each pass's parts to the client pickled (threads do not).
+def test_dask_worker_processes_serve_every_streamed_estimator(model_df):
+    # Worker processes send what each partition gives to the client pickled (threads
+    # share it): every estimator a streamed design serves, with the in-memory numbers.
     dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("dask.distributed")
-    memory = ssc.Design(model_df, ids="psu", strata="h", weights="w")
+    data = model_df.assign(t=np.ceil(model_df.x * 10.0), e=model_df.lapse)
+    memory = ssc.Design(data, ids="psu", strata="h", weights="w")
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=":0") as cluster, distributed.Client(cluster):
-        streamed = ssc.Design(dd.from_pandas(model_df, npartitions=4), ids="psu", strata="h", weights="w")
+        streamed = ssc.Design(dd.from_pandas(data, npartitions=4), ids="psu", strata="h", weights="w",
+                              progress=False)
+        for op, kw in CALLS:
+            _same(getattr(memory, op)(**kw), getattr(streamed, op)(**kw))
+        _same(memory.ratio("y", "x", na_rm=True), streamed.ratio("y", "x", na_rm=True))
+        _same(memory.quantile("x", [0.25, 0.5], by="d"), streamed.quantile("x", [0.25, 0.5], by="d"))
         formula, family = GLMS[1]
-        _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family, progress=False))
+        _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family))
+        a, b = (d.km("t", "e", by="job", times=[10, 20], se=True) for d in (memory, streamed))
+        cols = ["time", "survival", "se_log", "ci_low", "ci_high"]
+        assert_allclose(b.to_pandas()[cols].to_numpy(float), a.to_pandas()[cols].to_numpy(float), rtol=1e-12)
+        margins = {"d": {0: 1e4, 1: 1e4, 2: 1e4, 3: 1e4}}
+        _same(memory.rake(margins).mean("x"), streamed.rake(margins).mean("x"))
 
 
 def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
