@@ -2,12 +2,41 @@
 //! as R builds them, and the bootstrap (mirrors `survey::as.svrepdesign`).  The replicate
 //! variance they give is the variance engine's (`variance::replicate_covariance`).
 
+use rayon::prelude::*;
+
 use crate::error::{CoreError, Result};
 use crate::rng::SplitMix64;
 use crate::variance::LonelyPsu;
 /// The replicate weights built here, and the replicate variance they give, belong to the
 /// variance engine.
 pub use crate::variance::{replicate_covariance, Replicates};
+
+/// Each replicate's weights (column r of `weights`, n rows x `n_replicates`, row-major)
+/// handed to `refit(r, weights)`, the replicates in parallel: the one loop over the
+/// replicates of the estimators refitted per replicate (GLM, Cox).  The results are in
+/// replicate order; an error is the first replicate's, whatever the threads.
+pub fn refit_replicates<T, F>(
+    weights: &[f64],
+    n: usize,
+    n_replicates: usize,
+    refit: F,
+) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(usize, Vec<f64>) -> Result<T> + Sync,
+{
+    if weights.len() != n * n_replicates {
+        return Err(CoreError::Shape(format!(
+            "replicate weights have {} values, expected {n} rows x {n_replicates}",
+            weights.len()
+        )));
+    }
+    let fits: Vec<Result<T>> = (0..n_replicates)
+        .into_par_iter()
+        .map(|r| refit(r, (0..n).map(|i| weights[i * n_replicates + r]).collect()))
+        .collect();
+    fits.into_iter().collect()
+}
 
 /// Rank of analysis weights (n x k, row-major), from their Gram matrix (R's `degf`
 /// of a replicate design is this rank minus one).
@@ -647,6 +676,22 @@ fn paley_prime(p: usize) -> Vec<Vec<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refits_each_replicate_column_in_order() {
+        // 3 rows x 2 replicates, row-major: column 0 is (1, 2, 3), column 1 (4, 5, 6).
+        let weights = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
+        let sums = refit_replicates(&weights, 3, 2, |r, w| Ok((r, w.iter().sum::<f64>()))).unwrap();
+        assert_eq!(sums, vec![(0, 6.0), (1, 15.0)]);
+        let err = refit_replicates(&weights, 4, 2, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("expected 4 rows x 2"));
+        let first: Result<Vec<()>> =
+            refit_replicates(&weights, 3, 2, |r, _| Err(CoreError::Value(format!("{r}"))));
+        assert_eq!(
+            first.unwrap_err().to_string(),
+            CoreError::Value("0".into()).to_string()
+        );
+    }
 
     fn is_hadamard(h: &[Vec<bool>]) -> bool {
         let n = h.len();

@@ -9,10 +9,9 @@
 //! partial likelihood changes by less than `eps` relative, which leaves the coefficients
 //! up to about 1e-8 from the exact maximum, and the reference figures are R's.
 
-use rayon::prelude::*;
-
 use super::linalg::Ldl;
 use crate::error::{CoreError, Result};
+use crate::replicate::refit_replicates;
 
 /// How tied event times enter the partial likelihood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -543,26 +542,16 @@ pub fn replicate_coefficients(
     init: &[f64],
 ) -> Result<Vec<f64>> {
     let (n, p) = (input.n, input.p);
-    if weights.len() != n * r {
-        return Err(CoreError::Shape(format!(
-            "replicate weights have {} values, expected {n} rows x {r}",
-            weights.len()
-        )));
-    }
-    let rows: Vec<Vec<f64>> = (0..r)
-        .into_par_iter()
-        .map(|rep| {
-            let w: Vec<f64> = (0..n).map(|i| weights[i * r + rep]).collect();
-            let one = CoxInput {
-                weights: &w,
-                ..*input
-            };
-            match fit(&one, Some(init)) {
-                Ok(f) => f.coefficients,
-                Err(_) => vec![f64::NAN; p],
-            }
+    let rows = refit_replicates(weights, n, r, |_, w| {
+        let one = CoxInput {
+            weights: &w,
+            ..*input
+        };
+        Ok(match fit(&one, Some(init)) {
+            Ok(f) => f.coefficients,
+            Err(_) => vec![f64::NAN; p],
         })
-        .collect();
+    })?;
     Ok(rows.concat())
 }
 

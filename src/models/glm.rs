@@ -12,6 +12,7 @@ use super::family::{Family, Link};
 use super::linalg;
 use super::regressors::Regressors;
 use crate::error::{CoreError, Result};
+use crate::replicate::refit_replicates;
 
 /// R's `glm.control()`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -588,36 +589,23 @@ pub fn replicate_coefficients(
     n_replicates: usize,
     start: &[f64],
 ) -> Result<Vec<f64>> {
-    let n = input.n();
-    if replicate_weights.len() != n * n_replicates {
-        return Err(CoreError::Shape(format!(
-            "replicate weights have {} values, expected {n} rows x {n_replicates}",
-            replicate_weights.len()
-        )));
-    }
-    let fits: Vec<Vec<f64>> = (0..n_replicates)
-        .into_par_iter()
-        .map(|r| {
-            let w: Vec<f64> = (0..n)
-                .map(|i| replicate_weights[i * n_replicates + r])
-                .collect();
-            let total: f64 = w.iter().sum();
-            if total <= 0.0 || !total.is_finite() {
-                return Err(CoreError::Value(format!(
-                    "replicate {} gives the model's rows a total weight of {total}",
-                    r + 1
-                )));
-            }
-            let w: Vec<f64> = w.iter().map(|v| v / total).collect();
-            let rep_input = GlmInput {
-                weights: &w,
-                ..*input
-            };
-            let irls = prepare(&rep_input)?;
-            let p = rep_input.p();
-            Ok(run_irls(&mut &irls, p, &rep_input.control, false, Some(start))?.coefficients)
-        })
-        .collect::<Result<_>>()?;
+    let fits = refit_replicates(replicate_weights, input.n(), n_replicates, |r, w| {
+        let total: f64 = w.iter().sum();
+        if total <= 0.0 || !total.is_finite() {
+            return Err(CoreError::Value(format!(
+                "replicate {} gives the model's rows a total weight of {total}",
+                r + 1
+            )));
+        }
+        let w: Vec<f64> = w.iter().map(|v| v / total).collect();
+        let rep_input = GlmInput {
+            weights: &w,
+            ..*input
+        };
+        let irls = prepare(&rep_input)?;
+        let p = rep_input.p();
+        Ok(run_irls(&mut &irls, p, &rep_input.control, false, Some(start))?.coefficients)
+    })?;
     Ok(fits.concat())
 }
 
@@ -632,35 +620,23 @@ pub fn replicate_fits(
     n_replicates: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let (n, p) = (input.n(), input.p());
-    if replicate_weights.len() != n * n_replicates {
-        return Err(CoreError::Shape(format!(
-            "replicate weights have {} values, expected {n} rows x {n_replicates}",
-            replicate_weights.len()
-        )));
-    }
-    let fits: Vec<(Vec<f64>, f64)> = (0..n_replicates)
-        .into_par_iter()
-        .map(|r| {
-            let w: Vec<f64> = (0..n)
-                .map(|i| replicate_weights[i * n_replicates + r])
-                .collect();
-            #[allow(clippy::cast_precision_loss)]
-            let mean = w.iter().sum::<f64>() / n as f64;
-            let failed = (vec![f64::NAN; p], f64::INFINITY);
-            if mean <= 0.0 || !mean.is_finite() {
-                return failed;
-            }
-            let w: Vec<f64> = w.iter().map(|v| v / mean).collect();
-            let rep_input = GlmInput {
-                weights: &w,
-                ..*input
-            };
-            match fit(&rep_input) {
-                Ok(f) if f.converged && !f.separated => (f.coefficients, f.deviance),
-                _ => failed,
-            }
+    let fits = refit_replicates(replicate_weights, n, n_replicates, |_, w| {
+        #[allow(clippy::cast_precision_loss)]
+        let mean = w.iter().sum::<f64>() / n as f64;
+        let failed = (vec![f64::NAN; p], f64::INFINITY);
+        if mean <= 0.0 || !mean.is_finite() {
+            return Ok(failed);
+        }
+        let w: Vec<f64> = w.iter().map(|v| v / mean).collect();
+        let rep_input = GlmInput {
+            weights: &w,
+            ..*input
+        };
+        Ok(match fit(&rep_input) {
+            Ok(f) if f.converged && !f.separated => (f.coefficients, f.deviance),
+            _ => failed,
         })
-        .collect();
+    })?;
     let mut coef = Vec::with_capacity(n_replicates * p);
     let mut deviance = Vec::with_capacity(n_replicates);
     for (c, d) in fits {
