@@ -8,7 +8,7 @@ Times, on the same synthetic data and in the same process:
       the formula (formulaic), R's IRLS in the Rust core, the influence values and
       their design-based covariance; split into
       a_mm   building the model matrix alone (``ModelFrame``)
-      a_fit  the core's IRLS alone on the prebuilt matrix (``_core.glm_fit``)
+      a_fit  the core's IRLS alone on the built model columns (``_core.glm_fit``)
       a_var  the design covariance of the influence values (``design.influence_vcov``)
   b   one IRLS pass by hand in numpy (linear predictor, means, working weights and
       response, X'WX and X'Wz, one solve) from R's starting values: the unit of work an
@@ -167,9 +167,9 @@ def bench_size(n: int, repeats: int, svy_repeats: int | None, svy_budget: float)
         t, fit = timed(lambda: design.glm(FORMULA, family="quasibinomial"))
         times["a"].append(t)
         times["a_mm"].append(timed(lambda: ModelFrame(design, FORMULA, "quasibinomial", {}))[0])
-        t, core = timed(lambda: _core.glm_fit(model.x, model.y, prior, "quasibinomial", None))
+        t, core = timed(lambda: _core.glm_fit(model.columns, model.y, prior, "quasibinomial", None))
         times["a_fit"].append(t)
-        infl = np.asarray(core["influence"])
+        infl = np.asarray(core.influence)
         times["a_var"].append(timed(lambda: design.influence_vcov(infl))[0])
         times["b"].append(timed(base.one_pass)[0])
         t, (beta, vcov) = timed(base.converge)
