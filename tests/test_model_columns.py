@@ -88,3 +88,13 @@ def test_coded_numbers_are_formulaics_c(data: pd.DataFrame, formula: str) -> Non
         want = model_matrix(formula, rows.assign(k=rows["k"].astype(float)))  # drops rows with a missing value
         assert len(model.terms) == want.rhs.shape[1]
         np.testing.assert_array_equal(model.x, want.rhs.to_numpy())
+
+
+def test_coded_terms_are_named_as_r_names_factor_levels(data: pd.DataFrame) -> None:
+    # R: names(coef(svyglm(y ~ x + factor(k) + factor(k):a, design))) gives
+    # "factor(k)1", "factor(k)3", ..., "factor(k)1:aq": the level run on, whole numbers
+    # without decimals; C(k) is the package's factor(k).
+    frame = data.assign(k=np.tile([0, 1, 3], len(data))[: len(data)], w=1.0)
+    model = ModelFrame(ssc.Design(frame, weights="w"), "y ~ x + C(k) + C(k):a", "gaussian", {})
+    assert model.terms[:4] == ["(Intercept)", "x", "C(k)1", "C(k)3"]
+    assert "C(k)1:aq" in model.terms

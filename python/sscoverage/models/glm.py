@@ -540,10 +540,24 @@ def as_model_variable(values: pd.Series, name: str, levels: Sequence[Any] | None
     return pd.Series(pd.Categorical(values, categories=labels), index=values.index)
 
 
+#: formulaic's name of a level of a coded variable: the part ``C(name)[T.level]``.
+_CODED_LEVEL = re.compile(r"(?<![^:])(C\([A-Za-z_.][A-Za-z0-9_.]*\))\[(?:T\.)?([^\]]*)\](?![^:])")
+
+
+def _r_level(text: str) -> str:
+    """A level of a coded number as R prints it: whole numbers without ``.0``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value.is_integer() and text.endswith(".0") else text
+
+
 def r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], aliases: Mapping[str, str],
              logical_terms: Mapping[str, str]) -> list[str]:
     """formulaic's column names in R's spelling: ``(Intercept)``, ``stypeH``,
-    ``stypeH:meals`` (factor name and level run together), ``I(x > 4)TRUE``."""
+    ``stypeH:meals`` (factor name and level run together), ``I(x > 4)TRUE``,
+    ``C(region)3`` (R's ``factor(region)3``)."""
     spelled: dict[str, str] = {}
     for factor, term in logical_terms.items():
         for lv in (False, True):
@@ -566,6 +580,7 @@ def r_names(columns: list[str], data: pd.DataFrame, factors: Sequence[str], alia
             continue
         if pattern is not None:
             col = pattern.sub(lambda m: spelled[m.group(1)], col)
+        col = _CODED_LEVEL.sub(lambda m: m.group(1) + _r_level(m.group(2)), col)
         out.append(column_of(col, aliases))
     return out
 
