@@ -944,61 +944,96 @@ pub struct InterceptFit {
     pub converged: bool,
 }
 
-/// Fit y ~ 1 with the logit link from the sums of its rows (see [`ProportionSums`]).
-/// No step can leave the family's range (the logit link clamps the means inside (0,
-/// 1)), so R's step halving never applies.
+/// The working weight per unit of prior weight at the shared linear predictor `eta`.
+fn intercept_working_weight(eta: f64) -> f64 {
+    let link = Link::Logit;
+    let mu_eta = link.mu_eta(eta);
+    mu_eta * mu_eta / Family::Binomial.variance(link.inverse(eta))
+}
+
+/// The rows of y ~ 1 seen through their sums, for R's one IRLS loop ([`run_irls`]):
+/// the pass at R's starting means is the rows' own (summed by the caller), a pass at a
+/// coefficient is a function of the sums.
+struct InterceptPasses<'s> {
+    sums: &'s ProportionSums,
+    first: Option<[f64; 3]>,
+}
+
+impl Passes for InterceptPasses<'_> {
+    fn pass(
+        &mut self,
+        beta: Option<&[f64]>,
+        step: bool,
+        _reference: Option<&[f64]>,
+    ) -> Result<Vec<BatchPass>> {
+        let sums = self.sums;
+        // The step's weighted least squares of z on 1: sum W and sum W z.
+        let (deviance, wt, wtz) =
+            match (beta, self.first) {
+                (Some(&[eta]), _) => {
+                    let link = Link::Logit;
+                    let mu = link.inverse(eta);
+                    let ww = intercept_working_weight(eta);
+                    let z_sum =
+                        eta * sums.weight + (sums.weighted_y - mu * sums.weight) / link.mu_eta(eta);
+                    (sums.deviance(mu), ww * sums.weight, ww * z_sum)
+                }
+                (None, Some([wt, wtz, deviance])) => (deviance, wt, wtz),
+                _ => return Err(CoreError::Shape(
+                    "y ~ 1 has one coefficient, and starts from its rows' sums or a coefficient"
+                        .into(),
+                )),
+            };
+        let informative = usize::from(wt > 0.0 && wt.is_finite());
+        // The triangle of [sqrt(W) | sqrt(W) z] (column-major; the residual norm unused).
+        let root = wt.sqrt();
+        Ok(vec![BatchPass {
+            deviance,
+            valid: true,
+            triangle: step.then(|| vec![root, 0.0, wtz / root, 0.0]),
+            informative,
+            drift: 0.0,
+        }])
+    }
+}
+
+/// Fit y ~ 1 with the logit link from the sums of its rows (see [`ProportionSums`]), by
+/// the one IRLS loop.  No step can leave the family's range (the logit link clamps the
+/// means inside (0, 1)), so R's step halving never applies.
 pub fn intercept_logit(
     sums: &ProportionSums,
     start: InterceptStart,
     control: &Control,
 ) -> Result<InterceptFit> {
-    let link = Link::Logit;
-    let (mut first, mut eta, mut devold) = match start {
-        InterceptStart::Rows(first) => (Some(first), f64::NAN, first[2]),
-        InterceptStart::Coefficient(b) => (None, b, sums.deviance(link.inverse(b))),
+    let (first, start) = match start {
+        InterceptStart::Rows(first) => (Some(first), None),
+        InterceptStart::Coefficient(b) => (None, Some([b])),
     };
-    let mut fit = InterceptFit {
-        coefficient: f64::NAN,
-        mu: f64::NAN,
-        working_weight: None,
-        working_weight_sum: f64::NAN,
-        deviance: f64::NAN,
-        iterations: 0,
-        converged: false,
+    let mut passes = InterceptPasses { sums, first };
+    let run = run_irls(
+        &mut passes,
+        1,
+        control,
+        false,
+        start.as_ref().map(|b| &b[..]),
+    )?;
+    let coefficient = run.coefficients[0];
+    // The last step's working weights: the rows' own when it was the first step.
+    let working_weight = run.previous.map(|b| intercept_working_weight(b[0]));
+    let working_weight_sum = match (working_weight, first) {
+        (Some(ww), _) => ww * sums.weight,
+        (None, Some([wt, ..])) => wt,
+        (None, None) => f64::NAN,
     };
-    for iter in 1..=control.maxit {
-        let (beta, working_weight, working_weight_sum) = if let Some([wt, wtz, _]) = first.take() {
-            (wtz / wt, None, wt)
-        } else {
-            let mu = link.inverse(eta);
-            let mu_eta = link.mu_eta(eta);
-            let ww = mu_eta * mu_eta / Family::Binomial.variance(mu);
-            let beta = eta + (sums.weighted_y - mu * sums.weight) / (mu_eta * sums.weight);
-            (beta, Some(ww), ww * sums.weight)
-        };
-        if !beta.is_finite() || working_weight_sum.is_nan() || working_weight_sum <= 0.0 {
-            return Err(CoreError::Value(format!(
-                "no observations informative at iteration {iter}"
-            )));
-        }
-        eta = beta;
-        let mu = link.inverse(eta);
-        let dev = sums.deviance(mu);
-        fit = InterceptFit {
-            coefficient: beta,
-            mu,
-            working_weight,
-            working_weight_sum,
-            deviance: dev,
-            iterations: iter,
-            converged: (dev - devold).abs() / (dev.abs() + 0.1) < control.epsilon,
-        };
-        if fit.converged {
-            break;
-        }
-        devold = dev;
-    }
-    Ok(fit)
+    Ok(InterceptFit {
+        coefficient,
+        mu: Link::Logit.inverse(coefficient),
+        working_weight,
+        working_weight_sum,
+        deviance: run.deviance,
+        iterations: run.iterations,
+        converged: run.converged,
+    })
 }
 
 fn check(input: &GlmInput) -> Result<()> {
