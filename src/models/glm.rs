@@ -312,9 +312,10 @@ impl Irls<'_> {
 
 // R's `glm.fit` loop runs once, here, over any rows that can be passed over: rows in
 // memory (one batch holding them all), a streamed design's batches, each read in a
-// pass, or the sums that stand for the rows of y ~ 1 (`svyciprop`).  A pass at the coefficients beta gives the deviance of the means there and the
-// triangular factor of the least squares of the step from there, so each iteration is
-// one pass; the step is solved from the factors stacked in batch order.
+// pass, or the sums that stand for the rows of y ~ 1 (`svyciprop`).  A pass at the
+// coefficients beta gives the deviance of the means there and the triangular factor of
+// the least squares of the step from there, so each iteration is one pass; the step is
+// solved from the factors stacked in batch order.
 
 /// The rows an IRLS passes over.
 pub trait Passes {
