@@ -61,7 +61,7 @@ def streamed_glm(
     check_convergence(fit, formula, maxit)
     p = len(model.terms)
     scores, unit_rows, pearson = design.reduce_batches(
-        model.columns, _batch_scores, add_parts, model, fit.link, fit.coefficients, fit.previous, design.psu_keys,
+        model.data_columns, _batch_scores, add_parts, model, fit.link, fit.coefficients, fit.previous, design.psu_keys,
         design.psu_table, design.n_psu,
         label="GLM scores", progress=progress,
     )
@@ -105,7 +105,8 @@ class _StreamedModel(ModelFrame):
                  if n not in factor_columns}
         self.weight_name = design.weight_name
         self.condition = design.condition
-        self.columns = list(dict.fromkeys(
+        # The data columns each batch reads (not the model's columns, which a batch makes).
+        self.data_columns = list(dict.fromkeys(
             design.psu_keys + list(self.variables.values()) + [c for c in [self.weight_name] if c]
             + expression_columns(self.condition)))
         self.weight = design.weight_expr
@@ -202,7 +203,7 @@ def _census(design: "BatchSource", model: _StreamedModel, factors: Mapping[str, 
     present in the fit."""
     counts = np.zeros(4)
     present: dict[str, set[Any]] = {name: set() for name in factors}
-    for part_counts, part_present in design.map_batches(model.columns, _census_batch, model, dict(factors),
+    for part_counts, part_present in design.map_batches(model.data_columns, _census_batch, model, dict(factors),
                                                          label="GLM rows", progress=progress):
         counts += part_counts
         for name, values in part_present.items():
@@ -254,7 +255,7 @@ def _fit(design: "BatchSource", model: _StreamedModel, family: str, link: str | 
 
     def pass_fn(beta: np.ndarray | None, step: bool, reference: np.ndarray | None) -> list[_core.GlmBatchPass]:
         parts = list(design.map_batches(
-            model.columns, _batch_pass, model, family, link, beta, step, reference,
+            model.data_columns, _batch_pass, model, family, link, beta, step, reference,
             label=f"GLM pass {next(passes)}", progress=progress,
         ))
         # Model matrices leave reference cycles (formulaic, pandas) that the generational
