@@ -3,6 +3,8 @@ formulaic's model matrix value for value (the columns R's model.matrix gives).""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,10 +58,14 @@ def test_other_terms_are_left_to_formulaic(data: pd.DataFrame, formula: str) -> 
     assert ColumnPlan.of(model_matrix(formula, data).rhs.model_spec, data) is None
 
 
-@pytest.mark.parametrize("formula", ["y ~ x * a + b", "y ~ log(u) + a", "y ~ I(x > 0) + z"])
+@pytest.mark.parametrize("formula", ["y ~ x * a + b", "y ~ log(u) + a", "y ~ I(x > 0) + z", "y ~ poly(x, 2) + a",
+                                     "y ~ scale(z)"])
 def test_model_frame_matrix_is_formulaics(data: pd.DataFrame, formula: str) -> None:
     design = ssc.Design(data.assign(w=1.0 + np.arange(len(data)) % 3), weights="w")
-    model = ModelFrame(design, formula, "gaussian", {})
+    with warnings.catch_warnings():
+        # A transform that learns from the rows is never evaluated on a few of them.
+        warnings.simplefilter("error")
+        model = ModelFrame(design, formula, "gaussian", {})
     np.testing.assert_array_equal(model.x, model_matrix(formula, data).rhs.to_numpy())
     np.testing.assert_array_equal(model.y, data["y"].to_numpy())
 

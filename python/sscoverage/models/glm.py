@@ -311,9 +311,15 @@ def row_major(frame: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
 
 
+def _factor_exprs(parsed: Any) -> set[str]:
+    """The factors of a formula's right-hand side as formulaic writes them (``x``,
+    ``C(region)``, ``log(income)``)."""
+    return {str(factor.expr) for term in parsed.rhs for factor in term.factors}
+
+
 def _coded_numbers(parsed: Any, used: Sequence[str]) -> set[str]:
     """The variables a formula uses only as ``C(name)`` on its right-hand side."""
-    exprs = {str(factor.expr) for term in parsed.rhs for factor in term.factors}
+    exprs = _factor_exprs(parsed)
     return {
         name for name in used
         if f"C({name})" in exprs
@@ -328,17 +334,17 @@ def _has_unused_levels(factor: pd.Series) -> bool:
     return bool((np.bincount(codes[codes >= 0], minlength=len(factor.cat.categories)) == 0).any())
 
 
-def _build(text: str, data: pd.DataFrame, outcome: str, na_action: str
+def _build(text: str, data: pd.DataFrame, outcome: str, na_action: str, plain: bool
            ) -> tuple[Any, _core.ModelColumns, np.ndarray | None] | None:
     """The right-hand side's spec, the model columns and the outcome's values (None: not
     one numeric column) of a formula on complete model variables; None when a transform
     made a missing value (with ``na_action="ignore"``).
 
-    Formulas of plain variables, factors and their interactions are read from a spec built
-    on one row and assembled by the core from the variables; others are formulaic's
-    columns.
+    Formulas of `plain` variables (names and ``C(name)``), factors and their interactions
+    are read from a spec built on one row and assembled by the core from the variables;
+    others are formulaic's columns (a transform learns from all the rows).
     """
-    if outcome in data.columns:
+    if plain and outcome in data.columns:
         spec = model_matrix(text, data.iloc[:1], na_action=na_action, context=CONTEXT).rhs.model_spec
         plan = ColumnPlan.of(spec, data)
         if plan is not None:
@@ -399,9 +405,11 @@ class ModelFrame:
         # pass 1 finds the complete rows and pass 2 builds the matrix on them without
         # unused levels (formulaic's row dropping costs more than the build itself).
         outcome = text.split("~", 1)[0].strip()
+        plain = all(expr in data.columns or (expr.startswith("C(") and expr[2:-1] in data.columns)
+                    for expr in _factor_exprs(parsed))
         built = None
         if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):
-            built = _build(text, data, outcome, na_action="ignore")
+            built = _build(text, data, outcome, na_action="ignore", plain=plain)
         if built is None:
             first = model_matrix(text, data, na_action="drop", context=CONTEXT)
             kept = first.rhs.index.to_numpy()
@@ -410,7 +418,7 @@ class ModelFrame:
             data = data.loc[kept]
             for name in factors:
                 data[name] = data[name].cat.remove_unused_categories()
-            built = _build(text, data, outcome, na_action="raise")
+            built = _build(text, data, outcome, na_action="raise", plain=plain)
             assert built is not None  # na_action="raise": no missing value is left
         spec, self.columns, lhs = built
         self.rows = data.index.to_numpy()
