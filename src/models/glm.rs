@@ -671,51 +671,74 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         family.has_bounded_mean(),
         None,
     )?;
-    // R's `fit$weights` are those of the step that reached the solution.
-    let working_weights = {
-        let (eta, mu, _) = irls.means(previous.as_deref())?;
-        irls.working_weights(&eta, &mu)?
-    };
-    let (eta, mu, _) = irls.means(Some(&coefficients))?;
     let y = &irls.y;
+    let mut fitted = vec![0.0; n];
+    let mut working_weights = vec![0.0; n];
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
     let mut influence = vec![0.0; n * p];
-    // Row by row, independently: in parallel over the chunks, each chunk's model
-    // columns assembled once.
-    influence
+    // One pass, in parallel over the chunks, each chunk's model columns assembled once:
+    // per row the linear predictor where the last step started (R's `fit$weights` are
+    // that step's), the one at the solution (as `Irls::predict` sums it), the residuals
+    // and the influence values.
+    let chunks: Vec<Result<()>> = influence
         .par_chunks_mut(CHUNK_ROWS * p)
+        .zip(fitted.par_chunks_mut(CHUNK_ROWS))
+        .zip(working_weights.par_chunks_mut(CHUNK_ROWS))
         .zip(working_residuals.par_chunks_mut(CHUNK_ROWS))
         .zip(pearson_residuals.par_chunks_mut(CHUNK_ROWS))
         .enumerate()
-        .for_each(|(c, ((influence, working), pearson))| {
-            let (first, len) = (c * CHUNK_ROWS, working.len());
-            let mut block = vec![0.0; len * p];
-            x.fill(first, len, &mut block, len);
-            // Summed here and then written: reading the fresh zeroed output first would
-            // map the zero page and copy it on the write, a page-table flush on every
-            // thread per page.
-            let mut sum = vec![0.0; p];
-            for (k, (r_out, e_out)) in working.iter_mut().zip(pearson.iter_mut()).enumerate() {
-                let i = first + k;
-                let r = (y[i] - mu[i]) / link.mu_eta(eta[i]);
-                *r_out = r;
-                *e_out = (y[i] - mu[i]) / family.variance(mu[i]).sqrt();
-                // Row i's estimating function times cov_unscaled, summed over j in
-                // order, with the inner loop over the output, which vectorises.
-                sum.fill(0.0);
-                for (j, row) in cov_unscaled.chunks_exact(p).enumerate() {
-                    let s = block[j * len + k] * r * working_weights[i];
-                    for (o, c) in sum.iter_mut().zip(row) {
-                        *o += s * c;
+        .map(
+            |(c, ((((influence, fitted), weights), working), pearson))| {
+                let (first, len) = (c * CHUNK_ROWS, fitted.len());
+                let mut block = vec![0.0; len * p];
+                x.fill(first, len, &mut block, len);
+                let linear = |beta: &[f64], k: usize| {
+                    let mut eta = 0.0;
+                    for (column, b) in block.chunks_exact(len).zip(beta) {
+                        eta += column[k] * b;
                     }
+                    eta + irls.offset(first + k)
+                };
+                // Summed here and then written: reading the fresh zeroed output first would
+                // map the zero page and copy it on the write, a page-table flush on every
+                // thread per page.
+                let mut sum = vec![0.0; p];
+                for k in 0..len {
+                    let i = first + k;
+                    let eta_from = previous
+                        .as_deref()
+                        .map_or_else(|| link.link(irls.mustart[i]), |b| linear(b, k));
+                    let ww = irls
+                        .working_row(i, eta_from, link.inverse(eta_from))?
+                        .map_or(0.0, |(root, _)| root * root);
+                    weights[k] = ww;
+                    let eta = linear(&coefficients, k);
+                    let mu = link.inverse(eta);
+                    fitted[k] = mu;
+                    let r = (y[i] - mu) / link.mu_eta(eta);
+                    working[k] = r;
+                    pearson[k] = (y[i] - mu) / family.variance(mu).sqrt();
+                    // Row i's estimating function times cov_unscaled, summed over j in
+                    // order, with the inner loop over the output, which vectorises.
+                    sum.fill(0.0);
+                    for (j, row) in cov_unscaled.chunks_exact(p).enumerate() {
+                        let s = block[j * len + k] * r * ww;
+                        for (o, c) in sum.iter_mut().zip(row) {
+                            *o += s * c;
+                        }
+                    }
+                    influence[k * p..(k + 1) * p].copy_from_slice(&sum);
                 }
-                influence[k * p..(k + 1) * p].copy_from_slice(&sum);
-            }
-        });
+                Ok(())
+            },
+        )
+        .collect();
+    // The first failing row's error, whatever the threads.
+    chunks.into_iter().collect::<Result<()>>()?;
     Ok(GlmFit {
         coefficients,
-        fitted: mu,
+        fitted,
         working_weights,
         working_residuals,
         pearson_residuals,
