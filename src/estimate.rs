@@ -515,8 +515,25 @@ pub fn batch_sums(
     n_domains: usize,
     with_squares: bool,
 ) -> Result<Sums> {
+    check_batch(data, domain)?;
+    if outcomes.iter().any(|o| o.len() != domain.len()) {
+        return Err(CoreError::Shape(
+            "a batch's columns have different lengths".into(),
+        ));
+    }
+    let domain = Domains {
+        labels: domain,
+        offset: 0,
+        outside: true,
+    };
+    accumulate(data, outcomes, domain, n_domains, Keys::Units, with_squares)
+}
+
+/// A batch's weights, units and domain codes have one length, and its units are
+/// within the data set's.
+pub fn check_batch(data: &RowData, domain: &[u32]) -> Result<()> {
     let n = data.weights.len();
-    if data.unit_of_row.len() != n || domain.len() != n || outcomes.iter().any(|o| o.len() != n) {
+    if data.unit_of_row.len() != n || domain.len() != n {
         return Err(CoreError::Shape(
             "a batch's columns have different lengths".into(),
         ));
@@ -530,12 +547,7 @@ pub fn batch_sums(
             "unit code at row {r} of the batch is out of range"
         )));
     }
-    let domain = Domains {
-        labels: domain,
-        offset: 0,
-        outside: true,
-    };
-    accumulate(data, outcomes, domain, n_domains, Keys::Units, with_squares)
+    Ok(())
 }
 
 /// Estimates from one set of sums [rows, sum w, sum w y...]; NaN where a denominator
@@ -781,18 +793,15 @@ pub struct RowContext<'a> {
     pub domain: &'a [u32],
 }
 
-/// Estimates, covariances and design effects of every domain from the pass's sums
-/// (`sums`, per (domain, unit): [rows, sum w, sum w y_1, ...], the estimator's columns
-/// after the first two) and what the design's variance needs besides (`beyond`).  Sums
-/// from batches of a streamed data set, added in batch order, come here too.
-pub fn estimates_from_sums(
+/// The numerators of `estimator` over sums `sums` of `n_domains` domains, once the sums
+/// are checked against the design and against what its variance needs besides them.
+pub(crate) fn check_sums(
     design: &Design,
     estimator: Estimator,
     n_domains: usize,
     sums: &Sums,
     beyond: BeyondSums,
-) -> Result<DomainEstimates> {
-    let want_deff = !sums.squares.is_empty();
+) -> Result<usize> {
     if sums.stride < 3 {
         return Err(CoreError::Value("no outcome variable given".into()));
     }
@@ -830,6 +839,57 @@ pub fn estimates_from_sums(
         }
         _ => {}
     }
+    Ok(n_num)
+}
+
+/// Unit totals (`infl`, n_units x p) of the raking residuals of domain d's influence
+/// values on a streamed raked design: the influence values over base weights, summed
+/// by cell, are the same linear function of the per-(domain, cell) sums.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn raked_influence(
+    (cell_sums, raking): (&Sums, &CellRaking),
+    d: usize,
+    (estimator, n_num, width): (Estimator, usize, usize),
+    est: &[f64],
+    cells: &[f64],
+    col_tot: &[f64],
+    infl: &mut [f64],
+) -> Result<()> {
+    let (p, stride) = (est.len(), col_tot.len());
+    linearization_influence(estimator, n_num, width, est, cells, stride, col_tot, infl);
+    let n_cells = raking.n_cells();
+    let by_cell = cell_sums
+        .table
+        .get(d * n_cells * stride..(d + 1) * n_cells * stride)
+        .ok_or_else(|| CoreError::Shape("the cell sums do not cover every domain".into()))?;
+    let mut cell_infl = vec![0.0; n_cells * p];
+    linearization_influence(
+        estimator,
+        n_num,
+        width,
+        est,
+        by_cell,
+        stride,
+        col_tot,
+        &mut cell_infl,
+    );
+    raking.residualise_totals(&cell_infl, infl, p)
+}
+
+/// Estimates, covariances and design effects of every domain from the pass's sums
+/// (`sums`, per (domain, unit): [rows, sum w, sum w y_1, ...], the estimator's columns
+/// after the first two) and what the design's variance needs besides (`beyond`).  Sums
+/// from batches of a streamed data set, added in batch order, come here too.
+pub fn estimates_from_sums(
+    design: &Design,
+    estimator: Estimator,
+    n_domains: usize,
+    sums: &Sums,
+    beyond: BeyondSums,
+) -> Result<DomainEstimates> {
+    let want_deff = !sums.squares.is_empty();
+    let n_num = check_sums(design, estimator, n_domains, sums, beyond)?;
+    let width = sums.stride - 2;
     // R's design effects of a PPS design count every row (its domains keep them).
     let pps_quadratic = matches!(
         &design.variance,
@@ -915,30 +975,15 @@ pub fn estimates_from_sums(
                 })?
             }
             (Variance::Linearization(_), BeyondSums::RakedCells(cell_sums, raking)) => {
-                linearization_influence(
-                    estimator, n_num, width, est, cells, stride, &col_tot, &mut infl,
-                );
-                // The influence values over base weights, summed by cell, are the same
-                // linear function of the per-cell sums.
-                let n_cells = raking.n_cells();
-                let by_cell = cell_sums
-                    .table
-                    .get(d * n_cells * stride..(d + 1) * n_cells * stride)
-                    .ok_or_else(|| {
-                        CoreError::Shape("the cell sums do not cover every domain".into())
-                    })?;
-                let mut cell_infl = vec![0.0; n_cells * p];
-                linearization_influence(
-                    estimator,
-                    n_num,
-                    width,
+                raked_influence(
+                    (cell_sums, raking),
+                    d,
+                    (estimator, n_num, width),
                     est,
-                    by_cell,
-                    stride,
+                    cells,
                     &col_tot,
-                    &mut cell_infl,
-                );
-                raking.residualise_totals(&cell_infl, &mut infl, p)?;
+                    &mut infl,
+                )?;
                 // A calibrated design keeps every unit (R's postStrata).
                 design.covariance(Influence::UnitTotals {
                     totals: &infl,

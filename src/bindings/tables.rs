@@ -4,12 +4,15 @@
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
+use super::weighting::PyCellRake;
 use super::{errors, estimator, outcomes, PyDesign, PyDomainEstimates};
-use crate::estimate::DomainEstimates;
+use crate::estimate::{BeyondSums, DomainEstimates, Sums};
+use crate::estimate::{check_batch, RowData, OUTSIDE};
 use crate::estimators::ciprop::{
-    proportion_by_domain, DomainProportion, ProportionFit, ProportionInput,
+    first_steps, fit_proportions, proportion_by_domain, proportions_from_sums, DomainProportion,
+    FitSums, ModelRows, ProportionFit, ProportionInput,
 };
-use crate::estimators::joint::estimate_joint;
+use crate::estimators::joint::{estimate_joint, joint_from_sums, JointEstimates, JointScope};
 
 /// The proportion of `y` in each domain (see `estimators::ciprop`).
 #[pyfunction]
@@ -37,6 +40,118 @@ fn proportion<'py>(
     };
     let inner = &design.inner;
     let domains = errors::in_core(py, || proportion_by_domain(inner, &input))?;
+    let model_rows = ModelRows {
+        keeps_all: model_keeps_all_rows,
+        n_rows: inner.n_rows,
+    };
+    Ok(proportions_record(py, &domains, model_rows))
+}
+
+/// `proportion` from the sums of a streamed data set (`accumulate_batch`, added over the
+/// batches): `table` n_domains x n_units x 3 of the rows with a value of y and `squares`
+/// (n_domains x 2, empty without a dispersion), `all` the same table of the domains'
+/// rows with a missing y included (None: `table`), and for the fit `first`, the sums of
+/// `proportion_first_steps` (n_domains x 5) at the first call's `mean_weight`.
+#[pyfunction]
+#[pyo3(signature = (design, table, squares, n_domains, all=None, first=None))]
+fn proportion_from_sums<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    table: PyReadonlyArray1<'py, f64>,
+    squares: PyReadonlyArray1<'py, f64>,
+    n_domains: usize,
+    all: Option<PyReadonlyArray1<'py, f64>>,
+    first: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<PyProportions> {
+    let sums = Sums {
+        stride: 3,
+        table: table.as_slice()?.to_vec(),
+        squares: squares.as_slice()?.to_vec(),
+    };
+    let all = match &all {
+        Some(t) => Some(Sums {
+            stride: 2,
+            table: t.as_slice()?.to_vec(),
+            squares: Vec::new(),
+        }),
+        None => None,
+    };
+    let first: Option<Vec<[f64; 5]>> = match &first {
+        Some(f) => Some(
+            f.as_slice()?
+                .chunks_exact(5)
+                .map(|c| [c[0], c[1], c[2], c[3], c[4]])
+                .collect(),
+        ),
+        None => None,
+    };
+    let inner = &design.inner;
+    // A streamed design's model frame is the domain's rows (no calibration, no PPS).
+    let model_rows = ModelRows {
+        keeps_all: false,
+        n_rows: inner.n_rows,
+    };
+    let domains = errors::in_core(py, || {
+        let beyond = BeyondSums::Nothing;
+        let mut out = proportions_from_sums(inner, n_domains, &sums, beyond, all.as_ref())?;
+        if let Some(first) = &first {
+            let pass = FitSums {
+                sums: &sums,
+                beyond,
+                first,
+                entropy: None,
+            };
+            fit_proportions(inner, &mut out, &pass, model_rows, !sums.squares.is_empty())?;
+        }
+        Ok(out)
+    })?;
+    Ok(proportions_record(py, &domains, model_rows))
+}
+
+/// One batch's sums of the first IRLS step of y ~ 1 per domain (n_domains x 5, see
+/// `estimators::ciprop::first_steps`) at prior weights w / `mean_weight[d]`; `used` is
+/// each row's domain, `OUTSIDE` for a row without y.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn proportion_first_steps<'py>(
+    py: Python<'py>,
+    weights: PyReadonlyArray1<'py, f64>,
+    units: PyReadonlyArray1<'py, u32>,
+    n_units: usize,
+    y: PyReadonlyArray1<'py, f64>,
+    used: PyReadonlyArray1<'py, u32>,
+    mean_weight: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let data = RowData {
+        weights: weights.as_slice()?,
+        unit_of_row: units.as_slice()?,
+        n_units,
+    };
+    let (y, used, mean_weight) = (y.as_slice()?, used.as_slice()?, mean_weight.as_slice()?);
+    let n_domains = mean_weight.len();
+    let sums = errors::in_core(py, || {
+        check_batch(&data, used)?;
+        if y.len() != used.len() {
+            return Err(crate::CoreError::Shape(
+                "a batch's columns have different lengths".into(),
+            ));
+        }
+        if let Some(r) = used.iter().position(|&d| d != OUTSIDE && d as usize >= n_domains) {
+            return Err(crate::CoreError::Value(format!(
+                "domain code at row {r} of the batch is out of range"
+            )));
+        }
+        Ok(first_steps(&data, y, used, n_domains, mean_weight))
+    })?;
+    Ok(sums.concat().into_pyarray(py))
+}
+
+/// The record of `proportion` and `proportion_from_sums`.
+fn proportions_record(
+    py: Python<'_>,
+    domains: &[DomainProportion],
+    model_rows: ModelRows,
+) -> PyProportions {
     let column = |f: &dyn Fn(&DomainProportion) -> f64| -> Column {
         domains
             .iter()
@@ -47,7 +162,7 @@ fn proportion<'py>(
     };
     let fitted =
         |f: &dyn Fn(&ProportionFit) -> f64| column(&|p| p.fit.as_ref().map_or(f64::NAN, f));
-    Ok(PyProportions {
+    PyProportions {
         n_rows: column(&|p| p.n_rows),
         weight_sum: column(&|p| p.weight_sum),
         n_domain_rows: column(&|p| p.n_domain_rows),
@@ -60,6 +175,7 @@ fn proportion<'py>(
             .map(|p| p.dropped_replicates)
             .max()
             .unwrap_or(0),
+        mean_weight: model_rows.mean_weights(domains).into_pyarray(py).unbind(),
         coefficient: fitted(&|f| f.fit.coefficient),
         cov_unscaled: fitted(&|f| f.cov_unscaled),
         naive_cov: fitted(&|f| f.naive_cov),
@@ -69,7 +185,7 @@ fn proportion<'py>(
         prior_weight: fitted(&|f| f.sums.weight),
         prior_weighted_y: fitted(&|f| f.sums.weighted_y),
         prior_entropy: fitted(&|f| f.sums.entropy),
-    })
+    }
 }
 
 type Column = Py<PyArray1<f64>>;
@@ -87,6 +203,8 @@ pub struct PyProportions {
     variance: Column,
     degf: Column,
     dropped_replicates: usize,
+    /// svyglm's prior weights are w over this mean weight of the domain's model rows.
+    mean_weight: Column,
     coefficient: Column,
     cov_unscaled: Column,
     naive_cov: Column,
@@ -122,7 +240,55 @@ fn joint_estimate<'py>(
     let res = errors::in_core(py, || {
         estimate_joint(inner, estimator, &outcomes, domain, n_domains, in_design)
     })?;
-    Ok(PyDomainEstimates::new(
+    Ok(joint_record(py, n_domains, res))
+}
+
+/// `joint_estimate` from the sums of a streamed data set (`accumulate_batch`, added over
+/// the batches): `table` n_domains x n_units x (2 + width); `present` marks the units
+/// holding a row of a subset (None: every unit); `raked` as for `estimate_from_sums`.
+#[pyfunction]
+#[pyo3(signature = (design, kind, table, n_domains, width, present=None, raked=None))]
+#[allow(clippy::too_many_arguments)]
+fn joint_estimate_from_sums<'py>(
+    py: Python<'py>,
+    design: PyRef<'py, PyDesign>,
+    kind: &str,
+    table: PyReadonlyArray1<'py, f64>,
+    n_domains: usize,
+    width: usize,
+    present: Option<PyReadonlyArray1<'py, bool>>,
+    raked: Option<(PyReadonlyArray1<'py, f64>, PyRef<'py, PyCellRake>)>,
+) -> PyResult<PyDomainEstimates> {
+    let estimator = estimator(kind, 0)?;
+    let sums = Sums {
+        stride: 2 + width,
+        table: table.as_slice()?.to_vec(),
+        squares: Vec::new(),
+    };
+    let cell_sums = match &raked {
+        Some((t, _)) => Some(Sums {
+            stride: 2 + width,
+            table: t.as_slice()?.to_vec(),
+            squares: Vec::new(),
+        }),
+        None => None,
+    };
+    let beyond = match (&cell_sums, &raked) {
+        (Some(s), Some((_, r))) => BeyondSums::RakedCells(s, &r.inner),
+        _ => BeyondSums::Nothing,
+    };
+    let present = present.as_ref().map(|m| m.as_slice()).transpose()?;
+    let scope = present.map_or(JointScope::Whole, JointScope::Units);
+    let inner = &design.inner;
+    let res = errors::in_core(py, || {
+        joint_from_sums(inner, estimator, n_domains, &sums, beyond, scope)
+    })?;
+    Ok(joint_record(py, n_domains, res))
+}
+
+/// The joint estimates as a `DomainEstimates` record whose `vcov` is (n_domains p)^2.
+fn joint_record(py: Python<'_>, n_domains: usize, res: JointEstimates) -> PyDomainEstimates {
+    PyDomainEstimates::new(
         py,
         DomainEstimates {
             n_domains,
@@ -135,11 +301,14 @@ fn joint_estimate<'py>(
             dropped_replicates: vec![res.dropped_replicates],
         },
         None,
-    ))
+    )
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(proportion, m)?)?;
+    m.add_function(wrap_pyfunction!(proportion_from_sums, m)?)?;
+    m.add_function(wrap_pyfunction!(proportion_first_steps, m)?)?;
     m.add_function(wrap_pyfunction!(joint_estimate, m)?)?;
+    m.add_function(wrap_pyfunction!(joint_estimate_from_sums, m)?)?;
     Ok(())
 }

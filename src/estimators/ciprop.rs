@@ -9,6 +9,7 @@ use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{
     domain_sums, estimates_from_sums, replicate_sums, BeyondSums, Estimator, Outcome, RowContext,
+    RowData, Sums,
 };
 use crate::models::glm::{
     intercept_first_step_row, intercept_logit, InterceptFit, InterceptStart, ProportionSums,
@@ -79,7 +80,9 @@ const CHUNK_ROWS: usize = 1 << 18;
 /// row per PSU) rows are summed one by one.
 const MAX_COUNT_CELLS: usize = 1 << 16;
 
-/// Proportions of y in every domain (see [`ProportionInput`]).
+/// Proportions of y in every domain (see [`ProportionInput`]): the fused pass, the
+/// proportions from its sums ([`proportions_from_sums`]), and for the fit the first IRLS
+/// step's pass ([`first_steps`]) and the fit from those sums ([`fit_proportions`]).
 pub fn proportion_by_domain(
     design: &Design,
     input: &ProportionInput,
@@ -92,7 +95,6 @@ pub fn proportion_by_domain(
         )));
     }
     let outcomes = [Outcome::Numeric(input.y)];
-    let width = 1;
     let (sums, rep_sums) = domain_sums(design, &outcomes, input.used, n_domains, input.dispersion)?;
     let context = RowContext {
         outcomes: &outcomes,
@@ -103,53 +105,26 @@ pub fn proportion_by_domain(
         (None, true) => BeyondSums::Rows(context),
         (None, false) => BeyondSums::Nothing,
     };
-    let means = estimates_from_sums(design, Estimator::Mean, n_domains, &sums, beyond)?;
     let all_sums = match input.all {
         Some(all) => Some(domain_sums(design, &[], all, n_domains, false)?.0),
         None => None,
     };
-    let (all_table, all_stride) = match &all_sums {
-        Some(s) => (&s.table, s.stride),
-        None => (&sums.table, sums.stride),
-    };
-    let n_units = design.n_units;
-    let column_sum = |table: &[f64], stride: usize, d: usize, k: usize| -> f64 {
-        table[d * n_units * stride..(d + 1) * n_units * stride]
-            .chunks_exact(stride)
-            .map(|c| c[k])
-            .sum()
-    };
-    let degf = first_stage_degf(design, all_table, all_stride, n_domains);
-    let mut out: Vec<DomainProportion> = (0..n_domains)
-        .map(|d| DomainProportion {
-            n_rows: means.n_rows[d],
-            weight_sum: means.weight_sum[d],
-            n_domain_rows: column_sum(all_table, all_stride, d, 0),
-            domain_weight_sum: column_sum(all_table, all_stride, d, 1),
-            estimate: means.estimate[d * width],
-            variance: means.vcov[d * width * width],
-            degf: degf.as_ref().map(|g| g[d]),
-            fit: None,
-            dropped_replicates: means.dropped_replicates[d],
-        })
-        .collect();
+    let mut out = proportions_from_sums(design, n_domains, &sums, beyond, all_sums.as_ref())?;
     if !input.fit {
         return Ok(out);
     }
-    // svyglm's prior weights: the sampling weights over their mean in R's rows of the
-    // domain (those with a missing y included).
-    let model_rows = |rows: f64| {
-        if input.model_keeps_all_rows {
-            n as f64
-        } else {
-            rows
-        }
+    let model_rows = ModelRows {
+        keeps_all: input.model_keeps_all_rows,
+        n_rows: n,
     };
-    let mean_weight: Vec<f64> = out
-        .iter()
-        .map(|p| p.domain_weight_sum / model_rows(p.n_domain_rows))
-        .collect();
-    let first = first_steps(design, input, &mean_weight);
+    let mean_weight = model_rows.mean_weights(&out);
+    let first = first_steps(
+        &RowData::of(design),
+        input.y,
+        input.used,
+        n_domains,
+        &mean_weight,
+    );
     // The deviance's constant sum w (y log y + (1 - y) log(1 - y)) per replicate, for the
     // refits of an outcome that is not 0/1 only.
     let entropy_sums = if design.replicates().is_some() && first.iter().any(|f| f[4] > 0.0) {
@@ -164,13 +139,135 @@ pub fn proportion_by_domain(
     } else {
         None
     };
+    let pass = FitSums {
+        sums: &sums,
+        beyond,
+        first: &first,
+        entropy: entropy_sums.as_ref().map(|(u, r)| (u, r.as_ref())),
+    };
+    fit_proportions(design, &mut out, &pass, model_rows, input.dispersion)?;
+    Ok(out)
+}
+
+/// Each domain's proportion from the fused pass's sums (`sums`, per (domain, unit):
+/// [rows, sum w, sum w y], with the squares when a dispersion is wanted), what the
+/// design's variance needs besides (`beyond`), and the sums of the domain's rows with a
+/// missing y included (`all`; None: `sums`).  Sums of a streamed data set, added in
+/// batch order, come here too.
+pub fn proportions_from_sums(
+    design: &Design,
+    n_domains: usize,
+    sums: &Sums,
+    beyond: BeyondSums,
+    all: Option<&Sums>,
+) -> Result<Vec<DomainProportion>> {
+    let width = 1;
+    if sums.stride != 2 + width {
+        return Err(CoreError::Shape("a proportion's sums hold one outcome".into()));
+    }
+    let means = estimates_from_sums(design, Estimator::Mean, n_domains, sums, beyond)?;
+    let (all_table, all_stride) = match all {
+        Some(s) if s.table.len() != n_domains * design.n_units * s.stride => {
+            return Err(CoreError::Shape(
+                "the sums of the domains' rows do not cover every domain and unit".into(),
+            ))
+        }
+        Some(s) => (&s.table, s.stride),
+        None => (&sums.table, sums.stride),
+    };
+    let n_units = design.n_units;
+    let degf = first_stage_degf(design, all_table, all_stride, n_domains);
+    Ok((0..n_domains)
+        .map(|d| DomainProportion {
+            n_rows: means.n_rows[d],
+            weight_sum: means.weight_sum[d],
+            n_domain_rows: column_sum(all_table, n_units, all_stride, d, 0),
+            domain_weight_sum: column_sum(all_table, n_units, all_stride, d, 1),
+            estimate: means.estimate[d * width],
+            variance: means.vcov[d * width * width],
+            degf: degf.as_ref().map(|g| g[d]),
+            fit: None,
+            dropped_replicates: means.dropped_replicates[d],
+        })
+        .collect())
+}
+
+/// Column k of domain d's sums, added over the units.
+fn column_sum(table: &[f64], n_units: usize, stride: usize, d: usize, k: usize) -> f64 {
+    table[d * n_units * stride..(d + 1) * n_units * stride]
+        .chunks_exact(stride)
+        .map(|c| c[k])
+        .sum()
+}
+
+/// The rows of R's model frame of y ~ 1 in a domain: those of the domain, or every row
+/// of the design (see [`ProportionInput::model_keeps_all_rows`]).
+#[derive(Clone, Copy)]
+pub struct ModelRows {
+    pub keeps_all: bool,
+    /// The design's rows.
+    pub n_rows: usize,
+}
+
+impl ModelRows {
+    fn of(self, domain_rows: f64) -> f64 {
+        if self.keeps_all {
+            self.n_rows as f64
+        } else {
+            domain_rows
+        }
+    }
+
+    /// svyglm's prior weights are the sampling weights over their mean in R's rows of
+    /// the domain (those with a missing y included): that mean, per domain.
+    pub fn mean_weights(self, proportions: &[DomainProportion]) -> Vec<f64> {
+        proportions
+            .iter()
+            .map(|p| p.domain_weight_sum / self.of(p.n_domain_rows))
+            .collect()
+    }
+}
+
+/// The sums the fit of y ~ 1 is finished from: the fused pass's (`sums`, `beyond` as
+/// for [`proportions_from_sums`]), the first IRLS step's per domain ([`first_steps`]),
+/// and for the replicate refits of an outcome that is not 0/1 the entropy's per (domain,
+/// unit) and, for replicate weights given per row, per (domain, replicate).
+pub struct FitSums<'a> {
+    pub sums: &'a Sums,
+    pub beyond: BeyondSums<'a>,
+    pub first: &'a [[f64; 5]],
+    pub entropy: Option<(&'a Sums, Option<&'a Sums>)>,
+}
+
+/// R's svyglm fit of y ~ 1 (quasibinomial) in every domain of `out` with an estimate,
+/// and its design-based variance (Taylor, or refitted per replicate), from sums.
+pub fn fit_proportions(
+    design: &Design,
+    out: &mut [DomainProportion],
+    pass: &FitSums,
+    model_rows: ModelRows,
+    want_dispersion: bool,
+) -> Result<()> {
+    let (sums, first) = (pass.sums, pass.first);
+    let width = 1;
+    let n_units = design.n_units;
+    if first.len() != out.len() || (want_dispersion && sums.squares.len() != out.len() * 2) {
+        return Err(CoreError::Shape(
+            "the fit's sums do not cover every domain".into(),
+        ));
+    }
+    let mean_weight = model_rows.mean_weights(out);
+    let rep_sums = match pass.beyond {
+        BeyondSums::ReplicateSums(rs) => Some(rs),
+        _ => None,
+    };
     for (d, p) in out.iter_mut().enumerate() {
         if p.n_rows == 0.0 || p.weight_sum == 0.0 {
             continue;
         }
         let cells = &sums.table[d * n_units * sums.stride..(d + 1) * n_units * sums.stride];
         let a = mean_weight[d];
-        let total = |k: usize| column_sum(&sums.table, sums.stride, d, k);
+        let total = |k: usize| column_sum(&sums.table, n_units, sums.stride, d, k);
         let prior = ProportionSums {
             weight: p.weight_sum / a,
             weighted_y: total(2) / a,
@@ -202,11 +299,11 @@ pub fn proportion_by_domain(
             let mut rsum = vec![0.0; sums.stride];
             let mut hsum = vec![0.0; 3];
             for (r, theta) in thetas.iter_mut().enumerate() {
-                let s = replicate_sums(rep, rep_sums.as_ref(), cells, (d, r), &mut rsum);
-                let entropy = match &entropy_sums {
+                let s = replicate_sums(rep, rep_sums, cells, (d, r), &mut rsum);
+                let entropy = match pass.entropy {
                     Some((units, per_row)) => {
                         let cells = &units.table[d * n_units * 3..(d + 1) * n_units * 3];
-                        replicate_sums(rep, per_row.as_ref(), cells, (d, r), &mut hsum)[2]
+                        replicate_sums(rep, per_row, cells, (d, r), &mut hsum)[2]
                     }
                     None => 0.0,
                 };
@@ -232,7 +329,7 @@ pub fn proportion_by_domain(
             })?;
             p.dropped_replicates = p.dropped_replicates.max(v.dropped_replicates);
             // summary.svrepglm: sum(prior e^2) of the Pearson residuals e.
-            let dispersion = if input.dispersion {
+            let dispersion = if want_dispersion {
                 squares(mu) / a / binomial
             } else {
                 f64::NAN
@@ -242,41 +339,47 @@ pub fn proportion_by_domain(
             // svy.varcoef: each row's working residual times its working weight
             // through (X'WX)^-1, which is w (y - mu) times this factor.
             let factor = working_weight / (a * mu_eta) * naive_cov;
-            let v = if design.is_calibrated() {
-                let code = d as u32;
-                let rows: Vec<f64> = (0..n)
-                    .map(|r| {
-                        if input.used[r] == code {
-                            factor * design.weights[r] * (input.y[r] - mu)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                let in_domain: Vec<bool> = input.used.iter().map(|&c| c == code).collect();
-                design.covariance(Influence::Rows {
-                    values: &rows,
-                    p: 1,
-                    in_domain: Some(&in_domain),
-                })?
-            } else {
-                let totals: Vec<f64> = cells
-                    .chunks_exact(sums.stride)
-                    .map(|c| factor * (c[2] - mu * c[1]))
-                    .collect();
-                let present: Vec<bool> = cells
-                    .chunks_exact(sums.stride)
-                    .map(|c| c[0] > 0.0)
-                    .collect();
-                design.covariance(Influence::UnitTotals {
-                    totals: &totals,
-                    p: 1,
-                    present: Some(&present),
-                })?
+            let v = match pass.beyond {
+                BeyondSums::Rows(ctx) => {
+                    let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32)
+                    else {
+                        return Err(CoreError::Value("a proportion has one numeric outcome".into()));
+                    };
+                    let rows: Vec<f64> = (0..design.n_rows)
+                        .map(|r| {
+                            if ctx.domain[r] == code {
+                                factor * design.weights[r] * (y[r] - mu)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    let in_domain: Vec<bool> = ctx.domain.iter().map(|&c| c == code).collect();
+                    design.covariance(Influence::Rows {
+                        values: &rows,
+                        p: 1,
+                        in_domain: Some(&in_domain),
+                    })?
+                }
+                _ => {
+                    let totals: Vec<f64> = cells
+                        .chunks_exact(sums.stride)
+                        .map(|c| factor * (c[2] - mu * c[1]))
+                        .collect();
+                    let present: Vec<bool> = cells
+                        .chunks_exact(sums.stride)
+                        .map(|c| c[0] > 0.0)
+                        .collect();
+                    design.covariance(Influence::UnitTotals {
+                        totals: &totals,
+                        p: 1,
+                        present: Some(&present),
+                    })?
+                }
             };
             // summary.svyglm: the design-weighted variance of the Pearson residuals,
             // which weigh by the mean weight of the rows used over that of the domain.
-            let dispersion = if input.dispersion {
+            let dispersion = if want_dispersion {
                 let sq = &sums.squares[d * (width + 1)..(d + 1) * (width + 1)];
                 let moments = WeightedMoments {
                     weight: p.weight_sum,
@@ -284,7 +387,7 @@ pub fn proportion_by_domain(
                     second: sq[0],
                     n_obs: sq[width],
                 };
-                let used_mean = p.weight_sum / model_rows(p.n_rows);
+                let used_mean = p.weight_sum / model_rows.of(p.n_rows);
                 used_mean / a / binomial * moments.svyvar()
             } else {
                 f64::NAN
@@ -297,10 +400,10 @@ pub fn proportion_by_domain(
             cov_unscaled,
             naive_cov,
             dispersion,
-            model_rows: model_rows(p.n_rows),
+            model_rows: model_rows.of(p.n_rows),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// y log y + (1 - y) log(1 - y), zero at 0 and 1.
@@ -312,8 +415,9 @@ fn entropy_of(y: f64) -> f64 {
     }
 }
 
-/// Per domain, over the rows with a value of y at prior weight w / `mean_weight[d]`:
-/// the sums of [`intercept_first_step_row`], of the prior-weighted entropy
+/// Per domain, over the rows with a value of y at prior weight w / `mean_weight[d]`
+/// (rows of a design, or of a streamed batch with its units coded for the whole data
+/// set; `used` each row's domain, `OUTSIDE` for a row without y): the sums of [`intercept_first_step_row`], of the prior-weighted entropy
 /// ([`entropy_of`], the deviance's constant) and the number of rows with y strictly
 /// between 0 and 1.
 ///
@@ -323,9 +427,14 @@ fn entropy_of(y: f64) -> f64 {
 /// once per slot (count times terms).  A row with another weight or another y, or of a
 /// design with too many units for the table, is summed row by row.  Chunks are counted
 /// in parallel and merged in a fixed order.
-fn first_steps(design: &Design, input: &ProportionInput, mean_weight: &[f64]) -> Vec<[f64; 5]> {
-    let n = design.n_rows;
-    let n_domains = input.n_domains;
+pub fn first_steps(
+    data: &RowData,
+    y: &[f64],
+    used: &[u32],
+    n_domains: usize,
+    mean_weight: &[f64],
+) -> Vec<[f64; 5]> {
+    let n = y.len();
     let terms_of = |y: f64, w: f64, d: usize| -> [f64; 5] {
         let prior = w / mean_weight[d];
         let [wt, wtz, dev] = intercept_first_step_row(y, prior);
@@ -335,7 +444,7 @@ fn first_steps(design: &Design, input: &ProportionInput, mean_weight: &[f64]) ->
     let add = |acc: &mut [[f64; 5]], d: usize, t: [f64; 5], times: f64| {
         acc[d].iter_mut().zip(t).for_each(|(s, v)| *s += times * v);
     };
-    let n_units = design.n_units;
+    let n_units = data.n_units;
     let n_cells = n_domains * n_units;
     let counted = n_cells <= MAX_COUNT_CELLS;
     // Per chunk: the row-by-row sums, and per (domain, unit) a (weight, rows) slot for
@@ -344,11 +453,11 @@ fn first_steps(design: &Design, input: &ProportionInput, mean_weight: &[f64]) ->
         let mut acc = vec![[0.0; 5]; n_domains];
         let mut slots = vec![EMPTY; if counted { 2 * n_cells } else { 0 }];
         let rows = k * CHUNK_ROWS..((k + 1) * CHUNK_ROWS).min(n);
-        let columns = input.used[rows.clone()]
+        let columns = used[rows.clone()]
             .iter()
-            .zip(&input.y[rows.clone()])
-            .zip(&design.weights[rows.clone()])
-            .zip(&design.unit_of_row[rows]);
+            .zip(&y[rows.clone()])
+            .zip(&data.weights[rows.clone()])
+            .zip(&data.unit_of_row[rows]);
         for (((&d, &y), &w), &u) in columns {
             let d = d as usize;
             if d >= n_domains {
@@ -531,7 +640,7 @@ mod tests {
             model_keeps_all_rows: false,
         };
         let mean_weight = [1.5, 2.0];
-        let got = first_steps(&d, &input, &mean_weight);
+        let got = first_steps(&RowData::of(&d), input.y, input.used, 2, &mean_weight);
         for (k, sums) in got.iter().enumerate() {
             let mut want = [0.0; 5];
             for r in (0..8).filter(|&r| used[r] as usize == k) {

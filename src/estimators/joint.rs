@@ -6,8 +6,8 @@
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{
-    domain_sums, linearization_influence, point_estimates, replicate_sums, row_influence,
-    Estimator, Outcome,
+    check_sums, domain_sums, linearization_influence, point_estimates, raked_influence,
+    replicate_sums, row_influence, BeyondSums, Estimator, Outcome, RowContext, Sums,
 };
 use crate::variance::Influence;
 
@@ -24,10 +24,23 @@ pub struct JointEstimates {
     pub dropped_replicates: usize,
 }
 
+/// The part of the design the domains are taken from: its PSUs are those present for
+/// the lonely-PSU rules.
+#[derive(Clone, Copy)]
+pub enum JointScope<'a> {
+    /// Every row of the design.
+    Whole,
+    /// The rows marked (a subset held in memory).
+    Rows(&'a [bool]),
+    /// The variance units holding a row of the subset (a streamed subset, whose rows
+    /// are not held: its pass marks the units).
+    Units(&'a [bool]),
+}
+
 /// Totals or means (`estimator`) of `outcomes` in every domain (codes 0..n_domains,
 /// `OUTSIDE` for rows in none) with their joint covariance.  `in_design` marks the rows
-/// of the design the domains are taken from (its PSUs are those present for the
-/// lonely-PSU rules); None: every row.
+/// of the design the domains are taken from; None: every row.  The fused pass, then
+/// [`joint_from_sums`].
 pub fn estimate_joint(
     design: &Design,
     estimator: Estimator,
@@ -36,25 +49,42 @@ pub fn estimate_joint(
     n_domains: usize,
     in_design: Option<&[bool]>,
 ) -> Result<JointEstimates> {
+    if outcomes.is_empty() {
+        return Err(CoreError::Value("no outcome variable given".into()));
+    }
+    let (sums, rep_sums) = domain_sums(design, outcomes, domain, n_domains, false)?;
+    let beyond = match (&rep_sums, design.is_calibrated()) {
+        (Some(rs), _) => BeyondSums::ReplicateSums(rs),
+        (None, true) => BeyondSums::Rows(RowContext { outcomes, domain }),
+        (None, false) => BeyondSums::Nothing,
+    };
+    let scope = in_design.map_or(JointScope::Whole, JointScope::Rows);
+    joint_from_sums(design, estimator, n_domains, &sums, beyond, scope)
+}
+
+/// Totals or means of every domain with their joint covariance from the fused pass's
+/// per-(domain, unit) sums (`sums`: [rows, sum w, sum w y_1, ...]) and what the design's
+/// variance needs besides (`beyond`, as for [`crate::estimate::estimates_from_sums`]).
+/// Sums of a streamed data set, added in batch order, come here as the in-memory pass's
+/// do.
+pub fn joint_from_sums(
+    design: &Design,
+    estimator: Estimator,
+    n_domains: usize,
+    sums: &Sums,
+    beyond: BeyondSums,
+    scope: JointScope,
+) -> Result<JointEstimates> {
     if matches!(estimator, Estimator::Ratio { .. }) {
         return Err(CoreError::Value(
             "joint covariance across domains is for totals and means".into(),
         ));
     }
-    if outcomes.is_empty() {
-        return Err(CoreError::Value("no outcome variable given".into()));
-    }
-    let width: usize = outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Numeric(_) => 1,
-            Outcome::Categorical { n_levels, .. } => *n_levels as usize,
-        })
-        .sum();
+    check_sums(design, estimator, n_domains, sums, beyond)?;
+    let (n_units, stride) = (design.n_units, sums.stride);
+    let width = stride - 2;
     let p = width;
     let k = n_domains * p;
-    let (sums, rep_sums) = domain_sums(design, outcomes, domain, n_domains, false)?;
-    let (n_units, stride) = (design.n_units, sums.stride);
     let mut out = JointEstimates {
         p,
         estimate: vec![f64::NAN; k],
@@ -85,12 +115,16 @@ pub fn estimate_joint(
         }
     }
     if let Some(rep) = design.replicates() {
+        let per_row = match beyond {
+            BeyondSums::ReplicateSums(rs) => Some(rs),
+            _ => None,
+        };
         let mut thetas = vec![f64::NAN; rep.n_replicates * k];
         let mut rsum = vec![0.0; stride];
         for d in (0..n_domains).filter(|&d| estimated[d]) {
             let cells = &sums.table[d * n_units * stride..(d + 1) * n_units * stride];
             for r in 0..rep.n_replicates {
-                let s = replicate_sums(rep, rep_sums.as_ref(), cells, (d, r), &mut rsum);
+                let s = replicate_sums(rep, per_row, cells, (d, r), &mut rsum);
                 point_estimates(
                     estimator,
                     0,
@@ -121,17 +155,25 @@ pub fn estimate_joint(
         }
         return Ok(out);
     }
-    if design.is_calibrated() {
+    if let BeyondSums::Rows(ctx) = beyond {
         // A calibrated design's residuals need the rows: each domain's per-row
         // influence values, side by side.
-        let context_rows = design.n_rows;
-        let mut rows = vec![0.0; context_rows * k];
+        let in_domain = match scope {
+            JointScope::Whole => None,
+            JointScope::Rows(rows) => Some(rows),
+            JointScope::Units(_) => {
+                return Err(CoreError::Value(
+                    "a calibrated design's domains are taken from rows, not units".into(),
+                ))
+            }
+        };
+        let mut rows = vec![0.0; design.n_rows * k];
         for d in (0..n_domains).filter(|&d| estimated[d]) {
             let z = row_influence(
                 design,
                 estimator,
-                outcomes,
-                domain,
+                ctx.outcomes,
+                ctx.domain,
                 d as u32,
                 (0, width),
                 &out.estimate[d * p..(d + 1) * p],
@@ -145,7 +187,7 @@ pub fn estimate_joint(
             .covariance(Influence::Rows {
                 values: &rows,
                 p: k,
-                in_domain: in_design,
+                in_domain,
             })?
             .matrix;
         return Ok(out);
@@ -154,27 +196,51 @@ pub fn estimate_joint(
     let mut infl = vec![0.0; n_units * p];
     for d in (0..n_domains).filter(|&d| estimated[d]) {
         let cells = &sums.table[d * n_units * stride..(d + 1) * n_units * stride];
-        linearization_influence(
-            estimator,
-            0,
-            width,
-            &out.estimate[d * p..(d + 1) * p],
-            cells,
-            stride,
-            &col_tots[d],
-            &mut infl,
-        );
+        let est = &out.estimate[d * p..(d + 1) * p];
+        if let BeyondSums::RakedCells(cell_sums, raking) = beyond {
+            raked_influence(
+                (cell_sums, raking),
+                d,
+                (estimator, 0, width),
+                est,
+                cells,
+                &col_tots[d],
+                &mut infl,
+            )?;
+        } else {
+            linearization_influence(
+                estimator,
+                0,
+                width,
+                est,
+                cells,
+                stride,
+                &col_tots[d],
+                &mut infl,
+            );
+        }
         for (u, z) in infl.chunks_exact(p).enumerate() {
             totals[u * k + d * p..u * k + (d + 1) * p].copy_from_slice(z);
         }
     }
-    let present = in_design.map(|rows| {
-        let mut present = vec![false; n_units];
-        for (&u, &inside) in design.unit_of_row.iter().zip(rows) {
-            present[u as usize] |= inside;
+    let present = match (scope, beyond) {
+        // A calibrated design keeps every unit (R's postStrata).
+        (_, BeyondSums::RakedCells(..)) | (JointScope::Whole, _) => None,
+        (JointScope::Units(units), _) if units.len() != n_units => {
+            return Err(CoreError::Shape(format!(
+                "{} units marked present; the design has {n_units}",
+                units.len()
+            )))
         }
-        present
-    });
+        (JointScope::Units(units), _) => Some(units.to_vec()),
+        (JointScope::Rows(rows), _) => {
+            let mut present = vec![false; n_units];
+            for (&u, &inside) in design.unit_of_row.iter().zip(rows) {
+                present[u as usize] |= inside;
+            }
+            Some(present)
+        }
+    };
     out.vcov = design
         .covariance(Influence::UnitTotals {
             totals: &totals,

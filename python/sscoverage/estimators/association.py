@@ -124,14 +124,6 @@ def _indicators(index: np.ndarray, k: int) -> np.ndarray:
     return (index[:, None] == np.arange(k)[None, :]).astype(np.float64)
 
 
-def _cells(design: Any, domain: np.ndarray, cell: np.ndarray, k: int, kind: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Means or totals of the k cell indicators over the rows of domain 0, their
-    covariance and the rows' weight sum: one pass of the core's engine with the cell as
-    a factor outcome (no per-row indicator matrix)."""
-    res = design.core.estimate(kind, domain, 1, [], [(0, cell, k)])
-    return np.asarray(res.estimate), np.asarray(res.vcov).reshape(k, k), float(res.weight_sum[0])
-
-
 def _pearson(table: np.ndarray) -> float:
     """R's ``chisq.test(table, correct=FALSE)$statistic``."""
     n = table.sum()
@@ -233,13 +225,10 @@ def _cell_levels(nr: int, nc: int) -> tuple[np.ndarray, np.ndarray]:
 
 def chisq(design: Any, row: str, col: str, statistic: str = "F", na_rm: bool = True) -> ChisqTest:
     """Test of independence of `row` and `col`; see :meth:`Design.chisq`."""
-    if statistic not in STATISTICS:
-        hint = " (R's 'lincom' needs Davies' integration; use 'saddlepoint')" if statistic == "lincom" else ""
-        raise DesignError(f"statistic={statistic!r}; use one of {', '.join(STATISTICS)}{hint}")
+    check_statistic(statistic)
     ri, row_levels = _coded(design, row, na_rm)
     ci, col_levels = _coded(design, col, na_rm)
-    shape = nr, nc = len(row_levels), len(col_levels)
-    k = nr * nc
+    nr, nc = len(row_levels), len(col_levels)
     n_rows = int(design.in_subset().sum()) if design.is_subset else design.n_rows  # R's N counts rows with a missing value too
     # The cell of each row (R's order: row level fastest); the rows of the table are
     # domain 0, the others (outside the design's rows, or missing a level) outside.
@@ -254,10 +243,35 @@ def chisq(design: Any, row: str, col: str, statistic: str = "F", na_rm: bool = T
         domain = np.where(incomplete, OUTSIDE, 0).astype(np.uint32)
         cell[incomplete] = 0
         n_missing = n_rows - (design.n_rows - int(np.count_nonzero(incomplete)))
-    nu = design.degf
     # One pass: the cells' totals (Wald) or proportions (Rao-Scott) and covariance.
+    res = design.core.estimate(cell_kind(statistic), domain, 1, [], [(0, cell, nr * nc)])
+    return table_test(statistic, res, n_rows, design.degf, (row, row_levels), (col, col_levels), n_missing)
+
+
+def check_statistic(statistic: str) -> None:
+    """Raise :class:`~sscoverage.DesignError` unless `statistic` is one :func:`chisq` computes."""
+    if statistic not in STATISTICS:
+        hint = " (R's 'lincom' needs Davies' integration; use 'saddlepoint')" if statistic == "lincom" else ""
+        raise DesignError(f"statistic={statistic!r}; use one of {', '.join(STATISTICS)}{hint}")
+
+
+def cell_kind(statistic: str) -> str:
+    """What the test reads of the cells' indicators: totals (Wald) or means (Rao-Scott)."""
+    return "total" if statistic in ("Wald", "adjWald") else "mean"
+
+
+def table_test(statistic: str, res: Any, n_rows: int, nu: int, row: tuple[str, list[Any]],
+               col: tuple[str, list[Any]], n_missing: int) -> ChisqTest:
+    """The test from the core's estimates `res` of the cells' indicators in one domain
+    (``cell_kind(statistic)``; cells in R's order, row level fastest) and their
+    covariance, by the core's ``estimate`` in memory or ``estimate_from_sums`` streamed;
+    `n_rows` the table's rows with those missing a level, `nu` the design's degrees of
+    freedom."""
+    (row, row_levels), (col, col_levels) = row, col
+    shape = nr, nc = len(row_levels), len(col_levels)
+    k = nr * nc
+    est, v, weight_sum = np.asarray(res.estimate), np.asarray(res.vcov).reshape(k, k), float(res.weight_sum[0])
     wald = statistic in ("Wald", "adjWald")
-    est, v, weight_sum = _cells(design, domain, cell, k, "total" if wald else "mean")
     counts = est if wald else est * weight_sum
     # Pearson's X^2 of the weighted table scaled to N rows (R's svytable(Ntotal=N)).
     table = (counts * n_rows / counts.sum()).reshape(nc, nr).T

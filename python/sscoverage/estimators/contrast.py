@@ -79,8 +79,7 @@ def contrast(
     df: float | str | None = None,
 ) -> Estimates:
     """Contrasts of means or totals; see :meth:`Design.contrast`."""
-    if statistic not in STATISTICS:
-        raise DesignError(f"statistic={statistic!r}; use one of {', '.join(STATISTICS)}")
+    check_statistic(statistic)
     names = [y] if isinstance(y, str) else list(y)
     numeric, categorical, labels, missing = _outcomes(design, names)
     n_removed = 0 if missing is None else int(np.count_nonzero(missing & design.in_subset()))
@@ -97,7 +96,34 @@ def contrast(
     res = _core.joint_estimate(design.core, statistic, domain, n_domains, numeric, categorical,
                                np.ascontiguousarray(over.in_subset()) if over.is_subset else None)
     present, values = present_domains(res.n_rows, res.weight_sum, by_names, coded, notes)
+    return contrast_estimates(res, present, values, by_names, labels, contrasts, statistic, level,
+                              float(design.degf) if df == "design" else df, n_removed, notes)
+
+
+def check_statistic(statistic: str) -> None:
+    """Raise :class:`~sscoverage.DesignError` unless contrasts can be taken of `statistic`."""
+    if statistic not in STATISTICS:
+        raise DesignError(f"statistic={statistic!r}; use one of {', '.join(STATISTICS)}")
+
+
+def contrast_estimates(
+    res: Any,
+    present: np.ndarray,
+    values: dict[str, list[Any]],
+    by_names: list[str],
+    labels: list[str],
+    contrasts: Any,
+    statistic: str,
+    level: float,
+    df: float | None,
+    n_removed: int,
+    notes: list[str],
+) -> Estimates:
+    """The contrasts of the core's joint estimates `res` (``joint_estimate`` in memory,
+    ``joint_estimate_from_sums`` streamed) of the domains `present` (their by values in
+    `values`) and the estimates `labels` of each."""
     p = int(res.p)
+    n_domains = len(res.n_rows)
     # Estimates in the order domain, variable.
     keep = (present[:, None] * p + np.arange(p)[None, :]).ravel()
     est = np.asarray(res.estimate)[keep]
@@ -108,20 +134,19 @@ def contrast(
         for i in range(len(present)) for label in labels
     ]
     contrast_names, matrix = _weights(contrasts, len(est), domain_labels)
-    values = matrix @ est
+    estimate = matrix @ est
     cov = matrix @ v @ matrix.T
     se = standard_errors(np.diag(cov))
-    df_value = float(design.degf) if df == "design" else df
-    q = critical_value(level, df_value)
+    q = critical_value(level, df)
     table = pd.DataFrame(
         {
             "variable": contrast_names,
             "level": None,
             "label": contrast_names,
-            "estimate": values,
+            "estimate": estimate,
             "se": se,
-            "ci_low": values - q * se,
-            "ci_high": values + q * se,
+            "ci_low": estimate - q * se,
+            "ci_high": estimate + q * se,
         }
     )
     return Estimates(
@@ -130,7 +155,7 @@ def contrast(
         vcov=[cov],
         by=[],
         level=level,
-        df=df_value,
+        df=df,
         n_removed=n_removed,
         notes=notes,
     )

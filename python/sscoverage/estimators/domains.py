@@ -92,22 +92,23 @@ def domain_rows(design: "SurveyDesign", by: Any) -> tuple[list[str], list[Any], 
 
 
 def present_domains(n_rows: np.ndarray, weight_sum: np.ndarray, names: list[str], coded: list[Any],
-                    notes: list[str]) -> tuple[np.ndarray, dict[str, list[Any]]]:
+                    notes: list[str], domain_labels: Any = None) -> tuple[np.ndarray, dict[str, list[Any]]]:
     """The domain codes with rows, less those whose rows all have zero weight (left out
-    with a warning, as R's svyby does), and their labels."""
+    with a warning, as R's svyby does), and their labels (from `domain_labels`, a streamed
+    design's table of its domains' by values, when given)."""
     present = np.flatnonzero(n_rows > 0)
     empty = present[weight_sum[present] == 0]
     if len(empty) == len(present):
         raise EmptyDomainError("the weights of the rows used sum to zero: no domain has a positive total weight")
     if len(empty):
-        gone = domain_values(empty, names, coded, None)
+        gone = domain_values(empty, names, coded, domain_labels)
         text = ", ".join("/".join(str(gone[name][i]) for name in names) for i in range(len(empty)))
         message = (f"{'/'.join(names)} = {text}: every row has zero weight, so the domain is left out "
                    "of the table (as R's svyby)")
         warnings.warn(message, SurveyWarning, stacklevel=4)
         notes.append(message)
         present = present[weight_sum[present] > 0]
-    return present, domain_values(present, names, coded, None)
+    return present, domain_values(present, names, coded, domain_labels)
 
 
 def linear(design: "SurveyDesign", x: np.ndarray, kind: str = "mean", n_numerators: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -226,10 +226,7 @@ def ciprop(
     variance (refitted per replicate on a replicate design); the intervals follow from
     those few numbers per domain.
     """
-    if method not in METHODS:
-        raise DesignError(f"method={method!r}; use one of {', '.join(METHODS)}")
-    if not 0 < level < 1:
-        raise EstimationError(f"level must lie strictly between 0 and 1, not {level}")
+    check_request(method, level)
     values, any_missing = _values(design, y)
     by_names, coded, domain, n_domains, notes = domain_rows(design, by)
     # As R: df comes from the design given, before missing values leave it; the
@@ -249,12 +246,6 @@ def ciprop(
     res = _core.proportion(design.core, values, used, all_rows, n_domains, method in ("logit", "likelihood"),
                            method == "likelihood", keeps_all)
     present, labels = present_domains(res.n_domain_rows, res.domain_weight_sum, by_names, coded, notes)
-    if res.dropped_replicates:
-        notes.append(f"{res.dropped_replicates} replicates gave undefined estimates and were left out (as R)")
-    for i, d in enumerate(present):
-        if res.n_rows[d] == 0 or res.weight_sum[d] == 0:
-            where = ", ".join(f"{name} = {labels[name][i]!r}" for name in by_names) or "the design's rows"
-            raise EmptyDomainError(f"{y!r} has no value of positive weight in {where}: nothing to estimate")
     if not design.is_replicate:
         degf = res.degf[present].astype(int)
     elif not design.is_subset and not by_names:
@@ -262,6 +253,32 @@ def ciprop(
     else:
         # R's degf of a replicate design's domain: the rank of its replicate weights.
         degf = np.array([design.core.replicate_degf_in(np.ascontiguousarray(domain == d)) for d in present])
+    # R takes the row count of the design given, before missing values leave it.
+    n_rows = np.full(len(present), design.n_rows) if keeps_all else res.n_domain_rows[present].astype(int)
+    return proportion_estimates(res, present, labels, by_names, y, method, level, df, degf, n_rows, n_removed, notes)
+
+
+def check_request(method: str, level: float) -> None:
+    """Raise unless `method` is an interval :func:`ciprop` computes at a `level` in (0, 1)."""
+    if method not in METHODS:
+        raise DesignError(f"method={method!r}; use one of {', '.join(METHODS)}")
+    if not 0 < level < 1:
+        raise EstimationError(f"level must lie strictly between 0 and 1, not {level}")
+
+
+def proportion_estimates(res: Any, present: np.ndarray, labels: dict[str, list[Any]], by_names: list[str], y: str,
+                         method: str, level: float, df: float | None, degf: np.ndarray, n_rows: np.ndarray,
+                         n_removed: int, notes: list[str]) -> Estimates:
+    """The proportions and intervals of the domains `present` (by values `labels`) from
+    the core's record `res` (``proportion`` in memory, ``proportion_from_sums``
+    streamed): `degf` each domain's design degrees of freedom, `n_rows` the row count
+    the beta interval rescales by."""
+    if res.dropped_replicates:
+        notes.append(f"{res.dropped_replicates} replicates gave undefined estimates and were left out (as R)")
+    for i, d in enumerate(present):
+        if res.n_rows[d] == 0 or res.weight_sum[d] == 0:
+            where = ", ".join(f"{name} = {labels[name][i]!r}" for name in by_names) or "the design's rows"
+            raise EmptyDomainError(f"{y!r} has no value of positive weight in {where}: nothing to estimate")
     dom_df = degf.astype(float) if df is None else np.full(len(present), float(df))
     var = res.variance[present]
     fits = [
@@ -281,10 +298,7 @@ def ciprop(
             else:
                 ci = np.array([_likelihood_interval(f, level, v) for f, v in zip(fits, dom_df)]).T
         else:
-            # R takes the row count and degf of the design given, before missing values
-            # leave it.
             estimate = res.estimate[present]
-            n_rows = np.full(len(present), design.n_rows) if keeps_all else res.n_domain_rows[present].astype(int)
             ci = np.array([proportion_interval(method, float(p), float(v), level, float(f), int(n), int(g))
                            for p, v, f, n, g in zip(estimate, var, dom_df, n_rows, degf)]).T
     table = pd.DataFrame({

@@ -47,7 +47,7 @@ from .._progress import track
 from .._frames import SUBSET_OPS, column_names
 from ..design.design import Design
 from .batches import UNIT, expression_columns, is_dask, on_polars, streams
-from .sums import Plan, add_sums, batch_sums
+from .sums import Plan, Sums, add_sums, batch_sums
 from ..exceptions import ColumnError, DesignError, EmptyDomainError, MissingValueError, NotSupportedError, OptionError
 from ..results.estimates import Estimates
 
@@ -424,6 +424,45 @@ class StreamedDesign(Design, source=streams):
             f"streamed designs serve {', '.join(STREAMED_METHODS)}"
         )
 
+    def sums_pass(self, kind: str, outcomes: list[str], by: Any, na_rm: bool, deff: bool = False,
+                  derived: Sequence[pl.Expr] = (), factors: Sequence[str] | None = None) -> tuple[Plan, Sums]:
+        """One pass over the batches: per-(domain, PSU) sums of `outcomes` by `by` within the
+        design's subset (and, on a raked design, per (domain, cell)), with the domains and
+        factor levels the rows hold, added in batch order.
+
+        Parameters
+        ----------
+        kind : the estimator the sums are for (named in messages; a ratio takes no factors).
+        outcomes : the columns summed (text, categorical and logical ones level by level).
+        by, na_rm, deff : as for :meth:`mean`.
+        derived : polars expressions adding columns to each batch before it is read (an
+            outcome may name one); they read only the data's own columns.
+        factors : the outcomes summed level by level; None: those of a factor type.
+
+        Returns
+        -------
+        (Plan, Sums)
+        """
+        by_names = column_names(by, "by")
+        made = {e.meta.output_name() for e in derived}
+        for name in [o for o in outcomes if o not in made] + by_names:
+            self.require_column(name)
+        schema = self.schema()
+        if factors is None:
+            factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
+        # Domains sort as polars sorts the by columns (an Enum in its declared order).
+        by_rank = [{v: i for i, v in enumerate(schema[n].categories.to_list())} if isinstance(schema[n], pl.Enum)
+                   else None for n in by_names]
+        raked_rows = self.raked.rows if self.raked is not None else None
+        raked_columns = raked_rows.cells.columns if raked_rows is not None else []
+        read = [c for e in derived for c in expression_columns(e)] + [o for o in outcomes if o not in made]
+        columns = list(dict.fromkeys(self.psu_keys + read + by_names + [c for c in [self.weight_name] if c]
+                                     + expression_columns(self.condition) + raked_columns))
+        plan = Plan(self.psu_keys, self.psu_table, by_names, by_rank, outcomes, list(factors), self.condition,
+                    self.weight_expr, kind, len(self.psu_table), na_rm, deff, raked_rows, derived=tuple(derived))
+        # One pass: each batch finds its own domains and factor levels beside its sums.
+        return plan, self.reduce_batches(columns, batch_sums, functools.partial(add_sums, plan), plan)
+
     # ------------------------------------------------------------ estimation
     def _estimate(
         self,
@@ -438,22 +477,8 @@ class StreamedDesign(Design, source=streams):
     ) -> Estimates:
         if not outcomes:
             raise OptionError("name at least one outcome column")
-        by_names = column_names(by, "by")
-        for name in outcomes + by_names:
-            self.require_column(name)
-        schema = self.schema()
-        factors = [n for n in outcomes if kind != "ratio" and _is_factor(schema[n])]
-        # Domains sort as polars sorts the by columns (an Enum in its declared order).
-        by_rank = [{v: i for i, v in enumerate(schema[n].categories.to_list())} if isinstance(schema[n], pl.Enum)
-                   else None for n in by_names]
-        raked_rows = self.raked.rows if self.raked is not None else None
-        raked_columns = raked_rows.cells.columns if raked_rows is not None else []
-        columns = list(dict.fromkeys(self.psu_keys + outcomes + by_names + [c for c in [self.weight_name] if c]
-                                     + expression_columns(self.condition) + raked_columns))
-        plan = Plan(self.psu_keys, self.psu_table, by_names, by_rank, outcomes, factors, self.condition,
-                     self.weight_expr, kind, len(self.psu_table), na_rm, deff, raked_rows)
-        # One pass: each batch finds its own domains and factor levels beside its sums.
-        sums = self.reduce_batches(columns, batch_sums, functools.partial(add_sums, plan), plan)
+        plan, sums = self.sums_pass(kind, outcomes, by, na_rm, deff)
+        by_names = plan.by_names
         n_domains = len(sums.domains)
         if n_domains == 0:
             raise EmptyDomainError(f"the by columns {by_names} hold no values")

@@ -38,6 +38,7 @@ class Plan:
     deff: bool
     raked: Any = None  # the rows' side of the design's rake (see stream.weighting.RakedRows)
     units: bool = True  # the rows' PSU codes are needed (not by a quantile's windows)
+    derived: tuple[pl.Expr, ...] = ()  # columns added to each batch before it is read
 
     def domain_order(self, domain: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(v if rank is None else rank[v] for v, rank in zip(domain, self.by_rank))
@@ -126,6 +127,8 @@ def batch_rows(plan: Plan, batch: pl.DataFrame) -> Rows:
     na_rm, a missing outcome puts a row in none), outcome values and weights."""
     if plan.units:
         batch = with_units(plan.keys, plan.psus, batch)
+    if plan.derived:
+        batch = batch.with_columns(plan.derived)
     if plan.by_names:
         present = batch.select(plan.by_names).unique().drop_nulls()
         domains = sorted(present.rows(), key=plan.domain_order)
