@@ -8,7 +8,10 @@ with PSUs and domains coded for the whole data set; the sums are added in batch 
 engine takes it from there — the numbers of the in-memory path.
 
 What streams: means, totals and ratios with ``by=``, ``subset`` conditions, ``na_rm``
-and ``deff``; quantiles with Woodruff intervals, ``by=`` and subsets
+and ``deff``; proportions with every interval of :meth:`Design.ciprop`, tests of
+association in two-way tables (:meth:`Design.chisq`) and contrasts of domain means or
+totals (:meth:`Design.contrast`), finished by the core from the same sums (see
+:mod:`sscoverage.stream.tables`); quantiles with Woodruff intervals, ``by=`` and subsets
 (:meth:`StreamedDesign.quantile`: windows of each domain's values narrowed pass by pass
 and read by the core's rule, see :mod:`sscoverage.stream.quantile`); survival curves
 (:meth:`StreamedDesign.km`: one pass, and one more per variance with ``se=True``, see
@@ -29,8 +32,8 @@ window cannot decide at the last bit reads its domain's values and weights, see
 Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
 ultimate-cluster approximation, as without fpc).  What needs every row at once —
 calibration other than raking, per-row replicate weights, PPS, the interpolating
-quantile rules and score intervals, a GLM or quantiles on a raked design — needs the
-data in memory: ``collect()``.
+quantile rules and score intervals, a GLM, quantiles or ``ciprop`` on a raked design —
+needs the data in memory: ``collect()``.
 """
 
 from __future__ import annotations
@@ -415,6 +418,77 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_km(self, time, event, by, times, se, na_rm, level)
 
+    def ciprop(
+        self,
+        y: str,
+        method: str = "logit",
+        level: float = 0.95,
+        by: Any = None,
+        df: float | None = None,
+        na_rm: bool = False,
+    ) -> Estimates:
+        """:meth:`Design.ciprop` over the streamed batches, every method with the in-memory
+        numbers: one pass of sums for ``mean``, ``xlogit``, ``asin``, ``beta`` and
+        ``wilson``, one more for ``logit`` and ``likelihood`` (R's svyglm fit starts per row),
+        a quick one checking the values, and one with missing values left out (see
+        :mod:`sscoverage.stream.tables`).  On a raked design it raises
+        :class:`~sscoverage.NotSupportedError`: ``collect()`` the data.
+
+        Parameters
+        ----------
+        y, method, level, by, df, na_rm : as for :meth:`Design.ciprop`.
+
+        Returns
+        -------
+        Estimates
+        """
+        from .tables import streamed_ciprop
+
+        return streamed_ciprop(self, y, method, level, by, df, na_rm)
+
+    def chisq(self, row: str, col: str, statistic: str = "F", na_rm: bool = True) -> Any:
+        """:meth:`Design.chisq` over the streamed batches, every statistic (Rao-Scott,
+        Wald, saddlepoint) with the in-memory numbers: one pass finds the levels, one sums
+        the cells (see :mod:`sscoverage.stream.tables`); on a raked design too.
+
+        Parameters
+        ----------
+        row, col, statistic, na_rm : as for :meth:`Design.chisq`.
+
+        Returns
+        -------
+        ChisqTest
+        """
+        from .tables import streamed_chisq
+
+        return streamed_chisq(self, row, col, statistic, na_rm)
+
+    def contrast(
+        self,
+        y: str | Sequence[str],
+        contrasts: Any,
+        statistic: str = "mean",
+        by: Any = None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        df: float | str | None = None,
+    ) -> Estimates:
+        """:meth:`Design.contrast` over the streamed batches, with the in-memory numbers:
+        the domains' means or totals and their joint covariance from one pass's sums
+        (see :mod:`sscoverage.stream.tables`); on a raked design too.
+
+        Parameters
+        ----------
+        y, contrasts, statistic, by, na_rm, level, df : as for :meth:`Design.contrast`.
+
+        Returns
+        -------
+        Estimates
+        """
+        from .tables import streamed_contrast
+
+        return streamed_contrast(self, y, contrasts, statistic, by, na_rm, level, df)
+
     # ------------------------------------------------------------ what it cannot serve
     def _not_supported(self, method: str) -> NotSupportedError:
         kind = "Dask DataFrame" if self._dask else "LazyFrame"
@@ -498,12 +572,12 @@ class StreamedDesign(Design, source=streams):
 
 
 #: The methods a streamed design serves with the in-memory numbers.
-STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "subset", "glm", "rake", "km", "median_survival",
-                    "to_json")
+STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "ciprop", "chisq", "contrast", "subset", "glm", "rake",
+                    "km", "median_survival", "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("ciprop", "chisq", "contrast", "coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("coxph", "threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")
