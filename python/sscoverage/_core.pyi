@@ -62,6 +62,9 @@ __all__ = [
     "cox_replicates",
     "proportion",
     "joint_estimate",
+    "joint_estimate_from_sums",
+    "proportion_from_sums",
+    "proportion_first_steps",
     "FayHerriotFit",
     "fay_herriot_fit",
     "fay_herriot_bootstrap",
@@ -169,6 +172,7 @@ class Proportions:
     variance: _F64
     degf: _F64
     dropped_replicates: int
+    mean_weight: _F64
     coefficient: _F64
     cov_unscaled: _F64
     naive_cov: _F64
@@ -300,6 +304,26 @@ def proportion(
     dispersion: bool,
     model_keeps_all_rows: bool,
 ) -> Proportions: ...
+def proportion_from_sums(
+    design: CoreDesign,
+    table: _F64,
+    squares: _F64,
+    n_domains: int,
+    all: _F64 | None = None,
+    first: _F64 | None = None,
+) -> Proportions: ...
+def proportion_first_steps(
+    weights: _F64, units: _U32, n_units: int, y: _F64, used: _U32, mean_weight: _F64
+) -> _F64: ...
+def joint_estimate_from_sums(
+    design: CoreDesign,
+    kind: str,
+    table: _F64,
+    n_domains: int,
+    width: int,
+    present: _Bool | None = None,
+    raked: tuple[_F64, CellRake] | None = None,
+) -> DomainEstimates: ...
 def joint_estimate(
     design: CoreDesign,
     kind: str,

@@ -6,8 +6,8 @@ use pyo3::prelude::*;
 
 use super::weighting::PyCellRake;
 use super::{errors, estimator, outcomes, PyDesign, PyDomainEstimates};
-use crate::estimate::{BeyondSums, DomainEstimates, Sums};
 use crate::estimate::{check_batch, RowData, OUTSIDE};
+use crate::estimate::{BeyondSums, DomainEstimates, Sums};
 use crate::estimators::ciprop::{
     first_steps, fit_proportions, proportion_by_domain, proportions_from_sums, DomainProportion,
     FitSums, ModelRows, ProportionFit, ProportionInput,
@@ -136,7 +136,10 @@ fn proportion_first_steps<'py>(
                 "a batch's columns have different lengths".into(),
             ));
         }
-        if let Some(r) = used.iter().position(|&d| d != OUTSIDE && d as usize >= n_domains) {
+        if let Some(r) = used
+            .iter()
+            .position(|&d| d != OUTSIDE && d as usize >= n_domains)
+        {
             return Err(crate::CoreError::Value(format!(
                 "domain code at row {r} of the batch is out of range"
             )));

@@ -163,7 +163,9 @@ pub fn proportions_from_sums(
 ) -> Result<Vec<DomainProportion>> {
     let width = 1;
     if sums.stride != 2 + width {
-        return Err(CoreError::Shape("a proportion's sums hold one outcome".into()));
+        return Err(CoreError::Shape(
+            "a proportion's sums hold one outcome".into(),
+        ));
     }
     let means = estimates_from_sums(design, Estimator::Mean, n_domains, sums, beyond)?;
     let (all_table, all_stride) = match all {
@@ -339,43 +341,41 @@ pub fn fit_proportions(
             // svy.varcoef: each row's working residual times its working weight
             // through (X'WX)^-1, which is w (y - mu) times this factor.
             let factor = working_weight / (a * mu_eta) * naive_cov;
-            let v = match pass.beyond {
-                BeyondSums::Rows(ctx) => {
-                    let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32)
-                    else {
-                        return Err(CoreError::Value("a proportion has one numeric outcome".into()));
-                    };
-                    let rows: Vec<f64> = (0..design.n_rows)
-                        .map(|r| {
-                            if ctx.domain[r] == code {
-                                factor * design.weights[r] * (y[r] - mu)
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    let in_domain: Vec<bool> = ctx.domain.iter().map(|&c| c == code).collect();
-                    design.covariance(Influence::Rows {
-                        values: &rows,
-                        p: 1,
-                        in_domain: Some(&in_domain),
-                    })?
-                }
-                _ => {
-                    let totals: Vec<f64> = cells
-                        .chunks_exact(sums.stride)
-                        .map(|c| factor * (c[2] - mu * c[1]))
-                        .collect();
-                    let present: Vec<bool> = cells
-                        .chunks_exact(sums.stride)
-                        .map(|c| c[0] > 0.0)
-                        .collect();
-                    design.covariance(Influence::UnitTotals {
-                        totals: &totals,
-                        p: 1,
-                        present: Some(&present),
-                    })?
-                }
+            let v = if let BeyondSums::Rows(ctx) = pass.beyond {
+                let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32) else {
+                    return Err(CoreError::Value(
+                        "a proportion has one numeric outcome".into(),
+                    ));
+                };
+                let rows: Vec<f64> = (0..design.n_rows)
+                    .map(|r| {
+                        if ctx.domain[r] == code {
+                            factor * design.weights[r] * (y[r] - mu)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let in_domain: Vec<bool> = ctx.domain.iter().map(|&c| c == code).collect();
+                design.covariance(Influence::Rows {
+                    values: &rows,
+                    p: 1,
+                    in_domain: Some(&in_domain),
+                })?
+            } else {
+                let totals: Vec<f64> = cells
+                    .chunks_exact(sums.stride)
+                    .map(|c| factor * (c[2] - mu * c[1]))
+                    .collect();
+                let present: Vec<bool> = cells
+                    .chunks_exact(sums.stride)
+                    .map(|c| c[0] > 0.0)
+                    .collect();
+                design.covariance(Influence::UnitTotals {
+                    totals: &totals,
+                    p: 1,
+                    present: Some(&present),
+                })?
             };
             // summary.svyglm: the design-weighted variance of the Pearson residuals,
             // which weigh by the mean weight of the rows used over that of the domain.

@@ -84,6 +84,8 @@ def streamed_contrast(
     check_contrast(statistic)
     names = [y] if isinstance(y, str) else list(y)
     plan, sums = design.sums_pass(statistic, names, by, na_rm)
+    if not sums.domains:
+        raise EmptyDomainError(f"the by columns {plan.by_names} hold no values")
     n_removed = int(sums.counts[0])
     # As in memory: with by, R's svyby(covmat=TRUE) takes the PSUs of the design given;
     # without, svymean(na.rm) those of the rows left once missing values are dropped.
@@ -271,6 +273,8 @@ def streamed_ciprop(
         # the mean weight that scales svyglm's prior weights.
         _, every = design.sums_pass("proportion", [], by, True)
         domains, all_table = every.domains, every.table.ravel()
+    if not domains:
+        raise EmptyDomainError(f"the by columns {plan.by_names} hold no values")
     table = _placed(sums.table, sums.domains, domains)
     squares = _placed(sums.squares, sums.domains, domains).ravel() if dispersion else np.zeros(0)
     res = _core.proportion_from_sums(design.core, table.ravel(), squares, len(domains), all_table)
