@@ -101,8 +101,6 @@ NEEDS_ROWS = {
     "adjust_nonresponse": lambda d: d.adjust_nonresponse("y", classes="grp"),
     "as_replicates": lambda d: d.as_replicates("JKn"),
     "quantile on a raked design": lambda d: d.rake(margins()).quantile("x", 0.5),
-    # R's svyglm fit of the proportion needs the calibrated rows.
-    "ciprop on a raked design": lambda d: d.rake(margins()).ciprop("y"),
     "coxph": lambda d: d.coxph("Surv(x, y) ~ z"),
     "threshold_glm": lambda d: d.threshold_glm("y ~ x", "x"),
 }

@@ -1,8 +1,8 @@
 """Proportions with their intervals (every ``ciprop`` method), tests of association
 (``chisq``: Rao-Scott, Wald, saddlepoint) and contrasts of domain means and totals on a
 streamed design (a LazyFrame in several batches, a Dask DataFrame in partitions) equal
-the in-memory design's to 1e-12: the core finishes both from the same sums.  What stays
-refused says so and names ``collect()``."""
+the in-memory design's to 1e-12: the core finishes both from the same sums.  Bad input
+is refused as in memory."""
 
 from __future__ import annotations
 
@@ -138,10 +138,12 @@ def test_contrast_and_chisq_on_a_raked_design_equal_memory(df, memory, streamed)
     assert_allclose([b.statistic, b.p_value], [a.statistic, a.p_value], rtol=RTOL)
 
 
-def test_ciprop_on_a_raked_streamed_design_is_refused_naming_collect(streamed):
-    raked = streamed.rake(MARGINS)
-    with pytest.raises(ssc.NotSupportedError, match=r"ciprop\(\) on a raked streamed design.*collect\(\)"):
-        raked.ciprop("covered", method="mean", na_rm=True)
+@pytest.mark.parametrize("method", ["logit", "likelihood", "beta"])
+def test_ciprop_on_a_raked_design_equals_memory(df, memory, streamed, method):
+    """R's fit on a raked design: prior weights over the mean weight of every row (R's
+    subset keeps them at zero weight), the raking residuals of its working residuals."""
+    _same(memory.rake(MARGINS).ciprop("covered", method=method, by="d", na_rm=True),
+          streamed.rake(MARGINS).ciprop("covered", method=method, by="d", na_rm=True))
 
 
 def test_same_digits_for_1_and_2_threads(lazy, tmp_path):

@@ -309,8 +309,11 @@ def proportion_from_sums(
     table: _F64,
     squares: _F64,
     n_domains: int,
+    n_rows: int,
+    model_keeps_all_rows: bool,
     all: _F64 | None = None,
     first: _F64 | None = None,
+    raked: tuple[_F64, CellRake] | None = None,
 ) -> Proportions: ...
 def proportion_first_steps(
     weights: _F64, units: _U32, n_units: int, y: _F64, used: _U32, mean_weight: _F64

@@ -50,18 +50,24 @@ fn proportion<'py>(
 /// `proportion` from the sums of a streamed data set (`accumulate_batch`, added over the
 /// batches): `table` n_domains x n_units x 3 of the rows with a value of y and `squares`
 /// (n_domains x 2, empty without a dispersion), `all` the same table of the domains'
-/// rows with a missing y included (None: `table`), and for the fit `first`, the sums of
-/// `proportion_first_steps` (n_domains x 5) at the first call's `mean_weight`.
+/// rows with a missing y included (None: `table`), for the fit `first`, the sums of
+/// `proportion_first_steps` (n_domains x 5) at the first call's `mean_weight`, and
+/// `raked` as for `estimate_from_sums`.  `n_rows` counts the data set's rows (R's model
+/// frame holds them all when `model_keeps_all_rows`).
 #[pyfunction]
-#[pyo3(signature = (design, table, squares, n_domains, all=None, first=None))]
+#[pyo3(signature = (design, table, squares, n_domains, n_rows, model_keeps_all_rows, all=None, first=None, raked=None))]
+#[allow(clippy::too_many_arguments)]
 fn proportion_from_sums<'py>(
     py: Python<'py>,
     design: PyRef<'py, PyDesign>,
     table: PyReadonlyArray1<'py, f64>,
     squares: PyReadonlyArray1<'py, f64>,
     n_domains: usize,
+    n_rows: usize,
+    model_keeps_all_rows: bool,
     all: Option<PyReadonlyArray1<'py, f64>>,
     first: Option<PyReadonlyArray1<'py, f64>>,
+    raked: Option<(PyReadonlyArray1<'py, f64>, PyRef<'py, PyCellRake>)>,
 ) -> PyResult<PyProportions> {
     let sums = Sums {
         stride: 3,
@@ -85,14 +91,25 @@ fn proportion_from_sums<'py>(
         ),
         None => None,
     };
+    let cell_sums = match &raked {
+        Some((t, _)) => Some(Sums {
+            stride: 3,
+            table: t.as_slice()?.to_vec(),
+            squares: Vec::new(),
+        }),
+        None => None,
+    };
+    let beyond = match (&cell_sums, &raked) {
+        (Some(s), Some((_, r))) => BeyondSums::RakedCells(s, &r.inner),
+        _ => BeyondSums::Nothing,
+    };
     let inner = &design.inner;
-    // A streamed design's model frame is the domain's rows (no calibration, no PPS).
+    // The streamed design's core holds its PSUs, not its rows.
     let model_rows = ModelRows {
-        keeps_all: false,
-        n_rows: inner.n_rows,
+        keeps_all: model_keeps_all_rows,
+        n_rows,
     };
     let domains = errors::in_core(py, || {
-        let beyond = BeyondSums::Nothing;
         let mut out = proportions_from_sums(inner, n_domains, &sums, beyond, all.as_ref())?;
         if let Some(first) = &first {
             let pass = FitSums {

@@ -341,41 +341,66 @@ pub fn fit_proportions(
             // svy.varcoef: each row's working residual times its working weight
             // through (X'WX)^-1, which is w (y - mu) times this factor.
             let factor = working_weight / (a * mu_eta) * naive_cov;
-            let v = if let BeyondSums::Rows(ctx) = pass.beyond {
-                let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32) else {
-                    return Err(CoreError::Value(
-                        "a proportion has one numeric outcome".into(),
-                    ));
-                };
-                let rows: Vec<f64> = (0..design.n_rows)
-                    .map(|r| {
-                        if ctx.domain[r] == code {
-                            factor * design.weights[r] * (y[r] - mu)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                let in_domain: Vec<bool> = ctx.domain.iter().map(|&c| c == code).collect();
-                design.covariance(Influence::Rows {
-                    values: &rows,
-                    p: 1,
-                    in_domain: Some(&in_domain),
-                })?
-            } else {
-                let totals: Vec<f64> = cells
+            // w (y - mu) times the factor, summed over a table of sums [rows, w, w y].
+            let residual_totals = |table: &[f64]| -> Vec<f64> {
+                table
                     .chunks_exact(sums.stride)
                     .map(|c| factor * (c[2] - mu * c[1]))
-                    .collect();
-                let present: Vec<bool> = cells
-                    .chunks_exact(sums.stride)
-                    .map(|c| c[0] > 0.0)
-                    .collect();
-                design.covariance(Influence::UnitTotals {
-                    totals: &totals,
-                    p: 1,
-                    present: Some(&present),
-                })?
+                    .collect()
+            };
+            let v = match pass.beyond {
+                BeyondSums::Rows(ctx) => {
+                    let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32) else {
+                        return Err(CoreError::Value(
+                            "a proportion has one numeric outcome".into(),
+                        ));
+                    };
+                    let rows: Vec<f64> = (0..design.n_rows)
+                        .map(|r| {
+                            if ctx.domain[r] == code {
+                                factor * design.weights[r] * (y[r] - mu)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    let in_domain: Vec<bool> = ctx.domain.iter().map(|&c| c == code).collect();
+                    design.covariance(Influence::Rows {
+                        values: &rows,
+                        p: 1,
+                        in_domain: Some(&in_domain),
+                    })?
+                }
+                BeyondSums::RakedCells(cell_sums, raking) => {
+                    // A streamed raked design: the same residuals over base weights,
+                    // summed by cell, give the raking residuals' unit totals.
+                    let n_cells = raking.n_cells();
+                    let by_cell = cell_sums
+                        .table
+                        .get(d * n_cells * sums.stride..(d + 1) * n_cells * sums.stride)
+                        .ok_or_else(|| {
+                            CoreError::Shape("the cell sums do not cover every domain".into())
+                        })?;
+                    let mut totals = residual_totals(cells);
+                    raking.residualise_totals(&residual_totals(by_cell), &mut totals, 1)?;
+                    // A calibrated design keeps every unit (R's postStrata).
+                    design.covariance(Influence::UnitTotals {
+                        totals: &totals,
+                        p: 1,
+                        present: None,
+                    })?
+                }
+                _ => {
+                    let present: Vec<bool> = cells
+                        .chunks_exact(sums.stride)
+                        .map(|c| c[0] > 0.0)
+                        .collect();
+                    design.covariance(Influence::UnitTotals {
+                        totals: &residual_totals(cells),
+                        p: 1,
+                        present: Some(&present),
+                    })?
+                }
             };
             // summary.svyglm: the design-weighted variance of the Pearson residuals,
             // which weigh by the mean weight of the rows used over that of the domain.

@@ -32,8 +32,8 @@ window cannot decide at the last bit reads its domain's values and weights, see
 Scope: first-stage variance (strata, PSUs, a first-stage fpc; later stages by the
 ultimate-cluster approximation, as without fpc).  What needs every row at once —
 calibration other than raking, per-row replicate weights, PPS, the interpolating
-quantile rules and score intervals, a GLM, quantiles or ``ciprop`` on a raked design —
-needs the data in memory: ``collect()``.
+quantile rules and score intervals, a GLM or quantiles on a raked design — needs the
+data in memory: ``collect()``.
 """
 
 from __future__ import annotations
@@ -431,8 +431,7 @@ class StreamedDesign(Design, source=streams):
         numbers: one pass of sums for ``mean``, ``xlogit``, ``asin``, ``beta`` and
         ``wilson``, one more for ``logit`` and ``likelihood`` (R's svyglm fit starts per row),
         a quick one checking the values, and one with missing values left out (see
-        :mod:`sscoverage.stream.tables`).  On a raked design it raises
-        :class:`~sscoverage.NotSupportedError`: ``collect()`` the data.
+        :mod:`sscoverage.stream.tables`); on a raked design too.
 
         Parameters
         ----------

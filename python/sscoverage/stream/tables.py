@@ -17,13 +17,12 @@ Passes over the batches:
   left out (``na_rm``; the domains' rows with them are R's degrees of freedom and prior
   weights); ``logit`` and ``likelihood`` one more again: the first IRLS step of R's
   ``svyglm(y ~ 1, quasibinomial)`` starts from a mean that differs by row, so its sums
-  are taken per row at the prior weights the first pass gives.  Not on a raked design
-  (its model-based fit needs the calibrated rows): ``collect()``.
+  are taken per row at the prior weights the first pass gives.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import polars as pl
@@ -33,14 +32,32 @@ from .._frames import Coded
 from ..estimators.association import ChisqTest, cell_kind, check_statistic, table_test
 from ..estimators.contrast import check_statistic as check_contrast, contrast_estimates
 from ..estimators.domains import present_domains
-from ..estimators.proportions import check_request, proportion_estimates
-from ..exceptions import ColumnError, EmptyDomainError, EstimationError, MissingValueError, NotSupportedError
+from ..estimators.proportions import check_request, keeps_all_rows, proportion_estimates
+from ..exceptions import ColumnError, EmptyDomainError, EstimationError, MissingValueError
 from ..results.estimates import Estimates
-from .batches import UNIT, expression_columns
+from .batches import UNIT, BatchSource, expression_columns
 from .sums import Plan, Sums, batch_rows
 
-if TYPE_CHECKING:
-    from .design import StreamedDesign
+
+class SumsSource(BatchSource, Protocol):
+    """What the streamed tables read of a streamed design, besides its batches."""
+
+    #: The subset's condition (None: every row).
+    condition: pl.Expr | None
+    #: The weight (or probs) column, None for equal weights.
+    weight_name: str | None
+
+    @property
+    def degf(self) -> int: ...
+
+    def require_column(self, name: str) -> None: ...
+
+    def schema(self) -> dict[str, pl.DataType]: ...
+
+    def sums_pass(self, kind: str, outcomes: list[str], by: Any, na_rm: bool, deff: bool = False,
+                  derived: Sequence[pl.Expr] = (), factors: Sequence[str] | None = None) -> tuple[Plan, Sums]:
+        """Per-(domain, PSU) sums of one pass (see :meth:`StreamedDesign.sums_pass`)."""
+        ...
 
 CELL = "__ssc_cell"
 
@@ -58,18 +75,18 @@ def _domains(plan: Plan, domains: list[tuple[Any, ...]], counts: np.ndarray,
     return [Coded(np.zeros(0, np.uint32), labels.get_column(n).to_list(), None) for n in plan.by_names], labels
 
 
-def _raked(design: "StreamedDesign", sums: Sums) -> Any:
+def _raked(design: SumsSource, sums: Sums) -> Any:
     return (sums.cells.ravel(), design.raked.core) if design.raked is not None else None
 
 
-def _rows_in_subset(design: "StreamedDesign") -> np.ndarray:
+def _rows_in_subset(design: SumsSource) -> np.ndarray:
     """Which PSUs hold a row of the design's subset: one pass of its rows, no outcome."""
     _, scope = design.sums_pass("total", [], None, True)
     return np.ascontiguousarray(scope.table[0, :, 0] > 0)
 
 
 def streamed_contrast(
-    design: "StreamedDesign",
+    design: SumsSource,
     y: str | Sequence[str],
     contrasts: Any,
     statistic: str = "mean",
@@ -106,7 +123,7 @@ def streamed_contrast(
                               float(design.degf) if df == "design" else df, n_removed, notes)
 
 
-def _level_order(design: "StreamedDesign", name: str, values: set[Any]) -> list[Any]:
+def _level_order(design: SumsSource, name: str, values: set[Any]) -> list[Any]:
     """The levels in the in-memory design's order: an Enum's declared order, else sorted."""
     dtype = design.schema()[name]
     if isinstance(dtype, pl.Enum):
@@ -132,7 +149,7 @@ def _add_levels(a: tuple[list[set[Any]], list[int]], b: tuple[list[set[Any]], li
     return [x | y for x, y in zip(a[0], b[0])], [x + y for x, y in zip(a[1], b[1])]
 
 
-def streamed_chisq(design: "StreamedDesign", row: str, col: str, statistic: str = "F",
+def streamed_chisq(design: SumsSource, row: str, col: str, statistic: str = "F",
                    na_rm: bool = True) -> ChisqTest:
     """:meth:`Design.chisq` over the streamed batches: one pass finds the levels of
     `row` and `col` in the subset; a second sums each cell's indicator per PSU (the core's
@@ -184,7 +201,7 @@ def streamed_chisq(design: "StreamedDesign", row: str, col: str, statistic: str 
     return table_test(statistic, res, n_rows, design.degf, (row, row_levels), (col, col_levels), n_missing)
 
 
-def _proportion_values(design: "StreamedDesign", y: str) -> pl.Expr:
+def _proportion_values(design: SumsSource, y: str) -> pl.Expr:
     """The column as 0/1 floats (null where missing), once one pass has checked it is
     numeric in [0, 1], boolean, or FALSE/TRUE text (R's logical), as in memory."""
     dtype = design.schema()[y]
@@ -228,7 +245,8 @@ def _placed(values: np.ndarray, own: list[tuple[Any, ...]], domains: list[tuple[
 def _batch_first_steps(plan: Plan, domains: list[tuple[Any, ...]], mean_weight: np.ndarray,
                        batch: pl.DataFrame) -> np.ndarray:
     """A batch's sums of the first IRLS step of y ~ 1 per domain (domains x 5) at prior
-    weights w over each domain's `mean_weight` (the core's per-row terms)."""
+    weights w (raked, on a raked design) over each domain's `mean_weight` (the core's
+    per-row terms)."""
     rows = batch_rows(plan, batch)
     out = np.zeros((len(domains), 5))
     if not rows.domains:
@@ -236,14 +254,15 @@ def _batch_first_steps(plan: Plan, domains: list[tuple[Any, ...]], mean_weight: 
     row_of = {d: i for i, d in enumerate(domains)}
     at = np.array([row_of[d] for d in rows.domains], dtype=np.intp)
     units = np.ascontiguousarray(rows.batch.get_column(UNIT).to_numpy(), dtype=np.uint32)
-    first = _core.proportion_first_steps(rows.w, units, plan.n_units, rows.numeric[0][1], rows.domain,
+    w = rows.w if plan.raked is None else plan.raked.weights(rows.batch, rows.w)[0]
+    first = _core.proportion_first_steps(w, units, plan.n_units, rows.numeric[0][1], rows.domain,
                                          np.ascontiguousarray(mean_weight[at]))
     out[at] = first.reshape(len(at), 5)
     return out
 
 
 def streamed_ciprop(
-    design: "StreamedDesign",
+    design: SumsSource,
     y: str,
     method: str = "logit",
     level: float = 0.95,
@@ -255,14 +274,9 @@ def streamed_ciprop(
     numbers: the domains' proportions, variances and degrees of freedom from the one
     pass's sums, and for ``logit`` and ``likelihood`` R's intercept-only fit from one more
     pass (see the module notes); the core finishes both from the sums
-    (``proportion_from_sums``, as the in-memory ``proportion``).  A raked design raises
-    :class:`~sscoverage.NotSupportedError` (``collect()`` the data)."""
+    (``proportion_from_sums``, as the in-memory ``proportion``).  On a raked design the
+    variance takes R's raking residuals from the per-(domain, cell) sums."""
     check_request(method, level)
-    if design.raked is not None:
-        raise NotSupportedError(
-            "ciprop() on a raked streamed design needs the calibrated rows for R's svyglm fit: collect() the "
-            "data (ssc.Design(lazy.collect(), ...), or ddf.compute()) and rake the in-memory design"
-        )
     values = _proportion_values(design, y).alias(y)
     fit, dispersion = method in ("logit", "likelihood"), method == "likelihood"
     plan, sums = design.sums_pass("proportion", [y], by, na_rm, deff=dispersion, derived=[values], factors=[])
@@ -277,19 +291,26 @@ def streamed_ciprop(
         raise EmptyDomainError(f"the by columns {plan.by_names} hold no values")
     table = _placed(sums.table, sums.domains, domains)
     squares = _placed(sums.squares, sums.domains, domains).ravel() if dispersion else np.zeros(0)
-    res = _core.proportion_from_sums(design.core, table.ravel(), squares, len(domains), all_table)
+    raked = (_placed(sums.cells, sums.domains, domains).ravel(), design.raked.core) if design.raked is not None else None
+    # R's model frame of a raked design's domain keeps every row (at zero weight outside).
+    keeps_all = keeps_all_rows(design)
+
+    def finish(first: np.ndarray | None = None) -> Any:
+        return _core.proportion_from_sums(design.core, table.ravel(), squares, len(domains), design.n_rows,
+                                          keeps_all, all_table, first, raked)
+
+    res = finish()
     if fit:
-        columns = list(dict.fromkeys(design.psu_keys + [y] + plan.by_names
-                                     + [c for c in [design.weight_name] if c] + expression_columns(design.condition)))
-        first = design.reduce_batches(columns, _batch_first_steps, np.add, plan, domains,
-                                      np.asarray(res.mean_weight), label="first IRLS step")
-        res = _core.proportion_from_sums(design.core, table.ravel(), squares, len(domains), all_table,
-                                         first.ravel())
+        raked_columns = design.raked.rows.cells.columns if design.raked is not None else []
+        columns = list(dict.fromkeys(design.psu_keys + [y] + plan.by_names + [c for c in [design.weight_name] if c]
+                                     + expression_columns(design.condition) + raked_columns))
+        res = finish(design.reduce_batches(columns, _batch_first_steps, np.add, plan, domains,
+                                           np.asarray(res.mean_weight), label="first IRLS step").ravel())
     notes: list[str] = []
     coded, by_levels = _domains(plan, domains, sums.counts, notes)
     present, labels = present_domains(res.n_domain_rows, res.domain_weight_sum, plan.by_names, coded, notes,
                                       by_levels)
     degf = res.degf[present].astype(int)
-    n_rows = res.n_domain_rows[present].astype(int)
+    n_rows = np.full(len(present), design.n_rows) if keeps_all else res.n_domain_rows[present].astype(int)
     return proportion_estimates(res, present, labels, plan.by_names, y, method, level, df, degf, n_rows,
                                 n_removed, notes)
