@@ -255,7 +255,7 @@ pub fn joint_from_sums(
 mod tests {
     use super::*;
     use crate::design::{DesignSpec, LonelyPsu};
-    use crate::estimate::estimate_by_domain;
+    use crate::estimate::{batch_sums, estimate_by_domain, RowData};
 
     #[test]
     fn joint_covariance_holds_each_domain_s_own_and_their_cross_terms() {
@@ -292,5 +292,100 @@ mod tests {
         let cross: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() * 4.0 / 3.0;
         assert!((joint.vcov[1] - cross).abs() < 1e-12);
         assert!((joint.vcov[1] - joint.vcov[2]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sums_of_two_batches_give_the_in_memory_joint_covariance() {
+        // Rows 0-3 and 4-7 as two batches of a streamed data set, their sums added: the
+        // means and covariance of the pass over all rows.  The subset leaves stratum 1
+        // (rows 4, 5) out: units 0, 1 and 4 are present, whether marked by rows or units.
+        let psu: Vec<u32> = vec![0, 0, 1, 1, 2, 3, 4, 4];
+        let stratum: Vec<u32> = vec![0, 0, 0, 0, 1, 1, 2, 2];
+        let w = [1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 3.0];
+        let y = [1.0, 4.0, 2.0, 0.0, 3.0, 1.0, 5.0, 2.0];
+        let domain = [0u32, 1, 0, 1, 0, 1, 1, 0];
+        let design = Design::new(&DesignSpec {
+            n_rows: 8,
+            clusters: vec![Some(&psu)],
+            strata: vec![&stratum],
+            fpc: vec![],
+            weights: Some(&w),
+            nest: false,
+            lonely_psu: LonelyPsu::Average,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap();
+        let in_subset = [true, true, true, true, false, false, true, true];
+        let subset_domain: Vec<u32> = domain
+            .iter()
+            .zip(&in_subset)
+            .map(|(&d, &inside)| if inside { d } else { crate::estimate::OUTSIDE })
+            .collect();
+        let outcomes = [Outcome::Numeric(&y)];
+        let memory = estimate_joint(
+            &design,
+            Estimator::Mean,
+            &outcomes,
+            &subset_domain,
+            2,
+            Some(&in_subset),
+        )
+        .unwrap();
+        let mut added: Option<Sums> = None;
+        for rows in [0..4, 4..8] {
+            let data = RowData {
+                weights: &w[rows.clone()],
+                unit_of_row: &design.unit_of_row[rows.clone()],
+                n_units: design.n_units,
+            };
+            let part = batch_sums(
+                &data,
+                &[Outcome::Numeric(&y[rows.clone()])],
+                &subset_domain[rows],
+                2,
+                false,
+            )
+            .unwrap();
+            match added.as_mut() {
+                None => added = Some(part),
+                Some(a) => a
+                    .table
+                    .iter_mut()
+                    .zip(&part.table)
+                    .for_each(|(x, p)| *x += p),
+            }
+        }
+        let present = [true, true, false, false, true];
+        let streamed = joint_from_sums(
+            &design,
+            Estimator::Mean,
+            2,
+            &added.unwrap(),
+            BeyondSums::Nothing,
+            JointScope::Units(&present),
+        )
+        .unwrap();
+        for (a, b) in memory.estimate.iter().zip(&streamed.estimate) {
+            assert!((a - b).abs() < 1e-15);
+        }
+        for (a, b) in memory.vcov.iter().zip(&streamed.vcov) {
+            assert!((a - b).abs() < 1e-15, "{a} != {b}");
+        }
+        // Stratum 2 has one PSU: 'average' scales the variance by the strata present over
+        // those with two PSUs, 2 / 1 with the marks, 3 / 2 without.
+        let whole = joint_from_sums(
+            &design,
+            Estimator::Mean,
+            2,
+            &domain_sums(&design, &outcomes, &subset_domain, 2, false)
+                .unwrap()
+                .0,
+            BeyondSums::Nothing,
+            JointScope::Whole,
+        )
+        .unwrap();
+        assert!((whole.vcov[0] / 1.5 - streamed.vcov[0] / 2.0).abs() < 1e-15);
+        assert!(streamed.vcov[0] > 0.0);
     }
 }
