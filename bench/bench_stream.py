@@ -4,7 +4,10 @@ LazyFrame in batches) versus Dask partitions — time and peak resident memory o
 every run in its own process measured by ``/usr/bin/time -v``.  The estimates
 (``--estimates``): ``table``, domain proportions with Taylor SEs; ``glm``, the
 quasibinomial model ``y ~ C(domain)`` (one pass per IRLS iteration when streamed);
-``rake``, raking to the domain margin and a second margin, then the table.
+``rake``, raking to the domain margin and a second margin, then the table; ``ciprop``,
+the logit intervals of the domain proportions (streamed: two passes and a check of the
+values); ``chisq``, the Rao-Scott F test of y by domain (streamed: the levels, then the
+cells); ``contrast``, the difference of two domain means with its joint covariance.
 
     python bench/bench_stream.py --rows 1e7            # writes the parquet files once
     python bench/bench_stream.py --rows 1e6 --files 4   # smoke test
@@ -52,6 +55,9 @@ ESTIMATE = {
         "r = d.rake([('domain', dict(zip(range(8), [1e8] * 8))), ('stratum', dict(zip(range(50), [1.6e7] * 50)))])"
         ".mean('y', by='domain'); first = (r.estimate[0], r.se[0])"
     ),
+    "ciprop": "r = d.ciprop('y', method='logit', by='domain'); first = (r.estimate[0], r.se[0])",
+    "chisq": "r = d.chisq('y', 'domain'); first = (r.statistic, r.p_value)",
+    "contrast": "r = d.contrast('y', [1, -1, 0, 0, 0, 0, 0, 0], by='domain'); first = (r.estimate[0], r.se[0])",
 }
 
 
