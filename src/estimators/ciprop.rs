@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{
-    domain_sums, estimates_from_sums, replicate_sums, BeyondSums, Estimator, Outcome, RowContext,
-    RowData, Sums,
+    domain_sums, estimates_from_sums, raked_influence, replicate_sums, BeyondSums, Estimator,
+    Outcome, RowContext, RowData, Sums,
 };
 use crate::models::glm::{
     intercept_first_step_row, intercept_logit, InterceptFit, InterceptStart, ProportionSums,
@@ -341,13 +341,6 @@ pub fn fit_proportions(
             // svy.varcoef: each row's working residual times its working weight
             // through (X'WX)^-1, which is w (y - mu) times this factor.
             let factor = working_weight / (a * mu_eta) * naive_cov;
-            // w (y - mu) times the factor, summed over a table of sums [rows, w, w y].
-            let residual_totals = |table: &[f64]| -> Vec<f64> {
-                table
-                    .chunks_exact(sums.stride)
-                    .map(|c| factor * (c[2] - mu * c[1]))
-                    .collect()
-            };
             let v = match pass.beyond {
                 BeyondSums::Rows(ctx) => {
                     let (Some(Outcome::Numeric(y)), code) = (ctx.outcomes.first(), d as u32) else {
@@ -372,17 +365,20 @@ pub fn fit_proportions(
                     })?
                 }
                 BeyondSums::RakedCells(cell_sums, raking) => {
-                    // A streamed raked design: the same residuals over base weights,
-                    // summed by cell, give the raking residuals' unit totals.
-                    let n_cells = raking.n_cells();
-                    let by_cell = cell_sums
-                        .table
-                        .get(d * n_cells * sums.stride..(d + 1) * n_cells * sums.stride)
-                        .ok_or_else(|| {
-                            CoreError::Shape("the cell sums do not cover every domain".into())
-                        })?;
-                    let mut totals = residual_totals(cells);
-                    raking.residualise_totals(&residual_totals(by_cell), &mut totals, 1)?;
+                    // A streamed raked design: w (y - mu) is W times the mean's influence
+                    // at mu, whose raking residuals the per-(domain, cell) sums give.
+                    let col_tot = [p.n_rows, p.weight_sum, total(2)];
+                    let mut totals = vec![0.0; n_units];
+                    raked_influence(
+                        (cell_sums, raking),
+                        d,
+                        (Estimator::Mean, 0, 1),
+                        &[mu],
+                        cells,
+                        &col_tot,
+                        &mut totals,
+                    )?;
+                    totals.iter_mut().for_each(|t| *t *= factor * p.weight_sum);
                     // A calibrated design keeps every unit (R's postStrata).
                     design.covariance(Influence::UnitTotals {
                         totals: &totals,
@@ -395,8 +391,12 @@ pub fn fit_proportions(
                         .chunks_exact(sums.stride)
                         .map(|c| c[0] > 0.0)
                         .collect();
+                    let totals: Vec<f64> = cells
+                        .chunks_exact(sums.stride)
+                        .map(|c| factor * (c[2] - mu * c[1]))
+                        .collect();
                     design.covariance(Influence::UnitTotals {
-                        totals: &residual_totals(cells),
+                        totals: &totals,
                         p: 1,
                         present: Some(&present),
                     })?
