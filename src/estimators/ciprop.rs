@@ -378,7 +378,9 @@ pub fn fit_proportions(
                         &col_tot,
                         &mut totals,
                     )?;
-                    totals.iter_mut().for_each(|t| *t *= factor * p.weight_sum);
+                    for t in &mut totals {
+                        *t *= factor * p.weight_sum;
+                    }
                     // A calibrated design keeps every unit (R's postStrata).
                     design.covariance(Influence::UnitTotals {
                         totals: &totals,
