@@ -112,6 +112,10 @@ def test_dask_worker_processes_serve_every_streamed_estimator(model_df):
         a, b = (d.km("t", "e", by="job", times=[10, 20], se=True) for d in (memory, streamed))
         cols = ["time", "survival", "se_log", "ci_low", "ci_high"]
         assert_allclose(b.to_pandas()[cols].to_numpy(float), a.to_pandas()[cols].to_numpy(float), rtol=1e-12)
+        _same(memory.ciprop("lapse", method="logit", by="job"), streamed.ciprop("lapse", method="logit", by="job"))
+        _same(memory.contrast("x", [1, -1, 0, 0], by="d"), streamed.contrast("x", [1, -1, 0, 0], by="d"))
+        a, b = memory.chisq("job", "d"), streamed.chisq("job", "d")
+        assert_allclose([b.statistic, b.p_value], [a.statistic, a.p_value], rtol=1e-12)
         margins = {"d": {0: 1e4, 1: 1e4, 2: 1e4, 3: 1e4}}
         _same(memory.rake(margins).mean("x"), streamed.rake(margins).mean("x"))
 
