@@ -408,9 +408,9 @@ impl DomainRows {
 /// Rows per chunk of the parallel passes.
 const CHUNK: usize = 1 << 16;
 
-/// The histogram pass splits the rows into this many parts (at least `CHUNK` rows
-/// each), whatever the threads, and adds their bins in order.
-const HISTOGRAM_PARTS: usize = 8;
+/// The histogram and window passes split the rows into this many parts (at least
+/// `CHUNK` rows each), whatever the threads, and join them in order.
+const PARTS: usize = 8;
 
 /// Bins of a domain's histogram: about one per 16 rows, at most this many.
 const MAX_BINS: usize = 1 << 12;
@@ -656,7 +656,7 @@ fn histograms(
     if !windowed.contains(&true) {
         return empty;
     }
-    let part = CHUNK.max(domain.len().div_ceil(HISTOGRAM_PARTS));
+    let part = CHUNK.max(domain.len().div_ceil(PARTS));
     let parts: Vec<Vec<Option<Histogram>>> = domain
         .par_chunks(part)
         .enumerate()
@@ -1168,6 +1168,77 @@ pub struct WindowCounts {
     pub above_min: Vec<u64>,
 }
 
+/// The rows of a window pass (see `window_counts`): those inside each target's window
+/// as (target, bin, weight, key) in row order, and per target the rows below (count,
+/// weight, largest key) and the smallest key above.
+struct Scan {
+    inside: Vec<(u32, u64, f64, u64)>,
+    below_count: Vec<u64>,
+    below: Vec<TwoSum>,
+    below_max: Vec<u64>,
+    above_min: Vec<u64>,
+}
+
+impl Scan {
+    fn new(n_targets: usize) -> Scan {
+        Scan {
+            inside: Vec::new(),
+            below_count: vec![0; n_targets],
+            below: vec![TwoSum::default(); n_targets],
+            below_max: vec![0; n_targets],
+            above_min: vec![u64::MAX; n_targets],
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rows(
+        &mut self,
+        values: &[f64],
+        weights: &[f64],
+        domain: &[u32],
+        slot: &[u32],
+        per_domain: usize,
+        lo: &[u64],
+        hi: &[u64],
+        shift: &[u32],
+    ) {
+        let n_domains = slot.len() / per_domain.max(1);
+        for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
+            if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
+                continue;
+            }
+            let key = order_key(v);
+            for &t in &slot[d as usize * per_domain..(d as usize + 1) * per_domain] {
+                if t == u32::MAX {
+                    continue;
+                }
+                let ti = t as usize;
+                if key < lo[ti] {
+                    self.below_count[ti] += 1;
+                    self.below[ti].add(w);
+                    self.below_max[ti] = self.below_max[ti].max(key);
+                } else if key > hi[ti] {
+                    self.above_min[ti] = self.above_min[ti].min(key);
+                } else {
+                    self.inside.push((t, key >> shift[ti], w, key));
+                }
+            }
+        }
+    }
+
+    /// The next rows' scan after these.
+    fn join(&mut self, next: Scan) {
+        self.inside.extend(next.inside);
+        for t in 0..self.below.len() {
+            self.below_count[t] += next.below_count[t];
+            self.below[t].add(next.below[t].hi);
+            self.below[t].add(next.below[t].lo);
+            self.below_max[t] = self.below_max[t].max(next.below_max[t]);
+            self.above_min[t] = self.above_min[t].min(next.above_min[t]);
+        }
+    }
+}
+
 /// The windows a pass reads of a batch of rows (streamed) or of all of them (in memory,
 /// `DomainQuantiles::at`): target t holds the rows of its domain
 /// with `order_key(value)` in `lo[t]..=hi[t]`, counted in bins of `key >> shift[t]`;
@@ -1204,37 +1275,30 @@ pub fn window_counts(
             slot.len()
         )));
     }
+    // The rows scanned in parallel, in parts fixed by their number, joined in order.
+    let part = CHUNK.max(values.len().div_ceil(PARTS));
+    let scans: Vec<Scan> = values
+        .par_chunks(part)
+        .zip(weights.par_chunks(part))
+        .zip(domain.par_chunks(part))
+        .map(|((v, w), d)| {
+            let mut scan = Scan::new(n_targets);
+            scan.rows(v, w, d, slot, per_domain, lo, hi, shift);
+            scan
+        })
+        .collect();
+    let mut scan = Scan::new(n_targets);
+    for part in scans {
+        scan.join(part);
+    }
     let mut out = WindowCounts {
-        below_count: vec![0; n_targets],
-        below_weight: vec![0.0; n_targets],
-        below_max: vec![0; n_targets],
-        above_min: vec![u64::MAX; n_targets],
+        below_count: scan.below_count,
+        below_weight: scan.below.into_iter().map(TwoSum::value).collect(),
+        below_max: scan.below_max,
+        above_min: scan.above_min,
         ..WindowCounts::default()
     };
-    // Sums to twice a double's precision, each rounded once at the end.
-    let mut below = vec![TwoSum::default(); n_targets];
-    let mut inside: Vec<(u32, u64, f64, u64)> = Vec::new();
-    for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
-        if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
-            continue;
-        }
-        let key = order_key(v);
-        for &t in &slot[d as usize * per_domain..(d as usize + 1) * per_domain] {
-            if t == u32::MAX {
-                continue;
-            }
-            let ti = t as usize;
-            if key < lo[ti] {
-                out.below_count[ti] += 1;
-                below[ti].add(w);
-                out.below_max[ti] = out.below_max[ti].max(key);
-            } else if key > hi[ti] {
-                out.above_min[ti] = out.above_min[ti].min(key);
-            } else {
-                inside.push((t, key >> shift[ti], w, key));
-            }
-        }
-    }
+    let mut inside = scan.inside;
     // Stable: each entry's rows stay in row order.
     inside.sort_by_key(|&(t, b, _, _)| (t, b));
     let mut sums: Vec<TwoSum> = Vec::new();
@@ -1264,7 +1328,6 @@ pub fn window_counts(
         }
     }
     out.weight = sums.into_iter().map(TwoSum::value).collect();
-    out.below_weight = below.into_iter().map(TwoSum::value).collect();
     Ok(out)
 }
 

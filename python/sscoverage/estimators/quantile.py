@@ -92,9 +92,15 @@ def _woodruff(design: Any, dist: Any, x: np.ndarray, codes: np.ndarray, qhat: np
         lo, hi = proportion_interval(method, est, var, 1 - alpha, df[:, None], n_rows_in_r[:, None], degf[:, None],
                                      alpha)
     # Outside [0, 1] the proportion has no quantile: R reports NaN there.
-    lower = dist.at(np.where(np.isnan(lo) | (lo < 0), np.nan, lo))
-    upper = dist.at(np.where(np.isnan(hi) | (hi > 1), np.nan, hi))
-    return lower, upper
+    return _limits(dist, np.where(np.isnan(lo) | (lo < 0), np.nan, lo), np.where(np.isnan(hi) | (hi > 1), np.nan, hi))
+
+
+def _limits(dist: Any, low_levels: np.ndarray, up_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quantiles at the lower and upper limits' levels (n_domains x k each), in one
+    reading of the distributions."""
+    k = low_levels.shape[1]
+    both = dist.at(np.hstack([low_levels, up_levels]))
+    return both[:, :k], both[:, k:]
 
 
 def _score(dom: Any, x: np.ndarray, p: float, alpha: float, df: float) -> tuple[float, float]:
@@ -230,7 +236,7 @@ def quantile(
                 x_dom = np.where(rows_in_r(dom) & ~missing, values[name], 0.0)
                 for j, p in enumerate(probs):
                     low_levels[d, j], up_levels[d, j] = _score(dom, x_dom, p, alpha, dom_df[d])
-            lower, upper = dist.at(low_levels), dist.at(up_levels)
+            lower, upper = _limits(dist, low_levels, up_levels)
         estimates.append(qhat)
         lowers.append(lower)
         uppers.append(upper)
