@@ -1,8 +1,11 @@
 //! Weighted quantiles by domain with R's rules (mirrors `survey::svyquantile`, survey >=
-//! 4.1).  Each domain's rows are sorted by value once per call; the full-sample weighted
-//! distribution and every replicate's are read from that one order (only the weights
-//! differ), and the proportions at or below the quantiles, whose intervals Woodruff's
-//! method inverts, go through the fused estimate pass and the one variance engine.
+//! 4.1).  R's step rules (math, school) are read from a window of each domain's
+//! distribution (a histogram places the level, one pass gathers the rows there), in
+//! memory and streamed alike; the other rules, and windows whose sums cannot decide at
+//! R's last bit, sort the domain's rows once per call, and every replicate's
+//! distribution is read from that one order (only the weights differ).  The proportions
+//! at or below the quantiles, whose intervals Woodruff's method inverts, go through the
+//! fused estimate pass and the one variance engine.
 
 use std::sync::OnceLock;
 

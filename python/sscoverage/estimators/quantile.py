@@ -9,8 +9,9 @@ rules (math, school) it reads each quantile and interval limit from a window of 
 domain's distribution (a histogram of the values places the level, one pass gathers the
 rows there), with R's rule and R's long-double sums; other rules, windows whose sums
 cannot decide at the last bit, and the replicates sort the domain's rows once.  The
-proportions below the quantiles of every domain take one pass of the variance engine.  Here: names, the missing-value policy, R's intervals for those
-proportions (scipy's t and beta quantiles), labels and the result.
+proportions below the quantiles of every domain take one pass of the variance engine.
+Here: names, the missing-value policy, R's intervals for those proportions (scipy's t and
+beta quantiles), labels and the result.
 """
 
 from __future__ import annotations
