@@ -748,7 +748,10 @@ impl DomainQuantiles {
         check_rows(design, values, domain)?;
         let weights: &[f64] = &design.weights;
         let step_rule = matches!(rule, QuantileRule::Math | QuantileRule::School);
-        let (facts, weight_sum) = rayon::join(
+        // R's sums, one long double chain through the rows, start first on this thread;
+        // the parallel passes take the others.
+        let (weight_sum, facts) = rayon::join(
+            || domain_weight_sums(weights, domain, n_domains),
             || {
                 let facts = domain_facts(values, weights, domain, n_domains)?;
                 let windowed: Vec<bool> = facts
@@ -763,7 +766,6 @@ impl DomainQuantiles {
                 let histograms = histograms(values, weights, domain, &facts, &windowed);
                 Ok((facts, histograms))
             },
-            || domain_weight_sums(weights, domain, n_domains),
         );
         let (facts, histograms) = facts?;
         Ok(DomainQuantiles {
