@@ -263,19 +263,40 @@ fn pow2(k: i32) -> f64 {
 /// R's `sum(x)`: accumulated left to right in long double, rounded once.  Non-finite
 /// values give what the x87 sum gives (an infinity or NaN), through plain doubles.
 pub fn r_sum(x: impl IntoIterator<Item = f64>) -> f64 {
-    let mut s = LongDouble::ZERO;
-    let mut special = 0.0;
+    let mut s = RSum::ZERO;
     for v in x {
+        s.add(v);
+    }
+    s.value()
+}
+
+/// R's `sum` kept open, to add the rows of several sums in one pass over them.
+#[derive(Clone, Copy, Debug)]
+pub struct RSum {
+    sum: LongDouble,
+    special: f64,
+}
+
+impl RSum {
+    pub const ZERO: RSum = RSum {
+        sum: LongDouble::ZERO,
+        special: 0.0,
+    };
+
+    pub fn add(&mut self, v: f64) {
         if v.is_finite() {
-            s = s.add_f64(v);
+            self.sum = self.sum.add_f64(v);
         } else {
-            special += v;
+            self.special += v;
         }
     }
-    if special != 0.0 || special.is_nan() {
-        special
-    } else {
-        s.to_f64()
+
+    pub fn value(self) -> f64 {
+        if self.special != 0.0 || self.special.is_nan() {
+            self.special
+        } else {
+            self.sum.to_f64()
+        }
     }
 }
 

@@ -1,15 +1,20 @@
 //! Weighted quantiles by domain with R's rules (mirrors `survey::svyquantile`, survey >=
-//! 4.1).  Each domain's rows are sorted by value once per call; the full-sample weighted
-//! distribution and every replicate's are read from that one order (only the weights
-//! differ), and the proportions at or below the quantiles, whose intervals Woodruff's
-//! method inverts, go through the fused estimate pass and the one variance engine.
+//! 4.1).  R's step rules (math, school) are read from a window of each domain's
+//! distribution (a histogram places the level, one pass gathers the rows there), in
+//! memory and streamed alike; the other rules, and windows whose sums cannot decide at
+//! R's last bit, sort the domain's rows once per call, and every replicate's
+//! distribution is read from that one order (only the weights differ).  The proportions
+//! at or below the quantiles, whose intervals Woodruff's method inverts, go through the
+//! fused estimate pass and the one variance engine.
+
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimate::{estimate_by_domain, Estimator, Outcome, OUTSIDE};
-use crate::long_double::{r_cumsum, r_mean, r_sum, LongDouble};
+use crate::long_double::{r_cumsum, r_mean, r_sum, LongDouble, RSum};
 use crate::variance::{replicate_covariance, Variance};
 
 /// R's rule for the quantile of a weighted step function (`qrule` of svyquantile): the
@@ -403,33 +408,149 @@ impl DomainRows {
     }
 }
 
-/// Rows per chunk of the parallel checks.
+/// Rows per chunk of the parallel passes.
 const CHUNK: usize = 1 << 16;
 
-/// Each domain's rows (codes 0..n_domains, `OUTSIDE` for none), in row order.  Checks the
-/// codes and that the value is present in every row of a domain.
-fn rows_by_domain(values: &[f64], domain: &[u32], n_domains: usize) -> Result<Vec<Vec<u32>>> {
+/// The histogram and window passes split the rows into this many parts (at least
+/// `CHUNK` rows each), whatever the threads, and join them in order.
+const PARTS: usize = 8;
+
+/// Bins of a domain's histogram: about one per 16 rows, at most this many.
+const MAX_BINS: usize = 1 << 12;
+
+/// Domains of fewer rows of positive weight are sorted whole: a window's passes over
+/// the rows cost more than sorting so few.
+pub const MIN_WINDOW_ROWS: usize = 1 << 12;
+
+/// The exponent of the lowest bit a positive double sets: it is a multiple of 2 to
+/// that power.
+fn lowest_bit(w: f64) -> i32 {
+    let bits = w.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = (bits & ((1 << 52) - 1)) | if biased > 0 { 1 << 52 } else { 0 };
+    biased.max(1) - 1075 + mantissa.trailing_zeros() as i32
+}
+
+/// A running sum of doubles kept to twice their precision (Knuth's two-sum): within a
+/// rounding of the exact sum, whatever the number of terms.
+#[derive(Clone, Copy, Debug, Default)]
+struct TwoSum {
+    hi: f64,
+    lo: f64,
+}
+
+impl TwoSum {
+    fn add(&mut self, x: f64) {
+        let s = self.hi + x;
+        let b = s - self.hi;
+        self.lo += (self.hi - (s - b)) + (x - b);
+        self.hi = s;
+    }
+
+    fn plus(mut self, x: f64) -> f64 {
+        self.add(x);
+        self.value()
+    }
+
+    fn value(self) -> f64 {
+        self.hi + self.lo
+    }
+}
+
+/// What one pass over the rows tells of a domain: its rows, and of those of positive
+/// weight (the ones R's rules keep) what reading a window of its distribution needs.
+#[derive(Clone, Copy, Debug)]
+struct DomainFacts {
+    n_rows: usize,
+    n_positive: usize,
+    min_key: u64,
+    max_key: u64,
+    min_weight: f64,
+    max_weight: f64,
+    /// Every positive weight, so every partial sum, is a multiple of 2^low_bit.
+    low_bit: i32,
+    /// A weight below zero or not finite (the cumulative weights are then no
+    /// distribution function), a -0 value (its sign is a row's, which a window's keys do
+    /// not keep) or one beyond half the largest double (R's school rule overflows adding
+    /// two): the domain's rows are sorted.
+    irregular: bool,
+}
+
+impl DomainFacts {
+    const NONE: DomainFacts = DomainFacts {
+        n_rows: 0,
+        n_positive: 0,
+        min_key: u64::MAX,
+        max_key: 0,
+        min_weight: f64::INFINITY,
+        max_weight: f64::NEG_INFINITY,
+        low_bit: i32::MAX,
+        irregular: false,
+    };
+
+    fn add(&mut self, value: f64, weight: f64) {
+        self.n_rows += 1;
+        if weight == 0.0 {
+            return;
+        }
+        let negative_zero = value == 0.0 && value.is_sign_negative();
+        if !(weight > 0.0 && weight.is_finite()) || negative_zero || value.abs() > f64::MAX / 2.0 {
+            self.irregular = true;
+            return;
+        }
+        let key = order_key(value);
+        self.n_positive += 1;
+        self.min_key = self.min_key.min(key);
+        self.max_key = self.max_key.max(key);
+        self.min_weight = self.min_weight.min(weight);
+        self.max_weight = self.max_weight.max(weight);
+        self.low_bit = self.low_bit.min(lowest_bit(weight));
+    }
+
+    fn merge(self, o: DomainFacts) -> DomainFacts {
+        DomainFacts {
+            n_rows: self.n_rows + o.n_rows,
+            n_positive: self.n_positive + o.n_positive,
+            min_key: self.min_key.min(o.min_key),
+            max_key: self.max_key.max(o.max_key),
+            min_weight: self.min_weight.min(o.min_weight),
+            max_weight: self.max_weight.max(o.max_weight),
+            low_bit: self.low_bit.min(o.low_bit),
+            irregular: self.irregular || o.irregular,
+        }
+    }
+}
+
+/// Each domain's facts (codes 0..n_domains, `OUTSIDE` for none).  Checks the codes and
+/// that the value is present in every row of a domain.
+fn domain_facts(
+    values: &[f64],
+    weights: &[f64],
+    domain: &[u32],
+    n_domains: usize,
+) -> Result<Vec<DomainFacts>> {
     let bad = |r: usize| {
         let d = domain[r];
         d != OUTSIDE && (d as usize >= n_domains || values[r].is_nan())
     };
-    let chunk_counts: Vec<Option<Vec<usize>>> = domain
+    let chunk_facts: Vec<Option<Vec<DomainFacts>>> = domain
         .par_chunks(CHUNK)
         .enumerate()
         .map(|(c, codes)| {
-            let mut counts = vec![0usize; n_domains];
+            let mut facts = vec![DomainFacts::NONE; n_domains];
             for (i, &d) in codes.iter().enumerate() {
+                let r = c * CHUNK + i;
                 if d != OUTSIDE {
-                    if bad(c * CHUNK + i) {
+                    if bad(r) {
                         return None;
                     }
-                    counts[d as usize] += 1;
+                    facts[d as usize].add(values[r], weights[r]);
                 }
             }
-            Some(counts)
+            Some(facts)
         })
         .collect();
-    if chunk_counts.iter().any(Option::is_none) {
+    if chunk_facts.iter().any(Option::is_none) {
         let r = (0..domain.len()).find(|&r| bad(r)).unwrap_or(0);
         return Err(if domain[r] as usize >= n_domains {
             CoreError::Value(format!(
@@ -442,27 +563,168 @@ fn rows_by_domain(values: &[f64], domain: &[u32], n_domains: usize) -> Result<Ve
             ))
         });
     }
-    let mut counts = vec![0usize; n_domains];
-    for c in chunk_counts.into_iter().flatten() {
-        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    let mut facts = vec![DomainFacts::NONE; n_domains];
+    for chunk in chunk_facts.into_iter().flatten() {
+        facts = facts.iter().zip(chunk).map(|(a, b)| a.merge(b)).collect();
     }
-    let mut rows: Vec<Vec<u32>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+    Ok(facts)
+}
+
+/// R's `sum` of each domain's weights, in row order.
+fn domain_weight_sums(weights: &[f64], domain: &[u32], n_domains: usize) -> Vec<f64> {
+    let mut sums = vec![RSum::ZERO; n_domains];
+    for (&w, &d) in weights.iter().zip(domain) {
+        if let Some(s) = sums.get_mut(d as usize) {
+            s.add(w);
+        }
+    }
+    sums.into_iter().map(RSum::value).collect()
+}
+
+/// The rows of each `wanted` domain, in row order (none for the others).
+fn rows_of_domains(domain: &[u32], wanted: &[bool], facts: &[DomainFacts]) -> Vec<Vec<u32>> {
+    let mut rows: Vec<Vec<u32>> = wanted
+        .iter()
+        .zip(facts)
+        .map(|(&w, f)| Vec::with_capacity(if w { f.n_rows } else { 0 }))
+        .collect();
     for (r, &d) in domain.iter().enumerate() {
-        if d != OUTSIDE {
+        if wanted.get(d as usize) == Some(&true) {
             rows[d as usize].push(r as u32);
         }
     }
-    Ok(rows)
+    rows
 }
 
-/// Every domain's weighted distribution of one variable under the design's weights, with
-/// the sorted rows kept for the replicates and for quantiles at further levels (the
-/// Woodruff limits).
+/// A domain's rows of positive weight by value, in bins of `(order_key - low) >> shift`
+/// with their weight: where its distribution reaches a level, to a bin.
 #[derive(Clone, Debug)]
+struct Histogram {
+    low: u64,
+    shift: u32,
+    weight: Vec<f64>,
+}
+
+impl Histogram {
+    fn empty(facts: &DomainFacts) -> Histogram {
+        let bins = (facts.n_positive / 16)
+            .next_power_of_two()
+            .clamp(16, MAX_BINS);
+        let span = facts.max_key - facts.min_key;
+        let shift = (64 - span.leading_zeros()).saturating_sub(bins.trailing_zeros());
+        Histogram {
+            low: facts.min_key,
+            shift,
+            weight: vec![0.0; (span >> shift) as usize + 1],
+        }
+    }
+
+    /// The keys (first, last) of the bins where the cumulative weight passes from
+    /// `target - margin` to `target + margin`, up to `max_key`.
+    fn window(&self, target: f64, margin: f64, max_key: u64) -> (u64, u64) {
+        let last_bin = self.weight.len() - 1;
+        let (mut first, mut last) = (None, last_bin);
+        let mut end = 0.0;
+        for (b, &w) in self.weight.iter().enumerate() {
+            end += w;
+            if first.is_none() && end > target - margin {
+                first = Some(b);
+            }
+            if end > target + margin {
+                last = b;
+                break;
+            }
+        }
+        let first = first.unwrap_or(last_bin).min(last);
+        let lo = self.low + ((first as u64) << self.shift);
+        let hi = u128::from(self.low) + ((last as u128 + 1) << self.shift) - 1;
+        (lo, hi.min(u128::from(max_key)) as u64)
+    }
+}
+
+/// The histograms of the domains read from windows (`None` for the others): one
+/// parallel pass over the rows, in fixed parts added in order.
+fn histograms(
+    values: &[f64],
+    weights: &[f64],
+    domain: &[u32],
+    facts: &[DomainFacts],
+    windowed: &[bool],
+) -> Vec<Option<Histogram>> {
+    let empty: Vec<Option<Histogram>> = facts
+        .iter()
+        .zip(windowed)
+        .map(|(f, &w)| w.then(|| Histogram::empty(f)))
+        .collect();
+    if !windowed.contains(&true) {
+        return empty;
+    }
+    let part = CHUNK.max(domain.len().div_ceil(PARTS));
+    let parts: Vec<Vec<Option<Histogram>>> = domain
+        .par_chunks(part)
+        .enumerate()
+        .map(|(c, codes)| {
+            let mut hist = empty.clone();
+            for (i, &d) in codes.iter().enumerate() {
+                let r = c * part + i;
+                if let Some(Some(h)) = hist.get_mut(d as usize) {
+                    if weights[r] > 0.0 {
+                        h.weight[((order_key(values[r]) - h.low) >> h.shift) as usize] +=
+                            weights[r];
+                    }
+                }
+            }
+            hist
+        })
+        .collect();
+    let mut total = empty;
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            if let (Some(t), Some(p)) = (t, p) {
+                t.weight.iter_mut().zip(p.weight).for_each(|(a, b)| *a += b);
+            }
+        }
+    }
+    total
+}
+
+/// How R's cumulative weights in a window are known.
+#[derive(Clone, Copy, Debug)]
+enum WindowSums {
+    /// Every partial sum is a multiple of one power of two below 2^53 of it: exact in
+    /// any order, so R's exactly.
+    Exact,
+    /// One weight: R's running sum of k of them depends on k only (`repeated_cumsum`).
+    Equal(f64),
+    /// R's to within this margin (its long double rounding at each row, ours of the
+    /// window's sums); a cumulative weight that close to the level's point cannot
+    /// decide, and the domain's rows are sorted.
+    Bounded(f64),
+}
+
+/// A domain's rows sorted by value and its whole distribution.
+#[derive(Clone, Debug)]
+struct Sorted {
+    rows: DomainRows,
+    dist: Distribution,
+}
+
+/// Every domain's weighted distribution of one variable under the design's weights.
+/// R's step rules (math, school) decide from the cumulative weights around the level's
+/// point only, so for them a domain is read from a window: a histogram of its values
+/// (one parallel pass, at construction) places each level to a bin, and one pass of
+/// `window_counts` at the bins' keys gives the window that `window_quantiles` reads,
+/// the rows below it standing as one entry with their cumulative weight.  A domain
+/// whose window cannot decide (see `WindowSums`), any other rule, and the replicates
+/// sort the domain's rows, once.
+#[derive(Debug)]
 pub struct DomainQuantiles {
     rule: QuantileRule,
-    domains: Vec<DomainRows>,
-    full: Vec<Distribution>,
+    facts: Vec<DomainFacts>,
+    /// The histograms of the domains read from windows.
+    histograms: Vec<Option<Histogram>>,
+    /// Each domain's rows sorted, when first needed.
+    sorted: Vec<OnceLock<Sorted>>,
     /// Rows of each domain.
     pub n_rows: Vec<usize>,
     /// R's `sum` of each domain's weights, in row order.
@@ -470,101 +732,278 @@ pub struct DomainQuantiles {
 }
 
 impl DomainQuantiles {
-    /// Sorts each domain's rows by `values` (domains in parallel) and forms their weighted
-    /// distributions under the design's sampling weights.  `domain`: codes 0..n_domains,
-    /// `OUTSIDE` for rows in none; `values` must be present in every row of a domain.
+    /// The distributions of `values` in each domain (codes 0..n_domains in `domain`,
+    /// `OUTSIDE` for rows in none) under the design's weights with R's `rule`; domains
+    /// of at least `min_window_rows` rows of positive weight are read from windows
+    /// (`MIN_WINDOW_ROWS`; 0: every domain a window can read, `usize::MAX`: none).
+    /// `values` must be present in every row of a domain.
     pub fn new(
         design: &Design,
         values: &[f64],
         domain: &[u32],
         n_domains: usize,
         rule: QuantileRule,
+        min_window_rows: usize,
     ) -> Result<DomainQuantiles> {
-        let n = design.n_rows;
-        if values.len() != n || domain.len() != n {
-            return Err(CoreError::Shape(format!(
-                "values have {} rows and domain codes {}, the design {n}",
-                values.len(),
-                domain.len()
-            )));
-        }
-        if n > u32::MAX as usize {
-            return Err(CoreError::Shape(format!(
-                "quantiles take at most {} rows, not {n}",
-                u32::MAX
-            )));
-        }
+        check_rows(design, values, domain)?;
         let weights: &[f64] = &design.weights;
-        // Per domain: R's sum of the weights in row order, and the rows sorted by value.
-        let (domains, weight_sum): (Vec<DomainRows>, Vec<f64>) =
-            rows_by_domain(values, domain, n_domains)?
-                .into_par_iter()
-                .map(|by_row| {
-                    let (sorted, total) = rayon::join(
-                        || DomainRows::sort(&by_row, values),
-                        || r_sum(by_row.iter().map(|&r| weights[r as usize])),
-                    );
-                    let (by_value, sorted) = sorted;
-                    let rows = DomainRows {
-                        by_row,
-                        by_value,
-                        sorted,
-                    };
-                    (rows, total)
-                })
-                .unzip();
-        let full = domains
-            .par_iter()
-            .zip(&weight_sum)
-            .map(|(rows, &total)| {
-                let pairs = rows
-                    .sorted
+        let step_rule = matches!(rule, QuantileRule::Math | QuantileRule::School);
+        // R's sums, one long double chain through the rows, start first on this thread;
+        // the parallel passes take the others.
+        let (weight_sum, facts) = rayon::join(
+            || domain_weight_sums(weights, domain, n_domains),
+            || {
+                let facts = domain_facts(values, weights, domain, n_domains)?;
+                let windowed: Vec<bool> = facts
                     .iter()
-                    .zip(&rows.by_value)
-                    .map(|(&v, &r)| (v, weights[r as usize]));
-                Distribution::new(rule, pairs, total)
-            })
-            .collect();
+                    .map(|f| {
+                        step_rule
+                            && !f.irregular
+                            && f.n_positive > 0
+                            && f.n_positive >= min_window_rows
+                    })
+                    .collect();
+                let histograms = histograms(values, weights, domain, &facts, &windowed);
+                Ok((facts, histograms))
+            },
+        );
+        let (facts, histograms) = facts?;
         Ok(DomainQuantiles {
             rule,
-            n_rows: domains.iter().map(|d| d.by_row.len()).collect(),
-            domains,
-            full,
+            n_rows: facts.iter().map(|f| f.n_rows).collect(),
+            sorted: (0..n_domains).map(|_| OnceLock::new()).collect(),
+            facts,
+            histograms,
             weight_sum,
         })
     }
 
     pub fn n_domains(&self) -> usize {
-        self.domains.len()
+        self.facts.len()
     }
 
     /// The quantile of each domain at its own levels: `levels` is n_domains x k
     /// (row-major), and so is the result; NaN where a level is NaN or the domain has no
-    /// row of non-zero weight.
-    pub fn at(&self, levels: &[f64], k: usize) -> Result<Vec<f64>> {
-        if levels.len() != self.n_domains() * k {
+    /// row of non-zero weight.  `values` and `domain` are the ones the distributions
+    /// were made of.
+    pub fn at(
+        &self,
+        design: &Design,
+        values: &[f64],
+        domain: &[u32],
+        levels: &[f64],
+        k: usize,
+    ) -> Result<Vec<f64>> {
+        check_rows(design, values, domain)?;
+        let n_dom = self.n_domains();
+        if levels.len() != n_dom * k {
             return Err(CoreError::Shape(format!(
-                "levels have {} values for {} domains x {k}",
-                levels.len(),
-                self.n_domains()
+                "levels have {} values for {n_dom} domains x {k}",
+                levels.len()
             )));
         }
-        Ok(levels
-            .chunks(k.max(1))
-            .zip(&self.full)
-            .flat_map(|(ps, dist)| ps.iter().map(|&p| dist.quantile(p)))
-            .collect())
+        let mut out = vec![f64::NAN; levels.len()];
+        // Each (domain, level) read from a window is a target of one window pass.
+        let mut slot = vec![u32::MAX; n_dom * k];
+        let (mut lo, mut hi, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+        for (d, h) in self.histograms.iter().enumerate() {
+            let Some(h) = h else { continue };
+            let (facts, total) = (&self.facts[d], self.weight_sum[d]);
+            // The histogram's sums are a double's, in parts: far within this.
+            let margin = total * (1e-9 + facts.n_positive as f64 * 2f64.powi(-50));
+            for j in 0..k {
+                let p = levels[d * k + j];
+                if !p.is_nan() {
+                    let (a, b) = h.window(p * total, margin, facts.max_key);
+                    slot[d * k + j] = targets.len() as u32;
+                    lo.push(a);
+                    hi.push(b);
+                    targets.push(d * k + j);
+                }
+            }
+        }
+        let mut unread = vec![false; n_dom];
+        if !targets.is_empty() {
+            let shift = vec![0; targets.len()];
+            let counts =
+                window_counts(values, &design.weights, domain, &slot, k, &lo, &hi, &shift)?;
+            let (mut x, mut cumw, mut starts) = (Vec::new(), Vec::new(), vec![0]);
+            let (mut totals, mut ps, mut cells) = (Vec::new(), Vec::new(), Vec::new());
+            let mut e = 0;
+            for (t, &cell) in targets.iter().enumerate() {
+                let begin = e;
+                while counts.target.get(e) == Some(&(t as u32)) {
+                    e += 1;
+                }
+                let d = cell / k;
+                match self.window(d, levels[cell], &counts, t, begin..e) {
+                    Some((wx, wc)) => {
+                        x.extend(wx);
+                        cumw.extend(wc);
+                        starts.push(x.len());
+                        totals.push(self.weight_sum[d]);
+                        ps.push(levels[cell]);
+                        cells.push(cell);
+                    }
+                    None => unread[d] = true,
+                }
+            }
+            let got = window_quantiles(self.rule, &x, &cumw, &starts, &totals, &ps)?;
+            for (&cell, v) in cells.iter().zip(got) {
+                out[cell] = v;
+            }
+        }
+        // The other domains, and those a window could not decide, from all their rows.
+        let asked = |d: usize| levels[d * k..(d + 1) * k].iter().any(|p| !p.is_nan());
+        let rest: Vec<usize> = (0..n_dom)
+            .filter(|&d| (self.histograms[d].is_none() || unread[d]) && asked(d))
+            .collect();
+        self.sort(design, values, domain, &rest);
+        for d in rest {
+            let dist = &self.sorted_domain(d)?.dist;
+            for j in 0..k {
+                out[d * k + j] = dist.quantile(levels[d * k + j]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Target t's window (its `entries` of `counts`) as R's step rule reads it: values
+    /// and R's cumulative weights (see `window_quantiles`), or None when it cannot decide
+    /// at level p.
+    fn window(
+        &self,
+        d: usize,
+        p: f64,
+        counts: &WindowCounts,
+        t: usize,
+        entries: std::ops::Range<usize>,
+    ) -> Option<(Vec<f64>, Vec<f64>)> {
+        let (facts, total) = (&self.facts[d], self.weight_sum[d]);
+        let sums = if total * (1.0 + 1e-9) < 2f64.powi(facts.low_bit.saturating_add(53)) {
+            WindowSums::Exact
+        } else if facts.min_weight == facts.max_weight {
+            WindowSums::Equal(facts.min_weight)
+        } else {
+            let rows = (facts.n_positive + 1) as f64;
+            WindowSums::Bounded(total * (rows * 2f64.powi(-62) + 2f64.powi(-49)))
+        };
+        let n_below = counts.below_count[t];
+        let above = counts.above_min[t] != u64::MAX;
+        // The last row below, each distinct value's first row (when it has several) and
+        // last row: tied rows between them change nothing in a step rule.
+        let mut x = Vec::with_capacity(2 * entries.len() + 2);
+        if n_below > 0 {
+            x.push(key_value(counts.below_max[t]));
+        }
+        let mut cumw = Vec::with_capacity(x.capacity());
+        if let WindowSums::Equal(w) = sums {
+            let mut at_rows = Vec::with_capacity(x.capacity());
+            if n_below > 0 {
+                at_rows.push(n_below);
+            }
+            let mut rows = n_below;
+            for e in entries {
+                let v = key_value(counts.bin[e]);
+                if counts.count[e] > 1 {
+                    x.push(v);
+                    at_rows.push(rows + 1);
+                }
+                rows += counts.count[e];
+                x.push(v);
+                at_rows.push(rows);
+            }
+            cumw = repeated_cumsum(w, &at_rows);
+        } else {
+            let mut sum = TwoSum::default();
+            sum.add(counts.below_weight[t]);
+            if n_below > 0 {
+                cumw.push(sum.value());
+            }
+            for e in entries {
+                let v = key_value(counts.bin[e]);
+                if counts.count[e] > 1 {
+                    x.push(v);
+                    cumw.push(sum.plus(counts.first[e]));
+                }
+                sum.add(counts.weight[e]);
+                x.push(v);
+                cumw.push(sum.value());
+            }
+        }
+        let bound = p * total;
+        let below_ok = n_below == 0 || cumw[0] <= bound;
+        let reaches = !above || cumw.last().is_some_and(|&c| c > bound);
+        let clear = match sums {
+            WindowSums::Bounded(margin) => cumw.iter().all(|&c| (c - bound).abs() > margin),
+            _ => true,
+        };
+        if above {
+            x.push(key_value(counts.above_min[t]));
+            cumw.push(f64::INFINITY);
+        }
+        (below_ok && reaches && clear).then_some((x, cumw))
+    }
+
+    /// Sorts the rows of the domains `which` not sorted yet (in parallel).
+    fn sort(&self, design: &Design, values: &[f64], domain: &[u32], which: &[usize]) {
+        let mut wanted = vec![false; self.n_domains()];
+        for &d in which {
+            wanted[d] = self.sorted[d].get().is_none();
+        }
+        if !wanted.contains(&true) {
+            return;
+        }
+        let weights: &[f64] = &design.weights;
+        rows_of_domains(domain, &wanted, &self.facts)
+            .into_par_iter()
+            .enumerate()
+            .filter(|&(d, _)| wanted[d])
+            .for_each(|(d, by_row)| {
+                let (by_value, sorted) = DomainRows::sort(&by_row, values);
+                let pairs = sorted
+                    .iter()
+                    .zip(&by_value)
+                    .map(|(&v, &r)| (v, weights[r as usize]));
+                let dist = Distribution::new(self.rule, pairs, self.weight_sum[d]);
+                let rows = DomainRows {
+                    by_row,
+                    by_value,
+                    sorted,
+                };
+                // Another call may have sorted it meanwhile: the same rows.
+                let _ = self.sorted[d].set(Sorted { rows, dist });
+            });
+    }
+
+    fn sorted_domain(&self, d: usize) -> Result<&Sorted> {
+        self.sorted[d]
+            .get()
+            .ok_or_else(|| CoreError::Value(format!("domain {d} was not sorted")))
     }
 
     /// Each replicate's quantiles at `probs`, domain by domain: n_domains x n_replicates x
     /// k (row-major).  R's `repCI`: the rule applied to the domain's values with the
     /// replicate's analysis weights; NaN where a replicate leaves no weight in the domain.
-    pub fn replicate_quantiles(&self, design: &Design, probs: &[f64]) -> Result<Vec<f64>> {
+    pub fn replicate_quantiles(
+        &self,
+        design: &Design,
+        values: &[f64],
+        domain: &[u32],
+        probs: &[f64],
+    ) -> Result<Vec<f64>> {
+        check_rows(design, values, domain)?;
         let rep = design
             .replicates()
             .ok_or_else(|| CoreError::Design("not a replicate design".into()))?;
         let n_rep = rep.n_replicates;
         let k = probs.len();
+        let all: Vec<usize> = (0..self.n_domains()).collect();
+        self.sort(design, values, domain, &all);
+        let domains = all
+            .iter()
+            .map(|&d| self.sorted_domain(d).map(|s| &s.rows))
+            .collect::<Result<Vec<_>>>()?;
         // Replicate r's analysis weight of a row: a multiplier of its unit times the
         // sampling weight (R's compressed weights), or the weight itself.
         let weight = |row: u32, r: usize| -> f64 {
@@ -581,7 +1020,7 @@ impl DomainQuantiles {
             .enumerate()
             .for_each(|(cell, out)| {
                 let (d, r) = (cell / n_rep, cell % n_rep);
-                let rows = &self.domains[d];
+                let rows = domains[d];
                 let total = r_sum(rows.by_row.iter().map(|&row| weight(row, r)));
                 let pairs = rows
                     .sorted
@@ -595,6 +1034,25 @@ impl DomainQuantiles {
             });
         Ok(thetas)
     }
+}
+
+/// Checks that `values` and `domain` have the design's rows, at most `u32::MAX`.
+fn check_rows(design: &Design, values: &[f64], domain: &[u32]) -> Result<()> {
+    let n = design.n_rows;
+    if values.len() != n || domain.len() != n {
+        return Err(CoreError::Shape(format!(
+            "values have {} rows and domain codes {}, the design {n}",
+            values.len(),
+            domain.len()
+        )));
+    }
+    if n > u32::MAX as usize {
+        return Err(CoreError::Shape(format!(
+            "quantiles take at most {} rows, not {n}",
+            u32::MAX
+        )));
+    }
+    Ok(())
 }
 
 /// The replicate variance of each domain's quantiles (n_domains x k) from their
@@ -699,14 +1157,15 @@ pub struct WindowCounts {
     /// Entries by (target, bin): the target, its bin (`order_key >> shift`) ...
     pub target: Vec<u32>,
     pub bin: Vec<u64>,
-    /// ... the rows in it, their weight (added in row order), the first row's weight ...
+    /// ... the rows in it, their weight (added in row order, to twice a double's
+    /// precision, then rounded), the first row's weight ...
     pub count: Vec<u64>,
     pub weight: Vec<f64>,
     pub first: Vec<f64>,
     /// ... and the smallest and largest key in it (one value: the bin cannot be split).
     pub low: Vec<u64>,
     pub high: Vec<u64>,
-    /// Per target: the rows below its window and their weight, ...
+    /// Per target: the rows below its window and their weight (added as the entries'), ...
     pub below_count: Vec<u64>,
     pub below_weight: Vec<f64>,
     /// ... the largest key below (0: none) and the smallest key above (`u64::MAX`: none).
@@ -714,7 +1173,79 @@ pub struct WindowCounts {
     pub above_min: Vec<u64>,
 }
 
-/// The windows a streamed pass reads of a batch: target t holds the rows of its domain
+/// The rows of a window pass (see `window_counts`): those inside each target's window
+/// as (target, bin, weight, key) in row order, and per target the rows below (count,
+/// weight, largest key) and the smallest key above.
+struct Scan {
+    inside: Vec<(u32, u64, f64, u64)>,
+    below_count: Vec<u64>,
+    below: Vec<TwoSum>,
+    below_max: Vec<u64>,
+    above_min: Vec<u64>,
+}
+
+impl Scan {
+    fn new(n_targets: usize) -> Scan {
+        Scan {
+            inside: Vec::new(),
+            below_count: vec![0; n_targets],
+            below: vec![TwoSum::default(); n_targets],
+            below_max: vec![0; n_targets],
+            above_min: vec![u64::MAX; n_targets],
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rows(
+        &mut self,
+        values: &[f64],
+        weights: &[f64],
+        domain: &[u32],
+        slot: &[u32],
+        per_domain: usize,
+        lo: &[u64],
+        hi: &[u64],
+        shift: &[u32],
+    ) {
+        let n_domains = slot.len() / per_domain.max(1);
+        for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
+            if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
+                continue;
+            }
+            let key = order_key(v);
+            for &t in &slot[d as usize * per_domain..(d as usize + 1) * per_domain] {
+                if t == u32::MAX {
+                    continue;
+                }
+                let ti = t as usize;
+                if key < lo[ti] {
+                    self.below_count[ti] += 1;
+                    self.below[ti].add(w);
+                    self.below_max[ti] = self.below_max[ti].max(key);
+                } else if key > hi[ti] {
+                    self.above_min[ti] = self.above_min[ti].min(key);
+                } else {
+                    self.inside.push((t, key >> shift[ti], w, key));
+                }
+            }
+        }
+    }
+
+    /// The next rows' scan after these.
+    fn join(&mut self, next: Scan) {
+        self.inside.extend(next.inside);
+        for t in 0..self.below.len() {
+            self.below_count[t] += next.below_count[t];
+            self.below[t].add(next.below[t].hi);
+            self.below[t].add(next.below[t].lo);
+            self.below_max[t] = self.below_max[t].max(next.below_max[t]);
+            self.above_min[t] = self.above_min[t].min(next.above_min[t]);
+        }
+    }
+}
+
+/// The windows a pass reads of a batch of rows (streamed) or of all of them (in memory,
+/// `DomainQuantiles::at`): target t holds the rows of its domain
 /// with `order_key(value)` in `lo[t]..=hi[t]`, counted in bins of `key >> shift[t]`;
 /// `slot` (n_domains x `per_domain`) names each domain's targets (`u32::MAX`: none).
 /// Rows in no domain (`OUTSIDE`) or of zero weight (which R's rules drop) are not read.
@@ -749,48 +1280,44 @@ pub fn window_counts(
             slot.len()
         )));
     }
+    // The rows scanned in parallel, in parts fixed by their number, joined in order.
+    let part = CHUNK.max(values.len().div_ceil(PARTS));
+    let scans: Vec<Scan> = values
+        .par_chunks(part)
+        .zip(weights.par_chunks(part))
+        .zip(domain.par_chunks(part))
+        .map(|((v, w), d)| {
+            let mut scan = Scan::new(n_targets);
+            scan.rows(v, w, d, slot, per_domain, lo, hi, shift);
+            scan
+        })
+        .collect();
+    let mut scan = Scan::new(n_targets);
+    for part in scans {
+        scan.join(part);
+    }
     let mut out = WindowCounts {
-        below_count: vec![0; n_targets],
-        below_weight: vec![0.0; n_targets],
-        below_max: vec![0; n_targets],
-        above_min: vec![u64::MAX; n_targets],
+        below_count: scan.below_count,
+        below_weight: scan.below.into_iter().map(TwoSum::value).collect(),
+        below_max: scan.below_max,
+        above_min: scan.above_min,
         ..WindowCounts::default()
     };
-    let mut inside: Vec<(u32, u64, f64, u64)> = Vec::new();
-    for ((&v, &w), &d) in values.iter().zip(weights).zip(domain) {
-        if d as usize >= n_domains || w <= 0.0 || v.is_nan() {
-            continue;
-        }
-        let key = order_key(v);
-        for &t in &slot[d as usize * per_domain..(d as usize + 1) * per_domain] {
-            if t == u32::MAX {
-                continue;
-            }
-            let ti = t as usize;
-            if key < lo[ti] {
-                out.below_count[ti] += 1;
-                out.below_weight[ti] += w;
-                out.below_max[ti] = out.below_max[ti].max(key);
-            } else if key > hi[ti] {
-                out.above_min[ti] = out.above_min[ti].min(key);
-            } else {
-                inside.push((t, key >> shift[ti], w, key));
-            }
-        }
-    }
+    let mut inside = scan.inside;
     // Stable: each entry's rows stay in row order.
     inside.sort_by_key(|&(t, b, _, _)| (t, b));
+    let mut sums: Vec<TwoSum> = Vec::new();
     for (t, b, w, key) in inside {
         let same = out.target.last() == Some(&t) && out.bin.last() == Some(&b);
         match (
             out.count.last_mut(),
-            out.weight.last_mut(),
+            sums.last_mut(),
             out.low.last_mut(),
             out.high.last_mut(),
         ) {
             (Some(c), Some(s), Some(low), Some(high)) if same => {
                 *c += 1;
-                *s += w;
+                s.add(w);
                 *low = (*low).min(key);
                 *high = (*high).max(key);
             }
@@ -798,13 +1325,14 @@ pub fn window_counts(
                 out.target.push(t);
                 out.bin.push(b);
                 out.count.push(1);
-                out.weight.push(w);
+                sums.push(TwoSum { hi: w, lo: 0.0 });
                 out.first.push(w);
                 out.low.push(key);
                 out.high.push(key);
             }
         }
     }
+    out.weight = sums.into_iter().map(TwoSum::value).collect();
     Ok(out)
 }
 
@@ -1127,6 +1655,85 @@ mod tests {
             .map(|&p| quantile(QuantileRule::Math, &x, &w, p))
             .collect();
         assert_eq!(got, want);
+    }
+
+    fn srs(weights: &[f64]) -> Design {
+        use crate::design::{DesignSpec, LonelyPsu};
+        Design::new(&DesignSpec {
+            n_rows: weights.len(),
+            clusters: vec![None],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(weights),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn windows_read_what_all_rows_sorted_give() {
+        // 3,000 rows in 3 domains and none; values with many ties, weights of every kind
+        // the windows know (integer: exact sums; one weight: R's repeated sum; any: to a
+        // bound) with zero weights among them; levels that hit steps exactly.
+        let n = 3000;
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let values: Vec<f64> = (0..n).map(|_| (next() * 40.0).floor() - 10.0).collect();
+        let domain: Vec<u32> = (0..n)
+            .map(|i| if i % 7 == 0 { OUTSIDE } else { (i % 3) as u32 })
+            .collect();
+        let kinds: [Vec<f64>; 3] = [
+            (0..n).map(|i| f64::from((i % 5) as u32)).collect(),
+            (0..n)
+                .map(|i| if i % 11 == 0 { 0.0 } else { 0.1 })
+                .collect(),
+            (0..n)
+                .map(|i| {
+                    if i % 13 == 0 {
+                        0.0
+                    } else {
+                        1.0 + next() * 30.0
+                    }
+                })
+                .collect(),
+        ];
+        let levels: Vec<f64> = (0..3)
+            .flat_map(|_| [0.0, 0.01, 0.25, 0.5, 0.5 + 1e-9, 0.75, 0.999])
+            .collect();
+        for (kind, weights) in kinds.iter().enumerate() {
+            let design = srs(weights);
+            for rule in [QuantileRule::Math, QuantileRule::School] {
+                let windows = DomainQuantiles::new(&design, &values, &domain, 3, rule, 0).unwrap();
+                let sorted =
+                    DomainQuantiles::new(&design, &values, &domain, 3, rule, usize::MAX).unwrap();
+                assert!(windows.histograms.iter().all(Option::is_some));
+                assert!(sorted.histograms.iter().all(Option::is_none));
+                let bits = |levels: &[f64], k| {
+                    let got = windows.at(&design, &values, &domain, levels, k).unwrap();
+                    let want = sorted.at(&design, &values, &domain, levels, k).unwrap();
+                    assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    );
+                };
+                bits(&levels, 7);
+                // Every window decided.
+                assert!(windows.sorted.iter().all(|s| s.get().is_none()));
+                // At level 1 the last cumulative weight is the total: bounded sums
+                // cannot decide, and the domain's rows are sorted.
+                bits(&[1.0; 3], 1);
+                let unsorted = windows.sorted.iter().filter(|s| s.get().is_none()).count();
+                assert_eq!(unsorted, if kind == 2 { 0 } else { 3 });
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Quantiles by domain: the sorted distributions of one call, held on the Rust side
-//! while Python works out the intervals for the proportions; replicate variances; the
+//! Quantiles by domain: the distributions of one call, held on the Rust side while
+//! Python works out the intervals for the proportions; replicate variances; the
 //! Woodruff proportions; domain degrees of freedom.
 
 use numpy::{
@@ -11,14 +11,18 @@ use pyo3::prelude::*;
 use super::{errors, PyDesign};
 use crate::quantile::{
     domain_degf, proportions_at_or_below, repeated_cumsum, replicate_variances, rows_quantiles,
-    window_counts, window_quantiles, DomainQuantiles, QuantileRule, WindowCounts,
+    window_counts, window_quantiles, DomainQuantiles, QuantileRule, WindowCounts, MIN_WINDOW_ROWS,
 };
 
-/// Each domain's weighted distribution of one variable, sorted once (see
-/// `crate::quantile::DomainQuantiles`).
+/// Each domain's weighted distribution of one variable (see
+/// `crate::quantile::DomainQuantiles`), with the design, values and domain codes it
+/// reads again for further levels.
 #[pyclass(name = "DomainQuantiles", module = "sscoverage._core", frozen)]
 struct PyDomainQuantiles {
     inner: DomainQuantiles,
+    design: Py<PyDesign>,
+    values: Py<PyArray1<f64>>,
+    domain: Py<PyArray1<u32>>,
 }
 
 type Matrix<'py> = Bound<'py, PyArray2<f64>>;
@@ -30,24 +34,35 @@ fn matrix(py: Python<'_>, values: Vec<f64>, k: usize) -> PyResult<Bound<'_, PyAr
 
 #[pymethods]
 impl PyDomainQuantiles {
-    /// Sort each domain's rows of `values` (codes 0..n_domains in `domain`, `OUTSIDE` for
-    /// none) and form their distributions under the design's weights with R's `rule`.
+    /// The distributions of `values` in each domain (codes 0..n_domains in `domain`,
+    /// `OUTSIDE` for none) under the design's weights with R's `rule`; domains of at
+    /// least `min_window_rows` rows of positive weight read from windows.
     #[new]
+    #[pyo3(signature = (design, values, domain, n_domains, rule, min_window_rows = MIN_WINDOW_ROWS))]
     fn new(
         py: Python<'_>,
-        design: &Bound<'_, PyDesign>,
-        values: PyReadonlyArray1<'_, f64>,
-        domain: PyReadonlyArray1<'_, u32>,
+        design: Bound<'_, PyDesign>,
+        values: Bound<'_, PyArray1<f64>>,
+        domain: Bound<'_, PyArray1<u32>>,
         n_domains: usize,
         rule: &str,
+        min_window_rows: usize,
     ) -> PyResult<Self> {
         let rule = QuantileRule::parse(rule).map_err(errors::to_py)?;
-        let design = &design.get().inner;
-        let (values, domain) = (values.as_slice()?, domain.as_slice()?);
-        let inner = py
-            .detach(|| DomainQuantiles::new(design, values, domain, n_domains, rule))
-            .map_err(errors::to_py)?;
-        Ok(PyDomainQuantiles { inner })
+        let inner = {
+            let core = &design.get().inner;
+            let (x, codes) = (values.readonly(), domain.readonly());
+            let (x, codes) = (x.as_slice()?, codes.as_slice()?);
+            errors::in_core(py, || {
+                DomainQuantiles::new(core, x, codes, n_domains, rule, min_window_rows)
+            })?
+        };
+        Ok(PyDomainQuantiles {
+            inner,
+            design: design.unbind(),
+            values: values.unbind(),
+            domain: domain.unbind(),
+        })
     }
 
     /// The quantiles at `levels` (n_domains x k), each domain at its own row.
@@ -58,8 +73,14 @@ impl PyDomainQuantiles {
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let k = levels.shape()[1];
         let levels = levels.as_slice()?;
+        let design = &self.design.get().inner;
+        let (x, codes) = (
+            self.values.bind(py).readonly(),
+            self.domain.bind(py).readonly(),
+        );
+        let (x, codes) = (x.as_slice()?, codes.as_slice()?);
         let inner = &self.inner;
-        let out = py.detach(|| inner.at(levels, k)).map_err(errors::to_py)?;
+        let out = errors::in_core(py, || inner.at(design, x, codes, levels, k))?;
         matrix(py, out, k)
     }
 
@@ -69,20 +90,22 @@ impl PyDomainQuantiles {
     fn replicate_variances<'py>(
         &self,
         py: Python<'py>,
-        design: &Bound<'py, PyDesign>,
         probs: Vec<f64>,
         full: PyReadonlyArray2<'py, f64>,
     ) -> PyResult<(Bound<'py, PyArray2<f64>>, Vec<usize>)> {
         let k = probs.len();
-        let design = &design.get().inner;
+        let design = &self.design.get().inner;
         let full = full.as_slice()?;
+        let (x, codes) = (
+            self.values.bind(py).readonly(),
+            self.domain.bind(py).readonly(),
+        );
+        let (x, codes) = (x.as_slice()?, codes.as_slice()?);
         let inner = &self.inner;
-        let (var, dropped) = py
-            .detach(|| {
-                let thetas = inner.replicate_quantiles(design, &probs)?;
-                replicate_variances(design, &thetas, full, k)
-            })
-            .map_err(errors::to_py)?;
+        let (var, dropped) = errors::in_core(py, || {
+            let thetas = inner.replicate_quantiles(design, x, codes, &probs)?;
+            replicate_variances(design, &thetas, full, k)
+        })?;
         Ok((matrix(py, var, k)?, dropped))
     }
 

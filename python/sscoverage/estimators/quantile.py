@@ -4,12 +4,14 @@ Mirrors R's ``survey::svyquantile`` (survey >= 4.1): the quantile rules ``qrule`
 interval types ``interval.type`` are R's, step by step, so estimates and interval limits
 are the same data values R reports.
 
-The core does the work on the rows (``sscoverage._core.DomainQuantiles``): it sorts each
-domain's rows by value once, reads every quantile and interval limit from that order
-with R's rule and R's long-double sums, re-weights the same order for each replicate,
-and estimates the proportions below the quantiles of every domain in one pass of the
-variance engine.  Here: names, the missing-value policy, R's intervals for those
-proportions (scipy's t and beta quantiles), labels and the result.
+The core does the work on the rows (``sscoverage._core.DomainQuantiles``): for R's step
+rules (math, school) it reads each quantile and interval limit from a window of the
+domain's distribution (a histogram of the values places the level, one pass gathers the
+rows there), with R's rule and R's long-double sums; other rules, windows whose sums
+cannot decide at the last bit, and the replicates sort the domain's rows once.  The
+proportions below the quantiles of every domain take one pass of the variance engine.
+Here: names, the missing-value policy, R's intervals for those proportions (scipy's t and
+beta quantiles), labels and the result.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class _PythonRule:
     domain's rows (and each replicate's weights) in Python, since it is Python code."""
 
     def __init__(self, design: Any, x: np.ndarray, codes: np.ndarray, n_domains: int, rule: QRule, progress: bool):
+        self._core = design.core
         self._rows = [np.flatnonzero(codes == d) for d in range(n_domains)]
         self._x = [x[rows] for rows in self._rows]
         self._w = design.weights
@@ -58,7 +61,8 @@ class _PythonRule:
             dtype=np.float64,
         ).reshape(levels.shape)
 
-    def replicate_variances(self, core: Any, probs: list[float], full: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    def replicate_variances(self, probs: list[float], full: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        core = self._core
         reps = core.replicate_weights()
         n_rep = reps.shape[1]
         var, dropped = np.empty_like(full), []
@@ -73,7 +77,7 @@ class _PythonRule:
 
 
 def _distributions(design: Any, x: np.ndarray, codes: np.ndarray, n_domains: int, qrule: Any, progress: bool) -> Any:
-    """Each domain's weighted distribution of x, sorted once: the core's for R's rules."""
+    """Each domain's weighted distribution of x: the core's for R's rules."""
     if callable(qrule):
         return _PythonRule(design, x, codes, n_domains, qrule, progress)
     return _core.DomainQuantiles(design.core, x, codes, n_domains, qrule)
@@ -89,13 +93,20 @@ def _woodruff(design: Any, dist: Any, x: np.ndarray, codes: np.ndarray, qhat: np
         lo, hi = proportion_interval(method, est, var, 1 - alpha, df[:, None], n_rows_in_r[:, None], degf[:, None],
                                      alpha)
     # Outside [0, 1] the proportion has no quantile: R reports NaN there.
-    lower = dist.at(np.where(np.isnan(lo) | (lo < 0), np.nan, lo))
-    upper = dist.at(np.where(np.isnan(hi) | (hi > 1), np.nan, hi))
-    return lower, upper
+    return _limits(dist, np.where(np.isnan(lo) | (lo < 0), np.nan, lo), np.where(np.isnan(hi) | (hi > 1), np.nan, hi))
 
 
-def _score(dom: Any, x: np.ndarray, p: float, quantile_at: Callable[[float], float], alpha: float, df: float):
-    """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p.
+def _limits(dist: Any, low_levels: np.ndarray, up_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quantiles at the lower and upper limits' levels (n_domains x k each), in one
+    reading of the distributions."""
+    k = low_levels.shape[1]
+    both = dist.at(np.hstack([low_levels, up_levels]))
+    return both[:, :k], both[:, k:]
+
+
+def _score(dom: Any, x: np.ndarray, p: float, alpha: float, df: float) -> tuple[float, float]:
+    """R's ``survey:::ffullerCI``: invert the score test of P(X > theta) = 1 - p, giving
+    the levels whose quantiles are the limits.
 
     The search interval, tolerance and the fractions below the roots are R's, over the
     rows R's design holds (for a domain of a calibrated or PPS design, all rows).  Each
@@ -119,7 +130,7 @@ def _score(dom: Any, x: np.ndarray, p: float, quantile_at: Callable[[float], flo
             "rows or PSUs for this interval): use interval_type='mean' or 'beta'"
         ) from None
     # R maps the roots back through the rule at the unweighted fraction below them.
-    return quantile_at(float(np.mean(x_r <= qlow))), quantile_at(float(np.mean(x_r <= qup)))
+    return float(np.mean(x_r <= qlow)), float(np.mean(x_r <= qup))
 
 
 # ---------------------------------------------------------------- estimator
@@ -213,24 +224,20 @@ def quantile(
             lower, upper = _woodruff(design, dist, x, codes, qhat, interval_type, alpha, dom_df, n_rows_in_r, degf)
         elif interval_type == "quantile":
             # R's repCI: each replicate's quantile, their replicate variance, a t interval.
-            var, dropped = dist.replicate_variances(design.core, [float(p) for p in probs], qhat)
+            var, dropped = dist.replicate_variances([float(p) for p in probs], qhat)
             if max(dropped, default=0):
                 warnings.warn(f"{max(dropped)} replicates gave undefined estimates and were left out (R: "
                               "\"replicates gave NA results and were discarded\")", SurveyWarning, stacklevel=3)
             half = np.sqrt(var) * q[:, None]
             lower, upper = qhat - half, qhat + half
         else:
-            lower, upper = np.empty_like(qhat), np.empty_like(qhat)
+            low_levels, up_levels = np.empty_like(qhat), np.empty_like(qhat)
             for d, dom in enumerate(subsets):
                 # Rows R keeps outside a domain (calibrated, PPS) carry their values too.
                 x_dom = np.where(rows_in_r(dom) & ~missing, values[name], 0.0)
                 for j, p in enumerate(probs):
-                    def quantile_at(level: float, d: int = d) -> float:
-                        levels = np.full((n_dom, 1), np.nan)
-                        levels[d] = level
-                        return float(dist.at(levels)[d, 0])
-
-                    lower[d, j], upper[d, j] = _score(dom, x_dom, p, quantile_at, alpha, dom_df[d])
+                    low_levels[d, j], up_levels[d, j] = _score(dom, x_dom, p, alpha, dom_df[d])
+            lower, upper = _limits(dist, low_levels, up_levels)
         estimates.append(qhat)
         lowers.append(lower)
         uppers.append(upper)
