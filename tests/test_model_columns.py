@@ -104,3 +104,21 @@ def test_coded_terms_are_named_as_r_names_factor_levels(data: pd.DataFrame) -> N
     model = ModelFrame(ssc.Design(frame, weights="w"), "y ~ x + C(k) + C(k):a", "gaussian", {})
     assert model.terms[:4] == ["(Intercept)", "x", "C(k)1", "C(k)3"]
     assert "C(k)1:aq" in model.terms
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + a", "y ~ x * C(k)", "y ~ 0 + b:a", "y ~ z - 1"])
+def test_plain_formulas_never_build_formulaics_matrix(data: pd.DataFrame, formula: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The core assembles them: formulaic only reads the spec on one row.
+    from sscoverage.models import glm
+
+    rows: list[int] = []
+
+    def recorded(text: str, frame: pd.DataFrame, **kw: object) -> object:
+        rows.append(len(frame))
+        return model_matrix(text, frame, **kw)
+
+    monkeypatch.setattr(glm, "model_matrix", recorded)
+    frame = data.assign(k=np.arange(len(data)) % 3, w=1.0)
+    ModelFrame(ssc.Design(frame, weights="w"), formula, "gaussian", {})
+    assert rows == [1]

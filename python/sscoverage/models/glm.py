@@ -406,7 +406,7 @@ class ModelFrame:
         # unused levels (formulaic's row dropping costs more than the build itself).
         outcome = text.split("~", 1)[0].strip()
         plain = all(expr in data.columns or (expr.startswith("C(") and expr[2:-1] in data.columns)
-                    for expr in _factor_exprs(parsed))
+                    for expr in _factor_exprs(parsed) - {"1", "0"})  # the intercept's factor is "1"
         built = None
         if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):
             built = _build(text, data, outcome, na_action="ignore", plain=plain)
