@@ -34,6 +34,25 @@ pub struct DesignSpec<'a> {
     pub pps: Option<(PpsMethod, PpsVariance)>,
 }
 
+impl<'a> DesignSpec<'a> {
+    /// Rows sampled independently (each its own cluster) with these weights: no strata,
+    /// fpc or PPS, and a stratum with one PSU refused (R's default).  Other designs from
+    /// it by struct update: `DesignSpec { clusters: vec![Some(&psu)], ..DesignSpec::weighted(&w) }`.
+    pub fn weighted(weights: &'a [f64]) -> Self {
+        DesignSpec {
+            n_rows: weights.len(),
+            clusters: vec![None],
+            strata: vec![],
+            fpc: vec![],
+            weights: Some(weights),
+            nest: false,
+            lonely_psu: LonelyPsu::Fail,
+            adjust_domain_lonely: false,
+            pps: None,
+        }
+    }
+}
+
 /// A design ready for estimation.
 #[derive(Clone, Debug)]
 pub struct Design {

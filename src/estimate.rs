@@ -1063,7 +1063,7 @@ fn replicate_estimates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::design::DesignSpec;
     use crate::replicate::Scheme;
 
     fn close(a: &[f64], b: &[f64]) {
@@ -1076,15 +1076,7 @@ mod tests {
     /// One row per PSU, no strata, sampled with replacement.
     fn srs(weights: &[f64]) -> Design {
         Design::new(&DesignSpec {
-            n_rows: weights.len(),
-            clusters: vec![None],
-            strata: vec![],
-            fpc: vec![],
-            weights: Some(weights),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(weights)
         })
         .unwrap()
     }

@@ -1658,17 +1658,9 @@ mod tests {
     }
 
     fn srs(weights: &[f64]) -> Design {
-        use crate::design::{DesignSpec, LonelyPsu};
+        use crate::design::DesignSpec;
         Design::new(&DesignSpec {
-            n_rows: weights.len(),
-            clusters: vec![None],
-            strata: vec![],
-            fpc: vec![],
-            weights: Some(weights),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(weights)
         })
         .unwrap()
     }

@@ -14,12 +14,7 @@ fn spec<'a>(
         n_rows: n,
         clusters: vec![clusters],
         strata: strata.into_iter().collect(),
-        fpc: vec![],
-        weights: Some(weights),
-        nest: false,
-        lonely_psu: LonelyPsu::Fail,
-        adjust_domain_lonely: false,
-        pps: None,
+        ..DesignSpec::weighted(weights)
     }
 }
 
@@ -443,15 +438,10 @@ fn two_stage_weights() -> Vec<f64> {
 
 fn two_stage_design(w: &[f64]) -> Design {
     Design::new(&DesignSpec {
-        n_rows: 13,
         clusters: vec![Some(&PSU), Some(&SSU)],
         strata: vec![&H],
         fpc: vec![&N1, &M2],
-        weights: Some(w),
-        nest: false,
-        lonely_psu: LonelyPsu::Fail,
-        adjust_domain_lonely: false,
-        pps: None,
+        ..DesignSpec::weighted(w)
     })
     .unwrap()
 }

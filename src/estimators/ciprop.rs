@@ -587,7 +587,7 @@ fn first_stage_degf(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::design::DesignSpec;
     use crate::estimate::OUTSIDE;
 
     /// Two strata of two PSUs, two rows each; y and weights chosen for hand sums.
@@ -595,15 +595,9 @@ mod tests {
         let psu: Vec<u32> = vec![0, 0, 1, 1, 2, 2, 3, 3];
         let stratum: Vec<u32> = vec![0, 0, 0, 0, 1, 1, 1, 1];
         Design::new(&DesignSpec {
-            n_rows: 8,
             clusters: vec![Some(&psu)],
             strata: vec![&stratum],
-            fpc: vec![],
-            weights: Some(weights),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(weights)
         })
         .unwrap()
     }

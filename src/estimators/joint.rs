@@ -267,15 +267,8 @@ mod tests {
         let y = [1.0, 4.0, 2.0, 0.0, 3.0, 1.0, 5.0, 2.0];
         let domain = [0u32, 1, 0, 1, 0, 1, 1, 0];
         let design = Design::new(&DesignSpec {
-            n_rows: 8,
             clusters: vec![Some(&psu)],
-            strata: vec![],
-            fpc: vec![],
-            weights: Some(&w),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(&w)
         })
         .unwrap();
         let outcomes = [Outcome::Numeric(&y)];
@@ -305,15 +298,10 @@ mod tests {
         let y = [1.0, 4.0, 2.0, 0.0, 3.0, 1.0, 5.0, 2.0];
         let domain = [0u32, 1, 0, 1, 0, 1, 1, 0];
         let design = Design::new(&DesignSpec {
-            n_rows: 8,
             clusters: vec![Some(&psu)],
             strata: vec![&stratum],
-            fpc: vec![],
-            weights: Some(&w),
-            nest: false,
             lonely_psu: LonelyPsu::Average,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(&w)
         })
         .unwrap();
         let in_subset = [true, true, true, true, false, false, true, true];

@@ -1019,7 +1019,7 @@ impl NelsonAalen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::design::DesignSpec;
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() <= 1e-14 * b.abs().max(1.0), "{a} != {b}");
@@ -1118,15 +1118,8 @@ mod tests {
 
     fn design_of(psu: &[u32], w: &[f64]) -> Design {
         Design::new(&DesignSpec {
-            n_rows: w.len(),
             clusters: vec![Some(psu)],
-            strata: vec![],
-            fpc: vec![],
-            weights: Some(w),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(w)
         })
         .unwrap()
     }

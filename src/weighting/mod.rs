@@ -210,19 +210,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::{DesignSpec, LonelyPsu};
+    use crate::design::DesignSpec;
 
     pub(super) fn srs(weights: &[f64]) -> Design {
         Design::new(&DesignSpec {
-            n_rows: weights.len(),
-            clusters: vec![None],
-            strata: vec![],
-            fpc: vec![],
-            weights: Some(weights),
-            nest: false,
-            lonely_psu: LonelyPsu::Fail,
-            adjust_domain_lonely: false,
-            pps: None,
+            ..DesignSpec::weighted(weights)
         })
         .unwrap()
     }
