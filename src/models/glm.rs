@@ -111,6 +111,15 @@ struct Irls<'a> {
     mustart: Vec<f64>,
 }
 
+/// A row at the solution of an IRLS: its working weight in the step that reached it
+/// (R's `fit$weights`), fitted mean, and working and Pearson residuals there.
+struct SolutionRow {
+    working_weight: f64,
+    fitted: f64,
+    working_residual: f64,
+    pearson_residual: f64,
+}
+
 /// What a pass that sets the linear predictors and means finds: whether they are in the
 /// family's range, and the deviance.
 #[derive(Clone, Copy, Debug)]
@@ -257,26 +266,54 @@ impl Irls<'_> {
         })
     }
 
-    /// The working weights of the step from (eta, mu) (R's `fit$weights`), zero where a
-    /// row takes no part.
-    fn working_weights(&self, eta: &[f64], mu: &[f64]) -> Result<Vec<f64>> {
-        let mut weights = vec![0.0; self.input.n()];
-        let chunks: Vec<Result<()>> = weights
-            .par_chunks_mut(CHUNK_ROWS)
-            .enumerate()
-            .map(|(c, out)| {
-                for (k, o) in out.iter_mut().enumerate() {
-                    let i = c * CHUNK_ROWS + k;
-                    *o = self
-                        .working_row(i, eta[i], mu[i])?
-                        .map_or(0.0, |(root, _)| root * root);
-                }
-                Ok(())
-            })
-            .collect();
-        // The first failing row's error, whatever the threads.
-        chunks.into_iter().collect::<Result<()>>()?;
-        Ok(weights)
+    /// Rows `first..first + len` at the solution `beta`, reached by the step from
+    /// `previous` (None: the starting means): `visit(k, row, block)` for row `first + k`,
+    /// with the rows' model columns in `block` (column j's row k at `block[j * len + k]`).
+    /// The linear predictors are summed as [`Irls::predict`] sums them.
+    fn visit_solution(
+        &self,
+        first: usize,
+        len: usize,
+        beta: &[f64],
+        previous: Option<&[f64]>,
+        mut visit: impl FnMut(usize, &SolutionRow, &[f64]),
+    ) -> Result<()> {
+        let GlmInput {
+            x, family, link, ..
+        } = *self.input;
+        let p = x.p();
+        if beta.len() != p || previous.is_some_and(|b| b.len() != p) {
+            return Err(CoreError::Shape(format!(
+                "coefficients for {p} model columns expected"
+            )));
+        }
+        let mut block = vec![0.0; len * p];
+        x.fill(first, len, &mut block, len);
+        let linear = |beta: &[f64], k: usize| {
+            let mut eta = 0.0;
+            for (column, b) in block.chunks_exact(len).zip(beta) {
+                eta += column[k] * b;
+            }
+            eta + self.offset(first + k)
+        };
+        for k in 0..len {
+            let i = first + k;
+            // R's `fit$weights` are those of the step that reached the solution.
+            let eta_from = previous.map_or_else(|| link.link(self.mustart[i]), |b| linear(b, k));
+            let working_weight = self
+                .working_row(i, eta_from, link.inverse(eta_from))?
+                .map_or(0.0, |(root, _)| root * root);
+            let eta = linear(beta, k);
+            let fitted = link.inverse(eta);
+            let row = SolutionRow {
+                working_weight,
+                fitted,
+                working_residual: (self.y[i] - fitted) / link.mu_eta(eta),
+                pearson_residual: (self.y[i] - fitted) / family.variance(fitted).sqrt(),
+            };
+            visit(k, &row, &block);
+        }
+        Ok(())
     }
 
     /// The step from the means `mu` decided as R's dqrdc2 decides it on the dense
@@ -650,10 +687,7 @@ pub fn replicate_fits(
 /// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
 /// range, aliased columns (`CoreError::Aliased`), or no valid step.
 pub fn fit(input: &GlmInput) -> Result<GlmFit> {
-    let GlmInput {
-        x, family, link, ..
-    } = *input;
-    let (n, p) = (x.n(), x.p());
+    let (n, p) = (input.n(), input.p());
     let irls = prepare(input)?;
     let IrlsRun {
         coefficients,
@@ -668,19 +702,16 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         &mut &irls,
         p,
         &input.control,
-        family.has_bounded_mean(),
+        input.family.has_bounded_mean(),
         None,
     )?;
-    let y = &irls.y;
     let mut fitted = vec![0.0; n];
     let mut working_weights = vec![0.0; n];
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
     let mut influence = vec![0.0; n * p];
-    // One pass, in parallel over the chunks, each chunk's model columns assembled once:
-    // per row the linear predictor where the last step started (R's `fit$weights` are
-    // that step's), the one at the solution (as `Irls::predict` sums it), the residuals
-    // and the influence values.
+    // One pass, in parallel over the chunks: each row at the solution, and its influence
+    // values.
     let chunks: Vec<Result<()>> = influence
         .par_chunks_mut(CHUNK_ROWS * p)
         .zip(fitted.par_chunks_mut(CHUNK_ROWS))
@@ -690,47 +721,33 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
         .enumerate()
         .map(
             |(c, ((((influence, fitted), weights), working), pearson))| {
-                let (first, len) = (c * CHUNK_ROWS, fitted.len());
-                let mut block = vec![0.0; len * p];
-                x.fill(first, len, &mut block, len);
-                let linear = |beta: &[f64], k: usize| {
-                    let mut eta = 0.0;
-                    for (column, b) in block.chunks_exact(len).zip(beta) {
-                        eta += column[k] * b;
-                    }
-                    eta + irls.offset(first + k)
-                };
                 // Summed here and then written: reading the fresh zeroed output first would
                 // map the zero page and copy it on the write, a page-table flush on every
                 // thread per page.
                 let mut sum = vec![0.0; p];
-                for k in 0..len {
-                    let i = first + k;
-                    let eta_from = previous
-                        .as_deref()
-                        .map_or_else(|| link.link(irls.mustart[i]), |b| linear(b, k));
-                    let ww = irls
-                        .working_row(i, eta_from, link.inverse(eta_from))?
-                        .map_or(0.0, |(root, _)| root * root);
-                    weights[k] = ww;
-                    let eta = linear(&coefficients, k);
-                    let mu = link.inverse(eta);
-                    fitted[k] = mu;
-                    let r = (y[i] - mu) / link.mu_eta(eta);
-                    working[k] = r;
-                    pearson[k] = (y[i] - mu) / family.variance(mu).sqrt();
-                    // Row i's estimating function times cov_unscaled, summed over j in
-                    // order, with the inner loop over the output, which vectorises.
-                    sum.fill(0.0);
-                    for (j, row) in cov_unscaled.chunks_exact(p).enumerate() {
-                        let s = block[j * len + k] * r * ww;
-                        for (o, c) in sum.iter_mut().zip(row) {
-                            *o += s * c;
+                let len = fitted.len();
+                irls.visit_solution(
+                    c * CHUNK_ROWS,
+                    len,
+                    &coefficients,
+                    previous.as_deref(),
+                    |k, row, block| {
+                        weights[k] = row.working_weight;
+                        fitted[k] = row.fitted;
+                        working[k] = row.working_residual;
+                        pearson[k] = row.pearson_residual;
+                        // Row k's estimating function times cov_unscaled, summed over j in
+                        // order, with the inner loop over the output, which vectorises.
+                        sum.fill(0.0);
+                        for (j, cov_row) in cov_unscaled.chunks_exact(p).enumerate() {
+                            let s = block[j * len + k] * row.working_residual * row.working_weight;
+                            for (o, c) in sum.iter_mut().zip(cov_row) {
+                                *o += s * c;
+                            }
                         }
-                    }
-                    influence[k * p..(k + 1) * p].copy_from_slice(&sum);
-                }
-                Ok(())
+                        influence[k * p..(k + 1) * p].copy_from_slice(&sum);
+                    },
+                )
             },
         )
         .collect();
@@ -818,30 +835,27 @@ pub fn batch_scores(
         )));
     }
     let irls = prepare(input)?;
-    let (eta_prev, mu_prev, _) = irls.means(previous)?;
-    let working_weights = irls.working_weights(&eta_prev, &mu_prev)?;
-    let (eta, mu, _) = irls.means(Some(beta))?;
-    let (family, link, w) = (input.family, input.link, input.weights);
+    let w = input.weights;
     let mut unit_scores = vec![0.0; n_units * p];
     let mut unit_rows = vec![0.0; n_units];
     let mut pearson = [0.0; 4];
-    let mut xi = vec![0.0; p];
-    for i in 0..n {
-        let resid = irls.y[i] - mu[i];
-        let s = resid / link.mu_eta(eta[i]) * working_weights[i];
-        let u = units[i] as usize;
-        let out = &mut unit_scores[u * p..(u + 1) * p];
-        input.x.row(i, &mut xi);
-        for (o, xv) in out.iter_mut().zip(&xi) {
-            *o += xv * s;
-        }
-        let e = resid / family.variance(mu[i]).sqrt();
-        let nonzero = f64::from(u8::from(w[i] != 0.0));
-        unit_rows[u] += nonzero;
-        pearson[0] += w[i];
-        pearson[1] += w[i] * e;
-        pearson[2] += w[i] * e * e;
-        pearson[3] += nonzero;
+    // The rows at the solution as `fit` sees them, chunk by chunk in row order.
+    for first in (0..n).step_by(CHUNK_ROWS) {
+        let len = CHUNK_ROWS.min(n - first);
+        irls.visit_solution(first, len, beta, previous, |k, row, block| {
+            let i = first + k;
+            let u = units[i] as usize;
+            for (j, o) in unit_scores[u * p..(u + 1) * p].iter_mut().enumerate() {
+                *o += block[j * len + k] * row.working_residual * row.working_weight;
+            }
+            let e = row.pearson_residual;
+            let nonzero = f64::from(u8::from(w[i] != 0.0));
+            unit_rows[u] += nonzero;
+            pearson[0] += w[i];
+            pearson[1] += w[i] * e;
+            pearson[2] += w[i] * e * e;
+            pearson[3] += nonzero;
+        })?;
     }
     Ok(BatchScores {
         unit_scores,
