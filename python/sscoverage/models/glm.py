@@ -126,6 +126,12 @@ def value_columns(n: int, values: Sequence[np.ndarray]) -> _core.ModelColumns:
     return _core.ModelColumns(n, list(values), [], [[(j, None)] for j in range(len(values))])
 
 
+def formulaic_values(frame: pd.DataFrame) -> list[np.ndarray]:
+    """The columns of formulaic's model matrix, each as it is stored (no row-major copy
+    of the whole matrix)."""
+    return [np.ascontiguousarray(frame.iloc[:, j].to_numpy(dtype=np.float64)) for j in range(frame.shape[1])]
+
+
 @dataclass(frozen=True)
 class ColumnPlan:
     """Each column of a model matrix as a product of model variables, read from formulaic's
@@ -352,8 +358,7 @@ def _build(text: str, data: pd.DataFrame, outcome: str, na_action: str, plain: b
             y = None if isinstance(lhs.dtype, pd.CategoricalDtype) else np.ascontiguousarray(lhs.to_numpy(np.float64))
             return spec, plan.build(data), y
     mm = model_matrix(text, data, na_action=na_action, context=CONTEXT)
-    # Each column as formulaic stores it: no row-major copy of the whole matrix.
-    values = [np.ascontiguousarray(mm.rhs.iloc[:, j].to_numpy(dtype=np.float64)) for j in range(mm.rhs.shape[1])]
+    values = formulaic_values(mm.rhs)
     if mm.lhs.isna().to_numpy().any() or any(np.isnan(v).any() for v in values):
         return None
     y = np.ascontiguousarray(mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64)) if mm.lhs.shape[1] == 1 else None

@@ -32,7 +32,7 @@ from .._frames import codes_of
 from ..exceptions import ColumnError, DesignError, EstimationError, MissingValueError, OptionError
 from ..formula import CONTEXT, term_name
 from ..models.glm import (BINOMIAL, FAMILIES, ColumnPlan, GLMResult, ModelFrame, check_convergence, fit_errors,
-                          matrix_columns, r_names, read_formula, value_columns)
+                          formulaic_values, matrix_columns, r_names, read_formula, value_columns)
 from .batches import UNIT, BatchSource, add_parts, expression_columns, with_units
 
 #: A variable a formula codes as a factor: ``C(name`` or ``C(`name```.
@@ -189,7 +189,7 @@ class _StreamedModel(ModelFrame):
             y = None if self.factor_outcome else data[self.outcome].to_numpy(dtype=np.float64)
         else:
             mm = self.specs.get_model_matrix(data, na_action="raise", context=CONTEXT)
-            x = value_columns(len(data), [mm.rhs.iloc[:, j].to_numpy(dtype=np.float64) for j in range(mm.rhs.shape[1])])
+            x = value_columns(len(data), formulaic_values(mm.rhs))
             y = mm.lhs.iloc[:, 0].to_numpy(dtype=np.float64)
         if self.factor_outcome and len(rows):
             y = (data[self.outcome].cat.codes != 0).to_numpy(dtype=np.float64)
