@@ -51,7 +51,7 @@ def formulas(sentinel: Path) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("route", ["glm", "streamed_glm", "calibrate", "threshold", "coxph"])
+@pytest.mark.parametrize("route", ["glm", "streamed_glm", "calibrate", "threshold", "coxph", "streamed_coxph"])
 def test_a_hostile_formula_is_refused_before_anything_runs(design, df, tmp_path, route):
     sentinel = tmp_path / "ran"
     streamed = ssc.Design(pl.from_pandas(df).lazy(), ids="psu", strata="stratum", weights="weight")
@@ -63,6 +63,7 @@ def test_a_hostile_formula_is_refused_before_anything_runs(design, df, tmp_path,
             "calibrate": lambda: design.calibrate(f"~{rhs}", {"(Intercept)": 1.0}),
             "threshold": lambda: design.threshold_glm(formula, "monthly_income", grid=4),
             "coxph": lambda: design.coxph(f"Surv(time, event) ~{rhs}"),
+            "streamed_coxph": lambda: streamed.coxph(f"Surv(time, event) ~{rhs}"),
         }[route]
         with pytest.raises((ssc.FormulaError, ssc.ColumnError)) as err:
             call()

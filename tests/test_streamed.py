@@ -109,6 +109,12 @@ def test_dask_worker_processes_serve_every_streamed_estimator(model_df):
         _same(memory.quantile("x", [0.25, 0.5], by="d"), streamed.quantile("x", [0.25, 0.5], by="d"))
         formula, family = GLMS[1]
         _same_fit(memory.glm(formula, family=family), streamed.glm(formula, family=family))
+        a, b = memory.coxph("Surv(t, e) ~ y + job", na_rm=True), streamed.coxph("Surv(t, e) ~ y + job", na_rm=True)
+        assert np.all(np.abs(b.coef - a.coef) <= 1e-12 * np.abs(a.coef) + 1e-10 * a.se)  # as test_streamed_cox
+        assert_allclose(b.vcov, a.vcov, rtol=1e-10, atol=1e-12 * np.abs(a.vcov).max())
+        a, b = memory.coxph("Surv(t, e) ~ y + job", na_rm=True), streamed.coxph("Surv(t, e) ~ y + job", na_rm=True)
+        assert np.all(np.abs(b.coef - a.coef) <= 1e-12 * np.abs(a.coef) + 1e-10 * a.se)  # as test_streamed_cox
+        assert_allclose(b.vcov, a.vcov, rtol=1e-10, atol=1e-12 * np.abs(a.vcov).max())
         a, b = (d.km("t", "e", by="job", times=[10, 20], se=True) for d in (memory, streamed))
         cols = ["time", "survival", "se_log", "ci_low", "ci_high"]
         assert_allclose(b.to_pandas()[cols].to_numpy(float), a.to_pandas()[cols].to_numpy(float), rtol=1e-12)
@@ -123,12 +129,14 @@ def test_dask_worker_processes_serve_every_streamed_estimator(model_df):
 def test_same_digits_for_1_2_and_8_threads(lazy, tmp_path):
     code = (
         "import polars as pl, sscoverage as ssc, sys\n"
-        "lf = pl.scan_parquet(sys.argv[1])\n"
+        "lf = pl.scan_parquet(sys.argv[1]).with_columns(t=pl.col('d') + 1.0, e=pl.col('x') > 2)\n"
         "d = ssc.Design(lf, ids='psu', strata='h', weights='w', batch_rows=5000)\n"
         "r = d.mean('y', by='d', na_rm=True)\n"
         "g = d.glm('y ~ x + job', progress=False)\n"
         "k = d.rake([('job', {'platform': 2e4, 'contract': 3e4, 'self': 2.6e4})]).mean('x', by='d')\n"
-        "print(r.estimate.tolist(), r.se.tolist(), g.coef.tolist(), g.vcov.tolist(), k.se.tolist())\n"
+        "c = d.coxph('Surv(t, e) ~ x + job', progress=False)\n"
+        "print(r.estimate.tolist(), r.se.tolist(), g.coef.tolist(), g.vcov.tolist(), k.se.tolist(), c.coef.tolist(),\n"
+        "      c.vcov.tolist())\n"
     )
     folder = str(tmp_path / "p.parquet")
     lazy.sink_parquet(folder)

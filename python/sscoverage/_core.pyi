@@ -2,7 +2,7 @@
 # `python -m mypy.stubtest sscoverage._core` in tests/test_typing.py.  Arrays are
 # contiguous numpy arrays of the dtypes named; dicts hold arrays and numbers by name.
 
-from typing import Any, final
+from typing import Any, Callable, Sequence, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,8 +58,15 @@ __all__ = [
     "km_merge_entries",
     "km_unit_bins",
     "CoxFit",
+    "CoxRun",
+    "CoxSolution",
+    "cox_batch_moments",
+    "cox_batch_spread",
+    "cox_batch_table",
     "cox_fit",
     "cox_replicates",
+    "cox_scaling",
+    "cox_streamed_fit",
     "proportion",
     "joint_estimate",
     "joint_estimate_from_sums",
@@ -562,6 +569,57 @@ def cox_replicates(
     eps: float = 1e-9,
     maxit: int = 20,
 ) -> _F64: ...
+
+def cox_batch_moments(x: _F64, weights: _F64) -> tuple[float, _F64, list[bool]]: ...
+def cox_scaling(
+    total: float, sums: Sequence[float], dummy: Sequence[bool], spread: Sequence[float] | None = None
+) -> tuple[_F64, _F64]: ...
+def cox_batch_spread(x: _F64, weights: _F64, centre: Sequence[float]) -> _F64: ...
+def cox_batch_table(
+    x: _F64,
+    time: _F64,
+    event: _Bool,
+    weights: _F64,
+    centre: Sequence[float],
+    scale: Sequence[float],
+    beta: _F64,
+    event_times: _F64,
+) -> _F64: ...
+@final
+class CoxSolution:
+    def __new__(
+        cls,
+        centre: Sequence[float],
+        scale: Sequence[float],
+        beta: Sequence[float],
+        var: Sequence[float],
+        times: Sequence[float],
+        steps: Sequence[float],
+    ) -> CoxSolution: ...
+    def __reduce__(self) -> tuple[Any, Any]: ...
+    def unit_totals(
+        self, x: _F64, time: _F64, event: _Bool, weights: _F64, units: _U32, n_units: int
+    ) -> tuple[_F64, _F64]: ...
+
+@final
+class CoxRun:
+    coefficients: _F64
+    var: _F64
+    loglik: _F64
+    iterations: int
+    converged: bool
+    infinite: list[int]
+    solution: CoxSolution
+
+def cox_streamed_fit(
+    pass_fn: Callable[[_F64], _F64],
+    centre: Sequence[float],
+    scale: Sequence[float],
+    event_times: Sequence[float],
+    ties: str = "efron",
+    eps: float = 1e-9,
+    maxit: int = 20,
+) -> CoxRun: ...
 
 # sampling.rs
 def select(size: _F64 | None, strata: _U32, n: list[int], method: str, seed: int) -> tuple[_U32, _F64]: ...

@@ -8,14 +8,20 @@ use numpy::{
 use pyo3::prelude::*;
 
 use super::{errors, PyDesign};
+use crate::error::CoreError;
 use crate::estimators::km::{
     merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
     SurvivalRows, TimeTable, UnitBins,
 };
-use crate::models::coxph::{self, Control, CoxInput, Ties};
+use crate::models::coxph::{
+    self, Control, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling, ScoreSteps, Solution,
+    Ties,
+};
 
 /// Tabulated times and S at each.
 type Curve<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+/// A Cox model's scaling of its covariates: each column's centre and scale.
+type CentreScale<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
 
 /// One survival curve: its tabulated times, S at each, and the rows it was built from.
 #[pyclass(name = "SurvivalCurve", module = "sscoverage._core", frozen, get_all)]
@@ -507,6 +513,22 @@ struct PyCoxFit {
     influence: Py<PyArray2<f64>>,
 }
 
+fn cox_rows<'a>(
+    x: &'a PyReadonlyArray2<'_, f64>,
+    time: &'a PyReadonlyArray1<'_, f64>,
+    event: &'a PyReadonlyArray1<'_, bool>,
+    weights: &'a PyReadonlyArray1<'_, f64>,
+) -> PyResult<CoxRows<'a>> {
+    Ok(CoxRows {
+        x: x.as_slice()?,
+        n: x.shape()[0],
+        p: x.shape()[1],
+        time: time.as_slice()?,
+        event: event.as_slice()?,
+        weights: weights.as_slice()?,
+    })
+}
+
 /// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).
 #[pyfunction]
 #[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20))]
@@ -521,24 +543,17 @@ fn cox_fit<'py>(
     eps: f64,
     maxit: usize,
 ) -> PyResult<PyCoxFit> {
-    let (n, p) = (x.shape()[0], x.shape()[1]);
     let input = CoxInput {
-        x: x.as_slice()?,
-        n,
-        p,
-        time: time.as_slice()?,
-        event: event.as_slice()?,
-        weights: weights.as_slice()?,
+        rows: cox_rows(&x, &time, &event, &weights)?,
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };
-    let (fit, influence) = py
-        .detach(|| {
-            let fit = coxph::fit(&input, None)?;
-            let influence = coxph::influence(&input, &fit)?;
-            Ok((fit, influence))
-        })
-        .map_err(errors::to_py)?;
+    let (n, p) = (input.rows.n, input.rows.p);
+    let (fit, influence) = errors::in_core(py, || {
+        let fit = coxph::fit(&input, None)?;
+        let influence = coxph::influence(&input.rows, &fit)?;
+        Ok((fit, influence))
+    })?;
     Ok(PyCoxFit {
         coefficients: fit.coefficients.into_pyarray(py).unbind(),
         var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
@@ -568,29 +583,267 @@ fn cox_replicates<'py>(
     eps: f64,
     maxit: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let (n, p) = (x.shape()[0], x.shape()[1]);
     let r = replicate_weights.shape()[1];
     let reps = replicate_weights.as_slice()?;
     let input = CoxInput {
-        x: x.as_slice()?,
-        n,
-        p,
-        time: time.as_slice()?,
-        event: event.as_slice()?,
-        weights: weights.as_slice()?,
+        rows: cox_rows(&x, &time, &event, &weights)?,
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };
-    let coefs = py
-        .detach(|| coxph::replicate_coefficients(&input, reps, r, &init))
-        .map_err(errors::to_py)?;
+    let p = input.rows.p;
+    let coefs = errors::in_core(py, || coxph::replicate_coefficients(&input, reps, r, &init))?;
     coefs.into_pyarray(py).reshape([r, p])
+}
+
+/// A batch's part of the moments that set R's scaling of the covariates: (total
+/// weight, each column's weighted sum, whether each column holds only -1, 0 and 1).
+#[pyfunction]
+fn cox_batch_moments<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+) -> PyResult<(f64, Bound<'py, PyArray1<f64>>, Vec<bool>)> {
+    let n = x.shape()[0];
+    let (time, event) = (vec![0.0; n], vec![false; n]);
+    let rows = CoxRows {
+        x: x.as_slice()?,
+        n,
+        p: x.shape()[1],
+        time: &time,
+        event: &event,
+        weights: weights.as_slice()?,
+    };
+    let m = errors::in_core(py, || Moments::of(&rows))?;
+    Ok((m.total, m.sums.into_pyarray(py), m.dummy))
+}
+
+/// R's scaling from the batches' moments (added in batch order) and spreads: (centre,
+/// scale) per column; without the spreads, the centres they are taken about.
+#[pyfunction]
+#[pyo3(signature = (total, sums, dummy, spread=None))]
+fn cox_scaling(
+    py: Python<'_>,
+    total: f64,
+    sums: Vec<f64>,
+    dummy: Vec<bool>,
+    spread: Option<Vec<f64>>,
+) -> CentreScale<'_> {
+    let moments = Moments { total, sums, dummy };
+    let spread = spread.unwrap_or_else(|| vec![0.0; moments.sums.len()]);
+    let scaling = Scaling::new(&moments, &spread);
+    (
+        scaling.centre.into_pyarray(py),
+        scaling.scale.into_pyarray(py),
+    )
+}
+
+/// A batch's sum of w |x - centre| per column.
+#[pyfunction]
+fn cox_batch_spread<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    weights: PyReadonlyArray1<'py, f64>,
+    centre: Vec<f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let n = x.shape()[0];
+    let (time, event) = (vec![0.0; n], vec![false; n]);
+    let rows = CoxRows {
+        x: x.as_slice()?,
+        n,
+        p: x.shape()[1],
+        time: &time,
+        event: &event,
+        weights: weights.as_slice()?,
+    };
+    Ok(errors::in_core(py, || coxph::spread(&rows, &centre))?.into_pyarray(py))
+}
+
+/// A batch's rows summed to the bins of the fit's event times at `beta` (on the scaled
+/// covariates): `coxph::risk_table`, flat.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn cox_batch_table<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, bool>,
+    weights: PyReadonlyArray1<'py, f64>,
+    centre: Vec<f64>,
+    scale: Vec<f64>,
+    beta: PyReadonlyArray1<'py, f64>,
+    event_times: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let rows = cox_rows(&x, &time, &event, &weights)?;
+    let scaling = Scaling { centre, scale };
+    let (beta, times) = (beta.as_slice()?, event_times.as_slice()?);
+    Ok(errors::in_core(py, || coxph::risk_table(&rows, &scaling, beta, times))?.into_pyarray(py))
+}
+
+/// A streamed fit's risk sets: each evaluation one pass over the batches,
+/// `pass_fn(beta)` -> the batches' tables added in batch order.
+struct StreamedRiskSets<'py> {
+    pass_fn: Bound<'py, PyAny>,
+    event_times: Vec<f64>,
+    p: usize,
+    ties: Ties,
+    failure: Option<PyErr>,
+}
+
+impl RiskSets for StreamedRiskSets<'_> {
+    fn evaluate(&mut self, beta: &[f64]) -> crate::error::Result<Evaluation> {
+        let py = self.pass_fn.py();
+        let table = (|| -> PyResult<Vec<f64>> {
+            let table: PyReadonlyArray1<'_, f64> = self
+                .pass_fn
+                .call1((beta.to_vec().into_pyarray(py),))?
+                .extract()?;
+            Ok(table.as_slice()?.to_vec())
+        })();
+        match table {
+            Ok(table) => coxph::walk_table(&self.event_times, &table, self.p, self.ties),
+            Err(err) => {
+                self.failure = Some(err);
+                Err(CoreError::Value("a pass over the batches failed".into()))
+            }
+        }
+    }
+}
+
+/// A Cox model's solution as each row's influence value reads it (`coxph::Solution`):
+/// it travels to the workers that sum a streamed design's rows (pickles by value).
+#[pyclass(name = "CoxSolution", module = "sscoverage._core", frozen)]
+struct PyCoxSolution {
+    solution: Solution,
+}
+
+#[pymethods]
+impl PyCoxSolution {
+    #[new]
+    fn new(
+        centre: Vec<f64>,
+        scale: Vec<f64>,
+        beta: Vec<f64>,
+        var: Vec<f64>,
+        times: Vec<f64>,
+        steps: Vec<f64>,
+    ) -> PyResult<Self> {
+        let steps = ScoreSteps::new(beta.len(), times, steps).map_err(errors::to_py)?;
+        let solution =
+            Solution::new(Scaling { centre, scale }, beta, var, steps).map_err(errors::to_py)?;
+        Ok(PyCoxSolution { solution })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = slf.py();
+        let s = &slf.get().solution;
+        let args = (
+            s.scaling.centre.clone(),
+            s.scaling.scale.clone(),
+            s.beta.clone(),
+            s.var.clone(),
+            s.steps.times.clone(),
+            s.steps.rows.clone(),
+        );
+        Ok((
+            slf.get_type().into_any(),
+            args.into_pyobject(py)?.into_any(),
+        ))
+    }
+
+    /// A batch's influence values summed to its units (n_units x p), and each unit's
+    /// rows of positive weight.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn unit_totals<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f64>,
+        time: PyReadonlyArray1<'py, f64>,
+        event: PyReadonlyArray1<'py, bool>,
+        weights: PyReadonlyArray1<'py, f64>,
+        units: PyReadonlyArray1<'py, u32>,
+        n_units: usize,
+    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+        let rows = cox_rows(&x, &time, &event, &weights)?;
+        let units = units.as_slice()?;
+        let p = rows.p;
+        let (totals, counts) =
+            errors::in_core(py, || self.solution.unit_totals(&rows, units, n_units))?;
+        Ok((
+            totals.into_pyarray(py).reshape([n_units, p])?,
+            counts.into_pyarray(py),
+        ))
+    }
+}
+
+/// Where a streamed Cox fit ended: as `CoxFit` without the rows' influence values, and
+/// the solution that sums them batch by batch.
+#[pyclass(name = "CoxRun", module = "sscoverage._core", frozen, get_all)]
+struct PyCoxRun {
+    coefficients: Py<PyArray1<f64>>,
+    var: Py<PyArray2<f64>>,
+    loglik: Py<PyArray1<f64>>,
+    iterations: usize,
+    converged: bool,
+    infinite: Vec<usize>,
+    solution: Py<PyCoxSolution>,
+}
+
+/// R's Newton–Raphson for a Cox model over a streamed design's batches (the core's one
+/// `coxfit6` loop): covariates scaled by (centre, scale), bins at `event_times`
+/// (ascending), each evaluation `pass_fn(beta)` -> the batches' added tables.
+#[pyfunction]
+#[pyo3(signature = (pass_fn, centre, scale, event_times, ties="efron", eps=1e-9, maxit=20))]
+#[allow(clippy::too_many_arguments)]
+fn cox_streamed_fit(
+    py: Python<'_>,
+    pass_fn: Bound<'_, PyAny>,
+    centre: Vec<f64>,
+    scale: Vec<f64>,
+    event_times: Vec<f64>,
+    ties: &str,
+    eps: f64,
+    maxit: usize,
+) -> PyResult<PyCoxRun> {
+    let p = scale.len();
+    let mut sets = StreamedRiskSets {
+        pass_fn,
+        event_times,
+        p,
+        ties: Ties::parse(ties).map_err(errors::to_py)?,
+        failure: None,
+    };
+    let fit = coxph::newton(
+        &mut sets,
+        Scaling { centre, scale },
+        None,
+        control(eps, maxit),
+    );
+    if let Some(err) = sets.failure.take() {
+        return Err(err);
+    }
+    let fit = fit.map_err(errors::to_py)?;
+    Ok(PyCoxRun {
+        coefficients: fit.coefficients.into_pyarray(py).unbind(),
+        var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
+        loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
+        iterations: fit.iterations,
+        converged: fit.converged,
+        infinite: fit.infinite,
+        solution: Py::new(
+            py,
+            PyCoxSolution {
+                solution: fit.solution,
+            },
+        )?,
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySurvivalCurve>()?;
     m.add_class::<PyHazardCurves>()?;
     m.add_class::<PyCoxFit>()?;
+    m.add_class::<PyCoxSolution>()?;
+    m.add_class::<PyCoxRun>()?;
     m.add_function(wrap_pyfunction!(km_product_limit, m)?)?;
     m.add_function(wrap_pyfunction!(km_time_tables, m)?)?;
     m.add_function(wrap_pyfunction!(km_merge_tables, m)?)?;
@@ -600,5 +853,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(km_unit_bins, m)?)?;
     m.add_function(wrap_pyfunction!(cox_fit, m)?)?;
     m.add_function(wrap_pyfunction!(cox_replicates, m)?)?;
+    m.add_function(wrap_pyfunction!(cox_batch_moments, m)?)?;
+    m.add_function(wrap_pyfunction!(cox_scaling, m)?)?;
+    m.add_function(wrap_pyfunction!(cox_batch_spread, m)?)?;
+    m.add_function(wrap_pyfunction!(cox_batch_table, m)?)?;
+    m.add_function(wrap_pyfunction!(cox_streamed_fit, m)?)?;
     Ok(())
 }

@@ -9,6 +9,8 @@
 //! partial likelihood changes by less than `eps` relative, which leaves the coefficients
 //! up to about 1e-8 from the exact maximum, and the reference figures are R's.
 
+use rayon::prelude::*;
+
 use super::linalg::Ldl;
 use crate::error::{CoreError, Result};
 use crate::replicate::refit_replicates;
@@ -57,15 +59,23 @@ impl Default for Control {
     }
 }
 
-/// A model to fit: the n x p covariate matrix (row-major, no intercept), right-censored
-/// times with their event indicators, and case weights.
-pub struct CoxInput<'a> {
+/// Rows of a model: the n x p covariate matrix (row-major, no intercept), right-censored
+/// times with their event indicators, and case weights.  All the rows of a fit, or one
+/// batch of a streamed design's.
+#[derive(Clone, Copy)]
+pub struct CoxRows<'a> {
     pub x: &'a [f64],
     pub n: usize,
     pub p: usize,
     pub time: &'a [f64],
     pub event: &'a [bool],
     pub weights: &'a [f64],
+}
+
+/// A model to fit: its rows, the handling of ties and R's control settings.
+#[derive(Clone, Copy)]
+pub struct CoxInput<'a> {
+    pub rows: CoxRows<'a>,
     pub ties: Ties,
     pub control: Control,
 }
@@ -84,326 +94,587 @@ pub struct CoxFit {
     /// Newton step would still move them (R's warning "Loglik converged before
     /// variable ...; coefficient may be infinite").
     pub infinite: Vec<usize>,
+    /// What the rows' influence values are computed from.
+    pub solution: Solution,
 }
 
-/// The rows in ascending time (ties in row order), covariates centred and scaled as
-/// R's `coxfit6` does before iterating.
-struct Prepared {
-    n: usize,
+impl CoxRows<'_> {
+    /// Lengths, finite times >= 0, finite weights >= 0 and finite covariates.
+    fn check(&self) -> Result<()> {
+        let n = self.n;
+        if self.p == 0
+            || self.x.len() != n * self.p
+            || self.time.len() != n
+            || self.event.len() != n
+            || self.weights.len() != n
+        {
+            return Err(CoreError::Shape(format!(
+                "x has {} values, time {}, event {} and weights {} rows; expected {n} rows x {} \
+                 columns (at least one)",
+                self.x.len(),
+                self.time.len(),
+                self.event.len(),
+                self.weights.len(),
+                self.p
+            )));
+        }
+        if let Some(i) = self.time.iter().position(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(CoreError::Value(format!(
+                "survival time {} at row {i} is not a finite number >= 0",
+                self.time[i]
+            )));
+        }
+        if let Some(i) = self
+            .weights
+            .iter()
+            .position(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return Err(CoreError::Value(format!(
+                "weight {} at row {i} is not a finite number >= 0",
+                self.weights[i]
+            )));
+        }
+        if let Some(i) = self.x.iter().position(|v| !v.is_finite()) {
+            return Err(CoreError::Value(format!(
+                "covariate {} at row {} is not finite",
+                self.x[i],
+                i / self.p
+            )));
+        }
+        Ok(())
+    }
+
+    fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.p..(i + 1) * self.p]
+    }
+}
+
+/// R's centring and scaling of the covariates before `coxfit6` iterates: a column of
+/// only -1, 0 and 1 (a dummy) stays as it is; another is centred at its weighted mean
+/// and multiplied by the total weight over its sum of w |x - mean|.  It changes the
+/// rounding of the iterates, not their values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scaling {
+    pub centre: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+/// What the scaling is set from, summed over the rows (batch by batch on a streamed
+/// design): the total weight, each column's weighted sum, and which columns hold only
+/// -1, 0 and 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moments {
+    pub total: f64,
+    pub sums: Vec<f64>,
+    pub dummy: Vec<bool>,
+}
+
+impl Moments {
+    pub fn of(rows: &CoxRows) -> Result<Moments> {
+        rows.check()?;
+        let p = rows.p;
+        let mut m = Moments {
+            total: 0.0,
+            sums: vec![0.0; p],
+            dummy: vec![true; p],
+        };
+        for (i, &w) in rows.weights.iter().enumerate() {
+            m.total += w;
+            for ((s, d), &v) in m.sums.iter_mut().zip(&mut m.dummy).zip(rows.row(i)) {
+                *s += w * v;
+                *d &= matches!(v, -1.0 | 0.0 | 1.0);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Another part of the rows' moments added (batches in batch order).
+    pub fn add(&mut self, other: &Moments) -> Result<()> {
+        if other.sums.len() != self.sums.len() || other.dummy.len() != self.dummy.len() {
+            return Err(CoreError::Shape(format!(
+                "moments of {} columns added to moments of {}",
+                other.sums.len(),
+                self.sums.len()
+            )));
+        }
+        self.total += other.total;
+        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
+            *a += b;
+        }
+        for (a, b) in self.dummy.iter_mut().zip(&other.dummy) {
+            *a &= b;
+        }
+        Ok(())
+    }
+
+    /// Each column's centre: its weighted mean, 0 for a dummy.
+    pub fn centre(&self) -> Vec<f64> {
+        self.sums
+            .iter()
+            .zip(&self.dummy)
+            .map(|(s, &d)| if d { 0.0 } else { s / self.total })
+            .collect()
+    }
+}
+
+/// Each column's sum of w |x - centre| over the rows.
+pub fn spread(rows: &CoxRows, centre: &[f64]) -> Result<Vec<f64>> {
+    rows.check()?;
+    if centre.len() != rows.p {
+        return Err(CoreError::Shape(format!(
+            "{} centres for {} columns",
+            centre.len(),
+            rows.p
+        )));
+    }
+    let mut out = vec![0.0; rows.p];
+    for (i, &w) in rows.weights.iter().enumerate() {
+        for ((s, v), c) in out.iter_mut().zip(rows.row(i)).zip(centre) {
+            *s += w * (v - c).abs();
+        }
+    }
+    Ok(out)
+}
+
+/// `v` with its significand cut to 24 bits.
+fn short(v: f64) -> f64 {
+    f64::from_bits(v.to_bits() & !((1u64 << 29) - 1))
+}
+
+impl Scaling {
+    /// R's scaling, its constants cut to 24 significant bits: they set only the rounding
+    /// of the iterates, and cut short they are the same bits whichever order the moments
+    /// were summed in (all rows at once, or batch by batch), so the two give one fit.
+    pub fn new(moments: &Moments, spread: &[f64]) -> Scaling {
+        let scale = spread
+            .iter()
+            .zip(&moments.dummy)
+            .map(|(&s, &d)| {
+                if !d && s > 0.0 {
+                    short(moments.total / s)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Scaling {
+            centre: moments.centre().into_iter().map(short).collect(),
+            scale,
+        }
+    }
+
+    /// The scaling of all the rows of a fit.
+    fn of(rows: &CoxRows) -> Result<Scaling> {
+        let moments = Moments::of(rows)?;
+        Ok(Scaling::new(&moments, &spread(rows, &moments.centre())?))
+    }
+
+    /// A row of covariates, centred and scaled, into `out`.
+    fn apply(&self, row: &[f64], out: &mut [f64]) {
+        for (((o, v), c), s) in out.iter_mut().zip(row).zip(&self.centre).zip(&self.scale) {
+            *o = (v - c) * s;
+        }
+    }
+}
+
+/// Where the sums of a bin of rows sit.  A bin holds the rows of one time (in memory)
+/// or those of one event time and of the censored times up to the next (a streamed
+/// design's table): its number of events, their weight, their sums of w eta and of w x;
+/// then, for its rows without an event and for those with one, the sums of the risk
+/// r = w exp(eta), of r x and of r x x' (lower triangle, row by row).
+#[derive(Clone, Copy)]
+struct Layout {
     p: usize,
+}
+
+impl Layout {
+    const EVENTS: usize = 0;
+    const EVENT_WEIGHT: usize = 1;
+    const EVENT_ETA: usize = 2;
+    const EVENT_X: usize = 3;
+
+    fn block(self) -> usize {
+        1 + self.p + self.p * (self.p + 1) / 2
+    }
+    fn censored(self) -> usize {
+        Self::EVENT_X + self.p
+    }
+    fn dead(self) -> usize {
+        self.censored() + self.block()
+    }
+    fn width(self) -> usize {
+        self.dead() + self.block()
+    }
+
+    /// A row (scaled covariates `x`, linear predictor `eta`) added to its bin.
+    fn add_row(self, bin: &mut [f64], x: &[f64], w: f64, eta: f64, event: bool) {
+        let p = self.p;
+        let risk = eta.exp() * w;
+        if event {
+            bin[Self::EVENTS] += 1.0;
+            bin[Self::EVENT_WEIGHT] += w;
+            bin[Self::EVENT_ETA] += w * eta;
+            for (s, v) in bin[Self::EVENT_X..Self::EVENT_X + p].iter_mut().zip(x) {
+                *s += w * v;
+            }
+        }
+        let at = if event { self.dead() } else { self.censored() };
+        bin[at] += risk;
+        let (sum, cross) = bin[at + 1..at + self.block()].split_at_mut(p);
+        for j in 0..p {
+            let rx = risk * x[j];
+            sum[j] += rx;
+            let tri = &mut cross[j * (j + 1) / 2..];
+            for k in 0..=j {
+                tri[k] += rx * x[k];
+            }
+        }
+    }
+}
+
+fn eta(x: &[f64], beta: &[f64]) -> f64 {
+    x.iter().zip(beta).map(|(a, b)| a * b).sum()
+}
+
+/// The partial likelihood, its gradient and information at one beta, and the hazard
+/// steps there that score residuals read.
+pub struct Evaluation {
+    loglik: f64,
+    u: Vec<f64>,
+    /// Row-major p x p.
+    imat: Vec<f64>,
+    steps: ScoreSteps,
+}
+
+/// Per event time (ascending), what a row's score residual (R's `coxscore2`) reads: the
+/// cumulative hazard up to it and the cumulative sum of dH x̄; its own steps' sums of
+/// Efron's down-weighted dH and dH x̄, and the mean of its steps' x̄.  For row k with
+/// time t: -r_k (x_k H(t) - HX(t)), plus, for an event, r_k (x_k dH_down - dHX_down) +
+/// (x_k - mean x̄) at its own time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreSteps {
+    pub p: usize,
+    pub times: Vec<f64>,
+    /// Per event time: H, HX (p), dH_down, dHX_down (p), mean x̄ (p).
+    pub rows: Vec<f64>,
+}
+
+impl ScoreSteps {
+    pub fn new(p: usize, times: Vec<f64>, rows: Vec<f64>) -> Result<ScoreSteps> {
+        if rows.len() != times.len() * (2 + 3 * p) || !times.is_sorted() {
+            return Err(CoreError::Shape(format!(
+                "{} step values for {} event times of {p} covariates (in ascending order)",
+                rows.len(),
+                times.len()
+            )));
+        }
+        Ok(ScoreSteps { p, times, rows })
+    }
+
+    /// The score residual of a row (scaled covariates `x`, r = exp(eta)) into `out`.
+    fn residual(&self, x: &[f64], r: f64, time: f64, event: bool, out: &mut [f64]) {
+        let p = self.p;
+        let at = self.times.partition_point(|&s| s <= time);
+        if at == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let row = &self.rows[(at - 1) * (2 + 3 * p)..at * (2 + 3 * p)];
+        let (h, hx) = (row[0], &row[1..=p]);
+        let (down, down_x, mean_x) = (row[1 + p], &row[2 + p..2 + 2 * p], &row[2 + 2 * p..]);
+        for j in 0..p {
+            out[j] = -r * (x[j] * h - hx[j]);
+            if event {
+                out[j] += r * (x[j] * down - down_x[j]) + (x[j] - mean_x[j]);
+            }
+        }
+    }
+}
+
+/// R's `coxfit6_iter` walk back from the latest bin: a bin's rows without an event join
+/// the risk set, then its events, in one step (Breslow, or a single event) or in d
+/// equal steps (Efron's d tied events); at each event time it also keeps what the score
+/// residuals need (what R's `coxscore2` recomputes from the same sums).
+struct Walk {
+    layout: Layout,
+    ties: Ties,
+    denom: f64,
+    a: Vec<f64>,
+    /// Lower triangle, row by row.
+    cmat: Vec<f64>,
+    loglik: f64,
+    u: Vec<f64>,
+    imat: Vec<f64>,
+    /// Per event time, latest first: its time and dH, dH_down, dHX (p), dHX_down (p),
+    /// mean x̄ (p).
+    times: Vec<f64>,
+    steps: Vec<f64>,
+}
+
+impl Walk {
+    fn new(p: usize, ties: Ties) -> Walk {
+        Walk {
+            layout: Layout { p },
+            ties,
+            denom: 0.0,
+            a: vec![0.0; p],
+            cmat: vec![0.0; p * (p + 1) / 2],
+            loglik: 0.0,
+            u: vec![0.0; p],
+            imat: vec![0.0; p * p],
+            times: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn add_bin(&mut self, time: f64, bin: &[f64]) {
+        let l = self.layout;
+        let p = l.p;
+        let censored = &bin[l.censored()..l.dead()];
+        self.denom += censored[0];
+        for (a, v) in self.a.iter_mut().zip(&censored[1..=p]) {
+            *a += v;
+        }
+        for (c, v) in self.cmat.iter_mut().zip(&censored[1 + p..]) {
+            *c += v;
+        }
+        let ndead = bin[Layout::EVENTS];
+        if ndead == 0.0 {
+            return;
+        }
+        self.loglik += bin[Layout::EVENT_ETA];
+        for (u, v) in self.u.iter_mut().zip(&bin[Layout::EVENT_X..]) {
+            *u += v;
+        }
+        let deadwt = bin[Layout::EVENT_WEIGHT];
+        // Breslow: all tied events in one step; Efron: `ndead` steps of 1/ndead each.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (k, wtave) = if self.ties == Ties::Breslow || ndead == 1.0 {
+            (1, deadwt)
+        } else {
+            (ndead as usize, deadwt / ndead)
+        };
+        let frac = 1.0 / k as f64;
+        let dead = &bin[l.dead()..l.width()];
+        let (denom2, a2, cmat2) = (dead[0], &dead[1..=p], &dead[1 + p..]);
+        let at = self.steps.len();
+        self.times.push(time);
+        self.steps.resize(at + 2 + 3 * p, 0.0);
+        for s in 0..k {
+            self.denom += denom2 * frac;
+            self.loglik -= wtave * self.denom.ln();
+            // The step's share of the events still in the risk set, as `coxscore2` counts.
+            let down = (k - 1 - s) as f64 / k as f64;
+            let hazard = wtave / self.denom;
+            let step = &mut self.steps[at..];
+            step[0] += hazard;
+            step[1] += hazard * down;
+            for j in 0..p {
+                self.a[j] += a2[j] * frac;
+                let mean = self.a[j] / self.denom;
+                self.u[j] -= wtave * mean;
+                step[2 + j] += hazard * mean;
+                step[2 + p + j] += hazard * down * mean;
+                step[2 + 2 * p + j] += mean / k as f64;
+                let row = j * (j + 1) / 2;
+                for c in 0..=j {
+                    self.cmat[row + c] += cmat2[row + c] * frac;
+                    self.imat[j * p + c] +=
+                        wtave * (self.cmat[row + c] - mean * self.a[c]) / self.denom;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Evaluation {
+        let p = self.layout.p;
+        for j in 0..p {
+            for k in 0..j {
+                self.imat[k * p + j] = self.imat[j * p + k];
+            }
+        }
+        // Forward in time: the running sums over the event times up to each.
+        let width = 2 + 3 * p;
+        let mut rows = vec![0.0; self.steps.len()];
+        let (mut h, mut hx) = (0.0, vec![0.0; p]);
+        for (out, step) in rows
+            .chunks_exact_mut(width)
+            .zip(self.steps.chunks_exact(width).rev())
+        {
+            h += step[0];
+            for (c, v) in hx.iter_mut().zip(&step[2..2 + p]) {
+                *c += v;
+            }
+            out[0] = h;
+            out[1..=p].copy_from_slice(&hx);
+            out[1 + p] = step[1];
+            out[2 + p..].copy_from_slice(&step[2 + p..]);
+        }
+        self.times.reverse();
+        Evaluation {
+            loglik: self.loglik,
+            u: self.u,
+            imat: self.imat,
+            steps: ScoreSteps {
+                p,
+                times: self.times,
+                rows,
+            },
+        }
+    }
+}
+
+/// The partial likelihood of a model's rows at a beta (on the scaled covariates): the
+/// rows in memory, or a streamed design's batches, each pass summing its rows to bins.
+pub trait RiskSets {
+    fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation>;
+}
+
+/// The rows in ascending time (ties in row order), covariates centred and scaled.
+struct Prepared {
+    p: usize,
+    ties: Ties,
     time: Vec<f64>,
     event: Vec<bool>,
     weights: Vec<f64>,
     /// Row-major n x p, in time order.
     x: Vec<f64>,
-    scale: Vec<f64>,
-    order: Vec<usize>,
-}
-
-/// The partial likelihood, its gradient and information at one beta.
-struct Evaluation {
-    loglik: f64,
-    u: Vec<f64>,
-    /// Row-major p x p; only the lower triangle is filled.
-    imat: Vec<f64>,
-}
-
-fn check(input: &CoxInput) -> Result<()> {
-    let n = input.n;
-    if input.x.len() != n * input.p
-        || input.time.len() != n
-        || input.event.len() != n
-        || input.weights.len() != n
-    {
-        return Err(CoreError::Shape(format!(
-            "x has {} values, time {}, event {} and weights {} rows; expected {n} rows x {} columns",
-            input.x.len(),
-            input.time.len(),
-            input.event.len(),
-            input.weights.len(),
-            input.p
-        )));
-    }
-    if let Some(i) = input
-        .time
-        .iter()
-        .position(|t| !(t.is_finite() && *t >= 0.0))
-    {
-        return Err(CoreError::Value(format!(
-            "survival time {} at row {i} is not a finite number >= 0",
-            input.time[i]
-        )));
-    }
-    if let Some(i) = input
-        .weights
-        .iter()
-        .position(|w| !(w.is_finite() && *w >= 0.0))
-    {
-        return Err(CoreError::Value(format!(
-            "weight {} at row {i} is not a finite number >= 0",
-            input.weights[i]
-        )));
-    }
-    if let Some(i) = input.x.iter().position(|v| !v.is_finite()) {
-        return Err(CoreError::Value(format!(
-            "covariate {} at row {} is not finite",
-            input.x[i],
-            i / input.p
-        )));
-    }
-    if !input.weights.iter().any(|w| *w > 0.0) {
-        return Err(CoreError::Value("no row has a positive weight".into()));
-    }
-    Ok(())
+    scaling: Scaling,
 }
 
 impl Prepared {
     fn new(input: &CoxInput) -> Result<Self> {
-        check(input)?;
-        let (n, p) = (input.n, input.p);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| input.time[a].total_cmp(&input.time[b]));
-        let weights: Vec<f64> = order.iter().map(|&r| input.weights[r]).collect();
-        let mut x: Vec<f64> = order
-            .iter()
-            .flat_map(|&r| input.x[r * p..(r + 1) * p].iter().copied())
-            .collect();
-        let total: f64 = weights.iter().sum();
-        let mut scale = vec![1.0; p];
-        for (j, s) in scale.iter_mut().enumerate() {
-            // R leaves columns of only -1, 0 and 1 (dummies) as they are; it centres and
-            // scales the others, which changes rounding, not the iterates.
-            if (0..n).all(|i| matches!(x[i * p + j], -1.0 | 0.0 | 1.0)) {
-                continue;
-            }
-            let mean = (0..n).map(|i| weights[i] * x[i * p + j]).sum::<f64>() / total;
-            let mut spread = 0.0;
-            for i in 0..n {
-                x[i * p + j] -= mean;
-                spread += weights[i] * x[i * p + j].abs();
-            }
-            if spread > 0.0 {
-                *s = total / spread;
-                for i in 0..n {
-                    x[i * p + j] *= *s;
-                }
-            }
+        let rows = &input.rows;
+        rows.check()?;
+        if !rows.weights.iter().any(|w| *w > 0.0) {
+            return Err(CoreError::Value("no row has a positive weight".into()));
+        }
+        let scaling = Scaling::of(rows)?;
+        let mut order: Vec<usize> = (0..rows.n).collect();
+        order.sort_by(|&a, &b| rows.time[a].total_cmp(&rows.time[b]));
+        let mut x = vec![0.0; rows.n * rows.p];
+        for (out, &r) in x.chunks_exact_mut(rows.p).zip(&order) {
+            scaling.apply(rows.row(r), out);
         }
         Ok(Prepared {
-            n,
-            p,
-            time: order.iter().map(|&r| input.time[r]).collect(),
-            event: order.iter().map(|&r| input.event[r]).collect(),
-            weights,
+            p: rows.p,
+            ties: input.ties,
+            time: order.iter().map(|&r| rows.time[r]).collect(),
+            event: order.iter().map(|&r| rows.event[r]).collect(),
+            weights: order.iter().map(|&r| rows.weights[r]).collect(),
             x,
-            scale,
-            order,
+            scaling,
         })
     }
+}
 
-    fn eta(&self, i: usize, beta: &[f64]) -> f64 {
+impl RiskSets for Prepared {
+    /// One bin per distinct time, latest first.
+    fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation> {
         let p = self.p;
-        self.x[i * p..(i + 1) * p]
-            .iter()
-            .zip(beta)
-            .map(|(a, b)| a * b)
-            .sum()
-    }
-
-    /// R's `coxfit6_iter`: walk back from the latest time, adding each set of tied times
-    /// to the risk set; tied events enter Efron's sums in equal fractions.
-    fn evaluate(&self, beta: &[f64], ties: Ties) -> Evaluation {
-        let p = self.p;
-        let mut ev = Evaluation {
-            loglik: 0.0,
-            u: vec![0.0; p],
-            imat: vec![0.0; p * p],
-        };
-        let (mut denom, mut a, mut cmat) = (0.0, vec![0.0; p], vec![0.0; p * p]);
-        let (mut a2, mut cmat2) = (vec![0.0; p], vec![0.0; p * p]);
-        let mut person = self.n;
+        let layout = Layout { p };
+        let mut walk = Walk::new(p, self.ties);
+        let mut bin = vec![0.0; layout.width()];
+        let mut person = self.time.len();
         while person > 0 {
             let t = self.time[person - 1];
-            let (mut ndead, mut deadwt, mut denom2) = (0usize, 0.0, 0.0);
+            bin.fill(0.0);
             while person > 0 && self.time[person - 1] == t {
                 person -= 1;
-                let i = person;
-                let zbeta = self.eta(i, beta);
-                let risk = zbeta.exp() * self.weights[i];
-                let xi = &self.x[i * p..(i + 1) * p];
-                let (sum, cross) = if self.event[i] {
-                    ndead += 1;
-                    deadwt += self.weights[i];
-                    denom2 += risk;
-                    ev.loglik += self.weights[i] * zbeta;
-                    for (u, xv) in ev.u.iter_mut().zip(xi) {
-                        *u += self.weights[i] * xv;
-                    }
-                    (&mut a2, &mut cmat2)
-                } else {
-                    denom += risk;
-                    (&mut a, &mut cmat)
-                };
-                for j in 0..p {
-                    sum[j] += risk * xi[j];
-                    for k in 0..=j {
-                        cross[j * p + k] += risk * xi[j] * xi[k];
-                    }
-                }
+                let x = &self.x[person * p..(person + 1) * p];
+                layout.add_row(
+                    &mut bin,
+                    x,
+                    self.weights[person],
+                    eta(x, beta),
+                    self.event[person],
+                );
             }
-            if ndead == 0 {
-                continue;
-            }
-            // Breslow: all tied events in one step; Efron: `ndead` steps of 1/ndead each.
-            let (steps, wtave) = if ties == Ties::Breslow || ndead == 1 {
-                (1, deadwt)
-            } else {
-                (ndead, deadwt / ndead as f64)
-            };
-            let frac = 1.0 / steps as f64;
-            for _ in 0..steps {
-                denom += denom2 * frac;
-                ev.loglik -= wtave * denom.ln();
-                for j in 0..p {
-                    a[j] += a2[j] * frac;
-                    let mean = a[j] / denom;
-                    ev.u[j] -= wtave * mean;
-                    for k in 0..=j {
-                        cmat[j * p + k] += cmat2[j * p + k] * frac;
-                        ev.imat[j * p + k] += wtave * (cmat[j * p + k] - mean * a[k]) / denom;
-                    }
-                }
-            }
-            a2.fill(0.0);
-            cmat2.fill(0.0);
+            walk.add_bin(t, &bin);
         }
-        for j in 0..p {
-            for k in 0..j {
-                ev.imat[k * p + j] = ev.imat[j * p + k];
-            }
-        }
-        ev
+        Ok(walk.finish())
     }
+}
 
-    /// Score residuals (R's `coxscore2`) at `beta`, in time order and in the scaled
-    /// covariates: for row k, sum over event times s <= t_k of
-    /// 1{k has an event at s} (x_k - xbar(s)) - r_k sum_steps dH (x_k - xbar_step),
-    /// Efron's steps down-weighting k's own risk at its event time.  The sums over
-    /// earlier event times are carried as running totals, O(n p) in all.
-    fn score_residuals(&self, beta: &[f64], ties: Ties) -> Vec<f64> {
-        // Per event time, walking back: sum dH, sum dH xbar, the same with Efron's
-        // down-weights, and the mean of the steps' xbar (for the event rows' own term).
-        struct Step {
-            time: f64,
-            dh: f64,
-            dh_mean: Vec<f64>,
-            dh_down: f64,
-            dh_down_mean: Vec<f64>,
-            mean_of_means: Vec<f64>,
-        }
-        let (n, p) = (self.n, self.p);
-        let risk: Vec<f64> = (0..n).map(|i| self.eta(i, beta).exp()).collect();
-        let mut steps: Vec<Step> = Vec::new();
-        let (mut denom, mut a) = (0.0, vec![0.0; p]);
-        let mut i = n;
-        while i > 0 {
-            let t = self.time[i - 1];
-            let (mut deaths, mut e_denom, mut deadwt, mut a2) = (0usize, 0.0, 0.0, vec![0.0; p]);
-            while i > 0 && self.time[i - 1] == t {
-                i -= 1;
-                let r = risk[i] * self.weights[i];
-                let xi = &self.x[i * p..(i + 1) * p];
-                denom += r;
-                for (aj, xj) in a.iter_mut().zip(xi) {
-                    *aj += r * xj;
-                }
-                if self.event[i] {
-                    deaths += 1;
-                    e_denom += r;
-                    deadwt += self.weights[i];
-                    for (aj, xj) in a2.iter_mut().zip(xi) {
-                        *aj += r * xj;
-                    }
-                }
-            }
-            if deaths == 0 {
-                continue;
-            }
-            let mut step = Step {
-                time: t,
-                dh: 0.0,
-                dh_mean: vec![0.0; p],
-                dh_down: 0.0,
-                dh_down_mean: vec![0.0; p],
-                mean_of_means: vec![0.0; p],
-            };
-            let (k, meanwt) = if ties == Ties::Breslow || deaths == 1 {
-                (1, deadwt)
-            } else {
-                (deaths, deadwt / deaths as f64)
-            };
-            for dd in 0..k {
-                let downwt = dd as f64 / k as f64;
-                let d2 = denom - downwt * e_denom;
-                let hazard = meanwt / d2;
-                step.dh += hazard;
-                step.dh_down += hazard * downwt;
-                for j in 0..p {
-                    let mean = (a[j] - downwt * a2[j]) / d2;
-                    step.dh_mean[j] += hazard * mean;
-                    step.dh_down_mean[j] += hazard * downwt * mean;
-                    step.mean_of_means[j] += mean / k as f64;
-                }
-            }
-            steps.push(step);
-        }
-        // Forward in time (`steps` runs backward): running sums over the event times up
-        // to each row's time.
-        let mut resid = vec![0.0; n * p];
-        let (mut h, mut hm) = (0.0, vec![0.0; p]);
-        let mut next = steps.len();
-        let mut current: Option<&Step> = None;
-        for k in 0..n {
-            while next > 0 && steps[next - 1].time <= self.time[k] {
-                next -= 1;
-                let s = &steps[next];
-                h += s.dh;
-                for (m, v) in hm.iter_mut().zip(&s.dh_mean) {
-                    *m += v;
-                }
-                current = Some(s);
-            }
-            let xk = &self.x[k * p..(k + 1) * p];
-            let out = &mut resid[k * p..(k + 1) * p];
-            for j in 0..p {
-                out[j] = -risk[k] * (xk[j] * h - hm[j]);
-            }
-            if self.event[k] {
-                if let Some(s) = current {
-                    for j in 0..p {
-                        out[j] += risk[k] * (xk[j] * s.dh_down - s.dh_down_mean[j])
-                            + (xk[j] - s.mean_of_means[j]);
-                    }
-                }
-            }
-        }
-        resid
+/// A batch's rows summed to bins at `beta` (on the scaled covariates), one bin per event
+/// time of the whole fit (`event_times`, ascending): a row goes to the bin of the
+/// latest event time at or before its own (rows before the first are in no event's risk
+/// set), which enters the walk exactly where R's walk adds it.  The bins of all the
+/// batches, added, are the fit's (`walk_table`).
+pub fn risk_table(
+    rows: &CoxRows,
+    scaling: &Scaling,
+    beta: &[f64],
+    event_times: &[f64],
+) -> Result<Vec<f64>> {
+    rows.check()?;
+    let p = rows.p;
+    if scaling.centre.len() != p || scaling.scale.len() != p || beta.len() != p {
+        return Err(CoreError::Shape(format!(
+            "a scaling of {} columns and {} coefficients for {p} columns",
+            scaling.centre.len(),
+            beta.len()
+        )));
     }
+    let layout = Layout { p };
+    let width = layout.width();
+    let mut table = vec![0.0; event_times.len() * width];
+    let mut x = vec![0.0; p];
+    for i in 0..rows.n {
+        let t = rows.time[i];
+        let at = event_times.partition_point(|&s| s <= t);
+        if rows.event[i] && (at == 0 || event_times[at - 1] != t) {
+            return Err(CoreError::Value(format!(
+                "the event at time {t} (row {i}) is not among the fit's event times: the data \
+                 changed between passes"
+            )));
+        }
+        if at == 0 {
+            continue;
+        }
+        scaling.apply(rows.row(i), &mut x);
+        let bin = &mut table[(at - 1) * width..at * width];
+        layout.add_row(bin, &x, rows.weights[i], eta(&x, beta), rows.event[i]);
+    }
+    Ok(table)
+}
+
+/// The walk over a streamed fit's bins (the batches' `risk_table`s added).
+pub fn walk_table(event_times: &[f64], table: &[f64], p: usize, ties: Ties) -> Result<Evaluation> {
+    let width = Layout { p }.width();
+    if table.len() != event_times.len() * width {
+        return Err(CoreError::Shape(format!(
+            "a table of {} values for {} event times of {p} covariates",
+            table.len(),
+            event_times.len()
+        )));
+    }
+    let mut walk = Walk::new(p, ties);
+    for (t, bin) in event_times.iter().zip(table.chunks_exact(width)).rev() {
+        walk.add_bin(*t, bin);
+    }
+    Ok(walk.finish())
 }
 
 /// Fit by R's Newton–Raphson from `init` (zeros if None).  Aliased columns (a zero pivot
 /// of the information at the start) are an error, with their positions; a fit that runs
 /// out of iterations is returned with `converged = false`.
 pub fn fit(input: &CoxInput, init: Option<&[f64]>) -> Result<CoxFit> {
-    let prep = Prepared::new(input)?;
-    fit_prepared(&prep, input, init)
+    let mut prep = Prepared::new(input)?;
+    let scaling = prep.scaling.clone();
+    newton(&mut prep, scaling, init, input.control)
 }
 
-fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Result<CoxFit> {
-    let p = prep.p;
-    let control = input.control;
+/// R's `coxfit6` iterations over any rows' risk sets, on covariates scaled by `scaling`.
+pub fn newton(
+    sets: &mut impl RiskSets,
+    scaling: Scaling,
+    init: Option<&[f64]>,
+    control: Control,
+) -> Result<CoxFit> {
+    let p = scaling.scale.len();
     let mut beta: Vec<f64> = match init {
-        Some(b) if b.len() == p => b.iter().zip(&prep.scale).map(|(b, s)| b / s).collect(),
+        Some(b) if b.len() == p => b.iter().zip(&scaling.scale).map(|(b, s)| b / s).collect(),
         Some(b) => {
             return Err(CoreError::Shape(format!(
                 "{} initial values for {p} coefficients",
@@ -412,7 +683,7 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
         }
         None => vec![0.0; p],
     };
-    let first = prep.evaluate(&beta, input.ties);
+    let first = sets.evaluate(&beta)?;
     let mut factor = Ldl::new(&first.imat, p, control.toler_chol);
     if !factor.singular().is_empty() {
         return Err(CoreError::Aliased {
@@ -420,7 +691,7 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
         });
     }
     let loglik0 = first.loglik;
-    let mut u = first.u;
+    let (mut u, mut steps) = (first.u, first.steps);
     let mut loglik = loglik0;
     let mut converged = false;
     let mut iterations = 0;
@@ -430,7 +701,7 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
         let mut halving = 0.0;
         for iter in 1..=control.maxit {
             iterations = iter;
-            let ev = prep.evaluate(&newbeta, input.ties);
+            let ev = sets.evaluate(&newbeta)?;
             let newfactor = Ldl::new(&ev.imat, p, control.toler_chol);
             let finite = ev.loglik.is_finite()
                 && ev.u.iter().all(|v| v.is_finite())
@@ -438,8 +709,7 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
             if finite && (1.0 - loglik / ev.loglik).abs() <= control.eps {
                 beta = newbeta;
                 factor = newfactor;
-                u = ev.u;
-                loglik = ev.loglik;
+                (u, steps, loglik) = (ev.u, ev.steps, ev.loglik);
                 converged = true;
                 break;
             }
@@ -458,19 +728,18 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
                     *nb += s;
                 }
                 factor = newfactor;
-                u = ev.u;
+                (u, steps) = (ev.u, ev.steps);
             }
         }
         if !converged {
             // As R: the information and score of the last good beta.
-            let ev = prep.evaluate(&beta, input.ties);
+            let ev = sets.evaluate(&beta)?;
             factor = Ldl::new(&ev.imat, p, control.toler_chol);
-            u = ev.u;
-            loglik = ev.loglik;
+            (u, steps, loglik) = (ev.u, ev.steps, ev.loglik);
         }
     }
     let scaled_var = factor.inverse();
-    let s = &prep.scale;
+    let s = &scaling.scale;
     let coefficients: Vec<f64> = beta.iter().zip(s).map(|(b, s)| b * s).collect();
     let mut var = vec![0.0; p * p];
     for j in 0..p {
@@ -491,6 +760,12 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
         Vec::new()
     };
     Ok(CoxFit {
+        solution: Solution {
+            scaling,
+            beta,
+            var: var.clone(),
+            steps,
+        },
         coefficients,
         var,
         loglik: [loglik0, loglik],
@@ -500,34 +775,133 @@ fn fit_prepared(prep: &Prepared, input: &CoxInput, init: Option<&[f64]>) -> Resu
     })
 }
 
+/// A fit's solution as each row's influence value reads it: the covariates' scaling, the
+/// coefficients on the scaled covariates, the model-based covariance and the hazard
+/// steps at the coefficients.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    pub scaling: Scaling,
+    pub beta: Vec<f64>,
+    pub var: Vec<f64>,
+    pub steps: ScoreSteps,
+}
+
+impl Solution {
+    pub fn new(scaling: Scaling, beta: Vec<f64>, var: Vec<f64>, steps: ScoreSteps) -> Result<Self> {
+        let p = steps.p;
+        if scaling.centre.len() != p
+            || scaling.scale.len() != p
+            || beta.len() != p
+            || var.len() != p * p
+        {
+            return Err(CoreError::Shape(format!(
+                "a solution of {} coefficients, {} covariance values and {} scalings for {p} covariates",
+                beta.len(),
+                var.len(),
+                scaling.scale.len()
+            )));
+        }
+        Ok(Solution {
+            scaling,
+            beta,
+            var,
+            steps,
+        })
+    }
+
+    fn check(&self, rows: &CoxRows) -> Result<()> {
+        rows.check()?;
+        if rows.p != self.beta.len() {
+            return Err(CoreError::Shape(format!(
+                "rows of {} covariates for a fit of {}",
+                rows.p,
+                self.beta.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Row i's influence value into `out`: its score residual times the model-based
+    /// covariance, times its weight (R's `resid(fit, "dfbeta", weighted = TRUE)`);
+    /// `x` and `resid` are p-long scratch.
+    fn influence_row(
+        &self,
+        rows: &CoxRows,
+        i: usize,
+        x: &mut [f64],
+        resid: &mut [f64],
+        out: &mut [f64],
+    ) {
+        let p = rows.p;
+        self.scaling.apply(rows.row(i), x);
+        let r = eta(x, &self.beta).exp();
+        self.steps
+            .residual(x, r, rows.time[i], rows.event[i], resid);
+        // Back from the scaled covariates: a residual is linear in x.
+        for (v, s) in resid.iter_mut().zip(&self.scaling.scale) {
+            *v /= s;
+        }
+        let w = rows.weights[i];
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = w * (0..p).map(|j| resid[j] * self.var[j * p + k]).sum::<f64>();
+        }
+    }
+
+    /// The rows' influence values summed to their units (`units`: each row's unit code
+    /// below `n_units`), n_units x p, and each unit's number of rows of positive weight.
+    pub fn unit_totals(
+        &self,
+        rows: &CoxRows,
+        units: &[u32],
+        n_units: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check(rows)?;
+        let p = rows.p;
+        if units.len() != rows.n {
+            return Err(CoreError::Shape(format!(
+                "{} unit codes for {} rows",
+                units.len(),
+                rows.n
+            )));
+        }
+        if let Some(u) = units.iter().find(|&&u| u as usize >= n_units) {
+            return Err(CoreError::Value(format!(
+                "unit code {u} is not below {n_units}"
+            )));
+        }
+        let (mut totals, mut counts) = (vec![0.0; n_units * p], vec![0.0; n_units]);
+        let (mut x, mut resid, mut row) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+        for (i, &u) in units.iter().enumerate() {
+            self.influence_row(rows, i, &mut x, &mut resid, &mut row);
+            let u = u as usize;
+            for (t, v) in totals[u * p..(u + 1) * p].iter_mut().zip(&row) {
+                *t += v;
+            }
+            if rows.weights[i] > 0.0 {
+                counts[u] += 1.0;
+            }
+        }
+        Ok((totals, counts))
+    }
+}
+
 /// Influence values of the coefficients (n x p, row-major, rows in input order): each
 /// row's score residual times `fit.var`, times the row's weight (R's `resid(fit,
 /// "dfbeta", weighted = TRUE)`).  Their design-based covariance is `svycoxph`'s.
-pub fn influence(input: &CoxInput, fit: &CoxFit) -> Result<Vec<f64>> {
-    let prep = Prepared::new(input)?;
-    let p = prep.p;
-    if fit.coefficients.len() != p || fit.var.len() != p * p {
-        return Err(CoreError::Shape(format!(
-            "a fit of {} coefficients for {p} columns",
-            fit.coefficients.len()
-        )));
-    }
-    let beta: Vec<f64> = fit
-        .coefficients
-        .iter()
-        .zip(&prep.scale)
-        .map(|(b, s)| b / s)
-        .collect();
-    let resid = prep.score_residuals(&beta, input.ties);
-    let mut out = vec![0.0; prep.n * p];
-    for (i, &row) in prep.order.iter().enumerate() {
-        let w = prep.weights[i];
-        // Back from the scaled covariates: a residual is linear in x.
-        let r: Vec<f64> = (0..p).map(|j| resid[i * p + j] / prep.scale[j]).collect();
-        for k in 0..p {
-            out[row * p + k] = w * (0..p).map(|j| r[j] * fit.var[j * p + k]).sum::<f64>();
-        }
-    }
+pub fn influence(rows: &CoxRows, fit: &CoxFit) -> Result<Vec<f64>> {
+    let solution = &fit.solution;
+    solution.check(rows)?;
+    let p = rows.p;
+    let mut out = vec![0.0; rows.n * p];
+    // Rows are independent: the same digits whatever the threads.
+    out.par_chunks_mut(p * 4096)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let (mut x, mut resid) = (vec![0.0; p], vec![0.0; p]);
+            for (k, row) in chunk.chunks_exact_mut(p).enumerate() {
+                solution.influence_row(rows, c * 4096 + k, &mut x, &mut resid, row);
+            }
+        });
     Ok(out)
 }
 
@@ -541,10 +915,13 @@ pub fn replicate_coefficients(
     r: usize,
     init: &[f64],
 ) -> Result<Vec<f64>> {
-    let (n, p) = (input.n, input.p);
+    let (n, p) = (input.rows.n, input.rows.p);
     let rows = refit_replicates(weights, n, r, |_, w| {
         let one = CoxInput {
-            weights: &w,
+            rows: CoxRows {
+                weights: &w,
+                ..input.rows
+            },
             ..*input
         };
         Ok(match fit(&one, Some(init)) {
@@ -567,12 +944,14 @@ mod tests {
         ties: Ties,
     ) -> CoxInput<'a> {
         CoxInput {
-            x,
-            n: time.len(),
-            p: x.len() / time.len(),
-            time,
-            event,
-            weights: w,
+            rows: CoxRows {
+                x,
+                n: time.len(),
+                p: x.len() / time.len(),
+                time,
+                event,
+                weights: w,
+            },
             ties,
             control: Control::default(),
         }
@@ -637,7 +1016,7 @@ mod tests {
                 assert!((g - r).abs() <= 1e-13 * r.abs(), "{ties:?}: {got:?}");
             }
             assert_eq!(f.iterations, 3);
-            for (g, r) in influence(&inp, &f).unwrap().iter().zip(dfbeta) {
+            for (g, r) in influence(&inp.rows, &f).unwrap().iter().zip(dfbeta) {
                 assert!((g - r).abs() <= 1e-12 * r.abs(), "{ties:?}: {g} vs {r}");
             }
         }
@@ -651,7 +1030,7 @@ mod tests {
             let f = fit(&inp, None).unwrap();
             assert!(f.converged && f.infinite.is_empty());
             // The weighted score residuals sum to the score, zero at the maximum.
-            let infl = influence(&inp, &f).unwrap();
+            let infl = influence(&inp.rows, &f).unwrap();
             let total: f64 = infl.iter().sum();
             assert!(total.abs() < 1e-8, "{ties:?}: {total}");
         }
@@ -672,7 +1051,7 @@ mod tests {
         let mut inp = input(&X, &TIME, &STATUS, &w, Ties::Efron);
         inp.control = tight;
         let f = fit_with(&w);
-        let infl = influence(&inp, &f).unwrap();
+        let infl = influence(&inp.rows, &f).unwrap();
         let h = 1e-6;
         for k in 0..w.len() {
             let (mut up, mut down) = (w, w);
@@ -705,5 +1084,116 @@ mod tests {
         let w = [1.0; 8];
         let err = fit(&input(&x, &TIME, &STATUS, &w, Ties::Efron), None).unwrap_err();
         assert_eq!(err, CoreError::Aliased { columns: vec![1] });
+    }
+
+    /// Rows held as batches, as a streamed design holds them: each evaluation sums every
+    /// batch to the bins of the fit's event times and adds the tables.
+    struct Batches<'a> {
+        parts: Vec<CoxRows<'a>>,
+        scaling: Scaling,
+        event_times: Vec<f64>,
+        ties: Ties,
+    }
+
+    impl RiskSets for Batches<'_> {
+        fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation> {
+            let mut total: Vec<f64> = Vec::new();
+            for part in &self.parts {
+                let table = risk_table(part, &self.scaling, beta, &self.event_times)?;
+                if total.is_empty() {
+                    total = table;
+                } else {
+                    total.iter_mut().zip(&table).for_each(|(a, b)| *a += b);
+                }
+            }
+            walk_table(&self.event_times, &total, self.parts[0].p, self.ties)
+        }
+    }
+
+    #[test]
+    fn batches_fit_and_sum_as_the_rows_in_memory() {
+        // Two covariates (one a dummy), tied events, a censored row between event times
+        // and one before the first: split into batches of 3, 4 and 1 rows, in another order.
+        let w = [1.0, 2.0, 1.5, 1.0, 0.5, 1.0, 2.0, 1.0];
+        let x: Vec<f64> = X
+            .iter()
+            .zip([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+            .flat_map(|(a, b)| [*a * 100.0 + 7.0, b])
+            .collect();
+        let time = [1.5, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0, 0.5];
+        let status = [true, true, true, false, true, true, false, false];
+        for ties in [Ties::Efron, Ties::Breslow] {
+            let inp = input(&x, &time, &status, &w, ties);
+            let whole = fit(&inp, None).unwrap();
+            let split = |lo: usize, hi: usize| CoxRows {
+                x: &x[lo * 2..hi * 2],
+                n: hi - lo,
+                p: 2,
+                time: &time[lo..hi],
+                event: &status[lo..hi],
+                weights: &w[lo..hi],
+            };
+            let parts = vec![split(5, 8), split(0, 4), split(4, 5)];
+            let mut moments = Moments::of(&parts[0]).unwrap();
+            for part in &parts[1..] {
+                moments.add(&Moments::of(part).unwrap()).unwrap();
+            }
+            assert_eq!(moments.dummy, [false, true]);
+            let centre = moments.centre();
+            let mut spreads = vec![0.0; 2];
+            for part in &parts {
+                for (s, v) in spreads.iter_mut().zip(spread(part, &centre).unwrap()) {
+                    *s += v;
+                }
+            }
+            let mut batches = Batches {
+                parts,
+                scaling: Scaling::new(&moments, &spreads),
+                event_times: vec![1.5, 2.0, 4.0],
+                ties,
+            };
+            let scaling = batches.scaling.clone();
+            let streamed = newton(&mut batches, scaling, None, Control::default()).unwrap();
+            assert_eq!(streamed.iterations, whole.iterations);
+            for (a, b) in streamed.coefficients.iter().zip(&whole.coefficients) {
+                assert!((a - b).abs() <= 1e-12 * b.abs(), "{ties:?}: {a} vs {b}");
+            }
+            for (a, b) in streamed.var.iter().zip(&whole.var) {
+                assert!((a - b).abs() <= 1e-12 * b.abs(), "{ties:?}: {a} vs {b}");
+            }
+            // Every row's influence summed to units 0 and 1 (rows alternate), batch by batch.
+            let infl = influence(&inp.rows, &whole).unwrap();
+            let mut totals = [0.0; 4];
+            for (part, lo) in batches.parts.iter().zip([5u32, 0, 4]) {
+                let units: Vec<u32> = (lo..lo + part.n as u32).map(|i| i % 2).collect();
+                let (t, counts) = streamed.solution.unit_totals(part, &units, 2).unwrap();
+                assert_eq!(counts.iter().sum::<f64>(), part.n as f64);
+                totals.iter_mut().zip(&t).for_each(|(a, b)| *a += b);
+            }
+            for u in 0..2 {
+                for k in 0..2 {
+                    let want: f64 = (u..8).step_by(2).map(|i| infl[i * 2 + k]).sum();
+                    assert!((totals[u * 2 + k] - want).abs() <= 1e-12 * want.abs().max(1e-3));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_off_the_fit_event_times_is_refused() {
+        let rows = CoxRows {
+            x: &[1.0],
+            n: 1,
+            p: 1,
+            time: &[3.0],
+            event: &[true],
+            weights: &[1.0],
+        };
+        let scaling = Scaling {
+            centre: vec![0.0],
+            scale: vec![1.0],
+        };
+        let err = risk_table(&rows, &scaling, &[0.0], &[1.0, 2.0]).unwrap_err();
+        assert!(err.to_string().contains("not among the fit's event times"));
     }
 }

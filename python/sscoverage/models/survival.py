@@ -10,11 +10,12 @@ design, estimates recomputed with each replicate's weights for a replicate desig
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -442,7 +443,7 @@ def _first_time_below(time: np.ndarray, surv: np.ndarray, probs: np.ndarray) -> 
 
 
 # ---------------------------------------------------------------------------- Cox
-def _parse_surv(formula: str, columns: Sequence[Any]) -> tuple[str, str, str, str]:
+def parse_surv(formula: str, columns: Sequence[Any]) -> tuple[str, str, str, str]:
     """(time column, event column, time token as written, right-hand side)."""
     match = _SURV.match(formula)
     if not match or "~" in match.group("rhs"):
@@ -476,7 +477,7 @@ def coxph(
     """Design-based Cox regression; see :meth:`sscoverage.Design.coxph`."""
     if ties not in TIES:
         raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
-    time, event, time_token, rhs = _parse_surv(formula, design.frame.columns)
+    time, event, time_token, rhs = parse_surv(formula, design.frame.columns)
     t, e = _survival_outcome(design, time, event)
     scope = design.in_subset()
     miss_outcome = scope & (np.isnan(t) | np.isnan(e))
@@ -539,8 +540,17 @@ def coxph(
 def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
              formula: str, terms: list[str]) -> _core.CoxFit:
     """The core's fit, its errors in the model's terms."""
-    try:
+    with cox_errors(formula, terms):
         fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit)
+    check_cox(fit, formula, terms, maxit)
+    return fit
+
+
+@contextlib.contextmanager
+def cox_errors(formula: str, terms: Sequence[str]) -> Iterator[None]:
+    """The core's errors of a Cox fit in the model's terms."""
+    try:
+        yield
     except EstimationError as err:
         if len(err.args) > 1:  # the core's positions of aliased columns
             names = ", ".join(terms[j] for j in err.args[1])
@@ -549,6 +559,10 @@ def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: s
                 "combination of the terms before them); drop them from the formula"
             ) from None
         raise type(err)(f"{formula}: {err}") from None
+
+
+def check_cox(fit: "_core.CoxFit | _core.CoxRun", formula: str, terms: Sequence[str], maxit: int) -> None:
+    """R's warnings of a Cox fit as errors: no convergence, a coefficient that may be infinite."""
     if not fit.converged:
         raise ConvergenceError(
             f"{formula}: Newton-Raphson did not converge in {maxit} iterations (R warns 'Ran out "
@@ -561,7 +575,6 @@ def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: s
             "with no events, or a covariate that orders the event times perfectly); R warns that "
             "the coefficient may be infinite and returns an arbitrary value: drop or merge the terms"
         )
-    return fit
 
 
 @dataclass(frozen=True)

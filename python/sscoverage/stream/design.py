@@ -418,6 +418,34 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_km(self, time, event, by, times, se, na_rm, level)
 
+    def coxph(
+        self,
+        formula: str,
+        ties: str = "efron",
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        eps: float = 1e-9,
+        maxit: int = 20,
+        progress: bool = True,
+    ) -> Any:
+        """:meth:`Design.coxph` over the streamed batches: R's Newton-Raphson with one pass
+        per step, each batch summing its rows to the fit's event times (see
+        :func:`sscoverage.stream.survival.streamed_coxph`).
+
+        Parameters
+        ----------
+        formula, ties, levels, na_rm, level, eps, maxit : as for :meth:`Design.coxph`.
+        progress : show a progress bar over the batches of each pass.
+
+        Returns
+        -------
+        CoxResult
+        """
+        from .survival import streamed_coxph
+
+        return streamed_coxph(self, formula, ties, levels, na_rm, level, eps, maxit, progress)
+
     def ciprop(
         self,
         y: str,
@@ -572,11 +600,11 @@ class StreamedDesign(Design, source=streams):
 
 #: The methods a streamed design serves with the in-memory numbers.
 STREAMED_METHODS = ("mean", "total", "ratio", "quantile", "ciprop", "chisq", "contrast", "subset", "glm", "rake",
-                    "km", "median_survival", "to_json")
+                    "km", "median_survival", "coxph", "to_json")
 #: Design methods that need the rows in memory: on a streamed design they raise
 #: NotSupportedError (they used to fail on attributes a streamed design lacks, or, as
 #: trim_weights, to give other numbers).
-IN_MEMORY_METHODS = ("coxph", "threshold_glm",
+IN_MEMORY_METHODS = ("threshold_glm",
                      "poststratify", "calibrate", "trim_weights", "as_replicates", "adjust_nonresponse",
                      "with_columns", "weighting_report", "plot_weights", "in_subset", "by_columns",
                      "influence_vcov", "replicate_vcov", "replicate_weights")

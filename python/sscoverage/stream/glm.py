@@ -56,7 +56,7 @@ def streamed_glm(
     if design.raked is not None:
         raise DesignError("a GLM on a raked streamed design is not supported yet: collect() the data, "
                           "or fit the model before raking")
-    model = _StreamedModel(design, formula, family, dict(levels or {}), progress)
+    model = StreamedModel(design, formula, family, dict(levels or {}), progress)
     fit = _fit(design, model, family, link, epsilon, maxit, progress)
     check_convergence(fit, formula, maxit)
     p = len(model.terms)
@@ -73,13 +73,13 @@ def streamed_glm(
     return GLMResult(
         formula=formula, family=family, link=fit.link, terms=model.terms,
         coef=fit.coefficients, vcov=vcov, dispersion=float(dispersion),
-        df_residual=_fit_degf(design, unit_rows) + 1 - p, deviance=fit.deviance,
+        df_residual=fit_degf(design, unit_rows) + 1 - p, deviance=fit.deviance,
         iterations=fit.iterations, n=model.n, n_removed=model.n_removed, level=level,
         naive_cov=fit.cov_unscaled, design=design, model_frame=model,
     )
 
 
-class _StreamedModel(ModelFrame):
+class StreamedModel(ModelFrame):
     """The model of a formula over a streamed design: the formula's variables, their
     factor levels over the rows of the fit, the formula's spec, R's term names; and each
     batch's model matrix, outcome, weights and PSU codes (:meth:`batch`).
@@ -174,7 +174,7 @@ class _StreamedModel(ModelFrame):
 
     def complete(self) -> pl.Expr:
         """Rows of the fit: in the domain, with every model variable."""
-        expr = ~pl.any_horizontal([_missing(c, self.schema[c]) for c in self.variables.values()])
+        expr = ~pl.any_horizontal([missing_values(c, self.schema[c]) for c in self.variables.values()])
         return expr if self.condition is None else expr & self.condition
 
     def batch(self, batch: pl.DataFrame) -> tuple[_core.ModelColumns, np.ndarray, np.ndarray, pl.DataFrame]:
@@ -197,7 +197,7 @@ class _StreamedModel(ModelFrame):
         return x, np.ascontiguousarray(y), np.ascontiguousarray(w), rows
 
 
-def _census(design: "BatchSource", model: _StreamedModel, factors: Mapping[str, str],
+def _census(design: "BatchSource", model: StreamedModel, factors: Mapping[str, str],
             progress: bool) -> tuple[np.ndarray, dict[str, set[Any]]]:
     """One pass: rows and weight sums of the domain and of the fit, and the factor values
     present in the fit."""
@@ -211,7 +211,7 @@ def _census(design: "BatchSource", model: _StreamedModel, factors: Mapping[str, 
     return counts, present
 
 
-def _census_batch(model: _StreamedModel, factors: dict[str, str], batch: pl.DataFrame
+def _census_batch(model: StreamedModel, factors: dict[str, str], batch: pl.DataFrame
                   ) -> tuple[np.ndarray, dict[str, set[Any]]]:
     scope = batch if model.condition is None else batch.filter(model.condition)
     w_scope = scope.select(model.weight.alias("w")).get_column("w")
@@ -240,13 +240,13 @@ def _r_order(values: set[Any], column: str) -> list[Any]:
     return sorted(values)
 
 
-def _missing(column: str, dtype: pl.DataType) -> pl.Expr:
+def missing_values(column: str, dtype: pl.DataType) -> pl.Expr:
     """A model variable's missing values: nulls, and NaN in a float column."""
     c = pl.col(column)
     return c.is_null() | c.is_nan() if dtype.is_float() else c.is_null()
 
 
-def _fit(design: "BatchSource", model: _StreamedModel, family: str, link: str | None, epsilon: float,
+def _fit(design: "BatchSource", model: StreamedModel, family: str, link: str | None, epsilon: float,
          maxit: int, progress: bool) -> _core.IrlsRun:
     """R's IRLS, the core's one loop, with one pass over the batches per iteration: each
     pass maps the batches to their parts at the coefficients the core asks for (on the
@@ -267,13 +267,13 @@ def _fit(design: "BatchSource", model: _StreamedModel, family: str, link: str | 
         return _core.glm_streamed_fit(pass_fn, len(model.terms), family, link, epsilon=epsilon, maxit=maxit)
 
 
-def _batch_pass(model: _StreamedModel, family: str, link: str | None, beta: np.ndarray | None, step: bool,
+def _batch_pass(model: StreamedModel, family: str, link: str | None, beta: np.ndarray | None, step: bool,
                 reference: np.ndarray | None, batch: pl.DataFrame) -> _core.GlmBatchPass:
     x, y, w, _ = model.batch(batch)
     return _core.glm_batch_pass(x, y, w, family, link, beta=beta, step=step, reference=reference)
 
 
-def _batch_scores(model: _StreamedModel, link: str, beta: np.ndarray, previous: np.ndarray | None, keys: list[str],
+def _batch_scores(model: StreamedModel, link: str, beta: np.ndarray, previous: np.ndarray | None, keys: list[str],
                   psus: pl.DataFrame, n_units: int, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A batch's scores at the solution `beta` (working weights from `previous`)."""
     x, y, w, rows = model.batch(batch)
@@ -281,7 +281,7 @@ def _batch_scores(model: _StreamedModel, link: str, beta: np.ndarray, previous: 
     return _core.glm_batch_scores(x, y, w, model.family, link, beta, previous, units, n_units)
 
 
-def _fit_degf(design: "BatchSource", unit_rows: np.ndarray) -> int:
+def fit_degf(design: "BatchSource", unit_rows: np.ndarray) -> int:
     """Design df of the fitted rows: their PSUs minus their strata (R's ``degf`` of the
     design the model was fitted on)."""
     counted = design.psu_table.filter(pl.Series(unit_rows > 0))

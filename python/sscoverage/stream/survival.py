@@ -3,13 +3,19 @@ its distinct times per curve by the core's pass, the batches' tables merged in b
 order (a Dask tree on the workers), the curves from the merged tables: the numbers of
 the in-memory :meth:`Design.km`.  Memory: one batch plus a table per curve of its
 distinct times; with ``se=True`` also each event's weight and PSU (R's Nelson-Aalen
-curve has an entry per event), and per variance pass PSUs x entries asked for."""
+curve has an entry per event), and per variance pass PSUs x entries asked for.
+
+Cox regression (:meth:`StreamedDesign.coxph`): R's Newton-Raphson in the core, each step
+one pass that sums the batches' rows to bins at the fit's event times (see
+:func:`streamed_coxph`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -17,8 +23,10 @@ import polars as pl
 from .. import _core
 from .._frames import OUTSIDE, Frame
 from ..exceptions import ColumnError, EstimationError, NotSupportedError, OptionError
-from ..models.survival import Curve, SurvivalCurves, event_values, missing_error, survival_times
-from .batches import UNIT, expression_columns, with_units
+from ..models.survival import (TIES, CoxResult, Curve, SurvivalCurves, check_cox, cox_errors, event_values,
+                               missing_error, parse_surv, survival_times)
+from .batches import UNIT, add_parts, expression_columns, with_units
+from .glm import StreamedModel, fit_degf, missing_values
 
 IN_SCOPE = "__ssc_in"
 #: Counts a batch sends beside its tables: rows of the domain missing the time, the
@@ -236,4 +244,168 @@ def streamed_km(design: Any, time: str, event: str, by: str | None, times: Any, 
         level=level,
         n=n,
         n_removed=n_removed,
+    )
+
+
+# ---------------------------------------------------------------------------- Cox
+@dataclass(frozen=True)
+class _CoxJob:
+    """What every batch of a streamed Cox fit needs; small, so it travels to workers."""
+
+    model: StreamedModel
+    time: str
+    event: str
+    keep: list[int]  # the model's columns that are covariates (not the intercept)
+    condition: pl.Expr | None  # the design's domain (the model's also needs time and event)
+    weight: pl.Expr
+    mean_w: float  # the design's mean weight (R rescales the weights by it); 1: not known yet
+
+
+def _cox_rows(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                            pl.DataFrame]:
+    """A batch's rows of the fit: in the domain, with a time, an event and every
+    covariate, of positive weight (R fits on those): (x, time, event, weight / mean_w,
+    the rows)."""
+    columns, _, _, rows = job.model.batch(batch)
+    w = rows.select(job.weight.alias("w")).get_column("w").to_numpy().astype(np.float64)
+    positive = w > 0
+    x = columns.dense()[:, job.keep][positive]
+    rows = rows.filter(pl.Series(positive))
+    frame = Frame(rows)
+    t = frame.numeric(job.time, "survival time")
+    e = event_values(frame, job.event) == 1
+    return (np.ascontiguousarray(x), np.ascontiguousarray(t), np.ascontiguousarray(e),
+            np.ascontiguousarray(w[positive] / job.mean_w), rows)
+
+
+#: Counts the census of a streamed Cox fit sends: rows of the domain missing the time or
+#: the event; negative and infinite times; the domain's weight; the rows and events of
+#: the fit.
+COX_COUNTS = ("missing", "negative", "infinite", "weight", "rows", "events")
+
+
+def _cox_census(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's counts (:data:`COX_COUNTS`) and the event times of its rows of the fit."""
+    scope = batch if job.condition is None else batch.filter(job.condition)
+    frame = Frame(scope)
+    t, e = frame.numeric(job.time, "survival time"), event_values(frame, job.event)
+    w_scope = scope.select(job.weight.alias("w")).get_column("w").to_numpy().astype(np.float64)
+    counts = np.array([(np.isnan(t) | np.isnan(e)).sum(), (t < 0).sum(), np.isinf(t).sum(), w_scope.sum(), 0, 0])
+    if counts[1] or counts[2]:  # refused after the pass, with the whole data's counts
+        return counts, np.zeros(0)
+    _, t, e, _, _ = _cox_rows(job, batch)
+    counts[4:] = len(t), e.sum()
+    return counts, np.unique(t[e])
+
+
+def _add_census(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return a[0] + b[0], np.union1d(a[1], b[1])
+
+
+def _cox_moments(job: _CoxJob, batch: pl.DataFrame) -> tuple[float, np.ndarray, list[bool]]:
+    x, _, _, w, _ = _cox_rows(job, batch)
+    return _core.cox_batch_moments(x, w)
+
+
+def _add_moments(a: tuple[float, np.ndarray, list[bool]], b: tuple[float, np.ndarray, list[bool]]
+                 ) -> tuple[float, np.ndarray, list[bool]]:
+    return a[0] + b[0], a[1] + b[1], [x and y for x, y in zip(a[2], b[2])]
+
+
+def _cox_spread(job: _CoxJob, centre: np.ndarray, batch: pl.DataFrame) -> np.ndarray:
+    x, _, _, w, _ = _cox_rows(job, batch)
+    return _core.cox_batch_spread(x, w, centre.tolist())
+
+
+def _cox_table(job: _CoxJob, centre: list[float], scale: list[float], event_times: np.ndarray, beta: np.ndarray,
+               batch: pl.DataFrame) -> np.ndarray:
+    x, t, e, w, _ = _cox_rows(job, batch)
+    return _core.cox_batch_table(x, t, e, w, centre, scale, beta, event_times)
+
+
+def _cox_totals(job: _CoxJob, solution: _core.CoxSolution, keys: list[str], psus: pl.DataFrame, n_units: int,
+                batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    x, t, e, w, rows = _cox_rows(job, batch)
+    units = np.ascontiguousarray(with_units(keys, psus, rows).get_column(UNIT).to_numpy(), dtype=np.uint32)
+    return solution.unit_totals(x, t, e, w, units, n_units)
+
+
+def streamed_coxph(design: Any, formula: str, ties: str, levels: Mapping[str, Sequence[Any]] | None, na_rm: bool,
+                   level: float, eps: float, maxit: int, progress: bool) -> CoxResult:
+    """Design-based Cox regression over the streamed batches, R's ``svycoxph``; see
+    :meth:`sscoverage.Design.coxph`.
+
+    A first pass (the model's) finds the rows of the fit and the factors' levels; a
+    second counts the missing and invalid times and events, the domain's weight and
+    gathers the event times; two more sum the covariates' moments and spreads that set
+    R's scaling of the covariates.  Then each Newton step is one pass in which every batch sums its
+    rows to one bin per event time of the fit (R's risk-set sums, a row in the bin of
+    the latest event time at or before its own), the bins added in batch order; the core
+    walks them back as R's ``coxfit6``.  A last pass sums the rows' influence values
+    (score residuals times the inverse information) to PSU totals for the design's
+    variance engine.  Memory: one batch, and a table of (events' distinct times) x
+    (p^2 + 3p + 5) values."""
+    if ties not in TIES:
+        raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
+    if design.raked is not None:
+        raise NotSupportedError("coxph() on a raked streamed design is not served (the rake's residuals need the "
+                                "rows): collect() the data and use the in-memory design")
+    time, event, time_token, rhs = parse_surv(formula, design.columns)
+    schema = design.schema()
+    has_outcome = ~missing_values(time, schema[time]) & ~missing_values(event, schema[event])
+    model = StreamedModel(design.subset(has_outcome), f"{time_token} ~ {rhs}", "gaussian", dict(levels or {}),
+                          progress)
+    keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
+    if not keep:
+        raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
+    terms = [model.terms[j] for j in keep]
+    columns = list(dict.fromkeys(model.data_columns + [time, event] + expression_columns(design.condition)))
+    job = _CoxJob(model, time, event, keep, design.condition, design.weight_expr, 1.0)
+    counts, event_times = design.reduce_batches(columns, _cox_census, _add_census, job, label="Cox rows",
+                                                progress=progress)
+    missing, negative, infinite, w_scope, n_rows, n_events = counts
+    if negative:
+        raise ColumnError(f"column {time!r} has {int(negative)} negative survival time(s); times are durations "
+                          "from the time origin and must be >= 0")
+    if infinite:
+        raise ColumnError(f"column {time!r} has {int(infinite)} infinite survival times")
+    n_removed = int(missing) + model.n_removed
+    if n_removed and not na_rm:
+        raise missing_error({f"{time}/{event}": int(missing), "covariates": model.n_removed}, n_removed)
+    if not len(event_times):
+        raise EstimationError(f"{formula}: no events among the rows used; the model cannot be fitted")
+    # R rescales the weights to mean 1 over the design's rows (zero outside the domain).
+    # The scaling is summed over the weights the fit uses: it sets the iterates' rounding.
+    job = dataclasses.replace(job, mean_w=float(w_scope) / design.n_rows)
+    moments = design.reduce_batches(columns, _cox_moments, _add_moments, job, label="Cox scaling",
+                                    progress=progress)
+    centre, _ = _core.cox_scaling(*moments)
+    spread = design.reduce_batches(columns, _cox_spread, np.add, job, centre, label="Cox scaling", progress=progress)
+    centre, scale = (v.tolist() for v in _core.cox_scaling(*moments, spread.tolist()))
+    passes = itertools.count(1)
+
+    def pass_fn(beta: np.ndarray) -> np.ndarray:
+        return design.reduce_batches(columns, _cox_table, np.add, job, centre, scale, event_times, beta,
+                                     label=f"Cox pass {next(passes)}", progress=progress)
+
+    with cox_errors(formula, terms):
+        fit = _core.cox_streamed_fit(pass_fn, centre, scale, event_times.tolist(), ties, eps=eps, maxit=maxit)
+    check_cox(fit, formula, terms, maxit)
+    totals, unit_rows = design.reduce_batches(
+        columns, _cox_totals, add_parts, job, fit.solution, design.psu_keys, design.psu_table, len(design.psu_table),
+        label="Cox scores", progress=progress)
+    return CoxResult(
+        formula=formula,
+        ties=ties,
+        terms=terms,
+        coef=np.asarray(fit.coefficients),
+        vcov=design.core.totals_vcov(np.ascontiguousarray(totals)),
+        vcov_model=np.asarray(fit.var),
+        loglik=tuple(float(v) for v in fit.loglik),
+        iterations=int(fit.iterations),
+        n=int(n_rows),
+        n_events=int(n_events),
+        n_removed=n_removed,
+        df_residual=fit_degf(design, unit_rows) + 1 - len(terms),
+        level=level,
     )
