@@ -601,18 +601,11 @@ fn cox_replicates<'py>(
 fn cox_batch_moments<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, bool>,
     weights: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>, Vec<bool>)> {
-    let n = x.shape()[0];
-    let (time, event) = (vec![0.0; n], vec![false; n]);
-    let rows = CoxRows {
-        x: x.as_slice()?,
-        n,
-        p: x.shape()[1],
-        time: &time,
-        event: &event,
-        weights: weights.as_slice()?,
-    };
+    let rows = cox_rows(&x, &time, &event, &weights)?;
     let m = errors::in_core(py, || Moments::of(&rows))?;
     Ok((m.total, m.sums.into_pyarray(py), m.dummy))
 }
@@ -642,19 +635,12 @@ fn cox_scaling(
 fn cox_batch_spread<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
+    time: PyReadonlyArray1<'py, f64>,
+    event: PyReadonlyArray1<'py, bool>,
     weights: PyReadonlyArray1<'py, f64>,
     centre: Vec<f64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let n = x.shape()[0];
-    let (time, event) = (vec![0.0; n], vec![false; n]);
-    let rows = CoxRows {
-        x: x.as_slice()?,
-        n,
-        p: x.shape()[1],
-        time: &time,
-        event: &event,
-        weights: weights.as_slice()?,
-    };
+    let rows = cox_rows(&x, &time, &event, &weights)?;
     Ok(errors::in_core(py, || coxph::spread(&rows, &centre))?.into_pyarray(py))
 }
 

@@ -303,8 +303,8 @@ def _add_census(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 
 
 def _cox_moments(job: _CoxJob, batch: pl.DataFrame) -> tuple[float, np.ndarray, list[bool]]:
-    x, _, _, w, _ = _cox_rows(job, batch)
-    return _core.cox_batch_moments(x, w)
+    x, t, e, w, _ = _cox_rows(job, batch)
+    return _core.cox_batch_moments(x, t, e, w)
 
 
 def _add_moments(a: tuple[float, np.ndarray, list[bool]], b: tuple[float, np.ndarray, list[bool]]
@@ -313,8 +313,8 @@ def _add_moments(a: tuple[float, np.ndarray, list[bool]], b: tuple[float, np.nda
 
 
 def _cox_spread(job: _CoxJob, centre: np.ndarray, batch: pl.DataFrame) -> np.ndarray:
-    x, _, _, w, _ = _cox_rows(job, batch)
-    return _core.cox_batch_spread(x, w, centre.tolist())
+    x, t, e, w, _ = _cox_rows(job, batch)
+    return _core.cox_batch_spread(x, t, e, w, centre.tolist())
 
 
 def _cox_table(job: _CoxJob, centre: list[float], scale: list[float], event_times: np.ndarray, beta: np.ndarray,
