@@ -539,8 +539,14 @@ struct Prepared {
     weights: Vec<f64>,
     /// Row-major n x p, in time order.
     x: Vec<f64>,
+    /// Where each run of tied times starts in time order, and n at the end.
+    runs: Vec<usize>,
     scaling: Scaling,
 }
+
+/// Rows of the time runs whose bins one parallel step sums before the walk reads them:
+/// bounds the bins held at once.
+const WINDOW_ROWS: usize = 1 << 16;
 
 impl Prepared {
     fn new(input: &CoxInput) -> Result<Self> {
@@ -549,48 +555,60 @@ impl Prepared {
         if !rows.weights.iter().any(|w| *w > 0.0) {
             return Err(CoreError::Value("no row has a positive weight".into()));
         }
+        let (n, p) = (rows.n, rows.p);
         let scaling = Scaling::of(rows)?;
-        let mut order: Vec<usize> = (0..rows.n).collect();
-        order.sort_by(|&a, &b| rows.time[a].total_cmp(&rows.time[b]));
-        let mut x = vec![0.0; rows.n * rows.p];
-        for (out, &r) in x.chunks_exact_mut(rows.p).zip(&order) {
-            scaling.apply(rows.row(r), out);
-        }
+        let mut order: Vec<usize> = (0..n).collect();
+        // Stable: ties keep their row order, whatever the threads.
+        order.par_sort_by(|&a, &b| rows.time[a].total_cmp(&rows.time[b]));
+        let mut x = vec![0.0; n * p];
+        x.par_chunks_mut(p)
+            .zip(&order)
+            .for_each(|(out, &r)| scaling.apply(rows.row(r), out));
+        let time: Vec<f64> = order.iter().map(|&r| rows.time[r]).collect();
+        let runs = (0..=n)
+            .filter(|&i| i == 0 || i == n || time[i] != time[i - 1])
+            .collect();
         Ok(Prepared {
-            p: rows.p,
+            p,
             ties: input.ties,
-            time: order.iter().map(|&r| rows.time[r]).collect(),
             event: order.iter().map(|&r| rows.event[r]).collect(),
             weights: order.iter().map(|&r| rows.weights[r]).collect(),
+            time,
             x,
+            runs,
             scaling,
         })
     }
 }
 
 impl RiskSets for Prepared {
-    /// One bin per distinct time, latest first.
+    /// One bin per distinct time, latest first.  The bins of a window of runs are summed
+    /// in parallel, each bin's rows in their order (the same digits whatever the
+    /// threads), then walked.
     fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation> {
         let p = self.p;
         let layout = Layout { p };
+        let width = layout.width();
         let mut walk = Walk::new(p, self.ties);
-        let mut bin = vec![0.0; layout.width()];
-        let mut person = self.time.len();
-        while person > 0 {
-            let t = self.time[person - 1];
-            bin.fill(0.0);
-            while person > 0 && self.time[person - 1] == t {
-                person -= 1;
-                let x = &self.x[person * p..(person + 1) * p];
-                layout.add_row(
-                    &mut bin,
-                    x,
-                    self.weights[person],
-                    eta(x, beta),
-                    self.event[person],
-                );
+        let mut bins = Vec::new();
+        let mut end = self.runs.len() - 1;
+        while end > 0 {
+            let mut start = end - 1;
+            while start > 0 && self.runs[end] - self.runs[start] < WINDOW_ROWS {
+                start -= 1;
             }
-            walk.add_bin(t, &bin);
+            bins.clear();
+            bins.resize((end - start) * width, 0.0);
+            bins.par_chunks_mut(width).enumerate().for_each(|(k, bin)| {
+                for i in self.runs[start + k]..self.runs[start + k + 1] {
+                    let x = &self.x[i * p..(i + 1) * p];
+                    layout.add_row(bin, x, self.weights[i], eta(x, beta), self.event[i]);
+                }
+            });
+            for (k, bin) in bins.chunks_exact(width).enumerate().rev() {
+                walk.add_bin(self.time[self.runs[start + k]], bin);
+            }
+            end = start;
         }
         Ok(walk.finish())
     }

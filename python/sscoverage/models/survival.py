@@ -492,14 +492,16 @@ def coxph(
     if not keep:
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
     terms = [model.terms[j] for j in keep]
-    x_all = np.ascontiguousarray(model.x[:, keep])
+    # The covariates' columns only (not the model frame's cached matrix with its intercept).
+    x = np.ascontiguousarray(model.columns.dense()[:, keep])
     w = design.weights
     rows_all = model.rows
     # R fits on the rows of positive weight, the weights rescaled to mean 1 over the
     # design's rows (this scale moves the model-based variance, not the coefficients).
     positive = w[rows_all] > 0
     rows = rows_all[positive]
-    x = np.ascontiguousarray(x_all[positive])
+    if not positive.all():
+        x = np.ascontiguousarray(x[positive])
     w_fit = w[rows] / w.mean()
     t_fit, e_fit = t[rows], e[rows] == 1
     if not e_fit.any():
@@ -516,8 +518,10 @@ def coxph(
         )
         vcov = design.replicate_vcov(np.asarray(thetas), coef)
     else:
-        influence = np.zeros((design.n_rows, len(terms)))
-        influence[rows] = fit.influence
+        influence = fit.influence
+        if len(rows) < design.n_rows:  # zero outside the rows of the fit
+            influence = np.zeros((design.n_rows, len(terms)))
+            influence[rows] = fit.influence
         vcov = design.influence_vcov(influence, None if in_fit.all() else in_fit)
     return CoxResult(
         formula=formula,
