@@ -38,3 +38,20 @@ def test_trimming_a_streamed_design_no_longer_gives_other_numbers(frames):
         streamed.trim_weights(upper=8)
     in_memory = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
     np.testing.assert_allclose(streamed.mean("covered").estimate, in_memory.mean("covered").estimate, rtol=1e-13)
+
+
+def test_streamed_results_record_the_call_and_the_design(frames):
+    # As in memory: the estimator, its arguments and the design's size facts, which the
+    # summary prints and a saved result keeps.
+    df, lazy = frames
+    memory = ssc.Design(df, ids="psu", strata="stratum", weights="weight")
+    streamed = ssc.Design(lazy, ids="psu", strata="stratum", weights="weight", progress=False)
+    for call in (lambda d: d.quantile("monthly_income", 0.5), lambda d: d.ciprop("covered"),
+                 lambda d: d.chisq("covered", "population_type"),
+                 lambda d: d.glm("covered ~ monthly_income", progress=False)):
+        a, b = call(memory), call(streamed)
+        assert b.provenance.estimator == a.provenance.estimator
+        assert b.provenance.options == a.provenance.options
+        facts = b.provenance.facts()
+        assert facts == {**a.provenance.facts(), "kind": "StreamedDesign"}
+        assert ssc.load(b.to_json()).provenance.facts() == facts

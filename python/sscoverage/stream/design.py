@@ -47,6 +47,7 @@ import polars as pl
 
 from .._frames import Coded, check_weight_counts
 from .._progress import track
+from .._provenance import recorded
 from .._frames import SUBSET_OPS, column_names
 from ..design.design import Design
 from .batches import UNIT, expression_columns, is_dask, on_polars, streams
@@ -315,6 +316,7 @@ class StreamedDesign(Design, source=streams):
                      for i in range(0, len(level), 2)]
         return level[0].compute()
 
+    @recorded
     def glm(
         self,
         formula: str,
@@ -360,6 +362,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_rake(self, margins, control, force)
 
+    @recorded
     def quantile(
         self,
         y: str | Sequence[str],
@@ -392,6 +395,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_quantile(self, y, quantiles, by, level, qrule, interval_type, na_rm, df)
 
+    @recorded
     def km(
         self,
         time: str,
@@ -418,6 +422,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_km(self, time, event, by, times, se, na_rm, level)
 
+    @recorded
     def coxph(
         self,
         formula: str,
@@ -446,6 +451,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_coxph(self, formula, ties, levels, na_rm, level, eps, maxit, progress)
 
+    @recorded
     def ciprop(
         self,
         y: str,
@@ -473,6 +479,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_ciprop(self, y, method, level, by, df, na_rm)
 
+    @recorded
     def chisq(self, row: str, col: str, statistic: str = "F", na_rm: bool = True) -> Any:
         """:meth:`Design.chisq` over the streamed batches, every statistic (Rao-Scott,
         Wald, saddlepoint) with the in-memory numbers: one pass finds the levels, one sums
@@ -490,6 +497,7 @@ class StreamedDesign(Design, source=streams):
 
         return streamed_chisq(self, row, col, statistic, na_rm)
 
+    @recorded
     def contrast(
         self,
         y: str | Sequence[str],
