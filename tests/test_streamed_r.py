@@ -1,11 +1,12 @@
 """Streamed designs (a LazyFrame over parquet, a Dask DataFrame) with a first-stage fpc
 and a rake give R's numbers, as the in-memory design does; what they cannot do (PPS,
-calibration other than raking, trimming, replicate weights, estimators that need every
-row) is refused with an error that says so.
+calibration other than raking, trimming, replicate weights, the threshold model) is
+refused with an error that says so.
 
 R's numbers are in ``tests/data/r_checks/expected.json`` (``r_checks.R``, section
 ``streamed``): ``svyby(~x + y, ~grp, des, svymean)`` and ``svytotal(~x, des)`` on the
-stratified cluster design with fpc, and on it raked to margins of grp and h.
+stratified cluster design with fpc, and on it raked to margins of grp and h; and
+``svycoxph(Surv(x, y) ~ z + grp, des)`` with fpc.
 """
 
 from __future__ import annotations
@@ -101,7 +102,6 @@ NEEDS_ROWS = {
     "adjust_nonresponse": lambda d: d.adjust_nonresponse("y", classes="grp"),
     "as_replicates": lambda d: d.as_replicates("JKn"),
     "quantile on a raked design": lambda d: d.rake(margins()).quantile("x", 0.5),
-    "coxph": lambda d: d.coxph("Surv(x, y) ~ z"),
     "threshold_glm": lambda d: d.threshold_glm("y ~ x", "x"),
 }
 
@@ -119,6 +119,19 @@ def test_what_needs_the_rows_is_refused_with_the_fix(source, what):
     streamed = ssc.Design(source(), **DESIGN, progress=False)
     with pytest.raises(ssc.DesignError, match=rf"{what.split()[0]}.*collect\(\)"):
         NEEDS_ROWS[what](streamed)
+
+
+def test_streamed_cox_with_fpc_is_rs(df, source):
+    """R's svycoxph(Surv(x, y) ~ z + grp) on the design with fpc (x has many ties)."""
+    want = EXPECTED["cox"]
+    streamed = ssc.Design(source(), **DESIGN, batch_rows=50, progress=False).coxph("Surv(x, y) ~ z + grp",
+                                                                                  progress=False)
+    memory = ssc.Design(df, **DESIGN).coxph("Surv(x, y) ~ z + grp")
+    for fit in (memory, streamed):
+        assert_allclose(fit.coef, want["coef"], rtol=1e-9)
+        assert_allclose(fit.se, want["se"], rtol=1e-9)
+    assert_allclose(streamed.coef, memory.coef, rtol=1e-12)
+    assert_allclose(streamed.vcov, memory.vcov, rtol=1e-10)
 
 
 def test_streamed_quantiles_with_fpc_are_the_in_memory_ones(df, source):

@@ -116,13 +116,25 @@ impl PyModelColumns {
         self.columns.len()
     }
 
-    /// The model matrix itself, row-major n x p (for margins, the Cox model and
-    /// counterfactual predictions, which need the rows).
-    fn dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    /// The model matrix itself, row-major n x p, or its `columns` in that order (for
+    /// margins, the Cox model and counterfactual predictions, which need the rows).
+    #[pyo3(signature = (columns=None))]
+    fn dense<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Option<Vec<usize>>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let borrowed = self.borrow(py);
         let x = borrowed.regressors()?;
-        let p = x.p();
-        x.dense().into_pyarray(py).reshape([self.n, p])
+        let which = columns.unwrap_or_else(|| (0..x.p()).collect());
+        if let Some(j) = which.iter().find(|&&j| j >= x.p()) {
+            return Err(errors::to_py(CoreError::Shape(format!(
+                "column {j} of a model matrix of {} columns",
+                x.p()
+            ))));
+        }
+        let q = which.len();
+        x.dense_of(&which).into_pyarray(py).reshape([self.n, q])
     }
 }
 

@@ -9,6 +9,7 @@
 //! `log()`) comes as a numeric column of its own.
 
 use crate::error::{CoreError, Result};
+use rayon::prelude::*;
 
 /// One factor of a model column.
 #[derive(Clone, Copy, Debug)]
@@ -129,11 +130,24 @@ impl<'a> Regressors<'a> {
     /// The whole matrix, row-major n x p (for the callers that need the matrix itself:
     /// margins, the Cox model, counterfactual predictions).
     pub fn dense(&self) -> Vec<f64> {
-        let p = self.p();
-        let mut out = vec![0.0; self.n * p];
-        for (i, row) in out.chunks_exact_mut(p.max(1)).enumerate().take(self.n) {
-            self.row(i, row);
-        }
+        self.dense_of(&(0..self.p()).collect::<Vec<_>>())
+    }
+
+    /// The columns `which` (in that order), row-major n x which.len(): the Cox model's
+    /// covariates are the model's columns without its intercept.
+    pub fn dense_of(&self, which: &[usize]) -> Vec<f64> {
+        const ROWS: usize = 4096;
+        let q = which.len().max(1);
+        let mut out = vec![0.0; self.n * which.len()];
+        out.par_chunks_mut(q * ROWS)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (k, row) in chunk.chunks_exact_mut(q).enumerate() {
+                    for (o, &j) in row.iter_mut().zip(which) {
+                        *o = Self::value(&self.columns[j], c * ROWS + k);
+                    }
+                }
+            });
         out
     }
 }

@@ -493,7 +493,7 @@ def coxph(
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
     terms = [model.terms[j] for j in keep]
     # The covariates' columns only (not the model frame's cached matrix with its intercept).
-    x = np.ascontiguousarray(model.columns.dense()[:, keep])
+    x = model.columns.dense(keep)
     w = design.weights
     rows_all = model.rows
     # R fits on the rows of positive weight, the weights rescaled to mean 1 over the

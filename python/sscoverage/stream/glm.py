@@ -168,9 +168,15 @@ class StreamedModel(ModelFrame):
         if name not in self.levels:
             return values.cast(pl.Float64).to_pandas()
         values = _logical_as_text(values)
+        levels = self.levels[name]
         if not values.dtype.is_numeric():
             values = values.cast(pl.String)
-        return pd.Series(pd.Categorical(values.to_list(), categories=self.levels[name]))
+            if all(isinstance(v, str) for v in levels):
+                # Text coded by polars, not as Python objects; values not among the
+                # levels (and nulls) are missing, as pandas' Categorical makes them.
+                codes = values.replace_strict(levels, list(range(len(levels))), default=-1, return_dtype=pl.Int32)
+                return pd.Series(pd.Categorical.from_codes(codes.fill_null(-1).to_numpy(), categories=levels))
+        return pd.Series(pd.Categorical(values.to_list(), categories=levels))
 
     def complete(self) -> pl.Expr:
         """Rows of the fit: in the domain, with every model variable."""

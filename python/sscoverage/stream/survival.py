@@ -268,14 +268,14 @@ def _cox_rows(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray
     the rows)."""
     columns, _, _, rows = job.model.batch(batch)
     w = rows.select(job.weight.alias("w")).get_column("w").to_numpy().astype(np.float64)
+    x = columns.dense(job.keep)
     positive = w > 0
-    x = columns.dense()[:, job.keep][positive]
-    rows = rows.filter(pl.Series(positive))
+    if not positive.all():
+        x, w, rows = np.ascontiguousarray(x[positive]), w[positive], rows.filter(pl.Series(positive))
     frame = Frame(rows)
     t = frame.numeric(job.time, "survival time")
     e = event_values(frame, job.event) == 1
-    return (np.ascontiguousarray(x), np.ascontiguousarray(t), np.ascontiguousarray(e),
-            np.ascontiguousarray(w[positive] / job.mean_w), rows)
+    return x, np.ascontiguousarray(t), np.ascontiguousarray(e), w / job.mean_w, rows
 
 
 #: Counts the census of a streamed Cox fit sends: rows of the domain missing the time or

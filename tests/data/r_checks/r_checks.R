@@ -10,7 +10,7 @@
 #   expected.json   (15 significant digits) svyquantile for every qrule x interval type
 #                   and svyciprop for every method, on each design kind (an R error is
 #                   stored as {"error": ...}); means and totals by domain for the streamed
-#                   designs, with fpc and raked.
+#                   designs, with fpc and raked, and a Cox model with fpc.
 # The tests read these files; they never run R.
 
 suppressPackageStartupMessages({
@@ -193,7 +193,9 @@ by_case <- function(des) {
        mean_y = unname(m$y), se_y = unname(m[["se.y"]]),
        total_x = as.numeric(coef(t)), se_total_x = as.numeric(SE(t)))
 }
-out$streamed <- list(stratclus = by_case(stratclus), raked = by_case(raked), rake_margins = rake_margins)
+cox <- svycoxph(Surv(x, y) ~ z + grp, stratclus)  # Efron's ties; x has many
+out$streamed <- list(stratclus = by_case(stratclus), raked = by_case(raked), rake_margins = rake_margins,
+                     cox = list(coef = unname(coef(cox)), se = unname(SE(cox))))
 
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, na = "null", pretty = TRUE),
            file.path(here, "expected.json"))
