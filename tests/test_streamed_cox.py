@@ -136,3 +136,17 @@ def test_streamed_cox_prints_as_memory(data, lazy):
     a = memory.coxph("Surv(months, lapsed) ~ x + job", na_rm=True)
     assert repr(b).splitlines()[:2] == repr(a).splitlines()[:2]
     assert "jobself" in b._repr_html_()
+
+
+def test_an_infinite_time_is_refused_as_it_is_read(data, tmp_path):
+    # Wherever the row is (here outside the domain too): the column is read as a whole.
+    bad = data.assign(months=np.where(data.index == 7, np.inf, data.months))
+    path = tmp_path / "inf.parquet"
+    pl.from_pandas(bad).write_parquet(path)
+    memory = ssc.Design(bad, ids="psu", strata="h", weights="w")
+    streamed = ssc.Design(pl.scan_parquet(path), ids="psu", strata="h", weights="w", progress=False)
+    for design in (memory, streamed):
+        for call in (lambda d: d.coxph("Surv(months, lapsed) ~ x", na_rm=True),
+                     lambda d: d.km("months", "lapsed", na_rm=True)):
+            with pytest.raises(ssc.ColumnError, match=r"'months' \(survival time\) has 1 infinite values"):
+                call(design.subset({"column": "d", "op": "==", "value": (int(bad.d[7]) + 1) % 4}))

@@ -73,17 +73,18 @@ def event_values(frame: Frame, name: str) -> np.ndarray:
 
 
 def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np.ndarray, np.ndarray]:
-    """(time, event) as float arrays, NaN where missing; negative times refused."""
+    """(time, event) as float arrays, NaN where missing; negative times of the domain
+    refused (infinite ones are, as the column is read)."""
     frame = design.frame
     t = frame.numeric(time, "survival time")
     e = event_values(frame, event)
-    # NaN compares false: the masks hold only negative and infinite times.
-    for bad, what in ((t < 0, "negative survival time(s); times are durations from the time origin and must "
-                       "be >= 0"), (np.isinf(t), "infinite survival times")):
-        if bad.any():
-            bad &= design.in_subset()
-            if bad.any():
-                raise ColumnError(f"column {time!r} has {int(bad.sum())} {what}")
+    # NaN compares false: the mask holds only negative times.
+    negative = t < 0
+    if negative.any():
+        negative &= design.in_subset()
+        if negative.any():
+            raise ColumnError(f"column {time!r} has {int(negative.sum())} negative survival time(s); times are "
+                              "durations from the time origin and must be >= 0")
     return t, e
 
 

@@ -30,8 +30,9 @@ from .glm import StreamedModel, fit_degf, missing_values
 
 IN_SCOPE = "__ssc_in"
 #: Counts a batch sends beside its tables: rows of the domain missing the time, the
-#: event, the by value, any of them; negative and infinite times.
-COUNTS = ("time", "event", "by", "missing", "negative", "infinite")
+#: event, the by value, any of them; negative times (an infinite one is refused as it is
+#: read, as in memory).
+COUNTS = ("time", "event", "by", "missing", "negative")
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,9 @@ def _batch_rows(plan: _Plan, batch: pl.DataFrame, groups: list[Any] | None
         codes = np.where(outside, OUTSIDE, coded.fill_null(0).to_numpy())
     missing = miss_t | miss_e | miss_by
     used = scope & ~missing
-    # NaN compares false: only the negative and infinite times of the domain count.
-    counts = np.array([miss_t.sum(), miss_e.sum(), miss_by.sum(), missing.sum(), (scope & (t < 0)).sum(),
-                       (scope & np.isinf(t)).sum()], dtype=np.int64)
+    # NaN compares false: only the negative times of the domain count.
+    counts = np.array([miss_t.sum(), miss_e.sum(), miss_by.sum(), missing.sum(), (scope & (t < 0)).sum()],
+                      dtype=np.int64)
     curve = np.ascontiguousarray(np.where(used, codes, OUTSIDE), dtype=np.uint32)
     return t, e, curve, groups, counts
 
@@ -109,7 +110,7 @@ def _units(plan: _Plan, batch: pl.DataFrame) -> np.ndarray:
 
 def _batch_tables(plan: _Plan, batch: pl.DataFrame) -> _Tables:
     t, e, curve, groups, counts = _batch_rows(plan, batch, None)
-    if counts[4] or counts[5]:
+    if counts[4]:
         return _Tables([], [], [], counts)  # refused after the pass, with the whole data's counts
     w = _weights(plan, batch)
     if plan.se:
@@ -214,8 +215,6 @@ def streamed_km(design: Any, time: str, event: str, by: str | None, times: Any, 
     if counts["negative"]:
         raise ColumnError(f"column {time!r} has {counts['negative']} negative survival time(s); times are durations "
                           "from the time origin and must be >= 0")
-    if counts["infinite"]:
-        raise ColumnError(f"column {time!r} has {counts['infinite']} infinite survival times")
     n_removed = counts["missing"]
     if n_removed and not na_rm:
         named = {time: counts["time"], event: counts["event"], **({by: counts["by"]} if by else {})}
@@ -279,22 +278,24 @@ def _cox_rows(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray
 
 
 #: Counts the census of a streamed Cox fit sends: rows of the domain missing the time or
-#: the event; negative and infinite times; the domain's weight; the rows and events of
-#: the fit.
-COX_COUNTS = ("missing", "negative", "infinite", "weight", "rows", "events")
+#: the event; negative times; the domain's weight; the rows and events of the fit.
+COX_COUNTS = ("missing", "negative", "weight", "rows", "events")
 
 
 def _cox_census(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """A batch's counts (:data:`COX_COUNTS`) and the event times of its rows of the fit."""
-    scope = batch if job.condition is None else batch.filter(job.condition)
-    frame = Frame(scope)
+    # The columns are read whole, as in memory (an infinite time or an event other than
+    # 0/1 anywhere is refused); the counts are the domain's.
+    frame = Frame(batch)
     t, e = frame.numeric(job.time, "survival time"), event_values(frame, job.event)
-    w_scope = scope.select(job.weight.alias("w")).get_column("w").to_numpy().astype(np.float64)
-    counts = np.array([(np.isnan(t) | np.isnan(e)).sum(), (t < 0).sum(), np.isinf(t).sum(), w_scope.sum(), 0, 0])
-    if counts[1] or counts[2]:  # refused after the pass, with the whole data's counts
+    scope = (np.ones(len(batch), bool) if job.condition is None
+             else batch.select(job.condition.alias(IN_SCOPE)).get_column(IN_SCOPE).to_numpy().astype(bool))
+    w = batch.select(job.weight.alias("w")).get_column("w").to_numpy().astype(np.float64)
+    counts = np.array([(scope & (np.isnan(t) | np.isnan(e))).sum(), (scope & (t < 0)).sum(), w[scope].sum(), 0, 0])
+    if counts[1]:  # refused after the pass, with the whole data's counts
         return counts, np.zeros(0)
     _, t, e, _, _ = _cox_rows(job, batch)
-    counts[4:] = len(t), e.sum()
+    counts[3:] = len(t), e.sum()
     return counts, np.unique(t[e])
 
 
@@ -363,12 +364,10 @@ def streamed_coxph(design: Any, formula: str, ties: str, levels: Mapping[str, Se
     job = _CoxJob(model, time, event, keep, design.condition, design.weight_expr, 1.0)
     counts, event_times = design.reduce_batches(columns, _cox_census, _add_census, job, label="Cox rows",
                                                 progress=progress)
-    missing, negative, infinite, w_scope, n_rows, n_events = counts
+    missing, negative, w_scope, n_rows, n_events = counts
     if negative:
         raise ColumnError(f"column {time!r} has {int(negative)} negative survival time(s); times are durations "
                           "from the time origin and must be >= 0")
-    if infinite:
-        raise ColumnError(f"column {time!r} has {int(infinite)} infinite survival times")
     n_removed = int(missing) + model.n_removed
     if n_removed and not na_rm:
         raise missing_error({f"{time}/{event}": int(missing), "covariates": model.n_removed}, n_removed)
