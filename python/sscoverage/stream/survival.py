@@ -277,13 +277,9 @@ def _cox_rows(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray
     return x, np.ascontiguousarray(t), np.ascontiguousarray(e), w / job.mean_w, rows
 
 
-#: Counts the census of a streamed Cox fit sends: rows of the domain missing the time or
-#: the event; negative times; the domain's weight; the rows and events of the fit.
-COX_COUNTS = ("missing", "negative", "weight", "rows", "events")
-
-
 def _cox_census(job: _CoxJob, batch: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A batch's counts (:data:`COX_COUNTS`) and the event times of its rows of the fit."""
+    """A batch's counts (rows of the domain missing the time or the event, its negative
+    times, its weight; the rows and events of the fit) and its fit's event times."""
     # The columns are read whole, as in memory (an infinite time or an event other than
     # 0/1 anywhere is refused); the counts are the domain's.
     frame = Frame(batch)
