@@ -198,6 +198,15 @@ mod tests {
             1.0, 4.0, 1.0, 0.0, 4.0, 0.0,
         ];
         assert_eq!(m.dense(), expected);
+        // The Cox model's covariates: the columns without the intercept, in any order.
+        #[rustfmt::skip]
+        let picked = [
+            0.0, 0.5, 0.0,
+            0.0, -2.0, -2.0,
+            1.0, 3.0, 0.0,
+            0.0, 4.0, 4.0,
+        ];
+        assert_eq!(m.dense_of(&[3, 1, 4]), picked);
         // Rows 1..3 as a column-major block with a leading dimension of 5.
         let mut block = vec![f64::NAN; 5 * 6];
         m.fill(1, 3, &mut block, 5);
