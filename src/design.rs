@@ -766,7 +766,9 @@ impl Design {
     /// A wild bootstrap of per-row influence values (n_rows x p): draw d multiplies the
     /// rows of variance unit u by `signs[d * n_units + u]` (Rademacher signs, say).
     /// Returns each draw's column sums and variances (draws x p each, row-major), every
-    /// draw's variance through [`Design::covariance`], the draws in parallel.
+    /// draw's variance through [`Design::covariance`], the draws in parallel.  The rows
+    /// are summed to units once (each draw then costs units x p), unless the design is
+    /// calibrated.
     pub fn sign_flip_variances(
         &self,
         values: &[f64],
@@ -783,25 +785,52 @@ impl Design {
                 self.n_rows
             )));
         }
-        let draws: Vec<(Vec<f64>, Vec<f64>)> = signs
-            .par_chunks(units)
-            .map(|sign| {
-                let mut flipped = values.to_vec();
-                let mut sums = vec![0.0; p];
-                for (row, &u) in flipped.chunks_mut(p).zip(self.unit_of_row.iter()) {
-                    for (v, s) in row.iter_mut().zip(&mut sums) {
-                        *v *= sign[u as usize];
-                        *s += *v;
+        let diagonal = |cov: Covariance| (0..p).map(|j| cov.matrix[j * p + j]).collect();
+        let draws: Vec<(Vec<f64>, Vec<f64>)> = if self.is_calibrated() {
+            // The calibration's residuals mix the units: each draw's rows.
+            signs
+                .par_chunks(units)
+                .map(|sign| {
+                    let mut flipped = values.to_vec();
+                    let mut sums = vec![0.0; p];
+                    for (row, &u) in flipped.chunks_mut(p).zip(self.unit_of_row.iter()) {
+                        for (v, s) in row.iter_mut().zip(&mut sums) {
+                            *v *= sign[u as usize];
+                            *s += *v;
+                        }
                     }
-                }
-                let cov = self.covariance(Influence::Rows {
-                    values: &flipped,
-                    p,
-                    in_domain,
-                })?;
-                Ok((sums, (0..p).map(|j| cov.matrix[j * p + j]).collect()))
-            })
-            .collect::<Result<_>>()?;
+                    let cov = self.covariance(Influence::Rows {
+                        values: &flipped,
+                        p,
+                        in_domain,
+                    })?;
+                    Ok((sums, diagonal(cov)))
+                })
+                .collect::<Result<_>>()?
+        } else {
+            // A sign multiplies a whole unit, so a draw's unit totals are the totals
+            // times the signs (the same bits as its rows summed: x (+-1) is exact).
+            let (totals, present) = self.unit_totals(values, p, in_domain)?;
+            signs
+                .par_chunks(units)
+                .map(|sign| {
+                    let mut flipped = totals.clone();
+                    let mut sums = vec![0.0; p];
+                    for (unit, s) in flipped.chunks_mut(p).zip(sign) {
+                        for (v, total) in unit.iter_mut().zip(&mut sums) {
+                            *v *= s;
+                            *total += *v;
+                        }
+                    }
+                    let cov = self.covariance(Influence::UnitTotals {
+                        totals: &flipped,
+                        p,
+                        present: Some(&present),
+                    })?;
+                    Ok((sums, diagonal(cov)))
+                })
+                .collect::<Result<_>>()?
+        };
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
         Ok((sums.concat(), variances.concat()))
     }
@@ -1116,6 +1145,42 @@ mod tests {
         assert!(design
             .sign_flip_variances(&[3.0, 5.0, 10.0], 1, None, &[1.0, 1.0])
             .is_err());
+    }
+
+    #[test]
+    fn sign_flips_of_unit_totals_are_those_of_the_rows() {
+        // Two rows per PSU in two strata, two columns, a domain without row 5: each
+        // draw's variance is that of its flipped rows, to the bit; its sums to rounding.
+        let values = [
+            1.0, 0.5, 2.0, -1.0, 5.0, 0.25, 0.0, 3.0, 4.0, 1.5, 6.0, -2.0, 3.0, 0.0, 1.0, 2.5,
+        ];
+        let in_domain = [true, true, true, true, true, false, true, true];
+        let signs = [
+            1.0, 1.0, 1.0, 1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0, -1.0, 1.0,
+        ];
+        let design = Design::new(&spec(&PSU, &STRATUM, vec![])).unwrap();
+        let (sums, variances) = design
+            .sign_flip_variances(&values, 2, Some(&in_domain), &signs)
+            .unwrap();
+        for (d, sign) in signs.chunks(4).enumerate() {
+            let flipped: Vec<f64> = values
+                .chunks(2)
+                .zip(PSU)
+                .flat_map(|(row, u)| row.iter().map(move |v| v * sign[u as usize]))
+                .collect();
+            let cov = design
+                .covariance(Influence::Rows {
+                    values: &flipped,
+                    p: 2,
+                    in_domain: Some(&in_domain),
+                })
+                .unwrap();
+            assert_eq!(variances[d * 2..d * 2 + 2], [cov.matrix[0], cov.matrix[3]]);
+            for j in 0..2 {
+                let sum: f64 = flipped.iter().skip(j).step_by(2).sum();
+                assert!((sums[d * 2 + j] - sum).abs() < 1e-12);
+            }
+        }
     }
 
     #[test]
