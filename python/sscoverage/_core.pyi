@@ -28,6 +28,7 @@ __all__ = [
     "glm_streamed_fit",
     "IrlsRun",
     "dense_codes",
+    "all_binary",
     "all_finite",
     "poststratify",
     "rake",
@@ -397,6 +398,7 @@ def window_quantiles(
 def repeated_cumsum(weight: float, counts: NDArray[np.uint64]) -> _F64: ...
 def rows_quantiles(rule: str, values: _F64, weights: _F64, levels: _F64) -> _F64: ...
 def all_finite(values: _F64) -> bool: ...
+def all_binary(values: _F64) -> bool: ...
 def glm_fit(
     x: ModelColumns,
     y: _F64,

@@ -60,9 +60,9 @@ def event_values(frame: Frame, name: str) -> np.ndarray:
         raise ColumnError(
             f"event column {name!r} holds {dtype}; it must be 0/1 (1 = event, 0 = censored) or boolean"
         )
-    bad = (out != 0) & (out != 1)
-    if bad.any():
-        bad &= ~np.isnan(out)
+    if _core.all_binary(out):
+        return out
+    bad = (out != 0) & (out != 1) & ~np.isnan(out)
     if bad.any():
         seen = ", ".join(f"{v:g}" for v in np.unique(out[bad])[:3])
         raise ColumnError(
@@ -190,11 +190,12 @@ def _curve_codes(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, time: str
     """Each row's curve (the ``by`` code; OUTSIDE outside the subset and where a value is
     missing; None when every row is in the one curve) and the rows left out as missing."""
     codes = None if coded is None else coded.codes  # OUTSIDE where by is missing
+    complete = _core.all_finite(t) and _core.all_finite(e) and (coded is None or coded.missing is None)
+    if not design.is_subset and complete:
+        return (None if codes is None else np.ascontiguousarray(codes, dtype=np.uint32)), 0
     missing = np.isnan(t) | np.isnan(e)
     if codes is not None and coded.missing is not None:
         missing |= coded.missing
-    if not design.is_subset and not missing.any():
-        return (None if codes is None else np.ascontiguousarray(codes, dtype=np.uint32)), 0
     scope = design.in_subset()
     missing &= scope
     n_removed = int(missing.sum())
