@@ -59,7 +59,6 @@ __all__ = [
     "km_merge_entries",
     "km_unit_bins",
     "CoxFit",
-    "CoxRun",
     "CoxSolution",
     "cox_batch_moments",
     "cox_batch_spread",
@@ -555,7 +554,9 @@ class CoxFit:
     @property
     def infinite(self) -> list[int]: ...
     @property
-    def influence(self) -> _F64: ...
+    def influence(self) -> _F64 | None: ...
+    @property
+    def solution(self) -> CoxSolution: ...
 
 def cox_fit(
     x: _F64, time: _F64, event: _Bool, weights: _F64, ties: str = "efron", eps: float = 1e-9, maxit: int = 20
@@ -603,16 +604,6 @@ class CoxSolution:
         self, x: _F64, time: _F64, event: _Bool, weights: _F64, units: _U32, n_units: int
     ) -> tuple[_F64, _F64]: ...
 
-@final
-class CoxRun:
-    coefficients: _F64
-    var: _F64
-    loglik: _F64
-    iterations: int
-    converged: bool
-    infinite: list[int]
-    solution: CoxSolution
-
 def cox_streamed_fit(
     pass_fn: Callable[[_F64], _F64],
     centre: Sequence[float],
@@ -621,7 +612,7 @@ def cox_streamed_fit(
     ties: str = "efron",
     eps: float = 1e-9,
     maxit: int = 20,
-) -> CoxRun: ...
+) -> CoxFit: ...
 
 # sampling.rs
 def select(size: _F64 | None, strata: _U32, n: list[int], method: str, seed: int) -> tuple[_U32, _F64]: ...

@@ -701,6 +701,7 @@ fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<boo
 /// Whether every value is 0, 1 or missing (NaN): an event indicator's check, one
 /// parallel pass with no temporary.
 #[pyfunction]
+#[allow(clippy::needless_bitwise_bool)]
 fn all_binary(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<bool> {
     let values = values.as_slice()?;
     Ok(py.detach(|| {

@@ -14,8 +14,8 @@ use crate::estimators::km::{
     SurvivalRows, TimeTable, UnitBins,
 };
 use crate::models::coxph::{
-    self, Control, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling, ScoreSteps, Solution,
-    Ties,
+    self, Control, CoxFit, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling, ScoreSteps,
+    Solution, Ties,
 };
 
 /// Tabulated times and S at each.
@@ -500,8 +500,9 @@ fn control(eps: f64, maxit: usize) -> Control {
 
 /// A Cox model fitted as R's `coxph`: the coefficients, the model-based covariance
 /// `var` (p x p), the log partial likelihoods (at the start and at the end),
-/// iterations, convergence, the columns whose coefficient may be infinite and the
-/// weighted dfbeta influence values (n x p).
+/// iterations, convergence, the columns whose coefficient may be infinite, the
+/// weighted dfbeta influence values (n x p) of rows in memory (None for a streamed
+/// fit) and the solution that sums a batch's to units.
 #[pyclass(name = "CoxFit", module = "sscoverage._core", frozen, get_all)]
 struct PyCoxFit {
     coefficients: Py<PyArray1<f64>>,
@@ -510,7 +511,34 @@ struct PyCoxFit {
     iterations: usize,
     converged: bool,
     infinite: Vec<usize>,
-    influence: Py<PyArray2<f64>>,
+    influence: Option<Py<PyArray2<f64>>>,
+    solution: Py<PyCoxSolution>,
+}
+
+impl PyCoxFit {
+    fn new(py: Python<'_>, fit: CoxFit, influence: Option<Vec<f64>>) -> PyResult<Self> {
+        let p = fit.coefficients.len();
+        Ok(PyCoxFit {
+            coefficients: fit.coefficients.into_pyarray(py).unbind(),
+            var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
+            loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
+            iterations: fit.iterations,
+            converged: fit.converged,
+            infinite: fit.infinite,
+            influence: influence
+                .map(|v| {
+                    let n = v.len() / p.max(1);
+                    v.into_pyarray(py).reshape([n, p]).map(Bound::unbind)
+                })
+                .transpose()?,
+            solution: Py::new(
+                py,
+                PyCoxSolution {
+                    solution: fit.solution,
+                },
+            )?,
+        })
+    }
 }
 
 fn cox_rows<'a>(
@@ -548,21 +576,12 @@ fn cox_fit<'py>(
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };
-    let (n, p) = (input.rows.n, input.rows.p);
     let (fit, influence) = errors::in_core(py, || {
         let fit = coxph::fit(&input, None)?;
         let influence = coxph::influence(&input.rows, &fit)?;
         Ok((fit, influence))
     })?;
-    Ok(PyCoxFit {
-        coefficients: fit.coefficients.into_pyarray(py).unbind(),
-        var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
-        loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
-        iterations: fit.iterations,
-        converged: fit.converged,
-        infinite: fit.infinite,
-        influence: influence.into_pyarray(py).reshape([n, p])?.unbind(),
-    })
+    PyCoxFit::new(py, fit, Some(influence))
 }
 
 /// The Cox model fitted with `weights` (whose coefficients are `init`) refitted with
@@ -761,19 +780,6 @@ impl PyCoxSolution {
     }
 }
 
-/// Where a streamed Cox fit ended: as `CoxFit` without the rows' influence values, and
-/// the solution that sums them batch by batch.
-#[pyclass(name = "CoxRun", module = "sscoverage._core", frozen, get_all)]
-struct PyCoxRun {
-    coefficients: Py<PyArray1<f64>>,
-    var: Py<PyArray2<f64>>,
-    loglik: Py<PyArray1<f64>>,
-    iterations: usize,
-    converged: bool,
-    infinite: Vec<usize>,
-    solution: Py<PyCoxSolution>,
-}
-
 /// R's Newton–Raphson for a Cox model over a streamed design's batches (the core's one
 /// `coxfit6` loop): covariates scaled by (centre, scale), bins at `event_times`
 /// (ascending), each evaluation `pass_fn(beta)` -> the batches' added tables.
@@ -789,7 +795,7 @@ fn cox_streamed_fit(
     ties: &str,
     eps: f64,
     maxit: usize,
-) -> PyResult<PyCoxRun> {
+) -> PyResult<PyCoxFit> {
     let p = scale.len();
     let mut sets = StreamedRiskSets {
         pass_fn,
@@ -807,21 +813,7 @@ fn cox_streamed_fit(
     if let Some(err) = sets.failure.take() {
         return Err(err);
     }
-    let fit = fit.map_err(errors::to_py)?;
-    Ok(PyCoxRun {
-        coefficients: fit.coefficients.into_pyarray(py).unbind(),
-        var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
-        loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
-        iterations: fit.iterations,
-        converged: fit.converged,
-        infinite: fit.infinite,
-        solution: Py::new(
-            py,
-            PyCoxSolution {
-                solution: fit.solution,
-            },
-        )?,
-    })
+    PyCoxFit::new(py, fit.map_err(errors::to_py)?, None)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -829,7 +821,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHazardCurves>()?;
     m.add_class::<PyCoxFit>()?;
     m.add_class::<PyCoxSolution>()?;
-    m.add_class::<PyCoxRun>()?;
     m.add_function(wrap_pyfunction!(km_product_limit, m)?)?;
     m.add_function(wrap_pyfunction!(km_time_tables, m)?)?;
     m.add_function(wrap_pyfunction!(km_merge_tables, m)?)?;

@@ -567,7 +567,7 @@ def cox_errors(formula: str, terms: Sequence[str]) -> Iterator[None]:
         raise type(err)(f"{formula}: {err}") from None
 
 
-def check_cox(fit: "_core.CoxFit | _core.CoxRun", formula: str, terms: Sequence[str], maxit: int) -> None:
+def check_cox(fit: _core.CoxFit, formula: str, terms: Sequence[str], maxit: int) -> None:
     """R's warnings of a Cox fit as errors: no convergence, a coefficient that may be infinite."""
     if not fit.converged:
         raise ConvergenceError(
