@@ -281,17 +281,18 @@ fn inverse_gram(p: usize, r: impl Fn(usize, usize) -> f64) -> Vec<f64> {
 
 /// Rows per block of [`tall_r`]: the block's work matrix (q + block rows x q columns)
 /// stays in the cache while its Householder reflections are applied.
-const BLOCK_ROWS: usize = 256;
+pub const BLOCK_ROWS: usize = 256;
 
 /// Rows per chunk of [`tall_r`] (64 blocks): the unit of parallel work.  The partition
 /// is fixed, so the digits do not depend on the number of threads.
 pub const CHUNK_ROWS: usize = 64 * BLOCK_ROWS;
 
 /// The triangular factor R (q x q, column-major, upper) of a tall n x q matrix A = QR,
-/// without Q, from blocks of rows that `fill(start, len, block, ld)` writes (row b of
-/// column j at `block[j * ld + b]`, b < len); `fill` returns how many of its rows carry
-/// information (counted for the caller) or an error, which stops the factorisation
-/// (the first in row order is returned).
+/// without Q, from blocks of rows that `fill(start, len, block, ld, sums)` writes (row b
+/// of column j at `block[j * ld + b]`, b < len), adding what else the pass gathers to its
+/// chunk's `sums`.  `fill` returns whether the rows are still to be factored: once it
+/// says no (or `factor` is false) its chunk's rows are only filled, and no R comes back.
+/// Returns R and each chunk's sums, in chunk order.
 ///
 /// [`qr`] applies each reflection to whole columns, which for a tall matrix means
 /// streaming all of it from memory p times.  Here the rows are cut into chunks of
@@ -301,22 +302,26 @@ pub const CHUNK_ROWS: usize = 64 * BLOCK_ROWS;
 /// Householder reflections throughout: as stable as [`qr`], R equal to its R up to the
 /// signs of rows and rounding.  With a right-hand side as the last column, R's last
 /// column holds Q'b (first q - 1 entries) and the residual norm (last).
-pub fn tall_r<F, E>(n: usize, q: usize, fill: F) -> Result<(Vec<f64>, usize), E>
+pub fn tall_r<S, F>(n: usize, q: usize, factor: bool, fill: F) -> (Option<Vec<f64>>, Vec<S>)
 where
-    F: Fn(usize, usize, &mut [f64], usize) -> Result<usize, E> + Sync,
-    E: Send,
+    S: Default + Send,
+    F: Fn(usize, usize, &mut [f64], usize, &mut S) -> bool + Sync,
 {
-    let chunks: Vec<(Vec<f64>, usize)> = (0..n.div_ceil(CHUNK_ROWS))
+    let chunks: Vec<(Option<Vec<f64>>, S)> = (0..n.div_ceil(CHUNK_ROWS))
         .into_par_iter()
         .map(|c| {
             let (first, end) = (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n));
             // Work matrix: the chunk's triangle so far on top, the next block below.
             let m = q + BLOCK_ROWS;
             let mut work = vec![0.0; m * q];
-            let mut informative = 0;
+            let mut sums = S::default();
+            let mut factoring = factor;
             for start in (first..end).step_by(BLOCK_ROWS) {
                 let len = BLOCK_ROWS.min(end - start);
-                informative += fill(start, len, &mut work[q..], m)?;
+                factoring &= fill(start, len, &mut work[q..], m, &mut sums);
+                if !factoring {
+                    continue;
+                }
                 if len < BLOCK_ROWS {
                     // Rows of zeros leave the factor exactly as it is.
                     for col in work.chunks_exact_mut(m) {
@@ -329,18 +334,23 @@ where
                     col[j + 1..q].fill(0.0);
                 }
             }
-            let mut r = vec![0.0; q * q];
-            for (j, col) in work.chunks_exact(m).enumerate() {
-                r[j * q..(j + 1) * q].copy_from_slice(&col[..q]);
-            }
-            Ok((r, informative))
+            let r = factoring.then(|| {
+                let mut r = vec![0.0; q * q];
+                for (j, col) in work.chunks_exact(m).enumerate() {
+                    r[j * q..(j + 1) * q].copy_from_slice(&col[..q]);
+                }
+                r
+            });
+            (r, sums)
         })
-        .collect::<Result<_, E>>()?;
-    let informative = chunks.iter().map(|(_, k)| k).sum();
-    let r = chunks
-        .iter()
-        .fold(vec![0.0; q * q], |r, (t, _)| stack_triangles(&r, t, q));
-    Ok((r, informative))
+        .collect();
+    let mut r = Some(vec![0.0; q * q]);
+    let mut all = Vec::with_capacity(chunks.len());
+    for (t, sums) in chunks {
+        r = r.zip(t).map(|(r, t)| stack_triangles(&r, &t, q));
+        all.push(sums);
+    }
+    (r, all)
 }
 
 /// The triangular factor of two stacked ones (q x q, column-major, upper): R of
@@ -475,17 +485,18 @@ mod tests {
         }
         let dense = qr(a, n, p, 1e-7).unwrap();
         let want = dense.solve(&b);
-        let (r, rows) = tall_r(n, p + 1, |start, len, block, ld| {
+        let (r, rows) = tall_r(n, p + 1, true, |start, len, block, ld, rows: &mut usize| {
             for i in 0..len {
                 for j in 0..p {
                     block[j * ld + i] = value(start + i, j);
                 }
                 block[p * ld + i] = b[start + i];
             }
-            Ok::<usize, ()>(len)
-        })
-        .unwrap();
-        assert_eq!(rows, n);
+            *rows += len;
+            true
+        });
+        assert_eq!(rows.iter().sum::<usize>(), n);
+        let r = r.unwrap();
         let (tri, qtb) = Triangular::from_augmented(&r, p + 1);
         assert!(tri.aliased(1e-7).is_empty());
         for (x, y) in tri.solve(&qtb).iter().zip(&want) {

@@ -93,11 +93,13 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
         in_fit[rows] = True
         fit_design = design.subset(in_fit)
     # R's Pearson residuals carry sqrt(prior weight / design weight rescaled to mean 1
-    # over the fitted rows): 1, unless rows were dropped for missing values.
+    # over the fitted rows): 1, unless rows were dropped for missing values.  The
+    # dispersion is svyvar of the residuals (from their moments, which the core summed
+    # in its pass at the solution) times that ratio, as a streamed fit computes it.
     mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
-    dispersion = _dispersion(fit.pearson_residuals * np.sqrt(mean_fit / mean_w), w[rows])
+    dispersion = mean_fit / mean_w * _core.svyvar_of_sums(*map(float, fit.pearson))
     return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
-                   df_residual=fit_design.degf + 1 - p, influence=fit.influence)
+                   df_residual=fit_design.degf + 1 - p, prior_scale=mean_w, previous=fit.previous)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,15 @@ def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: st
     return fit
 
 
+def fitted_rows(model: "ModelFrame | ModelMatrix", weights: np.ndarray, family: str, link: str, coef: np.ndarray,
+                previous: np.ndarray | None, cov_unscaled: np.ndarray) -> _core.GlmRows:
+    """The rows at a fit's solution (fitted means, working weights and residuals, Pearson
+    residuals, influence values), one pass in the core: the fit itself keeps none of them,
+    so the callers that read rows (margins, the threshold model) make them."""
+    return _core.glm_rows(model.columns, model.y, weights, family, link, coef, previous,
+                          np.ascontiguousarray(cov_unscaled))
+
+
 @contextmanager
 def fit_errors(formula: str, terms: Sequence[str]) -> Iterator[None]:
     """The core's fitting errors told with the formula; aliased columns named by their terms."""
@@ -241,9 +252,9 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
                                               epsilon=epsilon, maxit=maxit)
     vcov = design.replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
-    # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).
-    e = fit.pearson_residuals
-    dispersion = float((prior * e**2).sum())
+    # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2),
+    # the second of the moments the core summed.
+    dispersion = float(fit.pearson[2])
     p = len(model.terms)
     return _result(fit, model, design, formula, family, level, vcov, dispersion,
                    df_residual=design.degf + 1 - p, replicate_coef=thetas)
@@ -304,12 +315,6 @@ def check_convergence(fit: FitFlags, formula: str, maxit: int) -> None:
             ConvergenceWarning,
             stacklevel=4,
         )
-
-
-def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
-    """R's ``summary.svyglm`` dispersion: ``svyvar`` of the Pearson residuals (NaN with
-    fewer than two rows of non-zero weight)."""
-    return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
 
 
 def row_major(frame: pd.DataFrame) -> np.ndarray:
@@ -626,14 +631,26 @@ class GLMResult(CoefficientModel, Serializable):
     #: rescaled to mean 1; design-based over model-based variance is a design effect.
     naive_cov: np.ndarray | None = None
     # What predictions and margins need: the design, the model frame (data, levels,
-    # spec), the coefficients' influence values on the fitted rows (linearisation) or the
-    # replicate coefficients (replicate designs).
+    # spec), where the IRLS ended (the prior weights' scale and the coefficients the last
+    # step started from, None for the starting means: the influence values are remade
+    # from them, linearisation) or the replicate coefficients (replicate designs).
     design: Any = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     model_frame: Any = field(default=None, repr=False, compare=False, metadata=UNSTORED)
-    influence: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
+    prior_scale: float | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
+    previous: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     replicate_coef: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     #: The call that made the fit (set by :meth:`Design.glm`).
     provenance: Provenance | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def influence(self) -> np.ndarray | None:
+        """The coefficients' influence values on the fitted rows (n x p; linearisation
+        designs, else None), remade from the fit's solution by one pass in the core."""
+        model = self.model_frame
+        if self.prior_scale is None or model is None or self.naive_cov is None:
+            return None
+        prior = self.design.weights[model.rows] / self.prior_scale
+        return fitted_rows(model, prior, self.family, self.link, self.coef, self.previous, self.naive_cov).influence
 
     @property
     def t(self) -> np.ndarray:
