@@ -261,9 +261,10 @@ impl Irls<'_> {
     }
 
     /// Rows `first..first + len` at the solution `beta`, reached by the step from
-    /// `previous` (None: the starting means): `visit(k, row, block)` for row `first + k`,
-    /// with the rows' model columns in `block` (column j's row k at `block[j * len + k]`).
-    /// The linear predictors are summed as [`Irls::pass`] sums them.
+    /// `previous` (None: the starting means): `visit(k, row, x)` for row `first + k`,
+    /// with its model columns' values `x` (p).  The rows' columns are assembled in
+    /// blocks that stay in the cache, and the linear predictors summed as
+    /// [`Irls::pass`] sums them.
     fn visit_solution(
         &self,
         first: usize,
@@ -281,28 +282,34 @@ impl Irls<'_> {
                 "coefficients for {p} model columns expected"
             )));
         }
-        let mut block = vec![0.0; len * p];
-        x.fill(first, len, &mut block, len);
-        for k in 0..len {
-            let i = first + k;
-            // R's `fit$weights` are those of the step that reached the solution.
-            let eta_from = previous.map_or_else(
-                || self.start_eta(i),
-                |b| self.linear(&block, len, k, b, first),
-            );
-            let (mu_from, mu_eta_from) = link.inverse_and_mu_eta(eta_from);
-            let working_weight = self
-                .working_row(i, eta_from, mu_from, mu_eta_from)?
-                .map_or(0.0, |(root, _)| root * root);
-            let eta = self.linear(&block, len, k, beta, first);
-            let (fitted, mu_eta) = link.inverse_and_mu_eta(eta);
-            let row = SolutionRow {
-                working_weight,
-                fitted,
-                working_residual: (self.y[i] - fitted) / mu_eta,
-                pearson_residual: (self.y[i] - fitted) / family.variance(fitted).sqrt(),
-            };
-            visit(k, &row, &block);
+        let ld = linalg::BLOCK_ROWS;
+        let mut block = vec![0.0; ld * p];
+        let mut xi = vec![0.0; p];
+        for start in (first..first + len).step_by(ld) {
+            let rows = ld.min(first + len - start);
+            x.fill(start, rows, &mut block, ld);
+            for b in 0..rows {
+                let i = start + b;
+                for (j, v) in xi.iter_mut().enumerate() {
+                    *v = block[j * ld + b];
+                }
+                // R's `fit$weights` are those of the step that reached the solution.
+                let eta_from = previous
+                    .map_or_else(|| self.start_eta(i), |from| self.linear(&xi, 1, 0, from, i));
+                let (mu_from, mu_eta_from) = link.inverse_and_mu_eta(eta_from);
+                let working_weight = self
+                    .working_row(i, eta_from, mu_from, mu_eta_from)?
+                    .map_or(0.0, |(root, _)| root * root);
+                let eta = self.linear(&xi, 1, 0, beta, i);
+                let (fitted, mu_eta) = link.inverse_and_mu_eta(eta);
+                let row = SolutionRow {
+                    working_weight,
+                    fitted,
+                    working_residual: (self.y[i] - fitted) / mu_eta,
+                    pearson_residual: (self.y[i] - fitted) / family.variance(fitted).sqrt(),
+                };
+                visit(i - first, &row, &xi);
+            }
         }
         Ok(())
     }
@@ -746,7 +753,7 @@ pub fn solution_rows(
                 // thread per page.
                 let mut sum = vec![0.0; p];
                 let len = fitted.len();
-                irls.visit_solution(c * CHUNK_ROWS, len, beta, previous, |k, row, block| {
+                irls.visit_solution(c * CHUNK_ROWS, len, beta, previous, |k, row, x| {
                     weights[k] = row.working_weight;
                     fitted[k] = row.fitted;
                     working[k] = row.working_residual;
@@ -755,7 +762,7 @@ pub fn solution_rows(
                     // order, with the inner loop over the output, which vectorises.
                     sum.fill(0.0);
                     for (j, cov_row) in cov_unscaled.chunks_exact(p).enumerate() {
-                        let s = block[j * len + k] * row.working_residual * row.working_weight;
+                        let s = x[j] * row.working_residual * row.working_weight;
                         for (o, c) in sum.iter_mut().zip(cov_row) {
                             *o += s * c;
                         }
@@ -836,23 +843,21 @@ fn unit_sums(
                 |slot, c| {
                     let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
                     let mut part = ChunkScores::default();
-                    let visited =
-                        irls.visit_solution(first, len, beta, previous, |k, row, block| {
-                            let i = first + k;
-                            let u = unit_of(i);
-                            if slot[u] == usize::MAX {
-                                slot[u] = part.units.len();
-                                part.units.push(u);
-                                part.sums.resize(part.sums.len() + q, 0.0);
-                            }
-                            let sums = &mut part.sums[slot[u] * q..(slot[u] + 1) * q];
-                            for (j, s) in sums[..p].iter_mut().enumerate() {
-                                *s +=
-                                    block[j * len + k] * row.working_residual * row.working_weight;
-                            }
-                            sums[p] += f64::from(u8::from(w[i] != 0.0));
-                            part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
-                        });
+                    let visited = irls.visit_solution(first, len, beta, previous, |k, row, x| {
+                        let i = first + k;
+                        let u = unit_of(i);
+                        if slot[u] == usize::MAX {
+                            slot[u] = part.units.len();
+                            part.units.push(u);
+                            part.sums.resize(part.sums.len() + q, 0.0);
+                        }
+                        let sums = &mut part.sums[slot[u] * q..(slot[u] + 1) * q];
+                        for (j, s) in sums[..p].iter_mut().enumerate() {
+                            *s += x[j] * row.working_residual * row.working_weight;
+                        }
+                        sums[p] += f64::from(u8::from(w[i] != 0.0));
+                        part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
+                    });
                     for &u in &part.units {
                         slot[u] = usize::MAX;
                     }
