@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use rayon::prelude::*;
+
 use crate::error::{CoreError, Result};
 
 /// The variance function and starting values of a family.  The quasi families
@@ -142,7 +144,11 @@ impl Family {
                 Ok(Cow::Borrowed(y))
             }
             Self::Binomial => {
-                let y = if y.iter().zip(weights).any(|(&v, &w)| w == 0.0 && v != 0.0) {
+                let y = if y
+                    .par_iter()
+                    .zip(weights)
+                    .any(|(&v, &w)| w == 0.0 && v != 0.0)
+                {
                     Cow::Owned(
                         y.iter()
                             .zip(weights)
@@ -152,7 +158,7 @@ impl Family {
                 } else {
                     Cow::Borrowed(y)
                 };
-                let outside = y.iter().filter(|&&v| !(0.0..=1.0).contains(&v)).count();
+                let outside = y.par_iter().filter(|&&v| !(0.0..=1.0).contains(&v)).count();
                 if outside > 0 {
                     return Err(CoreError::Value(format!(
                         "a binomial outcome must be a proportion between 0 and 1; \

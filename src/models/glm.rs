@@ -1126,14 +1126,18 @@ fn check(input: &GlmInput) -> Result<()> {
     if input.p() == 0 {
         return Err(CoreError::Value("the model has no coefficients".into()));
     }
-    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+    let finite = |v: &[f64]| v.par_iter().all(|x| x.is_finite());
     // The model matrix's columns are checked when they are assembled.
     if !finite(input.y) || !input.offset.is_none_or(finite) {
         return Err(CoreError::Value(
             "the outcome and offset must be finite (drop missing values first)".into(),
         ));
     }
-    if input.weights.iter().any(|&v| !(v >= 0.0 && v.is_finite())) {
+    if input
+        .weights
+        .par_iter()
+        .any(|&v| !(v >= 0.0 && v.is_finite()))
+    {
         return Err(CoreError::Value(
             "prior weights must be finite and non-negative".into(),
         ));

@@ -79,14 +79,17 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     # covariance, but not in the binomial starting values.
     keeps_rows = bool(design.spec.get("pps"))
     scope = design.in_subset()
-    mean_w = w[scope].sum() / (design.n_rows if keeps_rows else scope.sum())
+    n_scope = int(scope.sum())
+    # Every row in scope or fitted (the usual case): the weights as they are, no copy.
+    mean_w = (w.sum() if n_scope == design.n_rows else w[scope].sum()) / (design.n_rows if keeps_rows else n_scope)
+    w_fit = w if len(rows) == design.n_rows else w[rows]
     # The core sums the influence values to the design's PSUs where they are (the
     # fitted rows are the domain) and returns their covariance with the fit.
-    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit, design=design)
+    fit = irls_fit(model, w_fit / mean_w, formula, family, link, epsilon, maxit, design=design)
     p = len(model.terms)
     # Rows left out for missing values leave the design as a domain (R refits on
     # design[-na.action, ]): degrees of freedom and dispersion are that domain's.
-    if len(rows) == scope.sum():
+    if len(rows) == n_scope:
         fit_design = design
     else:
         in_fit = np.zeros(design.n_rows, bool)
@@ -96,7 +99,7 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     # over the fitted rows): 1, unless rows were dropped for missing values.  The
     # dispersion is svyvar of the residuals (from their moments, which the core summed
     # in its pass at the solution) times that ratio, as a streamed fit computes it.
-    mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
+    mean_fit = w_fit.sum() / (design.n_rows if keeps_rows else len(rows))
     dispersion = mean_fit / mean_w * _core.svyvar_of_sums(*map(float, fit.pearson))
     return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
                    df_residual=fit_design.degf + 1 - p, prior_scale=mean_w, previous=fit.previous)
