@@ -29,17 +29,23 @@ impl WeightedMoments {
             .map(|(y, w)| {
                 y.iter()
                     .zip(w)
-                    .fold(WeightedMoments::default(), |m, (&y, &w)| WeightedMoments {
-                        weight: m.weight + w,
-                        first: m.first + w * y,
-                        second: m.second + w * y * y,
-                        n_obs: m.n_obs + f64::from(u8::from(w != 0.0)),
-                    })
+                    .fold(WeightedMoments::default(), |m, (&y, &w)| m.with_row(y, w))
             })
             .collect();
         parts
             .iter()
             .fold(WeightedMoments::default(), |a, b| a.add(b))
+    }
+
+    /// The moments with one more row, of value `y` and weight `w`.
+    #[must_use]
+    pub fn with_row(&self, y: f64, w: f64) -> Self {
+        WeightedMoments {
+            weight: self.weight + w,
+            first: self.first + w * y,
+            second: self.second + w * y * y,
+            n_obs: self.n_obs + f64::from(u8::from(w != 0.0)),
+        }
     }
 
     /// The moments of the rows of both.

@@ -14,6 +14,7 @@ __all__ = [
     "DomainEstimates",
     "GlmBatchPass",
     "GlmFit",
+    "GlmRows",
     "InterruptionSpells",
     "ModelColumns",
     "Proportions",
@@ -23,6 +24,7 @@ __all__ = [
     "glm_batch_pass",
     "glm_batch_scores",
     "glm_fit",
+    "glm_rows",
     "glm_replicate_coefficients",
     "glm_replicate_fits",
     "glm_streamed_fit",
@@ -114,18 +116,23 @@ class DomainEstimates:
 class GlmFit:
     link: str
     coefficients: _F64
-    fitted: _F64
-    working_weights: _F64
-    working_residuals: _F64
-    pearson_residuals: _F64
+    previous: _F64 | None
     cov_unscaled: NDArray[np.float64]
-    influence: NDArray[np.float64]
     deviance: float
     iterations: int
     converged: bool
     boundary: bool
     separated: bool
+    pearson: _F64 | None
     vcov: NDArray[np.float64] | None
+
+@final
+class GlmRows:
+    fitted: _F64
+    working_weights: _F64
+    working_residuals: _F64
+    pearson_residuals: _F64
+    influence: NDArray[np.float64]
 
 @final
 class ModelColumns:
@@ -410,6 +417,16 @@ def glm_fit(
     design: CoreDesign | None = None,
     rows: NDArray[np.int64] | None = None,
 ) -> GlmFit: ...
+def glm_rows(
+    x: ModelColumns,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None,
+    beta: _F64,
+    previous: _F64 | None,
+    cov_unscaled: NDArray[np.float64],
+) -> GlmRows: ...
 def glm_replicate_coefficients(
     x: ModelColumns,
     y: _F64,

@@ -94,7 +94,9 @@ class FittedModel(Protocol):
     design: SurveyDesign
     #: The model frame: data, factor levels and the formula's encoding of new data.
     model_frame: Any
-    #: The coefficients' influence values on the fitted rows (linearisation designs).
-    influence: np.ndarray | None
     #: The coefficients refitted with each replicate's weights (replicate designs).
     replicate_coef: np.ndarray | None
+
+    @property
+    def influence(self) -> np.ndarray | None:
+        """The coefficients' influence values on the fitted rows (linearisation designs)."""

@@ -753,6 +753,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDesign>()?;
     m.add_class::<models::PyModelColumns>()?;
     m.add_function(wrap_pyfunction!(models::glm_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(models::glm_rows, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_replicate_coefficients, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_replicate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(models::glm_batch_pass, m)?)?;
@@ -769,6 +770,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<weighting::PyWeightingReport>()?;
     m.add_class::<coverage::PyInterruptionSpells>()?;
     m.add_class::<models::PyGlmFit>()?;
+    m.add_class::<models::PyGlmRows>()?;
     m.add_class::<models::PyGlmBatchPass>()?;
     weighting::register(m)?;
     coverage::register(m)?;

@@ -3,5 +3,6 @@
 //! and survival curves with the variance of log S (R's `svykm`).
 
 pub mod ciprop;
+pub mod glm;
 pub mod joint;
 pub mod km;

@@ -2,6 +2,10 @@
 //! `family.c`), so that the IRLS path, and so where R's convergence rule stops it, is
 //! R's to rounding.
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
 use crate::error::{CoreError, Result};
 
 /// The variance function and starting values of a family.  The quasi families
@@ -81,12 +85,12 @@ impl Family {
         }
     }
 
-    /// R's `family$validmu`: may the fitted means be used?
-    pub fn valid_mu(self, mu: &[f64]) -> bool {
+    /// R's `family$validmu`, of one mean: may it be used?
+    pub fn valid_mu(self, mu: f64) -> bool {
         match self {
             Self::Gaussian => true,
-            Self::Binomial => mu.iter().all(|&m| m.is_finite() && m > 0.0 && m < 1.0),
-            Self::Poisson | Self::Gamma => mu.iter().all(|&m| m.is_finite() && m > 0.0),
+            Self::Binomial => mu.is_finite() && mu > 0.0 && mu < 1.0,
+            Self::Poisson | Self::Gamma => mu.is_finite() && mu > 0.0,
         }
     }
 
@@ -109,9 +113,15 @@ impl Family {
         }
     }
 
-    /// Starting means (R's `family$initialize`), checking the outcome's range.  Binomial
-    /// sets y to 0 where the weight is 0, as R does, before checking.
-    pub fn initialize(self, link: Link, y: &mut [f64], weights: &[f64]) -> Result<Vec<f64>> {
+    /// The outcome as R's `family$initialize` leaves it, checked for the family's range:
+    /// binomial sets y to 0 where the weight is 0 (a copy only when that changes a value).
+    /// The starting means follow row by row ([`Family::start_mean`]).
+    pub fn initialize<'y>(
+        self,
+        link: Link,
+        y: &'y [f64],
+        weights: &[f64],
+    ) -> Result<Cow<'y, [f64]>> {
         match self {
             Self::Gaussian => {
                 let bad = match link {
@@ -131,25 +141,31 @@ impl Family {
                         }
                     )));
                 }
-                Ok(y.to_vec())
+                Ok(Cow::Borrowed(y))
             }
             Self::Binomial => {
-                for (v, &w) in y.iter_mut().zip(weights) {
-                    if w == 0.0 {
-                        *v = 0.0;
-                    }
-                }
-                let outside = y.iter().filter(|&&v| !(0.0..=1.0).contains(&v)).count();
+                let y = if y
+                    .par_iter()
+                    .zip(weights)
+                    .any(|(&v, &w)| w == 0.0 && v != 0.0)
+                {
+                    Cow::Owned(
+                        y.iter()
+                            .zip(weights)
+                            .map(|(&v, &w)| if w == 0.0 { 0.0 } else { v })
+                            .collect(),
+                    )
+                } else {
+                    Cow::Borrowed(y)
+                };
+                let outside = y.par_iter().filter(|&&v| !(0.0..=1.0).contains(&v)).count();
                 if outside > 0 {
                     return Err(CoreError::Value(format!(
                         "a binomial outcome must be a proportion between 0 and 1; \
                          {outside} rows are outside"
                     )));
                 }
-                Ok(y.iter()
-                    .zip(weights)
-                    .map(|(&v, &w)| (w * v + 0.5) / (w + 1.0))
-                    .collect())
+                Ok(y)
             }
             Self::Poisson => {
                 let negative = y.iter().filter(|&&v| v < 0.0).count();
@@ -158,7 +174,7 @@ impl Family {
                         "a poisson outcome must not be negative; {negative} rows are"
                     )));
                 }
-                Ok(y.iter().map(|&v| v + 0.1).collect())
+                Ok(Cow::Borrowed(y))
             }
             Self::Gamma => {
                 let bad = y.iter().filter(|&&v| v <= 0.0).count();
@@ -167,8 +183,18 @@ impl Family {
                         "a Gamma outcome must be positive; {bad} rows are not"
                     )));
                 }
-                Ok(y.to_vec())
+                Ok(Cow::Borrowed(y))
             }
+        }
+    }
+
+    /// R's starting mean (`mustart` of `family$initialize`) of a row with outcome `y`
+    /// (as [`Family::initialize`] left it) and prior weight `w`.
+    pub fn start_mean(self, y: f64, w: f64) -> f64 {
+        match self {
+            Self::Gaussian | Self::Gamma => y,
+            Self::Binomial => (w * y + 0.5) / (w + 1.0),
+            Self::Poisson => y + 0.1,
         }
     }
 
@@ -271,11 +297,28 @@ impl Link {
         }
     }
 
-    /// R's `link$valideta`.
-    pub fn valid_eta(self, eta: &[f64]) -> bool {
+    /// R's `link$valideta`, of one linear predictor.
+    pub fn valid_eta(self, eta: f64) -> bool {
         match self {
-            Self::Inverse => eta.iter().all(|&e| e.is_finite() && e != 0.0),
+            Self::Inverse => eta.is_finite() && eta != 0.0,
             _ => true,
+        }
+    }
+
+    /// (`inverse(eta)`, `mu_eta(eta)`) with one exponential where both need it (the
+    /// logit and log links): the same values as the two calls.
+    pub fn inverse_and_mu_eta(self, eta: f64) -> (f64, f64) {
+        match self {
+            Self::Logit if eta.abs() <= LOGIT_THRESH => {
+                let t = eta.exp();
+                let opexp = 1.0 + t;
+                (t / opexp, t / (opexp * opexp))
+            }
+            Self::Log => {
+                let m = eta.exp().max(EPS);
+                (m, m)
+            }
+            _ => (self.inverse(eta), self.mu_eta(eta)),
         }
     }
 }
@@ -545,6 +588,15 @@ mod tests {
                 let numeric = (link.inverse(eta + h) - link.inverse(eta - h)) / (2.0 * h);
                 assert!(rel(link.mu_eta(eta), numeric) < 1e-7, "{link:?} at {mu}");
             }
+            // The shared exponential gives the two calls' values to the bit, clamps too.
+            for eta in [-800.0, -31.0, -30.0, -2.5, 0.0, 0.7, 30.0, 31.0, 700.0] {
+                let both = link.inverse_and_mu_eta(eta);
+                let (mu, mu_eta) = (link.inverse(eta), link.mu_eta(eta));
+                assert!(
+                    both.0.to_bits() == mu.to_bits() && both.1.to_bits() == mu_eta.to_bits(),
+                    "{link:?} at {eta}"
+                );
+            }
         }
         // R's clamps: the logit saturates beyond 30, the log link never returns 0.
         assert_eq!(Link::Logit.mu_eta(31.0), EPS);
@@ -554,21 +606,24 @@ mod tests {
     #[test]
     fn families_check_outcomes() {
         let w = [1.0, 2.0, 0.0];
-        let mut y = [0.0, 1.0, 7.0];
+        let y = [0.0, 1.0, 7.0];
         // A zero weight zeroes the outcome first, as R does, so 7 is not an error.
-        let mu = Family::Binomial
-            .initialize(Link::Logit, &mut y, &w)
-            .unwrap();
+        let y = Family::Binomial.initialize(Link::Logit, &y, &w).unwrap();
+        assert_eq!(&y[..], [0.0, 1.0, 0.0]);
+        let mu: Vec<f64> = y
+            .iter()
+            .zip(w)
+            .map(|(&y, w)| Family::Binomial.start_mean(y, w))
+            .collect();
         assert_eq!(mu, vec![0.25, 2.5 / 3.0, 0.5]);
-        let mut y = [0.0, 1.5, 1.0];
         assert!(Family::Binomial
-            .initialize(Link::Logit, &mut y, &w)
+            .initialize(Link::Logit, &[0.0, 1.5, 1.0], &w)
             .is_err());
         assert!(Family::Poisson
-            .initialize(Link::Log, &mut [-1.0], &[1.0])
+            .initialize(Link::Log, &[-1.0], &[1.0])
             .is_err());
         assert!(Family::Gamma
-            .initialize(Link::Inverse, &mut [0.0], &[1.0])
+            .initialize(Link::Inverse, &[0.0], &[1.0])
             .is_err());
         assert!(Family::Gaussian.check_link(Link::Logit).is_err());
         assert_eq!(

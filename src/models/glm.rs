@@ -6,6 +6,8 @@
 //! changes by less than `epsilon` relative, which can leave the coefficients 1e-5 from
 //! the converged solution, and the reference figures are R's.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::family::{Family, Link};
@@ -13,6 +15,7 @@ use super::linalg;
 use super::regressors::Regressors;
 use crate::error::{CoreError, Result};
 use crate::replicate::refit_replicates;
+use crate::svyvar::WeightedMoments;
 
 /// R's `glm.control()`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,35 +43,6 @@ pub struct GlmInput<'a> {
     pub family: Family,
     pub link: Link,
     pub control: Control,
-}
-
-#[derive(Clone, Debug)]
-pub struct GlmFit {
-    pub coefficients: Vec<f64>,
-    /// Fitted means mu.
-    pub fitted: Vec<f64>,
-    /// The IRLS weights of the last iteration (R's `fit$weights`: from the means the last
-    /// step started from), zero where a row took no part.
-    pub working_weights: Vec<f64>,
-    /// (y - mu) / (d mu / d eta) at the fitted means (R's `residuals(fit, "working")`).
-    pub working_residuals: Vec<f64>,
-    /// (y - mu) / sqrt(V(mu)), without the prior weights.
-    pub pearson_residuals: Vec<f64>,
-    /// (X' W X)^-1 with the last iteration's W, row-major p x p (R's `cov.unscaled`).
-    pub cov_unscaled: Vec<f64>,
-    /// n x p, row-major: each row's estimating function x_i w_i r_i times `cov_unscaled`.
-    /// Its design-based covariance is the coefficients' (R's `svy.varcoef`).
-    pub influence: Vec<f64>,
-    pub deviance: f64,
-    pub iterations: usize,
-    pub converged: bool,
-    /// A step was halved because the deviance diverged or the means left their range
-    /// (R warns "step size truncated").
-    pub boundary: bool,
-    /// The likelihood has no finite maximum: further IRLS steps keep moving a converged fit
-    /// (complete or quasi-complete separation, or a group of rates all 0).  R returns
-    /// such fits, often without a warning; their coefficients are arbitrary.
-    pub separated: bool,
 }
 
 impl GlmInput<'_> {
@@ -106,9 +80,7 @@ const CHUNK_ROWS: usize = linalg::CHUNK_ROWS;
 /// The IRLS of one model: its data, with the outcome as the family's `initialize` left it.
 struct Irls<'a> {
     input: &'a GlmInput<'a>,
-    y: Vec<f64>,
-    /// R's starting means.
-    mustart: Vec<f64>,
+    y: Cow<'a, [f64]>,
 }
 
 /// A row at the solution of an IRLS: its working weight in the step that reached it
@@ -120,12 +92,16 @@ struct SolutionRow {
     pearson_residual: f64,
 }
 
-/// What a pass that sets the linear predictors and means finds: whether they are in the
-/// family's range, and the deviance.
-#[derive(Clone, Copy, Debug)]
-struct Means {
-    valid: bool,
+/// What a chunk of rows gives a pass: the deviance (summed in row order), whether the
+/// linear predictors and means are in the family's range, the informative rows of the
+/// step, the largest drift, and the first failure of a row's step.
+#[derive(Default)]
+struct ChunkPass {
     deviance: f64,
+    invalid: bool,
+    informative: usize,
+    drift: f64,
+    error: Option<CoreError>,
 }
 
 impl Irls<'_> {
@@ -133,85 +109,36 @@ impl Irls<'_> {
         self.input.offset.map_or(0.0, |o| o[i])
     }
 
-    /// Set each chunk's linear predictors by `set_eta(first row, chunk)` and their means,
-    /// in one parallel pass that also checks the range and sums the deviance (in chunk
-    /// order).
-    fn means_by(
-        &self,
-        eta: &mut [f64],
-        mu: &mut [f64],
-        set_eta: impl Fn(usize, &mut [f64]) + Sync,
-    ) -> Means {
+    /// Row i's linear predictor from R's starting mean.
+    fn start_eta(&self, i: usize) -> f64 {
         let GlmInput {
             family,
             link,
             weights: w,
             ..
         } = *self.input;
-        let parts: Vec<Means> = eta
-            .par_chunks_mut(CHUNK_ROWS)
-            .zip(mu.par_chunks_mut(CHUNK_ROWS))
-            .enumerate()
-            .map(|(c, (eta, mu))| {
-                let mut deviance = 0.0;
-                set_eta(c * CHUNK_ROWS, eta);
-                for (k, (e, m)) in eta.iter().zip(mu.iter_mut()).enumerate() {
-                    let i = c * CHUNK_ROWS + k;
-                    *m = link.inverse(*e);
-                    deviance += family.deviance_residual(self.y[i], *m, w[i]);
-                }
-                Means {
-                    valid: link.valid_eta(eta) && family.valid_mu(mu),
-                    deviance,
-                }
-            })
-            .collect();
-        Means {
-            valid: parts.iter().all(|m| m.valid),
-            deviance: parts.iter().map(|m| m.deviance).sum(),
+        link.link(family.start_mean(self.y[i], w[i]))
+    }
+
+    /// The linear predictor at `beta` of row `first + k` of a block of model columns
+    /// (column j's row k at `block[j * ld + k]`): x . beta summed over the columns in
+    /// order, then the offset.
+    fn linear(&self, block: &[f64], ld: usize, k: usize, beta: &[f64], first: usize) -> f64 {
+        let mut eta = 0.0;
+        for (j, b) in beta.iter().enumerate() {
+            eta += block[j * ld + k] * b;
         }
+        eta + self.offset(first + k)
     }
 
-    /// Linear predictors and means at the coefficients `beta`.
-    fn predict(&self, beta: &[f64], eta: &mut [f64], mu: &mut [f64]) -> Means {
-        let x = self.input.x;
-        self.means_by(eta, mu, |start, eta| {
-            // The chunk's columns, then x_i . beta summed over the columns in order.
-            let len = eta.len();
-            let mut block = vec![0.0; len * x.p()];
-            x.fill(start, len, &mut block, len);
-            eta.fill(0.0);
-            for (column, b) in block.chunks_exact(len).zip(beta) {
-                for (e, v) in eta.iter_mut().zip(column) {
-                    *e += v * b;
-                }
-            }
-            for (k, e) in eta.iter_mut().enumerate() {
-                *e += self.offset(start + k);
-            }
-        })
-    }
-
-    /// Linear predictors and means from the family's starting means.
-    fn start(&self, eta: &mut [f64], mu: &mut [f64]) -> Means {
-        let link = self.input.link;
-        self.means_by(eta, mu, |start, eta| {
-            for (e, m) in eta.iter_mut().zip(&self.mustart[start..]) {
-                *e = link.link(*m);
-            }
-        })
-    }
-
-    /// Row i's part of the weighted least-squares step from its linear predictor and
-    /// mean (R's loop body up to `Cdqrls`): the square root of its working weight and
-    /// its weighted working response; None for a row that carries no information (zero
-    /// prior weight, or d mu / d eta = 0), which R leaves out of the least squares.
-    fn working_row(&self, i: usize, eta: f64, mu: f64) -> Result<Option<(f64, f64)>> {
+    /// Row i's part of the weighted least-squares step from its linear predictor, mean
+    /// and d mu / d eta (R's loop body up to `Cdqrls`): the square root of its working
+    /// weight and its weighted working response; None for a row that carries no
+    /// information (zero prior weight, or d mu / d eta = 0), which R leaves out of the
+    /// least squares.
+    fn working_row(&self, i: usize, eta: f64, mu: f64, mu_eta: f64) -> Result<Option<(f64, f64)>> {
         let GlmInput {
-            weights: w,
-            family,
-            link,
-            ..
+            weights: w, family, ..
         } = *self.input;
         let variance = family.variance(mu);
         if w[i] > 0.0 {
@@ -224,7 +151,6 @@ impl Irls<'_> {
                 ));
             }
         }
-        let mu_eta = link.mu_eta(eta);
         if w[i] > 0.0 && mu_eta.is_nan() {
             return Err(CoreError::Value("NAs in d(mu)/d(eta)".into()));
         }
@@ -236,40 +162,109 @@ impl Irls<'_> {
         Ok(Some((root, z)))
     }
 
-    /// The triangular factor of [sqrt(W) X | sqrt(W) z] for the step from (eta, mu),
-    /// reduced block by block as the rows are weighted (see `linalg::tall_r`; a row
-    /// that carries no information is a row of zeros), and the informative rows.
-    fn triangle(&self, eta: &[f64], mu: &[f64]) -> Result<(Vec<f64>, usize)> {
-        let (x, p) = (self.input.x, self.input.p());
-        linalg::tall_r(self.input.n(), p + 1, |start, len, block, ld| {
-            x.fill(start, len, block, ld);
-            let mut informative = 0;
-            let mut roots = vec![0.0; len];
-            for (b, root) in roots.iter_mut().enumerate() {
-                let i = start + b;
-                let (r, z) = match self.working_row(i, eta[i], mu[i])? {
-                    Some(rz) => {
-                        informative += 1;
-                        rz
+    /// The rows' part of an IRLS pass at `beta` (see [`Passes::pass`]), in one parallel
+    /// pass over blocks of rows: each block's linear predictors and means, the deviance,
+    /// the drift from `reference`, and (with `step`) the block weighted and reduced into
+    /// the triangular factor of [sqrt(W) X | sqrt(W) z] (see `linalg::tall_r`; a row that
+    /// carries no information is a row of zeros).  The factor counts only where the
+    /// means are valid and the deviance finite: R would halve the step to them rather
+    /// than step from them.
+    fn pass(
+        &self,
+        beta: Option<&[f64]>,
+        step: bool,
+        reference: Option<&[f64]>,
+    ) -> Result<BatchPass> {
+        let GlmInput {
+            x,
+            family,
+            link,
+            weights: w,
+            ..
+        } = *self.input;
+        let p = x.p();
+        for b in [beta, reference].into_iter().flatten() {
+            if b.len() != p {
+                return Err(CoreError::Shape(format!(
+                    "{} coefficients for {p} model columns",
+                    b.len()
+                )));
+            }
+        }
+        let (triangle, chunks) = linalg::tall_r(
+            x.n(),
+            p + 1,
+            step,
+            |start, len, block, ld, chunk: &mut ChunkPass| {
+                x.fill(start, len, block, ld);
+                let mut roots = [0.0; linalg::BLOCK_ROWS];
+                for k in 0..len {
+                    let i = start + k;
+                    let eta = beta.map_or_else(
+                        || self.start_eta(i),
+                        |b| self.linear(block, ld, k, b, start),
+                    );
+                    if let Some(r) = reference {
+                        let from = self.linear(block, ld, k, r, start);
+                        chunk.drift = chunk.drift.max((eta - from).abs());
                     }
-                    None => (0.0, 0.0),
-                };
-                *root = r;
-                block[p * ld + b] = z;
-            }
-            for column in block.chunks_exact_mut(ld).take(p) {
-                for (v, root) in column.iter_mut().zip(&roots) {
-                    *v *= root;
+                    let (mu, mu_eta) = link.inverse_and_mu_eta(eta);
+                    chunk.deviance += family.deviance_residual(self.y[i], mu, w[i]);
+                    chunk.invalid |= !(link.valid_eta(eta) && family.valid_mu(mu));
+                    if !step || chunk.error.is_some() {
+                        continue;
+                    }
+                    let (root, z) = match self.working_row(i, eta, mu, mu_eta) {
+                        Ok(Some(rz)) => {
+                            chunk.informative += 1;
+                            rz
+                        }
+                        Ok(None) => (0.0, 0.0),
+                        Err(err) => {
+                            chunk.error = Some(err);
+                            (0.0, 0.0)
+                        }
+                    };
+                    roots[k] = root;
+                    block[p * ld + k] = z;
                 }
+                if step {
+                    for column in block.chunks_exact_mut(ld).take(p) {
+                        for (v, root) in column.iter_mut().zip(&roots[..len]) {
+                            *v *= root;
+                        }
+                    }
+                }
+                !chunk.invalid && chunk.deviance.is_finite() && chunk.error.is_none()
+            },
+        );
+        let deviance = chunks.iter().map(|c| c.deviance).sum::<f64>();
+        let valid = !chunks.iter().any(|c| c.invalid);
+        let stepping = step && valid && deviance.is_finite();
+        if stepping {
+            // The first failing row's error, whatever the threads.
+            if let Some(err) = chunks.iter().find_map(|c| c.error.clone()) {
+                return Err(err);
             }
-            Ok(informative)
+        }
+        Ok(BatchPass {
+            deviance,
+            valid,
+            triangle: triangle.filter(|_| stepping),
+            informative: if stepping {
+                chunks.iter().map(|c| c.informative).sum()
+            } else {
+                0
+            },
+            drift: chunks.iter().map(|c| c.drift).fold(0.0, f64::max),
         })
     }
 
     /// Rows `first..first + len` at the solution `beta`, reached by the step from
-    /// `previous` (None: the starting means): `visit(k, row, block)` for row `first + k`,
-    /// with the rows' model columns in `block` (column j's row k at `block[j * len + k]`).
-    /// The linear predictors are summed as [`Irls::predict`] sums them.
+    /// `previous` (None: the starting means): `visit(k, row, x)` for row `first + k`,
+    /// with its model columns' values `x` (p).  The rows' columns are assembled in
+    /// blocks that stay in the cache, and the linear predictors summed as
+    /// [`Irls::pass`] sums them.
     fn visit_solution(
         &self,
         first: usize,
@@ -287,53 +282,60 @@ impl Irls<'_> {
                 "coefficients for {p} model columns expected"
             )));
         }
-        let mut block = vec![0.0; len * p];
-        x.fill(first, len, &mut block, len);
-        let linear = |beta: &[f64], k: usize| {
-            let mut eta = 0.0;
-            for (column, b) in block.chunks_exact(len).zip(beta) {
-                eta += column[k] * b;
+        let ld = linalg::BLOCK_ROWS;
+        let mut block = vec![0.0; ld * p];
+        let mut xi = vec![0.0; p];
+        for start in (first..first + len).step_by(ld) {
+            let rows = ld.min(first + len - start);
+            x.fill(start, rows, &mut block, ld);
+            for b in 0..rows {
+                let i = start + b;
+                for (j, v) in xi.iter_mut().enumerate() {
+                    *v = block[j * ld + b];
+                }
+                // R's `fit$weights` are those of the step that reached the solution.
+                let eta_from = previous
+                    .map_or_else(|| self.start_eta(i), |from| self.linear(&xi, 1, 0, from, i));
+                let (mu_from, mu_eta_from) = link.inverse_and_mu_eta(eta_from);
+                let working_weight = self
+                    .working_row(i, eta_from, mu_from, mu_eta_from)?
+                    .map_or(0.0, |(root, _)| root * root);
+                let eta = self.linear(&xi, 1, 0, beta, i);
+                let (fitted, mu_eta) = link.inverse_and_mu_eta(eta);
+                let row = SolutionRow {
+                    working_weight,
+                    fitted,
+                    working_residual: (self.y[i] - fitted) / mu_eta,
+                    pearson_residual: (self.y[i] - fitted) / family.variance(fitted).sqrt(),
+                };
+                visit(i - first, &row, &xi);
             }
-            eta + self.offset(first + k)
-        };
-        for k in 0..len {
-            let i = first + k;
-            // R's `fit$weights` are those of the step that reached the solution.
-            let eta_from = previous.map_or_else(|| link.link(self.mustart[i]), |b| linear(b, k));
-            let working_weight = self
-                .working_row(i, eta_from, link.inverse(eta_from))?
-                .map_or(0.0, |(root, _)| root * root);
-            let eta = linear(beta, k);
-            let fitted = link.inverse(eta);
-            let row = SolutionRow {
-                working_weight,
-                fitted,
-                working_residual: (self.y[i] - fitted) / link.mu_eta(eta),
-                pearson_residual: (self.y[i] - fitted) / family.variance(fitted).sqrt(),
-            };
-            visit(k, &row, &block);
         }
         Ok(())
     }
 
-    /// The step from the means `mu` decided as R's dqrdc2 decides it on the dense
-    /// weighted matrix of the informative rows: near or at aliasing, where the stacked
-    /// triangular factor cannot name the columns R names.
-    fn dense_step(&self, eta: &[f64], mu: &[f64]) -> Result<(Vec<f64>, linalg::Triangular)> {
-        let GlmInput { x, control, .. } = *self.input;
+    /// The step from `from` (None: the starting means) decided as R's dqrdc2 decides it
+    /// on the dense weighted matrix of the informative rows: near or at aliasing, where
+    /// the stacked triangular factor cannot name the columns R names.
+    fn dense_step(&self, from: Option<&[f64]>) -> Result<(Vec<f64>, linalg::Triangular)> {
+        let GlmInput {
+            x, control, link, ..
+        } = *self.input;
         let (n, p) = (x.n(), x.p());
-        let mut a = Vec::new();
         let mut z = Vec::new();
         let mut xi = vec![0.0; p];
         let mut rows = Vec::new();
         for i in 0..n {
-            if let Some((root, zi)) = self.working_row(i, eta[i], mu[i])? {
+            x.row(i, &mut xi);
+            let eta = from.map_or_else(|| self.start_eta(i), |b| self.linear(&xi, 1, 0, b, i));
+            let (mu, mu_eta) = link.inverse_and_mu_eta(eta);
+            if let Some((root, zi)) = self.working_row(i, eta, mu, mu_eta)? {
                 rows.push((i, root));
                 z.push(zi);
             }
         }
         let m = rows.len();
-        a.resize(m * p, 0.0);
+        let mut a = vec![0.0; m * p];
         for (row, &(i, root)) in rows.iter().enumerate() {
             x.row(i, &mut xi);
             for (j, xv) in xi.iter().enumerate() {
@@ -462,7 +464,9 @@ pub struct IrlsRun {
     pub converged: bool,
     /// A step was halved (R warns "step size truncated").
     pub boundary: bool,
-    /// Further steps keep moving the converged fit (see [`GlmFit::separated`]).
+    /// The likelihood has no finite maximum: further IRLS steps keep moving the
+    /// converged fit (complete or quasi-complete separation, or a group of rates all 0).
+    /// R returns such fits, often without a warning; their coefficients are arbitrary.
     pub separated: bool,
 }
 
@@ -601,19 +605,18 @@ impl Passes for &Irls<'_> {
         from: Option<&[f64]>,
         _aliased: Vec<usize>,
     ) -> Result<(Vec<f64>, linalg::Triangular)> {
-        let (eta, mu, _) = self.means(from)?;
-        self.dense_step(&eta, &mu)
+        self.dense_step(from)
     }
 }
 
-/// The model's IRLS set up: the outcome as the family's `initialize` leaves it, and
-/// the starting means.
+/// The model's IRLS set up: the outcome as the family's `initialize` leaves it.
 fn prepare<'a>(input: &'a GlmInput<'a>) -> Result<Irls<'a>> {
     check(input)?;
     input.family.check_link(input.link)?;
-    let mut y = input.y.to_vec();
-    let mustart = input.family.initialize(input.link, &mut y, input.weights)?;
-    Ok(Irls { input, y, mustart })
+    let y = input
+        .family
+        .initialize(input.link, input.y, input.weights)?;
+    Ok(Irls { input, y })
 }
 
 /// The coefficients of the model refitted with each replicate's weights, normalised to
@@ -684,34 +687,58 @@ pub fn replicate_fits(
     Ok((coef, deviance))
 }
 
-/// Fit the model.  Errors: shapes, non-finite values, an outcome outside the family's
-/// range, aliased columns (`CoreError::Aliased`), or no valid step.
-pub fn fit(input: &GlmInput) -> Result<GlmFit> {
-    let (n, p) = (input.n(), input.p());
+/// Fit the model by R's IRLS.  Errors: shapes, non-finite values, an outcome outside the
+/// family's range, aliased columns (`CoreError::Aliased`), or no valid step.
+pub fn fit(input: &GlmInput) -> Result<IrlsRun> {
     let irls = prepare(input)?;
-    let IrlsRun {
-        coefficients,
-        previous,
-        cov_unscaled,
-        deviance,
-        iterations,
-        converged,
-        boundary,
-        separated,
-    } = run_irls(
+    run_irls(
         &mut &irls,
-        p,
+        input.p(),
         &input.control,
         input.family.has_bounded_mean(),
         None,
-    )?;
+    )
+}
+
+/// The fitted rows at a solution, each as R's fit leaves it.
+#[derive(Clone, Debug)]
+pub struct SolutionRows {
+    /// Fitted means mu.
+    pub fitted: Vec<f64>,
+    /// The IRLS weights of the last iteration (R's `fit$weights`: from the means the last
+    /// step started from), zero where a row took no part.
+    pub working_weights: Vec<f64>,
+    /// (y - mu) / (d mu / d eta) at the fitted means (R's `residuals(fit, "working")`).
+    pub working_residuals: Vec<f64>,
+    /// (y - mu) / sqrt(V(mu)), without the prior weights.
+    pub pearson_residuals: Vec<f64>,
+    /// n x p, row-major: each row's estimating function x_i w_i r_i times `cov_unscaled`.
+    /// Its design-based covariance is the coefficients' (R's `svy.varcoef`).
+    pub influence: Vec<f64>,
+}
+
+/// Each row at the solution `beta`, reached by the step from `previous` (None: the
+/// starting means), with (X'WX)^-1 of that step `cov_unscaled` (p x p): what margins,
+/// calibrated designs and the threshold model read row by row.  One parallel pass.
+pub fn solution_rows(
+    input: &GlmInput,
+    beta: &[f64],
+    previous: Option<&[f64]>,
+    cov_unscaled: &[f64],
+) -> Result<SolutionRows> {
+    let (n, p) = (input.n(), input.p());
+    if cov_unscaled.len() != p * p {
+        return Err(CoreError::Shape(format!(
+            "cov_unscaled has {} values for {p} x {p}",
+            cov_unscaled.len()
+        )));
+    }
+    let irls = prepare(input)?;
     let mut fitted = vec![0.0; n];
     let mut working_weights = vec![0.0; n];
     let mut working_residuals = vec![0.0; n];
     let mut pearson_residuals = vec![0.0; n];
     let mut influence = vec![0.0; n * p];
-    // One pass, in parallel over the chunks: each row at the solution, and its influence
-    // values.
     let chunks: Vec<Result<()>> = influence
         .par_chunks_mut(CHUNK_ROWS * p)
         .zip(fitted.par_chunks_mut(CHUNK_ROWS))
@@ -726,47 +753,147 @@ pub fn fit(input: &GlmInput) -> Result<GlmFit> {
                 // thread per page.
                 let mut sum = vec![0.0; p];
                 let len = fitted.len();
-                irls.visit_solution(
-                    c * CHUNK_ROWS,
-                    len,
-                    &coefficients,
-                    previous.as_deref(),
-                    |k, row, block| {
-                        weights[k] = row.working_weight;
-                        fitted[k] = row.fitted;
-                        working[k] = row.working_residual;
-                        pearson[k] = row.pearson_residual;
-                        // Row k's estimating function times cov_unscaled, summed over j in
-                        // order, with the inner loop over the output, which vectorises.
-                        sum.fill(0.0);
-                        for (j, cov_row) in cov_unscaled.chunks_exact(p).enumerate() {
-                            let s = block[j * len + k] * row.working_residual * row.working_weight;
-                            for (o, c) in sum.iter_mut().zip(cov_row) {
-                                *o += s * c;
-                            }
+                irls.visit_solution(c * CHUNK_ROWS, len, beta, previous, |k, row, x| {
+                    weights[k] = row.working_weight;
+                    fitted[k] = row.fitted;
+                    working[k] = row.working_residual;
+                    pearson[k] = row.pearson_residual;
+                    // Row k's estimating function times cov_unscaled, summed over j in
+                    // order, with the inner loop over the output, which vectorises.
+                    sum.fill(0.0);
+                    for (j, cov_row) in cov_unscaled.chunks_exact(p).enumerate() {
+                        let s = x[j] * row.working_residual * row.working_weight;
+                        for (o, c) in sum.iter_mut().zip(cov_row) {
+                            *o += s * c;
                         }
-                        influence[k * p..(k + 1) * p].copy_from_slice(&sum);
-                    },
-                )
+                    }
+                    influence[k * p..(k + 1) * p].copy_from_slice(&sum);
+                })
             },
         )
         .collect();
     // The first failing row's error, whatever the threads.
     chunks.into_iter().collect::<Result<()>>()?;
-    Ok(GlmFit {
-        coefficients,
+    Ok(SolutionRows {
         fitted,
         working_weights,
         working_residuals,
         pearson_residuals,
-        cov_unscaled,
         influence,
-        deviance,
-        iterations,
-        converged,
-        boundary,
-        separated,
     })
+}
+
+/// What a pass at the solution sums: the rows' estimating functions x w r by variance
+/// unit, and the Pearson residuals' moments.
+#[derive(Clone, Debug)]
+pub struct BatchScores {
+    /// Estimating functions x w r summed to the variance units (n_units x p, row-major).
+    pub unit_scores: Vec<f64>,
+    /// Rows of non-zero weight in each unit (for the design degrees of freedom).
+    pub unit_rows: Vec<f64>,
+    /// The Pearson residuals e under the prior weights w: sums of w, w e, w e^2 and the
+    /// rows of non-zero w (R's `svyvar` of them is the dispersion).
+    pub pearson: WeightedMoments,
+}
+
+/// A chunk's part of [`unit_sums`]: the units it meets, in the order it meets them, and
+/// their sums (the p scores, then the rows of non-zero weight).
+#[derive(Default)]
+struct ChunkScores {
+    units: Vec<usize>,
+    sums: Vec<f64>,
+    pearson: WeightedMoments,
+}
+
+/// The rows at the solution `beta` (working weights from `previous`; None: the starting
+/// means) summed to the units `unit_of(row)` (< n_units, unchecked), in parallel over
+/// chunks of rows whose sums are added in chunk order, so the digits do not depend on
+/// the threads: times (X'WX)^-1 the scores are the unit totals of the influence values.
+pub fn solution_scores(
+    input: &GlmInput,
+    beta: &[f64],
+    previous: Option<&[f64]>,
+    unit_of: impl Fn(usize) -> usize + Sync,
+    n_units: usize,
+) -> Result<BatchScores> {
+    unit_sums(&prepare(input)?, beta, previous, unit_of, n_units)
+}
+
+fn unit_sums(
+    irls: &Irls,
+    beta: &[f64],
+    previous: Option<&[f64]>,
+    unit_of: impl Fn(usize) -> usize + Sync,
+    n_units: usize,
+) -> Result<BatchScores> {
+    let (n, p) = (irls.input.n(), irls.input.p());
+    let w = irls.input.weights;
+    let q = p + 1;
+    let mut totals = vec![0.0; n_units * q];
+    let mut pearson = WeightedMoments::default();
+    let chunks = n.div_ceil(CHUNK_ROWS);
+    // A chunk holds sums only for the units it meets; waves of chunks bound how many
+    // are held at once (the wave's size follows the threads, the order of the sums not).
+    let wave = 4 * rayon::current_num_threads();
+    for first_chunk in (0..chunks).step_by(wave) {
+        let parts: Vec<Result<ChunkScores>> = (first_chunk..chunks.min(first_chunk + wave))
+            .into_par_iter()
+            .map_init(
+                || vec![usize::MAX; n_units],
+                |slot, c| {
+                    let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
+                    let mut part = ChunkScores::default();
+                    let visited = irls.visit_solution(first, len, beta, previous, |k, row, x| {
+                        let i = first + k;
+                        let u = unit_of(i);
+                        if slot[u] == usize::MAX {
+                            slot[u] = part.units.len();
+                            part.units.push(u);
+                            part.sums.resize(part.sums.len() + q, 0.0);
+                        }
+                        let sums = &mut part.sums[slot[u] * q..(slot[u] + 1) * q];
+                        for (j, s) in sums[..p].iter_mut().enumerate() {
+                            *s += x[j] * row.working_residual * row.working_weight;
+                        }
+                        sums[p] += f64::from(u8::from(w[i] != 0.0));
+                        part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
+                    });
+                    for &u in &part.units {
+                        slot[u] = usize::MAX;
+                    }
+                    visited.map(|()| part)
+                },
+            )
+            .collect();
+        // The first failing row's error, whatever the threads.
+        for part in parts {
+            let part = part?;
+            for (&u, sums) in part.units.iter().zip(part.sums.chunks_exact(q)) {
+                for (t, s) in totals[u * q..(u + 1) * q].iter_mut().zip(sums) {
+                    *t += s;
+                }
+            }
+            pearson = pearson.add(&part.pearson);
+        }
+    }
+    let mut unit_scores = Vec::with_capacity(n_units * p);
+    let mut unit_rows = Vec::with_capacity(n_units);
+    for unit in totals.chunks_exact(q) {
+        unit_scores.extend_from_slice(&unit[..p]);
+        unit_rows.push(unit[p]);
+    }
+    Ok(BatchScores {
+        unit_scores,
+        unit_rows,
+        pearson,
+    })
+}
+
+/// The Pearson residuals' moments at the solution of `run` under the prior weights (R's
+/// `svyvar` of them is the dispersion), in one pass over the rows.
+pub fn pearson_moments(input: &GlmInput, run: &IrlsRun) -> Result<WeightedMoments> {
+    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
+    Ok(solution_scores(input, beta, previous, |_| 0, 1)?.pearson)
 }
 
 // A streamed fit runs the IRLS of [`fit`] pass by pass over batches of rows (a
@@ -801,20 +928,9 @@ pub fn batch_pass(
     prepare(input)?.pass(beta, step, reference)
 }
 
-/// A batch's part of a streamed fit's scores and dispersion.
-#[derive(Clone, Debug)]
-pub struct BatchScores {
-    /// Estimating functions x w r summed to the variance units (n_units x p, row-major).
-    pub unit_scores: Vec<f64>,
-    /// Rows of non-zero weight in each unit (for the design degrees of freedom).
-    pub unit_rows: Vec<f64>,
-    /// Sums of w, w e and w e^2 of the Pearson residuals e, and the rows of non-zero w.
-    pub pearson: [f64; 4],
-}
-
-/// Scores at the solution `beta` with the working weights of the step that reached it
-/// (from `previous`; None: the starting means), summed to units: times (X'WX)^-1 they
-/// are the PSU totals of [`fit`]'s influence values.
+/// A batch's scores at the solution `beta` with the working weights of the step that
+/// reached it (from `previous`; None: the starting means), summed to its rows' units:
+/// times (X'WX)^-1 they are the unit totals of the influence values.
 pub fn batch_scores(
     input: &GlmInput,
     beta: &[f64],
@@ -822,7 +938,7 @@ pub fn batch_scores(
     units: &[u32],
     n_units: usize,
 ) -> Result<BatchScores> {
-    let (n, p) = (input.n(), input.p());
+    let n = input.n();
     if units.len() != n {
         return Err(CoreError::Shape(format!(
             "{} unit codes for {n} rows",
@@ -834,90 +950,7 @@ pub fn batch_scores(
             "a unit code is not below the {n_units} units"
         )));
     }
-    let irls = prepare(input)?;
-    let w = input.weights;
-    let mut unit_scores = vec![0.0; n_units * p];
-    let mut unit_rows = vec![0.0; n_units];
-    let mut pearson = [0.0; 4];
-    // The rows at the solution as `fit` sees them, chunk by chunk in row order.
-    for first in (0..n).step_by(CHUNK_ROWS) {
-        let len = CHUNK_ROWS.min(n - first);
-        irls.visit_solution(first, len, beta, previous, |k, row, block| {
-            let i = first + k;
-            let u = units[i] as usize;
-            for (j, o) in unit_scores[u * p..(u + 1) * p].iter_mut().enumerate() {
-                *o += block[j * len + k] * row.working_residual * row.working_weight;
-            }
-            let e = row.pearson_residual;
-            let nonzero = f64::from(u8::from(w[i] != 0.0));
-            unit_rows[u] += nonzero;
-            pearson[0] += w[i];
-            pearson[1] += w[i] * e;
-            pearson[2] += w[i] * e * e;
-            pearson[3] += nonzero;
-        })?;
-    }
-    Ok(BatchScores {
-        unit_scores,
-        unit_rows,
-        pearson,
-    })
-}
-
-impl Irls<'_> {
-    /// Linear predictors and means at `beta`, or (None) at R's starting means.
-    fn means(&self, beta: Option<&[f64]>) -> Result<(Vec<f64>, Vec<f64>, Means)> {
-        let n = self.input.n();
-        let (mut eta, mut mu) = (vec![0.0; n], vec![0.0; n]);
-        let means = if let Some(b) = beta {
-            if b.len() != self.input.p() {
-                return Err(CoreError::Shape(format!(
-                    "{} coefficients for {} model columns",
-                    b.len(),
-                    self.input.p()
-                )));
-            }
-            self.predict(b, &mut eta, &mut mu)
-        } else {
-            self.start(&mut eta, &mut mu)
-        };
-        Ok((eta, mu, means))
-    }
-
-    /// The rows' part of an IRLS pass at `beta` (see [`Passes::pass`]).  The factor of
-    /// the step is only made where the means are valid and the deviance finite: R would
-    /// halve the step to them rather than step from them.
-    fn pass(
-        &self,
-        beta: Option<&[f64]>,
-        step: bool,
-        reference: Option<&[f64]>,
-    ) -> Result<BatchPass> {
-        let (eta, mu, means) = self.means(beta)?;
-        let drift = match reference {
-            Some(r) => {
-                let (eta_r, _, _) = self.means(Some(r))?;
-                eta.par_iter()
-                    .zip(&eta_r)
-                    .map(|(a, b)| (a - b).abs())
-                    .reduce(|| 0.0, f64::max)
-            }
-            None => 0.0,
-        };
-        let (triangle, informative) = if step && means.valid && means.deviance.is_finite() {
-            let (r, informative) = self.triangle(&eta, &mu)?;
-            (Some(r), informative)
-        } else {
-            (None, 0)
-        };
-        Ok(BatchPass {
-            deviance: means.deviance,
-            valid: means.valid,
-            triangle,
-            informative,
-            drift,
-        })
-    }
+    solution_scores(input, beta, previous, |i| units[i] as usize, n_units)
 }
 
 // The intercept-only logistic model y ~ 1 (R's `svyciprop` methods "logit" and
@@ -1093,14 +1126,18 @@ fn check(input: &GlmInput) -> Result<()> {
     if input.p() == 0 {
         return Err(CoreError::Value("the model has no coefficients".into()));
     }
-    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+    let finite = |v: &[f64]| v.par_iter().all(|x| x.is_finite());
     // The model matrix's columns are checked when they are assembled.
     if !finite(input.y) || !input.offset.is_none_or(finite) {
         return Err(CoreError::Value(
             "the outcome and offset must be finite (drop missing values first)".into(),
         ));
     }
-    if input.weights.iter().any(|&v| !(v >= 0.0 && v.is_finite())) {
+    if input
+        .weights
+        .par_iter()
+        .any(|&v| !(v >= 0.0 && v.is_finite()))
+    {
         return Err(CoreError::Value(
             "prior weights must be finite and non-negative".into(),
         ));
@@ -1143,6 +1180,17 @@ mod tests {
             link,
             control: Control::default(),
         }
+    }
+
+    /// The rows of a fit at its solution.
+    fn rows_of(model: &GlmInput, f: &IrlsRun) -> SolutionRows {
+        solution_rows(
+            model,
+            &f.coefficients,
+            f.previous.as_deref(),
+            &f.cov_unscaled,
+        )
+        .unwrap()
     }
 
     fn close(a: f64, b: f64, tol: f64) {
@@ -1217,14 +1265,16 @@ mod tests {
         let x = [1.0; 4];
         let y = [1.0, 2.0, 4.0, 8.0];
         let w = [1.0, 1.0, 2.0, 4.0];
-        let f = fit(&input(&x, 1, &y, &w, Family::Gaussian, Link::Identity)).unwrap();
+        let model = input(&x, 1, &y, &w, Family::Gaussian, Link::Identity);
+        let f = fit(&model).unwrap();
         close(f.coefficients[0], (1.0 + 2.0 + 8.0 + 32.0) / 8.0, 1e-14);
         assert!(f.converged);
         assert_eq!(f.iterations, 2);
         close(f.cov_unscaled[0], 1.0 / 8.0, 1e-14);
         // Influence of the weighted mean: w_i (y_i - ybar) / sum(w).
+        let rows = rows_of(&model, &f);
         for i in 0..4 {
-            close(f.influence[i], w[i] * (y[i] - 43.0 / 8.0) / 8.0, 1e-14);
+            close(rows.influence[i], w[i] * (y[i] - 43.0 / 8.0) / 8.0, 1e-14);
         }
     }
 
@@ -1235,7 +1285,8 @@ mod tests {
         let x = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
         let y = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
         let w = [1.0, 2.0, 1.0, 3.0, 1.0, 1.0];
-        let f = fit(&input(&x, 2, &y, &w, Family::Binomial, Link::Logit)).unwrap();
+        let model = input(&x, 2, &y, &w, Family::Binomial, Link::Logit);
+        let f = fit(&model).unwrap();
         let p0 = 2.0 / 4.0; // rows 0-2: weights 1, 2, 1; successes rows 0 and 2
         let p1 = 4.0 / 5.0; // rows 3-5: weights 3, 1, 1; successes rows 3 and 5
         let logit = |p: f64| (p / (1.0 - p)).ln();
@@ -1243,10 +1294,11 @@ mod tests {
         close(f.coefficients[1], logit(p1) - logit(p0), 1e-8);
         assert!(f.converged && !f.boundary && !f.separated);
         // The estimating functions sum to zero at the solution (score equations).
+        let rows = rows_of(&model, &f);
         let mut score = [0.0; 2];
         for i in 0..6 {
             for (j, s) in score.iter_mut().enumerate() {
-                *s += x[i * 2 + j] * f.working_residuals[i] * f.working_weights[i];
+                *s += x[i * 2 + j] * rows.working_residuals[i] * rows.working_weights[i];
             }
         }
         assert!(score.iter().all(|s| s.abs() < 1e-6), "{score:?}");
@@ -1257,9 +1309,14 @@ mod tests {
         let x = [1.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 3.0, 1.0, 4.0];
         let y = [1.0, 2.0, 2.0, 5.0, 9.0];
         let w = [1.0; 5];
-        let f = fit(&input(&x, 2, &y, &w, Family::Poisson, Link::Log)).unwrap();
+        let model = input(&x, 2, &y, &w, Family::Poisson, Link::Log);
+        let f = fit(&model).unwrap();
         // Poisson log link: the fitted total equals the observed total.
-        close(f.fitted.iter().sum(), y.iter().sum(), 1e-8);
+        close(
+            rows_of(&model, &f).fitted.iter().sum(),
+            y.iter().sum(),
+            1e-8,
+        );
         assert!(f.converged);
         let g = fit(&input(&x, 2, &y, &w, Family::Gamma, Link::Log)).unwrap();
         assert!(g.converged && g.coefficients[1] > 0.0);
@@ -1288,7 +1345,9 @@ mod tests {
         let x = [1.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 3.0, 1.0, 4.0];
         let y = [1.0, 2.0, 2.0, 5.0, 9.0];
         let w = [1.0, 2.0, 1.0, 0.5, 1.0];
-        let whole = fit(&input(&x, 2, &y, &w, Family::Poisson, Link::Log)).unwrap();
+        let model = input(&x, 2, &y, &w, Family::Poisson, Link::Log);
+        let whole = fit(&model).unwrap();
+        let influence = rows_of(&model, &whole).influence;
         let parts = [
             input(&x[..6], 2, &y[..3], &w[..3], Family::Poisson, Link::Log),
             input(&x[6..], 2, &y[3..], &w[3..], Family::Poisson, Link::Log),
@@ -1326,7 +1385,7 @@ mod tests {
         for (u, k) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let rows: f64 = (0..5)
                 .filter(|&i| units[i] as usize == u)
-                .map(|i| whole.influence[i * 2 + k])
+                .map(|i| influence[i * 2 + k])
                 .sum();
             close(totals[u * 2 + k], rows, 1e-12);
         }
@@ -1363,8 +1422,12 @@ mod tests {
         let x = line(&[-400.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
         let y = [0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
         let w = [1.0; 9];
-        let f = fit(&input(&x, 2, &y, &w, Family::Binomial, Link::Logit)).unwrap();
-        assert!(f.converged && f.fitted[0] < 1e-15 && !f.separated, "{f:?}");
+        let model = input(&x, 2, &y, &w, Family::Binomial, Link::Logit);
+        let f = fit(&model).unwrap();
+        assert!(
+            f.converged && rows_of(&model, &f).fitted[0] < 1e-15 && !f.separated,
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -10,5 +10,5 @@ pub mod linalg;
 pub mod regressors;
 
 pub use family::{Family, Link};
-pub use glm::{fit as glm_fit, Control, GlmFit, GlmInput};
+pub use glm::{fit as glm_fit, Control, GlmInput, IrlsRun};
 pub use regressors::{Factor, Regressors};

@@ -94,8 +94,9 @@ impl<'a> Regressors<'a> {
                     match first {
                         Factor::Values(v) => dest.copy_from_slice(&v[start..start + len]),
                         Factor::Level { codes, level } => {
+                            // A select, which vectorises (a bool's conversion does not).
                             for (d, &c) in dest.iter_mut().zip(&codes[start..start + len]) {
-                                *d = f64::from(u8::from(c == *level));
+                                *d = if c == *level { 1.0 } else { 0.0 };
                             }
                         }
                     }

@@ -79,25 +79,30 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     # covariance, but not in the binomial starting values.
     keeps_rows = bool(design.spec.get("pps"))
     scope = design.in_subset()
-    mean_w = w[scope].sum() / (design.n_rows if keeps_rows else scope.sum())
+    n_scope = int(scope.sum())
+    # Every row in scope or fitted (the usual case): the weights as they are, no copy.
+    mean_w = (w.sum() if n_scope == design.n_rows else w[scope].sum()) / (design.n_rows if keeps_rows else n_scope)
+    w_fit = w if len(rows) == design.n_rows else w[rows]
     # The core sums the influence values to the design's PSUs where they are (the
     # fitted rows are the domain) and returns their covariance with the fit.
-    fit = irls_fit(model, w[rows] / mean_w, formula, family, link, epsilon, maxit, design=design)
+    fit = irls_fit(model, w_fit / mean_w, formula, family, link, epsilon, maxit, design=design)
     p = len(model.terms)
     # Rows left out for missing values leave the design as a domain (R refits on
     # design[-na.action, ]): degrees of freedom and dispersion are that domain's.
-    if len(rows) == scope.sum():
+    if len(rows) == n_scope:
         fit_design = design
     else:
         in_fit = np.zeros(design.n_rows, bool)
         in_fit[rows] = True
         fit_design = design.subset(in_fit)
     # R's Pearson residuals carry sqrt(prior weight / design weight rescaled to mean 1
-    # over the fitted rows): 1, unless rows were dropped for missing values.
-    mean_fit = w[rows].sum() / (design.n_rows if keeps_rows else len(rows))
-    dispersion = _dispersion(fit.pearson_residuals * np.sqrt(mean_fit / mean_w), w[rows])
+    # over the fitted rows): 1, unless rows were dropped for missing values.  The
+    # dispersion is svyvar of the residuals (from their moments, which the core summed
+    # in its pass at the solution) times that ratio, as a streamed fit computes it.
+    mean_fit = w_fit.sum() / (design.n_rows if keeps_rows else len(rows))
+    dispersion = mean_fit / mean_w * _core.svyvar_of_sums(*map(float, fit.pearson))
     return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
-                   df_residual=fit_design.degf + 1 - p, influence=fit.influence)
+                   df_residual=fit_design.degf + 1 - p, prior_scale=mean_w, previous=fit.previous)
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,15 @@ def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: st
     return fit
 
 
+def fitted_rows(model: "ModelFrame | ModelMatrix", weights: np.ndarray, family: str, link: str, coef: np.ndarray,
+                previous: np.ndarray | None, cov_unscaled: np.ndarray) -> _core.GlmRows:
+    """The rows at a fit's solution (fitted means, working weights and residuals, Pearson
+    residuals, influence values), one pass in the core: the fit itself keeps none of them,
+    so the callers that read rows (margins, the threshold model) make them."""
+    return _core.glm_rows(model.columns, model.y, weights, family, link, coef, previous,
+                          np.ascontiguousarray(cov_unscaled))
+
+
 @contextmanager
 def fit_errors(formula: str, terms: Sequence[str]) -> Iterator[None]:
     """The core's fitting errors told with the formula; aliased columns named by their terms."""
@@ -241,9 +255,9 @@ def _replicate_glm(design: "SurveyDesign", model: "ModelFrame", formula: str, fa
                                               epsilon=epsilon, maxit=maxit)
     vcov = design.replicate_vcov(thetas, coef)
     # summary.svrepglm: sum(w * r^2) / sum(w) with residuals.svrepglm's Pearson
-    # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2).
-    e = fit.pearson_residuals
-    dispersion = float((prior * e**2).sum())
+    # residuals r = e sqrt(prior) / sqrt(w / sum(w)), which reduces to sum(prior * e^2),
+    # the second of the moments the core summed.
+    dispersion = float(fit.pearson[2])
     p = len(model.terms)
     return _result(fit, model, design, formula, family, level, vcov, dispersion,
                    df_residual=design.degf + 1 - p, replicate_coef=thetas)
@@ -304,12 +318,6 @@ def check_convergence(fit: FitFlags, formula: str, maxit: int) -> None:
             ConvergenceWarning,
             stacklevel=4,
         )
-
-
-def _dispersion(pearson: np.ndarray, w: np.ndarray) -> float:
-    """R's ``summary.svyglm`` dispersion: ``svyvar`` of the Pearson residuals (NaN with
-    fewer than two rows of non-zero weight)."""
-    return _core.svyvar(np.ascontiguousarray(pearson, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64))
 
 
 def row_major(frame: pd.DataFrame) -> np.ndarray:
@@ -626,14 +634,26 @@ class GLMResult(CoefficientModel, Serializable):
     #: rescaled to mean 1; design-based over model-based variance is a design effect.
     naive_cov: np.ndarray | None = None
     # What predictions and margins need: the design, the model frame (data, levels,
-    # spec), the coefficients' influence values on the fitted rows (linearisation) or the
-    # replicate coefficients (replicate designs).
+    # spec), where the IRLS ended (the prior weights' scale and the coefficients the last
+    # step started from, None for the starting means: the influence values are remade
+    # from them, linearisation) or the replicate coefficients (replicate designs).
     design: Any = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     model_frame: Any = field(default=None, repr=False, compare=False, metadata=UNSTORED)
-    influence: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
+    prior_scale: float | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
+    previous: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     replicate_coef: np.ndarray | None = field(default=None, repr=False, compare=False, metadata=UNSTORED)
     #: The call that made the fit (set by :meth:`Design.glm`).
     provenance: Provenance | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def influence(self) -> np.ndarray | None:
+        """The coefficients' influence values on the fitted rows (n x p; linearisation
+        designs, else None), remade from the fit's solution by one pass in the core."""
+        model = self.model_frame
+        if self.prior_scale is None or model is None or self.naive_cov is None:
+            return None
+        prior = self.design.weights[model.rows] / self.prior_scale
+        return fitted_rows(model, prior, self.family, self.link, self.coef, self.previous, self.naive_cov).influence
 
     @property
     def t(self) -> np.ndarray:

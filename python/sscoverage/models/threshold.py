@@ -63,7 +63,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
-from .glm import FAMILIES, GLMResult, irls_fit, fit_model, matrix_columns, ModelMatrix, ModelFrame
+from .glm import FAMILIES, GLMResult, irls_fit, fit_model, fitted_rows, matrix_columns, ModelMatrix, ModelFrame
 from .. import _core
 from ..results import display as _display
 from .._progress import track
@@ -356,8 +356,8 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                fit = irls_fit(ModelMatrix(x=xc, y=model.y, terms=model.terms), prior,
-                           formula, family, link, epsilon, maxit)
+                matrix = ModelMatrix(x=xc, y=model.y, terms=model.terms)
+                fit = irls_fit(matrix, prior, formula, family, link, epsilon, maxit)
         except (ConvergenceError, EstimationError):
             dropped.append(float(c))
             continue
@@ -365,7 +365,8 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
         dev.append(fit.deviance)
         coef.append(float(fit.coefficients[j]))
         naive.append(float(fit.cov_unscaled[j, j]))
-        infl.append(fit.influence[:, j])
+        rows = fitted_rows(matrix, prior, family, fit.link, fit.coefficients, fit.previous, fit.cov_unscaled)
+        infl.append(rows.influence[:, j])
         n_below.append(int((x < c).sum()))
         n_above.append(int((x > c).sum()))
     if len(keep) < 2:
@@ -412,8 +413,10 @@ def _null_scores(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates
     accounts for estimating the other coefficients)."""
     x0 = np.ascontiguousarray(np.delete(model.x, j, axis=1))
     terms = [t for i, t in enumerate(model.terms) if i != j]
-    fit = irls_fit(ModelMatrix(x=x0, y=model.y, terms=terms), prior, formula, family, link, epsilon, maxit)
-    ww, wr = fit.working_weights, fit.working_residuals
+    matrix = ModelMatrix(x=x0, y=model.y, terms=terms)
+    fit = irls_fit(matrix, prior, formula, family, link, epsilon, maxit)
+    rows = fitted_rows(matrix, prior, family, fit.link, fit.coefficients, fit.previous, fit.cov_unscaled)
+    ww, wr = rows.working_weights, rows.working_residuals
     h = np.column_stack([_term_values(x, kind, c) for c in candidates])
     xw = x0 * ww[:, None]
     h = h - x0 @ np.linalg.solve(xw.T @ x0, xw.T @ h)

@@ -1,0 +1,139 @@
+//! The survey GLM's design-based covariance (R's `svy.varcoef`): the coefficients'
+//! influence values, estimating functions times the inverse information, through the
+//! design's one variance engine.
+
+use crate::design::Design;
+use crate::error::{CoreError, Result};
+use crate::models::glm::{solution_rows, solution_scores};
+use crate::models::{GlmInput, IrlsRun};
+use crate::svyvar::WeightedMoments;
+use crate::variance::Influence;
+
+/// The design-based covariance of the coefficients of a converged fit `run` (R's
+/// `svy.varcoef`: the covariance of the influence values, scores times (X'WX)^-1) on the
+/// linearisation design `design`, whose rows `rows` (ascending) the model's rows are, the
+/// fitted rows being the domain; and the Pearson residuals' moments.  The influence
+/// values are summed to the design's units in the pass over the rows, never held row by
+/// row, unless the design's calibration needs the rows.
+pub fn design_covariance(
+    input: &GlmInput,
+    run: &IrlsRun,
+    design: &Design,
+    rows: &[usize],
+) -> Result<(Vec<f64>, WeightedMoments)> {
+    let (n, p) = (input.n(), input.p());
+    if rows.len() != n {
+        return Err(CoreError::Shape(format!(
+            "{} design rows for the model's {n} rows",
+            rows.len()
+        )));
+    }
+    if let Some(r) = rows.iter().find(|&&r| r >= design.n_rows) {
+        return Err(CoreError::Shape(format!(
+            "row {r} is not a row of the design's {}",
+            design.n_rows
+        )));
+    }
+    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
+    if design.is_calibrated() {
+        let fitted = solution_rows(input, beta, previous, &run.cov_unscaled)?;
+        let cov = design.covariance_of_rows(&fitted.influence, p, rows)?;
+        let pearson = WeightedMoments::of_rows(&fitted.pearson_residuals, input.weights);
+        return Ok((cov.matrix, pearson));
+    }
+    let units = &design.unit_of_row;
+    let sums = solution_scores(
+        input,
+        beta,
+        previous,
+        |k| units[rows[k]] as usize,
+        design.n_units,
+    )?;
+    // The influence values' unit totals: the scores' times (X'WX)^-1 (symmetric).
+    let mut totals = vec![0.0; design.n_units * p];
+    for (total, score) in totals
+        .chunks_exact_mut(p)
+        .zip(sums.unit_scores.chunks_exact(p))
+    {
+        for (s, cov_row) in score.iter().zip(run.cov_unscaled.chunks_exact(p)) {
+            for (t, c) in total.iter_mut().zip(cov_row) {
+                *t += s * c;
+            }
+        }
+    }
+    if let Some(k) = totals.iter().position(|v| v.is_nan()) {
+        return Err(CoreError::Value(format!(
+            "influence values are NaN in variance unit {}",
+            k / p
+        )));
+    }
+    let mut present = vec![false; design.n_units];
+    for &r in rows {
+        present[units[r] as usize] = true;
+    }
+    let cov = design.covariance(Influence::UnitTotals {
+        totals: &totals,
+        p,
+        present: Some(&present),
+    })?;
+    Ok((cov.matrix, sums.pearson))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::DesignSpec;
+    use crate::models::glm::fit;
+    use crate::models::{Control, Factor, Family, Link, Regressors};
+
+    /// Rows (1, x) of a one-covariate model, as the core reads its columns.
+    fn line(x: &[f64]) -> Regressors<'_> {
+        Regressors::new(x.len(), vec![vec![], vec![Factor::Values(x)]]).unwrap()
+    }
+
+    #[test]
+    fn design_covariance_sums_the_influence_rows_to_units() {
+        // A Poisson model on 9 of a clustered design's 11 rows (4 PSUs; rows 3 and 8 out
+        // of the domain): the unit totals of the scores times (X'WX)^-1 give the
+        // covariance of the influence rows, which the rows route sums itself.
+        let psu = [0u32, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3];
+        let dw = [2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 1.5, 1.5];
+        let design = Design::new(&DesignSpec {
+            clusters: vec![Some(&psu)],
+            ..DesignSpec::weighted(&dw)
+        })
+        .unwrap();
+        let rows = [0usize, 1, 2, 4, 5, 6, 7, 9, 10];
+        let x = line(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        let y = [1.0, 0.0, 2.0, 3.0, 1.0, 4.0, 6.0, 5.0, 9.0];
+        let w: Vec<f64> = rows.iter().map(|&r| dw[r]).collect();
+        let model = GlmInput {
+            x: &x,
+            y: &y,
+            weights: &w,
+            offset: None,
+            family: Family::Poisson,
+            link: Link::Log,
+            control: Control::default(),
+        };
+        let f = fit(&model).unwrap();
+        let (vcov, pearson) = design_covariance(&model, &f, &design, &rows).unwrap();
+        let fitted = solution_rows(
+            &model,
+            &f.coefficients,
+            f.previous.as_deref(),
+            &f.cov_unscaled,
+        )
+        .unwrap();
+        let want = design
+            .covariance_of_rows(&fitted.influence, 2, &rows)
+            .unwrap();
+        for (a, b) in vcov.iter().zip(&want.matrix) {
+            assert!((a - b).abs() <= 1e-13 * b.abs(), "{a} != {b}");
+        }
+        assert_eq!(
+            pearson,
+            WeightedMoments::of_rows(&fitted.pearson_residuals, &w)
+        );
+    }
+}
