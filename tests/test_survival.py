@@ -183,6 +183,35 @@ def test_equal_weights_one_row_per_psu_is_the_unweighted_efron_fit(cohort):
     assert_allclose(fit.vcov, n / (n - 1) * z.T @ z, rtol=1e-6)
 
 
+def test_cox_on_a_subset_is_the_engine_on_the_domains_dfbeta_values(cohort):
+    # Equal weights, a domain of the clustered design: the coefficients are the
+    # unweighted Efron fit of the domain's rows, and the covariance the engine's on its
+    # dfbeta values (zero outside the domain, the domain's PSUs present), which the core
+    # sums to PSUs as it makes them.
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="w").subset(cohort.x > -0.5)
+    fit = design.coxph("Surv(time, status) ~ x + g")
+    rows = (cohort.x > -0.5).to_numpy()
+    beta, info, resid = _efron(cohort.loc[rows, ["x", "g"]].to_numpy(), cohort.time[rows].to_numpy(),
+                               cohort.status[rows].to_numpy())
+    z = np.zeros((len(cohort), 2))
+    z[rows] = resid @ np.linalg.inv(info)
+    assert_allclose(fit.coef, beta, rtol=1e-7)
+    assert_allclose(fit.vcov, design.influence_vcov(z, rows), rtol=1e-6)
+
+
+def test_cox_on_a_calibrated_design_reads_the_rows(cohort):
+    # A post-stratified design needs every row's influence value (the engine takes their
+    # residuals from the post-strata): the same covariance as the rows' own route.
+    design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv").poststratify(
+        "g", {0.0: 100.0, 1.0: 120.0})
+    fit = design.coxph("Surv(time, status) ~ x")
+    w = design.weights
+    by_rows = ssc._core.cox_fit(np.ascontiguousarray(cohort[["x"]].to_numpy()), cohort.time.to_numpy(),
+                                cohort.status.to_numpy() == 1, w / w.mean())
+    assert by_rows.vcov is None
+    assert_allclose(fit.vcov, design.influence_vcov(by_rows.influence), rtol=1e-12)
+
+
 def test_weights_scale_does_not_matter_and_breslow_differs(cohort):
     design = ssc.Design(cohort, ids="psu", strata="stratum", weights="wv")
     scaled = ssc.Design(cohort.assign(wv=cohort.wv * 7), ids="psu", strata="stratum", weights="wv")

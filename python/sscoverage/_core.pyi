@@ -573,10 +573,21 @@ class CoxFit:
     @property
     def influence(self) -> _F64 | None: ...
     @property
+    def vcov(self) -> _F64 | None: ...
+    @property
     def solution(self) -> CoxSolution: ...
 
 def cox_fit(
-    x: _F64, time: _F64, event: _Bool, weights: _F64, ties: str = "efron", eps: float = 1e-9, maxit: int = 20
+    x: _F64,
+    time: _F64,
+    event: _Bool,
+    weights: _F64,
+    ties: str = "efron",
+    eps: float = 1e-9,
+    maxit: int = 20,
+    design: CoreDesign | None = None,
+    rows: NDArray[np.int64] | None = None,
+    domain: NDArray[np.int64] | None = None,
 ) -> CoxFit: ...
 def cox_replicates(
     x: _F64,

@@ -340,7 +340,7 @@ pub fn glm_rows<'py>(
 }
 
 /// The design rows of the model's n rows, as indices.
-fn design_rows(rows: &[i64], n: usize) -> crate::error::Result<Vec<usize>> {
+pub(crate) fn design_rows(rows: &[i64], n: usize) -> crate::error::Result<Vec<usize>> {
     if rows.len() != n {
         return Err(CoreError::Shape(format!(
             "{} design rows for the model's {n} rows",

@@ -7,8 +7,10 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
+use super::models::design_rows;
 use super::{errors, PyDesign};
 use crate::error::CoreError;
+use crate::estimators::coxph::design_covariance;
 use crate::estimators::km::{
     merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
     SurvivalRows, TimeTable, UnitBins,
@@ -512,13 +514,22 @@ struct PyCoxFit {
     converged: bool,
     infinite: Vec<usize>,
     influence: Option<Py<PyArray2<f64>>>,
+    vcov: Option<Py<PyArray2<f64>>>,
     solution: Py<PyCoxSolution>,
 }
 
 impl PyCoxFit {
-    fn new(py: Python<'_>, fit: CoxFit, influence: Option<Vec<f64>>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        fit: CoxFit,
+        influence: Option<Vec<f64>>,
+        vcov: Option<Vec<f64>>,
+    ) -> PyResult<Self> {
         let p = fit.coefficients.len();
         Ok(PyCoxFit {
+            vcov: vcov
+                .map(|v| v.into_pyarray(py).reshape([p, p]).map(Bound::unbind))
+                .transpose()?,
             coefficients: fit.coefficients.into_pyarray(py).unbind(),
             var: fit.var.into_pyarray(py).reshape([p, p])?.unbind(),
             loglik: fit.loglik.to_vec().into_pyarray(py).unbind(),
@@ -557,9 +568,14 @@ fn cox_rows<'a>(
     })
 }
 
-/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).
+/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).  With `design` (a
+/// linearisation design), `rows` (the design row of each model row, ascending) and
+/// `domain` (the design rows of the model, zero weights included), the influence values
+/// are summed to the design's units in the core and the covariance comes back as `vcov`
+/// (R's `svycoxph`); without, the influence values (n x p) come back.
 #[pyfunction]
-#[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20))]
+#[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20, design=None, rows=None,
+                    domain=None))]
 #[allow(clippy::too_many_arguments)]
 fn cox_fit<'py>(
     py: Python<'py>,
@@ -570,18 +586,35 @@ fn cox_fit<'py>(
     ties: &str,
     eps: f64,
     maxit: usize,
+    design: Option<Bound<'py, PyDesign>>,
+    rows: Option<PyReadonlyArray1<'py, i64>>,
+    domain: Option<PyReadonlyArray1<'py, i64>>,
 ) -> PyResult<PyCoxFit> {
     let input = CoxInput {
         rows: cox_rows(&x, &time, &event, &weights)?,
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };
-    let (fit, influence) = errors::in_core(py, || {
+    let on_design = match (&design, &rows, &domain) {
+        (Some(d), Some(r), Some(m)) => Some((&d.get().inner, r.as_slice()?, m.as_slice()?)),
+        (None, None, None) => None,
+        _ => return Err(errors::to_py(CoreError::Shape(
+            "give the design, the design rows of the model rows and the model's domain together"
+                .into(),
+        ))),
+    };
+    let (fit, influence, vcov) = errors::in_core(py, || {
         let fit = coxph::fit(&input, None)?;
+        if let Some((design, rows, domain)) = on_design {
+            let rows = design_rows(rows, input.rows.n)?;
+            let domain = design_rows(domain, domain.len())?;
+            let vcov = design_covariance(&input.rows, &fit, design, &rows, &domain)?;
+            return Ok((fit, None, Some(vcov)));
+        }
         let influence = coxph::influence(&input.rows, &fit)?;
-        Ok((fit, influence))
+        Ok((fit, Some(influence), None))
     })?;
-    PyCoxFit::new(py, fit, Some(influence))
+    PyCoxFit::new(py, fit, influence, vcov)
 }
 
 /// The Cox model fitted with `weights` (whose coefficients are `init`) refitted with
@@ -813,7 +846,7 @@ fn cox_streamed_fit(
     if let Some(err) = sets.failure.take() {
         return Err(err);
     }
-    PyCoxFit::new(py, fit.map_err(errors::to_py)?, None)
+    PyCoxFit::new(py, fit.map_err(errors::to_py)?, None, None)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,8 +1,10 @@
 //! Estimators finished from the fused pass's sums: proportions with R's `svyciprop`
 //! fits, estimates of every domain with their joint covariance (tables, contrasts),
-//! and survival curves with the variance of log S (R's `svykm`).
+//! survival curves with the variance of log S (R's `svykm`), and the survey GLM's and
+//! Cox model's design-based covariances.
 
 pub mod ciprop;
+pub mod coxph;
 pub mod glm;
 pub mod joint;
 pub mod km;

@@ -508,7 +508,10 @@ def coxph(
     t_fit, e_fit = t[rows], e[rows] == 1
     if not e_fit.any():
         raise EstimationError(f"{formula}: no events among the rows used; the model cannot be fitted")
-    fit = _cox_fit(x, t_fit, e_fit, w_fit, ties, eps, maxit, formula, terms)
+    # A linearisation design's covariance is made in the core from the influence values
+    # summed to its units, the model's rows (zero weights too) being the domain.
+    on_design = {} if design.is_replicate else {"design": design.core, "rows": rows, "domain": rows_all}
+    fit = _cox_fit(x, t_fit, e_fit, w_fit, ties, eps, maxit, formula, terms, **on_design)
     coef = np.asarray(fit.coefficients)
     in_fit = np.zeros(design.n_rows, bool)
     in_fit[rows_all] = True
@@ -520,11 +523,7 @@ def coxph(
         )
         vcov = design.replicate_vcov(np.asarray(thetas), coef)
     else:
-        influence = fit.influence
-        if len(rows) < design.n_rows:  # zero outside the rows of the fit
-            influence = np.zeros((design.n_rows, len(terms)))
-            influence[rows] = fit.influence
-        vcov = design.influence_vcov(influence, None if in_fit.all() else in_fit)
+        vcov = np.asarray(fit.vcov)
     return CoxResult(
         formula=formula,
         ties=ties,
@@ -544,10 +543,11 @@ def coxph(
 
 
 def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
-             formula: str, terms: list[str]) -> _core.CoxFit:
-    """The core's fit, its errors in the model's terms."""
+             formula: str, terms: list[str], **on_design: Any) -> _core.CoxFit:
+    """The core's fit, its errors in the model's terms; with ``design``, ``rows`` and
+    ``domain``, the design-based covariance too (``vcov``)."""
     with cox_errors(formula, terms):
-        fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit)
+        fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit, **on_design)
     check_cox(fit, formula, terms, maxit)
     return fit
 

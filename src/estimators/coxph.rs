@@ -1,0 +1,92 @@
+//! The survey Cox model's design-based covariance (R's `svycoxph`): the coefficients'
+//! influence values, score residuals times the inverse information times the weight,
+//! through the design's one variance engine.
+
+use rayon::prelude::*;
+
+use crate::design::Design;
+use crate::error::{CoreError, Result};
+use crate::models::coxph::{influence, CoxFit, CoxRows};
+use crate::variance::Influence;
+
+/// Rows per chunk of the parallel pass: each chunk's unit totals are added in chunk
+/// order, so the digits do not depend on the threads.
+const CHUNK: usize = 16_384;
+
+/// The design-based covariance of a fit's coefficients on the linearisation design
+/// `design`: the fit's `rows` are the design rows `design_rows` (ascending); the units
+/// holding a row of `domain` (the model's rows, zero weights included) are the domain's.
+/// The influence values are summed to the design's units as they are made, never held
+/// row by row, unless the design's calibration needs the rows.
+pub fn design_covariance(
+    rows: &CoxRows,
+    fit: &CoxFit,
+    design: &Design,
+    design_rows: &[usize],
+    domain: &[usize],
+) -> Result<Vec<f64>> {
+    let p = rows.p;
+    if design_rows.len() != rows.n {
+        return Err(CoreError::Shape(format!(
+            "{} design rows for the model's {} rows",
+            design_rows.len(),
+            rows.n
+        )));
+    }
+    if let Some(r) = design_rows
+        .iter()
+        .chain(domain)
+        .find(|&&r| r >= design.n_rows)
+    {
+        return Err(CoreError::Shape(format!(
+            "row {r} is not a row of the design's {}",
+            design.n_rows
+        )));
+    }
+    if design.is_calibrated() {
+        let values = influence(rows, fit)?;
+        return Ok(design.covariance_of_rows(&values, p, design_rows)?.matrix);
+    }
+    let units = &design.unit_of_row;
+    let n_units = design.n_units;
+    let parts: Vec<Vec<f64>> = (0..rows.n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(rows.n));
+            let codes: Vec<u32> = design_rows[lo..hi].iter().map(|&r| units[r]).collect();
+            let chunk = CoxRows {
+                x: &rows.x[lo * p..hi * p],
+                n: hi - lo,
+                time: &rows.time[lo..hi],
+                event: &rows.event[lo..hi],
+                weights: &rows.weights[lo..hi],
+                ..*rows
+            };
+            fit.solution
+                .unit_totals(&chunk, &codes, n_units)
+                .map(|(totals, _)| totals)
+        })
+        .collect::<Result<_>>()?;
+    let mut totals = vec![0.0; n_units * p];
+    for part in parts {
+        for (t, v) in totals.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    if let Some(k) = totals.iter().position(|v| v.is_nan()) {
+        return Err(CoreError::Value(format!(
+            "influence values are NaN in variance unit {}",
+            k / p
+        )));
+    }
+    let mut present = vec![false; n_units];
+    for &r in domain {
+        present[units[r] as usize] = true;
+    }
+    let cov = design.covariance(Influence::UnitTotals {
+        totals: &totals,
+        p,
+        present: Some(&present),
+    })?;
+    Ok(cov.matrix)
+}
