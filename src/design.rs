@@ -835,6 +835,38 @@ impl Design {
         Ok((sums.concat(), variances.concat()))
     }
 
+    /// [`Design::covariance`] of influence values already summed to the design's units
+    /// (`totals`, n_units x p), the domain being the design rows `domain`: the units
+    /// holding one of them are present (a model's rows summed as the fit makes them).
+    pub fn covariance_of_domain_totals(
+        &self,
+        totals: &[f64],
+        p: usize,
+        domain: &[usize],
+    ) -> Result<Covariance> {
+        if let Some(r) = domain.iter().find(|&&r| r >= self.n_rows) {
+            return Err(CoreError::Shape(format!(
+                "row {r} is not a row of the design's {}",
+                self.n_rows
+            )));
+        }
+        if let Some(k) = totals.iter().position(|v| v.is_nan()) {
+            return Err(CoreError::Value(format!(
+                "influence values are NaN in variance unit {}",
+                k / p.max(1)
+            )));
+        }
+        let mut present = vec![false; self.n_units];
+        for &r in domain {
+            present[self.unit_of_row[r] as usize] = true;
+        }
+        self.covariance(Influence::UnitTotals {
+            totals,
+            p,
+            present: Some(&present),
+        })
+    }
+
     /// [`Design::covariance`] of per-row influence values given only on some rows:
     /// `values` (rows.len() x p, row-major) belong to the design rows `rows` (ascending
     /// keeps R's order of addition), every other row's are zero, and the domain is those

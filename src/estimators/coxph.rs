@@ -7,7 +7,6 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::models::coxph::{influence, CoxFit, CoxRows};
-use crate::variance::Influence;
 
 /// Rows per chunk of the parallel pass: each chunk's unit totals are added in chunk
 /// order, so the digits do not depend on the threads.
@@ -33,11 +32,7 @@ pub fn design_covariance(
             rows.n
         )));
     }
-    if let Some(r) = design_rows
-        .iter()
-        .chain(domain)
-        .find(|&&r| r >= design.n_rows)
-    {
+    if let Some(r) = design_rows.iter().find(|&&r| r >= design.n_rows) {
         return Err(CoreError::Shape(format!(
             "row {r} is not a row of the design's {}",
             design.n_rows
@@ -47,13 +42,13 @@ pub fn design_covariance(
         let values = influence(rows, fit)?;
         return Ok(design.covariance_of_rows(&values, p, design_rows)?.matrix);
     }
+    fit.solution.check(rows)?;
     let units = &design.unit_of_row;
     let n_units = design.n_units;
     let parts: Vec<Vec<f64>> = (0..rows.n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(rows.n));
-            let codes: Vec<u32> = design_rows[lo..hi].iter().map(|&r| units[r]).collect();
             let chunk = CoxRows {
                 x: &rows.x[lo * p..hi * p],
                 n: hi - lo,
@@ -62,31 +57,17 @@ pub fn design_covariance(
                 weights: &rows.weights[lo..hi],
                 ..*rows
             };
-            fit.solution
-                .unit_totals(&chunk, &codes, n_units)
-                .map(|(totals, _)| totals)
+            let unit = |i: usize| units[design_rows[lo + i]] as usize;
+            fit.solution.sum_to_units(&chunk, unit, n_units).0
         })
-        .collect::<Result<_>>()?;
+        .collect();
     let mut totals = vec![0.0; n_units * p];
     for part in parts {
         for (t, v) in totals.iter_mut().zip(part) {
             *t += v;
         }
     }
-    if let Some(k) = totals.iter().position(|v| v.is_nan()) {
-        return Err(CoreError::Value(format!(
-            "influence values are NaN in variance unit {}",
-            k / p
-        )));
-    }
-    let mut present = vec![false; n_units];
-    for &r in domain {
-        present[units[r] as usize] = true;
-    }
-    let cov = design.covariance(Influence::UnitTotals {
-        totals: &totals,
-        p,
-        present: Some(&present),
-    })?;
-    Ok(cov.matrix)
+    Ok(design
+        .covariance_of_domain_totals(&totals, p, domain)?
+        .matrix)
 }

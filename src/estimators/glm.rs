@@ -7,7 +7,6 @@ use crate::error::{CoreError, Result};
 use crate::models::glm::{solution_rows, solution_scores};
 use crate::models::{GlmInput, IrlsRun};
 use crate::svyvar::WeightedMoments;
-use crate::variance::Influence;
 
 /// The design-based covariance of the coefficients of a converged fit `run` (R's
 /// `svy.varcoef`: the covariance of the influence values, scores times (X'WX)^-1) on the
@@ -61,21 +60,7 @@ pub fn design_covariance(
             }
         }
     }
-    if let Some(k) = totals.iter().position(|v| v.is_nan()) {
-        return Err(CoreError::Value(format!(
-            "influence values are NaN in variance unit {}",
-            k / p
-        )));
-    }
-    let mut present = vec![false; design.n_units];
-    for &r in rows {
-        present[units[r] as usize] = true;
-    }
-    let cov = design.covariance(Influence::UnitTotals {
-        totals: &totals,
-        p,
-        present: Some(&present),
-    })?;
+    let cov = design.covariance_of_domain_totals(&totals, p, rows)?;
     Ok((cov.matrix, sums.pearson))
 }
 

@@ -172,6 +172,11 @@ pub struct Moments {
 impl Moments {
     pub fn of(rows: &CoxRows) -> Result<Moments> {
         rows.check()?;
+        Ok(Moments::sum(rows))
+    }
+
+    /// The moments of rows checked already.
+    fn sum(rows: &CoxRows) -> Moments {
         let p = rows.p;
         let mut m = Moments {
             total: 0.0,
@@ -185,7 +190,7 @@ impl Moments {
                 *d &= matches!(v, -1.0 | 0.0 | 1.0);
             }
         }
-        Ok(m)
+        m
     }
 
     /// Another part of the rows' moments added (batches in batch order).
@@ -227,13 +232,18 @@ pub fn spread(rows: &CoxRows, centre: &[f64]) -> Result<Vec<f64>> {
             rows.p
         )));
     }
+    Ok(spreads(rows, centre))
+}
+
+/// [`spread`] of rows checked already.
+fn spreads(rows: &CoxRows, centre: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; rows.p];
     for (i, &w) in rows.weights.iter().enumerate() {
         for ((s, v), c) in out.iter_mut().zip(rows.row(i)).zip(centre) {
             *s += w * (v - c).abs();
         }
     }
-    Ok(out)
+    out
 }
 
 /// `v` with its significand cut to 24 bits.
@@ -263,10 +273,10 @@ impl Scaling {
         }
     }
 
-    /// The scaling of all the rows of a fit.
-    fn of(rows: &CoxRows) -> Result<Scaling> {
-        let moments = Moments::of(rows)?;
-        Ok(Scaling::new(&moments, &spread(rows, &moments.centre())?))
+    /// The scaling of all the rows of a fit (checked already).
+    fn of(rows: &CoxRows) -> Scaling {
+        let moments = Moments::sum(rows);
+        Scaling::new(&moments, &spreads(rows, &moments.centre()))
     }
 
     /// A row of covariates, centred and scaled, into `out`.
@@ -556,7 +566,7 @@ impl Prepared {
             return Err(CoreError::Value("no row has a positive weight".into()));
         }
         let (n, p) = (rows.n, rows.p);
-        let scaling = Scaling::of(rows)?;
+        let scaling = Scaling::of(rows);
         let mut order: Vec<usize> = (0..n).collect();
         // Stable: ties keep their row order, whatever the threads.
         order.par_sort_by(|&a, &b| rows.time[a].total_cmp(&rows.time[b]));
@@ -827,7 +837,8 @@ impl Solution {
         })
     }
 
-    fn check(&self, rows: &CoxRows) -> Result<()> {
+    /// The rows as a fit of this solution reads them.
+    pub(crate) fn check(&self, rows: &CoxRows) -> Result<()> {
         rows.check()?;
         if rows.p != self.beta.len() {
             return Err(CoreError::Shape(format!(
@@ -874,7 +885,6 @@ impl Solution {
         n_units: usize,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         self.check(rows)?;
-        let p = rows.p;
         if units.len() != rows.n {
             return Err(CoreError::Shape(format!(
                 "{} unit codes for {} rows",
@@ -887,11 +897,23 @@ impl Solution {
                 "unit code {u} is not below {n_units}"
             )));
         }
+        Ok(self.sum_to_units(rows, |i| units[i] as usize, n_units))
+    }
+
+    /// The rows' influence values summed to their units (`unit(i)`, below `n_units`),
+    /// n_units x p, and each unit's rows of positive weight; the rows checked already.
+    pub(crate) fn sum_to_units(
+        &self,
+        rows: &CoxRows,
+        unit: impl Fn(usize) -> usize,
+        n_units: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let p = rows.p;
         let (mut totals, mut counts) = (vec![0.0; n_units * p], vec![0.0; n_units]);
         let (mut x, mut resid, mut row) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
-        for (i, &u) in units.iter().enumerate() {
+        for i in 0..rows.n {
             self.influence_row(rows, i, &mut x, &mut resid, &mut row);
-            let u = u as usize;
+            let u = unit(i);
             for (t, v) in totals[u * p..(u + 1) * p].iter_mut().zip(&row) {
                 *t += v;
             }
@@ -899,7 +921,7 @@ impl Solution {
                 counts[u] += 1.0;
             }
         }
-        Ok((totals, counts))
+        (totals, counts)
     }
 }
 
