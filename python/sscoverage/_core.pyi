@@ -30,7 +30,8 @@ __all__ = [
     "glm_streamed_fit",
     "IrlsRun",
     "dense_codes",
-    "all_binary",
+    "survival_census",
+    "SurvivalCensus",
     "all_finite",
     "poststratify",
     "rake",
@@ -404,7 +405,6 @@ def window_quantiles(
 def repeated_cumsum(weight: float, counts: NDArray[np.uint64]) -> _F64: ...
 def rows_quantiles(rule: str, values: _F64, weights: _F64, levels: _F64) -> _F64: ...
 def all_finite(values: _F64) -> bool: ...
-def all_binary(values: _F64) -> bool: ...
 def glm_fit(
     x: ModelColumns,
     y: _F64,
@@ -505,6 +505,20 @@ _BinPlan = tuple[_F64, NDArray[np.uint64], _F64, int]
 _Bins = tuple[_F64, _F64, _Bool]
 
 @final
+class SurvivalCensus:
+    @property
+    def missing_time(self) -> int: ...
+    @property
+    def infinite_time(self) -> int: ...
+    @property
+    def negative_time(self) -> int: ...
+    @property
+    def missing_event(self) -> int: ...
+    @property
+    def non_binary_event(self) -> int: ...
+
+def survival_census(time: _F64 | None, event: _F64) -> SurvivalCensus: ...
+
 class SurvivalCurve:
     @property
     def time(self) -> _F64: ...

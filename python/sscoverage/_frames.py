@@ -99,6 +99,17 @@ class Frame:
     def numeric(self, name: str, role: str) -> np.ndarray:
         """Float64 values (NaN where missing); a ColumnError names the role if not numeric
         or infinite somewhere."""
+        values = self.floats(name, role)
+        # One pass with no temporary when all is finite; otherwise (NaN or an infinity)
+        # look value by value.
+        if not _core.all_finite(values):
+            reject_infinite(values, name, role)
+        return values
+
+    def floats(self, name: str, role: str) -> np.ndarray:
+        """Float64 values (NaN where missing), not checked for infinities (for callers
+        that check them in a pass of their own); a ColumnError names the role if not
+        numeric."""
         col = self.column(name)
         if not self.is_numeric(name):
             raise ColumnError(
@@ -109,11 +120,6 @@ class Frame:
             values = col.cast(pl.Float64).to_numpy()
         else:
             values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        # One pass with no temporary when all is finite; otherwise (NaN or an infinity)
-        # look value by value.
-        if not _core.all_finite(values):
-            reject_infinite(values, name, role)
         return np.ascontiguousarray(values, dtype=np.float64)
 
     def int_labels(self, name: str) -> np.ndarray | None:

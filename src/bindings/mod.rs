@@ -698,24 +698,6 @@ fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<boo
     }))
 }
 
-/// Whether every value is 0, 1 or missing (NaN): an event indicator's check, one
-/// parallel pass with no temporary.
-#[pyfunction]
-#[allow(clippy::needless_bitwise_bool)]
-fn all_binary(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<bool> {
-    let values = values.as_slice()?;
-    Ok(py.detach(|| {
-        values
-            .par_chunks(1 << 16)
-            // Without short cuts, so that the loop vectorises.
-            .all(|chunk| {
-                chunk
-                    .iter()
-                    .fold(true, |ok, x| ok & ((*x == 0.0) | (*x == 1.0) | x.is_nan()))
-            })
-    }))
-}
-
 /// R's `svyvar` of `values` under `weights` (see `svyvar::WeightedMoments`).
 #[pyfunction]
 fn svyvar(
@@ -762,7 +744,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
-    m.add_function(wrap_pyfunction!(all_binary, m)?)?;
     m.add_function(wrap_pyfunction!(svyvar, m)?)?;
     m.add_function(wrap_pyfunction!(svyvar_of_sums, m)?)?;
     m.add_class::<PyDomainEstimates>()?;

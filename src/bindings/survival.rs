@@ -13,7 +13,7 @@ use crate::error::CoreError;
 use crate::estimators::coxph::design_covariance;
 use crate::estimators::km::{
     merge_entries, nelson_aalen, product_limits, time_tables, unit_bins, BinPlan, NelsonAalen,
-    SurvivalRows, TimeTable, UnitBins,
+    SurvivalCensus, SurvivalRows, TimeTable, UnitBins,
 };
 use crate::models::coxph::{
     self, Control, CoxFit, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling, ScoreSteps,
@@ -46,6 +46,36 @@ fn survival_rows<'a>(
         weights: weights.as_slice()?,
         curve: curve.map(|c| c.as_slice()).transpose()?,
         n_curves,
+    })
+}
+
+/// What is missing or wrong in survival columns (`estimators::km::SurvivalCensus`).
+#[pyclass(name = "SurvivalCensus", module = "sscoverage._core", frozen, get_all)]
+struct PySurvivalCensus {
+    missing_time: u64,
+    infinite_time: u64,
+    negative_time: u64,
+    missing_event: u64,
+    non_binary_event: u64,
+}
+
+/// The counts of missing, infinite and negative times (`time` None: none) and of missing
+/// events and events other than 0 and 1: one parallel pass, no temporary.
+#[pyfunction]
+fn survival_census(
+    py: Python<'_>,
+    time: Option<PyReadonlyArray1<'_, f64>>,
+    event: PyReadonlyArray1<'_, f64>,
+) -> PyResult<PySurvivalCensus> {
+    let time = time.as_ref().map(|t| t.as_slice()).transpose()?;
+    let event = event.as_slice()?;
+    let c = errors::in_core(py, || SurvivalCensus::of(time, event))?;
+    Ok(PySurvivalCensus {
+        missing_time: c.missing_time,
+        infinite_time: c.infinite_time,
+        negative_time: c.negative_time,
+        missing_event: c.missing_event,
+        non_binary_event: c.non_binary_event,
     })
 }
 
@@ -851,6 +881,8 @@ fn cox_streamed_fit(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySurvivalCurve>()?;
+    m.add_class::<PySurvivalCensus>()?;
+    m.add_function(wrap_pyfunction!(survival_census, m)?)?;
     m.add_class::<PyHazardCurves>()?;
     m.add_class::<PyCoxFit>()?;
     m.add_class::<PyCoxSolution>()?;

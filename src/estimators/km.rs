@@ -78,22 +78,80 @@ impl SurvivalRows<'_> {
     #[inline]
     fn row(&self, k: usize) -> Result<(f64, bool, f64)> {
         let (t, e, w) = (self.time[k], self.event[k], self.weights[k]);
+        // One test of all three on the path every row takes; the message is made apart
+        // (a Result built in the loop went through the stack on every row).
+        if t.is_finite() && t >= 0.0 && (e == 0.0 || e == 1.0) && w.is_finite() && w >= 0.0 {
+            Ok((t + 0.0, e == 1.0, w))
+        } else {
+            Err(Self::bad_row(k, t, e, w))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_row(k: usize, t: f64, e: f64, w: f64) -> CoreError {
         if !(t.is_finite() && t >= 0.0) {
-            return Err(CoreError::Value(format!(
+            CoreError::Value(format!(
                 "survival time {t} at row {k} is not a finite number >= 0"
-            )));
-        }
-        if e != 0.0 && e != 1.0 {
-            return Err(CoreError::Value(format!(
+            ))
+        } else if e != 0.0 && e != 1.0 {
+            CoreError::Value(format!(
                 "event {e} at row {k} is not 0 (censored) or 1 (event)"
+            ))
+        } else {
+            CoreError::Value(format!("weight {w} at row {k} is not a finite number >= 0"))
+        }
+    }
+}
+
+/// What one pass finds wrong or missing in survival columns: the counts of missing
+/// (NaN), infinite and negative times, and of missing events and events other than 0
+/// and 1 (an infinite event among them).  Every check of a survival outcome reads these,
+/// so a complete outcome costs one pass and the messages are made only for a problem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SurvivalCensus {
+    pub missing_time: u64,
+    pub infinite_time: u64,
+    pub negative_time: u64,
+    pub missing_event: u64,
+    pub non_binary_event: u64,
+}
+
+impl SurvivalCensus {
+    /// The census of `time` (None: no time column) and `event`, in parallel over fixed
+    /// chunks (counts: the same whatever the threads).
+    pub fn of(time: Option<&[f64]>, event: &[f64]) -> Result<Self> {
+        if let Some(t) = time.filter(|t| t.len() != event.len()) {
+            return Err(CoreError::Shape(format!(
+                "{} times and {} events",
+                t.len(),
+                event.len()
             )));
         }
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(CoreError::Value(format!(
-                "weight {w} at row {k} is not a finite number >= 0"
-            )));
-        }
-        Ok((t + 0.0, e == 1.0, w))
+        let count = |c: usize| {
+            let range = c * CHUNK..event.len().min((c + 1) * CHUNK);
+            let mut census = SurvivalCensus::default();
+            for &e in &event[range.clone()] {
+                census.missing_event += u64::from(e.is_nan());
+                census.non_binary_event += u64::from(e != 0.0 && e != 1.0 && !e.is_nan());
+            }
+            for &t in time.map_or(&[][..], |t| &t[range]) {
+                census.missing_time += u64::from(t.is_nan());
+                census.infinite_time += u64::from(t.is_infinite());
+                census.negative_time += u64::from(t < 0.0);
+            }
+            census
+        };
+        Ok((0..event.len().div_ceil(CHUNK))
+            .into_par_iter()
+            .map(count)
+            .reduce(SurvivalCensus::default, |a, b| SurvivalCensus {
+                missing_time: a.missing_time + b.missing_time,
+                infinite_time: a.infinite_time + b.infinite_time,
+                negative_time: a.negative_time + b.negative_time,
+                missing_event: a.missing_event + b.missing_event,
+                non_binary_event: a.non_binary_event + b.non_binary_event,
+            }))
     }
 }
 

@@ -25,7 +25,7 @@ from scipy import stats
 from .. import _core
 
 from ..results import display as _display
-from .._frames import OUTSIDE, Frame
+from .._frames import OUTSIDE, Frame, reject_infinite
 from ..exceptions import (ColumnError, ConvergenceError, EstimationError, MissingValueError, OptionError,
                           SurveyWarning)
 from .glm import ModelFrame
@@ -48,44 +48,56 @@ _SPECIALS = re.compile(r"\b(strata|cluster|tt|frailty|pspline)\s*\(")
 # ---------------------------------------------------------------------------- inputs
 def event_values(frame: Frame, name: str) -> np.ndarray:
     """An event column as 0.0 / 1.0 (NaN where missing): numbers or booleans."""
-    col = frame.column(name)
-    dtype = col.dtype
-    if isinstance(col, pl.Series) and dtype == pl.Boolean:
-        out = col.cast(pl.Float64).to_numpy()
-    elif not isinstance(col, pl.Series) and pd.api.types.is_bool_dtype(dtype):
-        out = col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    elif frame.is_numeric(name):
-        out = frame.numeric(name, "event")
-    else:
-        raise ColumnError(
-            f"event column {name!r} holds {dtype}; it must be 0/1 (1 = event, 0 = censored) or boolean"
-        )
-    if _core.all_binary(out):
-        return out
-    bad = (out != 0) & (out != 1) & ~np.isnan(out)
-    if bad.any():
-        seen = ", ".join(f"{v:g}" for v in np.unique(out[bad])[:3])
-        raise ColumnError(
-            f"event column {name!r} has {int(bad.sum())} values other than 0 and 1 ({seen}); code an "
-            "event as 1 and a censored time as 0 (R's Surv also reads 1/2, sscoverage does not guess)"
-        )
+    out = _event_floats(frame, name)
+    if _core.survival_census(None, out).non_binary_event:
+        _refuse_events(out, name)
     return out
 
 
-def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np.ndarray, np.ndarray]:
-    """(time, event) as float arrays, NaN where missing; negative times of the domain
-    refused (infinite ones are, as the column is read)."""
+def _event_floats(frame: Frame, name: str) -> np.ndarray:
+    """An event column's numbers or booleans as floats (NaN where missing), unchecked."""
+    col = frame.column(name)
+    dtype = col.dtype
+    if isinstance(col, pl.Series) and dtype == pl.Boolean:
+        return col.cast(pl.Float64).to_numpy()
+    if not isinstance(col, pl.Series) and pd.api.types.is_bool_dtype(dtype):
+        return col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    if frame.is_numeric(name):
+        return frame.floats(name, "event")
+    raise ColumnError(
+        f"event column {name!r} holds {dtype}; it must be 0/1 (1 = event, 0 = censored) or boolean"
+    )
+
+
+def _refuse_events(values: np.ndarray, name: str) -> None:
+    """The error for an event column holding values other than 0, 1 and NaN."""
+    bad = (values != 0) & (values != 1) & ~np.isnan(values)
+    seen = ", ".join(f"{v:g}" for v in np.unique(values[bad])[:3])
+    raise ColumnError(
+        f"event column {name!r} has {int(bad.sum())} values other than 0 and 1 ({seen}); code an "
+        "event as 1 and a censored time as 0 (R's Surv also reads 1/2, sscoverage does not guess)"
+    )
+
+
+def _survival_outcome(design: "SurveyDesign", time: str, event: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(time, event) as float arrays, NaN where missing, and whether neither misses a
+    value; infinite times, events other than 0/1 and negative times of the domain
+    refused.  One pass counts every problem; a complete outcome costs no other."""
     frame = design.frame
-    t = frame.numeric(time, "survival time")
-    e = event_values(frame, event)
-    # NaN compares false: the mask holds only negative times.
-    negative = t < 0
-    if negative.any():
-        negative &= design.in_subset()
+    t = frame.floats(time, "survival time")
+    e = _event_floats(frame, event)
+    census = _core.survival_census(t, e)
+    if census.infinite_time:
+        reject_infinite(t, time, "survival time")
+    if census.non_binary_event:
+        _refuse_events(e, event)
+    if census.negative_time:
+        # NaN compares false: the mask holds only negative times.
+        negative = (t < 0) & design.in_subset()
         if negative.any():
             raise ColumnError(f"column {time!r} has {int(negative.sum())} negative survival time(s); times are "
                               "durations from the time origin and must be >= 0")
-    return t, e
+    return t, e, not (census.missing_time or census.missing_event)
 
 
 def missing_error(counts: Mapping[str, int], total: int) -> MissingValueError:
@@ -154,9 +166,9 @@ def km(
     if by is not None and not isinstance(by, str):
         raise OptionError("by must be one column name (combine several into one column first)")
     at_times = survival_times(times)
-    t, e = _survival_outcome(design, time, event)
+    t, e, complete = _survival_outcome(design, time, event)
     coded = None if by is None else design.frame.codes(by, "by")
-    curve, n_removed = _curve_codes(design, t, e, time, event, by, coded, na_rm)
+    curve, n_removed = _curve_codes(design, t, e, time, event, by, coded, complete, na_rm)
     n_curves = 1 if coded is None else len(coded.labels)
     labels = [None] if coded is None else coded.labels
     # Rows outside the curves (subset, missing values) are not read: their weight stays.
@@ -186,12 +198,12 @@ def km(
 
 
 def _curve_codes(design: "SurveyDesign", t: np.ndarray, e: np.ndarray, time: str, event: str, by: str | None,
-                 coded: Any, na_rm: bool) -> tuple[np.ndarray | None, int]:
+                 coded: Any, complete: bool, na_rm: bool) -> tuple[np.ndarray | None, int]:
     """Each row's curve (the ``by`` code; OUTSIDE outside the subset and where a value is
-    missing; None when every row is in the one curve) and the rows left out as missing."""
+    missing; None when every row is in the one curve) and the rows left out as missing
+    (`complete`: no time or event is missing)."""
     codes = None if coded is None else coded.codes  # OUTSIDE where by is missing
-    complete = _core.all_finite(t) and _core.all_finite(e) and (coded is None or coded.missing is None)
-    if not design.is_subset and complete:
+    if not design.is_subset and complete and (coded is None or coded.missing is None):
         return (None if codes is None else np.ascontiguousarray(codes, dtype=np.uint32)), 0
     missing = np.isnan(t) | np.isnan(e)
     if codes is not None and coded.missing is not None:
@@ -480,7 +492,7 @@ def coxph(
     if ties not in TIES:
         raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
     time, event, time_token, rhs = parse_surv(formula, design.frame.columns)
-    t, e = _survival_outcome(design, time, event)
+    t, e, _ = _survival_outcome(design, time, event)
     scope = design.in_subset()
     miss_outcome = scope & (np.isnan(t) | np.isnan(e))
     # The model frame of the covariates, on the rows with a time and an event; the time
