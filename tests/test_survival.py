@@ -206,8 +206,8 @@ def test_cox_on_a_calibrated_design_reads_the_rows(cohort):
         "g", {0.0: 100.0, 1.0: 120.0})
     fit = design.coxph("Surv(time, status) ~ x")
     w = design.weights
-    by_rows = ssc._core.cox_fit(np.ascontiguousarray(cohort[["x"]].to_numpy()), cohort.time.to_numpy(),
-                                cohort.status.to_numpy() == 1, w / w.mean())
+    x = ssc._core.ModelColumns(len(cohort), [cohort.x.to_numpy(dtype=np.float64)], [], [[(0, None)]])
+    by_rows = ssc._core.cox_fit(x, [0], None, cohort.time.to_numpy(), cohort.status.to_numpy() == 1, w / w.mean())
     assert by_rows.vcov is None
     assert_allclose(fit.vcov, design.influence_vcov(by_rows.influence), rtol=1e-12)
 

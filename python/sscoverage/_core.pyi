@@ -592,7 +592,9 @@ class CoxFit:
     def solution(self) -> CoxSolution: ...
 
 def cox_fit(
-    x: _F64,
+    x: ModelColumns,
+    columns: list[int],
+    model_rows: NDArray[np.int64] | None,
     time: _F64,
     event: _Bool,
     weights: _F64,
@@ -604,7 +606,9 @@ def cox_fit(
     domain: NDArray[np.int64] | None = None,
 ) -> CoxFit: ...
 def cox_replicates(
-    x: _F64,
+    x: ModelColumns,
+    columns: list[int],
+    model_rows: NDArray[np.int64] | None,
     time: _F64,
     event: _Bool,
     weights: _F64,

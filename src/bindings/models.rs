@@ -31,14 +31,14 @@ pub struct PyModelColumns {
 }
 
 /// The arrays of a `ModelColumns` borrowed for one call.
-struct Borrowed<'py, 'c> {
+pub(crate) struct Borrowed<'py, 'c> {
     values: Vec<PyReadonlyArray1<'py, f64>>,
     codes: Vec<PyReadonlyArray1<'py, u32>>,
     of: &'c PyModelColumns,
 }
 
 impl Borrowed<'_, '_> {
-    fn regressors(&self) -> PyResult<Regressors<'_>> {
+    pub(crate) fn regressors(&self) -> PyResult<Regressors<'_>> {
         let values = self
             .values
             .iter()
@@ -71,7 +71,7 @@ impl Borrowed<'_, '_> {
 }
 
 impl PyModelColumns {
-    fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py, '_> {
+    pub(crate) fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py, '_> {
         Borrowed {
             values: self.values.iter().map(|v| v.bind(py).readonly()).collect(),
             codes: self.codes.iter().map(|v| v.bind(py).readonly()).collect(),

@@ -7,7 +7,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use super::models::design_rows;
+use super::models::{design_rows, PyModelColumns};
 use super::{errors, PyDesign};
 use crate::error::CoreError;
 use crate::estimators::coxph::design_covariance;
@@ -16,8 +16,8 @@ use crate::estimators::km::{
     SurvivalCensus, SurvivalRows, TimeTable, UnitBins,
 };
 use crate::models::coxph::{
-    self, Control, CoxFit, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling, ScoreSteps,
-    Solution, Ties,
+    self, Control, Covariates, CoxFit, CoxInput, CoxRows, Evaluation, Moments, RiskSets, Scaling,
+    ScoreSteps, Solution, Ties,
 };
 
 /// Tabulated times and S at each.
@@ -589,7 +589,7 @@ fn cox_rows<'a>(
     weights: &'a PyReadonlyArray1<'_, f64>,
 ) -> PyResult<CoxRows<'a>> {
     Ok(CoxRows {
-        x: x.as_slice()?,
+        x: Covariates::Dense(x.as_slice()?),
         n: x.shape()[0],
         p: x.shape()[1],
         time: time.as_slice()?,
@@ -598,18 +598,57 @@ fn cox_rows<'a>(
     })
 }
 
-/// Fit a Cox model as R's `coxph` (`x`: n x p, C order, no intercept).  With `design` (a
-/// linearisation design), `rows` (the design row of each model row, ascending) and
-/// `domain` (the design rows of the model, zero weights included), the influence values
-/// are summed to the design's units in the core and the covariance comes back as `vcov`
-/// (R's `svycoxph`); without, the influence values (n x p) come back.
+/// The rows of a Cox model whose covariates are the columns `which` of a model's
+/// columns, at the model rows `positions` (None: each in turn), read as the fit needs
+/// them.
+fn model_cox_rows<'a>(
+    x: &'a crate::models::Regressors<'a>,
+    which: &'a [usize],
+    positions: Option<&'a [usize]>,
+    time: &'a PyReadonlyArray1<'_, f64>,
+    event: &'a PyReadonlyArray1<'_, bool>,
+    weights: &'a PyReadonlyArray1<'_, f64>,
+) -> PyResult<CoxRows<'a>> {
+    Ok(CoxRows {
+        x: Covariates::Model {
+            columns: x,
+            which,
+            rows: positions,
+            first: 0,
+        },
+        n: time.len(),
+        p: which.len(),
+        time: time.as_slice()?,
+        event: event.as_slice()?,
+        weights: weights.as_slice()?,
+    })
+}
+
+/// Model rows as indices (None: every row).
+fn positions(rows: Option<&PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<usize>>> {
+    rows.map(|r| {
+        let r = r.as_slice()?;
+        design_rows(r, r.len()).map_err(errors::to_py)
+    })
+    .transpose()
+}
+
+/// Fit a Cox model as R's `coxph`: its covariates the columns `columns` of the model's
+/// columns `x` (no intercept) at the model rows `model_rows` (None: every row), read as
+/// the fit needs them.  With `design` (a linearisation design), `rows` (the design row
+/// of each fitted row, ascending) and `domain` (the design rows of the model, zero
+/// weights included), the influence values are summed to the design's units in the core
+/// and the covariance comes back as `vcov` (R's `svycoxph`); without, the influence
+/// values (n x p) come back.
 #[pyfunction]
-#[pyo3(signature = (x, time, event, weights, ties="efron", eps=1e-9, maxit=20, design=None, rows=None,
-                    domain=None))]
+#[pyo3(signature = (x, columns, model_rows, time, event, weights, ties="efron", eps=1e-9, maxit=20,
+                    design=None, rows=None, domain=None))]
 #[allow(clippy::too_many_arguments)]
 fn cox_fit<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
+    columns: Vec<usize>,
+    model_rows: Option<PyReadonlyArray1<'py, i64>>,
     time: PyReadonlyArray1<'py, f64>,
     event: PyReadonlyArray1<'py, bool>,
     weights: PyReadonlyArray1<'py, f64>,
@@ -620,8 +659,18 @@ fn cox_fit<'py>(
     rows: Option<PyReadonlyArray1<'py, i64>>,
     domain: Option<PyReadonlyArray1<'py, i64>>,
 ) -> PyResult<PyCoxFit> {
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
+    let model_rows = positions(model_rows.as_ref())?;
     let input = CoxInput {
-        rows: cox_rows(&x, &time, &event, &weights)?,
+        rows: model_cox_rows(
+            &regressors,
+            &columns,
+            model_rows.as_deref(),
+            &time,
+            &event,
+            &weights,
+        )?,
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };
@@ -649,13 +698,16 @@ fn cox_fit<'py>(
 
 /// The Cox model fitted with `weights` (whose coefficients are `init`) refitted with
 /// each replicate's weights (n x R) in their place: R x p, NaN rows for replicates whose
-/// fit fails.
+/// fit fails.  The covariates as [`cox_fit`] reads them.
 #[pyfunction]
-#[pyo3(signature = (x, time, event, weights, replicate_weights, init, ties="efron", eps=1e-9, maxit=20))]
+#[pyo3(signature = (x, columns, model_rows, time, event, weights, replicate_weights, init, ties="efron",
+                    eps=1e-9, maxit=20))]
 #[allow(clippy::too_many_arguments)]
 fn cox_replicates<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
+    x: PyRef<'py, PyModelColumns>,
+    columns: Vec<usize>,
+    model_rows: Option<PyReadonlyArray1<'py, i64>>,
     time: PyReadonlyArray1<'py, f64>,
     event: PyReadonlyArray1<'py, bool>,
     weights: PyReadonlyArray1<'py, f64>,
@@ -667,8 +719,18 @@ fn cox_replicates<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let r = replicate_weights.shape()[1];
     let reps = replicate_weights.as_slice()?;
+    let borrowed = x.borrow(py);
+    let regressors = borrowed.regressors()?;
+    let model_rows = positions(model_rows.as_ref())?;
     let input = CoxInput {
-        rows: cox_rows(&x, &time, &event, &weights)?,
+        rows: model_cox_rows(
+            &regressors,
+            &columns,
+            model_rows.as_deref(),
+            &time,
+            &event,
+            &weights,
+        )?,
         ties: Ties::parse(ties).map_err(errors::to_py)?,
         control: control(eps, maxit),
     };

@@ -49,14 +49,7 @@ pub fn design_covariance(
         .into_par_iter()
         .map(|c| {
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(rows.n));
-            let chunk = CoxRows {
-                x: &rows.x[lo * p..hi * p],
-                n: hi - lo,
-                time: &rows.time[lo..hi],
-                event: &rows.event[lo..hi],
-                weights: &rows.weights[lo..hi],
-                ..*rows
-            };
+            let chunk = rows.part(lo, hi);
             let unit = |i: usize| units[design_rows[lo + i]] as usize;
             fit.solution.sum_to_units(&chunk, unit, n_units).0
         })

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::linalg::Ldl;
+use super::regressors::Regressors;
 use crate::error::{CoreError, Result};
 use crate::replicate::refit_replicates;
 
@@ -59,12 +60,28 @@ impl Default for Control {
     }
 }
 
-/// Rows of a model: the n x p covariate matrix (row-major, no intercept), right-censored
-/// times with their event indicators, and case weights.  All the rows of a fit, or one
-/// batch of a streamed design's.
+/// A model's covariates: a dense matrix, or columns of the model's matrix assembled as
+/// each row is read (no n x p copy of them is made).
+#[derive(Clone, Copy)]
+pub enum Covariates<'a> {
+    /// Row-major, p values per row.
+    Dense(&'a [f64]),
+    /// Columns `which` of `columns`; row i is the model's row `rows[first + i]` (None:
+    /// `first + i`).
+    Model {
+        columns: &'a Regressors<'a>,
+        which: &'a [usize],
+        rows: Option<&'a [usize]>,
+        first: usize,
+    },
+}
+
+/// Rows of a model: the n x p covariates (no intercept), right-censored times with their
+/// event indicators, and case weights.  All the rows of a fit, or one batch of a
+/// streamed design's.
 #[derive(Clone, Copy)]
 pub struct CoxRows<'a> {
-    pub x: &'a [f64],
+    pub x: Covariates<'a>,
     pub n: usize,
     pub p: usize,
     pub time: &'a [f64],
@@ -99,23 +116,42 @@ pub struct CoxFit {
 }
 
 impl CoxRows<'_> {
-    /// Lengths, finite times >= 0, finite weights >= 0 and finite covariates.
+    /// Lengths, finite times >= 0, finite weights >= 0 and finite covariates (a model's
+    /// columns are checked finite as they are made).
     fn check(&self) -> Result<()> {
         let n = self.n;
+        let covariates_fit = match self.x {
+            Covariates::Dense(x) => x.len() == n * self.p,
+            Covariates::Model {
+                columns,
+                which,
+                rows,
+                first,
+            } => {
+                which.len() == self.p
+                    && which.iter().all(|&j| j < columns.p())
+                    && match rows {
+                        Some(rows) => {
+                            first + n <= rows.len()
+                                && rows[first..first + n].iter().all(|&r| r < columns.n())
+                        }
+                        None => first + n <= columns.n(),
+                    }
+            }
+        };
         if self.p == 0
-            || self.x.len() != n * self.p
+            || !covariates_fit
             || self.time.len() != n
             || self.event.len() != n
             || self.weights.len() != n
         {
             return Err(CoreError::Shape(format!(
-                "x has {} values, time {}, event {} and weights {} rows; expected {n} rows x {} \
-                 columns (at least one)",
-                self.x.len(),
+                "covariates of {} columns, time {}, event {} and weights {} rows; expected {n} \
+                 rows of the covariates (at least one column)",
+                self.p,
                 self.time.len(),
                 self.event.len(),
                 self.weights.len(),
-                self.p
             )));
         }
         if let Some(i) = self.time.iter().position(|t| !(t.is_finite() && *t >= 0.0)) {
@@ -134,18 +170,60 @@ impl CoxRows<'_> {
                 self.weights[i]
             )));
         }
-        if let Some(i) = self.x.iter().position(|v| !v.is_finite()) {
-            return Err(CoreError::Value(format!(
-                "covariate {} at row {} is not finite",
-                self.x[i],
-                i / self.p
-            )));
+        if let Covariates::Dense(x) = self.x {
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(CoreError::Value(format!(
+                    "covariate {} at row {} is not finite",
+                    x[i],
+                    i / self.p
+                )));
+            }
         }
         Ok(())
     }
 
-    fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.p..(i + 1) * self.p]
+    /// Row i's covariates into `out` (p values).
+    fn row(&self, i: usize, out: &mut [f64]) {
+        match self.x {
+            Covariates::Dense(x) => out.copy_from_slice(&x[i * self.p..(i + 1) * self.p]),
+            Covariates::Model {
+                columns,
+                which,
+                rows,
+                first,
+            } => {
+                let r = rows.map_or(first + i, |rows| rows[first + i]);
+                for (o, &j) in out.iter_mut().zip(which) {
+                    *o = columns.value_at(j, r);
+                }
+            }
+        }
+    }
+
+    /// Rows lo..hi (a chunk of a parallel pass).
+    pub(crate) fn part(&self, lo: usize, hi: usize) -> Self {
+        let x = match self.x {
+            Covariates::Dense(x) => Covariates::Dense(&x[lo * self.p..hi * self.p]),
+            Covariates::Model {
+                columns,
+                which,
+                rows,
+                first,
+            } => Covariates::Model {
+                columns,
+                which,
+                rows,
+                first: first + lo,
+            },
+        };
+        CoxRows {
+            x,
+            n: hi - lo,
+            time: &self.time[lo..hi],
+            event: &self.event[lo..hi],
+            weights: &self.weights[lo..hi],
+            ..*self
+        }
     }
 }
 
@@ -183,9 +261,11 @@ impl Moments {
             sums: vec![0.0; p],
             dummy: vec![true; p],
         };
+        let mut x = vec![0.0; p];
         for (i, &w) in rows.weights.iter().enumerate() {
             m.total += w;
-            for ((s, d), &v) in m.sums.iter_mut().zip(&mut m.dummy).zip(rows.row(i)) {
+            rows.row(i, &mut x);
+            for ((s, d), &v) in m.sums.iter_mut().zip(&mut m.dummy).zip(&x) {
                 *s += w * v;
                 *d &= matches!(v, -1.0 | 0.0 | 1.0);
             }
@@ -238,8 +318,10 @@ pub fn spread(rows: &CoxRows, centre: &[f64]) -> Result<Vec<f64>> {
 /// [`spread`] of rows checked already.
 fn spreads(rows: &CoxRows, centre: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; rows.p];
+    let mut x = vec![0.0; rows.p];
     for (i, &w) in rows.weights.iter().enumerate() {
-        for ((s, v), c) in out.iter_mut().zip(rows.row(i)).zip(centre) {
+        rows.row(i, &mut x);
+        for ((s, v), c) in out.iter_mut().zip(&x).zip(centre) {
             *s += w * (v - c).abs();
         }
     }
@@ -540,15 +622,17 @@ pub trait RiskSets {
     fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation>;
 }
 
-/// The rows in ascending time (ties in row order), covariates centred and scaled.
-struct Prepared {
-    p: usize,
+/// The rows in ascending time (ties in row order): their order, times, events and
+/// weights.  The covariates are read through the order as each pass needs them, centred
+/// and scaled: a copy of them sorted would be n x p values (the model's columns are
+/// fewer: a factor's dummies are one column of codes).
+struct Prepared<'a> {
+    rows: CoxRows<'a>,
     ties: Ties,
+    order: Vec<usize>,
     time: Vec<f64>,
     event: Vec<bool>,
     weights: Vec<f64>,
-    /// Row-major n x p, in time order.
-    x: Vec<f64>,
     /// Where each run of tied times starts in time order, and n at the end.
     runs: Vec<usize>,
     scaling: Scaling,
@@ -558,45 +642,41 @@ struct Prepared {
 /// bounds the bins held at once.
 const WINDOW_ROWS: usize = 1 << 16;
 
-impl Prepared {
-    fn new(input: &CoxInput) -> Result<Self> {
-        let rows = &input.rows;
+impl<'a> Prepared<'a> {
+    fn new(input: &CoxInput<'a>) -> Result<Self> {
+        let rows = input.rows;
         rows.check()?;
         if !rows.weights.iter().any(|w| *w > 0.0) {
             return Err(CoreError::Value("no row has a positive weight".into()));
         }
-        let (n, p) = (rows.n, rows.p);
-        let scaling = Scaling::of(rows);
+        let n = rows.n;
+        let scaling = Scaling::of(&rows);
         let mut order: Vec<usize> = (0..n).collect();
         // Stable: ties keep their row order, whatever the threads.
         order.par_sort_by(|&a, &b| rows.time[a].total_cmp(&rows.time[b]));
-        let mut x = vec![0.0; n * p];
-        x.par_chunks_mut(p)
-            .zip(&order)
-            .for_each(|(out, &r)| scaling.apply(rows.row(r), out));
         let time: Vec<f64> = order.iter().map(|&r| rows.time[r]).collect();
         let runs = (0..=n)
             .filter(|&i| i == 0 || i == n || time[i] != time[i - 1])
             .collect();
         Ok(Prepared {
-            p,
+            rows,
             ties: input.ties,
             event: order.iter().map(|&r| rows.event[r]).collect(),
             weights: order.iter().map(|&r| rows.weights[r]).collect(),
+            order,
             time,
-            x,
             runs,
             scaling,
         })
     }
 }
 
-impl RiskSets for Prepared {
+impl RiskSets for Prepared<'_> {
     /// One bin per distinct time, latest first.  The bins of a window of runs are summed
     /// in parallel, each bin's rows in their order (the same digits whatever the
     /// threads), then walked.
     fn evaluate(&mut self, beta: &[f64]) -> Result<Evaluation> {
-        let p = self.p;
+        let p = self.rows.p;
         let layout = Layout { p };
         let width = layout.width();
         let mut walk = Walk::new(p, self.ties);
@@ -609,12 +689,16 @@ impl RiskSets for Prepared {
             }
             bins.clear();
             bins.resize((end - start) * width, 0.0);
-            bins.par_chunks_mut(width).enumerate().for_each(|(k, bin)| {
-                for i in self.runs[start + k]..self.runs[start + k + 1] {
-                    let x = &self.x[i * p..(i + 1) * p];
-                    layout.add_row(bin, x, self.weights[i], eta(x, beta), self.event[i]);
-                }
-            });
+            bins.par_chunks_mut(width).enumerate().for_each_init(
+                || (vec![0.0; p], vec![0.0; p]),
+                |(raw, x), (k, bin)| {
+                    for i in self.runs[start + k]..self.runs[start + k + 1] {
+                        self.rows.row(self.order[i], raw);
+                        self.scaling.apply(raw, x);
+                        layout.add_row(bin, x, self.weights[i], eta(x, beta), self.event[i]);
+                    }
+                },
+            );
             for (k, bin) in bins.chunks_exact(width).enumerate().rev() {
                 walk.add_bin(self.time[self.runs[start + k]], bin);
             }
@@ -647,7 +731,7 @@ pub fn risk_table(
     let layout = Layout { p };
     let width = layout.width();
     let mut table = vec![0.0; event_times.len() * width];
-    let mut x = vec![0.0; p];
+    let (mut raw, mut x) = (vec![0.0; p], vec![0.0; p]);
     for i in 0..rows.n {
         let t = rows.time[i];
         let at = event_times.partition_point(|&s| s <= t);
@@ -660,7 +744,8 @@ pub fn risk_table(
         if at == 0 {
             continue;
         }
-        scaling.apply(rows.row(i), &mut x);
+        rows.row(i, &mut raw);
+        scaling.apply(&raw, &mut x);
         let bin = &mut table[(at - 1) * width..at * width];
         layout.add_row(bin, &x, rows.weights[i], eta(&x, beta), rows.event[i]);
     }
@@ -852,7 +937,7 @@ impl Solution {
 
     /// Row i's influence value into `out`: its score residual times the model-based
     /// covariance, times its weight (R's `resid(fit, "dfbeta", weighted = TRUE)`);
-    /// `x` and `resid` are p-long scratch.
+    /// `x` and `resid` are p-long scratch (and `out`, until the value is written).
     fn influence_row(
         &self,
         rows: &CoxRows,
@@ -862,7 +947,8 @@ impl Solution {
         out: &mut [f64],
     ) {
         let p = rows.p;
-        self.scaling.apply(rows.row(i), x);
+        rows.row(i, out);
+        self.scaling.apply(out, x);
         let r = eta(x, &self.beta).exp();
         self.steps
             .residual(x, r, rows.time[i], rows.event[i], resid);
@@ -985,7 +1071,7 @@ mod tests {
     ) -> CoxInput<'a> {
         CoxInput {
             rows: CoxRows {
-                x,
+                x: Covariates::Dense(x),
                 n: time.len(),
                 p: x.len() / time.len(),
                 time,
@@ -1165,14 +1251,7 @@ mod tests {
         for ties in [Ties::Efron, Ties::Breslow] {
             let inp = input(&x, &time, &status, &w, ties);
             let whole = fit(&inp, None).unwrap();
-            let split = |lo: usize, hi: usize| CoxRows {
-                x: &x[lo * 2..hi * 2],
-                n: hi - lo,
-                p: 2,
-                time: &time[lo..hi],
-                event: &status[lo..hi],
-                weights: &w[lo..hi],
-            };
+            let split = |lo: usize, hi: usize| inp.rows.part(lo, hi);
             let parts = vec![split(5, 8), split(0, 4), split(4, 5)];
             let mut moments = Moments::of(&parts[0]).unwrap();
             for part in &parts[1..] {
@@ -1222,7 +1301,7 @@ mod tests {
     #[test]
     fn an_event_off_the_fit_event_times_is_refused() {
         let rows = CoxRows {
-            x: &[1.0],
+            x: Covariates::Dense(&[1.0]),
             n: 1,
             p: 1,
             time: &[3.0],

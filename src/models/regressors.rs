@@ -72,6 +72,11 @@ impl<'a> Regressors<'a> {
     }
 
     /// Column j's value at row i.
+    pub fn value_at(&self, j: usize, i: usize) -> f64 {
+        Self::value(&self.columns[j], i)
+    }
+
+    /// The value at row i of a column of factors.
     fn value(column: &[Factor], i: usize) -> f64 {
         let mut out = 1.0;
         for (k, factor) in column.iter().enumerate() {

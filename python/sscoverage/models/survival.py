@@ -15,7 +15,7 @@ import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -506,16 +506,15 @@ def coxph(
     if not keep:
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
     terms = [model.terms[j] for j in keep]
-    # The covariates' columns only (not the model frame's cached matrix with its intercept).
-    x = model.columns.dense(keep)
     w = design.weights
     rows_all = model.rows
     # R fits on the rows of positive weight, the weights rescaled to mean 1 over the
     # design's rows (this scale moves the model-based variance, not the coefficients).
     positive = w[rows_all] > 0
     rows = rows_all[positive]
-    if not positive.all():
-        x = np.ascontiguousarray(x[positive])
+    # The covariates: the model's columns without its intercept at these model rows,
+    # which the core reads as it fits (no n x p matrix is made).
+    x = CoxCovariates(model.columns, keep, None if positive.all() else np.flatnonzero(positive))
     w_fit = w[rows] / w.mean()
     t_fit, e_fit = t[rows], e[rows] == 1
     if not e_fit.any():
@@ -531,7 +530,7 @@ def coxph(
     if design.is_replicate:
         reps = design.replicate_weights()[rows] / w.mean() + REPLICATE_EPSILON
         thetas = _core.cox_replicates(
-            x, t_fit, e_fit, w_fit, np.ascontiguousarray(reps), coef.tolist(), ties, eps=eps, maxit=maxit
+            *x, t_fit, e_fit, w_fit, np.ascontiguousarray(reps), coef.tolist(), ties, eps=eps, maxit=maxit
         )
         vcov = design.replicate_vcov(np.asarray(thetas), coef)
     else:
@@ -554,12 +553,21 @@ def coxph(
     )
 
 
-def _cox_fit(x: np.ndarray, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
+class CoxCovariates(NamedTuple):
+    """A Cox model's covariates as the core reads them: the model's `columns` numbered
+    `which`, at the model rows `rows` (None: every row)."""
+
+    columns: _core.ModelColumns
+    which: list[int]
+    rows: np.ndarray | None
+
+
+def _cox_fit(x: CoxCovariates, t: np.ndarray, e: np.ndarray, w: np.ndarray, ties: str, eps: float, maxit: int,
              formula: str, terms: list[str], **on_design: Any) -> _core.CoxFit:
     """The core's fit, its errors in the model's terms; with ``design``, ``rows`` and
     ``domain``, the design-based covariance too (``vcov``)."""
     with cox_errors(formula, terms):
-        fit = _core.cox_fit(x, t, e, w, ties, eps=eps, maxit=maxit, **on_design)
+        fit = _core.cox_fit(*x, t, e, w, ties, eps=eps, maxit=maxit, **on_design)
     check_cox(fit, formula, terms, maxit)
     return fit
 
