@@ -598,29 +598,35 @@ fn cox_rows<'a>(
     })
 }
 
-/// The rows of a Cox model whose covariates are the columns `which` of a model's
-/// columns, at the model rows `positions` (None: each in turn), read as the fit needs
-/// them.
-fn model_cox_rows<'a>(
+/// A Cox model whose covariates are the columns `which` of a model's columns, at the
+/// model rows `positions` (None: each in turn), read as the fit needs them.
+#[allow(clippy::too_many_arguments)]
+fn model_cox_input<'a>(
     x: &'a crate::models::Regressors<'a>,
     which: &'a [usize],
     positions: Option<&'a [usize]>,
     time: &'a PyReadonlyArray1<'_, f64>,
     event: &'a PyReadonlyArray1<'_, bool>,
     weights: &'a PyReadonlyArray1<'_, f64>,
-) -> PyResult<CoxRows<'a>> {
-    Ok(CoxRows {
-        x: Covariates::Model {
-            columns: x,
-            which,
-            rows: positions,
-            first: 0,
+    ties: &str,
+    (eps, maxit): (f64, usize),
+) -> PyResult<CoxInput<'a>> {
+    Ok(CoxInput {
+        rows: CoxRows {
+            x: Covariates::Model {
+                columns: x,
+                which,
+                rows: positions,
+                first: 0,
+            },
+            n: time.len(),
+            p: which.len(),
+            time: time.as_slice()?,
+            event: event.as_slice()?,
+            weights: weights.as_slice()?,
         },
-        n: time.len(),
-        p: which.len(),
-        time: time.as_slice()?,
-        event: event.as_slice()?,
-        weights: weights.as_slice()?,
+        ties: Ties::parse(ties).map_err(errors::to_py)?,
+        control: control(eps, maxit),
     })
 }
 
@@ -662,18 +668,16 @@ fn cox_fit<'py>(
     let borrowed = x.borrow(py);
     let regressors = borrowed.regressors()?;
     let model_rows = positions(model_rows.as_ref())?;
-    let input = CoxInput {
-        rows: model_cox_rows(
-            &regressors,
-            &columns,
-            model_rows.as_deref(),
-            &time,
-            &event,
-            &weights,
-        )?,
-        ties: Ties::parse(ties).map_err(errors::to_py)?,
-        control: control(eps, maxit),
-    };
+    let input = model_cox_input(
+        &regressors,
+        &columns,
+        model_rows.as_deref(),
+        &time,
+        &event,
+        &weights,
+        ties,
+        (eps, maxit),
+    )?;
     let on_design = match (&design, &rows, &domain) {
         (Some(d), Some(r), Some(m)) => Some((&d.get().inner, r.as_slice()?, m.as_slice()?)),
         (None, None, None) => None,
@@ -722,18 +726,16 @@ fn cox_replicates<'py>(
     let borrowed = x.borrow(py);
     let regressors = borrowed.regressors()?;
     let model_rows = positions(model_rows.as_ref())?;
-    let input = CoxInput {
-        rows: model_cox_rows(
-            &regressors,
-            &columns,
-            model_rows.as_deref(),
-            &time,
-            &event,
-            &weights,
-        )?,
-        ties: Ties::parse(ties).map_err(errors::to_py)?,
-        control: control(eps, maxit),
-    };
+    let input = model_cox_input(
+        &regressors,
+        &columns,
+        model_rows.as_deref(),
+        &time,
+        &event,
+        &weights,
+        ties,
+        (eps, maxit),
+    )?;
     let p = input.rows.p;
     let coefs = errors::in_core(py, || coxph::replicate_coefficients(&input, reps, r, &init))?;
     coefs.into_pyarray(py).reshape([r, p])
