@@ -1089,6 +1089,61 @@ mod tests {
     const X: [f64; 8] = [0.5, 1.2, -0.3, 0.8, 0.0, 2.0, -1.0, 1.5];
 
     #[test]
+    fn model_columns_fit_as_their_dense_matrix() {
+        // x and a factor g (levels 0..2, dummies for 1 and 2) at the model rows 1..8
+        // (row 0 left out, as a zero weight is): the fit and its influence values read
+        // from the columns are those of the dense matrix, to the bit.
+        use crate::models::Factor;
+        let xs = [9.0, 0.5, 1.2, -0.3, 0.8, 0.0, 2.0, -1.0, 1.5];
+        let g = [2u32, 0, 1, 2, 1, 0, 2, 1, 0];
+        let level = |level| Factor::Level { codes: &g, level };
+        let columns = Regressors::new(
+            9,
+            vec![
+                vec![],
+                vec![Factor::Values(&xs)],
+                vec![level(1)],
+                vec![level(2)],
+            ],
+        )
+        .unwrap();
+        let which = [1, 2, 3];
+        let rows: Vec<usize> = (1..9).collect();
+        let dense: Vec<f64> = rows
+            .iter()
+            .flat_map(|&r| which.map(|j| columns.value_at(j, r)))
+            .collect();
+        let w = [1.0, 2.0, 1.5, 1.0, 0.5, 1.0, 2.0, 1.0];
+        let by_matrix = input(&dense, &TIME, &STATUS, &w, Ties::Efron);
+        let by_columns = CoxInput {
+            rows: CoxRows {
+                x: Covariates::Model {
+                    columns: &columns,
+                    which: &which,
+                    rows: Some(&rows),
+                    first: 0,
+                },
+                ..by_matrix.rows
+            },
+            ..by_matrix
+        };
+        let (a, b) = (
+            fit(&by_matrix, None).unwrap(),
+            fit(&by_columns, None).unwrap(),
+        );
+        assert_eq!(a.coefficients, b.coefficients);
+        assert_eq!(a.var, b.var);
+        assert_eq!(
+            influence(&by_matrix.rows, &a).unwrap(),
+            influence(&by_columns.rows, &b).unwrap()
+        );
+        // A part of the rows reads the same rows of the columns.
+        let mut one = [0.0; 3];
+        by_columns.rows.part(5, 8).row(1, &mut one);
+        assert_eq!(one, [dense[18], dense[19], dense[20]]);
+    }
+
+    #[test]
     fn matches_r_coxph_with_weights() {
         // R 4.2, survival 3: f <- coxph(Surv(time, status) ~ x, weights = w, ties = t);
         // coef(f), f$naive.var (vcov(f) is a sandwich with non-integer weights), f$loglik,
