@@ -492,8 +492,8 @@ pub fn product_limits(rows: &SurvivalRows) -> Result<Vec<(Curve, u64)>> {
 /// Entries per call of the variance engine: it forms a covariance matrix of which only
 /// the diagonal is wanted.
 const VARIANCE_BLOCK: usize = 16;
-/// Entries whose linearisation variance one pass over the rows gives.
-const ENTRIES_PER_PASS: usize = 256;
+/// Blocks of entries whose engine calls run in parallel in the sweep over the entries.
+const PARALLEL_BLOCKS: usize = 64;
 /// Entries whose replicate estimates one pass per replicate gives.
 const REPLICATE_ENTRIES_PER_PASS: usize = 4096;
 /// Entries per call for a calibrated design, whose engine call takes n x entries values.
@@ -560,6 +560,17 @@ pub fn nelson_aalen(rows: &SurvivalRows, tables: &[TimeTable]) -> Result<Vec<Nel
             NelsonAalen::from_entries(d as u32, table, entries, weight)
         })
         .collect()
+}
+
+/// The variances of `p` estimates from their influence totals per variance unit
+/// (`block`, units x p, row-major): one engine call, whose covariance's diagonal they are.
+fn block_variances(design: &Design, block: &[f64], p: usize, present: &[bool]) -> Result<Vec<f64>> {
+    let cov = design.covariance(Influence::UnitTotals {
+        totals: block,
+        p,
+        present: Some(present),
+    })?;
+    Ok((0..p).map(|i| cov.matrix[i * p + i]).collect())
 }
 
 /// The entries asked for, sorted and without repeats, and where each asked one is among them.
@@ -813,21 +824,17 @@ impl NelsonAalen {
             ));
         }
         let (wanted, place) = distinct_entries(at, self.n_entries())?;
+        if matches!(design.variance, Variance::Linearization(_)) && !design.is_calibrated() {
+            let var = self.swept_variance(design, rows, &wanted)?;
+            return Ok((place.iter().map(|&i| var[i]).collect(), 0));
+        }
         let mut var = Vec::with_capacity(wanted.len());
         let mut dropped = 0;
-        // Entries per pass over the rows bound the sums it holds: units x entries per
-        // chunk of rows, replicates x entries.
-        let per_pass = match &design.variance {
-            Variance::Replicates(_) => REPLICATE_ENTRIES_PER_PASS,
-            Variance::Linearization(_) => ENTRIES_PER_PASS,
-        };
-        for block in wanted.chunks(per_pass) {
+        // Entries per pass over the rows bound the sums it holds: replicates x entries.
+        for block in wanted.chunks(REPLICATE_ENTRIES_PER_PASS) {
             let (v, d) = match &design.variance {
                 Variance::Replicates(_) => self.replicate_variance(design, rows, block)?,
-                Variance::Linearization(_) if design.is_calibrated() => {
-                    (self.calibrated_variance(design, rows, block)?, 0)
-                }
-                Variance::Linearization(_) => (self.linearized_variance(design, rows, block)?, 0),
+                Variance::Linearization(_) => (self.calibrated_variance(design, rows, block)?, 0),
             };
             var.extend(v);
             dropped = dropped.max(d);
@@ -920,27 +927,99 @@ impl NelsonAalen {
                 .flat_map(|t| &t[lo..lo + p])
                 .copied()
                 .collect();
-            let cov = design.covariance(Influence::UnitTotals {
-                totals: &block,
-                p,
-                present: Some(&bins.present),
-            })?;
-            var.extend((0..p).map(|i| cov.matrix[i * p + i]));
+            var.extend(block_variances(design, &block, p, &bins.present)?);
         }
         Ok(place.iter().map(|&i| var[i]).collect())
     }
 
-    fn linearized_variance(
+    /// The linearisation variance of log S at the entries `wanted` (ascending, distinct)
+    /// of a curve that holds its rows: one pass over the rows and one sweep over the
+    /// entries.  Unit u's influence total at entry a is A_u + C(a) B_u - E_u, with row k
+    /// (weight w, last entry at or before its time L) in B_u (its weight) while a <= L
+    /// and in A_u (w C(L)) after, and E_u the sum of w_j / Y_j over the events of u's
+    /// rows among the entries j <= a.  The rows are grouped by (L, unit) once; B_u is a
+    /// suffix sum of the groups (no weight is ever taken away), so each entry costs one
+    /// step over the units, never a pass over the rows.
+    fn swept_variance(
         &self,
         design: &Design,
         rows: &SurvivalRows,
         wanted: &[usize],
     ) -> Result<Vec<f64>> {
         let units = &design.unit_of_row;
-        let plan = self.bin_plan(wanted)?;
-        let bins = unit_bins(rows, self.curve, units, design.n_units, &plan)?;
-        let entry_units: Vec<u32> = self.rows.iter().map(|&r| units[r]).collect();
-        self.variance_from_bins(design, wanted, &entry_units, &bins)
+        let n_units = design.n_units;
+        // Each row of the curve with a weight: (L, unit, w); the units holding a row.
+        let mut present = vec![false; n_units];
+        let mut leaving: Vec<(usize, u32, f64)> = Vec::new();
+        for k in 0..rows.len() {
+            if !self.in_curve(rows, k) {
+                continue;
+            }
+            let (t, _, w) = rows.row(k)?;
+            present[units[k] as usize] = true;
+            let seen = self.seen[self.index.get(t)];
+            if w != 0.0 && seen > 0 {
+                leaving.push((seen - 1, units[k], w));
+            }
+        }
+        // Grouped by (L, unit), rows in row order within a group (a stable sort).
+        leaving.sort_by_key(|&(l, u, _)| (l, u));
+        let mut groups: Vec<(usize, u32, f64)> = Vec::new();
+        for (l, u, w) in leaving {
+            match groups.last_mut() {
+                Some(g) if g.0 == l && g.1 == u => g.2 += w,
+                _ => groups.push((l, u, w)),
+            }
+        }
+        // B_u once the rows of group g have left: the weight of u's later groups.
+        let mut b = vec![0.0; n_units];
+        let mut after = vec![0.0; groups.len()];
+        for (g, &(_, u, w)) in groups.iter().enumerate().rev() {
+            after[g] = b[u as usize];
+            b[u as usize] += w;
+        }
+        let c = self.squared_hazard();
+        let mut a_sum = vec![0.0; n_units];
+        let mut events = vec![0.0; n_units];
+        let mut var = Vec::with_capacity(wanted.len());
+        // The totals of a few wanted entries, entry by entry (each n_units long); blocks
+        // of them (units x entries, row-major) wait for their engine calls, made in
+        // parallel (each block's variances its own: the same digits for any threads).
+        let mut columns: Vec<f64> = Vec::with_capacity(n_units * VARIANCE_BLOCK);
+        let mut pending: Vec<(Vec<f64>, usize)> = Vec::with_capacity(PARALLEL_BLOCKS);
+        let (mut next_group, mut next_wanted) = (0, 0);
+        for a in 0..wanted.last().map_or(0, |&a| a + 1) {
+            events[units[self.rows[a]] as usize] += self.weight[a] / self.at_risk[a];
+            if wanted[next_wanted] == a {
+                next_wanted += 1;
+                columns.extend((0..n_units).map(|u| a_sum[u] + c[a] * b[u] - events[u]));
+                let p = columns.len() / n_units.max(1);
+                let last = next_wanted == wanted.len();
+                if p == VARIANCE_BLOCK || last {
+                    let block = (0..n_units)
+                        .flat_map(|u| (0..p).map(move |j| (u, j)))
+                        .map(|(u, j)| columns[j * n_units + u])
+                        .collect();
+                    pending.push((block, p));
+                    columns.clear();
+                }
+                if pending.len() == PARALLEL_BLOCKS || (last && !pending.is_empty()) {
+                    let done: Vec<Vec<f64>> = pending
+                        .par_iter()
+                        .map(|(block, p)| block_variances(design, block, *p, &present))
+                        .collect::<Result<_>>()?;
+                    var.extend(done.into_iter().flatten());
+                    pending.clear();
+                }
+            }
+            while next_group < groups.len() && groups[next_group].0 == a {
+                let (_, u, w) = groups[next_group];
+                a_sum[u as usize] += w * c[a];
+                b[u as usize] = after[next_group];
+                next_group += 1;
+            }
+        }
+        Ok(var)
     }
 
     /// A calibrated design's engine replaces per-row influence values by their
@@ -1197,6 +1276,17 @@ mod tests {
         let design = design_of(&psu, &w);
         let at: Vec<usize> = (0..na.rows.len()).rev().collect();
         let (var, _) = na.log_survival_variance(&design, &rows, &at).unwrap();
+        // The sweep over the entries (rows in memory) equals the bins' route (a streamed
+        // design's: the rows binned per unit by the entries asked for).
+        let plan = na.bin_plan(&at).unwrap();
+        let bins = unit_bins(&rows, 0, &design.unit_of_row, design.n_units, &plan).unwrap();
+        let entry_units: Vec<u32> = na.rows.iter().map(|&r| design.unit_of_row[r]).collect();
+        let binned = na
+            .variance_from_bins(&design, &at, &entry_units, &bins)
+            .unwrap();
+        for (a, b) in var.iter().zip(&binned) {
+            close(*a, *b);
+        }
         let h = 1e-6;
         for (col, &a) in at.iter().enumerate() {
             let mut totals = [0.0; 4];
