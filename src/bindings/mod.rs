@@ -13,6 +13,7 @@ mod small_area;
 mod stream;
 mod survival;
 mod tables;
+mod threshold;
 mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -742,6 +743,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_streamed_fit, m)?)?;
     m.add_class::<models::PyIrlsRun>()?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_candidate, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_covariance, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_score_test, m)?)?;
+    m.add_class::<threshold::PyThresholdCandidate>()?;
+    m.add_class::<threshold::PyThresholdScoreTest>()?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(svyvar, m)?)?;
