@@ -6,12 +6,14 @@ All data are simulated with fixed seeds; the whole file runs in about 15 s."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import sscoverage as ssc
+from _threads import outputs_by_threads
 
 TRUE_THRESHOLD = 5.0  # income in thousands of yuan a month
 
@@ -295,6 +297,30 @@ def test_score_statistic_at_one_candidate_by_hand():
     var = float((n_h / (n_h - 1) * dev**2).sum())
     lm = score.sum() ** 2 / var
     assert res.profile["lm"][1] == pytest.approx(lm, rel=1e-9)
+
+
+
+THREADS_CODE = """
+import sys
+import numpy as np, sscoverage as ssc
+sys.path.insert(0, sys.argv[1])
+from test_threshold import simulate
+df = simulate(41, n_strata=20, psus=10, per_psu=150)  # 30,000 rows: two chunks of the core's passes
+d = ssc.Design(df, ids='psu', strata='stratum', weights='w')
+out = []
+for kind in ('slope', 'level'):
+    r = d.threshold_glm('covered ~ income + age', 'income', kind=kind, grid=6, n_draws=49, progress=False)
+    out += [*r.profile['deviance'], *r.profile['se'], *r.profile['lm'], r.statistic, r.p_value]
+print([float(v).hex() for v in out])
+"""
+
+
+def test_the_same_digits_whatever_the_thread_count():
+    """The candidates' fits, their unit totals and the scores' passes add their chunks in
+    chunk order: one thread or two give the same bits."""
+    outs = outputs_by_threads(THREADS_CODE, str(Path(__file__).resolve().parent))
+    assert outs[0] == outs[1]
+    assert len(eval(outs[0])) == 2 * (3 * 6 + 2)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -372,7 +372,7 @@ pub struct PyGlmRows {
 }
 
 /// The rows at the solution `beta` of a fit (`previous`, `cov_unscaled`: the fit's), for
-/// the callers that read them row by row (margins, the threshold model).
+/// the callers that read them row by row (margins).
 #[pyfunction]
 #[pyo3(signature = (x, y, weights, family, link, beta, previous, cov_unscaled))]
 #[allow(clippy::too_many_arguments)]

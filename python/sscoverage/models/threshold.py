@@ -49,6 +49,18 @@ Confidence set for c.
   default on bootstrap, BRR and other replicate designs; jackknife replicates are not
   consistent for a non-smooth estimator like an argmin (as for the median), so on JK1 /
   JKn / JK2 designs the default is ``"lr"``.
+
+Computation
+-----------
+The model at a candidate is the formula's model columns with the threshold term's
+column made by the Rust core as it reads the rows (``ModelColumns.with_threshold``): no
+copy of the model matrix.  Each candidate is one core call (the fit, and on a
+linearisation design the influence values of d(c) summed to the design's units); the G
+candidates' unit totals give their covariance through the design's engine.  The score
+test is one core call: the fit without the term, a pass forming X0'WH and the
+projections, a pass summing every candidate's scores to units, and the sign flips of
+those totals.  Only a calibrated design, whose residuals need the rows, holds the
+influence values and scores row by row.
 """
 
 from __future__ import annotations
