@@ -166,13 +166,7 @@ def threshold_glm(
     best = int(np.argmin(dev))
     c_hat = float(candidates[best])
 
-    fitted_formula = _with_term(formula, threshold_var, kind, c_hat)
-    final_model = ModelFrame(design, fitted_formula, family, levels)
-    fitted = fit_model(design, final_model, fitted_formula, family, link, level, epsilon, maxit)
-    k = _term_column(final_model, _term_values(x, kind, c_hat))
-
     # The test of no threshold, and the design-based SE of d(c) at every candidate.
-    df = float(fitted.df_residual)
     if design.is_replicate:
         reps = design.replicate_weights()[model.rows]
         rep_coef, rep_dev = _replicate_profiles(model, j, x, kind, candidates, reps, family, link, epsilon, maxit)
@@ -193,6 +187,13 @@ def threshold_glm(
         lm, statistic, p_value = _score_test(design, model, j, x, kind, candidates, prior, formula, family, link,
                                              epsilon, maxit, n_draws, seed)
         test_method = "sup-LM (score), wild score bootstrap over PSUs"
+    # The model at the threshold, once the candidates' model (and its columns) is let go.
+    del model
+    fitted_formula = _with_term(formula, threshold_var, kind, c_hat)
+    final_model = ModelFrame(design, fitted_formula, family, levels)
+    fitted = fit_model(design, final_model, fitted_formula, family, link, level, epsilon, maxit)
+    k = _term_column(final_model, _term_values(x, kind, c_hat))
+    df = float(fitted.df_residual)
     se = np.sqrt(np.clip(np.diag(sigma), 0.0, None))
     wald = (profile["coef"] / se) ** 2
     if design.is_replicate:
