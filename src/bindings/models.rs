@@ -22,8 +22,8 @@ use crate::CoreError;
 /// A model matrix's columns as the core assembles them (`models::Regressors`), never an
 /// n x p matrix: numeric data columns `values`, factor codes `codes`, and for each model
 /// column its factors, multiplied in order: `(k, None)` is `values[k]`, `(k, level)` the
-/// indicator `codes[k] == level`; no factor is the intercept.  `with_threshold` makes a
-/// column the threshold model's term at a candidate, `without` drops one.
+/// indicator `codes[k] == level`; no factor is the intercept.  `with_threshold` adds the
+/// threshold model's term at a candidate.
 #[pyclass(name = "ModelColumns", module = "sscoverage._core", frozen)]
 pub struct PyModelColumns {
     #[pyo3(get)]
@@ -94,16 +94,6 @@ impl PyModelColumns {
         }
     }
 
-    fn column_checked(&self, j: usize) -> PyResult<()> {
-        if j >= self.columns.len() {
-            return Err(errors::to_py(CoreError::Shape(format!(
-                "column {j} of a model matrix of {} columns",
-                self.columns.len()
-            ))));
-        }
-        Ok(())
-    }
-
     pub(crate) fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py, '_> {
         Borrowed {
             values: self.values.iter().map(|v| v.bind(py).readonly()).collect(),
@@ -162,9 +152,9 @@ impl PyModelColumns {
         self.columns.len()
     }
 
-    /// The same columns (the arrays shared, not copied) with column `j` the threshold
-    /// model's term of the numeric column `x` (n values) at the candidate `at`: `kind`
-    /// "slope" is max(x - at, 0), "level" 1 where x < at.
+    /// The same columns (the arrays shared, not copied) with the threshold model's term
+    /// of the numeric column `x` (n values) at the candidate `at` inserted as column `j`:
+    /// `kind` "slope" is max(x - at, 0), "level" 1 where x < at.
     fn with_threshold(
         &self,
         py: Python<'_>,
@@ -174,21 +164,17 @@ impl PyModelColumns {
         at: f64,
     ) -> PyResult<Self> {
         let kind = Threshold::parse(kind).map_err(errors::to_py)?;
-        self.column_checked(j)?;
+        if j > self.columns.len() {
+            return Err(errors::to_py(CoreError::Shape(format!(
+                "column {j} inserted in a model matrix of {} columns",
+                self.columns.len()
+            ))));
+        }
         let mut out = self.shared(py);
-        let mut columns = self.columns.clone();
-        columns[j] = vec![Layout::Threshold(out.values.len(), kind, at)];
+        out.columns
+            .insert(j, vec![Layout::Threshold(out.values.len(), kind, at)]);
         out.values.push(x.unbind());
-        out.columns = columns;
         out.borrow(py).regressors()?;
-        Ok(out)
-    }
-
-    /// The same columns (the arrays shared) without column `j`.
-    fn without(&self, py: Python<'_>, j: usize) -> PyResult<Self> {
-        self.column_checked(j)?;
-        let mut out = self.shared(py);
-        out.columns.remove(j);
         Ok(out)
     }
 

@@ -445,21 +445,18 @@ mod tests {
             ..DesignSpec::weighted(&c.dw)
         })
         .unwrap();
-        let base = Regressors::new(
-            10,
-            vec![
-                vec![],
-                vec![Factor::Values(&c.z)],
-                vec![Factor::Values(&c.x)],
-            ],
-        )
-        .unwrap();
         let mut influence = Vec::new();
         let mut want = Vec::new();
         for &at in &CANDIDATES {
-            let x = base
-                .with_column(2, vec![Threshold::Slope.factor(&c.x, at)])
-                .unwrap();
+            let x = Regressors::new(
+                10,
+                vec![
+                    vec![],
+                    vec![Factor::Values(&c.z)],
+                    vec![Threshold::Slope.factor(&c.x, at)],
+                ],
+            )
+            .unwrap();
             let input = GlmInput {
                 x: &x,
                 y: &c.y,

@@ -223,35 +223,6 @@ impl<'a> Regressors<'a> {
         }
     }
 
-    /// The same columns with column j's factors replaced by `factors` (the threshold
-    /// model at a candidate: the formula's column of its term made anew).
-    pub fn with_column(&self, j: usize, factors: Vec<Factor<'a>>) -> Result<Self> {
-        let mut columns = self.columns.clone();
-        match columns.get_mut(j) {
-            Some(column) => *column = factors,
-            None => {
-                return Err(CoreError::Shape(format!(
-                    "column {j} of a model of {} columns",
-                    self.p()
-                )))
-            }
-        }
-        Regressors::new(self.n, columns)
-    }
-
-    /// The same columns without column j (the threshold model without its term).
-    pub fn without_column(&self, j: usize) -> Result<Self> {
-        if j >= self.p() {
-            return Err(CoreError::Shape(format!(
-                "column {j} of a model of {} columns",
-                self.p()
-            )));
-        }
-        let mut columns = self.columns.clone();
-        columns.remove(j);
-        Ok(Regressors { n: self.n, columns })
-    }
-
     /// Row i of the matrix into `out` (p values).
     pub fn row(&self, i: usize, out: &mut [f64]) {
         for (o, column) in out.iter_mut().zip(&self.columns) {
@@ -357,17 +328,19 @@ mod tests {
         let hinge = [0.0, 0.0, 0.5, 2.25, 0.0, 0.0];
         let step = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
         let f = [0u32, 1, 1, 0, 1, 0];
-        let base = Regressors::new(
+        let kink = Regressors::new(
             6,
-            vec![vec![], vec![Factor::Values(&x)], vec![Factor::Values(&x)]],
+            vec![
+                vec![],
+                vec![Factor::Values(&x)],
+                vec![Threshold::Slope.factor(&x, 2.5)],
+            ],
         )
         .unwrap();
-        let kink = base
-            .with_column(2, vec![Threshold::Slope.factor(&x, 2.5)])
-            .unwrap();
-        let stepped = base
-            .with_column(
-                1,
+        let stepped = Regressors::new(
+            6,
+            vec![
+                vec![],
                 vec![
                     Factor::Level {
                         codes: &f,
@@ -375,8 +348,10 @@ mod tests {
                     },
                     Threshold::Level.factor(&x, 2.5),
                 ],
-            )
-            .unwrap();
+                vec![Factor::Values(&x)],
+            ],
+        )
+        .unwrap();
         let mut block = vec![f64::NAN; 3 * 6];
         kink.fill(0, 6, &mut block, 6);
         assert_eq!(block[12..], hinge);
@@ -396,14 +371,9 @@ mod tests {
         // 0.1 - 0.3 is not exactly -0.2, but the kink's value is x - c where x >= c.
         assert_eq!(Threshold::Slope.value(0.3, 0.1), 0.3 - 0.1);
         assert_eq!(Threshold::Slope.value(0.1, 0.3), 0.0);
-        // Without the term: the intercept and x.
-        let null = kink.without_column(2).unwrap();
-        assert_eq!(null.p(), 2);
-        assert!(kink.with_column(3, vec![]).is_err() && kink.without_column(3).is_err());
-        let err = base
-            .with_column(2, vec![Threshold::Slope.factor(&x, f64::NAN)])
+        let err = Regressors::new(6, vec![vec![], vec![Threshold::Slope.factor(&x, f64::NAN)]])
             .unwrap_err();
-        assert!(err.to_string().contains("model column 3 has a missing"));
+        assert!(err.to_string().contains("model column 2 has a missing"));
         assert_eq!(Threshold::parse("level").unwrap(), Threshold::Level);
         assert!(Threshold::parse("kink").is_err());
     }

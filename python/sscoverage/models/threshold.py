@@ -54,7 +54,8 @@ Computation
 -----------
 The model at a candidate is the formula's model columns with the threshold term's
 column made by the Rust core as it reads the rows (``ModelColumns.with_threshold``): no
-copy of the model matrix.  Each candidate is one core call (the fit, and on a
+copy of the model matrix, and the formula's own columns (plain variables and factors
+assembled from the variables) rather than formulaic's dense ones.  Each candidate is one core call (the fit, and on a
 linearisation design the influence values of d(c) summed to the design's units); the G
 candidates' unit totals give their covariance through the design's engine.  The score
 test is one core call: the fit without the term, a pass forming X0'WH and the
@@ -141,17 +142,29 @@ def threshold_glm(
     levels = dict(levels or {})
 
     # The model with the threshold term at a placeholder candidate: its rows are those
-    # complete in the formula's variables and the threshold variable.
+    # complete in the formula's variables and the threshold variable; it tells the
+    # term's column j and the terms' names.
     placeholder = float(np.median(x_all[design.in_subset()]))
-    model = ModelFrame(design, _with_term(formula, threshold_var, kind, placeholder), family, levels)
-    name = model.name_of(threshold_var)
-    x = model.data[name].to_numpy(dtype=np.float64)
-    j = _term_column(model, _term_values(x, kind, placeholder))
-    if kind == "slope" and threshold_var not in model.term_columns:
+    with_term = ModelFrame(design, _with_term(formula, threshold_var, kind, placeholder), family, levels)
+    name = with_term.name_of(threshold_var)
+    x = np.ascontiguousarray(with_term.data[name].to_numpy(dtype=np.float64))
+    j = _term_column(with_term, _term_values(x, kind, placeholder))
+    if kind == "slope" and threshold_var not in with_term.term_columns:
         raise ThresholdError(
             f"kind='slope' changes the slope of {threshold_var!r} at the threshold, so the formula needs "
             f"{threshold_var!r} as a term: write '{formula} + {threshold_var}' (or use kind='level')"
         )
+    terms = with_term.terms
+    # The fits read the formula's own model (the columns of plain variables and factors
+    # made by the core from the variables, not formulaic's dense columns of the model
+    # with a function in it), the term inserted as column j: the same columns and rows.
+    model = ModelFrame(design, formula, family, levels)
+    if model.terms != terms[:j] + terms[j + 1:] or not np.array_equal(model.rows, with_term.rows):
+        raise ThresholdError(
+            f"{formula}: adding the threshold term changed the formula's other columns or rows; "
+            "write the formula's terms out plainly"
+        )
+    del with_term
     n = len(x)
     if min_side is None:
         min_side = max(10, math.ceil(0.01 * n))
@@ -159,7 +172,7 @@ def threshold_glm(
 
     w = design.weights[model.rows]
     prior = w / w.mean()  # mean 1 over the fitted rows: deviances on the sample's scale
-    profile = _profile(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit,
+    profile = _profile(model, j, terms, x, kind, candidates, prior, formula, family, link, epsilon, maxit,
                        None if design.is_replicate else design, progress)
     candidates = profile["candidates"]
     dev = profile["deviance"]
@@ -184,7 +197,7 @@ def threshold_glm(
     else:
         sigma = _core.threshold_covariance(design.core, profile["influence"], model.rows)
         rep_coef = rep_dev = None  # no replicates: the threshold's interval is by LR
-        lm, statistic, p_value = _score_test(design, model, j, x, kind, candidates, prior, formula, family, link,
+        lm, statistic, p_value = _score_test(design, model, x, kind, candidates, prior, formula, family, link,
                                              epsilon, maxit, n_draws, seed)
         test_method = "sup-LM (score), wild score bootstrap over PSUs"
     # The model at the threshold, once the candidates' model (and its columns) is let go.
@@ -355,21 +368,21 @@ def _grid(x: np.ndarray, grid: Sequence[float] | int | None, min_side: int, var:
 
 
 # ---------------------------------------------------------------------------- profiles
-def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np.ndarray,
+def _profile(model: ModelFrame, j: int, terms: list[str], x: np.ndarray, kind: str, candidates: np.ndarray,
              prior: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
              maxit: int, design: "SurveyDesign | None", progress: bool = True) -> dict[str, Any]:
-    """One IRLS per candidate in the core, the model's column j made there as the
-    threshold term of `x` at the candidate (the loop is cheap next to the fits).  On a
+    """One IRLS per candidate in the core, of the model without the term (`model`) with
+    the threshold term of `x` at the candidate as column j, made by the core as it reads
+    the rows (`terms`: the names of those columns; the loop is cheap next to the fits).  On a
     linearisation `design` each fit also gives the influence values of the threshold
     coefficient summed to the design's units (on a calibrated design, its rows)."""
     on_design = {} if design is None else {"design": design.core, "rows": model.rows}
-    x = np.ascontiguousarray(x, dtype=np.float64)
     keep, dev, coef, naive, infl, n_below, n_above, dropped = [], [], [], [], [], [], [], []
     for c in track(candidates, len(candidates), "threshold grid", progress):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                with fit_errors(formula, model.terms):
+                with fit_errors(formula, terms):
                     fit = _core.threshold_candidate(model.columns.with_threshold(j, x, kind, float(c)), j, model.y,
                                                     prior, family, link, epsilon=epsilon, maxit=maxit, **on_design)
                 check_convergence(fit, formula, maxit)
@@ -406,11 +419,10 @@ def _replicate_profiles(model: ModelFrame, j: int, x: np.ndarray, kind: str, can
                         maxit: int) -> tuple[np.ndarray, np.ndarray]:
     """The threshold coefficient and deviance at every candidate with every replicate's
     weights (R x G each; NaN / inf where a replicate's fit fails): per candidate, all
-    replicates refitted in the core."""
+    replicates refitted in the core (the model without the term, the term as column j)."""
     coef = np.empty((reps.shape[1], len(candidates)))
     dev = np.empty((reps.shape[1], len(candidates)))
     reps = np.ascontiguousarray(reps)
-    x = np.ascontiguousarray(x, dtype=np.float64)
     for col, c in enumerate(candidates):
         columns = model.columns.with_threshold(j, x, kind, float(c))
         rep_coef, dev[:, col] = _core.glm_replicate_fits(columns, model.y, reps, family, link, epsilon=epsilon,
@@ -419,17 +431,15 @@ def _replicate_profiles(model: ModelFrame, j: int, x: np.ndarray, kind: str, can
     return coef, dev
 
 
-def _score_test(design: "SurveyDesign", model: ModelFrame, j: int, x: np.ndarray, kind: str,
+def _score_test(design: "SurveyDesign", model: ModelFrame, x: np.ndarray, kind: str,
                 candidates: np.ndarray, prior: np.ndarray, formula: str, family: str, link: str | None,
                 epsilon: float, maxit: int, n_draws: int, seed: int) -> tuple[np.ndarray, float, float]:
     """LM(c) over the grid, its sup, and the wild score bootstrap p-value, in one core
-    call: the fit without the threshold term; the score of the term at every candidate
+    call: the fit of `model` (without the threshold term); the score of the term at every candidate
     (working weight x working residual x the term's residual from its weighted
     projection on the model's columns: the efficient score, which already accounts for
     estimating the other coefficients) summed to the design's units; and every draw
     (Rademacher signs per first-stage PSU) with its variance from the design's engine."""
-    terms = [t for i, t in enumerate(model.terms) if i != j]
-
     def lm_of(sums: np.ndarray, var: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(var > 0, sums**2 / var, np.nan)
@@ -438,9 +448,8 @@ def _score_test(design: "SurveyDesign", model: ModelFrame, j: int, x: np.ndarray
     n_units = design.core.n_units
     rng = np.random.default_rng(seed)
     signs = np.vstack([np.ones(n_units), rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_units))])
-    with fit_errors(formula, terms):
-        test = _core.threshold_score_test(model.columns.without(j), model.y, prior, family, link, epsilon, maxit,
-                                          np.ascontiguousarray(x, dtype=np.float64), kind,
+    with fit_errors(formula, model.terms):
+        test = _core.threshold_score_test(model.columns, model.y, prior, family, link, epsilon, maxit, x, kind,
                                           np.ascontiguousarray(candidates, dtype=np.float64), design.core,
                                           model.rows, np.ascontiguousarray(signs))
     check_convergence(test, formula, maxit)
