@@ -718,8 +718,8 @@ pub struct SolutionRows {
 }
 
 /// Each row at the solution `beta`, reached by the step from `previous` (None: the
-/// starting means), with (X'WX)^-1 of that step `cov_unscaled` (p x p): what margins,
-/// calibrated designs read row by row.  One parallel pass.
+/// starting means), with (X'WX)^-1 of that step `cov_unscaled` (p x p): what margins
+/// and calibrated designs read row by row.  One parallel pass.
 pub fn solution_rows(
     input: &GlmInput,
     beta: &[f64],
