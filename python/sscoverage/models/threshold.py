@@ -52,12 +52,13 @@ Confidence set for c.
 
 Computation
 -----------
-The model at a candidate is the formula's model columns with the threshold term's
-column made by the Rust core as it reads the rows (``ModelColumns.with_threshold``): no
-copy of the model matrix, and the formula's own columns (plain variables and factors
-assembled from the variables) rather than formulaic's dense ones.  Each candidate is one core call (the fit, and on a
-linearisation design the influence values of d(c) summed to the design's units); the G
-candidates' unit totals give their covariance through the design's engine.  The score
+The model at a candidate is the formula's own model columns (plain variables and
+factors assembled from the variables, not formulaic's dense columns) with the threshold
+term as a column made by the Rust core as it reads the rows
+(``ModelColumns.with_threshold``): no copy of the model matrix.  Each candidate is one
+core call (the fit, and on a linearisation design the influence values of d(c) summed
+to the design's units); the G candidates' unit totals give their covariance through the
+design's engine.  The score
 test is one core call: the fit without the term, a pass forming X0'WH and the
 projections, a pass summing every candidate's scores to units, and the sign flips of
 those totals.  Only a calibrated design, whose residuals need the rows, holds the
@@ -373,9 +374,10 @@ def _profile(model: ModelFrame, j: int, terms: list[str], x: np.ndarray, kind: s
              maxit: int, design: "SurveyDesign | None", progress: bool = True) -> dict[str, Any]:
     """One IRLS per candidate in the core, of the model without the term (`model`) with
     the threshold term of `x` at the candidate as column j, made by the core as it reads
-    the rows (`terms`: the names of those columns; the loop is cheap next to the fits).  On a
-    linearisation `design` each fit also gives the influence values of the threshold
-    coefficient summed to the design's units (on a calibrated design, its rows)."""
+    the rows (`terms`: the names of those columns; the loop is cheap next to the fits).
+    On a linearisation `design` each fit also gives the influence values of the
+    threshold coefficient summed to the design's units (on a calibrated design, its
+    rows)."""
     on_design = {} if design is None else {"design": design.core, "rows": model.rows}
     keep, dev, coef, naive, infl, n_below, n_above, dropped = [], [], [], [], [], [], [], []
     for c in track(candidates, len(candidates), "threshold grid", progress):
@@ -435,11 +437,12 @@ def _score_test(design: "SurveyDesign", model: ModelFrame, x: np.ndarray, kind: 
                 candidates: np.ndarray, prior: np.ndarray, formula: str, family: str, link: str | None,
                 epsilon: float, maxit: int, n_draws: int, seed: int) -> tuple[np.ndarray, float, float]:
     """LM(c) over the grid, its sup, and the wild score bootstrap p-value, in one core
-    call: the fit of `model` (without the threshold term); the score of the term at every candidate
-    (working weight x working residual x the term's residual from its weighted
-    projection on the model's columns: the efficient score, which already accounts for
-    estimating the other coefficients) summed to the design's units; and every draw
-    (Rademacher signs per first-stage PSU) with its variance from the design's engine."""
+    call: the fit of `model` (without the threshold term); the score of the term at
+    every candidate (working weight x working residual x the term's residual from its
+    weighted projection on the model's columns: the efficient score, which already
+    accounts for estimating the other coefficients) summed to the design's units; and
+    every draw (Rademacher signs per first-stage PSU) with its variance from the
+    design's engine."""
     def lm_of(sums: np.ndarray, var: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(var > 0, sums**2 / var, np.nan)
