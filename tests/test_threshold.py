@@ -296,7 +296,7 @@ def test_score_statistic_at_one_candidate_by_hand():
     n_h = psu_total.groupby(stratum).transform("size")
     var = float((n_h / (n_h - 1) * dev**2).sum())
     lm = score.sum() ** 2 / var
-    assert res.profile["lm"][1] == pytest.approx(lm, rel=1e-9)
+    assert res.profile["lm"][1] == pytest.approx(lm, rel=1e-12)
 
 
 
