@@ -570,6 +570,7 @@ class SurvivalCensus:
 
 def survival_census(time: _F64 | None, event: _F64) -> SurvivalCensus: ...
 
+@final
 class SurvivalCurve:
     @property
     def time(self) -> _F64: ...
