@@ -14,6 +14,8 @@ freshly built design (built untimed; nothing an earlier call cached is reused):
   glm         design.glm("y ~ income + domain", family="quasibinomial")   (9 coefficients)
   km          design.km("time", "event", times=1..60)
   coxph       design.coxph("Surv(time, event) ~ income + domain")   (8 coefficients)
+  threshold   design.threshold_glm("y ~ income + domain", "income", family="quasibinomial",
+              n_draws=999)                                      (33 candidates; R has none)
 
 R's survey 4.1.1 runs the same calls on the same data (svymean, svyquantile,
 svyciprop, svychisq, svyglm, svykm, svycoxph) when ``Rscript`` with survey is installed; it is
@@ -59,6 +61,8 @@ OPS: dict[str, Callable[[Any], Any]] = {
     "glm": lambda d: d.glm("y ~ income + domain", family="quasibinomial"),
     "km": lambda d: d.km("time", "event", times=TIMES),
     "coxph": lambda d: d.coxph("Surv(time, event) ~ income + domain"),
+    "threshold": lambda d: d.threshold_glm("y ~ income + domain", "income", family="quasibinomial", n_draws=999,
+                                           progress=False),
 }
 #: The data columns each estimate reads besides the design's (psu, stratum, w).
 READS: dict[str, list[str]] = {
@@ -70,6 +74,7 @@ READS: dict[str, list[str]] = {
     "glm": ["y", "income", "domain"],
     "km": ["time", "event"],
     "coxph": ["time", "event", "income", "domain"],
+    "threshold": ["y", "income", "domain"],
 }
 DESIGN_COLUMNS = ["psu", "stratum", "w"]
 #: The issue's ceiling on each estimate's time as a multiple of the mean's.

@@ -74,6 +74,11 @@ pub struct Design {
     pub calibration: Calibration,
 }
 
+/// The variances on a covariance's diagonal.
+fn variances_of(cov: &Covariance) -> Vec<f64> {
+    (0..cov.p).map(|j| cov.matrix[j * cov.p + j]).collect()
+}
+
 fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
     if len != n {
         return Err(CoreError::Shape(format!(
@@ -767,8 +772,8 @@ impl Design {
     /// rows of variance unit u by `signs[d * n_units + u]` (Rademacher signs, say).
     /// Returns each draw's column sums and variances (draws x p each, row-major), every
     /// draw's variance through [`Design::covariance`], the draws in parallel.  The rows
-    /// are summed to units once (each draw then costs units x p), unless the design is
-    /// calibrated.
+    /// are summed to units once ([`Design::sign_flip_variances_of_totals`]), unless the
+    /// design is calibrated.
     pub fn sign_flip_variances(
         &self,
         values: &[f64],
@@ -785,54 +790,95 @@ impl Design {
                 self.n_rows
             )));
         }
-        let diagonal = |cov: Covariance| (0..p).map(|j| cov.matrix[j * p + j]).collect();
-        let draws: Vec<(Vec<f64>, Vec<f64>)> = if self.is_calibrated() {
-            // The calibration's residuals mix the units: each draw's rows.
-            signs
-                .par_chunks(units)
-                .map(|sign| {
-                    let mut flipped = values.to_vec();
-                    let mut sums = vec![0.0; p];
-                    for (row, &u) in flipped.chunks_mut(p).zip(self.unit_of_row.iter()) {
-                        for (v, s) in row.iter_mut().zip(&mut sums) {
-                            *v *= sign[u as usize];
-                            *s += *v;
-                        }
-                    }
-                    let cov = self.covariance(Influence::Rows {
-                        values: &flipped,
-                        p,
-                        in_domain,
-                    })?;
-                    Ok((sums, diagonal(cov)))
-                })
-                .collect::<Result<_>>()?
-        } else {
-            // A sign multiplies a whole unit, so a draw's unit totals are the totals
-            // times the signs (the same bits as its rows summed: x (+-1) is exact).
+        if !self.is_calibrated() {
             let (totals, present) = self.unit_totals(values, p, in_domain)?;
-            signs
-                .par_chunks(units)
-                .map(|sign| {
-                    let mut flipped = totals.clone();
-                    let mut sums = vec![0.0; p];
-                    for (unit, s) in flipped.chunks_mut(p).zip(sign) {
-                        for (v, total) in unit.iter_mut().zip(&mut sums) {
-                            *v *= s;
-                            *total += *v;
-                        }
+            return self.sign_flip_variances_of_totals(&totals, p, &present, signs);
+        }
+        // The calibration's residuals mix the units: each draw's rows.
+        let draws: Vec<(Vec<f64>, Vec<f64>)> = signs
+            .par_chunks(units)
+            .map(|sign| {
+                let mut flipped = values.to_vec();
+                let mut sums = vec![0.0; p];
+                for (row, &u) in flipped.chunks_mut(p).zip(self.unit_of_row.iter()) {
+                    for (v, s) in row.iter_mut().zip(&mut sums) {
+                        *v *= sign[u as usize];
+                        *s += *v;
                     }
-                    let cov = self.covariance(Influence::UnitTotals {
-                        totals: &flipped,
-                        p,
-                        present: Some(&present),
-                    })?;
-                    Ok((sums, diagonal(cov)))
-                })
-                .collect::<Result<_>>()?
-        };
+                }
+                let cov = self.covariance(Influence::Rows {
+                    values: &flipped,
+                    p,
+                    in_domain,
+                })?;
+                Ok((sums, variances_of(&cov)))
+            })
+            .collect::<Result<_>>()?;
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
         Ok((sums.concat(), variances.concat()))
+    }
+
+    /// [`Design::sign_flip_variances`] of influence values already summed to the units
+    /// (`totals`, n_units x p; `present`: the units holding a row of the domain).  A sign
+    /// multiplies a whole unit, so a draw's unit totals are the totals times the signs
+    /// (the same bits as its rows summed: x (+-1) is exact); each draw costs units x p.
+    pub fn sign_flip_variances_of_totals(
+        &self,
+        totals: &[f64],
+        p: usize,
+        present: &[bool],
+        signs: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let units = self.n_units;
+        if units == 0
+            || signs.len() % units != 0
+            || totals.len() != units * p
+            || present.len() != units
+        {
+            return Err(CoreError::Shape(format!(
+                "{} signs, {} influence totals and {} present flags for {units} units x {p}",
+                signs.len(),
+                totals.len(),
+                present.len()
+            )));
+        }
+        let draws: Vec<(Vec<f64>, Vec<f64>)> = signs
+            .par_chunks(units)
+            .map(|sign| {
+                let mut flipped = totals.to_vec();
+                let mut sums = vec![0.0; p];
+                for (unit, s) in flipped.chunks_mut(p).zip(sign) {
+                    for (v, total) in unit.iter_mut().zip(&mut sums) {
+                        *v *= s;
+                        *total += *v;
+                    }
+                }
+                let cov = self.covariance(Influence::UnitTotals {
+                    totals: &flipped,
+                    p,
+                    present: Some(present),
+                })?;
+                Ok((sums, variances_of(&cov)))
+            })
+            .collect::<Result<_>>()?;
+        let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
+        Ok((sums.concat(), variances.concat()))
+    }
+
+    /// Which variance units hold one of the design rows `rows` (a model's rows: the
+    /// domain of its influence values' unit totals).
+    pub fn units_holding(&self, rows: &[usize]) -> Result<Vec<bool>> {
+        if let Some(r) = rows.iter().find(|&&r| r >= self.n_rows) {
+            return Err(CoreError::Shape(format!(
+                "row {r} is not a row of the design's {}",
+                self.n_rows
+            )));
+        }
+        let mut present = vec![false; self.n_units];
+        for &r in rows {
+            present[self.unit_of_row[r] as usize] = true;
+        }
+        Ok(present)
     }
 
     /// [`Design::covariance`] of influence values already summed to the design's units
@@ -844,21 +890,12 @@ impl Design {
         p: usize,
         domain: &[usize],
     ) -> Result<Covariance> {
-        if let Some(r) = domain.iter().find(|&&r| r >= self.n_rows) {
-            return Err(CoreError::Shape(format!(
-                "row {r} is not a row of the design's {}",
-                self.n_rows
-            )));
-        }
+        let present = self.units_holding(domain)?;
         if let Some(k) = totals.iter().position(|v| v.is_nan()) {
             return Err(CoreError::Value(format!(
                 "influence values are NaN in variance unit {}",
                 k / p.max(1)
             )));
-        }
-        let mut present = vec![false; self.n_units];
-        for &r in domain {
-            present[self.unit_of_row[r] as usize] = true;
         }
         self.covariance(Influence::UnitTotals {
             totals,

@@ -28,6 +28,11 @@ __all__ = [
     "glm_replicate_coefficients",
     "glm_replicate_fits",
     "glm_streamed_fit",
+    "threshold_candidate",
+    "threshold_covariance",
+    "threshold_score_test",
+    "ThresholdCandidate",
+    "ThresholdScoreTest",
     "IrlsRun",
     "dense_codes",
     "survival_census",
@@ -152,6 +157,7 @@ class ModelColumns:
     @property
     def p(self) -> int: ...
     def dense(self, columns: list[int] | None = None) -> NDArray[np.float64]: ...
+    def with_threshold(self, j: int, x: _F64, kind: str, at: float) -> ModelColumns: ...
 
 @final
 class GlmBatchPass:
@@ -273,7 +279,6 @@ class CoreDesign:
     @property
     def unit_of_row(self) -> _U32: ...
     def influence_vcov(self, influence: _F64, in_domain: _Bool | None = None) -> _F64: ...
-    def sign_flip_variances(self, influence: NDArray[np.float64], signs: NDArray[np.float64], in_domain: _Bool | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
     def totals_vcov(self, totals: _F64) -> _F64: ...
     def estimate(
         self,
@@ -472,6 +477,52 @@ def glm_batch_scores(
 ) -> tuple[_F64, _F64, _F64]: ...
 
 # weighting.rs: the adjusted design and a report of iterations, misfit, totals before / after.
+@final
+class ThresholdCandidate:
+    deviance: float
+    coefficient: float
+    naive_variance: float
+    converged: bool
+    boundary: bool
+    separated: bool
+    influence: _F64 | None
+
+@final
+class ThresholdScoreTest:
+    converged: bool
+    boundary: bool
+    separated: bool
+    sums: NDArray[np.float64] | None
+    variances: NDArray[np.float64] | None
+
+def threshold_candidate(
+    x: ModelColumns,
+    j: int,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None = None,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+    design: CoreDesign | None = None,
+    rows: NDArray[np.int64] | None = None,
+) -> ThresholdCandidate: ...
+def threshold_covariance(design: CoreDesign, influence: NDArray[np.float64], rows: NDArray[np.int64]) -> NDArray[np.float64]: ...
+def threshold_score_test(
+    x: ModelColumns,
+    y: _F64,
+    weights: _F64,
+    family: str,
+    link: str | None,
+    epsilon: float,
+    maxit: int,
+    values: _F64,
+    kind: str,
+    candidates: _F64,
+    design: CoreDesign,
+    rows: NDArray[np.int64],
+    signs: NDArray[np.float64],
+) -> ThresholdScoreTest: ...
 def poststratify(design: CoreDesign, cells: _U32, targets: _F64) -> tuple[CoreDesign, WeightingReport]: ...
 def rake(
     design: CoreDesign, margins: list[tuple[_U32, _F64]], maxit: int = 10, epsilon: float = 1.0

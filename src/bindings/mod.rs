@@ -13,6 +13,7 @@ mod small_area;
 mod stream;
 mod survival;
 mod tables;
+mod threshold;
 mod weighting;
 
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -28,8 +29,6 @@ use crate::estimate::{
 use crate::replicate::{BrrLarge, BrrSmall, Scheme};
 use crate::svyvar::WeightedMoments;
 use crate::variance::Influence;
-
-type Matrix<'py> = Bound<'py, numpy::PyArray2<f64>>;
 
 /// A built design, held on the Rust side.
 #[pyclass(name = "CoreDesign", module = "sscoverage._core", frozen)]
@@ -337,30 +336,6 @@ impl PyDesign {
             })
         })?;
         numpy::PyArray1::from_vec(py, cov.matrix).reshape([p, p])
-    }
-
-    /// A wild bootstrap of per-row influence values (rows x p): each row of `signs`
-    /// (draws x n_units) multiplies the rows of every unit.  Returns the draws' column
-    /// sums and variances (draws x p each).
-    #[pyo3(signature = (influence, signs, in_domain=None))]
-    fn sign_flip_variances<'py>(
-        &self,
-        py: Python<'py>,
-        influence: numpy::PyReadonlyArray2<'py, f64>,
-        signs: numpy::PyReadonlyArray2<'py, f64>,
-        in_domain: Option<PyReadonlyArray1<'py, bool>>,
-    ) -> PyResult<(Matrix<'py>, Matrix<'py>)> {
-        let p = influence.shape()[1];
-        let draws = signs.shape()[0];
-        let (values, signs) = (influence.as_slice()?, signs.as_slice()?);
-        let mask = in_domain.as_ref().map(|m| m.as_slice()).transpose()?;
-        let design = &self.inner;
-        let (sums, variances) =
-            errors::in_core(py, || design.sign_flip_variances(values, p, mask, signs))?;
-        Ok((
-            numpy::PyArray1::from_vec(py, sums).reshape([draws, p])?,
-            numpy::PyArray1::from_vec(py, variances).reshape([draws, p])?,
-        ))
     }
 
     /// Covariance (p x p) from influence values already summed to the design's variance
@@ -742,6 +717,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models::glm_streamed_fit, m)?)?;
     m.add_class::<models::PyIrlsRun>()?;
     m.add_function(wrap_pyfunction!(models::glm_batch_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_candidate, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_covariance, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold::threshold_score_test, m)?)?;
+    m.add_class::<threshold::PyThresholdCandidate>()?;
+    m.add_class::<threshold::PyThresholdScoreTest>()?;
     m.add_function(wrap_pyfunction!(dense_codes_py, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(svyvar, m)?)?;

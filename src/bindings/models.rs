@@ -13,21 +13,33 @@ use crate::models::glm::{
     batch_pass, batch_scores, pearson_moments, replicate_coefficients, replicate_fits, run_irls,
     solution_rows, BatchPass, Passes,
 };
-use crate::models::{glm_fit as fit, Control, Factor, Family, GlmInput, Link, Regressors};
+use crate::models::{
+    glm_fit as fit, Control, Factor, Family, GlmInput, Link, Regressors, Threshold,
+};
 use crate::svyvar::WeightedMoments;
 use crate::CoreError;
 
 /// A model matrix's columns as the core assembles them (`models::Regressors`), never an
 /// n x p matrix: numeric data columns `values`, factor codes `codes`, and for each model
 /// column its factors, multiplied in order: `(k, None)` is `values[k]`, `(k, level)` the
-/// indicator `codes[k] == level`; no factor is the intercept.
+/// indicator `codes[k] == level`; no factor is the intercept.  `with_threshold` adds the
+/// threshold model's term at a candidate.
 #[pyclass(name = "ModelColumns", module = "sscoverage._core", frozen)]
 pub struct PyModelColumns {
     #[pyo3(get)]
     n: usize,
     values: Vec<Py<PyArray1<f64>>>,
     codes: Vec<Py<PyArray1<u32>>>,
-    columns: Vec<Vec<(usize, Option<u32>)>>,
+    columns: Vec<Vec<Layout>>,
+}
+
+/// One factor of a model column, by the index of its array.
+#[derive(Clone, Copy)]
+enum Layout {
+    Values(usize),
+    Level(usize, u32),
+    /// The threshold term of `values[k]` at a candidate.
+    Threshold(usize, Threshold, f64),
 }
 
 /// The arrays of a `ModelColumns` borrowed for one call.
@@ -56,12 +68,13 @@ impl Borrowed<'_, '_> {
             .map(|factors| {
                 factors
                     .iter()
-                    .map(|&(k, level)| match level {
-                        None => Factor::Values(values[k]),
-                        Some(level) => Factor::Level {
+                    .map(|&factor| match factor {
+                        Layout::Values(k) => Factor::Values(values[k]),
+                        Layout::Level(k, level) => Factor::Level {
                             codes: codes[k],
                             level,
                         },
+                        Layout::Threshold(k, kind, at) => kind.factor(values[k], at),
                     })
                     .collect()
             })
@@ -71,6 +84,16 @@ impl Borrowed<'_, '_> {
 }
 
 impl PyModelColumns {
+    /// The same columns over the same arrays.
+    fn shared(&self, py: Python<'_>) -> Self {
+        PyModelColumns {
+            n: self.n,
+            values: self.values.iter().map(|v| v.clone_ref(py)).collect(),
+            codes: self.codes.iter().map(|v| v.clone_ref(py)).collect(),
+            columns: self.columns.clone(),
+        }
+    }
+
     pub(crate) fn borrow<'py>(&self, py: Python<'py>) -> Borrowed<'py, '_> {
         Borrowed {
             values: self.values.iter().map(|v| v.bind(py).readonly()).collect(),
@@ -103,6 +126,15 @@ impl PyModelColumns {
                 ))));
             }
         }
+        let columns = columns
+            .into_iter()
+            .map(|factors| {
+                factors
+                    .into_iter()
+                    .map(|(k, level)| level.map_or(Layout::Values(k), |l| Layout::Level(k, l)))
+                    .collect()
+            })
+            .collect();
         let out = PyModelColumns {
             n,
             values: values.into_iter().map(Bound::unbind).collect(),
@@ -118,6 +150,32 @@ impl PyModelColumns {
     #[getter]
     fn p(&self) -> usize {
         self.columns.len()
+    }
+
+    /// The same columns (the arrays shared, not copied) with the threshold model's term
+    /// of the numeric column `x` (n values) at the candidate `at` inserted as column `j`:
+    /// `kind` "slope" is max(x - at, 0), "level" 1 where x < at.
+    fn with_threshold(
+        &self,
+        py: Python<'_>,
+        j: usize,
+        x: Bound<'_, PyArray1<f64>>,
+        kind: &str,
+        at: f64,
+    ) -> PyResult<Self> {
+        let kind = Threshold::parse(kind).map_err(errors::to_py)?;
+        if j > self.columns.len() {
+            return Err(errors::to_py(CoreError::Shape(format!(
+                "column {j} inserted in a model matrix of {} columns",
+                self.columns.len()
+            ))));
+        }
+        let mut out = self.shared(py);
+        out.columns
+            .insert(j, vec![Layout::Threshold(out.values.len(), kind, at)]);
+        out.values.push(x.unbind());
+        out.borrow(py).regressors()?;
+        Ok(out)
     }
 
     /// The model matrix itself, row-major n x p, or its `columns` in that order (for
@@ -144,7 +202,7 @@ impl PyModelColumns {
 
 /// The model's arrays as the core reads them, with the family and the link (None: the
 /// family's default).
-fn model_input<'a>(
+pub(super) fn model_input<'a>(
     x: &'a Regressors<'a>,
     y: &'a PyReadonlyArray1<'_, f64>,
     weights: &'a [f64],
@@ -300,7 +358,7 @@ pub struct PyGlmRows {
 }
 
 /// The rows at the solution `beta` of a fit (`previous`, `cov_unscaled`: the fit's), for
-/// the callers that read them row by row (margins, the threshold model).
+/// the callers that read them row by row (margins).
 #[pyfunction]
 #[pyo3(signature = (x, y, weights, family, link, beta, previous, cov_unscaled))]
 #[allow(clippy::too_many_arguments)]

@@ -8,18 +8,24 @@ use crate::models::glm::{solution_rows, solution_scores};
 use crate::models::{GlmInput, IrlsRun};
 use crate::svyvar::WeightedMoments;
 
-/// The design-based covariance of the coefficients of a converged fit `run` (R's
-/// `svy.varcoef`: the covariance of the influence values, scores times (X'WX)^-1) on the
-/// linearisation design `design`, whose rows `rows` (ascending) the model's rows are, the
-/// fitted rows being the domain; and the Pearson residuals' moments.  The influence
-/// values are summed to the design's units in the pass over the rows, never held row by
-/// row, unless the design's calibration needs the rows.
-pub fn design_covariance(
+/// The influence values of a fit's coefficients on a linearisation design: summed to the
+/// design's units (n_units x p) in the pass over the rows, or, where the design's
+/// calibration needs them, row by row (the model's rows x p).
+pub enum CoefficientInfluence {
+    UnitTotals(Vec<f64>),
+    Rows(Vec<f64>),
+}
+
+/// The influence values of the coefficients of a converged fit `run` (scores times
+/// (X'WX)^-1, R's `svy.varcoef`) on the linearisation design `design`, whose rows `rows`
+/// (ascending) the model's rows are; and the Pearson residuals' moments.  Never held
+/// row by row unless the design's calibration needs the rows.
+pub fn coefficient_influence(
     input: &GlmInput,
     run: &IrlsRun,
     design: &Design,
     rows: &[usize],
-) -> Result<(Vec<f64>, WeightedMoments)> {
+) -> Result<(CoefficientInfluence, WeightedMoments)> {
     let (n, p) = (input.n(), input.p());
     if rows.len() != n {
         return Err(CoreError::Shape(format!(
@@ -36,9 +42,8 @@ pub fn design_covariance(
     let (beta, previous) = (&run.coefficients, run.previous.as_deref());
     if design.is_calibrated() {
         let fitted = solution_rows(input, beta, previous, &run.cov_unscaled)?;
-        let cov = design.covariance_of_rows(&fitted.influence, p, rows)?;
         let pearson = WeightedMoments::of_rows(&fitted.pearson_residuals, input.weights);
-        return Ok((cov.matrix, pearson));
+        return Ok((CoefficientInfluence::Rows(fitted.influence), pearson));
     }
     let units = &design.unit_of_row;
     let sums = solution_scores(
@@ -60,8 +65,28 @@ pub fn design_covariance(
             }
         }
     }
-    let cov = design.covariance_of_domain_totals(&totals, p, rows)?;
-    Ok((cov.matrix, sums.pearson))
+    Ok((CoefficientInfluence::UnitTotals(totals), sums.pearson))
+}
+
+/// The design-based covariance of the coefficients of a converged fit `run` (R's
+/// `svy.varcoef`: the covariance of the influence values, scores times (X'WX)^-1) on the
+/// linearisation design `design`, whose rows `rows` (ascending) the model's rows are, the
+/// fitted rows being the domain; and the Pearson residuals' moments.
+pub fn design_covariance(
+    input: &GlmInput,
+    run: &IrlsRun,
+    design: &Design,
+    rows: &[usize],
+) -> Result<(Vec<f64>, WeightedMoments)> {
+    let p = input.p();
+    let (influence, pearson) = coefficient_influence(input, run, design, rows)?;
+    let cov = match influence {
+        CoefficientInfluence::Rows(values) => design.covariance_of_rows(&values, p, rows)?,
+        CoefficientInfluence::UnitTotals(totals) => {
+            design.covariance_of_domain_totals(&totals, p, rows)?
+        }
+    };
+    Ok((cov.matrix, pearson))
 }
 
 #[cfg(test)]

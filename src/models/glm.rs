@@ -85,11 +85,11 @@ struct Irls<'a> {
 
 /// A row at the solution of an IRLS: its working weight in the step that reached it
 /// (R's `fit$weights`), fitted mean, and working and Pearson residuals there.
-struct SolutionRow {
-    working_weight: f64,
-    fitted: f64,
-    working_residual: f64,
-    pearson_residual: f64,
+pub struct SolutionRow {
+    pub working_weight: f64,
+    pub fitted: f64,
+    pub working_residual: f64,
+    pub pearson_residual: f64,
 }
 
 /// What a chunk of rows gives a pass: the deviance (summed in row order), whether the
@@ -718,8 +718,8 @@ pub struct SolutionRows {
 }
 
 /// Each row at the solution `beta`, reached by the step from `previous` (None: the
-/// starting means), with (X'WX)^-1 of that step `cov_unscaled` (p x p): what margins,
-/// calibrated designs and the threshold model read row by row.  One parallel pass.
+/// starting means), with (X'WX)^-1 of that step `cov_unscaled` (p x p): what margins
+/// and calibrated designs read row by row.  One parallel pass.
 pub fn solution_rows(
     input: &GlmInput,
     beta: &[f64],
@@ -887,6 +887,45 @@ fn unit_sums(
         unit_rows,
         pearson,
     })
+}
+
+/// The rows at the solution `beta` (working weights from the step from `previous`; None:
+/// the starting means) for a pass that sums something of its own (the threshold model's
+/// projections and scores): in parallel over chunks of rows, `visit(part, i, row, x)`
+/// for each row i of a chunk (x: its model columns) into the chunk's `part` from
+/// `start()`, the parts handed to `add` in chunk order, so the digits do not depend on
+/// the threads.
+pub fn fold_solution<T: Send>(
+    input: &GlmInput,
+    beta: &[f64],
+    previous: Option<&[f64]>,
+    start: impl Fn() -> T + Sync,
+    visit: impl Fn(&mut T, usize, &SolutionRow, &[f64]) + Sync,
+    mut add: impl FnMut(T),
+) -> Result<()> {
+    let irls = prepare(input)?;
+    let n = input.n();
+    let chunks = n.div_ceil(CHUNK_ROWS);
+    // Waves of chunks bound how many parts are held at once.
+    let wave = 4 * rayon::current_num_threads();
+    for first_chunk in (0..chunks).step_by(wave) {
+        let parts: Vec<Result<T>> = (first_chunk..chunks.min(first_chunk + wave))
+            .into_par_iter()
+            .map(|c| {
+                let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
+                let mut part = start();
+                irls.visit_solution(first, len, beta, previous, |k, row, x| {
+                    visit(&mut part, first + k, row, x);
+                })?;
+                Ok(part)
+            })
+            .collect();
+        // The first failing row's error, whatever the threads.
+        for part in parts {
+            add(part?);
+        }
+    }
+    Ok(())
 }
 
 /// The Pearson residuals' moments at the solution of `run` under the prior weights (R's

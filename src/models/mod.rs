@@ -11,4 +11,4 @@ pub mod regressors;
 
 pub use family::{Family, Link};
 pub use glm::{fit as glm_fit, Control, GlmInput, IrlsRun};
-pub use regressors::{Factor, Regressors};
+pub use regressors::{Factor, Regressors, Threshold};

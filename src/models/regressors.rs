@@ -6,7 +6,9 @@
 //! uses in some interactions, are both indicators); the empty product is the intercept.
 //! A formula's columns are built from its variables (`x`, `f`, `x:f`, `f:g`) without a
 //! dense matrix; a term the package's grammar hands to formulaic (`I()`, `poly()`,
-//! `log()`) comes as a numeric column of its own.
+//! `log()`) comes as a numeric column of its own.  The threshold model's term at a
+//! candidate (a kink or a step in a numeric column) is a factor too, made as the rows
+//! are read, so each candidate's model is the formula's with one column's factor changed.
 
 use crate::error::{CoreError, Result};
 use rayon::prelude::*;
@@ -18,13 +20,88 @@ pub enum Factor<'a> {
     Values(&'a [f64]),
     /// 1 where the codes equal `level`, 0 elsewhere.
     Level { codes: &'a [u32], level: u32 },
+    /// max(x - at, 0) of a numeric column x: the threshold model's kink at `at`.
+    Hinge { values: &'a [f64], at: f64 },
+    /// 1 where x < at, 0 elsewhere: the threshold model's step at `at`.
+    Below { values: &'a [f64], at: f64 },
 }
 
 impl Factor<'_> {
     fn len(&self) -> usize {
         match self {
-            Factor::Values(v) => v.len(),
+            Factor::Values(v)
+            | Factor::Hinge { values: v, .. }
+            | Factor::Below { values: v, .. } => v.len(),
             Factor::Level { codes, .. } => codes.len(),
+        }
+    }
+
+    /// The factor's value at row i.
+    fn at(&self, i: usize) -> f64 {
+        match *self {
+            Factor::Values(v) => v[i],
+            Factor::Level { codes, level } => {
+                if codes[i] == level {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Factor::Hinge { values, at } => Threshold::Slope.value(values[i], at),
+            Factor::Below { values, at } => Threshold::Level.value(values[i], at),
+        }
+    }
+}
+
+/// The kind of the threshold model's term at a candidate c.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    /// A kink: max(x - c, 0) (R's `pmax(x - c, 0)`).
+    Slope,
+    /// A step: 1 where x < c (R's `I(x < c)`).
+    Level,
+}
+
+impl Threshold {
+    /// "slope" or "level".
+    pub fn parse(kind: &str) -> Result<Self> {
+        match kind {
+            "slope" => Ok(Threshold::Slope),
+            "level" => Ok(Threshold::Level),
+            _ => Err(CoreError::Value(format!(
+                "threshold kind {kind:?}: use \"slope\" or \"level\""
+            ))),
+        }
+    }
+
+    /// The term's value at x for the candidate `at`: for a slope numpy's
+    /// `np.maximum(x - at, 0)` bit for bit (x - at where that is not below 0), for a
+    /// level `(x < at)` as 1.0 or 0.0.
+    pub fn value(self, x: f64, at: f64) -> f64 {
+        match self {
+            Threshold::Slope => {
+                let d = x - at;
+                if d >= 0.0 {
+                    d
+                } else {
+                    0.0
+                }
+            }
+            Threshold::Level => {
+                if x < at {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// The term of the numeric column `values` at `at`, as a factor of a model column.
+    pub fn factor(self, values: &[f64], at: f64) -> Factor<'_> {
+        match self {
+            Threshold::Slope => Factor::Hinge { values, at },
+            Threshold::Level => Factor::Below { values, at },
         }
     }
 }
@@ -49,14 +126,17 @@ impl<'a> Regressors<'a> {
                         factor.len()
                     )));
                 }
-                if let Factor::Values(v) = factor {
-                    if v.iter().any(|x| !x.is_finite()) {
-                        return Err(CoreError::Value(format!(
-                            "model column {} has a missing or infinite value (drop missing \
-                             values first)",
-                            j + 1
-                        )));
-                    }
+                let (values, at) = match *factor {
+                    Factor::Values(v) => (v, 0.0),
+                    Factor::Hinge { values, at } | Factor::Below { values, at } => (values, at),
+                    Factor::Level { .. } => continue,
+                };
+                if !at.is_finite() || values.iter().any(|x| !x.is_finite()) {
+                    return Err(CoreError::Value(format!(
+                        "model column {} has a missing or infinite value (drop missing \
+                         values first)",
+                        j + 1
+                    )));
                 }
             }
         }
@@ -80,10 +160,7 @@ impl<'a> Regressors<'a> {
     fn value(column: &[Factor], i: usize) -> f64 {
         let mut out = 1.0;
         for (k, factor) in column.iter().enumerate() {
-            let v = match factor {
-                Factor::Values(v) => v[i],
-                Factor::Level { codes, level } => f64::from(u8::from(codes[i] == *level)),
-            };
+            let v = factor.at(i);
             out = if k == 0 { v } else { out * v };
         }
         out
@@ -104,6 +181,16 @@ impl<'a> Regressors<'a> {
                                 *d = if c == *level { 1.0 } else { 0.0 };
                             }
                         }
+                        Factor::Hinge { values, at } => {
+                            for (d, &x) in dest.iter_mut().zip(&values[start..start + len]) {
+                                *d = Threshold::Slope.value(x, *at);
+                            }
+                        }
+                        Factor::Below { values, at } => {
+                            for (d, &x) in dest.iter_mut().zip(&values[start..start + len]) {
+                                *d = Threshold::Level.value(x, *at);
+                            }
+                        }
                     }
                     for factor in rest {
                         match factor {
@@ -117,6 +204,16 @@ impl<'a> Regressors<'a> {
                                     if c != *level {
                                         *d *= 0.0;
                                     }
+                                }
+                            }
+                            Factor::Hinge { values, at } => {
+                                for (d, &x) in dest.iter_mut().zip(&values[start..start + len]) {
+                                    *d *= Threshold::Slope.value(x, *at);
+                                }
+                            }
+                            Factor::Below { values, at } => {
+                                for (d, &x) in dest.iter_mut().zip(&values[start..start + len]) {
+                                    *d *= Threshold::Level.value(x, *at);
                                 }
                             }
                         }
@@ -221,6 +318,64 @@ mod tests {
                 assert_eq!(block[j * 5 + b], expected[(1 + b) * 6 + j]);
             }
         }
+    }
+
+    #[test]
+    fn threshold_terms_are_the_kink_and_the_step_by_hand() {
+        // At c = 2.5: max(x - 2.5, 0) and 1 where x < 2.5, x = 2.5 itself on neither side
+        // of the kink (0) and not below; as numpy's np.maximum(x - c, 0) and (x < c).
+        let x = [1.0, 2.5, 3.0, 4.75, -1e300, 0.1];
+        let hinge = [0.0, 0.0, 0.5, 2.25, 0.0, 0.0];
+        let step = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+        let f = [0u32, 1, 1, 0, 1, 0];
+        let kink = Regressors::new(
+            6,
+            vec![
+                vec![],
+                vec![Factor::Values(&x)],
+                vec![Threshold::Slope.factor(&x, 2.5)],
+            ],
+        )
+        .unwrap();
+        let stepped = Regressors::new(
+            6,
+            vec![
+                vec![],
+                vec![
+                    Factor::Level {
+                        codes: &f,
+                        level: 1,
+                    },
+                    Threshold::Level.factor(&x, 2.5),
+                ],
+                vec![Factor::Values(&x)],
+            ],
+        )
+        .unwrap();
+        let mut block = vec![f64::NAN; 3 * 6];
+        kink.fill(0, 6, &mut block, 6);
+        assert_eq!(block[12..], hinge);
+        assert_eq!(block[6..12], x);
+        stepped.fill(0, 6, &mut block, 6);
+        let product: Vec<f64> = step
+            .iter()
+            .zip(&f)
+            .map(|(s, &c)| if c == 1 { *s } else { 0.0 })
+            .collect();
+        assert_eq!(block[6..12], product);
+        // The row-wise route agrees with the blocks.
+        let dense = kink.dense();
+        for (i, h) in hinge.iter().enumerate() {
+            assert_eq!(dense[i * 3 + 2], *h);
+        }
+        // 0.1 - 0.3 is not exactly -0.2, but the kink's value is x - c where x >= c.
+        assert_eq!(Threshold::Slope.value(0.3, 0.1), 0.3 - 0.1);
+        assert_eq!(Threshold::Slope.value(0.1, 0.3), 0.0);
+        let err = Regressors::new(6, vec![vec![], vec![Threshold::Slope.factor(&x, f64::NAN)]])
+            .unwrap_err();
+        assert!(err.to_string().contains("model column 2 has a missing"));
+        assert_eq!(Threshold::parse("level").unwrap(), Threshold::Level);
+        assert!(Threshold::parse("kink").is_err());
     }
 
     #[test]

@@ -68,7 +68,7 @@ def glm(
 def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family: str, link: str | None,
                level: float, epsilon: float, maxit: int) -> "GLMResult":
     """The fit of a built model frame on a design, with its design-based covariance (also
-    used by the threshold model, which builds one frame per candidate)."""
+    used by the threshold model for its fit at the threshold)."""
     if design.is_replicate:
         return _replicate_glm(design, model, formula, family, link, level, epsilon, maxit)
     w = design.weights
@@ -103,20 +103,6 @@ def fit_model(design: "SurveyDesign", model: "ModelFrame", formula: str, family:
     dispersion = mean_fit / mean_w * _core.svyvar_of_sums(*map(float, fit.pearson))
     return _result(fit, model, design, formula, family, level, fit.vcov, dispersion,
                    df_residual=fit_design.degf + 1 - p, prior_scale=mean_w, previous=fit.previous)
-
-
-@dataclass(frozen=True)
-class ModelMatrix:
-    """A model matrix, outcome and term names without a formula behind them (the
-    threshold model's candidates: the formula's matrix with one column changed)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    terms: list[str]
-
-    @property
-    def columns(self) -> _core.ModelColumns:
-        return matrix_columns(self.x)
 
 
 def matrix_columns(x: np.ndarray) -> _core.ModelColumns:
@@ -201,7 +187,7 @@ class ColumnPlan:
         return _core.ModelColumns(len(data), values, codes, layout)
 
 
-def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: str, family: str, link: str | None,
+def irls_fit(model: "ModelFrame", weights: np.ndarray, formula: str, family: str, link: str | None,
          epsilon: float, maxit: int, design: "SurveyDesign | None" = None) -> _core.GlmFit:
     """One IRLS fit in the core, with aliased columns named by their terms; with a
     (linearisation) `design` and a model frame, also the coefficients' design-based
@@ -213,11 +199,11 @@ def irls_fit(model: "ModelFrame | ModelMatrix", weights: np.ndarray, formula: st
     return fit
 
 
-def fitted_rows(model: "ModelFrame | ModelMatrix", weights: np.ndarray, family: str, link: str, coef: np.ndarray,
+def fitted_rows(model: "ModelFrame", weights: np.ndarray, family: str, link: str, coef: np.ndarray,
                 previous: np.ndarray | None, cov_unscaled: np.ndarray) -> _core.GlmRows:
     """The rows at a fit's solution (fitted means, working weights and residuals, Pearson
     residuals, influence values), one pass in the core: the fit itself keeps none of them,
-    so the callers that read rows (margins, the threshold model) make them."""
+    so the callers that read rows (margins, a result's influence values) make them."""
     return _core.glm_rows(model.columns, model.y, weights, family, link, coef, previous,
                           np.ascontiguousarray(cov_unscaled))
 
@@ -462,8 +448,8 @@ class ModelFrame:
 
     @cached_property
     def x(self) -> np.ndarray:
-        """The model matrix itself, row-major n x p (margins, the Cox model and the
-        threshold model read its rows; the GLM reads the columns)."""
+        """The model matrix itself, row-major n x p (margins and the Cox model read its
+        rows; the GLM reads the columns)."""
         return self.columns.dense()
 
     def name_of(self, column: str) -> str:

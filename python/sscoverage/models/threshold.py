@@ -49,6 +49,20 @@ Confidence set for c.
   default on bootstrap, BRR and other replicate designs; jackknife replicates are not
   consistent for a non-smooth estimator like an argmin (as for the median), so on JK1 /
   JKn / JK2 designs the default is ``"lr"``.
+
+Computation
+-----------
+The model at a candidate is the formula's own model columns (plain variables and
+factors assembled from the variables, not formulaic's dense columns) with the threshold
+term as a column made by the Rust core as it reads the rows
+(``ModelColumns.with_threshold``): no copy of the model matrix.  Each candidate is one
+core call (the fit, and on a linearisation design the influence values of d(c) summed
+to the design's units); the G candidates' unit totals give their covariance through the
+design's engine.  The score
+test is one core call: the fit without the term, a pass forming X0'WH and the
+projections, a pass summing every candidate's scores to units, and the sign flips of
+those totals.  Only a calibrated design, whose residuals need the rows, holds the
+influence values and scores row by row.
 """
 
 from __future__ import annotations
@@ -63,7 +77,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
-from .glm import FAMILIES, GLMResult, irls_fit, fit_model, fitted_rows, matrix_columns, ModelMatrix, ModelFrame
+from .glm import FAMILIES, GLMResult, check_convergence, fit_errors, fit_model, ModelFrame
 from .. import _core
 from ..results import display as _display
 from .._progress import track
@@ -129,17 +143,29 @@ def threshold_glm(
     levels = dict(levels or {})
 
     # The model with the threshold term at a placeholder candidate: its rows are those
-    # complete in the formula's variables and the threshold variable.
+    # complete in the formula's variables and the threshold variable; it tells the
+    # term's column j and the terms' names.
     placeholder = float(np.median(x_all[design.in_subset()]))
-    model = ModelFrame(design, _with_term(formula, threshold_var, kind, placeholder), family, levels)
-    name = model.name_of(threshold_var)
-    x = model.data[name].to_numpy(dtype=np.float64)
-    j = _term_column(model.x, _term_values(x, kind, placeholder))
-    if kind == "slope" and threshold_var not in model.term_columns:
+    with_term = ModelFrame(design, _with_term(formula, threshold_var, kind, placeholder), family, levels)
+    name = with_term.name_of(threshold_var)
+    x = np.ascontiguousarray(with_term.data[name].to_numpy(dtype=np.float64))
+    j = _term_column(with_term, _term_values(x, kind, placeholder))
+    if kind == "slope" and threshold_var not in with_term.term_columns:
         raise ThresholdError(
             f"kind='slope' changes the slope of {threshold_var!r} at the threshold, so the formula needs "
             f"{threshold_var!r} as a term: write '{formula} + {threshold_var}' (or use kind='level')"
         )
+    terms = with_term.terms
+    # The fits read the formula's own model (the columns of plain variables and factors
+    # made by the core from the variables, not formulaic's dense columns of the model
+    # with a function in it), the term inserted as column j: the same columns and rows.
+    model = ModelFrame(design, formula, family, levels)
+    if model.terms != terms[:j] + terms[j + 1:] or not np.array_equal(model.rows, with_term.rows):
+        raise ThresholdError(
+            f"{formula}: adding the threshold term changed the formula's other columns or rows; "
+            "write the formula's terms out plainly"
+        )
+    del with_term
     n = len(x)
     if min_side is None:
         min_side = max(10, math.ceil(0.01 * n))
@@ -147,19 +173,14 @@ def threshold_glm(
 
     w = design.weights[model.rows]
     prior = w / w.mean()  # mean 1 over the fitted rows: deviances on the sample's scale
-    profile = _profile(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit, progress)
+    profile = _profile(model, j, terms, x, kind, candidates, prior, formula, family, link, epsilon, maxit,
+                       None if design.is_replicate else design, progress)
     candidates = profile["candidates"]
     dev = profile["deviance"]
     best = int(np.argmin(dev))
     c_hat = float(candidates[best])
 
-    fitted_formula = _with_term(formula, threshold_var, kind, c_hat)
-    final_model = ModelFrame(design, fitted_formula, family, levels)
-    fitted = fit_model(design, final_model, fitted_formula, family, link, level, epsilon, maxit)
-    k = _term_column(final_model.x, _term_values(x, kind, c_hat))
-
     # The test of no threshold, and the design-based SE of d(c) at every candidate.
-    df = float(fitted.df_residual)
     if design.is_replicate:
         reps = design.replicate_weights()[model.rows]
         rep_coef, rep_dev = _replicate_profiles(model, j, x, kind, candidates, reps, family, link, epsilon, maxit)
@@ -175,15 +196,18 @@ def threshold_glm(
         lm = np.full(len(candidates), np.nan)
         test_method = "sup-Wald, null distribution simulated (replicate covariance)"
     else:
-        in_fit = np.zeros(design.n_rows, bool)
-        in_fit[model.rows] = True
-        z = np.zeros((design.n_rows, len(candidates)))
-        z[model.rows] = profile["influence"]
-        sigma = design.influence_vcov(z, in_fit)
+        sigma = _core.threshold_covariance(design.core, profile["influence"], model.rows)
         rep_coef = rep_dev = None  # no replicates: the threshold's interval is by LR
-        scores = _null_scores(model, j, x, kind, candidates, prior, formula, family, link, epsilon, maxit)
-        lm, statistic, p_value = _score_test(design, model.rows, in_fit, scores, n_draws, seed)
+        lm, statistic, p_value = _score_test(design, model, x, kind, candidates, prior, formula, family, link,
+                                             epsilon, maxit, n_draws, seed)
         test_method = "sup-LM (score), wild score bootstrap over PSUs"
+    # The model at the threshold, once the candidates' model (and its columns) is let go.
+    del model
+    fitted_formula = _with_term(formula, threshold_var, kind, c_hat)
+    final_model = ModelFrame(design, fitted_formula, family, levels)
+    fitted = fit_model(design, final_model, fitted_formula, family, link, level, epsilon, maxit)
+    k = _term_column(final_model, _term_values(x, kind, c_hat))
+    df = float(fitted.df_residual)
     se = np.sqrt(np.clip(np.diag(sigma), 0.0, None))
     wald = (profile["coef"] / se) ** 2
     if design.is_replicate:
@@ -288,10 +312,10 @@ def _term_values(x: np.ndarray, kind: str, c: float) -> np.ndarray:
     return np.maximum(x - c, 0) if kind == "slope" else (x < c).astype(np.float64)
 
 
-def _term_column(matrix: np.ndarray, values: np.ndarray) -> int:
+def _term_column(model: ModelFrame, values: np.ndarray) -> int:
     """Which column of the model matrix is the threshold term (formulaic orders terms by
-    degree, so it need not be the last)."""
-    hits = [j for j in range(matrix.shape[1]) if np.array_equal(matrix[:, j], values)]
+    degree, so it need not be the last): each column made by the core in turn."""
+    hits = [j for j in range(model.columns.p) if np.array_equal(model.columns.dense([j])[:, 0], values)]
     if len(hits) != 1:
         raise ThresholdError("the threshold term duplicates a term of the formula; drop that term")
     return hits[0]
@@ -345,28 +369,33 @@ def _grid(x: np.ndarray, grid: Sequence[float] | int | None, min_side: int, var:
 
 
 # ---------------------------------------------------------------------------- profiles
-def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np.ndarray,
+def _profile(model: ModelFrame, j: int, terms: list[str], x: np.ndarray, kind: str, candidates: np.ndarray,
              prior: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
-             maxit: int, progress: bool = True) -> dict[str, Any]:
-    """One IRLS per candidate (the loop is cheap next to the fits, which run in Rust)."""
-    xc = np.array(model.x, order="F")  # a copy whose columns go to the core as they are
+             maxit: int, design: "SurveyDesign | None", progress: bool = True) -> dict[str, Any]:
+    """One IRLS per candidate in the core, of the model without the term (`model`) with
+    the threshold term of `x` at the candidate as column j, made by the core as it reads
+    the rows (`terms`: the names of those columns; the loop is cheap next to the fits).
+    On a linearisation `design` each fit also gives the influence values of the
+    threshold coefficient summed to the design's units (on a calibrated design, its
+    rows)."""
+    on_design = {} if design is None else {"design": design.core, "rows": model.rows}
     keep, dev, coef, naive, infl, n_below, n_above, dropped = [], [], [], [], [], [], [], []
     for c in track(candidates, len(candidates), "threshold grid", progress):
-        xc[:, j] = _term_values(x, kind, c)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                matrix = ModelMatrix(x=xc, y=model.y, terms=model.terms)
-                fit = irls_fit(matrix, prior, formula, family, link, epsilon, maxit)
+                with fit_errors(formula, terms):
+                    fit = _core.threshold_candidate(model.columns.with_threshold(j, x, kind, float(c)), j, model.y,
+                                                    prior, family, link, epsilon=epsilon, maxit=maxit, **on_design)
+                check_convergence(fit, formula, maxit)
         except (ConvergenceError, EstimationError):
             dropped.append(float(c))
             continue
         keep.append(c)
         dev.append(fit.deviance)
-        coef.append(float(fit.coefficients[j]))
-        naive.append(float(fit.cov_unscaled[j, j]))
-        rows = fitted_rows(matrix, prior, family, fit.link, fit.coefficients, fit.previous, fit.cov_unscaled)
-        infl.append(rows.influence[:, j])
+        coef.append(fit.coefficient)
+        naive.append(fit.naive_variance)
+        infl.append(fit.influence)
         n_below.append(int((x < c).sum()))
         n_above.append(int((x > c).sum()))
     if len(keep) < 2:
@@ -379,7 +408,8 @@ def _profile(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np
         "deviance": np.asarray(dev),
         "coef": np.asarray(coef),
         "naive_var": np.asarray(naive),
-        "influence": np.column_stack(infl),
+        # G x n_units (G x rows on a calibrated design); None on a replicate design.
+        "influence": None if design is None else np.vstack(infl),
         "n_below": n_below,
         "n_above": n_above,
         "dropped": dropped,
@@ -391,47 +421,28 @@ def _replicate_profiles(model: ModelFrame, j: int, x: np.ndarray, kind: str, can
                         maxit: int) -> tuple[np.ndarray, np.ndarray]:
     """The threshold coefficient and deviance at every candidate with every replicate's
     weights (R x G each; NaN / inf where a replicate's fit fails): per candidate, all
-    replicates refitted in the core."""
+    replicates refitted in the core (the model without the term, the term as column j)."""
     coef = np.empty((reps.shape[1], len(candidates)))
     dev = np.empty((reps.shape[1], len(candidates)))
     reps = np.ascontiguousarray(reps)
-    xc = np.array(model.x, order="F")  # a copy whose columns go to the core as they are
     for col, c in enumerate(candidates):
-        xc[:, j] = _term_values(x, kind, c)
-        rep_coef, dev[:, col] = _core.glm_replicate_fits(matrix_columns(xc), model.y, reps, family, link, epsilon=epsilon,
+        columns = model.columns.with_threshold(j, x, kind, float(c))
+        rep_coef, dev[:, col] = _core.glm_replicate_fits(columns, model.y, reps, family, link, epsilon=epsilon,
                                                          maxit=maxit)
         coef[:, col] = rep_coef[:, j]
     return coef, dev
 
 
-def _null_scores(model: ModelFrame, j: int, x: np.ndarray, kind: str, candidates: np.ndarray,
-                 prior: np.ndarray, formula: str, family: str, link: str | None, epsilon: float,
-                 maxit: int) -> np.ndarray:
-    """Score contributions (n x G) of the threshold column at every candidate, at the fit
-    without it: working weight x working residual x the column's residual from its
-    weighted projection on the model's columns (the efficient score, which already
-    accounts for estimating the other coefficients)."""
-    x0 = np.ascontiguousarray(np.delete(model.x, j, axis=1))
-    terms = [t for i, t in enumerate(model.terms) if i != j]
-    matrix = ModelMatrix(x=x0, y=model.y, terms=terms)
-    fit = irls_fit(matrix, prior, formula, family, link, epsilon, maxit)
-    rows = fitted_rows(matrix, prior, family, fit.link, fit.coefficients, fit.previous, fit.cov_unscaled)
-    ww, wr = rows.working_weights, rows.working_residuals
-    h = np.column_stack([_term_values(x, kind, c) for c in candidates])
-    xw = x0 * ww[:, None]
-    h = h - x0 @ np.linalg.solve(xw.T @ x0, xw.T @ h)
-    return (ww * wr)[:, None] * h
-
-
-def _score_test(design: "SurveyDesign", rows: np.ndarray, in_fit: np.ndarray, scores: np.ndarray, n_draws: int,
-                seed: int) -> tuple[np.ndarray, float, float]:
-    """LM(c) over the grid, its sup, and the wild score bootstrap p-value: Rademacher
-    signs per first-stage PSU, every draw's variance from the design's engine (all draws
-    in one core call)."""
-    z = np.zeros((design.n_rows, scores.shape[1]))
-    z[rows] = scores
-    mask = np.ascontiguousarray(in_fit, dtype=bool)
-
+def _score_test(design: "SurveyDesign", model: ModelFrame, x: np.ndarray, kind: str,
+                candidates: np.ndarray, prior: np.ndarray, formula: str, family: str, link: str | None,
+                epsilon: float, maxit: int, n_draws: int, seed: int) -> tuple[np.ndarray, float, float]:
+    """LM(c) over the grid, its sup, and the wild score bootstrap p-value, in one core
+    call: the fit of `model` (without the threshold term); the score of the term at
+    every candidate (working weight x working residual x the term's residual from its
+    weighted projection on the model's columns: the efficient score, which already
+    accounts for estimating the other coefficients) summed to the design's units; and
+    every draw (Rademacher signs per first-stage PSU) with its variance from the
+    design's engine."""
     def lm_of(sums: np.ndarray, var: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(var > 0, sums**2 / var, np.nan)
@@ -440,8 +451,12 @@ def _score_test(design: "SurveyDesign", rows: np.ndarray, in_fit: np.ndarray, sc
     n_units = design.core.n_units
     rng = np.random.default_rng(seed)
     signs = np.vstack([np.ones(n_units), rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_units))])
-    sums, var = design.core.sign_flip_variances(z, np.ascontiguousarray(signs), mask)
-    lm_all = lm_of(sums, var)
+    with fit_errors(formula, model.terms):
+        test = _core.threshold_score_test(model.columns, model.y, prior, family, link, epsilon, maxit, x, kind,
+                                          np.ascontiguousarray(candidates, dtype=np.float64), design.core,
+                                          model.rows, np.ascontiguousarray(signs))
+    check_convergence(test, formula, maxit)
+    lm_all = lm_of(test.sums, test.variances)
     lm = lm_all[0]
     observed = float(np.nanmax(lm))
     count = int((np.nanmax(lm_all[1:], axis=1) >= observed).sum()) if n_draws else 0
