@@ -299,15 +299,7 @@ pub fn glm_fit<'py>(
         control,
     )?;
     let (n, p) = (input.n(), input.p());
-    let on_design = match (&design, &rows) {
-        (Some(d), Some(r)) => Some((&d.get().inner, r.as_slice()?)),
-        (None, None) => None,
-        _ => {
-            return Err(errors::to_py(CoreError::Shape(
-                "give the design and the design rows of the model rows together".into(),
-            )))
-        }
-    };
+    let on_design = design_and_rows(design.as_ref(), rows.as_ref())?;
     let (run, pearson, vcov) = errors::in_core(py, || {
         let run = fit(&input)?;
         if !run.converged || run.separated {
@@ -395,6 +387,20 @@ pub fn glm_rows<'py>(
         pearson_residuals: rows.pearson_residuals.into_pyarray(py).unbind(),
         influence: rows.influence.into_pyarray(py).reshape([n, p])?.unbind(),
     })
+}
+
+/// A model's design and the design rows of its rows, given together or not at all.
+pub(crate) fn design_and_rows<'a>(
+    design: Option<&'a Bound<'_, PyDesign>>,
+    rows: Option<&'a PyReadonlyArray1<'_, i64>>,
+) -> PyResult<Option<(&'a crate::design::Design, &'a [i64])>> {
+    match (design, rows) {
+        (Some(d), Some(r)) => Ok(Some((&d.get().inner, r.as_slice()?))),
+        (None, None) => Ok(None),
+        _ => Err(errors::to_py(CoreError::Shape(
+            "give the design and the design rows of the model rows together".into(),
+        ))),
+    }
 }
 
 /// The design rows of the model's n rows, as indices.

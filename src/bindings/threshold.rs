@@ -7,12 +7,11 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use super::models::{design_rows, model_input, PyModelColumns};
+use super::models::{design_and_rows, design_rows, model_input, PyModelColumns};
 use super::{errors, PyDesign};
 use crate::estimators::threshold::{candidates_covariance, fit_candidate, score_test};
 use crate::models::glm::fit;
 use crate::models::{Control, Threshold};
-use crate::CoreError;
 
 /// One candidate's fit (`estimators::threshold::CandidateFit`): the deviance, the
 /// threshold coefficient and its unscaled variance ((X'WX)^-1 [j, j]), the convergence
@@ -67,15 +66,7 @@ pub fn threshold_candidate<'py>(
         None,
         control,
     )?;
-    let on_design = match (&design, &rows) {
-        (Some(d), Some(r)) => Some((&d.get().inner, r.as_slice()?)),
-        (None, None) => None,
-        _ => {
-            return Err(errors::to_py(CoreError::Shape(
-                "give the design and the design rows of the model rows together".into(),
-            )))
-        }
-    };
+    let on_design = design_and_rows(design.as_ref(), rows.as_ref())?;
     let p = input.p();
     let fitted = errors::in_core(py, || {
         let rows = on_design
