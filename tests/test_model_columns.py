@@ -122,3 +122,17 @@ def test_plain_formulas_never_build_formulaics_matrix(data: pd.DataFrame, formul
     frame = data.assign(k=np.arange(len(data)) % 3, w=1.0)
     ModelFrame(ssc.Design(frame, weights="w"), formula, "gaussian", {})
     assert rows == [1]
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + pmax(x - 0.25, 0)", "y ~ a + I(z < -1.5)",
+                                     "y ~ x * a + pmax(x - 1e-05, 0)", "y ~ pmax(u - 2.0, 0):a"])
+def test_threshold_terms_are_made_by_the_core_as_formulaic_makes_them(data: pd.DataFrame, formula: str) -> None:
+    # The threshold model's terms (a kink, a step at a number) are assembled by the core
+    # from the variable, value for value formulaic's columns (pmax as R's, I() of a
+    # comparison as 0/1).
+    from sscoverage.models.glm import CONTEXT
+
+    dense = model_matrix(formula, data, context=CONTEXT)
+    plan = ColumnPlan.of(model_matrix(formula, data.iloc[:1], context=CONTEXT).rhs.model_spec, data)
+    assert plan is not None
+    np.testing.assert_array_equal(plan.build(data).dense(), dense.rhs.to_numpy())

@@ -142,15 +142,15 @@ class GlmRows:
 
 @final
 class ModelColumns:
-    """A model matrix's columns, each a product of numeric columns (k, None) and level
-    indicators (k, level) of codes."""
+    """A model matrix's columns, each a product of numeric columns (k, None), level
+    indicators (k, level) of codes and threshold terms (k, kind, at) of numeric columns."""
 
     def __new__(
         cls,
         n: int,
         values: list[_F64],
         codes: list[_U32],
-        columns: list[list[tuple[int, int | None]]],
+        columns: list[list[tuple[int, int | None] | tuple[int, str, float]]],
     ) -> ModelColumns: ...
     @property
     def n(self) -> int: ...

@@ -42,6 +42,13 @@ enum Layout {
     Threshold(usize, Threshold, f64),
 }
 
+/// A factor of a model column as Python gives it: `(k, level)` or `(k, kind, at)`.
+#[derive(FromPyObject)]
+enum FactorArg {
+    Coded(usize, Option<u32>),
+    Threshold(usize, String, f64),
+}
+
 /// The arrays of a `ModelColumns` borrowed for one call.
 pub(crate) struct Borrowed<'py, 'c> {
     values: Vec<PyReadonlyArray1<'py, f64>>,
@@ -105,36 +112,46 @@ impl PyModelColumns {
 
 #[pymethods]
 impl PyModelColumns {
-    /// Model columns over `n` rows; every factor names an array of n values.
+    /// Model columns over `n` rows; every factor names an array of n values: `(k, None)`
+    /// `values[k]`, `(k, level)` the indicator `codes[k] == level`, `(k, kind, at)` the
+    /// threshold model's term of `values[k]` at `at` (see `with_threshold`).
     #[new]
     fn new(
         py: Python<'_>,
         n: usize,
         values: Vec<Bound<'_, PyArray1<f64>>>,
         codes: Vec<Bound<'_, PyArray1<u32>>>,
-        columns: Vec<Vec<(usize, Option<u32>)>>,
+        columns: Vec<Vec<FactorArg>>,
     ) -> PyResult<Self> {
-        for &(k, level) in columns.iter().flatten() {
-            let known = if level.is_some() {
-                codes.len()
-            } else {
-                values.len()
-            };
-            if k >= known {
-                return Err(errors::to_py(CoreError::Shape(format!(
-                    "a model column names array {k} of {known}"
-                ))));
-            }
-        }
         let columns = columns
             .into_iter()
             .map(|factors| {
                 factors
                     .into_iter()
-                    .map(|(k, level)| level.map_or(Layout::Values(k), |l| Layout::Level(k, l)))
-                    .collect()
+                    .map(|factor| {
+                        let (layout, k, known) = match factor {
+                            FactorArg::Coded(k, None) => (Layout::Values(k), k, values.len()),
+                            FactorArg::Coded(k, Some(l)) => (Layout::Level(k, l), k, codes.len()),
+                            FactorArg::Threshold(k, kind, at) => (
+                                Layout::Threshold(
+                                    k,
+                                    Threshold::parse(&kind).map_err(errors::to_py)?,
+                                    at,
+                                ),
+                                k,
+                                values.len(),
+                            ),
+                        };
+                        if k >= known {
+                            return Err(errors::to_py(CoreError::Shape(format!(
+                                "a model column names array {k} of {known}"
+                            ))));
+                        }
+                        Ok(layout)
+                    })
+                    .collect::<PyResult<Vec<_>>>()
             })
-            .collect();
+            .collect::<PyResult<Vec<_>>>()?;
         let out = PyModelColumns {
             n,
             values: values.into_iter().map(Bound::unbind).collect(),

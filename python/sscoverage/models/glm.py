@@ -123,6 +123,28 @@ def formulaic_values(frame: pd.DataFrame) -> list[np.ndarray]:
     return [np.ascontiguousarray(frame.iloc[:, j].to_numpy(dtype=np.float64)) for j in range(frame.shape[1])]
 
 
+#: The threshold model's term as its formula writes it (``models.threshold``): a kink
+#: ``pmax(x - c, 0)`` or a step ``I(x < c)`` of a variable at a number, which the core
+#: makes as it reads the rows.
+_THRESHOLD_TERM = re.compile(
+    r"^(?:pmax\((?P<slope>[A-Za-z_][A-Za-z0-9_.]*) - (?P<at>[-+0-9.eE]+), 0\)"
+    r"|I\((?P<level>[A-Za-z_][A-Za-z0-9_.]*) < (?P<below>[-+0-9.eE]+)\))$"
+)
+
+
+def threshold_term(expr: str) -> tuple[str, str, float] | None:
+    """(variable, kind, candidate) of a threshold term's factor, or None."""
+    m = _THRESHOLD_TERM.match(expr)
+    if m is None:
+        return None
+    try:
+        if m["slope"] is not None:
+            return m["slope"], "slope", float(m["at"])
+        return m["level"], "level", float(m["below"])
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ColumnPlan:
     """Each column of a model matrix as a product of model variables, read from formulaic's
@@ -131,20 +153,28 @@ class ColumnPlan:
     factor in some interactions keeps it).  The core assembles the columns from the
     variables block by block, so no n x p matrix is built."""
 
-    columns: list[list[tuple[str, int | None]]]
+    columns: list[list[tuple[Any, ...]]]
 
     @classmethod
     def of(cls, spec: Any, data: pd.DataFrame) -> "ColumnPlan | None":
         """The plan of formulaic's model `spec` over model variables `data`, or None when
         some factor of a term is not a plain variable (``I()``, ``log()``, ``poly()``,
-        ``C()``, other contrasts): formulaic then evaluates the columns."""
-        columns: list[list[tuple[str, int | None]]] = []
+        ``C()``, other contrasts) or a threshold term: formulaic then evaluates the
+        columns."""
+        columns: list[list[tuple[Any, ...]]] = []
         names: list[str] = []
         for term in spec.structure:
             for scoped in term.scoped_terms:
                 choices = []
                 for factor in scoped.factors:
                     name = factor.factor.expr
+                    threshold = threshold_term(name)
+                    if threshold is not None:
+                        variable, kind, at = threshold
+                        if variable not in data.columns or data[variable].dtype != np.float64:
+                            return None
+                        choices.append([((variable, kind, at), name)])
+                        continue
                     # ``C(f)`` of a factor variable codes it as the factor itself.
                     variable = name[2:-1] if name.startswith("C(") and name.endswith(")") else name
                     if variable not in data.columns or (variable != name and
@@ -174,16 +204,16 @@ class ColumnPlan:
         values: list[np.ndarray] = []
         codes: list[np.ndarray] = []
         index: dict[str, int] = {}
-        for name, level in itertools.chain.from_iterable(self.columns):
+        for name, *how in itertools.chain.from_iterable(self.columns):
             if name in index:
                 continue
-            if level is None:
+            if how == [None] or len(how) == 2:  # a variable's values, or a threshold term of them
                 index[name] = len(values)
                 values.append(np.ascontiguousarray(data[name].to_numpy(dtype=np.float64)))
             else:
                 index[name] = len(codes)
                 codes.append(data[name].cat.codes.to_numpy().astype(np.uint32))
-        layout = [[(index[name], level) for name, level in column] for column in self.columns]
+        layout = [[(index[name], *how) for name, *how in column] for column in self.columns]
         return _core.ModelColumns(len(data), values, codes, layout)
 
 
@@ -405,6 +435,7 @@ class ModelFrame:
         # unused levels (formulaic's row dropping costs more than the build itself).
         outcome = text.split("~", 1)[0].strip()
         plain = all(expr in data.columns or (expr.startswith("C(") and expr[2:-1] in data.columns)
+                    or threshold_term(expr) is not None
                     for expr in _factor_exprs(parsed) - {"1", "0"})  # the intercept's factor is "1"
         built = None
         if len(data) and not data.isna().to_numpy().any() and not any(_has_unused_levels(data[name]) for name in factors):

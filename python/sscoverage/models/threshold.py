@@ -171,8 +171,8 @@ def threshold_glm(
         min_side = max(10, math.ceil(0.01 * n))
     candidates = _grid(x, grid, min_side, threshold_var, trim)
 
-    w = design.weights[model.rows]
-    prior = w / w.mean()  # mean 1 over the fitted rows: deviances on the sample's scale
+    prior = design.weights[model.rows]
+    prior /= prior.mean()  # mean 1 over the fitted rows: deviances on the sample's scale
     profile = _profile(model, j, terms, x, kind, candidates, prior, formula, family, link, epsilon, maxit,
                        None if design.is_replicate else design, progress)
     candidates = profile["candidates"]
@@ -450,7 +450,12 @@ def _score_test(design: "SurveyDesign", model: ModelFrame, x: np.ndarray, kind: 
     # The observed statistic is the draw with every sign +1.
     n_units = design.core.n_units
     rng = np.random.default_rng(seed)
-    signs = np.vstack([np.ones(n_units), rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_units))])
+    # The signs drawn as rng.choice([-1.0, 1.0]) draws them (its indices 0/1), written in
+    # place: draws x units can be larger than a column of the data.
+    signs = np.empty((n_draws + 1, n_units))
+    signs[0] = 1.0
+    np.multiply(rng.integers(0, 2, size=(n_draws, n_units)), 2.0, out=signs[1:])
+    signs[1:] -= 1.0
     with fit_errors(formula, model.terms):
         test = _core.threshold_score_test(model.columns, model.y, prior, family, link, epsilon, maxit, x, kind,
                                           np.ascontiguousarray(candidates, dtype=np.float64), design.core,
