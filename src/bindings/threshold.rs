@@ -125,7 +125,7 @@ pub struct PyThresholdScoreTest {
     variances: Option<Py<PyArray2<f64>>>,
 }
 
-/// Fit `x` (the model without the threshold term, see `ModelColumns.without`), then the
+/// Fit `x` (the model without the threshold term: the formula's own columns), then the
 /// scores of the term of `values` (the threshold variable on the model's rows) of `kind`
 /// at every candidate, summed to the design's units, and the wild bootstrap over the
 /// units with `signs` (draws x n_units): `estimators::threshold::score_test`.
