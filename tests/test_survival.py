@@ -418,6 +418,8 @@ design = ssc.Design(df, ids='p', strata='s', weights='w')
 out = design.km('t', 'e', by='g').to_pandas()['survival'].tolist()
 se = design.km('t', 'e', by='g', times=[1, 5, 20, 60], se=True).to_pandas()
 out += se['survival'].tolist() + se['se_log'].tolist()
+# Many entries: blocks of them go to the engine in parallel.
+out += design.km('t', 'e', times=list(range(1, 120)), se=True).to_pandas()['se_log'].tolist()
 jk = ssc.Design(df.assign(p=df.p % 30), ids='p', weights='w').as_replicates('JK1')
 out += jk.km('t', 'e', times=[2, 10, 40], se=True).to_pandas()['se_log'].tolist()
 print([float(v).hex() for v in out])
