@@ -1311,6 +1311,55 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_reads_curves_zero_weights_and_rows_before_the_first_event() {
+        // Two curves and rows in none, a zero weight, a censored row before a curve's
+        // first event, tied events and more than a block of entries: every entry's
+        // variance by the sweep equals the bins' route, curve by curve.
+        let n = 120;
+        let time: Vec<f64> = (0..n)
+            .map(|k| f64::from((k * 7 % 23) as u32) + 1.0)
+            .collect();
+        let event: Vec<f64> = (0..n).map(|k| f64::from(u8::from(k % 3 != 0))).collect();
+        let mut w: Vec<f64> = (0..n)
+            .map(|k| 1.0 + f64::from((k % 5) as u32) * 0.5)
+            .collect();
+        w[7] = 0.0;
+        let curve: Vec<u32> = (0..n)
+            .map(|k| if k % 11 == 0 { OUTSIDE } else { (k % 2) as u32 })
+            .collect();
+        let psu: Vec<u32> = (0..n).map(|k| (k / 6) as u32).collect();
+        // Row 1 (curve 1) censored before every event.
+        let mut time = time;
+        time[1] = 0.5;
+        let mut event = event;
+        event[1] = 0.0;
+        let rows = SurvivalRows {
+            time: &time,
+            event: &event,
+            weights: &w,
+            curve: Some(&curve),
+            n_curves: 2,
+        };
+        let design = design_of(&psu, &w);
+        let tables = time_tables(&rows).unwrap();
+        for na in nelson_aalen(&rows, &tables).unwrap() {
+            let at: Vec<usize> = (0..na.n_entries()).collect();
+            assert!(at.len() > VARIANCE_BLOCK, "{} entries", at.len());
+            let (swept, _) = na.log_survival_variance(&design, &rows, &at).unwrap();
+            let plan = na.bin_plan(&at).unwrap();
+            let bins =
+                unit_bins(&rows, na.curve, &design.unit_of_row, design.n_units, &plan).unwrap();
+            let entry_units: Vec<u32> = na.rows.iter().map(|&r| design.unit_of_row[r]).collect();
+            let binned = na
+                .variance_from_bins(&design, &at, &entry_units, &bins)
+                .unwrap();
+            for (a, b) in swept.iter().zip(&binned) {
+                close(*a, *b);
+            }
+        }
+    }
+
+    #[test]
     fn replicates_with_the_full_weights_give_no_variance() {
         let time = [1.0, 2.0, 2.0, 3.0];
         let event = [1.0, 1.0, 0.0, 1.0];
