@@ -266,6 +266,14 @@ def test_bad_survival_data_is_refused(tiny):
         ssc.Design(tiny.assign(dead=tiny.dead + 1), weights="w").km("t", "dead")
     with pytest.raises(ssc.ColumnError, match="0/1"):
         ssc.Design(tiny.assign(dead="yes"), weights="w").km("t", "dead")
+    # The census counts what is wrong in one pass; each count gets its own message.
+    with pytest.raises(ssc.ColumnError, match=r"'t' \(survival time\) has 1 infinite values"):
+        ssc.Design(tiny.assign(t=tiny.t.where(tiny.index != 0, np.inf)), weights="w").km("t", "dead")
+    with pytest.raises(ssc.ColumnError, match=r"2 values other than 0 and 1 \(inf\)"):
+        ssc.Design(tiny.assign(dead=tiny.dead.where(tiny.index > 1, np.inf)), weights="w").km("t", "dead")
+    census = ssc._core.survival_census(np.array([1.0, np.nan, -2.0, np.inf]), np.array([1.0, 0.0, np.nan, 2.0]))
+    assert (census.missing_time, census.infinite_time, census.negative_time) == (1, 1, 1)
+    assert (census.missing_event, census.non_binary_event) == (1, 1)
     with pytest.raises(ssc.ColumnError, match="'tt'"):
         ssc.Design(tiny, weights="w").coxph("Surv(tt, dead) ~ w")
 
