@@ -302,7 +302,7 @@ impl TimeIndex {
         index
     }
 
-    /// Position of `t`, or None if it is not one of the times.
+    /// Position of `t` (-0.0 read as +0.0), or None if it is not one of the times.
     #[inline]
     fn get_checked(&self, t: f64) -> Option<usize> {
         let key = (t + 0.0).to_bits();
@@ -315,18 +315,6 @@ impl TimeIndex {
                 _ => h = (h + 1) & (cap - 1),
             }
         }
-    }
-
-    /// Position of `t`, one of the times (read as +0.0 for -0.0).
-    #[inline]
-    fn get(&self, t: f64) -> usize {
-        let key = (t + 0.0).to_bits();
-        let cap = self.keys.len();
-        let mut h = slot(key, cap);
-        while self.keys[h] != key {
-            h = (h + 1) & (cap - 1);
-        }
-        self.position[h] as usize
     }
 }
 
@@ -546,7 +534,11 @@ pub fn nelson_aalen(rows: &SurvivalRows, tables: &[TimeTable]) -> Result<Vec<Nel
         let Some(d) = rows.curve_of(k) else { continue };
         let (t, event, w) = rows.row(k)?;
         if event && w != 0.0 {
-            let i = indexes[d].get(t);
+            let i = indexes[d].get_checked(t).ok_or_else(|| {
+                CoreError::Value(format!(
+                    "time {t} at row {k} is not one of its curve's tabulated times"
+                ))
+            })?;
             entry_rows[d][next[d][i]] = k;
             next[d][i] += 1;
         }
@@ -780,6 +772,17 @@ impl NelsonAalen {
         })
     }
 
+    /// Where row k's time `t` is among the curve's times: an error, not a search
+    /// without end, if the rows changed since the curve was made from them.
+    fn position(&self, t: f64, k: usize) -> Result<usize> {
+        self.index.get_checked(t).ok_or_else(|| {
+            CoreError::Value(format!(
+                "time {t} at row {k} is not one of the curve's times: the data changed after \
+                 the curve was made"
+            ))
+        })
+    }
+
     fn in_curve(&self, rows: &SurvivalRows, k: usize) -> bool {
         rows.curve_of(k) == Some(self.curve as usize)
     }
@@ -957,7 +960,7 @@ impl NelsonAalen {
             }
             let (t, _, w) = rows.row(k)?;
             present[units[k] as usize] = true;
-            let seen = self.seen[self.index.get(t)];
+            let seen = self.seen[self.position(t, k)?];
             if w != 0.0 && seen > 0 {
                 leaving.push((seen - 1, units[k], w));
             }
@@ -1046,7 +1049,7 @@ impl NelsonAalen {
                 if w == 0.0 {
                     continue;
                 }
-                let seen = self.seen[self.index.get(t)];
+                let seen = self.seen[self.position(t, k)?];
                 for (col, &a) in part.iter().enumerate() {
                     let mut v = if seen > 0 { c[(seen - 1).min(a)] } else { 0.0 };
                     let j = entry_of_row[k];
@@ -1084,12 +1087,12 @@ impl NelsonAalen {
             .into_par_iter()
             .map(|k| {
                 if self.in_curve(rows, k) {
-                    self.index.get(rows.time[k])
+                    self.position(rows.time[k], k)
                 } else {
-                    usize::MAX
+                    Ok(usize::MAX)
                 }
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let units = &design.unit_of_row;
         let weight = |k: usize, r: usize| {
             if rep.per_unit {
@@ -1357,6 +1360,19 @@ mod tests {
                 close(*a, *b);
             }
         }
+    }
+
+    #[test]
+    fn rows_changed_after_the_curve_are_an_error_not_a_search_without_end() {
+        let (time, event, w) = ([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 0.0, 1.0], [1.0; 4]);
+        let rows = one_curve(&time, &event, &w);
+        let na = nelson_aalen(&rows, &time_tables(&rows).unwrap()).unwrap();
+        let design = design_of(&[0, 0, 1, 1], &w);
+        let moved = [1.0, 2.5, 3.0, 4.0];
+        let err = na[0]
+            .log_survival_variance(&design, &one_curve(&moved, &event, &w), &[0, 1])
+            .unwrap_err();
+        assert!(err.to_string().contains("the data changed"), "{err}");
     }
 
     #[test]
