@@ -7,7 +7,7 @@
 use crate::design::Design;
 use crate::error::{CoreError, Result};
 use crate::estimators::glm::{coefficient_influence, CoefficientInfluence};
-use crate::models::glm::{fit, fold_solution, IrlsRun};
+use crate::models::glm::{fit, fold_solution, IrlsRun, UnitParts};
 use crate::models::linalg::Ldl;
 use crate::models::{GlmInput, Threshold};
 
@@ -208,35 +208,17 @@ impl NullScores<'_> {
         let g = self.candidates.len();
         let units = design.n_units;
         let mut totals = vec![0.0; units * g];
-        // A chunk holds sums only for the units it meets, in the order it meets them.
+        // A chunk holds sums only for the units it meets.
         self.scores(
             beta,
-            || {
-                (
-                    vec![u32::MAX; units],
-                    Vec::<usize>::new(),
-                    Vec::<f64>::new(),
-                )
-            },
-            |(slot, met, sums), i, score| {
+            || (vec![u32::MAX; units], UnitParts::default()),
+            |(slot, parts), i, score| {
                 let u = design.unit_of_row[rows[i]] as usize;
-                if slot[u] == u32::MAX {
-                    slot[u] = u32::try_from(met.len()).unwrap_or(u32::MAX - 1);
-                    met.push(u);
-                    sums.resize(sums.len() + g, 0.0);
-                }
-                let at = slot[u] as usize * g;
-                for (t, s) in sums[at..at + g].iter_mut().zip(score) {
+                for (t, s) in parts.at(slot, u, g).iter_mut().zip(score) {
                     *t += s;
                 }
             },
-            |(_, met, sums)| {
-                for (&u, part) in met.iter().zip(sums.chunks_exact(g)) {
-                    for (t, s) in totals[u * g..(u + 1) * g].iter_mut().zip(part) {
-                        *t += s;
-                    }
-                }
-            },
+            |(_, parts)| parts.add_to(&mut totals, g),
         )?;
         Ok(totals)
     }

@@ -796,12 +796,49 @@ pub struct BatchScores {
     pub pearson: WeightedMoments,
 }
 
-/// A chunk's part of [`unit_sums`]: the units it meets, in the order it meets them, and
-/// their sums (the p scores, then the rows of non-zero weight).
+/// A chunk's sums per variance unit, held only for the units it meets (in the order it
+/// meets them): a chunk of rows meets few of many units.  `slot` is the caller's scratch
+/// of one place per unit (`u32::MAX`: not met), kept across chunks by [`UnitParts::release`].
 #[derive(Default)]
-struct ChunkScores {
+pub struct UnitParts {
     units: Vec<usize>,
     sums: Vec<f64>,
+}
+
+impl UnitParts {
+    /// Unit u's `width` sums (zero when the chunk first meets it).
+    pub fn at(&mut self, slot: &mut [u32], u: usize, width: usize) -> &mut [f64] {
+        if slot[u] == u32::MAX {
+            slot[u] = u32::try_from(self.units.len()).unwrap_or(u32::MAX - 1);
+            self.units.push(u);
+            self.sums.resize(self.sums.len() + width, 0.0);
+        }
+        let at = slot[u] as usize * width;
+        &mut self.sums[at..at + width]
+    }
+
+    /// The units' places in `slot` freed for the next chunk.
+    pub fn release(&self, slot: &mut [u32]) {
+        for &u in &self.units {
+            slot[u] = u32::MAX;
+        }
+    }
+
+    /// The sums added to `totals` (n_units x `width`, row-major).
+    pub fn add_to(&self, totals: &mut [f64], width: usize) {
+        for (&u, sums) in self.units.iter().zip(self.sums.chunks_exact(width)) {
+            for (t, s) in totals[u * width..(u + 1) * width].iter_mut().zip(sums) {
+                *t += s;
+            }
+        }
+    }
+}
+
+/// A chunk's part of [`unit_sums`]: per unit the p scores, then the rows of non-zero
+/// weight; and the Pearson residuals' moments.
+#[derive(Default)]
+struct ChunkScores {
+    units: UnitParts,
     pearson: WeightedMoments,
 }
 
@@ -839,28 +876,20 @@ fn unit_sums(
         let parts: Vec<Result<ChunkScores>> = (first_chunk..chunks.min(first_chunk + wave))
             .into_par_iter()
             .map_init(
-                || vec![usize::MAX; n_units],
+                || vec![u32::MAX; n_units],
                 |slot, c| {
                     let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
                     let mut part = ChunkScores::default();
                     let visited = irls.visit_solution(first, len, beta, previous, |k, row, x| {
                         let i = first + k;
-                        let u = unit_of(i);
-                        if slot[u] == usize::MAX {
-                            slot[u] = part.units.len();
-                            part.units.push(u);
-                            part.sums.resize(part.sums.len() + q, 0.0);
-                        }
-                        let sums = &mut part.sums[slot[u] * q..(slot[u] + 1) * q];
+                        let sums = part.units.at(slot, unit_of(i), q);
                         for (j, s) in sums[..p].iter_mut().enumerate() {
                             *s += x[j] * row.working_residual * row.working_weight;
                         }
                         sums[p] += f64::from(u8::from(w[i] != 0.0));
                         part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
                     });
-                    for &u in &part.units {
-                        slot[u] = usize::MAX;
-                    }
+                    part.units.release(slot);
                     visited.map(|()| part)
                 },
             )
@@ -868,11 +897,7 @@ fn unit_sums(
         // The first failing row's error, whatever the threads.
         for part in parts {
             let part = part?;
-            for (&u, sums) in part.units.iter().zip(part.sums.chunks_exact(q)) {
-                for (t, s) in totals[u * q..(u + 1) * q].iter_mut().zip(sums) {
-                    *t += s;
-                }
-            }
+            part.units.add_to(&mut totals, q);
             pearson = pearson.add(&part.pearson);
         }
     }
