@@ -74,11 +74,6 @@ pub struct Design {
     pub calibration: Calibration,
 }
 
-/// The variances on a covariance's diagonal.
-fn variances_of(cov: &Covariance) -> Vec<f64> {
-    (0..cov.p).map(|j| cov.matrix[j * cov.p + j]).collect()
-}
-
 fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
     if len != n {
         return Err(CoreError::Shape(format!(
@@ -811,7 +806,7 @@ impl Design {
                     p,
                     in_domain,
                 })?;
-                Ok((sums, variances_of(&cov)))
+                Ok((sums, cov.variances()))
             })
             .collect::<Result<_>>()?;
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
@@ -858,7 +853,7 @@ impl Design {
                     p,
                     present: Some(present),
                 })?;
-                Ok((sums, variances_of(&cov)))
+                Ok((sums, cov.variances()))
             })
             .collect::<Result<_>>()?;
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();

@@ -175,6 +175,13 @@ pub struct Covariance {
     pub dropped_replicates: usize,
 }
 
+impl Covariance {
+    /// The variances on the diagonal.
+    pub fn variances(&self) -> Vec<f64> {
+        (0..self.p).map(|j| self.matrix[j * self.p + j]).collect()
+    }
+}
+
 /// Replicate weights of a design.
 #[derive(Clone, Debug)]
 pub struct Replicates {

@@ -130,9 +130,12 @@ def test_threshold_terms_are_made_by_the_core_as_formulaic_makes_them(data: pd.D
     # The threshold model's terms (a kink, a step at a number) are assembled by the core
     # from the variable, value for value formulaic's columns (pmax as R's, I() of a
     # comparison as 0/1).
-    from sscoverage.models.glm import CONTEXT
+    from sscoverage.models.glm import CONTEXT, threshold_term, threshold_term_text
 
     dense = model_matrix(formula, data, context=CONTEXT)
     plan = ColumnPlan.of(model_matrix(formula, data.iloc[:1], context=CONTEXT).rhs.model_spec, data)
     assert plan is not None
     np.testing.assert_array_equal(plan.build(data).dense(), dense.rhs.to_numpy())
+    # The threshold model writes its terms as the model frame reads them.
+    for kind, at in (("slope", -1.5), ("level", 1e-05), ("slope", 12345678.125)):
+        assert threshold_term(threshold_term_text("x", kind, at)) == ("x", kind, at)

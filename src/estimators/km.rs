@@ -562,7 +562,7 @@ fn block_variances(design: &Design, block: &[f64], p: usize, present: &[bool]) -
         p,
         present: Some(present),
     })?;
-    Ok((0..p).map(|i| cov.matrix[i * p + i]).collect())
+    Ok(cov.variances())
 }
 
 /// The entries asked for, sorted and without repeats, and where each asked one is among them.
@@ -1064,7 +1064,7 @@ impl NelsonAalen {
                 p,
                 in_domain: Some(&in_domain),
             })?;
-            out.extend((0..p).map(|i| cov.matrix[i * p + i]));
+            out.extend(cov.variances());
         }
         Ok(out)
     }
@@ -1150,7 +1150,7 @@ impl NelsonAalen {
                 full: &full,
             })?;
             dropped = dropped.max(cov.dropped_replicates);
-            var.extend((0..p).map(|i| cov.matrix[i * p + i]));
+            var.extend(cov.variances());
         }
         Ok((var, dropped))
     }
@@ -1264,6 +1264,22 @@ mod tests {
         .unwrap()
     }
 
+    /// The variance of log S at the entries `at` by the bins' route (a streamed
+    /// design's: the rows binned per unit by the entries asked for).
+    fn binned_variance(
+        na: &NelsonAalen,
+        design: &Design,
+        rows: &SurvivalRows,
+        at: &[usize],
+    ) -> Vec<f64> {
+        let plan = na.bin_plan(at).unwrap();
+        let units = &design.unit_of_row;
+        let bins = unit_bins(rows, na.curve, units, design.n_units, &plan).unwrap();
+        let entry_units: Vec<u32> = na.rows.iter().map(|&r| units[r]).collect();
+        na.variance_from_bins(design, at, &entry_units, &bins)
+            .unwrap()
+    }
+
     #[test]
     fn variance_is_that_of_the_derivative_in_the_weights() {
         // Influence values of a total-based estimator are w_k times its derivative with
@@ -1281,13 +1297,7 @@ mod tests {
         let (var, _) = na.log_survival_variance(&design, &rows, &at).unwrap();
         // The sweep over the entries (rows in memory) equals the bins' route (a streamed
         // design's: the rows binned per unit by the entries asked for).
-        let plan = na.bin_plan(&at).unwrap();
-        let bins = unit_bins(&rows, 0, &design.unit_of_row, design.n_units, &plan).unwrap();
-        let entry_units: Vec<u32> = na.rows.iter().map(|&r| design.unit_of_row[r]).collect();
-        let binned = na
-            .variance_from_bins(&design, &at, &entry_units, &bins)
-            .unwrap();
-        for (a, b) in var.iter().zip(&binned) {
+        for (a, b) in var.iter().zip(&binned_variance(na, &design, &rows, &at)) {
             close(*a, *b);
         }
         let h = 1e-6;
@@ -1349,13 +1359,7 @@ mod tests {
             let at: Vec<usize> = (0..na.n_entries()).collect();
             assert!(at.len() > VARIANCE_BLOCK, "{} entries", at.len());
             let (swept, _) = na.log_survival_variance(&design, &rows, &at).unwrap();
-            let plan = na.bin_plan(&at).unwrap();
-            let bins =
-                unit_bins(&rows, na.curve, &design.unit_of_row, design.n_units, &plan).unwrap();
-            let entry_units: Vec<u32> = na.rows.iter().map(|&r| design.unit_of_row[r]).collect();
-            let binned = na
-                .variance_from_bins(&design, &at, &entry_units, &bins)
-                .unwrap();
+            let binned = binned_variance(&na, &design, &rows, &at);
             for (a, b) in swept.iter().zip(&binned) {
                 close(*a, *b);
             }

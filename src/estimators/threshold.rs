@@ -327,17 +327,24 @@ mod tests {
         }
     }
 
+    impl Case {
+        /// The case's stratified cluster design.
+        fn design(&self) -> Design {
+            Design::new(&DesignSpec {
+                clusters: vec![Some(&self.psu)],
+                strata: vec![&self.stratum],
+                ..DesignSpec::weighted(&self.dw)
+            })
+            .unwrap()
+        }
+    }
+
     const CANDIDATES: [f64; 3] = [2.5, 4.25, 6.0];
 
     #[test]
     fn unit_totals_of_the_null_scores_are_their_rows_summed() {
         let c = case();
-        let design = Design::new(&DesignSpec {
-            clusters: vec![Some(&c.psu)],
-            strata: vec![&c.stratum],
-            ..DesignSpec::weighted(&c.dw)
-        })
-        .unwrap();
+        let design = c.design();
         let x0 = Regressors::new(10, vec![vec![], vec![Factor::Values(&c.z)]]).unwrap();
         let null = GlmInput {
             x: &x0,
@@ -421,12 +428,7 @@ mod tests {
         // Each candidate's unit totals of coefficient j's influence give, through the
         // engine, the variances the GLM's design covariance gives coefficient j.
         let c = case();
-        let design = Design::new(&DesignSpec {
-            clusters: vec![Some(&c.psu)],
-            strata: vec![&c.stratum],
-            ..DesignSpec::weighted(&c.dw)
-        })
-        .unwrap();
+        let design = c.design();
         let mut influence = Vec::new();
         let mut want = Vec::new();
         for &at in &CANDIDATES {

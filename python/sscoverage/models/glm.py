@@ -132,8 +132,17 @@ _THRESHOLD_TERM = re.compile(
 )
 
 
+def threshold_term_text(token: str, kind: str, at: float) -> str:
+    """The threshold term of the variable `token` at `at` as a formula writes it (a term
+    of the package's formula grammar; R codes the logical ``I(x < c)`` as a factor, whose
+    column ``I(x < c)TRUE`` is 1 below c); :func:`threshold_term` reads it back."""
+    value = repr(float(at))
+    return f"pmax({token} - {value}, 0)" if kind == "slope" else f"I({token} < {value})"
+
+
 def threshold_term(expr: str) -> tuple[str, str, float] | None:
-    """(variable, kind, candidate) of a threshold term's factor, or None."""
+    """(variable, kind, candidate) of a threshold term's factor as
+    :func:`threshold_term_text` writes it, or None."""
     m = _THRESHOLD_TERM.match(expr)
     if m is None:
         return None
@@ -207,12 +216,14 @@ class ColumnPlan:
         for name, *how in itertools.chain.from_iterable(self.columns):
             if name in index:
                 continue
-            if how == [None] or len(how) == 2:  # a variable's values, or a threshold term of them
-                index[name] = len(values)
-                values.append(np.ascontiguousarray(data[name].to_numpy(dtype=np.float64)))
-            else:
+            # (name, level) reads a factor's codes; (name, None) and a threshold term
+            # (name, kind, at) read a variable's values.
+            if len(how) == 1 and how[0] is not None:
                 index[name] = len(codes)
                 codes.append(data[name].cat.codes.to_numpy().astype(np.uint32))
+            else:
+                index[name] = len(values)
+                values.append(np.ascontiguousarray(data[name].to_numpy(dtype=np.float64)))
         layout = [[(index[name], *how) for name, *how in column] for column in self.columns]
         return _core.ModelColumns(len(data), values, codes, layout)
 

@@ -77,7 +77,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import ColumnError, ConvergenceError, ConvergenceWarning, EstimationError, ThresholdError, OptionError
-from .glm import FAMILIES, GLMResult, check_convergence, fit_errors, fit_model, ModelFrame
+from .glm import FAMILIES, GLMResult, check_convergence, fit_errors, fit_model, ModelFrame, threshold_term_text
 from .. import _core
 from ..results import display as _display
 from .._progress import track
@@ -299,12 +299,9 @@ def _token(column: str) -> str:
 
 
 def _with_term(formula: str, var: str, kind: str, c: float) -> str:
-    """The formula with the threshold term at c, written so formulaic evaluates it."""
-    tok, value = _token(var), repr(float(c))
-    # Terms of the package's formula grammar; R codes the logical I(x < c) as a factor,
-    # whose column "I(x < c)TRUE" holds _term_values.
-    term = f"pmax({tok} - {value}, 0)" if kind == "slope" else f"I({tok} < {value})"
-    return f"{formula} + {term}"
+    """The formula with the threshold term at c, written so formulaic evaluates it (and
+    a model frame has the core make it: :func:`threshold_term_text`)."""
+    return f"{formula} + {threshold_term_text(_token(var), kind, c)}"
 
 
 def _term_values(x: np.ndarray, kind: str, c: float) -> np.ndarray:
