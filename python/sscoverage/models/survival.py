@@ -492,16 +492,17 @@ def coxph(
     if ties not in TIES:
         raise OptionError(f"ties={ties!r}; use one of {', '.join(TIES)}")
     time, event, time_token, rhs = parse_surv(formula, design.frame.columns)
-    t, e, _ = _survival_outcome(design, time, event)
+    t, e, complete = _survival_outcome(design, time, event)
     scope = design.in_subset()
-    miss_outcome = scope & (np.isnan(t) | np.isnan(e))
-    # The model frame of the covariates, on the rows with a time and an event; the time
-    # stands in as its outcome.
-    base = design.subset(~miss_outcome) if miss_outcome.any() else design
+    # The model frame of the covariates, on the rows with a time and an event (the
+    # census found whether any misses one); the time stands in as its outcome.
+    miss_outcome = None if complete else scope & (np.isnan(t) | np.isnan(e))
+    n_miss = 0 if miss_outcome is None else int(miss_outcome.sum())
+    base = design.subset(~miss_outcome) if miss_outcome is not None and n_miss else design
     model = ModelFrame(base, f"{time_token} ~ {rhs}", "gaussian", levels or {})
-    n_removed = int(miss_outcome.sum()) + model.n_removed
+    n_removed = n_miss + model.n_removed
     if n_removed and not na_rm:
-        raise missing_error({f"{time}/{event}": int(miss_outcome.sum()), "covariates": model.n_removed}, n_removed)
+        raise missing_error({f"{time}/{event}": n_miss, "covariates": model.n_removed}, n_removed)
     keep = [j for j, term in enumerate(model.terms) if term != "(Intercept)"]
     if not keep:
         raise OptionError(f"{formula}: no covariates; for a survival curve use design.km")
