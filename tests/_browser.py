@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -43,6 +45,7 @@ class Browser:
              "--disable-extensions", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
              f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes in one group, stopped together
         )
         deadline = time.monotonic() + timeout
         targets: list[dict[str, Any]] = []
@@ -76,12 +79,30 @@ class Browser:
         sock = getattr(self, "socket", None)
         if sock is not None:
             sock.close()
-        self.process.terminate()
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.profile.cleanup()
+            self._signal_group(signal.SIGKILL)
+            self.process.wait()
+        # Chromium's helpers (renderer, crash handler) can still be writing to the profile
+        # just after the browser itself has exited: try again for a few seconds.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.profile.cleanup()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        """Send `sig` to Chromium and every helper process it started."""
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         """Call a DevTools method and return its result; events that arrive meanwhile
