@@ -8,14 +8,12 @@ use pyo3::prelude::*;
 use rayon::prelude::*;
 
 use super::{errors, PyDesign};
-use crate::estimators::glm::design_covariance;
+use crate::estimators::glm::{fit_with_influence, influence_covariance};
 use crate::models::glm::{
-    batch_pass, batch_scores, pearson_moments, replicate_coefficients, replicate_fits, run_irls,
+    batch_pass, batch_scores, fit_scored, replicate_coefficients, replicate_fits, run_irls,
     solution_rows, BatchPass, Passes,
 };
-use crate::models::{
-    glm_fit as fit, Control, Factor, Family, GlmInput, Link, Regressors, Threshold,
-};
+use crate::models::{Control, Factor, Family, GlmInput, Link, Regressors, Threshold};
 use crate::svyvar::WeightedMoments;
 use crate::CoreError;
 
@@ -318,18 +316,18 @@ pub fn glm_fit<'py>(
     let (n, p) = (input.n(), input.p());
     let on_design = design_and_rows(design.as_ref(), rows.as_ref())?;
     let (run, pearson, vcov) = errors::in_core(py, || {
-        let run = fit(&input)?;
-        if !run.converged || run.separated {
-            return Ok((run, None, None));
-        }
-        let (pearson, vcov) = if let Some((design, rows)) = on_design {
-            let rows = design_rows(rows, n)?;
-            let (vcov, pearson) = design_covariance(&input, &run, design, &rows)?;
-            (pearson, Some(vcov))
-        } else {
-            (pearson_moments(&input, &run)?, None)
+        let Some((design, rows)) = on_design else {
+            // No design: the Pearson moments of the rows, as one unit.
+            let (run, scores) = fit_scored(&input, |_| 0, 1)?;
+            return Ok((run, scores.map(|s| s.pearson), None));
         };
-        Ok((run, Some(pearson), vcov))
+        let rows = design_rows(rows, n)?;
+        let (run, influence) = fit_with_influence(&input, design, &rows)?;
+        let Some((influence, pearson)) = influence else {
+            return Ok((run, None, None));
+        };
+        let vcov = influence_covariance(design, &influence, p, &rows)?;
+        Ok((run, Some(pearson), Some(vcov)))
     })?;
     let matrix = |v: Vec<f64>| -> PyResult<Py<PyArray2<f64>>> {
         Ok(v.into_pyarray(py).reshape([p, p])?.unbind())

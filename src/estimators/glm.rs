@@ -4,7 +4,7 @@
 
 use crate::design::Design;
 use crate::error::{CoreError, Result};
-use crate::models::glm::{solution_rows, solution_scores};
+use crate::models::glm::{fit, fit_scored, solution_rows};
 use crate::models::{GlmInput, IrlsRun};
 use crate::svyvar::WeightedMoments;
 
@@ -16,16 +16,18 @@ pub enum CoefficientInfluence {
     Rows(Vec<f64>),
 }
 
-/// The influence values of the coefficients of a converged fit `run` (scores times
-/// (X'WX)^-1, R's `svy.varcoef`) on the linearisation design `design`, whose rows `rows`
-/// (ascending) the model's rows are; and the Pearson residuals' moments.  Never held
-/// row by row unless the design's calibration needs the rows.
-pub fn coefficient_influence(
+/// A fit on the linearisation design `design`, whose rows `rows` (ascending) the
+/// model's rows are: R's IRLS and, for a fit that converged without separation, the
+/// coefficients' influence values (scores times (X'WX)^-1, R's `svy.varcoef`) and the
+/// Pearson residuals' moments.  The influence values are summed to the design's units
+/// in the pass at the solution, which also takes the separation probe's first step
+/// ([`fit_scored`]); they are held row by row only where the design's calibration
+/// needs the rows.
+pub fn fit_with_influence(
     input: &GlmInput,
-    run: &IrlsRun,
     design: &Design,
     rows: &[usize],
-) -> Result<(CoefficientInfluence, WeightedMoments)> {
+) -> Result<(IrlsRun, Option<(CoefficientInfluence, WeightedMoments)>)> {
     let (n, p) = (input.n(), input.p());
     if rows.len() != n {
         return Err(CoreError::Shape(format!(
@@ -39,20 +41,24 @@ pub fn coefficient_influence(
             design.n_rows
         )));
     }
-    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
     if design.is_calibrated() {
+        let run = fit(input)?;
+        if !run.converged || run.separated {
+            return Ok((run, None));
+        }
+        let (beta, previous) = (&run.coefficients, run.previous.as_deref());
         let fitted = solution_rows(input, beta, previous, &run.cov_unscaled)?;
         let pearson = WeightedMoments::of_rows(&fitted.pearson_residuals, input.weights);
-        return Ok((CoefficientInfluence::Rows(fitted.influence), pearson));
+        return Ok((
+            run,
+            Some((CoefficientInfluence::Rows(fitted.influence), pearson)),
+        ));
     }
     let units = &design.unit_of_row;
-    let sums = solution_scores(
-        input,
-        beta,
-        previous,
-        |k| units[rows[k]] as usize,
-        design.n_units,
-    )?;
+    let (run, sums) = fit_scored(input, |k| units[rows[k]] as usize, design.n_units)?;
+    let Some(sums) = sums else {
+        return Ok((run, None));
+    };
     // The influence values' unit totals: the scores' times (X'WX)^-1 (symmetric).
     let mut totals = vec![0.0; design.n_units * p];
     for (total, score) in totals
@@ -65,35 +71,33 @@ pub fn coefficient_influence(
             }
         }
     }
-    Ok((CoefficientInfluence::UnitTotals(totals), sums.pearson))
+    Ok((
+        run,
+        Some((CoefficientInfluence::UnitTotals(totals), sums.pearson)),
+    ))
 }
 
-/// The design-based covariance of the coefficients of a converged fit `run` (R's
-/// `svy.varcoef`: the covariance of the influence values, scores times (X'WX)^-1) on the
-/// linearisation design `design`, whose rows `rows` (ascending) the model's rows are, the
-/// fitted rows being the domain; and the Pearson residuals' moments.
-pub fn design_covariance(
-    input: &GlmInput,
-    run: &IrlsRun,
+/// The design-based covariance (p x p) of coefficients from their `influence` on the
+/// design of [`fit_with_influence`], the fitted rows `rows` being the domain.
+pub fn influence_covariance(
     design: &Design,
+    influence: &CoefficientInfluence,
+    p: usize,
     rows: &[usize],
-) -> Result<(Vec<f64>, WeightedMoments)> {
-    let p = input.p();
-    let (influence, pearson) = coefficient_influence(input, run, design, rows)?;
+) -> Result<Vec<f64>> {
     let cov = match influence {
-        CoefficientInfluence::Rows(values) => design.covariance_of_rows(&values, p, rows)?,
+        CoefficientInfluence::Rows(values) => design.covariance_of_rows(values, p, rows)?,
         CoefficientInfluence::UnitTotals(totals) => {
-            design.covariance_of_domain_totals(&totals, p, rows)?
+            design.covariance_of_domain_totals(totals, p, rows)?
         }
     };
-    Ok((cov.matrix, pearson))
+    Ok(cov.matrix)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::design::DesignSpec;
-    use crate::models::glm::fit;
     use crate::models::{Control, Factor, Family, Link, Regressors};
 
     /// Rows (1, x) of a one-covariate model, as the core reads its columns.
@@ -126,8 +130,9 @@ mod tests {
             link: Link::Log,
             control: Control::default(),
         };
-        let f = fit(&model).unwrap();
-        let (vcov, pearson) = design_covariance(&model, &f, &design, &rows).unwrap();
+        let (f, influence) = fit_with_influence(&model, &design, &rows).unwrap();
+        let (influence, pearson) = influence.unwrap();
+        let vcov = influence_covariance(&design, &influence, 2, &rows).unwrap();
         let fitted = solution_rows(
             &model,
             &f.coefficients,

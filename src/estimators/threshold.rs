@@ -6,7 +6,7 @@
 
 use crate::design::Design;
 use crate::error::{CoreError, Result};
-use crate::estimators::glm::{coefficient_influence, CoefficientInfluence};
+use crate::estimators::glm::{fit_with_influence, CoefficientInfluence};
 use crate::models::glm::{fit, fold_solution, IrlsRun, UnitParts};
 use crate::models::linalg::Ldl;
 use crate::models::{GlmInput, Threshold};
@@ -21,7 +21,7 @@ pub struct CandidateFit {
 
 /// Fit the model at one candidate (`input`: the model with its threshold term as column
 /// j) and, on `design` (whose rows `rows` the model's rows are), the influence values of
-/// coefficient j: column j of the coefficients' influence ([`coefficient_influence`]).
+/// coefficient j: column j of the coefficients' influence ([`fit_with_influence`]).
 pub fn fit_candidate(
     input: &GlmInput,
     j: usize,
@@ -33,16 +33,18 @@ pub fn fit_candidate(
             "threshold column {j} of a model of {p} columns"
         )));
     }
-    let run = fit(input)?;
-    let influence = match design {
-        Some((design, rows)) if run.converged && !run.separated => {
-            let (influence, _) = coefficient_influence(input, &run, design, rows)?;
-            let (CoefficientInfluence::UnitTotals(values) | CoefficientInfluence::Rows(values)) =
-                influence;
-            Some(values.iter().skip(j).step_by(p).copied().collect())
-        }
-        _ => None,
+    let Some((design, rows)) = design else {
+        return Ok(CandidateFit {
+            run: fit(input)?,
+            influence: None,
+        });
     };
+    let (run, influence) = fit_with_influence(input, design, rows)?;
+    let influence = influence.map(|(influence, _)| {
+        let (CoefficientInfluence::UnitTotals(values) | CoefficientInfluence::Rows(values)) =
+            influence;
+        values.iter().skip(j).step_by(p).copied().collect()
+    });
     Ok(CandidateFit { run, influence })
 }
 
@@ -293,6 +295,7 @@ pub fn score_test(
 mod tests {
     use super::*;
     use crate::design::DesignSpec;
+    use crate::estimators::glm::influence_covariance;
     use crate::models::{Control, Factor, Family, Link, Regressors};
 
     /// Two strata of two PSUs (11 rows, row 3 out of the domain), a Poisson model
@@ -453,8 +456,8 @@ mod tests {
             let fitted = fit_candidate(&input, 2, Some((&design, &c.rows))).unwrap();
             let run = fit(&input).unwrap();
             assert_eq!(fitted.run.coefficients, run.coefficients);
-            let (vcov, _) =
-                crate::estimators::glm::design_covariance(&input, &run, &design, &c.rows).unwrap();
+            let (_, whole) = fit_with_influence(&input, &design, &c.rows).unwrap();
+            let vcov = influence_covariance(&design, &whole.unwrap().0, 3, &c.rows).unwrap();
             want.push(vcov[2 * 3 + 2]);
             influence.extend(fitted.influence.unwrap());
         }

@@ -104,6 +104,80 @@ struct ChunkPass {
     error: Option<CoreError>,
 }
 
+/// What the pass at a step of the separation probe finds: whether the linear
+/// predictors and means there are in the family's range, the deviance there, and the
+/// largest move of a linear predictor from the solution's.
+#[derive(Clone, Copy, Debug)]
+pub struct Drift {
+    valid: bool,
+    deviance: f64,
+    largest: f64,
+}
+
+/// What a probe step says of the solution it left.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    /// Moved far, or out of the family's range: no finite maximum.
+    Separated,
+    /// Stayed where it was, up to rounding: a finite maximum.
+    Settled,
+    /// Neither yet: take a further step.
+    Moving,
+}
+
+impl Default for Drift {
+    fn default() -> Self {
+        Drift {
+            valid: true,
+            deviance: 0.0,
+            largest: 0.0,
+        }
+    }
+}
+
+impl Drift {
+    /// Row i at the probe's linear predictor `eta` (`at_solution`: the solution's).
+    fn add_row(&mut self, irls: &Irls, i: usize, at_solution: f64, eta: f64) {
+        let GlmInput {
+            family,
+            link,
+            weights: w,
+            ..
+        } = *irls.input;
+        let (mu, _) = link.inverse_and_mu_eta(eta);
+        self.deviance += family.deviance_residual(irls.y[i], mu, w[i]);
+        self.valid &= link.valid_eta(eta) && family.valid_mu(mu);
+        self.largest = self.largest.max((eta - at_solution).abs());
+    }
+
+    /// Two parts of the rows together (the deviance in their order).
+    fn add(self, other: Drift) -> Drift {
+        Drift {
+            valid: self.valid && other.valid,
+            deviance: self.deviance + other.deviance,
+            largest: self.largest.max(other.largest),
+        }
+    }
+
+    fn of_pass(pass: &PassState) -> Drift {
+        Drift {
+            valid: pass.valid,
+            deviance: pass.deviance,
+            largest: pass.drift,
+        }
+    }
+
+    fn verdict(self) -> Verdict {
+        if !self.valid || !self.deviance.is_finite() || self.largest > PROBE_DRIFT {
+            Verdict::Separated
+        } else if self.largest <= PROBE_SETTLED {
+            Verdict::Settled
+        } else {
+            Verdict::Moving
+        }
+    }
+}
+
 impl Irls<'_> {
     fn offset(&self, i: usize) -> f64 {
         self.input.offset.map_or(0.0, |o| o[i])
@@ -129,6 +203,30 @@ impl Irls<'_> {
             eta += block[j * ld + k] * b;
         }
         eta + self.offset(first + k)
+    }
+
+    /// [`Irls::linear`] of the block's first `len` rows into `eta`: column by column,
+    /// so that the products vectorise, each row's sum in the same order (the same
+    /// digits).
+    fn linear_block(
+        &self,
+        block: &[f64],
+        ld: usize,
+        len: usize,
+        beta: &[f64],
+        first: usize,
+        eta: &mut [f64],
+    ) {
+        let eta = &mut eta[..len];
+        eta.fill(0.0);
+        for (column, b) in block.chunks_exact(ld).zip(beta) {
+            for (e, v) in eta.iter_mut().zip(column) {
+                *e += v * b;
+            }
+        }
+        for (k, e) in eta.iter_mut().enumerate() {
+            *e += self.offset(first + k);
+        }
     }
 
     /// Row i's part of the weighted least-squares step from its linear predictor, mean
@@ -198,15 +296,23 @@ impl Irls<'_> {
             |start, len, block, ld, chunk: &mut ChunkPass| {
                 x.fill(start, len, block, ld);
                 let mut roots = [0.0; linalg::BLOCK_ROWS];
+                let (mut etas, mut froms) = ([0.0; linalg::BLOCK_ROWS], [0.0; linalg::BLOCK_ROWS]);
+                match beta {
+                    Some(b) => self.linear_block(block, ld, len, b, start, &mut etas),
+                    None => {
+                        for (k, eta) in etas[..len].iter_mut().enumerate() {
+                            *eta = self.start_eta(start + k);
+                        }
+                    }
+                }
+                if let Some(r) = reference {
+                    self.linear_block(block, ld, len, r, start, &mut froms);
+                }
                 for k in 0..len {
                     let i = start + k;
-                    let eta = beta.map_or_else(
-                        || self.start_eta(i),
-                        |b| self.linear(block, ld, k, b, start),
-                    );
-                    if let Some(r) = reference {
-                        let from = self.linear(block, ld, k, r, start);
-                        chunk.drift = chunk.drift.max((eta - from).abs());
+                    let eta = etas[k];
+                    if reference.is_some() {
+                        chunk.drift = chunk.drift.max((eta - froms[k]).abs());
                     }
                     let (mu, mu_eta) = link.inverse_and_mu_eta(eta);
                     chunk.deviance += family.deviance_residual(self.y[i], mu, w[i]);
@@ -264,20 +370,28 @@ impl Irls<'_> {
     /// `previous` (None: the starting means): `visit(k, row, x)` for row `first + k`,
     /// with its model columns' values `x` (p).  The rows' columns are assembled in
     /// blocks that stay in the cache, and the linear predictors summed as
-    /// [`Irls::pass`] sums them.
+    /// [`Irls::pass`] sums them.  With `probe`, the separation probe's first step from
+    /// the solution is looked at in the same pass (what its pass would find: [`Drift`]).
     fn visit_solution(
         &self,
         first: usize,
         len: usize,
         beta: &[f64],
         previous: Option<&[f64]>,
+        probe: Option<&[f64]>,
         mut visit: impl FnMut(usize, &SolutionRow, &[f64]),
-    ) -> Result<()> {
+    ) -> Result<Drift> {
         let GlmInput {
             x, family, link, ..
         } = *self.input;
         let p = x.p();
-        if beta.len() != p || previous.is_some_and(|b| b.len() != p) {
+        let mut drift = Drift::default();
+        if beta.len() != p
+            || [previous, probe]
+                .into_iter()
+                .flatten()
+                .any(|b| b.len() != p)
+        {
             return Err(CoreError::Shape(format!(
                 "coefficients for {p} model columns expected"
             )));
@@ -285,22 +399,39 @@ impl Irls<'_> {
         let ld = linalg::BLOCK_ROWS;
         let mut block = vec![0.0; ld * p];
         let mut xi = vec![0.0; p];
+        let mut from_etas = [0.0; linalg::BLOCK_ROWS];
+        let mut solution_etas = [0.0; linalg::BLOCK_ROWS];
+        let mut probe_etas = [0.0; linalg::BLOCK_ROWS];
         for start in (first..first + len).step_by(ld) {
             let rows = ld.min(first + len - start);
             x.fill(start, rows, &mut block, ld);
+            // R's `fit$weights` are those of the step that reached the solution.
+            match previous {
+                Some(from) => self.linear_block(&block, ld, rows, from, start, &mut from_etas),
+                None => {
+                    for (b, eta) in from_etas[..rows].iter_mut().enumerate() {
+                        *eta = self.start_eta(start + b);
+                    }
+                }
+            }
+            self.linear_block(&block, ld, rows, beta, start, &mut solution_etas);
+            if let Some(probe) = probe {
+                self.linear_block(&block, ld, rows, probe, start, &mut probe_etas);
+            }
             for b in 0..rows {
                 let i = start + b;
                 for (j, v) in xi.iter_mut().enumerate() {
                     *v = block[j * ld + b];
                 }
-                // R's `fit$weights` are those of the step that reached the solution.
-                let eta_from = previous
-                    .map_or_else(|| self.start_eta(i), |from| self.linear(&xi, 1, 0, from, i));
+                let eta_from = from_etas[b];
                 let (mu_from, mu_eta_from) = link.inverse_and_mu_eta(eta_from);
                 let working_weight = self
                     .working_row(i, eta_from, mu_from, mu_eta_from)?
                     .map_or(0.0, |(root, _)| root * root);
-                let eta = self.linear(&xi, 1, 0, beta, i);
+                let eta = solution_etas[b];
+                if probe.is_some() {
+                    drift.add_row(self, i, eta, probe_etas[b]);
+                }
                 let (fitted, mu_eta) = link.inverse_and_mu_eta(eta);
                 let row = SolutionRow {
                     working_weight,
@@ -311,7 +442,7 @@ impl Irls<'_> {
                 visit(i - first, &row, &xi);
             }
         }
-        Ok(())
+        Ok(drift)
     }
 
     /// The step from `from` (None: the starting means) decided as R's dqrdc2 decides it
@@ -480,6 +611,20 @@ pub fn run_irls(
     probe: bool,
     start: Option<&[f64]>,
 ) -> Result<IrlsRun> {
+    let (mut run, state) = iterate(passes, p, control, start)?;
+    // Only a converged fit can be probed: before that every step moves it anyway.
+    run.separated = run.converged && probe && drifts(passes, state, p, control, None);
+    Ok(run)
+}
+
+/// R's loop of [`run_irls`], unprobed (`separated` false): the run and the pass at
+/// its solution.
+fn iterate(
+    passes: &mut impl Passes,
+    p: usize,
+    control: &Control,
+    start: Option<&[f64]>,
+) -> Result<(IrlsRun, PassState)> {
     let q = p + 1;
     if let Some(start) = start.filter(|s| s.len() != p) {
         return Err(CoreError::Shape(format!(
@@ -543,41 +688,51 @@ pub fn run_irls(
     }
     let (coefficients, cov_unscaled, previous) =
         last.ok_or_else(|| CoreError::Value("maxit must be at least 1".into()))?;
-    let deviance = state.deviance;
-    // Only a converged fit can be probed: before that every step moves it anyway.
-    let separated = converged && probe && drifts(passes, state, p, control);
-    Ok(IrlsRun {
+    let run = IrlsRun {
         coefficients,
         previous,
         cov_unscaled,
-        deviance,
+        deviance: state.deviance,
         iterations,
         converged,
         boundary,
-        separated,
-    })
+        separated: false,
+    };
+    Ok((run, state))
 }
 
 /// Whether further IRLS steps from the solution (`state`, the pass at it) keep moving
-/// its linear predictors: separation.
-fn drifts(passes: &mut impl Passes, mut state: PassState, p: usize, control: &Control) -> bool {
+/// its linear predictors: separation.  `first`: the first probe step and what the
+/// caller's pass at it found (see [`fit_scored`]), where that pass was made already.
+fn drifts(
+    passes: &mut impl Passes,
+    mut state: PassState,
+    p: usize,
+    control: &Control,
+    mut first: Option<(Vec<f64>, Drift)>,
+) -> bool {
     let Some(solution) = state.beta.clone() else {
         return false;
     };
     for k in 0..PROBE_STEPS {
-        let Ok((probe, _)) = state.step(passes, p, control, k) else {
-            return true;
-        };
         // The drift first; the factors of a further step only if it is neither settled
         // nor drifting (usually the first probe settles).
-        let Ok(next) = PassState::run(passes, Some(&probe), false, Some(&solution), p + 1) else {
-            return true;
+        let (probe, drift) = if let Some(seen) = first.take() {
+            seen
+        } else {
+            let Ok((probe, _)) = state.step(passes, p, control, k) else {
+                return true;
+            };
+            let Ok(next) = PassState::run(passes, Some(&probe), false, Some(&solution), p + 1)
+            else {
+                return true;
+            };
+            (probe, Drift::of_pass(&next))
         };
-        if !next.valid || !next.deviance.is_finite() || next.drift > PROBE_DRIFT {
-            return true;
-        }
-        if next.drift <= PROBE_SETTLED {
-            return false;
+        match drift.verdict() {
+            Verdict::Separated => return true,
+            Verdict::Settled => return false,
+            Verdict::Moving => {}
         }
         if k + 1 < PROBE_STEPS {
             let Ok(next) = PassState::run(passes, Some(&probe), true, None, p + 1) else {
@@ -753,7 +908,7 @@ pub fn solution_rows(
                 // thread per page.
                 let mut sum = vec![0.0; p];
                 let len = fitted.len();
-                irls.visit_solution(c * CHUNK_ROWS, len, beta, previous, |k, row, x| {
+                irls.visit_solution(c * CHUNK_ROWS, len, beta, previous, None, |k, row, x| {
                     weights[k] = row.working_weight;
                     fitted[k] = row.fitted;
                     working[k] = row.working_residual;
@@ -769,6 +924,7 @@ pub fn solution_rows(
                     }
                     influence[k * p..(k + 1) * p].copy_from_slice(&sum);
                 })
+                .map(|_| ())
             },
         )
         .collect();
@@ -853,52 +1009,91 @@ pub fn solution_scores(
     unit_of: impl Fn(usize) -> usize + Sync,
     n_units: usize,
 ) -> Result<BatchScores> {
-    unit_sums(&prepare(input)?, beta, previous, unit_of, n_units)
+    Ok(unit_sums(&prepare(input)?, beta, previous, None, unit_of, n_units)?.0)
+}
+
+/// [`fit`] and [`solution_scores`] at its solution, for a fit that converged without
+/// separation (None otherwise).  The separation probe's first step is taken in the
+/// pass that sums the scores (a pass of its own in [`fit`]): a step that settles
+/// leaves the scores to be used; one that drifts means separation; one in between is
+/// followed by the probe's further passes as in [`fit`].
+pub fn fit_scored(
+    input: &GlmInput,
+    unit_of: impl Fn(usize) -> usize + Sync,
+    n_units: usize,
+) -> Result<(IrlsRun, Option<BatchScores>)> {
+    let irls = prepare(input)?;
+    let (p, control) = (input.p(), &input.control);
+    let (mut run, state) = iterate(&mut &irls, p, control, None)?;
+    if !run.converged {
+        return Ok((run, None));
+    }
+    let probe = if input.family.has_bounded_mean() {
+        let Ok((probe, _)) = state.step(&mut &irls, p, control, 0) else {
+            run.separated = true;
+            return Ok((run, None));
+        };
+        Some(probe)
+    } else {
+        None
+    };
+    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
+    let (scores, drift) = unit_sums(&irls, beta, previous, probe.as_deref(), unit_of, n_units)?;
+    if let Some(probe) = probe {
+        run.separated = drifts(&mut &irls, state, p, control, Some((probe, drift)));
+    }
+    let scores = (!run.separated).then_some(scores);
+    Ok((run, scores))
 }
 
 fn unit_sums(
     irls: &Irls,
     beta: &[f64],
     previous: Option<&[f64]>,
+    probe: Option<&[f64]>,
     unit_of: impl Fn(usize) -> usize + Sync,
     n_units: usize,
-) -> Result<BatchScores> {
+) -> Result<(BatchScores, Drift)> {
     let (n, p) = (irls.input.n(), irls.input.p());
     let w = irls.input.weights;
     let q = p + 1;
     let mut totals = vec![0.0; n_units * q];
     let mut pearson = WeightedMoments::default();
+    let mut drift = Drift::default();
     let chunks = n.div_ceil(CHUNK_ROWS);
     // A chunk holds sums only for the units it meets; waves of chunks bound how many
     // are held at once (the wave's size follows the threads, the order of the sums not).
     let wave = 4 * rayon::current_num_threads();
     for first_chunk in (0..chunks).step_by(wave) {
-        let parts: Vec<Result<ChunkScores>> = (first_chunk..chunks.min(first_chunk + wave))
+        let parts: Vec<Result<(ChunkScores, Drift)>> = (first_chunk
+            ..chunks.min(first_chunk + wave))
             .into_par_iter()
             .map_init(
                 || vec![u32::MAX; n_units],
                 |slot, c| {
                     let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
                     let mut part = ChunkScores::default();
-                    let visited = irls.visit_solution(first, len, beta, previous, |k, row, x| {
-                        let i = first + k;
-                        let sums = part.units.at(slot, unit_of(i), q);
-                        for (j, s) in sums[..p].iter_mut().enumerate() {
-                            *s += x[j] * row.working_residual * row.working_weight;
-                        }
-                        sums[p] += f64::from(u8::from(w[i] != 0.0));
-                        part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
-                    });
+                    let visited =
+                        irls.visit_solution(first, len, beta, previous, probe, |k, row, x| {
+                            let i = first + k;
+                            let sums = part.units.at(slot, unit_of(i), q);
+                            for (j, s) in sums[..p].iter_mut().enumerate() {
+                                *s += x[j] * row.working_residual * row.working_weight;
+                            }
+                            sums[p] += f64::from(u8::from(w[i] != 0.0));
+                            part.pearson = part.pearson.with_row(row.pearson_residual, w[i]);
+                        });
                     part.units.release(slot);
-                    visited.map(|()| part)
+                    visited.map(|drift| (part, drift))
                 },
             )
             .collect();
         // The first failing row's error, whatever the threads.
         for part in parts {
-            let part = part?;
+            let (part, part_drift) = part?;
             part.units.add_to(&mut totals, q);
             pearson = pearson.add(&part.pearson);
+            drift = drift.add(part_drift);
         }
     }
     let mut unit_scores = Vec::with_capacity(n_units * p);
@@ -907,11 +1102,12 @@ fn unit_sums(
         unit_scores.extend_from_slice(&unit[..p]);
         unit_rows.push(unit[p]);
     }
-    Ok(BatchScores {
+    let scores = BatchScores {
         unit_scores,
         unit_rows,
         pearson,
-    })
+    };
+    Ok((scores, drift))
 }
 
 /// The rows at the solution `beta` (working weights from the step from `previous`; None:
@@ -939,7 +1135,7 @@ pub fn fold_solution<T: Send>(
             .map(|c| {
                 let (first, len) = (c * CHUNK_ROWS, CHUNK_ROWS.min(n - c * CHUNK_ROWS));
                 let mut part = start();
-                irls.visit_solution(first, len, beta, previous, |k, row, x| {
+                irls.visit_solution(first, len, beta, previous, None, |k, row, x| {
                     visit(&mut part, first + k, row, x);
                 })?;
                 Ok(part)
@@ -951,13 +1147,6 @@ pub fn fold_solution<T: Send>(
         }
     }
     Ok(())
-}
-
-/// The Pearson residuals' moments at the solution of `run` under the prior weights (R's
-/// `svyvar` of them is the dispersion), in one pass over the rows.
-pub fn pearson_moments(input: &GlmInput, run: &IrlsRun) -> Result<WeightedMoments> {
-    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
-    Ok(solution_scores(input, beta, previous, |_| 0, 1)?.pearson)
 }
 
 // A streamed fit runs the IRLS of [`fit`] pass by pass over batches of rows (a
@@ -1477,6 +1666,52 @@ mod tests {
         // Poisson: a group with no events.
         let f = fit(&input(&x, 2, &y, &w, Family::Poisson, Link::Log)).unwrap();
         assert!(f.separated || !f.converged);
+    }
+
+    #[test]
+    fn the_scored_fit_probes_in_its_scores_pass_as_fit_probes() {
+        // Separated (complete, quasi-complete, a Poisson group without events), extreme
+        // but finite, and plain fits: fit_scored, whose pass at the solution also takes
+        // the probe's first step, ends as fit() ends, with the scores of that solution.
+        let quasi = line(&[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        let quasi_y = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        let far = line(&[-400.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        let far_y = [0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+        let complete = line(&[-2.0, -1.0, 1.0, 2.0]);
+        let complete_y = [0.0, 0.0, 1.0, 1.0];
+        let counts = [1.0, 0.0, 2.0, 3.0, 1.0, 4.0, 6.0, 5.0, 9.0];
+        let w = [1.0, 2.0, 1.0, 0.5, 1.0, 1.0, 3.0, 1.0, 1.0];
+        let cases = [
+            (&complete, &complete_y[..], Family::Binomial, Link::Logit, true),
+            (&quasi, &quasi_y[..], Family::Binomial, Link::Logit, true),
+            (&quasi, &quasi_y[..], Family::Poisson, Link::Log, true),
+            (&far, &far_y[..], Family::Binomial, Link::Logit, false),
+            (&far, &far_y[..], Family::Binomial, Link::Probit, false),
+            (&far, &counts[..], Family::Poisson, Link::Log, false),
+            (&far, &counts[..], Family::Gaussian, Link::Identity, false),
+        ];
+        for (x, y, family, link, separated) in cases {
+            let model = input(x, 2, y, &w[..y.len()], family, link);
+            let whole = fit(&model).unwrap();
+            let units = |i: usize| i % 3;
+            let (run, scores) = fit_scored(&model, units, 3).unwrap();
+            assert_eq!(run.separated || !run.converged, separated, "{run:?}");
+            assert_eq!(
+                (run.separated, run.converged, run.iterations),
+                (whole.separated, whole.converged, whole.iterations)
+            );
+            assert_eq!(run.coefficients, whole.coefficients);
+            assert_eq!(run.deviance.to_bits(), whole.deviance.to_bits());
+            match scores {
+                Some(scores) => {
+                    let (beta, previous) = (&run.coefficients, run.previous.as_deref());
+                    let want = solution_scores(&model, beta, previous, units, 3).unwrap();
+                    assert_eq!(scores.unit_scores, want.unit_scores);
+                    assert_eq!(scores.pearson, want.pearson);
+                }
+                None => assert!(separated),
+            }
+        }
     }
 
     #[test]
