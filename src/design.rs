@@ -12,7 +12,8 @@ use crate::codes::{densify, interaction};
 use crate::error::{CoreError, Result, Role};
 use crate::replicate::{analysis_rank, build, gram_rank, PsuLayout, Scheme};
 use crate::variance::{
-    replicate_covariance, Covariance, Influence, Linearization, Pps, Replicates, Stage, Variance,
+    replicate_covariance, Covariance, Entries, Influence, Linearization, Pps, Replicates, Stage,
+    Variance,
 };
 /// The design's own vocabulary, defined with the variance they select.
 pub use crate::variance::{LonelyPsu, PpsMethod, PpsVariance};
@@ -701,6 +702,18 @@ impl Design {
     /// (replaced by their residuals from the design's calibration, R's `postStrata`, and
     /// summed to units); a replicate design takes the replicate estimates.
     pub fn covariance(&self, influence: Influence) -> Result<Covariance> {
+        self.covariance_entries(influence, Entries::All)
+    }
+
+    /// The variances of [`Design::covariance`] alone (its diagonal, p values): on a
+    /// linearisation design the engine forms only these.
+    pub fn variances(&self, influence: Influence) -> Result<Vec<f64>> {
+        Ok(self
+            .covariance_entries(influence, Entries::Variances)?
+            .variances())
+    }
+
+    fn covariance_entries(&self, influence: Influence, entries: Entries) -> Result<Covariance> {
         let (p, matrix, dropped_replicates) = match (&self.variance, influence) {
             (Variance::Replicates(rep), Influence::ReplicateEstimates { thetas, full }) => {
                 let p = full.len();
@@ -728,7 +741,7 @@ impl Design {
                         self.n_units
                     )));
                 }
-                (p, lin.covariance(totals, p, present)?, 0)
+                (p, lin.covariance(totals, p, present, entries)?, 0)
             }
             (
                 Variance::Linearization(lin),
@@ -741,7 +754,7 @@ impl Design {
                 let (totals, present) = self.unit_totals(values, p, in_domain)?;
                 // Domains of a calibrated design keep their rows (weight zero), as R's do.
                 let present = (!self.is_calibrated()).then_some(&present[..]);
-                (p, lin.covariance(&totals, p, present)?, 0)
+                (p, lin.covariance(&totals, p, present, entries)?, 0)
             }
             (Variance::Replicates(_), _) => {
                 return Err(CoreError::Design(
@@ -801,12 +814,12 @@ impl Design {
                         *s += *v;
                     }
                 }
-                let cov = self.covariance(Influence::Rows {
+                let variances = self.variances(Influence::Rows {
                     values: &flipped,
                     p,
                     in_domain,
                 })?;
-                Ok((sums, cov.variances()))
+                Ok((sums, variances))
             })
             .collect::<Result<_>>()?;
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
@@ -848,12 +861,12 @@ impl Design {
                         *total += *v;
                     }
                 }
-                let cov = self.covariance(Influence::UnitTotals {
+                let variances = self.variances(Influence::UnitTotals {
                     totals: &flipped,
                     p,
                     present: Some(present),
                 })?;
-                Ok((sums, cov.variances()))
+                Ok((sums, variances))
             })
             .collect::<Result<_>>()?;
         let (sums, variances): (Vec<Vec<f64>>, Vec<Vec<f64>>) = draws.into_iter().unzip();
@@ -1245,6 +1258,37 @@ mod tests {
                 assert!((sums[d * 2 + j] - sum).abs() < 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn variances_alone_are_the_covariance_diagonal_to_the_bit() {
+        // Two stages with fpc at both, a stratum of one PSU (lonely_psu = adjust) and a
+        // domain without two rows: the engine's variances-only mode gives the diagonal
+        // of the whole covariance of three estimates, bit for bit.
+        let psu = [0u32, 0, 1, 1, 2, 2, 2, 3, 3, 4];
+        let ssu = [0u32, 1, 2, 2, 3, 4, 4, 5, 6, 7];
+        let stratum = [0u32, 0, 0, 0, 1, 1, 1, 1, 1, 2];
+        let fpc1 = [10.0; 10];
+        let fpc2 = [4.0; 10];
+        let design = Design::new(&DesignSpec {
+            clusters: vec![Some(&psu), Some(&ssu)],
+            strata: vec![&stratum],
+            fpc: vec![&fpc1, &fpc2],
+            lonely_psu: LonelyPsu::Adjust,
+            ..spec(&psu, &[], vec![])
+        })
+        .unwrap();
+        let values: Vec<f64> = (0..30).map(|k| f64::from((k * 7 + 3) % 11) - 4.5).collect();
+        let in_domain = [true, true, false, true, true, true, true, false, true, true];
+        let rows = || Influence::Rows {
+            values: &values,
+            p: 3,
+            in_domain: Some(&in_domain),
+        };
+        let whole = variance(&design, rows());
+        let alone = design.variances(rows()).unwrap();
+        assert_eq!(alone, [whole[0], whole[4], whole[8]]);
+        assert!(alone.iter().all(|v| *v > 0.0));
     }
 
     #[test]

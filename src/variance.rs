@@ -287,30 +287,48 @@ pub fn replicate_covariance(rep: &Replicates, thetas: &[f64], full: &[f64]) -> (
     (v, ok.iter().filter(|&&b| !b).count())
 }
 
+/// Which entries of a covariance matrix the engine forms: all of them, or only the
+/// variances (the diagonal, the rest left 0), where many estimates need only their
+/// standard errors (a survival curve's entries, bootstrap draws): p per PSU instead of
+/// p x p.  A variance has the same digits either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entries {
+    All,
+    Variances,
+}
+
 impl Linearization {
-    /// Covariance (p x p, row-major) of estimators whose influence values, summed to the
-    /// design's variance units, are `totals` (n_units x p, row-major); `present` as in
-    /// [`Influence::UnitTotals`].
+    /// Covariance (p x p, row-major; with [`Entries::Variances`] only its diagonal) of
+    /// estimators whose influence values, summed to the design's variance units, are
+    /// `totals` (n_units x p, row-major); `present` as in [`Influence::UnitTotals`].
     pub fn covariance(
         &self,
         totals: &[f64],
         p: usize,
         present: Option<&[bool]>,
+        entries: Entries,
     ) -> Result<Vec<f64>> {
         match &self.pps {
+            // The quadratic form over PSU pairs is formed whole (its cost is in the pairs).
             Some(Pps::QuadraticForm { kernel, variance }) => {
                 Ok(pps_quadratic(kernel, *variance, totals, p))
             }
             // Domains of a PPS design keep every PSU (R keeps their rows, weight zero).
-            Some(Pps::Brewer) => self.stratified(totals, p, None),
-            None => self.stratified(totals, p, present),
+            Some(Pps::Brewer) => self.stratified(totals, p, None, entries),
+            None => self.stratified(totals, p, present, entries),
         }
     }
 
-    fn stratified(&self, totals: &[f64], p: usize, present: Option<&[bool]>) -> Result<Vec<f64>> {
+    fn stratified(
+        &self,
+        totals: &[f64],
+        p: usize,
+        present: Option<&[bool]>,
+        entries: Entries,
+    ) -> Result<Vec<f64>> {
         let mut v = vec![0.0; p * p];
         for (s, stage) in self.stages.iter().enumerate() {
-            stage_covariance(self, s, stage, totals, p, present, &mut v)?;
+            stage_covariance(self, s, stage, (totals, p), present, entries, &mut v)?;
         }
         Ok(v)
     }
@@ -426,9 +444,9 @@ fn stage_covariance(
     lin: &Linearization,
     s: usize,
     stage: &Stage,
-    totals: &[f64],
-    p: usize,
+    (totals, p): (&[f64], usize),
     present: Option<&[bool]>,
+    entries: Entries,
     out: &mut [f64],
 ) -> Result<()> {
     let mut ct = vec![0.0; stage.n_clusters * p];
@@ -464,8 +482,8 @@ fn stage_covariance(
                 &cpresent,
                 p,
                 (n, m),
-                lonely,
-                adj_dom,
+                (lonely, adj_dom),
+                entries,
                 &mut acc,
                 &mut centred,
                 &mut mean,
@@ -511,8 +529,8 @@ fn group_term(
     cpresent: &[bool],
     p: usize,
     (n, m): (usize, usize),
-    lonely: LonelyPsu,
-    adj_dom: bool,
+    (lonely, adj_dom): (LonelyPsu, bool),
+    entries: Entries,
     acc: &mut [f64],
     centred: &mut [f64],
     mean: &mut [f64],
@@ -587,7 +605,11 @@ fn group_term(
         }
         for i in 0..p {
             let ci = centred[i] * scale;
-            for j in 0..p {
+            let row = match entries {
+                Entries::All => 0..p,
+                Entries::Variances => i..i + 1,
+            };
+            for j in row {
                 acc[i * p + j] += ci * centred[j];
             }
         }
@@ -782,13 +804,15 @@ mod tests {
         let strata = [0, 0, 1, 1];
         let lin = one_stage(&strata, &[f64::INFINITY; 4], LonelyPsu::Fail);
         close(
-            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None).unwrap(),
+            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None, Entries::All)
+                .unwrap(),
             &[40.0],
         );
         // Each stratum a sample of 2 PSUs out of 4: times (1 - 2/4).
         let lin = one_stage(&strata, &[4.0; 4], LonelyPsu::Fail);
         close(
-            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None).unwrap(),
+            &lin.covariance(&[3.0, 5.0, 10.0, 4.0], 1, None, Entries::All)
+                .unwrap(),
             &[20.0],
         );
     }
@@ -801,8 +825,14 @@ mod tests {
         let lin = one_stage(&[0, 0, 1, 1], &[f64::INFINITY; 4], LonelyPsu::Fail);
         let totals = [3.0, 1.0, 5.0, 2.0, 10.0, 0.0, 4.0, 6.0];
         close(
-            &lin.covariance(&totals, 2, None).unwrap(),
+            &lin.covariance(&totals, 2, None, Entries::All).unwrap(),
             &[40.0, -34.0, -34.0, 37.0],
+        );
+        // Only the variances: the diagonal, the covariances left 0.
+        close(
+            &lin.covariance(&totals, 2, None, Entries::Variances)
+                .unwrap(),
+            &[40.0, 0.0, 0.0, 37.0],
         );
     }
 
@@ -811,7 +841,9 @@ mod tests {
         // Stratum 0 holds PSUs with totals 3 and 5 (adds 4); stratum 1 the single PSU 7.
         let strata = [0, 0, 1];
         let totals = [3.0, 5.0, 7.0];
-        let v = |rule| one_stage(&strata, &[f64::INFINITY; 3], rule).covariance(&totals, 1, None);
+        let v = |rule| {
+            one_stage(&strata, &[f64::INFINITY; 3], rule).covariance(&totals, 1, None, Entries::All)
+        };
         assert!(matches!(
             v(LonelyPsu::Fail),
             Err(CoreError::LonelyPsu {
@@ -837,7 +869,8 @@ mod tests {
         let present = [true, true, true, false];
         // Stratum 1: totals 10, 0 around 5: 2 (25 + 25) = 100; stratum 0 adds 4.
         close(
-            &lin.covariance(&totals, 1, Some(&present)).unwrap(),
+            &lin.covariance(&totals, 1, Some(&present), Entries::All)
+                .unwrap(),
             &[104.0],
         );
     }
@@ -857,7 +890,7 @@ mod tests {
         ] {
             let method = PpsMethod::JointProbs { pij: pij.clone() };
             lin.pps = Some(Pps::new(&method, variance, &lin.stages, true, 2).unwrap());
-            close(&lin.covariance(&x, 1, None).unwrap(), &[want]);
+            close(&lin.covariance(&x, 1, None, Entries::All).unwrap(), &[want]);
         }
     }
 

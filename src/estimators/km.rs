@@ -557,12 +557,11 @@ pub fn nelson_aalen(rows: &SurvivalRows, tables: &[TimeTable]) -> Result<Vec<Nel
 /// The variances of `p` estimates from their influence totals per variance unit
 /// (`block`, units x p, row-major): one engine call, whose covariance's diagonal they are.
 fn block_variances(design: &Design, block: &[f64], p: usize, present: &[bool]) -> Result<Vec<f64>> {
-    let cov = design.covariance(Influence::UnitTotals {
+    design.variances(Influence::UnitTotals {
         totals: block,
         p,
         present: Some(present),
-    })?;
-    Ok(cov.variances())
+    })
 }
 
 /// The entries asked for, sorted and without repeats, and where each asked one is among them.
@@ -1059,12 +1058,11 @@ impl NelsonAalen {
                     values[k * p + col] = w * v;
                 }
             }
-            let cov = design.covariance(Influence::Rows {
+            out.extend(design.variances(Influence::Rows {
                 values: &values,
                 p,
                 in_domain: Some(&in_domain),
-            })?;
-            out.extend(cov.variances());
+            })?);
         }
         Ok(out)
     }

@@ -1682,7 +1682,13 @@ mod tests {
         let counts = [1.0, 0.0, 2.0, 3.0, 1.0, 4.0, 6.0, 5.0, 9.0];
         let w = [1.0, 2.0, 1.0, 0.5, 1.0, 1.0, 3.0, 1.0, 1.0];
         let cases = [
-            (&complete, &complete_y[..], Family::Binomial, Link::Logit, true),
+            (
+                &complete,
+                &complete_y[..],
+                Family::Binomial,
+                Link::Logit,
+                true,
+            ),
             (&quasi, &quasi_y[..], Family::Binomial, Link::Logit, true),
             (&quasi, &quasi_y[..], Family::Poisson, Link::Log, true),
             (&far, &far_y[..], Family::Binomial, Link::Logit, false),
